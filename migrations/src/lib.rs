@@ -1,0 +1,19 @@
+//! hookgate's database schema, as sea-orm migrations: one file per migration, applied in order at
+//! start-up and by `hookgate migrate`. The same migrations run on SQLite and PostgreSQL.
+//!
+//! Times are stored as microseconds since the Unix epoch (UTC) in BIGINT columns: they sort and
+//! compare the same way on both engines.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_receivers;
+
+/// Every migration hookgate has, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_receivers::Migration)]
+    }
+}

@@ -1,0 +1,59 @@
+//! The gRPC admin API: tonic services that map protobuf messages onto the domain and back, and
+//! nothing else. Access control and error mapping live here too, once for every service.
+
+mod auth;
+mod page_token;
+mod receivers;
+mod status;
+
+pub use auth::{AdminAuth, actor};
+pub use receivers::ReceiverAdmin;
+
+/// The generated protobuf types and services of `hookgate.v1`.
+pub mod proto {
+    tonic::include_proto!("hookgate.v1");
+
+    /// Every .proto file compiled, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hookgate_descriptor");
+}
+
+use tonic::service::Routes;
+
+use crate::receivers::ReceiverStore;
+
+/// Everything the admin services need.
+#[derive(Clone)]
+pub struct AdminState {
+    pub receivers: ReceiverStore,
+    /// The base of receiver URLs, no trailing slash.
+    pub public_url: String,
+}
+
+/// The admin API's routes: every service behind the admin token, plus reflection (v1 and
+/// v1alpha, which grpcurl 1.8 speaks) and health, which stay open.
+pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
+    use proto::receiver_service_server::ReceiverServiceServer;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(
+            "hookgate.v1.ReceiverService",
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+
+    let receivers = ReceiverServiceServer::with_interceptor(ReceiverAdmin::new(state), auth);
+    let mut builder = Routes::builder();
+    builder
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(receivers);
+    Ok(builder.routes())
+}

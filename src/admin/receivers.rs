@@ -1,0 +1,316 @@
+//! `hookgate.v1.ReceiverService`: the receiver registry over gRPC.
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::proto::{self, receiver_service_server::ReceiverService};
+use super::status::{page_size, parse_id};
+use super::{AdminState, actor, page_token};
+use crate::receivers::{
+    CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions, ReceiverPatch,
+    ReceiverSecret,
+};
+use crate::time::to_timestamp;
+
+/// The default and the largest page of `ListReceivers`.
+const DEFAULT_PAGE_SIZE: u64 = 50;
+const MAX_PAGE_SIZE: u64 = 500;
+/// The longest a previous secret may stay valid after a rotation.
+const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The mask paths `UpdateReceiver` takes.
+const UPDATABLE: &str = "name, code_host_urn, options, options.ignore_unmatched, options.min_sync_interval, options.push_branch_filter, options.rate_limit_per_minute";
+
+/// Serves `ReceiverService` over the registry.
+pub struct ReceiverAdmin {
+    state: AdminState,
+}
+
+impl ReceiverAdmin {
+    pub fn new(state: AdminState) -> Self {
+        Self { state }
+    }
+
+    fn to_proto(&self, r: Receiver) -> proto::Receiver {
+        proto::Receiver {
+            url: format!("{}/.api/webhooks/{}", self.state.public_url, r.id),
+            id: r.id.to_string(),
+            name: r.name,
+            code_host_kind: kind_to_proto(r.code_host_kind) as i32,
+            code_host_urn: r.code_host_urn.as_str().to_owned(),
+            has_secret: r.has_secret,
+            options: Some(proto::ReceiverOptions {
+                ignore_unmatched: r.options.ignore_unmatched,
+                min_sync_interval: (!r.options.min_sync_interval.is_zero())
+                    .then(|| duration_to_proto(r.options.min_sync_interval)),
+                push_branch_filter: r.options.push_branch_filter,
+                rate_limit_per_minute: r.options.rate_limit_per_minute,
+            }),
+            create_time: Some(to_timestamp(r.create_time)),
+            update_time: Some(to_timestamp(r.update_time)),
+            created_by: r.created_by,
+            updated_by: r.updated_by,
+            last_delivery_time: r.last_delivery_time.map(to_timestamp),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ReceiverService for ReceiverAdmin {
+    async fn create_receiver(
+        &self,
+        request: Request<proto::CreateReceiverRequest>,
+    ) -> Result<Response<proto::CreateReceiverResponse>, Status> {
+        let actor = actor(&request)?;
+        let req = request.into_inner();
+        let new = NewReceiver {
+            name: ReceiverName::parse(&req.name)?,
+            code_host_kind: kind_from_proto(req.code_host_kind)?,
+            code_host_urn: CodeHostUrn::parse(&req.code_host_urn)?,
+            secret: secret_or_generated(&req.secret)?,
+            options: options_from_proto(req.options.unwrap_or_default())?,
+        };
+        let secret = new.secret.expose().to_owned();
+        let receiver = self.state.receivers.create(new, &actor).await?;
+        tracing::info!(receiver = %receiver.id, name = %receiver.name, kind = %receiver.code_host_kind, %actor, "receiver created");
+        Ok(Response::new(proto::CreateReceiverResponse {
+            receiver: Some(self.to_proto(receiver)),
+            secret,
+        }))
+    }
+
+    async fn get_receiver(
+        &self,
+        request: Request<proto::GetReceiverRequest>,
+    ) -> Result<Response<proto::Receiver>, Status> {
+        let id = parse_id("id", &request.get_ref().id)?;
+        let receiver = self.state.receivers.get(id).await?;
+        Ok(Response::new(self.to_proto(receiver)))
+    }
+
+    async fn list_receivers(
+        &self,
+        request: Request<proto::ListReceiversRequest>,
+    ) -> Result<Response<proto::ListReceiversResponse>, Status> {
+        let req = request.into_inner();
+        let limit = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let kind = match req.code_host_kind {
+            0 => None,
+            n => Some(kind_from_proto(n)?),
+        };
+        let filter = format!("kind={}", kind.map(CodeHostKind::as_str).unwrap_or(""));
+        let after = page_token::decode(&req.page_token, &filter)?;
+        let page = self
+            .state
+            .receivers
+            .list(kind, after.map(|c| (c.key, c.id)), limit)
+            .await?;
+        let next_page_token = match (page.has_more, page.receivers.last()) {
+            (true, Some(last)) => page_token::encode(
+                &page_token::Cursor {
+                    key: last.create_time,
+                    id: last.id,
+                },
+                &filter,
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(proto::ListReceiversResponse {
+            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+            receivers: page
+                .receivers
+                .into_iter()
+                .map(|r| self.to_proto(r))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_receiver(
+        &self,
+        request: Request<proto::UpdateReceiverRequest>,
+    ) -> Result<Response<proto::Receiver>, Status> {
+        let actor = actor(&request)?;
+        let req = request.into_inner();
+        let Some(receiver) = req.receiver else {
+            return Err(Status::invalid_argument(
+                "receiver is required: give receiver.id and the fields to change",
+            ));
+        };
+        let id = parse_id("receiver.id", &receiver.id)?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let patch = patch_from_mask(&paths, receiver)?;
+        let updated = self.state.receivers.update(id, patch, &actor).await?;
+        tracing::info!(receiver = %id, %actor, fields = ?paths, "receiver updated");
+        Ok(Response::new(self.to_proto(updated)))
+    }
+
+    async fn delete_receiver(
+        &self,
+        request: Request<proto::DeleteReceiverRequest>,
+    ) -> Result<Response<proto::DeleteReceiverResponse>, Status> {
+        let actor = actor(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.state.receivers.delete(id).await?;
+        tracing::info!(receiver = %id, %actor, "receiver deleted");
+        Ok(Response::new(proto::DeleteReceiverResponse {}))
+    }
+
+    async fn rotate_receiver_secret(
+        &self,
+        request: Request<proto::RotateReceiverSecretRequest>,
+    ) -> Result<Response<proto::RotateReceiverSecretResponse>, Status> {
+        let actor = actor(&request)?;
+        let req = request.into_inner();
+        let id = parse_id("id", &req.id)?;
+        let secret = secret_or_generated(&req.secret)?;
+        let overlap = match req.overlap {
+            None => Duration::ZERO,
+            Some(d) => duration_from_proto("overlap", d)?,
+        };
+        if overlap > MAX_OVERLAP {
+            return Err(Status::invalid_argument(format!(
+                "overlap {} is longer than the maximum of {}",
+                humantime::format_duration(overlap),
+                humantime::format_duration(MAX_OVERLAP)
+            )));
+        }
+        let rotated = self
+            .state
+            .receivers
+            .rotate_secret(id, &secret, overlap, &actor)
+            .await?;
+        tracing::info!(receiver = %id, %actor, overlap = %humantime::format_duration(overlap), "receiver secret rotated");
+        Ok(Response::new(proto::RotateReceiverSecretResponse {
+            receiver: Some(self.to_proto(rotated.receiver)),
+            secret: secret.expose().to_owned(),
+            previous_secret_expire_time: rotated.previous_secret_expire_time.map(to_timestamp),
+        }))
+    }
+}
+
+fn secret_or_generated(raw: &str) -> Result<ReceiverSecret, Status> {
+    if raw.is_empty() {
+        Ok(ReceiverSecret::generate())
+    } else {
+        Ok(ReceiverSecret::parse(raw)?)
+    }
+}
+
+fn kind_from_proto(raw: i32) -> Result<CodeHostKind, Status> {
+    use proto::CodeHostKind as P;
+    match P::try_from(raw) {
+        Ok(P::Github) => Ok(CodeHostKind::GitHub),
+        Ok(P::Gitlab) => Ok(CodeHostKind::GitLab),
+        Ok(P::BitbucketServer) => Ok(CodeHostKind::BitbucketServer),
+        Ok(P::BitbucketCloud) => Ok(CodeHostKind::BitbucketCloud),
+        Ok(P::Generic) => Ok(CodeHostKind::Generic),
+        Ok(P::Unspecified) => Err(Status::invalid_argument(
+            "code_host_kind is required: one of CODE_HOST_KIND_GITHUB, CODE_HOST_KIND_GITLAB, CODE_HOST_KIND_BITBUCKET_SERVER, CODE_HOST_KIND_BITBUCKET_CLOUD, CODE_HOST_KIND_GENERIC",
+        )),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "code_host_kind {raw} is not a known kind"
+        ))),
+    }
+}
+
+fn kind_to_proto(kind: CodeHostKind) -> proto::CodeHostKind {
+    use proto::CodeHostKind as P;
+    match kind {
+        CodeHostKind::GitHub => P::Github,
+        CodeHostKind::GitLab => P::Gitlab,
+        CodeHostKind::BitbucketServer => P::BitbucketServer,
+        CodeHostKind::BitbucketCloud => P::BitbucketCloud,
+        CodeHostKind::Generic => P::Generic,
+    }
+}
+
+fn duration_from_proto(field: &str, d: prost_types::Duration) -> Result<Duration, Status> {
+    Duration::try_from(d).map_err(|_| {
+        Status::invalid_argument(format!(
+            "{field} must be a non-negative duration such as \"60s\""
+        ))
+    })
+}
+
+fn duration_to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).expect("a stored interval fits a protobuf Duration")
+}
+
+fn options_from_proto(o: proto::ReceiverOptions) -> Result<ReceiverOptions, Status> {
+    Ok(ReceiverOptions {
+        ignore_unmatched: o.ignore_unmatched,
+        min_sync_interval: match o.min_sync_interval {
+            Some(d) => duration_from_proto("options.min_sync_interval", d)?,
+            None => Duration::ZERO,
+        },
+        push_branch_filter: ReceiverOptions::parse_branch_filter(o.push_branch_filter)?,
+        rate_limit_per_minute: o.rate_limit_per_minute,
+    })
+}
+
+/// Turns an update mask and the receiver it points into into a patch, refusing paths that
+/// are unknown or name fields that cannot change.
+fn patch_from_mask(paths: &[String], receiver: proto::Receiver) -> Result<ReceiverPatch, Status> {
+    if paths.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "update_mask is required: name the fields to change ({UPDATABLE})"
+        )));
+    }
+    let options = receiver.options.unwrap_or_default();
+    let mut patch = ReceiverPatch::default();
+    for path in paths {
+        match path.trim() {
+            "name" => patch.name = Some(ReceiverName::parse(&receiver.name)?),
+            "code_host_urn" => {
+                patch.code_host_urn = Some(CodeHostUrn::parse(&receiver.code_host_urn)?)
+            }
+            "options" => {
+                let o = options_from_proto(options.clone())?;
+                patch.ignore_unmatched = Some(o.ignore_unmatched);
+                patch.min_sync_interval = Some(o.min_sync_interval);
+                patch.push_branch_filter = Some(o.push_branch_filter);
+                patch.rate_limit_per_minute = Some(o.rate_limit_per_minute);
+            }
+            "options.ignore_unmatched" => patch.ignore_unmatched = Some(options.ignore_unmatched),
+            "options.min_sync_interval" => {
+                patch.min_sync_interval = Some(match options.min_sync_interval {
+                    Some(d) => duration_from_proto("options.min_sync_interval", d)?,
+                    None => Duration::ZERO,
+                })
+            }
+            "options.push_branch_filter" => {
+                patch.push_branch_filter = Some(ReceiverOptions::parse_branch_filter(
+                    options.push_branch_filter.clone(),
+                )?)
+            }
+            "options.rate_limit_per_minute" => {
+                patch.rate_limit_per_minute = Some(options.rate_limit_per_minute)
+            }
+            "id" => return Err(Status::invalid_argument("id cannot be changed")),
+            "code_host_kind" => {
+                return Err(Status::invalid_argument(
+                    "code_host_kind cannot be changed: create a new receiver for another kind",
+                ));
+            }
+            "secret" => {
+                return Err(Status::invalid_argument(
+                    "the secret is changed with RotateReceiverSecret, not UpdateReceiver",
+                ));
+            }
+            p @ ("url" | "has_secret" | "create_time" | "update_time" | "created_by"
+            | "updated_by" | "last_delivery_time") => {
+                return Err(Status::invalid_argument(format!(
+                    "{p} is output only and cannot be changed"
+                )));
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown update_mask path {other:?}: the paths that can change are {UPDATABLE}"
+                )));
+            }
+        }
+    }
+    Ok(patch)
+}

@@ -1,0 +1,152 @@
+//! Builds and runs the whole service: the database, the HTTP ingress and the gRPC admin API.
+//! `main` and the integration tests both start hookgate through [`Application`], so the tests run
+//! exactly what operators run.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminAuth, AdminState};
+use crate::config::Config;
+use crate::db;
+use crate::ingress::{self, IngressState};
+use crate::receivers::ReceiverStore;
+
+/// A built service: database migrated, both listeners bound, not yet serving.
+pub struct Application {
+    http_listener: TcpListener,
+    grpc_listener: TcpListener,
+    http_router: axum::Router,
+    grpc_routes: tonic::service::Routes,
+    /// The base of receiver URLs in force.
+    public_url: String,
+    db: DatabaseConnection,
+}
+
+impl Application {
+    /// Checks the configuration, opens and migrates the database and binds both ports (port 0
+    /// picks a free one; [`Application::http_addr`] tells which).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let admin_token = config.admin_token();
+        if admin_token.is_none() && !config.grpc_addr.ip().is_loopback() {
+            anyhow::bail!(
+                "the admin API would listen on {} with no admin token, open to anyone who can reach it: \
+                 set --admin-token (or HOOKGATE_ADMIN_TOKEN), or listen on a loopback address such as --grpc-addr 127.0.0.1:50051",
+                config.grpc_addr
+            );
+        }
+        let db = open_database(config).await?;
+
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on --http-addr {}", config.http_addr))?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on --grpc-addr {}", config.grpc_addr))?;
+        let public_url = config.public_url(http_listener.local_addr()?)?;
+
+        let http_router = ingress::router(IngressState { db: db.clone() });
+        let grpc_routes = admin::routes(
+            AdminState {
+                receivers: ReceiverStore::new(db.clone()),
+                public_url: public_url.clone(),
+            },
+            AdminAuth::new(admin_token),
+        )
+        .await?;
+        Ok(Self {
+            http_listener,
+            grpc_listener,
+            http_router,
+            grpc_routes,
+            public_url,
+            db,
+        })
+    }
+
+    /// Where the ingress listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Where the admin API listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The base of receiver URLs.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Serves both ports until `shutdown` completes, then stops taking connections, lets
+    /// in-flight requests finish and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let http_addr = self.http_addr();
+        let grpc_addr = self.grpc_addr();
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                stop.cancel();
+            }
+        });
+
+        tracing::info!(%http_addr, public_url = %self.public_url, "webhook ingress listening");
+        tracing::info!(%grpc_addr, "admin API listening");
+        let http = async {
+            axum::serve(self.http_listener, self.http_router)
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await
+                .context("the HTTP ingress failed")
+        };
+        let grpc = async {
+            tonic::transport::Server::builder()
+                .add_routes(self.grpc_routes)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(self.grpc_listener),
+                    stop.clone().cancelled_owned(),
+                )
+                .await
+                .context("the gRPC admin API failed")
+        };
+        // If one server fails, stop the other too rather than run half a service.
+        let result = tokio::try_join!(
+            async {
+                let r = http.await;
+                stop.cancel();
+                r
+            },
+            async {
+                let r = grpc.await;
+                stop.cancel();
+                r
+            }
+        );
+        self.db.close().await.ok();
+        result.map(|_| ())
+    }
+}
+
+/// Creates the data directory, opens the database and applies migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let db = db::connect(&config.database_url()).await?;
+    db::migrate(&db).await?;
+    Ok(db)
+}

@@ -1,0 +1,96 @@
+//! Every setting hookgate has: its flag, its environment variable and its default, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hookgate: a webhook receiver for code hosts (GitHub, GitLab, Bitbucket Server/Data Center,
+/// Bitbucket Cloud). Admins register receivers over gRPC; code hosts deliver to their URLs.
+#[derive(Debug, Parser)]
+#[command(name = "hookgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Run the webhook ingress and the admin API (the default).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+}
+
+/// The service's settings. Every flag may come from its environment variable instead.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Where the webhook ingress (and /healthz) listens.
+    #[arg(long, env = "HOOKGATE_HTTP_ADDR", default_value = "0.0.0.0:8080", global = true)]
+    pub http_addr: SocketAddr,
+
+    /// Where the gRPC admin API listens. A non-loopback address needs --admin-token.
+    #[arg(long, env = "HOOKGATE_GRPC_ADDR", default_value = "127.0.0.1:50051", global = true)]
+    pub grpc_addr: SocketAddr,
+
+    /// The base of every receiver's URL, as code hosts reach this service
+    /// (e.g. https://hooks.example.com). Default: http://<http-addr>.
+    #[arg(long, env = "HOOKGATE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Where hookgate keeps its files (the SQLite database by default). Created if missing.
+    #[arg(long, env = "HOOKGATE_DATA_DIR", default_value = "./hookgate-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// The database: postgres://user@host/db for PostgreSQL.
+    /// Default: sqlite://<data-dir>/hookgate.db?mode=rwc (WAL mode).
+    #[arg(long, env = "HOOKGATE_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// The bearer token every admin RPC must carry (metadata `authorization: Bearer <token>`).
+    #[arg(long, env = "HOOKGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+}
+
+impl Config {
+    /// The database URL in force: the one given, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("hookgate.db").display()
+            ),
+        }
+    }
+
+    /// The admin token, if one is set and not blank.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The base of receiver URLs, without a trailing slash. `bound_http` is the address the
+    /// ingress actually listens on (it differs from --http-addr when that asks for port 0).
+    pub fn public_url(&self, bound_http: SocketAddr) -> anyhow::Result<String> {
+        match &self.public_url {
+            Some(raw) if !raw.trim().is_empty() => {
+                let url = url::Url::parse(raw.trim()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--public-url {raw:?} is not an absolute URL ({e}): give one such as https://hooks.example.com"
+                    )
+                })?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    anyhow::bail!("--public-url {raw:?} must be an http or https URL");
+                }
+                Ok(url.as_str().trim_end_matches('/').to_owned())
+            }
+            _ => Ok(format!("http://{bound_http}")),
+        }
+    }
+}
