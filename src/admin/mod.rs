@@ -34,12 +34,14 @@ pub struct AdminState {
 pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
     use proto::receiver_service_server::ReceiverServiceServer;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Health is described too, so `grpcurl list` shows it and `describe` works on it.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status(

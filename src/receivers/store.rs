@@ -73,6 +73,28 @@ pub struct RotatedSecret {
     pub previous_secret_expire_time: Option<i64>,
 }
 
+/// The secrets a receiver's deliveries may be signed with.
+#[derive(Debug, Clone)]
+pub struct ReceiverSecrets {
+    pub current: ReceiverSecret,
+    /// The secret before the last rotation and when it stops being accepted.
+    pub previous: Option<(ReceiverSecret, i64)>,
+}
+
+impl ReceiverSecrets {
+    /// The secrets accepted at `now` (microseconds): the current one, and the previous one while
+    /// its overlap lasts.
+    pub fn accepted_at(&self, now: i64) -> Vec<&str> {
+        let mut accepted = vec![self.current.expose()];
+        if let Some((previous, expire)) = &self.previous
+            && now < *expire
+        {
+            accepted.push(previous.expose());
+        }
+        accepted
+    }
+}
+
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +193,27 @@ impl ReceiverStore {
             .await?
             .ok_or(StoreError::NotFound(id))?;
         to_receiver(model)
+    }
+
+    /// The receiver's secrets, for verifying its deliveries.
+    pub async fn secrets(&self, id: Uuid) -> Result<ReceiverSecrets, StoreError> {
+        let m = receiver::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
+        let corrupt = |why: &str| StoreError::Corrupt {
+            id: m.id.clone(),
+            why: why.to_owned(),
+        };
+        let current = ReceiverSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?;
+        let previous = match (&m.previous_secret, m.previous_secret_expire_time) {
+            (Some(secret), Some(expire)) => Some((
+                ReceiverSecret::parse(secret).map_err(|_| corrupt("previous_secret"))?,
+                expire,
+            )),
+            _ => None,
+        };
+        Ok(ReceiverSecrets { current, previous })
     }
 
     /// Receivers in creation order, `limit` at most, after the `(create_time, id)` cursor.

@@ -1,0 +1,204 @@
+//! What every integration test needs: the real service on port 0 with a fresh database (SQLite in
+//! a temporary directory, or a new PostgreSQL database), and clients that talk to it over real
+//! sockets.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;
+use hookgate::app::Application;
+use hookgate::config::Config;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per engine for an `async fn(Engine)`, as `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Engine::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::common::postgres_url().is_some() {
+                        super::$name($crate::common::Engine::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// The PostgreSQL server tests may use. Outside CI a missing URL skips PostgreSQL tests with a
+/// printed reason; in CI it is a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("HOOKGATE_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("HOOKGATE_TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
+        }
+        _ => {
+            eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set, so no PostgreSQL test runs");
+            None
+        }
+    }
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDatabase {
+    /// The URL hookgate is started with.
+    pub url: String,
+    /// Holds the SQLite file (and the data directory) until the test ends.
+    pub dir: tempfile::TempDir,
+    /// For PostgreSQL: the server URL and the database's name, to drop it afterwards.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn new(engine: Engine) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory can be made");
+        match engine {
+            Engine::Sqlite => Self {
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("hookgate.db").display()),
+                dir,
+                postgres: None,
+            },
+            Engine::Postgres => {
+                let server = postgres_url().expect("PostgreSQL tests run only with a URL");
+                let name = format!("hookgate_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(server.as_str())
+                    .await
+                    .expect("the PostgreSQL test server accepts connections");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("a test database can be created");
+                admin.close().await.ok();
+                let mut url = url::Url::parse(&server).expect("HOOKGATE_TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                Self {
+                    url: url.to_string(),
+                    dir,
+                    postgres: Some((server, name)),
+                }
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL test database (SQLite's goes with the temporary directory).
+    pub async fn drop_database(&self) {
+        if let Some((server, name)) = &self.postgres
+            && let Ok(admin) = Database::connect(server.as_str()).await
+        {
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .ok();
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// The service as a test sees it.
+pub struct TestApp {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub public_url: String,
+    pub db: TestDatabase,
+    /// The admin token the service was started with, sent by [`TestApp::req`].
+    pub admin_token: Option<String>,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The configuration a test starts hookgate with: both ports 0, loopback, the given database.
+pub fn test_config(db: &TestDatabase) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().expect("a valid address"),
+        grpc_addr: "127.0.0.1:0".parse().expect("a valid address"),
+        public_url: None,
+        data_dir: db.dir.path().to_path_buf(),
+        database_url: Some(db.url.clone()),
+        admin_token: None,
+    }
+}
+
+impl TestApp {
+    /// Starts hookgate on a fresh database of `engine`, with no admin token.
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// Starts hookgate on a fresh database after `adjust` has changed the test configuration.
+    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDatabase::new(engine).await;
+        let mut config = test_config(&db);
+        adjust(&mut config);
+        let app = Application::build(&config)
+            .await
+            .expect("hookgate starts with the test configuration");
+        let stop = CancellationToken::new();
+        let http_addr = app.http_addr();
+        let grpc_addr = app.grpc_addr();
+        let public_url = app.public_url().to_owned();
+        let task = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
+        Self {
+            http_addr,
+            grpc_addr,
+            public_url,
+            db,
+            admin_token: config.admin_token().map(str::to_owned),
+            stop,
+            task,
+        }
+    }
+
+    /// A gRPC channel to the admin API.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("a valid URI")
+            .connect()
+            .await
+            .expect("the admin API accepts connections")
+    }
+
+    pub async fn receivers(&self) -> ReceiverServiceClient<Channel> {
+        ReceiverServiceClient::new(self.channel().await)
+    }
+
+    /// A request carrying the admin token, if the service has one.
+    pub fn req<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.admin_token {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("a valid header value"),
+            );
+        }
+        request
+    }
+
+    /// Stops the service gracefully and drops its database.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("the service task does not panic")
+            .expect("the service stops cleanly");
+        self.db.drop_database().await;
+    }
+}
