@@ -49,6 +49,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on --grpc-addr {}", config.grpc_addr))?;
         let public_url = config.public_url(http_listener.local_addr()?)?;
+        if config.public_url.is_none() && config.http_addr.ip().is_unspecified() {
+            tracing::warn!(
+                %public_url,
+                "receiver URLs use the listen address, which code hosts cannot reach: set --public-url (HOOKGATE_PUBLIC_URL) to the URL they see, e.g. https://hooks.example.com"
+            );
+        }
 
         let http_router = ingress::router(IngressState { db: db.clone() });
         let grpc_routes = admin::routes(
@@ -90,7 +96,10 @@ impl Application {
 
     /// Serves both ports until `shutdown` completes, then stops taking connections, lets
     /// in-flight requests finish and returns.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let http_addr = self.http_addr();
         let grpc_addr = self.grpc_addr();
         let stop = CancellationToken::new();

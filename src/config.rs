@@ -29,11 +29,21 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Where the webhook ingress (and /healthz) listens.
-    #[arg(long, env = "HOOKGATE_HTTP_ADDR", default_value = "0.0.0.0:8080", global = true)]
+    #[arg(
+        long,
+        env = "HOOKGATE_HTTP_ADDR",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
     pub http_addr: SocketAddr,
 
     /// Where the gRPC admin API listens. A non-loopback address needs --admin-token.
-    #[arg(long, env = "HOOKGATE_GRPC_ADDR", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "HOOKGATE_GRPC_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     pub grpc_addr: SocketAddr,
 
     /// The base of every receiver's URL, as code hosts reach this service
@@ -42,7 +52,12 @@ pub struct Config {
     pub public_url: Option<String>,
 
     /// Where hookgate keeps its files (the SQLite database by default). Created if missing.
-    #[arg(long, env = "HOOKGATE_DATA_DIR", default_value = "./hookgate-data", global = true)]
+    #[arg(
+        long,
+        env = "HOOKGATE_DATA_DIR",
+        default_value = "./hookgate-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// The database: postgres://user@host/db for PostgreSQL.
@@ -51,7 +66,12 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// The bearer token every admin RPC must carry (metadata `authorization: Bearer <token>`).
-    #[arg(long, env = "HOOKGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "HOOKGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_token: Option<String>,
 }
 

@@ -14,7 +14,8 @@ pub mod proto {
     tonic::include_proto!("hookgate.v1");
 
     /// Every .proto file compiled, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hookgate_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("hookgate_descriptor");
 }
 
 use tonic::service::Routes;

@@ -30,7 +30,10 @@ impl ReceiverSecret {
                 ),
             ));
         }
-        if let Some(bad) = raw.chars().find(|c| !c.is_ascii() || !ALPHABET.contains(&(*c as u8))) {
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !c.is_ascii() || !ALPHABET.contains(&(*c as u8)))
+        {
             return Err(ValidationError::new(
                 "secret",
                 format!(
@@ -89,7 +92,13 @@ mod tests {
 
     #[test]
     fn characters_outside_the_url_safe_alphabet_are_refused() {
-        for bad in ["with space1", "slash/slash", "percent%20", "plus+plus+", "ümlautsss"] {
+        for bad in [
+            "with space1",
+            "slash/slash",
+            "percent%20",
+            "plus+plus+",
+            "ümlautsss",
+        ] {
             let err = ReceiverSecret::parse(bad).unwrap_err();
             assert!(err.message.contains("only A-Z"), "{bad}: {err}");
         }

@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn scheme_and_host_are_lower_cased_and_the_default_port_dropped() {
         assert_eq!(norm("HTTPS://GitHub.com:443"), "https://github.com/");
-        assert_eq!(norm("http://GitLab.example.com:80/"), "http://gitlab.example.com/");
+        assert_eq!(
+            norm("http://GitLab.example.com:80/"),
+            "http://gitlab.example.com/"
+        );
     }
 
     #[test]

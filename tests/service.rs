@@ -1,0 +1,159 @@
+//! The service as a whole: admin access, start-up rules, /healthz.
+
+mod common;
+
+use common::{Engine, TestApp, TestDatabase, test_config};
+use hookgate::admin::proto::{CodeHostKind, CreateReceiverRequest, ListReceiversRequest};
+use hookgate::app::Application;
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+on_both_engines!(
+    with_an_admin_token_every_admin_call_needs_it,
+    health_and_reflection_stay_open_without_the_token,
+    healthz_answers_200_when_the_database_answers,
+);
+
+async fn with_an_admin_token_every_admin_call_needs_it(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| c.admin_token = Some("s3cret-admin".into())).await;
+    let mut client = app.receivers().await;
+    let create = || CreateReceiverRequest {
+        name: "guarded".into(),
+        code_host_kind: CodeHostKind::Github as i32,
+        code_host_urn: "https://github.com".into(),
+        ..Default::default()
+    };
+
+    let err = client.create_receiver(create()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("authorization: Bearer"),
+        "{}",
+        err.message()
+    );
+
+    for bad in ["Bearer wrong", "s3cret-admin", "Basic czNjcmV0LWFkbWlu"] {
+        let mut req = tonic::Request::new(create());
+        req.metadata_mut()
+            .insert("authorization", bad.parse().unwrap());
+        let err = client.create_receiver(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{bad}");
+    }
+    let mut req = tonic::Request::new(ListReceiversRequest::default());
+    req.metadata_mut()
+        .insert("authorization", "Bearer wrong".parse().unwrap());
+    assert_eq!(
+        client.list_receivers(req).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    // Nothing was created by the refused calls; the right token works.
+    let listed = client
+        .list_receivers(app.req(ListReceiversRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0);
+    client.create_receiver(app.req(create())).await.unwrap();
+    app.stop().await;
+}
+
+async fn health_and_reflection_stay_open_without_the_token(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| c.admin_token = Some("s3cret-admin".into())).await;
+    let mut health = HealthClient::new(app.channel().await);
+    for service in ["", "hookgate.v1.ReceiverService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.status, 1, "{service:?} is SERVING");
+    }
+
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(app.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("reflection lists services");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"hookgate.v1.ReceiverService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+    app.stop().await;
+}
+
+async fn healthz_answers_200_when_the_database_answers(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let response = reqwest::get(format!("http://{}/healthz", app.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn serve_refuses_a_non_loopback_admin_address_without_a_token() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let mut config = test_config(&db);
+    config.grpc_addr = "0.0.0.0:0".parse().unwrap();
+    let err = Application::build(&config)
+        .await
+        .err()
+        .expect("start-up is refused");
+    let message = format!("{err:#}");
+    assert!(message.contains("--admin-token"), "{message}");
+    assert!(message.contains("HOOKGATE_ADMIN_TOKEN"), "{message}");
+
+    // A blank token counts as none; a real one lets it start.
+    config.admin_token = Some("   ".into());
+    assert!(Application::build(&config).await.is_err());
+    config.admin_token = Some("a-real-token".into());
+    assert!(Application::build(&config).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_public_url_sets_the_base_of_receiver_urls() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.public_url = Some("https://hooks.example.com/".into())
+    })
+    .await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(CreateReceiverRequest {
+            name: "public".into(),
+            code_host_kind: CodeHostKind::Gitlab as i32,
+            code_host_urn: "https://gitlab.com".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let r = created.receiver.unwrap();
+    assert_eq!(
+        r.url,
+        format!("https://hooks.example.com/.api/webhooks/{}", r.id)
+    );
+    app.stop().await;
+}
