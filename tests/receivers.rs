@@ -51,7 +51,11 @@ fn micros(t: Option<prost_types::Timestamp>) -> i64 {
 
 /// A store over the test's database, to look at what the API does not show (the secrets).
 async fn store(app: &TestApp) -> ReceiverStore {
-    ReceiverStore::new(hookgate::db::connect(&app.db.url).await.expect("the test database opens"))
+    ReceiverStore::new(
+        hookgate::db::connect(&app.db.url)
+            .await
+            .expect("the test database opens"),
+    )
 }
 
 on_both_engines!(
@@ -84,7 +88,10 @@ async fn a_created_receiver_has_an_id_a_url_a_generated_secret_and_its_creator(e
     let id = uuid::Uuid::parse_str(&r.id).expect("the id is a UUID");
     assert_eq!(id.get_version_num(), 4);
     assert_eq!(r.url, format!("{}/.api/webhooks/{}", app.public_url, r.id));
-    assert_eq!(r.url, format!("http://{}/.api/webhooks/{}", app.http_addr, r.id));
+    assert_eq!(
+        r.url,
+        format!("http://{}/.api/webhooks/{}", app.http_addr, r.id)
+    );
     assert!(r.has_secret);
     assert_eq!(created.secret.len(), 40);
     assert!(hookgate::receivers::ReceiverSecret::parse(&created.secret).is_ok());
@@ -94,7 +101,10 @@ async fn a_created_receiver_has_an_id_a_url_a_generated_secret_and_its_creator(e
     assert_eq!(r.create_time, r.update_time);
     assert_eq!(r.last_delivery_time, None);
     let other = create(&app, github("github-other")).await;
-    assert_ne!(other.secret, created.secret, "each receiver gets its own secret");
+    assert_ne!(
+        other.secret, created.secret,
+        "each receiver gets its own secret"
+    );
     assert_ne!(other.receiver.unwrap().id, r.id);
     app.stop().await;
 }
@@ -105,8 +115,17 @@ async fn the_actor_metadata_is_recorded_as_creator_and_updater(engine: Engine) {
     let mut req = app.req(github("ci"));
     req.metadata_mut()
         .insert("x-hookgate-actor", "alice".parse().unwrap());
-    let r = client.create_receiver(req).await.unwrap().into_inner().receiver.unwrap();
-    assert_eq!((r.created_by.as_str(), r.updated_by.as_str()), ("alice", "alice"));
+    let r = client
+        .create_receiver(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .receiver
+        .unwrap();
+    assert_eq!(
+        (r.created_by.as_str(), r.updated_by.as_str()),
+        ("alice", "alice")
+    );
 
     let mut update = app.req(UpdateReceiverRequest {
         receiver: Some(proto::Receiver {
@@ -136,7 +155,10 @@ async fn a_name_is_required_trimmed_and_at_most_100_characters(engine: Engine) {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("100"), "{}", err.message());
 
-    let r = create(&app, github(&"n".repeat(100))).await.receiver.unwrap();
+    let r = create(&app, github(&"n".repeat(100)))
+        .await
+        .receiver
+        .unwrap();
     assert_eq!(r.name.len(), 100);
     let r = create(&app, github("  spaced  ")).await.receiver.unwrap();
     assert_eq!(r.name, "spaced");
@@ -167,7 +189,11 @@ async fn an_unspecified_code_host_kind_is_invalid(engine: Engine) {
         req.code_host_kind = kind;
         let err = create_err(&app, req).await;
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().contains("code_host_kind"), "{}", err.message());
+        assert!(
+            err.message().contains("code_host_kind"),
+            "{}",
+            err.message()
+        );
     }
     app.stop().await;
 }
@@ -176,8 +202,14 @@ async fn the_code_host_urn_is_stored_normalised(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let cases = [
         ("HTTPS://GitHub.com:443", "https://github.com/"),
-        ("http://GitLab.Example.com:80/", "http://gitlab.example.com/"),
-        ("https://bitbucket.example.com:7990/Stash", "https://bitbucket.example.com:7990/Stash/"),
+        (
+            "http://GitLab.Example.com:80/",
+            "http://gitlab.example.com/",
+        ),
+        (
+            "https://bitbucket.example.com:7990/Stash",
+            "https://bitbucket.example.com:7990/Stash/",
+        ),
         ("https://github.com//", "https://github.com/"),
     ];
     for (i, (given, stored)) in cases.iter().enumerate() {
@@ -201,13 +233,27 @@ async fn a_code_host_urn_that_is_not_an_absolute_http_url_is_invalid_with_an_exa
     engine: Engine,
 ) {
     let app = TestApp::spawn(engine).await;
-    for bad in ["github.com", "", "ftp://github.com/", "https://github.com/?a=b", "not a url"] {
+    for bad in [
+        "github.com",
+        "",
+        "ftp://github.com/",
+        "https://github.com/?a=b",
+        "not a url",
+    ] {
         let mut req = github("x");
         req.code_host_urn = bad.to_owned();
         let err = create_err(&app, req).await;
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
-        assert!(err.message().starts_with("code_host_urn"), "{}", err.message());
-        assert!(err.message().contains("https://github.com/"), "{}", err.message());
+        assert!(
+            err.message().starts_with("code_host_urn"),
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().contains("https://github.com/"),
+            "{}",
+            err.message()
+        );
     }
     app.stop().await;
 }
@@ -223,13 +269,21 @@ async fn a_given_secret_is_used_and_a_bad_one_is_invalid(engine: Engine) {
     assert_eq!(secrets.current.expose(), "my.Secret_~-123");
 
     let too_long = "a".repeat(256);
-    for bad in ["short", "has space in it", "slash/inside", too_long.as_str()] {
+    for bad in [
+        "short",
+        "has space in it",
+        "slash/inside",
+        too_long.as_str(),
+    ] {
         let mut req = github("bad");
         req.secret = bad.to_owned();
         let err = create_err(&app, req).await;
         assert_eq!(err.code(), Code::InvalidArgument);
         assert!(err.message().starts_with("secret"), "{}", err.message());
-        assert!(!err.message().contains(bad), "an error must not echo the secret");
+        assert!(
+            !err.message().contains(bad),
+            "an error must not echo the secret"
+        );
     }
     let mut req = github("longest");
     req.secret = "b".repeat(255);
@@ -278,7 +332,10 @@ async fn options_are_stored_and_bad_options_are_invalid(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let options = ReceiverOptions {
         ignore_unmatched: true,
-        min_sync_interval: Some(prost_types::Duration { seconds: 90, nanos: 0 }),
+        min_sync_interval: Some(prost_types::Duration {
+            seconds: 90,
+            nanos: 0,
+        }),
         push_branch_filter: vec!["main".into(), "release/*".into()],
         rate_limit_per_minute: 600,
     };
@@ -289,7 +346,10 @@ async fn options_are_stored_and_bad_options_are_invalid(engine: Engine) {
 
     let bad_options = [
         ReceiverOptions {
-            min_sync_interval: Some(prost_types::Duration { seconds: -1, nanos: 0 }),
+            min_sync_interval: Some(prost_types::Duration {
+                seconds: -1,
+                nanos: 0,
+            }),
             ..Default::default()
         },
         ReceiverOptions {
@@ -323,7 +383,10 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
         .rotate_receiver_secret(app.req(RotateReceiverSecretRequest {
             id: r.id.clone(),
             secret: String::new(),
-            overlap: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            overlap: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
         }))
         .await
         .unwrap()
@@ -338,7 +401,10 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
     let id = uuid::Uuid::parse_str(&r.id).unwrap();
     let secrets = store(&app).await.secrets(id).await.unwrap();
     let now = hookgate::time::now_micros();
-    assert_eq!(secrets.accepted_at(now), vec![rotated.secret.as_str(), old.as_str()]);
+    assert_eq!(
+        secrets.accepted_at(now),
+        vec![rotated.secret.as_str(), old.as_str()]
+    );
     assert_eq!(
         secrets.accepted_at(expire_micros),
         vec![rotated.secret.as_str()],
@@ -366,7 +432,10 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
         .rotate_receiver_secret(app.req(RotateReceiverSecretRequest {
             id: r.id,
             secret: "bad secret".into(),
-            overlap: Some(prost_types::Duration { seconds: -5, nanos: 0 }),
+            overlap: Some(prost_types::Duration {
+                seconds: -5,
+                nanos: 0,
+            }),
         }))
         .await
         .unwrap_err();
@@ -416,7 +485,10 @@ async fn update_changes_only_the_fields_in_the_mask(engine: Engine) {
                 name: "after".into(),
                 code_host_urn: "https://IGNORED.example.com".into(),
                 options: Some(ReceiverOptions {
-                    min_sync_interval: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
+                    min_sync_interval: Some(prost_types::Duration {
+                        seconds: 30,
+                        nanos: 0,
+                    }),
                     rate_limit_per_minute: 999,
                     ..Default::default()
                 }),
@@ -430,7 +502,13 @@ async fn update_changes_only_the_fields_in_the_mask(engine: Engine) {
     assert_eq!(updated.name, "after");
     assert_eq!(updated.code_host_urn, "https://github.com/");
     let o = updated.options.clone().unwrap();
-    assert_eq!(o.min_sync_interval, Some(prost_types::Duration { seconds: 30, nanos: 0 }));
+    assert_eq!(
+        o.min_sync_interval,
+        Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0
+        })
+    );
     assert_eq!(o.rate_limit_per_minute, 10);
     assert_eq!(o.push_branch_filter, vec!["main"]);
     assert!(micros(updated.update_time) > micros(r.update_time));
@@ -482,7 +560,10 @@ async fn update_refuses_unknown_paths_id_kind_and_an_empty_mask(engine: Engine) 
         (vec!["code_host_kind"], "code_host_kind cannot be changed"),
         (vec!["url"], "output only"),
         (vec![], "update_mask is required"),
-        (vec!["name", "code_host_kind"], "code_host_kind cannot be changed"),
+        (
+            vec!["name", "code_host_kind"],
+            "code_host_kind cannot be changed",
+        ),
     ] {
         let err = client
             .update_receiver(app.req(UpdateReceiverRequest {
@@ -497,7 +578,11 @@ async fn update_refuses_unknown_paths_id_kind_and_an_empty_mask(engine: Engine) 
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{paths:?}");
-        assert!(err.message().contains(needle), "{paths:?}: {}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{paths:?}: {}",
+            err.message()
+        );
     }
     let got = client
         .get_receiver(app.req(GetReceiverRequest { id: r.id }))
@@ -536,7 +621,13 @@ async fn listing_is_in_creation_order_and_pages_with_a_token(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let mut created = Vec::new();
     for i in 0..53 {
-        created.push(create(&app, github(&format!("r{i:02}"))).await.receiver.unwrap().id);
+        created.push(
+            create(&app, github(&format!("r{i:02}")))
+                .await
+                .receiver
+                .unwrap()
+                .id,
+        );
     }
     let mut client = app.receivers().await;
     // The default page is 50.
@@ -595,7 +686,11 @@ async fn listing_filters_by_kind_and_counts_all_matches(engine: Engine) {
         .into_inner();
     assert_eq!(page.total_size, 3);
     assert_eq!(page.receivers.len(), 2);
-    assert!(page.receivers.iter().all(|r| r.code_host_kind == CodeHostKind::Github as i32));
+    assert!(
+        page.receivers
+            .iter()
+            .all(|r| r.code_host_kind == CodeHostKind::Github as i32)
+    );
     // A token made for one filter is refused under another.
     let err = app
         .receivers()
@@ -680,7 +775,9 @@ async fn missing_ids_are_not_found_and_malformed_ids_invalid(engine: Engine) {
         assert_eq!(update.code(), code, "update {id:?}");
     }
     let get = client
-        .get_receiver(app.req(GetReceiverRequest { id: missing.clone() }))
+        .get_receiver(app.req(GetReceiverRequest {
+            id: missing.clone(),
+        }))
         .await
         .unwrap_err();
     assert!(get.message().contains(&missing), "{}", get.message());
@@ -711,7 +808,10 @@ async fn a_deleted_receiver_is_gone(engine: Engine) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.receivers.iter().map(|r| &r.id).collect::<Vec<_>>(), vec![&kept.id]);
+    assert_eq!(
+        listed.receivers.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&kept.id]
+    );
     // The name is free again.
     create(&app, github("doomed")).await;
     app.stop().await;

@@ -73,7 +73,10 @@ impl TestDatabase {
         let dir = tempfile::tempdir().expect("a temporary directory can be made");
         match engine {
             Engine::Sqlite => Self {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("hookgate.db").display()),
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("hookgate.db").display()
+                ),
                 dir,
                 postgres: None,
             },
@@ -88,7 +91,8 @@ impl TestDatabase {
                     .await
                     .expect("a test database can be created");
                 admin.close().await.ok();
-                let mut url = url::Url::parse(&server).expect("HOOKGATE_TEST_DATABASE_URL is a URL");
+                let mut url =
+                    url::Url::parse(&server).expect("HOOKGATE_TEST_DATABASE_URL is a URL");
                 url.set_path(&name);
                 Self {
                     url: url.to_string(),
@@ -186,7 +190,9 @@ impl TestApp {
         if let Some(token) = &self.admin_token {
             request.metadata_mut().insert(
                 "authorization",
-                format!("Bearer {token}").parse().expect("a valid header value"),
+                format!("Bearer {token}")
+                    .parse()
+                    .expect("a valid header value"),
             );
         }
         request
