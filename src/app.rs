@@ -4,16 +4,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
 use crate::db;
+use crate::deliveries::{DeliveryStore, NoEffects, Worker, WorkerConfig, run_janitor};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
 
@@ -23,6 +26,10 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_router: axum::Router,
     grpc_routes: tonic::service::Routes,
+    worker: Worker,
+    deliveries: DeliveryStore,
+    /// How long deliveries are kept.
+    retention: std::time::Duration,
     /// The base of receiver URLs in force.
     public_url: String,
     db: DatabaseConnection,
@@ -56,20 +63,42 @@ impl Application {
             );
         }
 
-        let http_router = ingress::router(IngressState { db: db.clone() });
+        let receivers = ReceiverStore::new(db.clone());
+        let deliveries = DeliveryStore::new(db.clone());
+        let worker_wake = Arc::new(Notify::new());
+        let http_router = ingress::router(IngressState {
+            db: db.clone(),
+            receivers: receivers.clone(),
+            deliveries: deliveries.clone(),
+            max_body_bytes: config.max_body_bytes,
+            worker_wake: worker_wake.clone(),
+            rate_limiter: Default::default(),
+        });
         let grpc_routes = admin::routes(
             AdminState {
-                receivers: ReceiverStore::new(db.clone()),
+                receivers: receivers.clone(),
+                deliveries: deliveries.clone(),
                 public_url: public_url.clone(),
+                worker_wake: worker_wake.clone(),
             },
             AdminAuth::new(admin_token),
         )
         .await?;
+        let worker = Worker::new(
+            db.clone(),
+            receivers,
+            Arc::new(NoEffects),
+            WorkerConfig::default(),
+            worker_wake,
+        );
         Ok(Self {
             http_listener,
             grpc_listener,
             http_router,
             grpc_routes,
+            worker,
+            deliveries,
+            retention: config.delivery_retention.into(),
             public_url,
             db,
         })
@@ -129,6 +158,8 @@ impl Application {
                 .await
                 .context("the gRPC admin API failed")
         };
+        let worker = tokio::spawn(self.worker.run(stop.clone()));
+        let janitor = tokio::spawn(run_janitor(self.deliveries, self.retention, stop.clone()));
         // If one server fails, stop the other too rather than run half a service.
         let result = tokio::try_join!(
             async {
@@ -142,6 +173,10 @@ impl Application {
                 r
             }
         );
+        // The servers have stopped taking requests; let the worker finish its batch.
+        stop.cancel();
+        worker.await.ok();
+        janitor.await.ok();
         self.db.close().await.ok();
         result.map(|_| ())
     }

@@ -73,6 +73,25 @@ pub struct Config {
         global = true
     )]
     pub admin_token: Option<String>,
+
+    /// The largest delivery body accepted, in bytes; larger ones get 413 (default: 25 MiB,
+    /// GitHub's own cap).
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_BODY_BYTES",
+        default_value_t = crate::ingress::DEFAULT_MAX_BODY_BYTES,
+        global = true
+    )]
+    pub max_body_bytes: usize,
+
+    /// How long deliveries are kept in the log (e.g. 72h, 7d); older ones are deleted hourly.
+    #[arg(
+        long,
+        env = "HOOKGATE_DELIVERY_RETENTION",
+        default_value = "72h",
+        global = true
+    )]
+    pub delivery_retention: humantime::Duration,
 }
 
 impl Config {

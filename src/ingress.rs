@@ -1,22 +1,62 @@
-//! The HTTP side of hookgate: the router that code hosts deliver to, and `/healthz`. Status codes
-//! are decided here.
+//! The HTTP side of hookgate: the route code hosts deliver to, and `/healthz`. Every status code
+//! the ingress answers is decided in this file (see DESIGN.md, "Status codes at the ingress").
+//!
+//! A delivery goes: receiver lookup (cached) → method → body cap → verification on the raw bytes
+//! → event and delivery key → stored and committed → answered. Nothing is acknowledged with a 2xx
+//! before it is committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::deliveries::{DeliveryState, DeliveryStore, NewDelivery, Stored};
+use crate::hosts::{self, ClassifyError, Disposition};
+use crate::rate_limit::RateLimiter;
+use crate::receivers::ReceiverStore;
+use crate::store::StoreError;
+use crate::time::now_micros;
+
+/// The default cap on a delivery's body: 25 MiB, GitHub's own cap.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// Headers whose values are never stored: tokens and secrets.
+const REDACTED_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-gitlab-token",
+    "x-hook-secret",
+];
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct IngressState {
     pub db: DatabaseConnection,
+    pub receivers: ReceiverStore,
+    pub deliveries: DeliveryStore,
+    /// The largest body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Woken after a pending delivery is committed.
+    pub worker_wake: Arc<Notify>,
+    /// Receivers' `rate_limit_per_minute`.
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 /// The HTTP router.
 pub fn router(state: IngressState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/.api/webhooks/{id}", any(deliver))
         .with_state(state)
 }
 
@@ -29,4 +69,229 @@ async fn healthz(State(state): State<IngressState>) -> (StatusCode, &'static str
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
         }
     }
+}
+
+/// A JSON answer: `{"error": ...}` for failures, the delivery id and a note for the rest.
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    reply(status, json!({ "error": message.into() }))
+}
+
+fn store_unavailable(err: &StoreError) -> Response {
+    tracing::warn!(error = %err, "ingress: the store cannot answer");
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the delivery could not be stored right now; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// `POST /.api/webhooks/{id}`.
+async fn deliver(
+    State(state): State<IngressState>,
+    Path(raw_id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let receive_time = now_micros();
+    let Ok(receiver_id) = Uuid::parse_str(&raw_id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "malformed receiver id in the URL: expected /.api/webhooks/<uuid>",
+        );
+    };
+    let entry = match state.receivers.lookup(receiver_id).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            metrics::counter!("hookgate_deliveries_unknown_receiver_total").increment(1);
+            return error(StatusCode::NOT_FOUND, "no receiver has this id");
+        }
+        Err(e) => return store_unavailable(&e),
+    };
+    let kind = entry.receiver.code_host_kind;
+    let Some(host) = kind.host() else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "generic trigger receivers do not take deliveries yet",
+        );
+    };
+    if method != Method::POST {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{kind} receivers take POST only"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let limit = entry.receiver.options.rate_limit_per_minute;
+    if let Err(wait) = state
+        .rate_limiter
+        .check(receiver_id, limit, std::time::Instant::now())
+    {
+        metrics::counter!("hookgate_deliveries_rate_limited_total").increment(1);
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "this receiver takes at most {limit} deliveries a minute; retry in {seconds} s"
+            ),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&seconds.to_string()).expect("digits are a valid header value"),
+        );
+        return response;
+    }
+    let body = match read_capped(&headers, body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+
+    let base = NewDelivery {
+        id: Uuid::new_v4(),
+        receiver_id,
+        delivery_key: None,
+        event: String::new(),
+        state: DeliveryState::Pending,
+        receive_time,
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        request_headers: redacted_headers(&headers),
+        request_body: None,
+        response_status: 0,
+        response_body: Vec::new(),
+        last_error: None,
+    };
+
+    let secrets = entry.secrets.accepted_at(receive_time);
+    if let Err(why) = hosts::verify(host, &headers, &body, &secrets) {
+        let reason = why.to_string();
+        tracing::info!(receiver = %receiver_id, %reason, "delivery rejected");
+        let response_body = json!({ "error": reason });
+        // What the attempt claimed to be, for the log; never its body.
+        let claimed = hosts::classify(host, &headers, &body).ok();
+        let rejected = NewDelivery {
+            delivery_key: claimed.as_ref().and_then(|c| c.delivery_key.clone()),
+            event: claimed.map(|c| c.event).unwrap_or_default(),
+            state: DeliveryState::Rejected,
+            response_status: StatusCode::UNAUTHORIZED.as_u16(),
+            response_body: response_body.to_string().into_bytes(),
+            last_error: Some(reason),
+            ..base
+        };
+        if let Err(e) = state.deliveries.record(rejected).await {
+            tracing::warn!(error = %e, "could not log a rejected delivery");
+        }
+        return reply(StatusCode::UNAUTHORIZED, response_body);
+    }
+
+    let classified = match hosts::classify(host, &headers, &body) {
+        Ok(c) => c,
+        Err(e @ ClassifyError::MissingEventHeader(_)) | Err(e @ ClassifyError::BadBody(_)) => {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let (delivery_state, status, note) = match classified.disposition {
+        Disposition::Handled => (DeliveryState::Pending, StatusCode::ACCEPTED, None),
+        Disposition::Ping => (
+            DeliveryState::Processed,
+            StatusCode::OK,
+            Some("pong".to_owned()),
+        ),
+        Disposition::Ignored => (
+            DeliveryState::Ignored,
+            StatusCode::OK,
+            Some(format!(
+                "ignored: no handler takes {} events",
+                classified.event
+            )),
+        ),
+    };
+    let id = base.id;
+    let response_body = match &note {
+        None => json!({ "delivery_id": id }),
+        Some(note) => json!({ "delivery_id": id, "message": note }),
+    };
+    let new = NewDelivery {
+        delivery_key: classified.delivery_key,
+        event: classified.event,
+        state: delivery_state,
+        request_body: Some(body.to_vec()),
+        response_status: status.as_u16(),
+        response_body: response_body.to_string().into_bytes(),
+        last_error: (delivery_state == DeliveryState::Ignored).then(|| note.unwrap_or_default()),
+        ..base
+    };
+    match state.deliveries.record(new).await {
+        Ok(Stored::New) => {
+            if delivery_state == DeliveryState::Pending {
+                state.worker_wake.notify_one();
+            }
+            reply(status, response_body)
+        }
+        Ok(Stored::Duplicate(original)) => reply(
+            StatusCode::OK,
+            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+        ),
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+/// Reads the body, refusing (413) one over `max` bytes before reading it when it says its
+/// length, and as soon as it passes `max` when it does not.
+async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the {max}-byte limit"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if over {
+            too_large()
+        } else {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {e}"),
+            )
+        }
+    })
+}
+
+/// The request headers as the log keeps them: lower-case names, repeated headers joined with
+/// ", ", tokens and secrets replaced by `[REDACTED]`.
+pub fn redacted_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let kept = out.entry(name.as_str().to_owned()).or_default();
+        if REDACTED_HEADERS.contains(&name.as_str()) {
+            *kept = "[REDACTED]".to_owned();
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str(", ");
+        }
+        kept.push_str(&String::from_utf8_lossy(value.as_bytes()));
+    }
+    out
 }

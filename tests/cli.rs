@@ -243,7 +243,126 @@ async fn an_admin_manages_receivers_with_grpcurl(engine: Engine) {
     db.drop_database().await;
 }
 
-on_both_engines!(an_admin_manages_receivers_with_grpcurl);
+on_both_engines!(
+    an_admin_manages_receivers_with_grpcurl,
+    an_admin_reads_and_redelivers_deliveries_with_grpcurl
+);
+
+async fn an_admin_reads_and_redelivers_deliveries_with_grpcurl(engine: Engine) {
+    if !grpcurl_available() {
+        return;
+    }
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let addr = served.grpc_addr.as_str();
+    let created = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        r#"{"name": "gitlab", "code_host_kind": "CODE_HOST_KIND_GITLAB", "code_host_urn": "https://gitlab.example.com"}"#,
+        addr,
+        "hookgate.v1.ReceiverService/CreateReceiver",
+    ]);
+    let id = created["receiver"]["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+
+    // The test delivery proves URL and secret; then a real push and a forged one.
+    let sent = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{id}"}}"#),
+        addr,
+        "hookgate.v1.ReceiverService/SendTestDelivery",
+    ]);
+    assert_eq!(sent["httpStatus"], 202, "{sent}");
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/.api/webhooks/{id}", served.http_addr);
+    let push = common::fixture("gitlab/push.json");
+    for token in [secret.as_str(), "forged-token"] {
+        client
+            .post(&url)
+            .header("x-gitlab-event", "Push Hook")
+            .header("x-gitlab-token", token)
+            .header("content-type", "application/json")
+            .body(push.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let listed = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"receiver_id": "{id}"}}"#),
+        addr,
+        "hookgate.v1.DeliveryService/ListDeliveries",
+    ]);
+    assert_eq!(listed["totalSize"], 3, "{listed}");
+    let rejected = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        r#"{"states": ["DELIVERY_STATE_REJECTED"]}"#,
+        addr,
+        "hookgate.v1.DeliveryService/ListDeliveries",
+    ]);
+    assert_eq!(rejected["totalSize"], 1, "{rejected}");
+    assert_eq!(
+        rejected["deliveries"][0]["requestHeaders"]["x-gitlab-token"],
+        "[REDACTED]"
+    );
+    let errors = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        r#"{"only_errors": true}"#,
+        addr,
+        "hookgate.v1.DeliveryService/ListDeliveries",
+    ]);
+    assert_eq!(errors["totalSize"], 1, "{errors}");
+
+    let newest = listed["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["state"] != "DELIVERY_STATE_REJECTED"
+                && d["event"] == "Push Hook"
+                && d["responseStatus"] == 202
+        })
+        .unwrap_or_else(|| panic!("{listed}"));
+    let delivery_id = newest["id"].as_str().unwrap().to_owned();
+    let mut got = serde_json::Value::Null;
+    for _ in 0..100 {
+        got = grpcurl_json(&[
+            "-plaintext",
+            "-d",
+            &format!(r#"{{"id": "{delivery_id}"}}"#),
+            addr,
+            "hookgate.v1.DeliveryService/GetDelivery",
+        ]);
+        if got["state"] == "DELIVERY_STATE_PROCESSED" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got["state"], "DELIVERY_STATE_PROCESSED", "{got}");
+    // Bodies are bytes: grpcurl shows them base64.
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(got["requestBody"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(body, push);
+
+    let again = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{delivery_id}"}}"#),
+        addr,
+        "hookgate.v1.DeliveryService/RedeliverDelivery",
+    ]);
+    assert_eq!(again["id"], delivery_id.as_str());
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    db.drop_database().await;
+}
 
 #[tokio::test]
 async fn sigterm_stops_the_service_gracefully_with_exit_code_0() {

@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_receivers;
+mod m20261123_000002_create_deliveries;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_receivers::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_receivers::Migration),
+            Box::new(m20261123_000002_create_deliveries::Migration),
+        ]
     }
 }

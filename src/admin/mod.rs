@@ -2,11 +2,13 @@
 //! nothing else. Access control and error mapping live here too, once for every service.
 
 mod auth;
+mod deliveries;
 mod page_token;
 mod receivers;
 mod status;
 
 pub use auth::{AdminAuth, actor};
+pub use deliveries::DeliveryAdmin;
 pub use receivers::ReceiverAdmin;
 
 /// The generated protobuf types and services of `hookgate.v1`.
@@ -20,12 +22,16 @@ pub mod proto {
 
 use tonic::service::Routes;
 
+use crate::deliveries::DeliveryStore;
 use crate::receivers::ReceiverStore;
 
 /// Everything the admin services need.
 #[derive(Clone)]
 pub struct AdminState {
     pub receivers: ReceiverStore,
+    pub deliveries: DeliveryStore,
+    /// Woken when a redelivery puts a delivery back in the queue.
+    pub worker_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The base of receiver URLs, no trailing slash.
     pub public_url: String,
 }
@@ -33,6 +39,7 @@ pub struct AdminState {
 /// The admin API's routes: every service behind the admin token, plus reflection (v1 and
 /// v1alpha, which grpcurl 1.8 speaks) and health, which stay open.
 pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
+    use proto::delivery_service_server::DeliveryServiceServer;
     use proto::receiver_service_server::ReceiverServiceServer;
 
     // Health is described too, so `grpcurl list` shows it and `describe` works on it.
@@ -44,19 +51,21 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status(
-            "hookgate.v1.ReceiverService",
-            tonic_health::ServingStatus::Serving,
-        )
-        .await;
+    for service in ["hookgate.v1.ReceiverService", "hookgate.v1.DeliveryService"] {
+        health_reporter
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
 
+    let deliveries =
+        DeliveryServiceServer::with_interceptor(DeliveryAdmin::new(state.clone()), auth.clone());
     let receivers = ReceiverServiceServer::with_interceptor(ReceiverAdmin::new(state), auth);
     let mut builder = Routes::builder();
     builder
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(receivers);
+        .add_service(receivers)
+        .add_service(deliveries);
     Ok(builder.routes())
 }

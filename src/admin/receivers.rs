@@ -22,14 +22,24 @@ const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The mask paths `UpdateReceiver` takes.
 const UPDATABLE: &str = "name, code_host_urn, options, options.ignore_unmatched, options.min_sync_interval, options.push_branch_filter, options.rate_limit_per_minute";
 
+/// How long `SendTestDelivery` waits for the receiver's URL to answer.
+const TEST_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `ReceiverService` over the registry.
 pub struct ReceiverAdmin {
     state: AdminState,
+    /// Sends test deliveries to receivers' URLs.
+    http: reqwest::Client,
 }
 
 impl ReceiverAdmin {
     pub fn new(state: AdminState) -> Self {
-        Self { state }
+        let http = reqwest::Client::builder()
+            .timeout(TEST_DELIVERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default TLS settings builds");
+        Self { state, http }
     }
 
     fn to_proto(&self, r: Receiver) -> proto::Receiver {
@@ -187,6 +197,64 @@ impl ReceiverService for ReceiverAdmin {
             secret: secret.expose().to_owned(),
             previous_secret_expire_time: rotated.previous_secret_expire_time.map(to_timestamp),
         }))
+    }
+
+    async fn send_test_delivery(
+        &self,
+        request: Request<proto::SendTestDeliveryRequest>,
+    ) -> Result<Response<proto::SendTestDeliveryResponse>, Status> {
+        let id = parse_id("id", &request.get_ref().id)?;
+        let sent = self.send_test(id).await?;
+        tracing::info!(receiver = %id, http_status = sent.http_status, "test delivery sent");
+        Ok(Response::new(sent))
+    }
+}
+
+impl ReceiverAdmin {
+    async fn send_test(&self, id: uuid::Uuid) -> Result<proto::SendTestDeliveryResponse, Status> {
+        let receiver = self.state.receivers.get(id).await?;
+        let Some(host) = receiver.code_host_kind.host() else {
+            return Err(Status::failed_precondition(format!(
+                "{} receivers have no test event: call their trigger URL instead",
+                receiver.code_host_kind
+            )));
+        };
+        let secret = self.state.receivers.secrets(id).await?.current;
+        let key = uuid::Uuid::new_v4().to_string();
+        let test = crate::hosts::test_delivery(host, secret.expose(), &key);
+        let url = format!("{}/.api/webhooks/{}", self.state.public_url, id);
+        let mut request = self.http.post(&url).body(test.body);
+        for (name, value) in test.headers {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(proto::SendTestDeliveryResponse {
+                    http_status: 0,
+                    delivery_id: String::new(),
+                    message: format!("no answer from {url}: {e}"),
+                });
+            }
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let field = |name: &str| parsed.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let message = field("error")
+            .or_else(|| field("message"))
+            .unwrap_or_else(|| {
+                if text.is_empty() {
+                    status.to_string()
+                } else {
+                    text.chars().take(500).collect()
+                }
+            });
+        Ok(proto::SendTestDeliveryResponse {
+            http_status: i32::from(status.as_u16()),
+            delivery_id: field("delivery_id").unwrap_or_default(),
+            message,
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 
 use tonic::Status;
 
-use crate::receivers::{StoreError, ValidationError};
+use crate::receivers::ValidationError;
+use crate::store::StoreError;
 
 impl From<ValidationError> for Status {
     fn from(err: ValidationError) -> Self {
@@ -13,7 +14,7 @@ impl From<ValidationError> for Status {
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(_) => Status::not_found(err.to_string()),
+            StoreError::NotFound { .. } => Status::not_found(err.to_string()),
             StoreError::NameTaken(_) => Status::already_exists(err.to_string()),
             StoreError::Unavailable(ref e) => {
                 tracing::warn!(error = %e, "admin call failed: database unavailable");

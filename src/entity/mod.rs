@@ -1,4 +1,5 @@
 //! sea-orm entities: one file per table, columns as the migrations in `migrations/` make them.
 //! Times are microseconds since the Unix epoch, UTC.
 
+pub mod delivery;
 pub mod receiver;

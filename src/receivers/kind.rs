@@ -34,6 +34,19 @@ impl CodeHostKind {
         }
     }
 
+    /// The code host whose signing rules this kind's deliveries follow; `None` for the generic
+    /// trigger, which is checked by its secret alone.
+    pub fn host(self) -> Option<crate::hosts::Host> {
+        use crate::hosts::Host;
+        match self {
+            CodeHostKind::GitHub => Some(Host::GitHub),
+            CodeHostKind::GitLab => Some(Host::GitLab),
+            CodeHostKind::BitbucketServer => Some(Host::BitbucketServer),
+            CodeHostKind::BitbucketCloud => Some(Host::BitbucketCloud),
+            CodeHostKind::Generic => None,
+        }
+    }
+
     /// The inverse of [`CodeHostKind::as_str`]; `None` for anything else.
     pub fn from_db(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)

@@ -16,8 +16,8 @@ pub use name::ReceiverName;
 pub use options::ReceiverOptions;
 pub use secret::ReceiverSecret;
 pub use store::{
-    NewReceiver, Receiver, ReceiverPage, ReceiverPatch, ReceiverSecrets, ReceiverStore,
-    RotatedSecret, StoreError, is_unavailable,
+    NewReceiver, Receiver, ReceiverEntry, ReceiverPage, ReceiverPatch, ReceiverSecrets,
+    ReceiverStore, RotatedSecret,
 };
 pub use urn::CodeHostUrn;
 

@@ -1,17 +1,20 @@
 //! The registry's store: receivers in the database, through sea-orm, the same on SQLite and
 //! PostgreSQL.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
 use crate::entity::receiver;
+use crate::store::StoreError;
 use crate::time::{duration_micros, now_micros};
 
 /// A receiver as the registry knows it, without its secret (which is read only to verify
@@ -95,67 +98,65 @@ impl ReceiverSecrets {
     }
 }
 
-/// Why a registry operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("receiver {0} not found")]
-    NotFound(Uuid),
-    #[error("a receiver named {0:?} already exists: choose another name")]
-    NameTaken(String),
-    /// The database could not be reached or did not answer in time: worth retrying.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(DbErr),
-    #[error("database error: {0}")]
-    Database(DbErr),
-    /// A stored row that no version of hookgate writes.
-    #[error("stored receiver {id} is corrupt: {why}")]
-    Corrupt { id: String, why: String },
+/// A receiver and its secrets, as the ingress needs them for every delivery.
+#[derive(Debug)]
+pub struct ReceiverEntry {
+    pub receiver: Receiver,
+    pub secrets: ReceiverSecrets,
 }
 
-impl From<DbErr> for StoreError {
-    fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Database(err)
-        }
-    }
-}
+/// How long a cached receiver is trusted before it is read again. Changes made through this
+/// process are seen at once (they drop the entry); this bounds how long a change made by another
+/// replica can go unseen.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Whether a database error means "cannot reach the database now" rather than "this query is
-/// wrong": lost connections, an exhausted pool, a busy SQLite file.
-pub fn is_unavailable(err: &DbErr) -> bool {
-    use sea_orm::{RuntimeErr, sqlx};
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match e.as_ref() {
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(db) => {
-                    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6); PostgreSQL: class 08
-                    // (connection exception) and 57P (operator intervention: shutdown).
-                    let code = db.code().unwrap_or_default();
-                    code == "5" || code == "6" || code.starts_with("08") || code.starts_with("57P")
-                }
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
+/// A cached receiver and when it was read.
+type CachedEntry = (Instant, Arc<ReceiverEntry>);
 
-/// The receivers in the database.
+/// The receivers in the database, with an in-memory cache for the ingress's hot path.
 #[derive(Debug, Clone)]
 pub struct ReceiverStore {
     db: DatabaseConnection,
+    /// Receivers read recently, by id, with the time they were read.
+    cache: Arc<RwLock<HashMap<Uuid, CachedEntry>>>,
 }
 
 impl ReceiverStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The receiver and its secrets, from the cache when fresh, else from the database.
+    /// `None` when there is no such receiver.
+    pub async fn lookup(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
+        if let Some((read, entry)) = self.cache.read().expect("cache lock").get(&id)
+            && read.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(entry.clone()));
+        }
+        let receiver = match self.get(id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => {
+                self.forget(id);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let secrets = self.secrets(id).await?;
+        let entry = Arc::new(ReceiverEntry { receiver, secrets });
+        self.cache
+            .write()
+            .expect("cache lock")
+            .insert(id, (Instant::now(), entry.clone()));
+        Ok(Some(entry))
+    }
+
+    /// Drops a receiver from the cache, so the next lookup reads the database.
+    fn forget(&self, id: Uuid) {
+        self.cache.write().expect("cache lock").remove(&id);
     }
 
     /// Stores a new receiver made by `actor`. A name already in use is `NameTaken`.
@@ -191,7 +192,7 @@ impl ReceiverStore {
         let model = receiver::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
-            .ok_or(StoreError::NotFound(id))?;
+            .ok_or(StoreError::not_found("receiver", id))?;
         to_receiver(model)
     }
 
@@ -200,7 +201,7 @@ impl ReceiverStore {
         let m = receiver::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
-            .ok_or(StoreError::NotFound(id))?;
+            .ok_or(StoreError::not_found("receiver", id))?;
         let corrupt = |why: &str| StoreError::Corrupt {
             id: m.id.clone(),
             why: why.to_owned(),
@@ -259,47 +260,50 @@ impl ReceiverStore {
         })
     }
 
-    /// Applies `patch` in one transaction and records `actor` as the last to change it.
+    /// Applies `patch` and records `actor` as the last to change it. One UPDATE statement, so
+    /// no read-then-write transaction can be refused by a busy SQLite file.
     pub async fn update(
         &self,
         id: Uuid,
         patch: ReceiverPatch,
         actor: &str,
     ) -> Result<Receiver, StoreError> {
-        let txn = self.db.begin().await?;
-        let model = receiver::Entity::find_by_id(id.to_string())
-            .one(&txn)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
-        let mut row = model.into_active_model();
-        let mut new_name = None;
-        if let Some(name) = patch.name {
-            new_name = Some(name.as_str().to_owned());
-            row.name = Set(name.as_str().to_owned());
+        use receiver::Column as C;
+        let mut update = receiver::Entity::update_many()
+            .col_expr(C::UpdateTime, Expr::value(now_micros()))
+            .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()));
+        let new_name = patch.name.map(|n| n.as_str().to_owned());
+        if let Some(name) = &new_name {
+            update = update.col_expr(C::Name, Expr::value(name.clone()));
         }
         if let Some(urn) = patch.code_host_urn {
-            row.code_host_urn = Set(urn.as_str().to_owned());
+            update = update.col_expr(C::CodeHostUrn, Expr::value(urn.as_str().to_owned()));
         }
         if let Some(v) = patch.ignore_unmatched {
-            row.ignore_unmatched = Set(v);
+            update = update.col_expr(C::IgnoreUnmatched, Expr::value(v));
         }
         if let Some(v) = patch.min_sync_interval {
-            row.min_sync_interval_ms = Set(millis(v));
+            update = update.col_expr(C::MinSyncIntervalMs, Expr::value(millis(v)));
         }
         if let Some(v) = patch.push_branch_filter {
-            row.push_branch_filter = Set(filter_json(&v));
+            update = update.col_expr(C::PushBranchFilter, Expr::value(filter_json(&v)));
         }
         if let Some(v) = patch.rate_limit_per_minute {
-            row.rate_limit_per_minute = Set(i64::from(v));
+            update = update.col_expr(C::RateLimitPerMinute, Expr::value(i64::from(v)));
         }
-        row.update_time = Set(now_micros());
-        row.updated_by = Set(actor.to_owned());
-        let model = row.update(&txn).await.map_err(|e| match &new_name {
-            Some(name) => name_clash(e, name),
-            None => e.into(),
-        })?;
-        txn.commit().await?;
-        to_receiver(model)
+        let result = update
+            .filter(C::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(|e| match &new_name {
+                Some(name) => name_clash(e, name),
+                None => e.into(),
+            })?;
+        self.forget(id);
+        if result.rows_affected == 0 {
+            return Err(StoreError::not_found("receiver", id));
+        }
+        self.get(id).await
     }
 
     /// Deletes the receiver and everything that belongs to it.
@@ -307,14 +311,16 @@ impl ReceiverStore {
         let result = receiver::Entity::delete_by_id(id.to_string())
             .exec(&self.db)
             .await?;
+        self.forget(id);
         if result.rows_affected == 0 {
-            return Err(StoreError::NotFound(id));
+            return Err(StoreError::not_found("receiver", id));
         }
         Ok(())
     }
 
     /// Replaces the secret. With a non-zero `overlap` the previous secret stays valid for that
-    /// long; with zero it stops working at once.
+    /// long; with zero it stops working at once. One UPDATE statement: the previous secret is
+    /// the one the row holds at that moment, even if another rotation ran just before.
     pub async fn rotate_secret(
         &self,
         id: Uuid,
@@ -322,24 +328,28 @@ impl ReceiverStore {
         overlap: Duration,
         actor: &str,
     ) -> Result<RotatedSecret, StoreError> {
-        let txn = self.db.begin().await?;
-        let model = receiver::Entity::find_by_id(id.to_string())
-            .one(&txn)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
+        use receiver::Column as C;
         let now = now_micros();
-        let previous = model.secret.clone();
-        let mut row = model.into_active_model();
         let expire = (!overlap.is_zero()).then(|| now.saturating_add(duration_micros(overlap)));
-        row.previous_secret = Set(expire.map(|_| previous));
-        row.previous_secret_expire_time = Set(expire);
-        row.secret = Set(secret.expose().to_owned());
-        row.update_time = Set(now);
-        row.updated_by = Set(actor.to_owned());
-        let model = row.update(&txn).await?;
-        txn.commit().await?;
+        let previous = match expire {
+            Some(_) => Expr::col(C::Secret),
+            None => Expr::value(None::<String>),
+        };
+        let result = receiver::Entity::update_many()
+            .col_expr(C::PreviousSecret, previous)
+            .col_expr(C::PreviousSecretExpireTime, Expr::value(expire))
+            .col_expr(C::Secret, Expr::value(secret.expose().to_owned()))
+            .col_expr(C::UpdateTime, Expr::value(now))
+            .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()))
+            .filter(C::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await?;
+        self.forget(id);
+        if result.rows_affected == 0 {
+            return Err(StoreError::not_found("receiver", id));
+        }
         Ok(RotatedSecret {
-            receiver: to_receiver(model)?,
+            receiver: self.get(id).await?,
             previous_secret_expire_time: expire,
         })
     }

@@ -138,6 +138,8 @@ pub fn test_config(db: &TestDatabase) -> Config {
         data_dir: db.dir.path().to_path_buf(),
         database_url: Some(db.url.clone()),
         admin_token: None,
+        max_body_bytes: hookgate::ingress::DEFAULT_MAX_BODY_BYTES,
+        delivery_retention: std::time::Duration::from_secs(72 * 3600).into(),
     }
 }
 
@@ -149,7 +151,12 @@ impl TestApp {
 
     /// Starts hookgate on a fresh database after `adjust` has changed the test configuration.
     pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDatabase::new(engine).await;
+        Self::start(TestDatabase::new(engine).await, adjust).await
+    }
+
+    /// Starts hookgate on an existing test database after `adjust` has changed the test
+    /// configuration.
+    pub async fn start(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(&db);
         adjust(&mut config);
         let app = Application::build(&config)
@@ -207,4 +214,105 @@ impl TestApp {
             .expect("the service stops cleanly");
         self.db.drop_database().await;
     }
+}
+
+/// A fixture's bytes, from `tests/fixtures/` (copied from the project's shared fixtures with
+/// their attribution in `tests/fixtures/README.md`).
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`, as GitHub and Bitbucket sign.
+pub fn sha256_signature(secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hookgate::hosts::sign_hmac_sha256_hex(secret, body)
+    )
+}
+
+impl TestApp {
+    /// Creates a receiver of `kind` on `urn` with a generated secret; returns (id, secret).
+    pub async fn create_receiver(
+        &self,
+        name: &str,
+        kind: hookgate::admin::proto::CodeHostKind,
+        urn: &str,
+    ) -> (String, String) {
+        let created = self
+            .receivers()
+            .await
+            .create_receiver(self.req(hookgate::admin::proto::CreateReceiverRequest {
+                name: name.to_owned(),
+                code_host_kind: kind as i32,
+                code_host_urn: urn.to_owned(),
+                ..Default::default()
+            }))
+            .await
+            .expect("the receiver is created")
+            .into_inner();
+        (created.receiver.expect("a receiver").id, created.secret)
+    }
+
+    pub async fn deliveries(
+        &self,
+    ) -> hookgate::admin::proto::delivery_service_client::DeliveryServiceClient<Channel> {
+        hookgate::admin::proto::delivery_service_client::DeliveryServiceClient::new(
+            self.channel().await,
+        )
+    }
+
+    /// POSTs `body` with `headers` to the receiver's webhook URL over real HTTP.
+    pub async fn post(
+        &self,
+        id: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{}/.api/webhooks/{id}", self.http_addr))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("the ingress answers")
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> hookgate::admin::proto::Delivery {
+        self.deliveries()
+            .await
+            .get_delivery(
+                self.req(hookgate::admin::proto::GetDeliveryRequest { id: id.to_owned() }),
+            )
+            .await
+            .expect("the delivery exists")
+            .into_inner()
+    }
+
+    /// Waits (up to 20 s) until the worker has moved the delivery to `state`.
+    pub async fn wait_for_state(
+        &self,
+        id: &str,
+        state: hookgate::admin::proto::DeliveryState,
+    ) -> hookgate::admin::proto::Delivery {
+        for _ in 0..200 {
+            let d = self.get_delivery(id).await;
+            if d.state == state as i32 {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "delivery {id} never reached {state:?}: {:?}",
+            self.get_delivery(id).await
+        );
+    }
+}
+
+/// The JSON body of an ingress answer.
+pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.expect("a body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON answer ({e}): {text}"))
 }

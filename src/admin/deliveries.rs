@@ -1,0 +1,160 @@
+//! `hookgate.v1.DeliveryService`: the delivery log over gRPC.
+
+use tonic::{Request, Response, Status};
+
+use super::proto::{self, delivery_service_server::DeliveryService};
+use super::status::{page_size, parse_id};
+use super::{AdminState, actor, page_token};
+use crate::deliveries::{Delivery, DeliveryFilter, DeliveryState, RedeliverError};
+use crate::time::{now_micros, to_timestamp};
+
+const DEFAULT_PAGE_SIZE: u64 = 50;
+const MAX_PAGE_SIZE: u64 = 500;
+
+/// Serves `DeliveryService` over the delivery log.
+pub struct DeliveryAdmin {
+    state: AdminState,
+}
+
+impl DeliveryAdmin {
+    pub fn new(state: AdminState) -> Self {
+        Self { state }
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for DeliveryAdmin {
+    async fn list_deliveries(
+        &self,
+        request: Request<proto::ListDeliveriesRequest>,
+    ) -> Result<Response<proto::ListDeliveriesResponse>, Status> {
+        let req = request.into_inner();
+        let limit = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let receiver_id = match req.receiver_id.trim() {
+            "" => None,
+            raw => Some(parse_id("receiver_id", raw)?),
+        };
+        let states = req
+            .states
+            .iter()
+            .map(|&s| state_from_proto(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let since = req.since.map(|t| micros("since", t)).transpose()?;
+        let until = req.until.map(|t| micros("until", t)).transpose()?;
+        let filter = DeliveryFilter {
+            receiver_id,
+            states,
+            only_errors: req.only_errors,
+            since,
+            until,
+        };
+        // The token is bound to the filter it was made under.
+        let filter_key = format!("{filter:?}");
+        let after = page_token::decode(&req.page_token, &filter_key)?;
+        let page = self
+            .state
+            .deliveries
+            .list(&filter, after.map(|c| (c.key, c.id)), limit)
+            .await?;
+        let next_page_token = match (page.has_more, page.deliveries.last()) {
+            (true, Some(last)) => page_token::encode(
+                &page_token::Cursor {
+                    key: last.receive_time,
+                    id: last.id,
+                },
+                &filter_key,
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(proto::ListDeliveriesResponse {
+            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+            deliveries: page.deliveries.into_iter().map(delivery_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<proto::GetDeliveryRequest>,
+    ) -> Result<Response<proto::Delivery>, Status> {
+        let id = parse_id("id", &request.get_ref().id)?;
+        let delivery = self.state.deliveries.get(id).await?;
+        Ok(Response::new(delivery_to_proto(delivery)))
+    }
+
+    async fn redeliver_delivery(
+        &self,
+        request: Request<proto::RedeliverDeliveryRequest>,
+    ) -> Result<Response<proto::Delivery>, Status> {
+        let actor = actor(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let delivery = self
+            .state
+            .deliveries
+            .redeliver(id, now_micros())
+            .await
+            .map_err(|e| match e {
+                RedeliverError::Store(e) => Status::from(e),
+                e => Status::failed_precondition(e.to_string()),
+            })?;
+        self.state.worker_wake.notify_one();
+        tracing::info!(delivery = %id, %actor, "delivery queued again");
+        Ok(Response::new(delivery_to_proto(delivery)))
+    }
+}
+
+fn micros(field: &str, t: prost_types::Timestamp) -> Result<i64, Status> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Status::invalid_argument(format!(
+            "{field} has nanos out of range"
+        )));
+    }
+    t.seconds
+        .checked_mul(1_000_000)
+        .and_then(|s| s.checked_add(i64::from(t.nanos / 1000)))
+        .ok_or_else(|| Status::invalid_argument(format!("{field} is out of range")))
+}
+
+pub fn state_to_proto(state: DeliveryState) -> proto::DeliveryState {
+    use proto::DeliveryState as P;
+    match state {
+        DeliveryState::Pending => P::Pending,
+        DeliveryState::Processing => P::Processing,
+        DeliveryState::Processed => P::Processed,
+        DeliveryState::Ignored => P::Ignored,
+        DeliveryState::Failed => P::Failed,
+        DeliveryState::Rejected => P::Rejected,
+    }
+}
+
+fn state_from_proto(raw: i32) -> Result<DeliveryState, Status> {
+    DeliveryState::ALL
+        .into_iter()
+        .find(|s| state_to_proto(*s) as i32 == raw)
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "states has {raw}, which is not a delivery state: use DELIVERY_STATE_PENDING, _PROCESSING, _PROCESSED, _IGNORED, _FAILED or _REJECTED"
+            ))
+        })
+}
+
+/// A delivery as the admin API shows it.
+pub fn delivery_to_proto(d: Delivery) -> proto::Delivery {
+    proto::Delivery {
+        id: d.id.to_string(),
+        receiver_id: d.receiver_id.to_string(),
+        delivery_key: d.delivery_key.unwrap_or_default(),
+        event: d.event,
+        state: state_to_proto(d.state) as i32,
+        receive_time: Some(to_timestamp(d.receive_time)),
+        method: d.method,
+        path: d.path,
+        request_headers: d.request_headers.into_iter().collect(),
+        request_body: d.request_body.unwrap_or_default(),
+        response_status: i32::from(d.response_status),
+        response_body: d.response_body,
+        attempts: d.attempts,
+        last_error: d.last_error.unwrap_or_default(),
+        process_time: d.process_time.map(to_timestamp),
+    }
+}

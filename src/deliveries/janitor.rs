@@ -1,0 +1,30 @@
+//! Retention: deliveries older than the retention period are deleted, at start-up and every hour.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::DeliveryStore;
+use crate::time::{duration_micros, now_micros};
+
+/// How often the janitor runs.
+pub const JANITOR_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes deliveries received more than `retention` ago, now and every [`JANITOR_INTERVAL`],
+/// until `stop`.
+pub async fn run_janitor(store: DeliveryStore, retention: Duration, stop: CancellationToken) {
+    loop {
+        let cutoff = now_micros().saturating_sub(duration_micros(retention));
+        match store.purge_received_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(deleted = n, retention = %humantime::format_duration(retention), "old deliveries deleted")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(JANITOR_INTERVAL) => {},
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! What can go wrong when a store talks to the database, shared by every store so that the admin
+//! API and the ingress map it to status codes once.
+
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `what` is the kind of thing (`receiver`, `delivery`).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: Uuid },
+    #[error("a receiver named {0:?} already exists: choose another name")]
+    NameTaken(String),
+    /// The database could not be reached or did not answer in time: worth retrying.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DbErr),
+    #[error("database error: {0}")]
+    Database(DbErr),
+    /// A stored row that no version of hookgate writes.
+    #[error("stored row {id} is corrupt: {why}")]
+    Corrupt { id: String, why: String },
+}
+
+impl StoreError {
+    pub fn not_found(what: &'static str, id: Uuid) -> Self {
+        StoreError::NotFound { what, id }
+    }
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+/// Whether a database error means "cannot reach the database now" rather than "this query is
+/// wrong": lost connections, an exhausted pool, a busy SQLite file.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => {
+                    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) and their extended codes;
+                    // PostgreSQL: class 08 (connection exception) and 57P (shutdown).
+                    let code = db.code().unwrap_or_default();
+                    let sqlite_busy = code
+                        .parse::<i32>()
+                        .map(|c| c & 0xff == 5 || c & 0xff == 6)
+                        .unwrap_or(false);
+                    sqlite_busy || code.starts_with("08") || code.starts_with("57P")
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,289 @@
+//! The delivery queue under the worker, with an explicit clock instead of sleeps: retries with
+//! backoff, leases of workers that die, claims shared by many workers, and retention; on SQLite
+//! and PostgreSQL.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Engine, TestApp, TestDatabase};
+use hookgate::deliveries::{
+    ClaimedDelivery, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery, NoEffects,
+    Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
+};
+use hookgate::hosts::Classified;
+use hookgate::receivers::{
+    CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions,
+    ReceiverSecret, ReceiverStore,
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use uuid::Uuid;
+
+const SECOND: i64 = 1_000_000;
+
+struct Setup {
+    db: DatabaseConnection,
+    receivers: ReceiverStore,
+    deliveries: DeliveryStore,
+    receiver: Uuid,
+    test_db: TestDatabase,
+}
+
+async fn setup(engine: Engine) -> Setup {
+    let test_db = TestDatabase::new(engine).await;
+    let db = hookgate::db::connect(&test_db.url).await.unwrap();
+    hookgate::db::migrate(&db).await.unwrap();
+    let receivers = ReceiverStore::new(db.clone());
+    let receiver = receivers
+        .create(
+            NewReceiver {
+                name: ReceiverName::parse("gh").unwrap(),
+                code_host_kind: CodeHostKind::GitHub,
+                code_host_urn: CodeHostUrn::parse("https://github.com").unwrap(),
+                secret: ReceiverSecret::generate(),
+                options: ReceiverOptions::default(),
+            },
+            "test",
+        )
+        .await
+        .unwrap()
+        .id;
+    Setup {
+        deliveries: DeliveryStore::new(db.clone()),
+        db,
+        receivers,
+        receiver,
+        test_db,
+    }
+}
+
+/// A pending `push` delivery received at `at`.
+async fn pending(s: &Setup, at: i64) -> Uuid {
+    let id = Uuid::new_v4();
+    let headers = BTreeMap::from([
+        ("x-github-event".to_owned(), "push".to_owned()),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ]);
+    let stored = s
+        .deliveries
+        .record(NewDelivery {
+            id,
+            receiver_id: s.receiver,
+            delivery_key: Some(Uuid::new_v4().to_string()),
+            event: "push".into(),
+            state: DeliveryState::Pending,
+            receive_time: at,
+            method: "POST".into(),
+            path: "/".into(),
+            request_headers: headers,
+            request_body: Some(common::fixture("github/push.branch-updated.json")),
+            response_status: 202,
+            response_body: Vec::new(),
+            last_error: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, Stored::New);
+    id
+}
+
+/// A handler that fails every time and counts its calls.
+struct AlwaysFails(AtomicUsize);
+
+#[tonic::async_trait]
+impl Handler for AlwaysFails {
+    async fn handle(
+        &self,
+        _: &DatabaseTransaction,
+        _: &Receiver,
+        _: &ClaimedDelivery,
+        _: &Classified,
+    ) -> Result<Outcome, HandlerError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(HandlerError::retry("the code host's API said no"))
+    }
+}
+
+fn worker(s: &Setup, handler: Arc<dyn Handler>, lease: Duration) -> Worker {
+    Worker::new(
+        s.db.clone(),
+        s.receivers.clone(),
+        handler,
+        WorkerConfig {
+            lease,
+            ..WorkerConfig::default()
+        },
+        Default::default(),
+    )
+}
+
+on_both_engines!(
+    a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error,
+    a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease,
+    concurrent_claimers_never_share_a_delivery,
+    retention_deletes_deliveries_older_than_the_retention_period,
+);
+
+async fn a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 1_000 * SECOND;
+    let id = pending(&s, t0).await;
+    let handler = Arc::new(AlwaysFails(AtomicUsize::new(0)));
+    let w = worker(&s, handler.clone(), Duration::from_secs(60));
+
+    let mut now = t0;
+    assert_eq!(w.process_due(now).await.unwrap(), 1);
+    for (retry, wait) in RETRY_BACKOFF.iter().enumerate() {
+        let d = s.deliveries.get(id).await.unwrap();
+        assert_eq!(d.state, DeliveryState::Pending, "after try {}", retry + 1);
+        assert_eq!(d.attempts as usize, retry + 1);
+        assert_eq!(d.last_error.as_deref(), Some("the code host's API said no"));
+        let wait = i64::try_from(wait.as_micros()).unwrap();
+        // Not a moment before its backoff…
+        assert_eq!(w.process_due(now + wait - 1).await.unwrap(), 0);
+        // …and at it.
+        now += wait;
+        assert_eq!(w.process_due(now).await.unwrap(), 1);
+    }
+    let d = s.deliveries.get(id).await.unwrap();
+    assert_eq!(d.state, DeliveryState::Failed);
+    assert_eq!(d.attempts as usize, RETRY_BACKOFF.len() + 1);
+    assert_eq!(d.last_error.as_deref(), Some("the code host's API said no"));
+    assert_eq!(d.process_time, Some(now));
+    assert_eq!(handler.0.load(Ordering::SeqCst), RETRY_BACKOFF.len() + 1);
+    // Failed is final until an admin redelivers it.
+    assert_eq!(w.process_due(now + 3600 * SECOND).await.unwrap(), 0);
+    let again = s.deliveries.redeliver(id, now).await.unwrap();
+    assert_eq!(again.state, DeliveryState::Pending);
+    assert_eq!(again.attempts, 0);
+    let ok = worker(&s, Arc::new(NoEffects), Duration::from_secs(60));
+    assert_eq!(ok.process_due(now).await.unwrap(), 1);
+    assert_eq!(
+        s.deliveries.get(id).await.unwrap().state,
+        DeliveryState::Processed
+    );
+    s.test_db.drop_database().await;
+}
+
+async fn a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 5_000 * SECOND;
+    let id = pending(&s, t0).await;
+    // A worker claims it with a 30 s lease and dies without an outcome.
+    let dead = s
+        .deliveries
+        .claim(10, Duration::from_secs(30), t0)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        s.deliveries.get(id).await.unwrap().state,
+        DeliveryState::Processing
+    );
+
+    let w = worker(&s, Arc::new(NoEffects), Duration::from_secs(30));
+    assert_eq!(
+        w.process_due(t0 + 29 * SECOND).await.unwrap(),
+        0,
+        "the lease still holds"
+    );
+    assert_eq!(w.process_due(t0 + 30 * SECOND).await.unwrap(), 1);
+    let d = s.deliveries.get(id).await.unwrap();
+    assert_eq!(d.state, DeliveryState::Processed);
+    assert_eq!(d.attempts, 2);
+
+    // The dead worker coming back cannot overwrite the outcome: its claim is gone.
+    let late = DeliveryStore::finish(
+        &s.db,
+        &dead[0],
+        DeliveryState::Failed,
+        None,
+        t0 + 31 * SECOND,
+    )
+    .await
+    .unwrap();
+    assert!(!late);
+    assert_eq!(
+        s.deliveries.get(id).await.unwrap().state,
+        DeliveryState::Processed
+    );
+    s.test_db.drop_database().await;
+}
+
+async fn concurrent_claimers_never_share_a_delivery(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 9_000 * SECOND;
+    let mut all = HashSet::new();
+    for i in 0..120 {
+        all.insert(pending(&s, t0 + i).await);
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = s.deliveries.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                match store.claim(7, Duration::from_secs(60), t0 + SECOND).await {
+                    Ok(batch) if batch.is_empty() => break,
+                    Ok(batch) => mine.extend(batch.into_iter().map(|d| d.id)),
+                    // SQLite may report a busy database under contention: try again.
+                    Err(hookgate::store::StoreError::Unavailable(_)) => {}
+                    Err(e) => panic!("claim failed: {e}"),
+                }
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = claimed.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        claimed.len(),
+        "a delivery was handed to two claimers"
+    );
+    assert_eq!(unique, all, "every delivery was claimed");
+    s.test_db.drop_database().await;
+}
+
+async fn retention_deletes_deliveries_older_than_the_retention_period(engine: Engine) {
+    // The store: only what was received before the cut-off goes.
+    let s = setup(engine).await;
+    let now = hookgate::time::now_micros();
+    let old = pending(&s, now - 73 * 3600 * SECOND).await;
+    let young = pending(&s, now - 71 * 3600 * SECOND).await;
+    let cutoff = now - 72 * 3600 * SECOND;
+    assert_eq!(s.deliveries.purge_received_before(cutoff).await.unwrap(), 1);
+    assert!(s.deliveries.get(old).await.is_err());
+    assert!(s.deliveries.get(young).await.is_ok());
+    s.test_db.drop_database().await;
+
+    // The service: its janitor applies --delivery-retention at start-up (then hourly).
+    let s = setup(engine).await;
+    let stale = pending(&s, now - 2 * 3600 * SECOND).await;
+    let fresh = pending(&s, now).await;
+    let store = s.deliveries.clone();
+    let app = TestApp::start(s.test_db, |c| {
+        c.delivery_retention = Duration::from_secs(3600).into();
+    })
+    .await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if store.get(stale).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gone,
+        "the janitor deleted the delivery older than the retention"
+    );
+    assert!(store.get(fresh).await.is_ok());
+    app.stop().await;
+}

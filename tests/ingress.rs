@@ -1,0 +1,1346 @@
+//! The webhook ingress over real HTTP: every real fixture of every host, each status code of
+//! DESIGN.md's table, de-duplication, redaction and the delivery log, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Engine, TestApp, fixture, json_body, sha256_signature};
+use hookgate::admin::proto::{
+    CodeHostKind, DeliveryState, GetReceiverRequest, ListDeliveriesRequest,
+    RedeliverDeliveryRequest, RotateReceiverSecretRequest, SendTestDeliveryRequest,
+};
+use prost::Message;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::Code;
+
+/// One fixture: the host kind, the file, the event header, the event name hookgate must give
+/// it, and the status it must be answered with.
+struct Case {
+    kind: CodeHostKind,
+    file: &'static str,
+    header: &'static str,
+    event: &'static str,
+    status: u16,
+}
+
+const fn case(
+    kind: CodeHostKind,
+    file: &'static str,
+    header: &'static str,
+    event: &'static str,
+    status: u16,
+) -> Case {
+    Case {
+        kind,
+        file,
+        header,
+        event,
+        status,
+    }
+}
+
+use CodeHostKind::{BitbucketCloud as Bbc, BitbucketServer as Bbs, Github as Gh, Gitlab as Gl};
+
+/// Every fixture a handler will meet, with what the ingress must make of it.
+const CASES: &[Case] = &[
+    case(
+        Gh,
+        "github/check_run.completed.json",
+        "check_run",
+        "check_run/completed",
+        202,
+    ),
+    case(
+        Gh,
+        "github/check_suite.completed.json",
+        "check_suite",
+        "check_suite/completed",
+        202,
+    ),
+    case(
+        Gh,
+        "github/issue_comment.created.json",
+        "issue_comment",
+        "issue_comment/created",
+        202,
+    ),
+    case(Gh, "github/ping.json", "ping", "ping", 200),
+    case(
+        Gh,
+        "github/pull_request.closed.json",
+        "pull_request",
+        "pull_request/closed",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.closed.merged.json",
+        "pull_request",
+        "pull_request/closed",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.converted_to_draft.json",
+        "pull_request",
+        "pull_request/converted_to_draft",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.edited.json",
+        "pull_request",
+        "pull_request/edited",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.labeled.json",
+        "pull_request",
+        "pull_request/labeled",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.opened.json",
+        "pull_request",
+        "pull_request/opened",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.ready_for_review.json",
+        "pull_request",
+        "pull_request/ready_for_review",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.reopened.json",
+        "pull_request",
+        "pull_request/reopened",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.synchronize.json",
+        "pull_request",
+        "pull_request/synchronize",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request_review.dismissed.json",
+        "pull_request_review",
+        "pull_request_review/dismissed",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request_review.submitted.json",
+        "pull_request_review",
+        "pull_request_review/submitted",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request_review_comment.created.json",
+        "pull_request_review_comment",
+        "pull_request_review_comment/created",
+        202,
+    ),
+    case(Gh, "github/push.branch-created.json", "push", "push", 202),
+    case(Gh, "github/push.branch-updated.json", "push", "push", 202),
+    case(Gh, "github/push.tag-deleted.json", "push", "push", 202),
+    case(Gh, "github/status.json", "status", "status", 202),
+    case(
+        Gl,
+        "gitlab/issue.open.json",
+        "Issue Hook",
+        "Issue Hook/open",
+        200,
+    ),
+    case(Gl, "gitlab/job.json", "Job Hook", "Job Hook", 200),
+    case(
+        Gl,
+        "gitlab/merge_request.close.json",
+        "Merge Request Hook",
+        "Merge Request Hook/close",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/merge_request.merge.json",
+        "Merge Request Hook",
+        "Merge Request Hook/merge",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/merge_request.open.json",
+        "Merge Request Hook",
+        "Merge Request Hook/open",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/merge_request.update.json",
+        "Merge Request Hook",
+        "Merge Request Hook/update",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/note.commit.json",
+        "Note Hook",
+        "Note Hook/create",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/note.issue.json",
+        "Note Hook",
+        "Note Hook/create",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/note.merge_request.json",
+        "Note Hook",
+        "Note Hook/create",
+        202,
+    ),
+    case(
+        Gl,
+        "gitlab/pipeline.json",
+        "Pipeline Hook",
+        "Pipeline Hook",
+        202,
+    ),
+    case(Gl, "gitlab/push.json", "Push Hook", "Push Hook", 202),
+    case(
+        Gl,
+        "gitlab/tag_push.json",
+        "Tag Push Hook",
+        "Tag Push Hook",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/diagnostics_ping.json",
+        "diagnostics:ping",
+        "diagnostics:ping",
+        200,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_comment_added.json",
+        "pr:comment:added",
+        "pr:comment:added",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_declined.json",
+        "pr:declined",
+        "pr:declined",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_from_ref_updated.json",
+        "pr:from_ref_updated",
+        "pr:from_ref_updated",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_merged.json",
+        "pr:merged",
+        "pr:merged",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_modified.json",
+        "pr:modified",
+        "pr:modified",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_opened.json",
+        "pr:opened",
+        "pr:opened",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_opened.sourcegraph-plugin.json",
+        "pr:opened",
+        "pr:opened",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_reviewer_approved.json",
+        "pr:reviewer:approved",
+        "pr:reviewer:approved",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/pr_reviewer_needs_work.json",
+        "pr:reviewer:needs_work",
+        "pr:reviewer:needs_work",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/repo_refs_changed.json",
+        "repo:refs_changed",
+        "repo:refs_changed",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/repo_refs_changed.signed.json",
+        "repo:refs_changed",
+        "repo:refs_changed",
+        202,
+    ),
+    case(
+        Bbs,
+        "bitbucket-server/repo_refs_changed.signed-go-scm.json",
+        "repo:refs_changed",
+        "repo:refs_changed",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_approved.json",
+        "pullrequest:approved",
+        "pullrequest:approved",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_comment_created.json",
+        "pullrequest:comment_created",
+        "pullrequest:comment_created",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_created.json",
+        "pullrequest:created",
+        "pullrequest:created",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_fulfilled.json",
+        "pullrequest:fulfilled",
+        "pullrequest:fulfilled",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_rejected.json",
+        "pullrequest:rejected",
+        "pullrequest:rejected",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/pullrequest_updated.json",
+        "pullrequest:updated",
+        "pullrequest:updated",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/repo_commit_status_created.json",
+        "repo:commit_status_created",
+        "repo:commit_status_created",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/repo_commit_status_updated.json",
+        "repo:commit_status_updated",
+        "repo:commit_status_updated",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/repo_push.json",
+        "repo:push",
+        "repo:push",
+        202,
+    ),
+    case(
+        Bbc,
+        "bitbucket-cloud/repo_push.signed.json",
+        "repo:push",
+        "repo:push",
+        202,
+    ),
+];
+
+fn urn(kind: CodeHostKind) -> &'static str {
+    match kind {
+        Gh => "https://github.com",
+        Gl => "https://gitlab.example.com",
+        Bbs => "https://bitbucket.example.com",
+        _ => "https://bitbucket.org",
+    }
+}
+
+/// The headers a host sends with a delivery: its event header, its delivery id, and its
+/// signature (or token) made with `secret`; `None` leaves the signature out.
+fn host_headers(
+    kind: CodeHostKind,
+    event: &str,
+    key: &str,
+    secret: Option<&str>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let mut h = vec![("content-type", "application/json".to_owned())];
+    match kind {
+        Gh => {
+            h.push(("x-github-event", event.to_owned()));
+            h.push(("x-github-delivery", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature-256", sha256_signature(s, body)));
+            }
+        }
+        Gl => {
+            h.push(("x-gitlab-event", event.to_owned()));
+            h.push(("idempotency-key", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-gitlab-token", s.to_owned()));
+            }
+        }
+        Bbs => {
+            h.push(("x-event-key", event.to_owned()));
+            h.push(("x-request-id", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature", sha256_signature(s, body)));
+            }
+        }
+        _ => {
+            h.push(("x-event-key", event.to_owned()));
+            h.push(("x-request-uuid", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature", sha256_signature(s, body)));
+            }
+        }
+    }
+    h
+}
+
+fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+on_both_engines!(
+    every_fixture_is_accepted_signed_and_rejected_with_a_wrong_or_missing_signature,
+    an_accepted_delivery_is_stored_before_the_answer_and_processed_by_the_worker,
+    a_malformed_receiver_id_is_400_and_an_unknown_one_404,
+    a_method_other_than_post_is_405_with_allow,
+    a_body_over_the_cap_is_413_with_or_without_a_content_length,
+    a_missing_event_header_or_a_signed_body_that_is_not_json_is_400_and_not_stored,
+    a_duplicate_delivery_key_is_200_with_the_original_id_and_stored_once,
+    a_forged_delivery_does_not_block_the_real_one_with_the_same_key,
+    a_store_that_cannot_commit_answers_503_and_the_retry_is_accepted,
+    tokens_and_secrets_are_redacted_in_the_log,
+    github_form_encoded_deliveries_are_accepted,
+    the_previous_secret_is_accepted_only_during_the_rotation_overlap,
+    deliveries_are_listed_newest_first_with_filters_and_pages,
+    a_processed_delivery_can_be_redelivered_but_a_rejected_one_cannot,
+    send_test_delivery_proves_the_url_and_secret_for_every_host,
+    deleting_a_receiver_deletes_its_deliveries,
+);
+
+async fn every_fixture_is_accepted_signed_and_rejected_with_a_wrong_or_missing_signature(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let mut receivers = std::collections::HashMap::new();
+    for kind in [Gh, Gl, Bbs, Bbc] {
+        receivers.insert(
+            kind as i32,
+            app.create_receiver(&format!("{kind:?}"), kind, urn(kind))
+                .await,
+        );
+    }
+    for c in CASES {
+        let (id, secret) = &receivers[&(c.kind as i32)];
+        let body = fixture(c.file);
+
+        let k = key();
+        let response = app
+            .post(
+                id,
+                &host_headers(c.kind, c.header, &k, Some(secret), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(response.status(), c.status, "{}", c.file);
+        let answer = json_body(response).await;
+        let delivery_id = answer["delivery_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: {answer}", c.file));
+        let stored = app.get_delivery(delivery_id).await;
+        assert_eq!(stored.event, c.event, "{}", c.file);
+        assert_eq!(stored.delivery_key, k, "{}", c.file);
+        assert_eq!(
+            stored.request_body, body,
+            "{}: the body is stored as received",
+            c.file
+        );
+        assert_eq!(stored.response_status, i32::from(c.status));
+
+        for (how, signing_secret) in [("wrong", Some("not-the-secret")), ("missing", None)] {
+            // Bitbucket Server's diagnostics:ping may arrive unsigned.
+            if c.header == "diagnostics:ping" && signing_secret.is_none() {
+                let r = app
+                    .post(
+                        id,
+                        &host_headers(c.kind, c.header, &key(), None, &body),
+                        body.clone(),
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "an unsigned diagnostics:ping is answered");
+                continue;
+            }
+            let response = app
+                .post(
+                    id,
+                    &host_headers(c.kind, c.header, &key(), signing_secret, &body),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(response.status(), 401, "{} with a {how} signature", c.file);
+            let answer = json_body(response).await;
+            assert!(
+                answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{answer}"
+            );
+        }
+    }
+    // Every rejected attempt is in the log, without its body.
+    let rejected = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            states: vec![DeliveryState::Rejected as i32],
+            page_size: 500,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.total_size as usize, CASES.len() * 2 - 1);
+    for d in rejected.deliveries {
+        let full = app.get_delivery(&d.id).await;
+        assert!(
+            full.request_body.is_empty(),
+            "a rejected delivery keeps no body"
+        );
+        assert_eq!(full.response_status, 401);
+        assert!(!full.last_error.is_empty());
+    }
+    app.stop().await;
+}
+
+async fn an_accepted_delivery_is_stored_before_the_answer_and_processed_by_the_worker(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    let response = app
+        .post(
+            &id,
+            &host_headers(Gh, "pull_request", &key(), Some(&secret), &body),
+            body,
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let answer = json_body(response).await;
+    let delivery_id = answer["delivery_id"].as_str().unwrap().to_owned();
+    assert_eq!(answer, serde_json::json!({ "delivery_id": delivery_id }));
+
+    let done = app
+        .wait_for_state(&delivery_id, DeliveryState::Processed)
+        .await;
+    assert_eq!(done.attempts, 1);
+    assert!(done.process_time.is_some());
+    assert_eq!(done.method, "POST");
+    assert_eq!(done.path, format!("/.api/webhooks/{id}"));
+
+    let receiver = app
+        .receivers()
+        .await
+        .get_receiver(app.req(GetReceiverRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(receiver.last_delivery_time, done.receive_time);
+    app.stop().await;
+}
+
+async fn a_malformed_receiver_id_is_400_and_an_unknown_one_404(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let body = fixture("github/ping.json");
+    let r = app
+        .post(
+            "not-a-uuid",
+            &[("x-github-event", "ping".into())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app
+        .post(
+            &uuid::Uuid::new_v4().to_string(),
+            &[("x-github-event", "ping".into())],
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 0, "nothing is stored for unknown receivers");
+    app.stop().await;
+}
+
+async fn a_method_other_than_post_is_405_with_allow(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, _) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let url = format!("http://{}/.api/webhooks/{id}", app.http_addr);
+    let client = reqwest::Client::new();
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let r = client.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+        assert_eq!(r.headers()["allow"], "POST");
+    }
+    app.stop().await;
+}
+
+async fn a_body_over_the_cap_is_413_with_or_without_a_content_length(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| c.max_body_bytes = 8192).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    assert!(body.len() > 8192);
+    let headers = host_headers(Gh, "pull_request", &key(), Some(&secret), &body);
+    let r = app.post(&id, &headers, body.clone()).await;
+    assert_eq!(r.status(), 413);
+
+    // Chunked, with no Content-Length: refused as soon as it passes the cap. The server may
+    // answer before the client has written everything, so this client ignores write errors and
+    // reads the answer.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.http_addr).await.unwrap();
+    let mut head = format!(
+        "POST /.api/webhooks/{id} HTTP/1.1\r\nhost: {}\r\ntransfer-encoding: chunked\r\n",
+        app.http_addr
+    );
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(1000) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // At the cap exactly, it is taken.
+    let small = fixture("github/ping.json");
+    assert!(small.len() <= 8192);
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "ping", &key(), Some(&secret), &small),
+            small,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+async fn a_missing_event_header_or_a_signed_body_that_is_not_json_is_400_and_not_stored(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    let mut headers = host_headers(Gh, "pull_request", &key(), Some(&secret), &body);
+    headers.retain(|(n, _)| *n != "x-github-event");
+    let r = app.post(&id, &headers, body).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        json_body(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-GitHub-Event")
+    );
+
+    let not_json = b"this is not json".to_vec();
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "pull_request", &key(), Some(&secret), &not_json),
+            not_json,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 0);
+    app.stop().await;
+}
+
+async fn a_duplicate_delivery_key_is_200_with_the_original_id_and_stored_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("gl", Gl, "https://gitlab.example.com")
+        .await;
+    let body = fixture("gitlab/merge_request.open.json");
+    let headers = host_headers(Gl, "Merge Request Hook", "same-key-1", Some(&secret), &body);
+    let first = app.post(&id, &headers, body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let original = json_body(first).await["delivery_id"].clone();
+    for _ in 0..3 {
+        let again = app.post(&id, &headers, body.clone()).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(json_body(again).await["delivery_id"], original);
+    }
+    // GitLab's older header is a key too.
+    let mut old_style = headers.clone();
+    old_style.retain(|(n, _)| *n != "idempotency-key");
+    old_style.push(("x-gitlab-event-uuid", "old-style-key".into()));
+    assert_eq!(app.post(&id, &old_style, body.clone()).await.status(), 202);
+    assert_eq!(app.post(&id, &old_style, body.clone()).await.status(), 200);
+
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 2);
+    // The same key on another receiver is another delivery.
+    let (other, other_secret) = app
+        .create_receiver("gl2", Gl, "https://gitlab.example.com")
+        .await;
+    let headers = host_headers(
+        Gl,
+        "Merge Request Hook",
+        "same-key-1",
+        Some(&other_secret),
+        &body,
+    );
+    assert_eq!(app.post(&other, &headers, body).await.status(), 202);
+    app.stop().await;
+}
+
+async fn a_forged_delivery_does_not_block_the_real_one_with_the_same_key(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("bbc", Bbc, "https://bitbucket.org")
+        .await;
+    let body = fixture("bitbucket-cloud/repo_push.json");
+    let forged = host_headers(Bbc, "repo:push", "k-1", Some("forged-secret"), &body);
+    assert_eq!(app.post(&id, &forged, body.clone()).await.status(), 401);
+    let real = host_headers(Bbc, "repo:push", "k-1", Some(&secret), &body);
+    assert_eq!(app.post(&id, &real, body).await.status(), 202);
+    app.stop().await;
+}
+
+async fn a_store_that_cannot_commit_answers_503_and_the_retry_is_accepted(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("bbs", Bbs, "https://bitbucket.example.com")
+        .await;
+    // Warm the receiver cache, then take the delivery log away from under the service.
+    let ping = fixture("bitbucket-server/diagnostics_ping.json");
+    assert_eq!(
+        app.post(
+            &id,
+            &host_headers(Bbs, "diagnostics:ping", &key(), None, &ping),
+            ping
+        )
+        .await
+        .status(),
+        200
+    );
+    let db = Database::connect(app.db.url.as_str()).await.unwrap();
+    db.execute_unprepared("ALTER TABLE deliveries RENAME TO deliveries_away")
+        .await
+        .unwrap();
+
+    let body = fixture("bitbucket-server/pr_opened.json");
+    let headers = host_headers(Bbs, "pr:opened", "retry-me", Some(&secret), &body);
+    let r = app.post(&id, &headers, body.clone()).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+
+    db.execute_unprepared("ALTER TABLE deliveries_away RENAME TO deliveries")
+        .await
+        .unwrap();
+    db.close().await.ok();
+    let r = app.post(&id, &headers, body).await;
+    assert_eq!(
+        r.status(),
+        202,
+        "the host's retry is taken once the store is back"
+    );
+    app.stop().await;
+}
+
+async fn tokens_and_secrets_are_redacted_in_the_log(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("gl", Gl, "https://gitlab.example.com")
+        .await;
+    let body = fixture("gitlab/push.json");
+    let mut headers = host_headers(Gl, "Push Hook", &key(), Some(&secret), &body);
+    headers.push(("authorization", "Bearer abcdefgh-token".into()));
+    headers.push(("x-hook-secret", "hook-secret-value".into()));
+    headers.push(("x-custom", "one".into()));
+    headers.push(("x-custom", "two".into()));
+    let r = app.post(&id, &headers, body).await;
+    assert_eq!(r.status(), 202);
+    let delivery_id = json_body(r).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = app.get_delivery(&delivery_id).await;
+    assert_eq!(d.request_headers["x-gitlab-token"], "[REDACTED]");
+    assert_eq!(d.request_headers["authorization"], "[REDACTED]");
+    assert_eq!(d.request_headers["x-hook-secret"], "[REDACTED]");
+    assert_eq!(d.request_headers["x-custom"], "one, two");
+    assert_eq!(d.request_headers["x-gitlab-event"], "Push Hook");
+    let encoded = d.encode_to_vec();
+    for needle in [secret.as_str(), "abcdefgh-token", "hook-secret-value"] {
+        assert!(
+            !encoded
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{needle} is in the log"
+        );
+    }
+    // A rejected GitLab attempt does not keep the wrong token either.
+    let body = fixture("gitlab/push.json");
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gl, "Push Hook", &key(), Some("guessed-token"), &body),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    let rejected = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            states: vec![DeliveryState::Rejected as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rejected.deliveries[0].request_headers["x-gitlab-token"],
+        "[REDACTED]"
+    );
+    app.stop().await;
+}
+
+async fn github_form_encoded_deliveries_are_accepted(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let json = String::from_utf8(fixture("github/pull_request.opened.json")).unwrap();
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &json)
+        .finish();
+    let mut headers = host_headers(Gh, "pull_request", &key(), Some(&secret), body.as_bytes());
+    headers[0] = ("content-type", "application/x-www-form-urlencoded".into());
+    let r = app.post(&id, &headers, body.into_bytes()).await;
+    assert_eq!(r.status(), 202);
+    let delivery_id = json_body(r).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = app
+        .wait_for_state(&delivery_id, DeliveryState::Processed)
+        .await;
+    assert_eq!(d.event, "pull_request/opened");
+    app.stop().await;
+}
+
+async fn the_previous_secret_is_accepted_only_during_the_rotation_overlap(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, old) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/push.branch-updated.json");
+    let rotated = app
+        .receivers()
+        .await
+        .rotate_receiver_secret(app.req(RotateReceiverSecretRequest {
+            id: id.clone(),
+            secret: String::new(),
+            overlap: Some(prost_types::Duration {
+                seconds: 600,
+                nanos: 0,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    for secret in [&old, &rotated.secret] {
+        let r = app
+            .post(
+                &id,
+                &host_headers(Gh, "push", &key(), Some(secret), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    // A rotation with no overlap ends both the old secrets at once.
+    let again = app
+        .receivers()
+        .await
+        .rotate_receiver_secret(app.req(RotateReceiverSecretRequest {
+            id: id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    for secret in [&old, &rotated.secret] {
+        let r = app
+            .post(
+                &id,
+                &host_headers(Gh, "push", &key(), Some(secret), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "push", &key(), Some(&again.secret), &body),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    app.stop().await;
+}
+
+async fn deliveries_are_listed_newest_first_with_filters_and_pages(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (gh, gh_secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let (gl, gl_secret) = app
+        .create_receiver("gl", Gl, "https://gitlab.example.com")
+        .await;
+    let push = fixture("github/push.branch-updated.json");
+    let mut gh_ids = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .post(
+                &gh,
+                &host_headers(Gh, "push", &key(), Some(&gh_secret), &push),
+                push.clone(),
+            )
+            .await;
+        gh_ids.push(
+            json_body(r).await["delivery_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let middle = app.get_delivery(&gh_ids[2]).await.receive_time;
+    let job = fixture("gitlab/job.json");
+    let r = app
+        .post(
+            &gl,
+            &host_headers(Gl, "Job Hook", &key(), Some(&gl_secret), &job),
+            job.clone(),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post(
+            &gl,
+            &host_headers(Gl, "Job Hook", &key(), Some("wrong-token"), &job),
+            job,
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let client = app.deliveries().await;
+    let list = |req: ListDeliveriesRequest| {
+        let mut client = client.clone();
+        let req = app.req(req);
+        async move { client.list_deliveries(req).await.map(|r| r.into_inner()) }
+    };
+    let all = list(ListDeliveriesRequest::default()).await.unwrap();
+    assert_eq!(all.total_size, 7);
+    assert!(
+        all.deliveries.iter().all(|d| d.request_body.is_empty()),
+        "listings carry no bodies"
+    );
+    let times: Vec<_> = all
+        .deliveries
+        .iter()
+        .map(|d| d.receive_time.unwrap())
+        .collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| (w[0].seconds, w[0].nanos) >= (w[1].seconds, w[1].nanos)),
+        "newest first"
+    );
+
+    let only_gh = list(ListDeliveriesRequest {
+        receiver_id: gh.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(only_gh.total_size, 5);
+    let mut expected = gh_ids.clone();
+    expected.reverse();
+    assert_eq!(
+        only_gh
+            .deliveries
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    let ignored = list(ListDeliveriesRequest {
+        states: vec![DeliveryState::Ignored as i32],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ignored.total_size, 1);
+    assert_eq!(ignored.deliveries[0].event, "Job Hook");
+    let errors = list(ListDeliveriesRequest {
+        only_errors: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(errors.total_size, 1);
+    assert_eq!(errors.deliveries[0].response_status, 401);
+
+    let since = list(ListDeliveriesRequest {
+        receiver_id: gh.clone(),
+        since: middle,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(since.total_size, 3);
+    let until = list(ListDeliveriesRequest {
+        receiver_id: gh.clone(),
+        until: middle,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(until.total_size, 2);
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list(ListDeliveriesRequest {
+            receiver_id: gh.clone(),
+            page_size: 2,
+            page_token: token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        seen.extend(page.deliveries.into_iter().map(|d| d.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, expected);
+
+    for bad in [
+        ListDeliveriesRequest {
+            page_size: 501,
+            ..Default::default()
+        },
+        ListDeliveriesRequest {
+            receiver_id: "nope".into(),
+            ..Default::default()
+        },
+        ListDeliveriesRequest {
+            states: vec![42],
+            ..Default::default()
+        },
+        ListDeliveriesRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(list(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    }
+    app.stop().await;
+}
+
+async fn a_processed_delivery_can_be_redelivered_but_a_rejected_one_cannot(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("bbc", Bbc, "https://bitbucket.org")
+        .await;
+    let body = fixture("bitbucket-cloud/pullrequest_created.json");
+    let r = app
+        .post(
+            &id,
+            &host_headers(Bbc, "pullrequest:created", &key(), Some(&secret), &body),
+            body.clone(),
+        )
+        .await;
+    let delivery_id = json_body(r).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = app
+        .wait_for_state(&delivery_id, DeliveryState::Processed)
+        .await;
+
+    let mut client = app.deliveries().await;
+    let queued = client
+        .redeliver_delivery(app.req(RedeliverDeliveryRequest {
+            id: delivery_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        queued.state == DeliveryState::Pending as i32
+            || queued.state == DeliveryState::Processing as i32
+            || queued.state == DeliveryState::Processed as i32
+    );
+    let again = app
+        .wait_for_state(&delivery_id, DeliveryState::Processed)
+        .await;
+    let at = |t: Option<prost_types::Timestamp>| t.map(|t| (t.seconds, t.nanos));
+    assert!(
+        at(again.process_time) > at(first.process_time),
+        "processed a second time"
+    );
+
+    let r = app
+        .post(
+            &id,
+            &host_headers(
+                Bbc,
+                "pullrequest:created",
+                &key(),
+                Some("bad-secret"),
+                &body,
+            ),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    let rejected = client
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            states: vec![DeliveryState::Rejected as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = client
+        .redeliver_delivery(app.req(RedeliverDeliveryRequest {
+            id: rejected.deliveries[0].id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("rejected"), "{}", err.message());
+    let err = client
+        .redeliver_delivery(app.req(RedeliverDeliveryRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    app.stop().await;
+}
+
+async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    for (kind, event) in [
+        (Gh, "ping"),
+        (Gl, "Push Hook"),
+        (Bbs, "diagnostics:ping"),
+        (Bbc, "repo:push"),
+    ] {
+        let (id, _) = app
+            .create_receiver(&format!("{kind:?}"), kind, urn(kind))
+            .await;
+        let sent = app
+            .receivers()
+            .await
+            .send_test_delivery(app.req(SendTestDeliveryRequest { id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            sent.http_status == 200 || sent.http_status == 202,
+            "{kind:?}: {sent:?}"
+        );
+        let stored = app.get_delivery(&sent.delivery_id).await;
+        assert_eq!(stored.receiver_id, id);
+        assert_eq!(stored.event, event, "{kind:?}");
+        assert_ne!(stored.state, DeliveryState::Rejected as i32);
+    }
+    let (generic, _) = app
+        .create_receiver("trigger", CodeHostKind::Generic, "https://git.example.com")
+        .await;
+    let err = app
+        .receivers()
+        .await
+        .send_test_delivery(app.req(SendTestDeliveryRequest { id: generic }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    app.stop().await;
+}
+
+async fn deleting_a_receiver_deletes_its_deliveries(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/status.json");
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "status", &key(), Some(&secret), &body),
+            body.clone(),
+        )
+        .await;
+    let delivery_id = json_body(r).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.receivers()
+        .await
+        .delete_receiver(app.req(hookgate::admin::proto::DeleteReceiverRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    let err = app
+        .deliveries()
+        .await
+        .get_delivery(app.req(hookgate::admin::proto::GetDeliveryRequest { id: delivery_id }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // And the deleted receiver's URL is 404 at once.
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "status", &key(), Some(&secret), &body),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
+
+on_both_engines!(a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored);
+
+async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(hookgate::admin::proto::CreateReceiverRequest {
+            name: "limited".into(),
+            code_host_kind: Gh as i32,
+            code_host_urn: "https://github.com".into(),
+            options: Some(hookgate::admin::proto::ReceiverOptions {
+                rate_limit_per_minute: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.receiver.unwrap().id;
+    let body = fixture("github/push.branch-updated.json");
+    for _ in 0..3 {
+        let r = app
+            .post(
+                &id,
+                &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 3, "the limited delivery was not stored");
+    app.stop().await;
+}
