@@ -97,6 +97,14 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }
 }
 
+/// The effects of a `Handled` event (see `super::effects`).
+pub(super) fn effects(
+    _event: &str,
+    _payload: &serde_json::Value,
+) -> Result<Vec<super::Effect>, super::EffectError> {
+    Ok(Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

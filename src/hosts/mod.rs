@@ -7,6 +7,7 @@
 
 mod bitbucket_cloud;
 mod bitbucket_server;
+pub mod effects;
 mod github;
 mod gitlab;
 mod signature;
@@ -14,6 +15,7 @@ mod signature;
 use http::HeaderMap;
 use serde_json::Value;
 
+pub use effects::{Effect, EffectError};
 pub use signature::sign_hmac_sha256_hex;
 
 /// Which code host signed a delivery (the generic trigger is not here).
@@ -125,6 +127,18 @@ pub fn classify(host: Host, headers: &HeaderMap, body: &[u8]) -> Result<Classifi
         Host::GitLab => gitlab::classify(headers, body),
         Host::BitbucketServer => bitbucket_server::classify(headers, body),
         Host::BitbucketCloud => bitbucket_cloud::classify(headers, body),
+    }
+}
+
+/// The effects of a classified, `Handled` event: changeset changes and pushes. An event that
+/// turns out to have none (an issue comment that is not on a pull request) gives an empty list.
+/// `event` is [`Classified::event`] and `payload` [`Classified::payload`].
+pub fn effects(host: Host, event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
+    match host {
+        Host::GitHub => github::effects(event, payload),
+        Host::GitLab => gitlab::effects(event, payload),
+        Host::BitbucketServer => bitbucket_server::effects(event, payload),
+        Host::BitbucketCloud => bitbucket_cloud::effects(event, payload),
     }
 }
 

@@ -1,0 +1,232 @@
+//! What an event does, as the host's payload tells it: the effects a handler applies to the
+//! store. Parsing is pure (payload in, effects out); applying them, with the out-of-order rules,
+//! is `sync/`'s job.
+
+use serde_json::Value;
+
+/// A repository as an event names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryRef {
+    /// `octo-org/hello-world`; GitLab `path_with_namespace`; Bitbucket Server `PROJECT/repo`
+    /// (project key and repository slug); Bitbucket Cloud `full_name`.
+    pub name: String,
+    /// The host's own id for it, as text (`1296269`, `{uuid}`, ...); empty when not sent.
+    pub external_id: String,
+    /// Its web page (`https://github.com/octo-org/hello-world`); empty when not sent.
+    pub url: String,
+    /// Clone URLs (https and ssh) as the payload lists them.
+    pub clone_urls: Vec<String>,
+}
+
+/// One effect of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Something about a pull/merge request: its fields, a review, a check, a comment.
+    Changeset(ChangesetEffect),
+    /// Refs of a repository changed: it should be fetched again.
+    Push(PushEffect),
+}
+
+/// Which changeset(s) an effect is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The pull/merge request with this number (GitLab `iid`, Bitbucket `id`).
+    Number(i64),
+    /// Every changeset of the repository whose head is this commit (a commit status that names
+    /// no pull request). A shorter SHA on either side matches as a prefix (Bitbucket Cloud sends
+    /// 12-character hashes in pull requests and full ones in statuses).
+    HeadSha(String),
+}
+
+/// The lifecycle state of a changeset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangesetState {
+    Open,
+    Draft,
+    Closed,
+    Merged,
+}
+
+/// What a payload says about the changeset itself, as of `ChangesetEffect::occur_time`.
+/// `None`: the payload does not say (the field is left as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangesetSnapshot {
+    pub title: Option<String>,
+    /// The changeset's web page.
+    pub url: Option<String>,
+    /// Login / username of who opened it.
+    pub author: Option<String>,
+    pub state: Option<ChangesetState>,
+    /// Branch names without `refs/heads/`.
+    pub head_ref: Option<String>,
+    pub base_ref: Option<String>,
+    pub head_sha: Option<String>,
+    pub labels: Option<Vec<String>>,
+    /// The host's last update time of the changeset (microseconds since the epoch, UTC).
+    pub host_update_time: Option<i64>,
+}
+
+/// A reviewer's vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    Approved,
+    ChangesRequested,
+    /// The reviewer's vote is gone: dismissed, unapproved, changes request removed.
+    Withdrawn,
+}
+
+/// A review that counts toward the review state. A comment-only review is not one (it is a
+/// timeline entry with no `review`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewVote {
+    /// Login / username.
+    pub reviewer: String,
+    pub vote: Vote,
+}
+
+/// The result of one check on one commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Pending,
+    Passed,
+    Failed,
+}
+
+/// One check result: the latest result per `context` on a commit counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Status context, check run name, `pipeline`, build key.
+    pub context: String,
+    /// The commit it ran on (full SHA when the host sends it).
+    pub sha: String,
+    pub status: CheckStatus,
+}
+
+/// An event's effect on one changeset, and its timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesetEffect {
+    pub repository: RepositoryRef,
+    pub target: Target,
+    /// The host's time for this event (microseconds since the epoch, UTC); `None` when the
+    /// payload has none (the delivery's receive time is used).
+    pub occur_time: Option<i64>,
+    /// The timeline entry's kind: `opened`, `closed`, `merged`, `reopened`, `edited`,
+    /// `synchronize`, `ready_for_review`, `converted_to_draft`, `labeled`, `review`,
+    /// `comment`, `check`, ...
+    pub kind: String,
+    /// Who did it (login / username); empty when unknown.
+    pub actor: String,
+    /// One line for a person: `alice approved`, `ci/build failed on 1a2b3c4`.
+    pub summary: String,
+    pub snapshot: ChangesetSnapshot,
+    pub review: Option<ReviewVote>,
+    pub check: Option<CheckResult>,
+}
+
+/// One ref a push changed. A created ref has an all-zero (or empty) `old_sha`, a deleted one an
+/// all-zero (or empty) `new_sha`, as the host sends them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// The full ref name: `refs/heads/main`, `refs/tags/v1.0`.
+    pub name: String,
+    pub old_sha: String,
+    pub new_sha: String,
+}
+
+/// A push: the repository and the refs that changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEffect {
+    pub repository: RepositoryRef,
+    pub refs: Vec<RefUpdate>,
+    /// Who pushed; empty when unknown.
+    pub actor: String,
+}
+
+/// A payload that lacks what its event must carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event} payload: {message}")]
+pub struct EffectError {
+    pub event: String,
+    pub message: String,
+}
+
+impl EffectError {
+    pub fn new(event: &str, message: impl Into<String>) -> Self {
+        Self {
+            event: event.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A time as hosts write it, in microseconds since the epoch (UTC): RFC 3339
+/// (`2019-05-15T15:20:33Z`, `2017-09-19T09:58:11+10:00`), `+1000` offsets without a colon
+/// (Bitbucket Server), GitLab's `2013-12-03 17:23:34 UTC` and `2013-12-03 17:23:34 +0100`, and
+/// epoch milliseconds as a number (Bitbucket Server's `createdDate`).
+pub fn parse_time(value: &Value) -> Option<i64> {
+    use chrono::{DateTime, NaiveDateTime};
+    match value {
+        Value::Number(n) => n.as_i64().map(|ms| ms.saturating_mul(1000)),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.timestamp_micros());
+            }
+            for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+                if let Ok(t) = DateTime::parse_from_str(s, format) {
+                    return Some(t.timestamp_micros());
+                }
+            }
+            let naive = s.strip_suffix(" UTC").unwrap_or(s);
+            for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+                if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
+                    return Some(t.and_utc().timestamp_micros());
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The string at a JSON pointer (`/pull_request/head/sha`), if it is one.
+pub fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The string at a JSON pointer, owned; `None` when absent or not a string.
+pub fn string_at(value: &Value, pointer: &str) -> Option<String> {
+    str_at(value, pointer).map(str::to_owned)
+}
+
+/// The integer at a JSON pointer (numbers, or digits in a string).
+pub fn i64_at(value: &Value, pointer: &str) -> Option<i64> {
+    match value.pointer(pointer)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_time_format_the_hosts_use_parses_to_the_same_instant() {
+        let expected = Some(1_386_091_414_000_000); // 2013-12-03T17:23:34Z
+        for t in [
+            json!("2013-12-03T17:23:34Z"),
+            json!("2013-12-03T18:23:34+01:00"),
+            json!("2013-12-03T18:23:34+0100"),
+            json!("2013-12-03 17:23:34 UTC"),
+            json!("2013-12-03 18:23:34 +0100"),
+            json!(1_386_091_414_000i64),
+        ] {
+            assert_eq!(parse_time(&t), expected, "{t}");
+        }
+        assert_eq!(parse_time(&json!("yesterday")), None);
+        assert_eq!(parse_time(&json!(null)), None);
+    }
+}
