@@ -6,8 +6,13 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::effects::{
+    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
+    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, i64_at,
+    parse_time, str_at, string_at,
+};
 use super::signature::{self, Algorithm, Prefix};
 use super::{
     Classified, ClassifyError, Disposition, TestDelivery, Verified, VerifyError, delivery_key,
@@ -140,12 +145,539 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }
 }
 
-/// The effects of a `Handled` event (see `super::effects`).
-pub(super) fn effects(
-    _event: &str,
-    _payload: &serde_json::Value,
-) -> Result<Vec<super::Effect>, super::EffectError> {
-    Ok(Vec::new())
+/// The effects of a `Handled` event (see `super::effects`): pull request events, reviews,
+/// review comments and issue comments on pull requests, check runs, check suites and commit
+/// statuses each give one changeset effect (check runs and suites one per pull request they
+/// name); a push gives one push effect.
+pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
+    let name = event.split('/').next().unwrap_or(event);
+    let action = str_at(payload, "/action").unwrap_or_default();
+    let actor = str_at(payload, "/sender/login").unwrap_or_default();
+    let on = Event {
+        event,
+        payload,
+        action,
+        actor,
+    };
+    match name {
+        "pull_request" => on.pull_request().map(|e| vec![e]),
+        "pull_request_review" => on.review().map(|e| vec![e]),
+        "pull_request_review_comment" => on.review_comment().map(|e| vec![e]),
+        "issue_comment" => on.issue_comment().map(|e| e.into_iter().collect()),
+        "check_run" => on.check_run(),
+        "check_suite" => on.check_suite(),
+        "status" => on.status().map(|e| vec![e]),
+        "push" => on.push().map(|e| vec![e]),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// One event being turned into effects: what every kind of event reads the same way.
+struct Event<'p> {
+    /// The classified event name (`pull_request/opened`), for error messages.
+    event: &'p str,
+    payload: &'p Value,
+    /// The body's `action`; empty for events that have none (`status`, `push`).
+    action: &'p str,
+    /// `sender.login`: who did it.
+    actor: &'p str,
+}
+
+impl<'p> Event<'p> {
+    /// The error for a payload without the value at `pointer`, named as a dotted path.
+    fn missing(&self, pointer: &str) -> EffectError {
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        EffectError::new(self.event, format!("missing {field}"))
+    }
+
+    /// The string at `pointer` (from the payload root), which the event must carry.
+    fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
+        str_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
+    }
+
+    /// The object at `pointer` (from the payload root), which the event must carry.
+    fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
+        self.payload
+            .pointer(pointer)
+            .filter(|v| v.is_object())
+            .ok_or_else(|| self.missing(pointer))
+    }
+
+    /// The pull request number at `pointer`, which the event must carry.
+    fn need_number(&self, pointer: &str) -> Result<i64, EffectError> {
+        i64_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
+    }
+
+    /// Who did it, for a summary: `sender.login`, or "someone" when the payload has no sender.
+    fn who(&self) -> &'p str {
+        if self.actor.is_empty() {
+            "someone"
+        } else {
+            self.actor
+        }
+    }
+
+    /// The repository every GitHub event carries.
+    fn repository(&self) -> Result<RepositoryRef, EffectError> {
+        let name = self.need_str("/repository/full_name")?;
+        Ok(RepositoryRef {
+            name: name.to_owned(),
+            external_id: id_text(self.payload.pointer("/repository/id")),
+            url: string_at(self.payload, "/repository/html_url").unwrap_or_default(),
+            clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
+                .iter()
+                .filter_map(|p| string_at(self.payload, p))
+                .collect(),
+        })
+    }
+
+    /// A changeset effect of this event with no review and no check.
+    fn changeset(
+        &self,
+        target: Target,
+        occur_time: Option<i64>,
+        kind: &str,
+        summary: String,
+        snapshot: ChangesetSnapshot,
+    ) -> Result<ChangesetEffect, EffectError> {
+        Ok(ChangesetEffect {
+            repository: self.repository()?,
+            target,
+            occur_time,
+            kind: kind.to_owned(),
+            actor: self.actor.to_owned(),
+            summary,
+            snapshot,
+            review: None,
+            check: None,
+        })
+    }
+
+    /// `pull_request/*`: the action is the timeline kind, except that a closed pull request
+    /// that was merged is `merged`.
+    fn pull_request(&self) -> Result<Effect, EffectError> {
+        let pr = self.need("/pull_request")?;
+        let number = self.need_number("/pull_request/number")?;
+        let snapshot = pull_request_snapshot(pr);
+        let kind = match self.action {
+            "closed" if snapshot.state == Some(ChangesetState::Merged) => "merged",
+            "" => return Err(self.missing("/action")),
+            action => action,
+        };
+        let summary = self.pull_request_summary(kind, number, &snapshot);
+        let occur_time = pr.get("updated_at").and_then(parse_time);
+        self.changeset(Target::Number(number), occur_time, kind, summary, snapshot)
+            .map(Effect::Changeset)
+    }
+
+    /// `octocat opened #2 "Update the README"`, worded for the action.
+    fn pull_request_summary(&self, kind: &str, number: i64, pr: &ChangesetSnapshot) -> String {
+        let who = self.who();
+        let titled = match &pr.title {
+            Some(title) => format!("#{number} \"{title}\""),
+            None => format!("#{number}"),
+        };
+        let label = || str_at(self.payload, "/label/name").unwrap_or("a label");
+        let user = |pointer: &str| str_at(self.payload, pointer).unwrap_or("someone");
+        let reviewer = || {
+            str_at(self.payload, "/requested_reviewer/login")
+                .or_else(|| str_at(self.payload, "/requested_team/name"))
+                .unwrap_or("someone")
+        };
+        match kind {
+            "opened" | "closed" | "merged" | "reopened" | "edited" => {
+                format!("{who} {kind} {titled}")
+            }
+            "synchronize" => match pr.head_sha.as_deref() {
+                Some(sha) => format!("{who} pushed {} to #{number}", short_sha(sha)),
+                None => format!("{who} pushed to #{number}"),
+            },
+            "ready_for_review" => format!("{who} marked #{number} ready for review"),
+            "converted_to_draft" => format!("{who} converted #{number} to a draft"),
+            "labeled" => format!("{who} labeled #{number} \"{}\"", label()),
+            "unlabeled" => format!("{who} removed the label \"{}\" from #{number}", label()),
+            "assigned" => format!("{who} assigned {} to #{number}", user("/assignee/login")),
+            "unassigned" => format!(
+                "{who} unassigned {} from #{number}",
+                user("/assignee/login")
+            ),
+            "review_requested" => {
+                format!("{who} requested a review from {} on #{number}", reviewer())
+            }
+            "review_request_removed" => format!(
+                "{who} removed the review request for {} on #{number}",
+                reviewer()
+            ),
+            other => format!("{who} {} {titled}", other.replace('_', " ")),
+        }
+    }
+
+    /// `pull_request_review/*`: an approval or a change request is a vote, a dismissal
+    /// withdraws the reviewer's vote, and a comment-only review is a timeline entry alone.
+    fn review(&self) -> Result<Effect, EffectError> {
+        let pr = self.need("/pull_request")?;
+        let number = self.need_number("/pull_request/number")?;
+        let review = self.need("/review")?;
+        let state = str_at(review, "/state")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let vote = match (self.action, state.as_str()) {
+            ("dismissed", _) => Some(Vote::Withdrawn),
+            ("submitted" | "edited", "approved") => Some(Vote::Approved),
+            ("submitted" | "edited", "changes_requested") => Some(Vote::ChangesRequested),
+            _ => None,
+        };
+        let reviewer = str_at(review, "/user/login");
+        let review_vote = match vote {
+            Some(vote) => Some(ReviewVote {
+                reviewer: reviewer
+                    .ok_or_else(|| self.missing("/review/user/login"))?
+                    .to_owned(),
+                vote,
+            }),
+            None => None,
+        };
+        let who = self.who();
+        let summary = match (self.action, vote) {
+            ("dismissed", _) => format!(
+                "{who} dismissed {}'s review on #{number}",
+                reviewer.unwrap_or("someone")
+            ),
+            ("edited", _) => format!("{who} edited a review on #{number}"),
+            (_, Some(Vote::Approved)) => format!("{who} approved #{number}"),
+            (_, Some(Vote::ChangesRequested)) => format!("{who} requested changes on #{number}"),
+            _ => format!("{who} reviewed #{number}"),
+        };
+        let submitted = review.get("submitted_at").and_then(parse_time);
+        let pr_updated = pr.get("updated_at").and_then(parse_time);
+        // `submitted_at` dates the review, not its dismissal; the later of it and the pull
+        // request's `updated_at` (as of the dismissal) is the closer bound.
+        let occur_time = match self.action {
+            "dismissed" => submitted.max(pr_updated),
+            _ => submitted.or(pr_updated),
+        };
+        let effect = self.changeset(
+            Target::Number(number),
+            occur_time,
+            "review",
+            summary,
+            pull_request_snapshot(pr),
+        )?;
+        Ok(Effect::Changeset(ChangesetEffect {
+            review: review_vote,
+            ..effect
+        }))
+    }
+
+    /// `pull_request_review_comment/*`: a comment on the diff of a pull request.
+    fn review_comment(&self) -> Result<Effect, EffectError> {
+        let pr = self.need("/pull_request")?;
+        let number = self.need_number("/pull_request/number")?;
+        let comment = self.need("/comment")?;
+        self.changeset(
+            Target::Number(number),
+            comment_time(comment),
+            "comment",
+            self.comment_summary(number),
+            pull_request_snapshot(pr),
+        )
+        .map(Effect::Changeset)
+    }
+
+    /// `issue_comment/*`: a comment on a pull request's conversation, or nothing when the issue
+    /// is not a pull request.
+    fn issue_comment(&self) -> Result<Option<Effect>, EffectError> {
+        let issue = self.need("/issue")?;
+        let on_pull_request = issue.get("pull_request").is_some_and(Value::is_object);
+        if !on_pull_request {
+            return Ok(None);
+        }
+        let number = self.need_number("/issue/number")?;
+        let comment = self.need("/comment")?;
+        self.changeset(
+            Target::Number(number),
+            comment_time(comment),
+            "comment",
+            self.comment_summary(number),
+            issue_snapshot(issue),
+        )
+        .map(|effect| Some(Effect::Changeset(effect)))
+    }
+
+    /// `octocat commented on #2`, worded for the action.
+    fn comment_summary(&self, number: i64) -> String {
+        let who = self.who();
+        match self.action {
+            "edited" => format!("{who} edited a comment on #{number}"),
+            "deleted" => format!("{who} deleted a comment on #{number}"),
+            _ => format!("{who} commented on #{number}"),
+        }
+    }
+
+    /// `check_run/*`: one check named after the run, on its head commit.
+    fn check_run(&self) -> Result<Vec<Effect>, EffectError> {
+        let run = self.need("/check_run")?;
+        let context = self.need_str("/check_run/name")?;
+        let occur_time = run
+            .get("completed_at")
+            .and_then(parse_time)
+            .or_else(|| run.get("started_at").and_then(parse_time));
+        self.checks(run, "/check_run", context, occur_time)
+    }
+
+    /// `check_suite/*`: one check named after the suite's app, on its head commit.
+    fn check_suite(&self) -> Result<Vec<Effect>, EffectError> {
+        let suite = self.need("/check_suite")?;
+        let context = str_at(suite, "/app/name").unwrap_or("check_suite");
+        let occur_time = suite.get("updated_at").and_then(parse_time);
+        self.checks(suite, "/check_suite", context, occur_time)
+    }
+
+    /// The effects of a check run or suite (`check` at `pointer`): one per pull request of this
+    /// repository that it lists, or one for its head commit when it lists none.
+    fn checks(
+        &self,
+        check: &Value,
+        pointer: &str,
+        context: &str,
+        occur_time: Option<i64>,
+    ) -> Result<Vec<Effect>, EffectError> {
+        let sha = self.need_str(&format!("{pointer}/head_sha"))?;
+        let result = CheckResult {
+            context: context.to_owned(),
+            sha: sha.to_owned(),
+            status: check_status(check),
+        };
+        let summary = check_summary(&result);
+        let repository_id = self.payload.pointer("/repository/id");
+        let mut targets = Vec::new();
+        for (i, pr) in check
+            .get("pull_requests")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            // A check on a branch that is also the head of a pull request in another
+            // repository (a fork's upstream) lists that pull request too; its number means
+            // nothing here.
+            let base_repository = pr.pointer("/base/repo/id");
+            if base_repository.is_some()
+                && repository_id.is_some()
+                && base_repository != repository_id
+            {
+                continue;
+            }
+            let number = i64_at(pr, "/number")
+                .ok_or_else(|| self.missing(&format!("{pointer}/pull_requests/{i}/number")))?;
+            let snapshot = ChangesetSnapshot {
+                head_ref: string_at(pr, "/head/ref"),
+                base_ref: string_at(pr, "/base/ref"),
+                head_sha: string_at(pr, "/head/sha"),
+                ..ChangesetSnapshot::default()
+            };
+            targets.push((Target::Number(number), snapshot));
+        }
+        if targets.is_empty() {
+            targets.push((
+                Target::HeadSha(sha.to_owned()),
+                ChangesetSnapshot::default(),
+            ));
+        }
+        targets
+            .into_iter()
+            .map(|(target, snapshot)| {
+                self.check_effect(target, occur_time, summary.clone(), snapshot, &result)
+            })
+            .collect()
+    }
+
+    /// A `check` timeline entry carrying `result`.
+    fn check_effect(
+        &self,
+        target: Target,
+        occur_time: Option<i64>,
+        summary: String,
+        snapshot: ChangesetSnapshot,
+        result: &CheckResult,
+    ) -> Result<Effect, EffectError> {
+        let effect = self.changeset(target, occur_time, "check", summary, snapshot)?;
+        Ok(Effect::Changeset(ChangesetEffect {
+            check: Some(result.clone()),
+            ..effect
+        }))
+    }
+
+    /// `status`: a commit status, which names no pull request, only its commit.
+    fn status(&self) -> Result<Effect, EffectError> {
+        let sha = self.need_str("/sha")?;
+        let context = self.need_str("/context")?;
+        let state = self.need_str("/state")?;
+        let status = match state {
+            "success" => CheckStatus::Passed,
+            "pending" => CheckStatus::Pending,
+            "failure" | "error" => CheckStatus::Failed,
+            other => {
+                return Err(EffectError::new(
+                    self.event,
+                    format!("state {other:?} is none of success, pending, failure, error"),
+                ));
+            }
+        };
+        let result = CheckResult {
+            context: context.to_owned(),
+            sha: sha.to_owned(),
+            status,
+        };
+        self.check_effect(
+            Target::HeadSha(sha.to_owned()),
+            self.payload.get("updated_at").and_then(parse_time),
+            check_summary(&result),
+            ChangesetSnapshot::default(),
+            &result,
+        )
+    }
+
+    /// `push`: the one ref it changed.
+    fn push(&self) -> Result<Effect, EffectError> {
+        let update = RefUpdate {
+            name: self.need_str("/ref")?.to_owned(),
+            old_sha: self.need_str("/before")?.to_owned(),
+            new_sha: self.need_str("/after")?.to_owned(),
+        };
+        let actor = match self.actor {
+            "" => str_at(self.payload, "/pusher/name").unwrap_or_default(),
+            login => login,
+        };
+        Ok(Effect::Push(PushEffect {
+            repository: self.repository()?,
+            refs: vec![update],
+            actor: actor.to_owned(),
+        }))
+    }
+}
+
+/// What a full pull request object (`pull_request` of a pull request, review or review comment
+/// event) says about the changeset.
+fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
+    // Review and review comment events leave out `merged`, but carry `merged_at`.
+    let merged = match pr.get("merged") {
+        Some(Value::Bool(merged)) => Some(*merged),
+        _ => merged_from_time(pr.get("merged_at")),
+    };
+    ChangesetSnapshot {
+        title: string_at(pr, "/title"),
+        url: string_at(pr, "/html_url"),
+        author: string_at(pr, "/user/login"),
+        state: state(str_at(pr, "/state"), merged, pr.get("draft")),
+        head_ref: string_at(pr, "/head/ref"),
+        base_ref: string_at(pr, "/base/ref"),
+        head_sha: string_at(pr, "/head/sha"),
+        labels: label_names(pr),
+        host_update_time: pr.get("updated_at").and_then(parse_time),
+    }
+}
+
+/// What the issue of an `issue_comment` on a pull request says about the changeset: no
+/// branches or commits, and whether it was merged only when `pull_request.merged_at` is sent.
+fn issue_snapshot(issue: &Value) -> ChangesetSnapshot {
+    let merged = merged_from_time(issue.pointer("/pull_request/merged_at"));
+    ChangesetSnapshot {
+        title: string_at(issue, "/title"),
+        url: string_at(issue, "/html_url"),
+        author: string_at(issue, "/user/login"),
+        state: state(str_at(issue, "/state"), merged, issue.get("draft")),
+        labels: label_names(issue),
+        host_update_time: issue.get("updated_at").and_then(parse_time),
+        ..ChangesetSnapshot::default()
+    }
+}
+
+/// Whether a pull request was merged, from its `merged_at`: a time when it was, `null` when it
+/// was not, unknown when the field is absent.
+fn merged_from_time(merged_at: Option<&Value>) -> Option<bool> {
+    match merged_at {
+        Some(Value::String(_)) => Some(true),
+        Some(Value::Null) => Some(false),
+        _ => None,
+    }
+}
+
+/// The changeset state from GitHub's `state` (`open`/`closed`), whether it was merged, and its
+/// `draft` flag. A closed pull request whose merging the payload does not tell has no state:
+/// guessing `Closed` would undo a `Merged`.
+fn state(
+    state: Option<&str>,
+    merged: Option<bool>,
+    draft: Option<&Value>,
+) -> Option<ChangesetState> {
+    if merged == Some(true) {
+        return Some(ChangesetState::Merged);
+    }
+    match state? {
+        "closed" => merged.map(|_| ChangesetState::Closed),
+        "open" if draft.and_then(Value::as_bool) == Some(true) => Some(ChangesetState::Draft),
+        "open" => Some(ChangesetState::Open),
+        _ => None,
+    }
+}
+
+/// The names of `labels`, when the object has that list.
+fn label_names(object: &Value) -> Option<Vec<String>> {
+    let labels = object.get("labels")?.as_array()?;
+    Some(
+        labels
+            .iter()
+            .filter_map(|l| string_at(l, "/name"))
+            .collect(),
+    )
+}
+
+/// A comment's time: when it was last updated, else when it was made.
+fn comment_time(comment: &Value) -> Option<i64> {
+    comment
+        .get("updated_at")
+        .and_then(parse_time)
+        .or_else(|| comment.get("created_at").and_then(parse_time))
+}
+
+/// The status of a check run or suite: not completed is pending; completed passes with a
+/// success, neutral or skipped conclusion and fails with any other.
+fn check_status(check: &Value) -> CheckStatus {
+    if str_at(check, "/status") != Some("completed") {
+        return CheckStatus::Pending;
+    }
+    match str_at(check, "/conclusion") {
+        Some("success" | "neutral" | "skipped") => CheckStatus::Passed,
+        _ => CheckStatus::Failed,
+    }
+}
+
+/// `ci/build failed on 1a2b3c4`.
+fn check_summary(check: &CheckResult) -> String {
+    let outcome = match check.status {
+        CheckStatus::Pending => "is pending",
+        CheckStatus::Passed => "passed",
+        CheckStatus::Failed => "failed",
+    };
+    format!("{} {outcome} on {}", check.context, short_sha(&check.sha))
+}
+
+/// The first 7 characters of a commit SHA, as GitHub shows it.
+fn short_sha(sha: &str) -> &str {
+    sha.char_indices()
+        .nth(7)
+        .map_or(sha, |(end, _)| &sha[..end])
+}
+
+/// A host id as text (`1296269`); empty when absent.
+fn id_text(id: Option<&Value>) -> String {
+    match id {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -413,5 +945,757 @@ mod tests {
         .expect("it classifies");
         assert_eq!(classified.payload["hook"]["type"], "Repository");
         assert!(classified.payload["zen"].is_string());
+    }
+
+    // ---- effects ----
+
+    use serde_json::Value;
+
+    /// The fixture `github/<file>` as JSON, to edit into a payload no fixture has.
+    fn json_fixture(file: &str) -> Value {
+        serde_json::from_slice(&fixture(&format!("github/{file}"))).expect("fixtures are JSON")
+    }
+
+    /// The effects of `payload` delivered as a GitHub `event_header` event, classified the way
+    /// the ingress classifies it.
+    fn effects_of_json(event_header: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
+        let body = serde_json::to_vec(payload).expect("a Value serialises");
+        let classified =
+            classify(Host::GitHub, &signed(event_header, &body), &body).expect("it classifies");
+        assert_eq!(classified.disposition, Handled, "{}", classified.event);
+        crate::hosts::effects(Host::GitHub, &classified.event, &classified.payload)
+    }
+
+    /// The effects of the fixture `github/<file>`, delivered as an `event_header` event.
+    fn effects_of(event_header: &str, file: &str) -> Vec<Effect> {
+        effects_of_json(event_header, &json_fixture(file))
+            .unwrap_or_else(|e| panic!("github/{file}: {e}"))
+    }
+
+    /// The repository of most fixtures, as read from them.
+    fn hello_world() -> RepositoryRef {
+        RepositoryRef {
+            name: "Codertocat/Hello-World".to_owned(),
+            external_id: "186853002".to_owned(),
+            url: "https://github.com/Codertocat/Hello-World".to_owned(),
+            clone_urls: vec![
+                "https://github.com/Codertocat/Hello-World.git".to_owned(),
+                "git@github.com:Codertocat/Hello-World.git".to_owned(),
+            ],
+        }
+    }
+
+    /// Pull request #2 of Codertocat/Hello-World as its fixtures state it.
+    fn readme_pr(state: Option<ChangesetState>, updated: i64) -> ChangesetSnapshot {
+        ChangesetSnapshot {
+            title: Some("Update the README with new information.".to_owned()),
+            url: Some("https://github.com/Codertocat/Hello-World/pull/2".to_owned()),
+            author: Some("Codertocat".to_owned()),
+            state,
+            head_ref: Some("changes".to_owned()),
+            base_ref: Some("master".to_owned()),
+            head_sha: Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821".to_owned()),
+            labels: Some(vec!["bug".to_owned()]),
+            host_update_time: Some(updated),
+        }
+    }
+
+    /// A Hello-World changeset effect with no review and no check.
+    fn entry(
+        target: Target,
+        occur_time: Option<i64>,
+        kind: &str,
+        summary: &str,
+        snapshot: ChangesetSnapshot,
+    ) -> ChangesetEffect {
+        ChangesetEffect {
+            repository: hello_world(),
+            target,
+            occur_time,
+            kind: kind.to_owned(),
+            actor: "Codertocat".to_owned(),
+            summary: summary.to_owned(),
+            snapshot,
+            review: None,
+            check: None,
+        }
+    }
+
+    /// The one changeset effect of a list.
+    fn only_changeset(effects: Vec<Effect>) -> ChangesetEffect {
+        match <[Effect; 1]>::try_from(effects) {
+            Ok([Effect::Changeset(c)]) => c,
+            other => panic!("expected one changeset effect, got {other:?}"),
+        }
+    }
+
+    const README_SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+    /// 2019-05-15T15:20:33Z
+    const T_15_20_33: i64 = 1_557_933_633_000_000;
+    /// 2019-05-15T15:20:35Z
+    const T_15_20_35: i64 = 1_557_933_635_000_000;
+    /// 2019-05-15T15:20:38Z
+    const T_15_20_38: i64 = 1_557_933_638_000_000;
+    /// 2019-05-15T15:21:18Z
+    const T_15_21_18: i64 = 1_557_933_678_000_000;
+
+    #[test]
+    fn an_opened_pull_request_is_an_opened_entry_with_everything_the_payload_states() {
+        let expected = entry(
+            Target::Number(2),
+            Some(T_15_20_33),
+            "opened",
+            "Codertocat opened #2 \"Update the README with new information.\"",
+            readme_pr(Some(ChangesetState::Open), T_15_20_33),
+        );
+        assert_eq!(
+            effects_of("pull_request", "pull_request.opened.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn every_hello_world_pull_request_fixture_gives_its_action_state_time_and_summary() {
+        use ChangesetState::{Closed, Draft, Open};
+        #[rustfmt::skip]
+        let cases = [
+            ("pull_request.closed.json", "closed", Closed, T_15_21_18,
+                "Codertocat closed #2 \"Update the README with new information.\""),
+            ("pull_request.reopened.json", "reopened", Open, T_15_20_33,
+                "Codertocat reopened #2 \"Update the README with new information.\""),
+            ("pull_request.converted_to_draft.json", "converted_to_draft", Draft, T_15_21_18,
+                "Codertocat converted #2 to a draft"),
+            ("pull_request.ready_for_review.json", "ready_for_review", Open, T_15_21_18,
+                "Codertocat marked #2 ready for review"),
+            ("pull_request.labeled.json", "labeled", Open, T_15_20_35,
+                "Codertocat labeled #2 \"bug\""),
+            ("pull_request.synchronize.json", "synchronize", Open, T_15_20_33,
+                "Codertocat pushed ec26c3e to #2"),
+        ];
+        for (file, kind, state, time, summary) in cases {
+            let expected = entry(
+                Target::Number(2),
+                Some(time),
+                kind,
+                summary,
+                readme_pr(Some(state), time),
+            );
+            assert_eq!(
+                effects_of("pull_request", file),
+                vec![Effect::Changeset(expected)],
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_pull_request_that_was_merged_is_a_merged_entry() {
+        let t = Some(1_584_946_016_000_000); // 2020-03-23T06:46:56Z
+        let expected = ChangesetEffect {
+            repository: RepositoryRef {
+                name: "robvanderleek/create-issue-branch".to_owned(),
+                external_id: "197534757".to_owned(),
+                url: "https://github.com/robvanderleek/create-issue-branch".to_owned(),
+                clone_urls: vec![
+                    "https://github.com/robvanderleek/create-issue-branch.git".to_owned(),
+                    "git@github.com:robvanderleek/create-issue-branch.git".to_owned(),
+                ],
+            },
+            target: Target::Number(117),
+            occur_time: t,
+            kind: "merged".to_owned(),
+            actor: "robvanderleek".to_owned(),
+            summary: "robvanderleek merged #117 \"Revert \"Update README.md\"\"".to_owned(),
+            snapshot: ChangesetSnapshot {
+                title: Some("Revert \"Update README.md\"".to_owned()),
+                url: Some(
+                    "https://github.com/robvanderleek/create-issue-branch/pull/117".to_owned(),
+                ),
+                author: Some("robvanderleek".to_owned()),
+                state: Some(ChangesetState::Merged),
+                head_ref: Some("issue-111-robvanderleek-patch-1".to_owned()),
+                base_ref: Some("master".to_owned()),
+                head_sha: Some("59a63ccd828afb5fc4739ad8d3176d5c36eaebf6".to_owned()),
+                labels: Some(vec![]),
+                host_update_time: t,
+            },
+            review: None,
+            check: None,
+        };
+        assert_eq!(
+            effects_of("pull_request", "pull_request.closed.merged.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn an_edited_pull_request_from_before_drafts_existed_is_open() {
+        let t = Some(1_529_953_819_000_000); // 2018-06-25T19:10:19Z
+        let expected = ChangesetEffect {
+            repository: RepositoryRef {
+                name: "bradrydzewski/drone-test-go".to_owned(),
+                external_id: "13933572".to_owned(),
+                url: "https://github.com/bradrydzewski/drone-test-go".to_owned(),
+                clone_urls: vec![
+                    "https://github.com/bradrydzewski/drone-test-go.git".to_owned(),
+                    "git@github.com:bradrydzewski/drone-test-go.git".to_owned(),
+                ],
+            },
+            target: Target::Number(1),
+            occur_time: t,
+            kind: "edited".to_owned(),
+            actor: "bradrydzewski".to_owned(),
+            summary: "bradrydzewski edited #1 \"Update .drone.yml\"".to_owned(),
+            snapshot: ChangesetSnapshot {
+                title: Some("Update .drone.yml".to_owned()),
+                url: Some("https://github.com/bradrydzewski/drone-test-go/pull/1".to_owned()),
+                author: Some("bradrydzewski".to_owned()),
+                state: Some(ChangesetState::Open),
+                head_ref: Some("master".to_owned()),
+                base_ref: Some("bradrydzewski-patch-1".to_owned()),
+                head_sha: Some("d2b75aa7797ec26b088fa2dd527e9d2c052fcedd".to_owned()),
+                labels: Some(vec![]),
+                host_update_time: t,
+            },
+            review: None,
+            check: None,
+        };
+        assert_eq!(
+            effects_of("pull_request", "pull_request.edited.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn assignment_and_review_request_summaries_name_who_was_assigned_or_asked() {
+        let mut payload = json_fixture("pull_request.opened.json");
+        payload["action"] = json!("assigned");
+        payload["assignee"] = json!({"login": "hubot"});
+        let e = only_changeset(effects_of_json("pull_request", &payload).expect("parses"));
+        assert_eq!(
+            (e.kind.as_str(), e.summary.as_str()),
+            ("assigned", "Codertocat assigned hubot to #2")
+        );
+
+        payload["action"] = json!("review_requested");
+        payload["requested_team"] = json!({"name": "justice-league"});
+        let e = only_changeset(effects_of_json("pull_request", &payload).expect("parses"));
+        assert_eq!(
+            (e.kind.as_str(), e.summary.as_str()),
+            (
+                "review_requested",
+                "Codertocat requested a review from justice-league on #2"
+            )
+        );
+    }
+
+    #[test]
+    fn a_comment_only_review_is_a_timeline_entry_without_a_vote() {
+        let expected = entry(
+            Target::Number(2),
+            Some(T_15_20_38),
+            "review",
+            "Codertocat reviewed #2",
+            readme_pr(Some(ChangesetState::Open), T_15_20_38),
+        );
+        assert_eq!(
+            effects_of("pull_request_review", "pull_request_review.submitted.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn approving_and_requesting_changes_are_votes_of_the_reviewer() {
+        for (state, vote, summary) in [
+            ("approved", Vote::Approved, "Codertocat approved #2"),
+            ("APPROVED", Vote::Approved, "Codertocat approved #2"),
+            (
+                "changes_requested",
+                Vote::ChangesRequested,
+                "Codertocat requested changes on #2",
+            ),
+        ] {
+            let mut payload = json_fixture("pull_request_review.submitted.json");
+            payload["review"]["state"] = json!(state);
+            payload["review"]["user"]["login"] = json!("monalisa");
+            let expected = ChangesetEffect {
+                review: Some(ReviewVote {
+                    reviewer: "monalisa".to_owned(),
+                    vote,
+                }),
+                ..entry(
+                    Target::Number(2),
+                    Some(T_15_20_38),
+                    "review",
+                    summary,
+                    readme_pr(Some(ChangesetState::Open), T_15_20_38),
+                )
+            };
+            assert_eq!(
+                effects_of_json("pull_request_review", &payload),
+                Ok(vec![Effect::Changeset(expected)]),
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dismissed_review_withdraws_the_reviewers_vote() {
+        let expected = ChangesetEffect {
+            review: Some(ReviewVote {
+                reviewer: "Codertocat".to_owned(),
+                vote: Vote::Withdrawn,
+            }),
+            ..entry(
+                Target::Number(2),
+                Some(T_15_20_38),
+                "review",
+                "Codertocat dismissed Codertocat's review on #2",
+                ChangesetSnapshot {
+                    // As the fixture has it.
+                    url: Some("https://github.com/hellomouse/GNS/pull/902".to_owned()),
+                    ..readme_pr(Some(ChangesetState::Open), T_15_20_38)
+                },
+            )
+        };
+        assert_eq!(
+            effects_of("pull_request_review", "pull_request_review.dismissed.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn a_dismissal_is_timed_no_earlier_than_the_pull_requests_last_update() {
+        let mut payload = json_fixture("pull_request_review.dismissed.json");
+        payload["pull_request"]["updated_at"] = json!("2019-05-16T08:00:00Z");
+        let e = only_changeset(effects_of_json("pull_request_review", &payload).expect("parses"));
+        assert_eq!(e.occur_time, Some(1_557_993_600_000_000));
+
+        let mut payload = json_fixture("pull_request_review.submitted.json");
+        payload["review"]["state"] = json!("approved");
+        payload["pull_request"]["updated_at"] = json!("2019-05-16T08:00:00Z");
+        let e = only_changeset(effects_of_json("pull_request_review", &payload).expect("parses"));
+        assert_eq!(
+            e.occur_time,
+            Some(T_15_20_38),
+            "a submission is its own time"
+        );
+    }
+
+    #[test]
+    fn a_review_on_a_closed_pull_request_that_does_not_say_whether_it_merged_has_no_state() {
+        let mut payload = json_fixture("pull_request_review.submitted.json");
+        payload["pull_request"]["state"] = json!("closed");
+        let closed = only_changeset(effects_of_json("pull_request_review", &payload).expect("ok"));
+        assert_eq!(closed.snapshot.state, Some(ChangesetState::Closed));
+
+        payload["pull_request"]["merged_at"] = json!("2019-05-15T15:20:38Z");
+        let merged = only_changeset(effects_of_json("pull_request_review", &payload).expect("ok"));
+        assert_eq!(merged.snapshot.state, Some(ChangesetState::Merged));
+
+        let Value::Object(pr) = &mut payload["pull_request"] else {
+            panic!("pull_request is an object");
+        };
+        pr.remove("merged_at");
+        let unknown = only_changeset(effects_of_json("pull_request_review", &payload).expect("ok"));
+        assert_eq!(unknown.snapshot.state, None);
+    }
+
+    #[test]
+    fn a_review_comment_is_a_comment_entry_timed_by_its_last_update() {
+        // created_at is 15:20:37, updated_at 15:20:38.
+        let expected = entry(
+            Target::Number(2),
+            Some(T_15_20_38),
+            "comment",
+            "Codertocat commented on #2",
+            readme_pr(Some(ChangesetState::Open), T_15_20_38),
+        );
+        assert_eq!(
+            effects_of(
+                "pull_request_review_comment",
+                "pull_request_review_comment.created.json"
+            ),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn an_issue_comment_on_an_issue_that_is_not_a_pull_request_gives_nothing() {
+        assert_eq!(
+            effects_of("issue_comment", "issue_comment.created.json"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_issue_comment_on_a_pull_request_is_a_comment_entry_with_what_the_issue_states() {
+        let mut payload = json_fixture("issue_comment.created.json");
+        payload["issue"]["html_url"] = json!("https://github.com/Codertocat/Hello-World/pull/1");
+        payload["issue"]["pull_request"] = json!({
+            "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1",
+            "html_url": "https://github.com/Codertocat/Hello-World/pull/1",
+            "merged_at": null
+        });
+        let t = Some(1_557_933_621_000_000); // 2019-05-15T15:20:21Z
+        let expected = entry(
+            Target::Number(1),
+            t,
+            "comment",
+            "Codertocat commented on #1",
+            ChangesetSnapshot {
+                title: Some("Spelling error in the README file".to_owned()),
+                url: Some("https://github.com/Codertocat/Hello-World/pull/1".to_owned()),
+                author: Some("Codertocat".to_owned()),
+                state: Some(ChangesetState::Open),
+                labels: Some(vec!["bug".to_owned()]),
+                host_update_time: t,
+                ..ChangesetSnapshot::default()
+            },
+        );
+        assert_eq!(
+            effects_of_json("issue_comment", &payload),
+            Ok(vec![Effect::Changeset(expected)])
+        );
+
+        payload["issue"]["state"] = json!("closed");
+        payload["issue"]["pull_request"]["merged_at"] = json!("2019-05-15T15:20:21Z");
+        let merged = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
+        assert_eq!(merged.snapshot.state, Some(ChangesetState::Merged));
+    }
+
+    /// The check of the check run fixture, with `status`.
+    fn linter(status: CheckStatus) -> CheckResult {
+        CheckResult {
+            context: "Octocoders-linter".to_owned(),
+            sha: README_SHA.to_owned(),
+            status,
+        }
+    }
+
+    /// What a check run or suite states about pull request #2 of Hello-World.
+    fn pr_2_branches() -> ChangesetSnapshot {
+        ChangesetSnapshot {
+            head_ref: Some("changes".to_owned()),
+            base_ref: Some("master".to_owned()),
+            head_sha: Some(README_SHA.to_owned()),
+            ..ChangesetSnapshot::default()
+        }
+    }
+
+    /// 2019-05-15T15:21:12Z, when the fixture's check run started and completed.
+    const T_15_21_12: i64 = 1_557_933_672_000_000;
+
+    #[test]
+    fn a_completed_check_run_is_a_check_on_each_pull_request_it_names() {
+        let expected = ChangesetEffect {
+            check: Some(linter(CheckStatus::Passed)),
+            ..entry(
+                Target::Number(2),
+                Some(T_15_21_12),
+                "check",
+                "Octocoders-linter passed on ec26c3e",
+                pr_2_branches(),
+            )
+        };
+        assert_eq!(
+            effects_of("check_run", "check_run.completed.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn a_check_run_that_names_no_pull_request_targets_its_head_commit() {
+        let mut payload = json_fixture("check_run.completed.json");
+        payload["check_run"]["pull_requests"] = json!([]);
+        let expected = ChangesetEffect {
+            check: Some(linter(CheckStatus::Passed)),
+            ..entry(
+                Target::HeadSha(README_SHA.to_owned()),
+                Some(T_15_21_12),
+                "check",
+                "Octocoders-linter passed on ec26c3e",
+                ChangesetSnapshot::default(),
+            )
+        };
+        assert_eq!(
+            effects_of_json("check_run", &payload),
+            Ok(vec![Effect::Changeset(expected)])
+        );
+    }
+
+    #[test]
+    fn a_check_run_naming_two_pull_requests_gives_one_effect_each() {
+        let mut payload = json_fixture("check_run.completed.json");
+        let mut second = payload["check_run"]["pull_requests"][0].clone();
+        second["number"] = json!(7);
+        second["base"]["ref"] = json!("release");
+        payload["check_run"]["pull_requests"]
+            .as_array_mut()
+            .expect("an array")
+            .push(second);
+        let effects = effects_of_json("check_run", &payload).expect("parses");
+        let targets: Vec<(Target, Option<String>)> = effects
+            .into_iter()
+            .map(|e| match e {
+                Effect::Changeset(c) => (c.target, c.snapshot.base_ref),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                (Target::Number(2), Some("master".to_owned())),
+                (Target::Number(7), Some("release".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pull_request_of_another_repository_in_a_check_run_is_not_targeted() {
+        let mut payload = json_fixture("check_run.completed.json");
+        payload["check_run"]["pull_requests"][0]["base"]["repo"]["id"] = json!(1);
+        let e = only_changeset(effects_of_json("check_run", &payload).expect("parses"));
+        assert_eq!(e.target, Target::HeadSha(README_SHA.to_owned()));
+    }
+
+    #[test]
+    fn check_run_statuses_and_conclusions_map_to_pending_passed_and_failed() {
+        use CheckStatus::{Failed, Passed, Pending};
+        let cases = [
+            ("queued", None, Pending),
+            ("in_progress", None, Pending),
+            ("requested", None, Pending),
+            ("pending", None, Pending),
+            ("completed", Some("success"), Passed),
+            ("completed", Some("neutral"), Passed),
+            ("completed", Some("skipped"), Passed),
+            ("completed", Some("failure"), Failed),
+            ("completed", Some("cancelled"), Failed),
+            ("completed", Some("timed_out"), Failed),
+            ("completed", Some("action_required"), Failed),
+        ];
+        for (status, conclusion, expected) in cases {
+            let mut payload = json_fixture("check_run.completed.json");
+            payload["check_run"]["status"] = json!(status);
+            payload["check_run"]["conclusion"] = json!(conclusion);
+            let e = only_changeset(effects_of_json("check_run", &payload).expect("parses"));
+            assert_eq!(e.check, Some(linter(expected)), "{status} {conclusion:?}");
+        }
+    }
+
+    #[test]
+    fn a_check_run_not_yet_completed_is_timed_by_its_start() {
+        let mut payload = json_fixture("check_run.completed.json");
+        payload["check_run"]["status"] = json!("in_progress");
+        payload["check_run"]["started_at"] = json!("2019-05-15T15:20:33Z");
+        payload["check_run"]["completed_at"] = json!(null);
+        let e = only_changeset(effects_of_json("check_run", &payload).expect("parses"));
+        assert_eq!(e.occur_time, Some(T_15_20_33));
+        assert_eq!(e.summary, "Octocoders-linter is pending on ec26c3e");
+    }
+
+    #[test]
+    fn a_completed_check_suite_is_a_check_named_after_its_app() {
+        let expected = ChangesetEffect {
+            check: Some(CheckResult {
+                context: "octocoders-linter".to_owned(),
+                sha: README_SHA.to_owned(),
+                status: CheckStatus::Passed,
+            }),
+            ..entry(
+                Target::Number(2),
+                Some(1_557_933_674_000_000), // 2019-05-15T15:21:14Z
+                "check",
+                "octocoders-linter passed on ec26c3e",
+                pr_2_branches(),
+            )
+        };
+        assert_eq!(
+            effects_of("check_suite", "check_suite.completed.json"),
+            vec![Effect::Changeset(expected)]
+        );
+
+        let mut payload = json_fixture("check_suite.completed.json");
+        payload["check_suite"]["app"] = json!(null);
+        payload["check_suite"]["conclusion"] = json!("failure");
+        let e = only_changeset(effects_of_json("check_suite", &payload).expect("parses"));
+        let check = e.check.expect("a check");
+        assert_eq!(
+            (check.context.as_str(), check.status),
+            ("check_suite", CheckStatus::Failed)
+        );
+    }
+
+    #[test]
+    fn a_commit_status_targets_its_commit() {
+        let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+        let expected = ChangesetEffect {
+            check: Some(CheckResult {
+                context: "default".to_owned(),
+                sha: sha.to_owned(),
+                status: CheckStatus::Passed,
+            }),
+            ..entry(
+                Target::HeadSha(sha.to_owned()),
+                Some(1_557_933_655_000_000), // 2019-05-15T15:20:55+00:00
+                "check",
+                "default passed on 6113728",
+                ChangesetSnapshot::default(),
+            )
+        };
+        assert_eq!(
+            effects_of("status", "status.json"),
+            vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn commit_status_states_map_to_pending_passed_and_failed() {
+        for (state, expected, summary) in [
+            (
+                "pending",
+                CheckStatus::Pending,
+                "default is pending on 6113728",
+            ),
+            ("failure", CheckStatus::Failed, "default failed on 6113728"),
+            ("error", CheckStatus::Failed, "default failed on 6113728"),
+        ] {
+            let mut payload = json_fixture("status.json");
+            payload["state"] = json!(state);
+            let e = only_changeset(effects_of_json("status", &payload).expect("parses"));
+            assert_eq!(e.check.map(|c| c.status), Some(expected), "{state}");
+            assert_eq!(e.summary, summary);
+        }
+        let mut payload = json_fixture("status.json");
+        payload["state"] = json!("exploded");
+        assert!(effects_of_json("status", &payload).is_err());
+    }
+
+    #[test]
+    fn a_push_is_one_ref_update_as_github_sends_it() {
+        let zero = "0000000000000000000000000000000000000000";
+        let cases = [
+            (
+                "push.branch-created.json",
+                "186853002",
+                "refs/heads/master",
+                zero,
+                "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            ),
+            (
+                "push.branch-updated.json",
+                "135493233",
+                "refs/heads/master",
+                "a10867b14bb761a232cd80139fbd4c0d33264240",
+                "199eddf46df50de8d02e99bf1c5fdb4101338224",
+            ),
+            (
+                "push.tag-deleted.json",
+                "186853002",
+                "refs/tags/simple-tag",
+                "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+                zero,
+            ),
+        ];
+        for (file, id, name, old, new) in cases {
+            let expected = PushEffect {
+                repository: RepositoryRef {
+                    external_id: id.to_owned(),
+                    ..hello_world()
+                },
+                refs: vec![RefUpdate {
+                    name: name.to_owned(),
+                    old_sha: old.to_owned(),
+                    new_sha: new.to_owned(),
+                }],
+                actor: "Codertocat".to_owned(),
+            };
+            assert_eq!(
+                effects_of("push", file),
+                vec![Effect::Push(expected)],
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_missing_what_its_event_must_carry_is_an_error_naming_it() {
+        let without = |file: &str, path: &[&str]| {
+            let mut payload = json_fixture(file);
+            let (last, parents) = path.split_last().expect("a path");
+            let mut object = &mut payload;
+            for p in parents {
+                object = &mut object[*p];
+            }
+            object
+                .as_object_mut()
+                .expect("an object")
+                .remove(*last)
+                .expect("the fixture has it");
+            payload
+        };
+        let cases = [
+            (
+                "pull_request",
+                without("pull_request.opened.json", &["pull_request", "number"]),
+                "pull_request/opened payload: missing pull_request.number",
+            ),
+            (
+                "pull_request_review",
+                without(
+                    "pull_request_review.submitted.json",
+                    &["pull_request", "number"],
+                ),
+                "pull_request_review/submitted payload: missing pull_request.number",
+            ),
+            (
+                "pull_request",
+                without("pull_request.opened.json", &["repository"]),
+                "pull_request/opened payload: missing repository.full_name",
+            ),
+            (
+                "check_run",
+                without("check_run.completed.json", &["check_run", "head_sha"]),
+                "check_run/completed payload: missing check_run.head_sha",
+            ),
+            (
+                "status",
+                without("status.json", &["sha"]),
+                "status payload: missing sha",
+            ),
+            (
+                "push",
+                without("push.branch-updated.json", &["ref"]),
+                "push payload: missing ref",
+            ),
+        ];
+        for (event, payload, message) in cases {
+            let e = effects_of_json(event, &payload).expect_err(message);
+            assert_eq!(e.to_string(), message);
+        }
+
+        let mut payload = json_fixture("check_run.completed.json");
+        payload["check_run"]["pull_requests"][0]
+            .as_object_mut()
+            .expect("an object")
+            .remove("number");
+        let e = effects_of_json("check_run", &payload).expect_err("no number");
+        assert_eq!(e.message, "missing check_run.pull_requests.0.number");
+
+        let mut payload = json_fixture("issue_comment.created.json");
+        payload["issue"]["pull_request"] = json!({"url": "x"});
+        payload["issue"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("number");
+        let e = effects_of_json("issue_comment", &payload).expect_err("no number");
+        assert_eq!(e.message, "missing issue.number");
+    }
+
+    #[test]
+    fn a_handled_event_with_nothing_to_say_gives_no_effects() {
+        let payload = json!({"action": "created"});
+        assert_eq!(effects("star/created", &payload), Ok(vec![]));
     }
 }
