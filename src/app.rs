@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
 use crate::db;
-use crate::deliveries::{DeliveryStore, NoEffects, Worker, WorkerConfig, run_janitor};
+use crate::deliveries::{DeliveryStore, Worker, WorkerConfig, run_janitor};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
+use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler};
 
 /// A built service: database migrated, both listeners bound, not yet serving.
 pub struct Application {
@@ -78,6 +79,8 @@ impl Application {
             AdminState {
                 receivers: receivers.clone(),
                 deliveries: deliveries.clone(),
+                repositories: RepositoryStore::new(db.clone()),
+                changesets: ChangesetStore::new(db.clone()),
                 public_url: public_url.clone(),
                 worker_wake: worker_wake.clone(),
             },
@@ -87,7 +90,7 @@ impl Application {
         let worker = Worker::new(
             db.clone(),
             receivers,
-            Arc::new(NoEffects),
+            Arc::new(SyncHandler),
             WorkerConfig::default(),
             worker_wake,
         );

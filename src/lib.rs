@@ -12,4 +12,5 @@ pub mod ingress;
 pub mod rate_limit;
 pub mod receivers;
 pub mod store;
+pub mod sync;
 pub mod time;

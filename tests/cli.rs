@@ -258,7 +258,7 @@ async fn an_admin_reads_and_redelivers_deliveries_with_grpcurl(engine: Engine) {
     let created = grpcurl_json(&[
         "-plaintext",
         "-d",
-        r#"{"name": "gitlab", "code_host_kind": "CODE_HOST_KIND_GITLAB", "code_host_urn": "https://gitlab.example.com"}"#,
+        r#"{"name": "gitlab", "code_host_kind": "CODE_HOST_KIND_GITLAB", "code_host_urn": "http://example.com"}"#,
         addr,
         "hookgate.v1.ReceiverService/CreateReceiver",
     ]);
@@ -276,11 +276,11 @@ async fn an_admin_reads_and_redelivers_deliveries_with_grpcurl(engine: Engine) {
     assert_eq!(sent["httpStatus"], 202, "{sent}");
     let client = reqwest::Client::new();
     let url = format!("http://{}/.api/webhooks/{id}", served.http_addr);
-    let push = common::fixture("gitlab/push.json");
+    let push = common::fixture("gitlab/merge_request.open.json");
     for token in [secret.as_str(), "forged-token"] {
         client
             .post(&url)
-            .header("x-gitlab-event", "Push Hook")
+            .header("x-gitlab-event", "Merge Request Hook")
             .header("x-gitlab-token", token)
             .header("content-type", "application/json")
             .body(push.clone())
@@ -323,9 +323,7 @@ async fn an_admin_reads_and_redelivers_deliveries_with_grpcurl(engine: Engine) {
         .unwrap()
         .iter()
         .find(|d| {
-            d["state"] != "DELIVERY_STATE_REJECTED"
-                && d["event"] == "Push Hook"
-                && d["responseStatus"] == 202
+            d["state"] != "DELIVERY_STATE_REJECTED" && d["event"] == "Merge Request Hook/open"
         })
         .unwrap_or_else(|| panic!("{listed}"));
     let delivery_id = newest["id"].as_str().unwrap().to_owned();

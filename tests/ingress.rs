@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Engine, TestApp, fixture, json_body, sha256_signature};
+use common::{Engine, TestApp, fixture, host_headers, json_body};
 use hookgate::admin::proto::{
     CodeHostKind, DeliveryState, GetReceiverRequest, ListDeliveriesRequest,
     RedeliverDeliveryRequest, RotateReceiverSecretRequest, SendTestDeliveryRequest,
@@ -394,49 +394,6 @@ fn urn(kind: CodeHostKind) -> &'static str {
         Bbs => "https://bitbucket.example.com",
         _ => "https://bitbucket.org",
     }
-}
-
-/// The headers a host sends with a delivery: its event header, its delivery id, and its
-/// signature (or token) made with `secret`; `None` leaves the signature out.
-fn host_headers(
-    kind: CodeHostKind,
-    event: &str,
-    key: &str,
-    secret: Option<&str>,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
-    let mut h = vec![("content-type", "application/json".to_owned())];
-    match kind {
-        Gh => {
-            h.push(("x-github-event", event.to_owned()));
-            h.push(("x-github-delivery", key.to_owned()));
-            if let Some(s) = secret {
-                h.push(("x-hub-signature-256", sha256_signature(s, body)));
-            }
-        }
-        Gl => {
-            h.push(("x-gitlab-event", event.to_owned()));
-            h.push(("idempotency-key", key.to_owned()));
-            if let Some(s) = secret {
-                h.push(("x-gitlab-token", s.to_owned()));
-            }
-        }
-        Bbs => {
-            h.push(("x-event-key", event.to_owned()));
-            h.push(("x-request-id", key.to_owned()));
-            if let Some(s) = secret {
-                h.push(("x-hub-signature", sha256_signature(s, body)));
-            }
-        }
-        _ => {
-            h.push(("x-event-key", event.to_owned()));
-            h.push(("x-request-uuid", key.to_owned()));
-            if let Some(s) = secret {
-                h.push(("x-hub-signature", sha256_signature(s, body)));
-            }
-        }
-    }
-    h
 }
 
 fn key() -> String {
@@ -1048,7 +1005,9 @@ async fn deliveries_are_listed_newest_first_with_filters_and_pages(engine: Engin
         expected
     );
 
+    // Filters combine: GitLab's ignored deliveries (its rejected attempt is not one).
     let ignored = list(ListDeliveriesRequest {
+        receiver_id: gl.clone(),
         states: vec![DeliveryState::Ignored as i32],
         ..Default::default()
     })

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_receivers;
 mod m20261123_000002_create_deliveries;
+mod m20261123_000003_create_repositories_and_changesets;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_receivers::Migration),
             Box::new(m20261123_000002_create_deliveries::Migration),
+            Box::new(m20261123_000003_create_repositories_and_changesets::Migration),
         ]
     }
 }

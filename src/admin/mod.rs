@@ -2,14 +2,18 @@
 //! nothing else. Access control and error mapping live here too, once for every service.
 
 mod auth;
+mod changesets;
 mod deliveries;
 mod page_token;
 mod receivers;
+mod repositories;
 mod status;
 
 pub use auth::{AdminAuth, actor};
+pub use changesets::ChangesetAdmin;
 pub use deliveries::DeliveryAdmin;
 pub use receivers::ReceiverAdmin;
+pub use repositories::RepositoryAdmin;
 
 /// The generated protobuf types and services of `hookgate.v1`.
 pub mod proto {
@@ -24,12 +28,15 @@ use tonic::service::Routes;
 
 use crate::deliveries::DeliveryStore;
 use crate::receivers::ReceiverStore;
+use crate::sync::{ChangesetStore, RepositoryStore};
 
 /// Everything the admin services need.
 #[derive(Clone)]
 pub struct AdminState {
     pub receivers: ReceiverStore,
     pub deliveries: DeliveryStore,
+    pub repositories: RepositoryStore,
+    pub changesets: ChangesetStore,
     /// Woken when a redelivery puts a delivery back in the queue.
     pub worker_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The base of receiver URLs, no trailing slash.
@@ -39,8 +46,10 @@ pub struct AdminState {
 /// The admin API's routes: every service behind the admin token, plus reflection (v1 and
 /// v1alpha, which grpcurl 1.8 speaks) and health, which stay open.
 pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
+    use proto::changeset_service_server::ChangesetServiceServer;
     use proto::delivery_service_server::DeliveryServiceServer;
     use proto::receiver_service_server::ReceiverServiceServer;
+    use proto::repository_service_server::RepositoryServiceServer;
 
     // Health is described too, so `grpcurl list` shows it and `describe` works on it.
     let reflection = || {
@@ -51,7 +60,12 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    for service in ["hookgate.v1.ReceiverService", "hookgate.v1.DeliveryService"] {
+    for service in [
+        "hookgate.v1.ReceiverService",
+        "hookgate.v1.DeliveryService",
+        "hookgate.v1.RepositoryService",
+        "hookgate.v1.ChangesetService",
+    ] {
         health_reporter
             .set_service_status(service, tonic_health::ServingStatus::Serving)
             .await;
@@ -59,6 +73,12 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
 
     let deliveries =
         DeliveryServiceServer::with_interceptor(DeliveryAdmin::new(state.clone()), auth.clone());
+    let repositories = RepositoryServiceServer::with_interceptor(
+        RepositoryAdmin::new(state.clone()),
+        auth.clone(),
+    );
+    let changesets =
+        ChangesetServiceServer::with_interceptor(ChangesetAdmin::new(state.clone()), auth.clone());
     let receivers = ReceiverServiceServer::with_interceptor(ReceiverAdmin::new(state), auth);
     let mut builder = Routes::builder();
     builder
@@ -66,6 +86,8 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(receivers)
-        .add_service(deliveries);
+        .add_service(deliveries)
+        .add_service(repositories)
+        .add_service(changesets);
     Ok(builder.routes())
 }

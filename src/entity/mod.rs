@@ -1,5 +1,8 @@
 //! sea-orm entities: one file per table, columns as the migrations in `migrations/` make them.
 //! Times are microseconds since the Unix epoch, UTC.
 
+pub mod changeset;
+pub mod changeset_event;
 pub mod delivery;
 pub mod receiver;
+pub mod repository;

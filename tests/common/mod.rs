@@ -316,3 +316,91 @@ pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.expect("a body");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON answer ({e}): {text}"))
 }
+
+/// The headers a host sends with a delivery: its event header, its delivery id, and its
+/// signature (or token) made with `secret`; `None` leaves the signature out.
+pub fn host_headers(
+    kind: hookgate::admin::proto::CodeHostKind,
+    event: &str,
+    key: &str,
+    secret: Option<&str>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let mut h = vec![("content-type", "application/json".to_owned())];
+    use hookgate::admin::proto::CodeHostKind::{
+        BitbucketServer as Bbs, Github as Gh, Gitlab as Gl,
+    };
+    match kind {
+        Gh => {
+            h.push(("x-github-event", event.to_owned()));
+            h.push(("x-github-delivery", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature-256", sha256_signature(s, body)));
+            }
+        }
+        Gl => {
+            h.push(("x-gitlab-event", event.to_owned()));
+            h.push(("idempotency-key", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-gitlab-token", s.to_owned()));
+            }
+        }
+        Bbs => {
+            h.push(("x-event-key", event.to_owned()));
+            h.push(("x-request-id", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature", sha256_signature(s, body)));
+            }
+        }
+        _ => {
+            h.push(("x-event-key", event.to_owned()));
+            h.push(("x-request-uuid", key.to_owned()));
+            if let Some(s) = secret {
+                h.push(("x-hub-signature", sha256_signature(s, body)));
+            }
+        }
+    }
+    h
+}
+
+impl TestApp {
+    /// Signs `body` as a `kind` host would for `event_header`, posts it to the receiver
+    /// `(id, secret)` under a fresh delivery key, and waits until the worker is done with it
+    /// (any state but pending or processing). Returns the stored delivery.
+    pub async fn deliver(
+        &self,
+        kind: hookgate::admin::proto::CodeHostKind,
+        receiver: &(String, String),
+        event_header: &str,
+        body: &serde_json::Value,
+    ) -> hookgate::admin::proto::Delivery {
+        let body = serde_json::to_vec(body).expect("JSON serialises");
+        let key = uuid::Uuid::new_v4().to_string();
+        let headers = host_headers(kind, event_header, &key, Some(&receiver.1), &body);
+        let response = self.post(&receiver.0, &headers, body).await;
+        let status = response.status();
+        let answer = json_body(response).await;
+        assert!(status.is_success(), "{event_header}: {status} {answer}");
+        let id = answer["delivery_id"]
+            .as_str()
+            .expect("a delivery id")
+            .to_owned();
+        self.wait_until_done(&id).await
+    }
+
+    /// Waits (up to 20 s) until the worker is done with a delivery.
+    pub async fn wait_until_done(&self, id: &str) -> hookgate::admin::proto::Delivery {
+        use hookgate::admin::proto::DeliveryState as S;
+        for _ in 0..200 {
+            let d = self.get_delivery(id).await;
+            if d.state != S::Pending as i32 && d.state != S::Processing as i32 {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "delivery {id} was never processed: {:?}",
+            self.get_delivery(id).await
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! Changesets in the database: applying an event's effect in the worker's transaction, and
+//! reading changesets and their timelines for the admin API.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::tracked::{CheckState, ReviewState, Tracked, same_commit, state_from_str, state_str};
+use crate::entity::{changeset, changeset_event, repository};
+use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
+use crate::store::StoreError;
+use crate::time::now_micros;
+
+/// A changeset as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changeset {
+    pub id: Uuid,
+    pub repository_id: Uuid,
+    pub repository: String,
+    pub code_host_urn: String,
+    pub number: i64,
+    pub title: String,
+    pub url: String,
+    pub author: String,
+    pub state: ChangesetState,
+    pub review_state: ReviewState,
+    pub check_state: CheckState,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub head_sha: String,
+    pub labels: Vec<String>,
+    pub host_update_time: Option<i64>,
+    pub create_time: i64,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub id: Uuid,
+    pub kind: String,
+    pub actor: String,
+    pub occur_time: i64,
+    pub delivery_id: String,
+    pub summary: String,
+}
+
+/// Which changesets a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesetFilter {
+    pub code_host_urn: Option<String>,
+    pub repository: Option<String>,
+    pub number: Option<i64>,
+    pub states: Vec<ChangesetState>,
+}
+
+/// One page of changesets.
+#[derive(Debug)]
+pub struct ChangesetPage {
+    pub changesets: Vec<Changeset>,
+    pub total_size: u64,
+    pub has_more: bool,
+}
+
+/// The changesets an effect was applied to (empty: it matched none).
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    repository: &repository::Model,
+    effect: &ChangesetEffect,
+    delivery_id: Uuid,
+    time: i64,
+) -> Result<Vec<Uuid>, DbErr> {
+    let targets = match &effect.target {
+        Target::Number(number) => vec![find_or_create(conn, &repository.id, *number).await?],
+        Target::HeadSha(sha) => changeset::Entity::find()
+            .filter(changeset::Column::RepositoryId.eq(repository.id.clone()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .filter(|c| same_commit(&c.head_sha, sha))
+            .collect(),
+    };
+    let now = now_micros();
+    let mut applied = Vec::with_capacity(targets.len());
+    for model in targets {
+        let mut tracked = load(&model)?;
+        if tracked.apply(effect, time) {
+            save(conn, model.clone(), &tracked, now).await?;
+        }
+        changeset_event::Entity::insert(changeset_event::ActiveModel {
+            id: Set(Uuid::new_v4().to_string()),
+            changeset_id: Set(model.id.clone()),
+            kind: Set(effect.kind.clone()),
+            actor: Set(effect.actor.clone()),
+            occur_time: Set(time),
+            delivery_id: Set(delivery_id.to_string()),
+            summary: Set(effect.summary.clone()),
+            create_time: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                changeset_event::Column::ChangesetId,
+                changeset_event::Column::Kind,
+                changeset_event::Column::OccurTime,
+                changeset_event::Column::Summary,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+        applied.push(Uuid::parse_str(&model.id).map_err(|e| DbErr::Custom(e.to_string()))?);
+    }
+    Ok(applied)
+}
+
+/// The changeset `number` of a repository, created empty (open) if it is new; safe against a
+/// concurrent creator.
+async fn find_or_create<C: ConnectionTrait>(
+    conn: &C,
+    repository_id: &str,
+    number: i64,
+) -> Result<changeset::Model, DbErr> {
+    let find = || {
+        changeset::Entity::find()
+            .filter(changeset::Column::RepositoryId.eq(repository_id))
+            .filter(changeset::Column::Number.eq(number))
+    };
+    if let Some(m) = find().one(conn).await? {
+        return Ok(m);
+    }
+    let now = now_micros();
+    let empty = Tracked::default();
+    changeset::Entity::insert(changeset::ActiveModel {
+        id: Set(Uuid::new_v4().to_string()),
+        repository_id: Set(repository_id.to_owned()),
+        number: Set(number),
+        title: Set(String::new()),
+        url: Set(String::new()),
+        author: Set(String::new()),
+        state: Set(state_str(empty.state).to_owned()),
+        review_state: Set(empty.review_state().as_str().to_owned()),
+        check_state: Set(empty.check_state().as_str().to_owned()),
+        head_ref: Set(String::new()),
+        base_ref: Set(String::new()),
+        head_sha: Set(String::new()),
+        labels: Set("[]".to_owned()),
+        host_update_time: Set(None),
+        field_times: Set("{}".to_owned()),
+        reviews: Set("{}".to_owned()),
+        checks: Set("{}".to_owned()),
+        create_time: Set(now),
+        update_time: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([changeset::Column::RepositoryId, changeset::Column::Number])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    find()
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("changeset {number}")))
+}
+
+fn corrupt(id: &str, what: &str, e: impl std::fmt::Display) -> DbErr {
+    DbErr::Custom(format!("changeset {id}: {what}: {e}"))
+}
+
+fn load(m: &changeset::Model) -> Result<Tracked, DbErr> {
+    Ok(Tracked {
+        title: m.title.clone(),
+        url: m.url.clone(),
+        author: m.author.clone(),
+        state: state_from_str(&m.state).ok_or_else(|| corrupt(&m.id, "state", &m.state))?,
+        head_ref: m.head_ref.clone(),
+        base_ref: m.base_ref.clone(),
+        head_sha: m.head_sha.clone(),
+        labels: serde_json::from_str(&m.labels).map_err(|e| corrupt(&m.id, "labels", e))?,
+        host_update_time: m.host_update_time,
+        field_times: serde_json::from_str(&m.field_times)
+            .map_err(|e| corrupt(&m.id, "field_times", e))?,
+        reviews: serde_json::from_str(&m.reviews).map_err(|e| corrupt(&m.id, "reviews", e))?,
+        checks: serde_json::from_str(&m.checks).map_err(|e| corrupt(&m.id, "checks", e))?,
+    })
+}
+
+async fn save<C: ConnectionTrait>(
+    conn: &C,
+    model: changeset::Model,
+    t: &Tracked,
+    now: i64,
+) -> Result<(), DbErr> {
+    let mut row: changeset::ActiveModel = model.into();
+    row.title = Set(t.title.clone());
+    row.url = Set(t.url.clone());
+    row.author = Set(t.author.clone());
+    row.state = Set(state_str(t.state).to_owned());
+    row.review_state = Set(t.review_state().as_str().to_owned());
+    row.check_state = Set(t.check_state().as_str().to_owned());
+    row.head_ref = Set(t.head_ref.clone());
+    row.base_ref = Set(t.base_ref.clone());
+    row.head_sha = Set(t.head_sha.clone());
+    row.labels = Set(json(&t.labels));
+    row.host_update_time = Set(t.host_update_time);
+    row.field_times = Set(json(&t.field_times));
+    row.reviews = Set(json(&t.reviews));
+    row.checks = Set(json(&t.checks));
+    row.update_time = Set(now);
+    sea_orm::ActiveModelTrait::update(row, conn).await?;
+    Ok(())
+}
+
+/// A JSON column's text.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("maps and lists of strings always serialise")
+}
+
+/// Changesets and timelines for the admin API.
+#[derive(Debug, Clone)]
+pub struct ChangesetStore {
+    db: DatabaseConnection,
+}
+
+impl ChangesetStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Changeset, StoreError> {
+        let model = changeset::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::not_found("changeset", id))?;
+        let mut out = self.with_repositories(vec![model]).await?;
+        out.pop().ok_or(StoreError::not_found("changeset", id))
+    }
+
+    /// Changesets matching `filter`, in creation order, after the `(create_time, id)` cursor.
+    pub async fn list(
+        &self,
+        filter: &ChangesetFilter,
+        after: Option<(i64, Uuid)>,
+        limit: u64,
+    ) -> Result<ChangesetPage, StoreError> {
+        use changeset::Column as C;
+        let mut query = changeset::Entity::find();
+        if filter.code_host_urn.is_some() || filter.repository.is_some() {
+            let mut repos = Query::select()
+                .column(repository::Column::Id)
+                .from(repository::Entity)
+                .to_owned();
+            if let Some(urn) = &filter.code_host_urn {
+                repos.and_where(repository::Column::CodeHostUrn.eq(urn.clone()));
+            }
+            if let Some(name) = &filter.repository {
+                repos.and_where(repository::Column::Name.eq(name.clone()));
+            }
+            query = query.filter(C::RepositoryId.in_subquery(repos));
+        }
+        if let Some(number) = filter.number {
+            query = query.filter(C::Number.eq(number));
+        }
+        if !filter.states.is_empty() {
+            query = query.filter(C::State.is_in(filter.states.iter().map(|s| state_str(*s))));
+        }
+        let total_size = query.clone().count(&self.db).await?;
+        if let Some((time, id)) = after {
+            query = query.filter(
+                Condition::any().add(C::CreateTime.gt(time)).add(
+                    Condition::all()
+                        .add(C::CreateTime.eq(time))
+                        .add(C::Id.gt(id.to_string())),
+                ),
+            );
+        }
+        let mut rows = query
+            .order_by_asc(C::CreateTime)
+            .order_by_asc(C::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(ChangesetPage {
+            changesets: self.with_repositories(rows).await?,
+            total_size,
+            has_more,
+        })
+    }
+
+    /// A changeset's timeline, oldest first by host time, after the `(occur_time, id)` cursor.
+    pub async fn events(
+        &self,
+        changeset_id: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: u64,
+    ) -> Result<(Vec<TimelineEntry>, bool), StoreError> {
+        use changeset_event::Column as C;
+        // Not found is an error, an empty timeline is not.
+        self.get(changeset_id).await?;
+        let mut query =
+            changeset_event::Entity::find().filter(C::ChangesetId.eq(changeset_id.to_string()));
+        if let Some((time, id)) = after {
+            query = query.filter(
+                Condition::any().add(C::OccurTime.gt(time)).add(
+                    Condition::all()
+                        .add(C::OccurTime.eq(time))
+                        .add(C::Id.gt(id.to_string())),
+                ),
+            );
+        }
+        let mut rows = query
+            .order_by_asc(C::OccurTime)
+            .order_by_asc(C::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let entries = rows
+            .into_iter()
+            .map(|e| {
+                Ok(TimelineEntry {
+                    id: Uuid::parse_str(&e.id).map_err(|err| StoreError::Corrupt {
+                        id: e.id.clone(),
+                        why: err.to_string(),
+                    })?,
+                    kind: e.kind,
+                    actor: e.actor,
+                    occur_time: e.occur_time,
+                    delivery_id: e.delivery_id,
+                    summary: e.summary,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((entries, has_more))
+    }
+
+    /// Changesets with their repository's name and URN.
+    async fn with_repositories(
+        &self,
+        rows: Vec<changeset::Model>,
+    ) -> Result<Vec<Changeset>, StoreError> {
+        let ids: Vec<String> = rows.iter().map(|r| r.repository_id.clone()).collect();
+        let repos: HashMap<String, repository::Model> = repository::Entity::find()
+            .filter(repository::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        rows.into_iter()
+            .map(|m| {
+                let tracked = load(&m).map_err(StoreError::Database)?;
+                let repo = repos.get(&m.repository_id);
+                let bad = |why: String| StoreError::Corrupt {
+                    id: m.id.clone(),
+                    why,
+                };
+                Ok(Changeset {
+                    id: Uuid::parse_str(&m.id).map_err(|e| bad(e.to_string()))?,
+                    repository_id: Uuid::parse_str(&m.repository_id)
+                        .map_err(|e| bad(e.to_string()))?,
+                    repository: repo.map(|r| r.name.clone()).unwrap_or_default(),
+                    code_host_urn: repo.map(|r| r.code_host_urn.clone()).unwrap_or_default(),
+                    number: m.number,
+                    review_state: tracked.review_state(),
+                    check_state: tracked.check_state(),
+                    title: tracked.title,
+                    url: tracked.url,
+                    author: tracked.author,
+                    state: tracked.state,
+                    head_ref: tracked.head_ref,
+                    base_ref: tracked.base_ref,
+                    head_sha: tracked.head_sha,
+                    labels: tracked.labels,
+                    host_update_time: tracked.host_update_time,
+                    create_time: m.create_time,
+                })
+            })
+            .collect()
+    }
+}

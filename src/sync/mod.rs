@@ -1,0 +1,12 @@
+//! Batch-change sync: repositories, changesets kept current from pull/merge request events, and
+//! the handler the delivery worker calls.
+
+pub mod changesets;
+mod handler;
+pub mod repositories;
+pub mod tracked;
+
+pub use changesets::{Changeset, ChangesetFilter, ChangesetStore, TimelineEntry};
+pub use handler::{SyncHandler, on_code_host};
+pub use repositories::{Repository, RepositoryStore, parse_repository_name};
+pub use tracked::{CheckState, ReviewState};

@@ -1,0 +1,459 @@
+//! A changeset's state as events build it, and the rules that keep it right when events arrive
+//! late, twice or out of order. Pure: the store loads a [`Tracked`], applies effects to it, and
+//! saves it.
+//!
+//! - Fields: each field remembers the host time of the change that set it; an older event does
+//!   not change it (a `reopened` at 10:00 arriving after a `closed` at 10:05 leaves it closed).
+//! - Reviews: each reviewer's latest vote counts; any changes-requested wins, else any approval,
+//!   else pending; a withdrawn vote (dismissed, unapproved) removes the reviewer's vote.
+//! - Checks: the latest result per (commit, context) is kept; only the current head commit's
+//!   results count, so a new head starts at unknown.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hosts::effects::{ChangesetEffect, ChangesetState, CheckStatus, Vote};
+
+/// The review state of a changeset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewState {
+    Pending,
+    Approved,
+    ChangesRequested,
+}
+
+/// The check state of a changeset's head commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Unknown,
+    Pending,
+    Passed,
+    Failed,
+}
+
+/// A reviewer's latest vote and when it was cast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredVote {
+    /// `APPROVED`, `CHANGES_REQUESTED` or `WITHDRAWN`.
+    pub vote: String,
+    pub time: i64,
+}
+
+/// The latest result of one check context on one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheck {
+    pub sha: String,
+    pub context: String,
+    /// `PENDING`, `PASSED` or `FAILED`.
+    pub status: String,
+    pub time: i64,
+}
+
+/// At most this many check results are kept per changeset; past it, results on other commits
+/// than the head go first, oldest first.
+const MAX_CHECKS: usize = 200;
+
+/// A changeset's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub title: String,
+    pub url: String,
+    pub author: String,
+    pub state: ChangesetState,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub head_sha: String,
+    pub labels: Vec<String>,
+    pub host_update_time: Option<i64>,
+    /// Field name -> host time of the change that set it.
+    pub field_times: BTreeMap<String, i64>,
+    /// Reviewer -> latest vote.
+    pub reviews: BTreeMap<String, StoredVote>,
+    /// `"<sha> <context>"` -> latest result.
+    pub checks: BTreeMap<String, StoredCheck>,
+}
+
+impl Default for Tracked {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            url: String::new(),
+            author: String::new(),
+            state: ChangesetState::Open,
+            head_ref: String::new(),
+            base_ref: String::new(),
+            head_sha: String::new(),
+            labels: Vec::new(),
+            host_update_time: None,
+            field_times: BTreeMap::new(),
+            reviews: BTreeMap::new(),
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether two commit ids name the same commit: equal, or one a prefix of the other (hosts
+/// send abbreviated hashes in some payloads).
+pub fn same_commit(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+impl Tracked {
+    /// Applies what `effect` says, as of host time `time`. Returns whether anything changed.
+    pub fn apply(&mut self, effect: &ChangesetEffect, time: i64) -> bool {
+        let before = self.clone();
+        let s = &effect.snapshot;
+        macro_rules! field {
+            ($name:ident) => {
+                if let Some(value) = &s.$name {
+                    if self.newer(stringify!($name), time) {
+                        self.$name = value.clone();
+                    }
+                }
+            };
+        }
+        field!(title);
+        field!(url);
+        field!(author);
+        field!(head_ref);
+        field!(base_ref);
+        field!(head_sha);
+        field!(labels);
+        if let Some(state) = s.state
+            && self.newer("state", time)
+        {
+            self.state = state;
+        }
+        if let Some(t) = s.host_update_time
+            && self.host_update_time.is_none_or(|current| t > current)
+        {
+            self.host_update_time = Some(t);
+        }
+        if let Some(review) = &effect.review {
+            let newer = self
+                .reviews
+                .get(&review.reviewer)
+                .is_none_or(|v| time >= v.time);
+            if newer {
+                self.reviews.insert(
+                    review.reviewer.clone(),
+                    StoredVote {
+                        vote: vote_str(review.vote).to_owned(),
+                        time,
+                    },
+                );
+            }
+        }
+        if let Some(check) = &effect.check {
+            let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
+            let newer = self.checks.get(&key).is_none_or(|c| time >= c.time);
+            if newer {
+                self.checks.insert(
+                    key,
+                    StoredCheck {
+                        sha: check.sha.clone(),
+                        context: check.context.clone(),
+                        status: check_str(check.status).to_owned(),
+                        time,
+                    },
+                );
+                self.prune_checks();
+            }
+        }
+        *self != before
+    }
+
+    /// Whether a change at `time` to `field` is not older than the last one; if so, records it.
+    fn newer(&mut self, field: &str, time: i64) -> bool {
+        match self.field_times.get(field) {
+            Some(&last) if time < last => false,
+            _ => {
+                self.field_times.insert(field.to_owned(), time);
+                true
+            }
+        }
+    }
+
+    fn prune_checks(&mut self) {
+        while self.checks.len() > MAX_CHECKS {
+            let victim = self
+                .checks
+                .iter()
+                .min_by_key(|(_, c)| (same_commit(&c.sha, &self.head_sha), c.time))
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(k) => self.checks.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    /// Any changes requested wins, else any approval, else pending.
+    pub fn review_state(&self) -> ReviewState {
+        let votes = || self.reviews.values().map(|v| v.vote.as_str());
+        if votes().any(|v| v == "CHANGES_REQUESTED") {
+            ReviewState::ChangesRequested
+        } else if votes().any(|v| v == "APPROVED") {
+            ReviewState::Approved
+        } else {
+            ReviewState::Pending
+        }
+    }
+
+    /// Over the head commit's latest results: any failed, else any pending, else passed; none:
+    /// unknown.
+    pub fn check_state(&self) -> CheckState {
+        let mut statuses = self
+            .checks
+            .values()
+            .filter(|c| same_commit(&c.sha, &self.head_sha))
+            .map(|c| c.status.as_str())
+            .peekable();
+        if statuses.peek().is_none() {
+            return CheckState::Unknown;
+        }
+        let statuses: Vec<&str> = statuses.collect();
+        if statuses.contains(&"FAILED") {
+            CheckState::Failed
+        } else if statuses.contains(&"PENDING") {
+            CheckState::Pending
+        } else {
+            CheckState::Passed
+        }
+    }
+}
+
+fn vote_str(vote: Vote) -> &'static str {
+    match vote {
+        Vote::Approved => "APPROVED",
+        Vote::ChangesRequested => "CHANGES_REQUESTED",
+        Vote::Withdrawn => "WITHDRAWN",
+    }
+}
+
+fn check_str(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Pending => "PENDING",
+        CheckStatus::Passed => "PASSED",
+        CheckStatus::Failed => "FAILED",
+    }
+}
+
+pub fn state_str(state: ChangesetState) -> &'static str {
+    match state {
+        ChangesetState::Open => "OPEN",
+        ChangesetState::Draft => "DRAFT",
+        ChangesetState::Closed => "CLOSED",
+        ChangesetState::Merged => "MERGED",
+    }
+}
+
+pub fn state_from_str(s: &str) -> Option<ChangesetState> {
+    [
+        ChangesetState::Open,
+        ChangesetState::Draft,
+        ChangesetState::Closed,
+        ChangesetState::Merged,
+    ]
+    .into_iter()
+    .find(|st| state_str(*st) == s)
+}
+
+impl ReviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewState::Pending => "PENDING",
+            ReviewState::Approved => "APPROVED",
+            ReviewState::ChangesRequested => "CHANGES_REQUESTED",
+        }
+    }
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Unknown => "UNKNOWN",
+            CheckState::Pending => "PENDING",
+            CheckState::Passed => "PASSED",
+            CheckState::Failed => "FAILED",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::effects::{
+        ChangesetSnapshot, CheckResult, RepositoryRef, ReviewVote, Target,
+    };
+
+    fn effect() -> ChangesetEffect {
+        ChangesetEffect {
+            repository: RepositoryRef {
+                name: "o/r".into(),
+                external_id: String::new(),
+                url: String::new(),
+                clone_urls: vec![],
+            },
+            target: Target::Number(1),
+            occur_time: None,
+            kind: "x".into(),
+            actor: String::new(),
+            summary: String::new(),
+            snapshot: ChangesetSnapshot::default(),
+            review: None,
+            check: None,
+        }
+    }
+
+    fn state(s: ChangesetState) -> ChangesetEffect {
+        ChangesetEffect {
+            snapshot: ChangesetSnapshot {
+                state: Some(s),
+                ..Default::default()
+            },
+            ..effect()
+        }
+    }
+
+    fn vote(reviewer: &str, vote: Vote) -> ChangesetEffect {
+        ChangesetEffect {
+            review: Some(ReviewVote {
+                reviewer: reviewer.into(),
+                vote,
+            }),
+            ..effect()
+        }
+    }
+
+    fn check(sha: &str, context: &str, status: CheckStatus) -> ChangesetEffect {
+        ChangesetEffect {
+            check: Some(CheckResult {
+                context: context.into(),
+                sha: sha.into(),
+                status,
+            }),
+            ..effect()
+        }
+    }
+
+    fn head(sha: &str) -> ChangesetEffect {
+        ChangesetEffect {
+            snapshot: ChangesetSnapshot {
+                head_sha: Some(sha.into()),
+                ..Default::default()
+            },
+            ..effect()
+        }
+    }
+
+    #[test]
+    fn an_older_state_change_arriving_late_does_not_win() {
+        let mut t = Tracked::default();
+        t.apply(&state(ChangesetState::Closed), 1005);
+        t.apply(&state(ChangesetState::Open), 1000);
+        assert_eq!(t.state, ChangesetState::Closed);
+        t.apply(&state(ChangesetState::Open), 1010);
+        assert_eq!(t.state, ChangesetState::Open);
+    }
+
+    #[test]
+    fn fields_are_judged_each_by_its_own_time() {
+        let mut t = Tracked::default();
+        let titled = |title: &str| ChangesetEffect {
+            snapshot: ChangesetSnapshot {
+                title: Some(title.into()),
+                ..Default::default()
+            },
+            ..effect()
+        };
+        t.apply(&titled("new"), 20);
+        // An old state change is still news for the state.
+        t.apply(&state(ChangesetState::Merged), 10);
+        t.apply(&titled("old"), 10);
+        assert_eq!(t.title, "new");
+        assert_eq!(t.state, ChangesetState::Merged);
+    }
+
+    #[test]
+    fn the_same_event_twice_changes_nothing_the_second_time() {
+        let mut t = Tracked::default();
+        assert!(t.apply(&state(ChangesetState::Merged), 5));
+        assert!(!t.apply(&state(ChangesetState::Merged), 5));
+        assert!(t.apply(&vote("a", Vote::Approved), 6));
+        assert!(!t.apply(&vote("a", Vote::Approved), 6));
+    }
+
+    #[test]
+    fn changes_requested_wins_over_approval_and_each_reviewers_latest_vote_counts() {
+        let mut t = Tracked::default();
+        assert_eq!(t.review_state(), ReviewState::Pending);
+        t.apply(&vote("alice", Vote::Approved), 1);
+        assert_eq!(t.review_state(), ReviewState::Approved);
+        t.apply(&vote("bob", Vote::ChangesRequested), 2);
+        assert_eq!(t.review_state(), ReviewState::ChangesRequested);
+        t.apply(&vote("bob", Vote::Approved), 3);
+        assert_eq!(t.review_state(), ReviewState::Approved);
+        // bob's older request, delivered late, does not undo his approval.
+        t.apply(&vote("bob", Vote::ChangesRequested), 2);
+        assert_eq!(t.review_state(), ReviewState::Approved);
+    }
+
+    #[test]
+    fn a_withdrawn_vote_removes_the_reviewers_vote() {
+        let mut t = Tracked::default();
+        t.apply(&vote("alice", Vote::ChangesRequested), 1);
+        t.apply(&vote("alice", Vote::Withdrawn), 2);
+        assert_eq!(t.review_state(), ReviewState::Pending);
+    }
+
+    #[test]
+    fn checks_count_for_the_head_commit_only_and_a_new_head_starts_unknown() {
+        let mut t = Tracked::default();
+        t.apply(&head("aaaa1111"), 1);
+        assert_eq!(t.check_state(), CheckState::Unknown);
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Pending), 2);
+        assert_eq!(t.check_state(), CheckState::Pending);
+        t.apply(&check("aaaa1111", "lint", CheckStatus::Passed), 2);
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Failed), 3);
+        assert_eq!(t.check_state(), CheckState::Failed);
+        t.apply(&head("bbbb2222"), 4);
+        assert_eq!(t.check_state(), CheckState::Unknown);
+        // A late result for the old head does not count.
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Passed), 5);
+        assert_eq!(t.check_state(), CheckState::Unknown);
+        t.apply(&check("bbbb2222", "ci", CheckStatus::Passed), 6);
+        assert_eq!(t.check_state(), CheckState::Passed);
+        // An older result for the same context does not replace the newer one.
+        t.apply(&check("bbbb2222", "ci", CheckStatus::Failed), 5);
+        assert_eq!(t.check_state(), CheckState::Passed);
+    }
+
+    #[test]
+    fn abbreviated_and_full_hashes_name_the_same_commit() {
+        assert!(same_commit(
+            "e38f0dd3d4b3",
+            "e38f0dd3d4b39f1d2e0c5b2c7e0f4a9b8c7d6e5f"
+        ));
+        assert!(same_commit("ABCDEF", "abcdef"));
+        assert!(!same_commit("", "abc"));
+        assert!(!same_commit("abc1", "abc2"));
+    }
+
+    #[test]
+    fn the_checks_kept_are_bounded_and_the_heads_survive() {
+        let mut t = Tracked::default();
+        t.apply(&head("head"), 0);
+        t.apply(&check("head", "ci", CheckStatus::Passed), 0);
+        for i in 0..300 {
+            t.apply(&check(&format!("old{i}"), "ci", CheckStatus::Failed), i + 1);
+        }
+        assert!(t.checks.len() <= MAX_CHECKS);
+        assert_eq!(t.check_state(), CheckState::Passed);
+    }
+}
