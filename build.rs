@@ -12,8 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The well-known types (Duration, Timestamp, FieldMask) ship beside the vendored protoc.
     let well_known = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["receivers", "deliveries", "repositories", "changesets"]
-        .map(|name| PathBuf::from(format!("proto/hookgate/v1/{name}.proto")));
+    let protos = [
+        "receivers",
+        "deliveries",
+        "repositories",
+        "changesets",
+        "events",
+    ]
+    .map(|name| PathBuf::from(format!("proto/hookgate/v1/{name}.proto")));
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("hookgate_descriptor.bin"))
         .compile_protos(&protos, &[PathBuf::from("proto"), well_known])?;

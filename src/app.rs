@@ -19,7 +19,7 @@ use crate::db;
 use crate::deliveries::{DeliveryStore, Worker, WorkerConfig, run_janitor};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
-use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler};
+use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore};
 
 /// A built service: database migrated, both listeners bound, not yet serving.
 pub struct Application {
@@ -81,6 +81,8 @@ impl Application {
                 deliveries: deliveries.clone(),
                 repositories: RepositoryStore::new(db.clone()),
                 changesets: ChangesetStore::new(db.clone()),
+                sync_requests: SyncRequestStore::new(db.clone()),
+                db: db.clone(),
                 public_url: public_url.clone(),
                 worker_wake: worker_wake.clone(),
             },
@@ -162,7 +164,12 @@ impl Application {
                 .context("the gRPC admin API failed")
         };
         let worker = tokio::spawn(self.worker.run(stop.clone()));
-        let janitor = tokio::spawn(run_janitor(self.deliveries, self.retention, stop.clone()));
+        let janitor = tokio::spawn(run_janitor(
+            self.deliveries,
+            crate::events::EventStore::new(self.db.clone()),
+            self.retention,
+            stop.clone(),
+        ));
         // If one server fails, stop the other too rather than run half a service.
         let result = tokio::try_join!(
             async {

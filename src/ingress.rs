@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::deliveries::{DeliveryState, DeliveryStore, NewDelivery, Stored};
 use crate::hosts::{self, ClassifyError, Disposition};
 use crate::rate_limit::RateLimiter;
-use crate::receivers::ReceiverStore;
+use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::time::now_micros;
 
@@ -57,6 +57,7 @@ pub fn router(state: IngressState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/.api/webhooks/{id}", any(deliver))
+        .route("/.api/webhooks/{id}/{secret}", any(deliver_with_path_secret))
         .with_state(state)
 }
 
@@ -92,12 +93,37 @@ fn store_unavailable(err: &StoreError) -> Response {
     response
 }
 
-/// `POST /.api/webhooks/{id}`.
+/// `POST /.api/webhooks/{id}` (and `GET`/`PUT` for generic triggers).
 async fn deliver(
     State(state): State<IngressState>,
     Path(raw_id): Path<String>,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    intake(state, raw_id, None, method, uri, headers, body).await
+}
+
+/// `/.api/webhooks/{id}/{secret}`: a generic trigger with its secret in the path.
+async fn deliver_with_path_secret(
+    State(state): State<IngressState>,
+    Path((raw_id, secret)): Path<(String, String)>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    intake(state, raw_id, Some(secret), method, uri, headers, body).await
+}
+
+/// Everything a delivery goes through, in DESIGN.md's order.
+async fn intake(
+    state: IngressState,
+    raw_id: String,
+    path_secret: Option<String>,
+    method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -118,11 +144,15 @@ async fn deliver(
     };
     let kind = entry.receiver.code_host_kind;
     let Some(host) = kind.host() else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            "generic trigger receivers do not take deliveries yet",
-        );
+        return trigger(state, &entry, path_secret, method, uri, headers, body, receive_time)
+            .await;
     };
+    if path_secret.is_some() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{kind} receivers take deliveries at /.api/webhooks/<id> only"),
+        );
+    }
     if method != Method::POST {
         let mut response = error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -133,23 +163,7 @@ async fn deliver(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let limit = entry.receiver.options.rate_limit_per_minute;
-    if let Err(wait) = state
-        .rate_limiter
-        .check(receiver_id, limit, std::time::Instant::now())
-    {
-        metrics::counter!("hookgate_deliveries_rate_limited_total").increment(1);
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "this receiver takes at most {limit} deliveries a minute; retry in {seconds} s"
-            ),
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&seconds.to_string()).expect("digits are a valid header value"),
-        );
+    if let Some(response) = rate_limited(&state, &entry.receiver) {
         return response;
     }
     let body = match read_capped(&headers, body, state.max_body_bytes).await {
@@ -238,6 +252,165 @@ async fn deliver(
                 state.worker_wake.notify_one();
             }
             reply(status, response_body)
+        }
+        Ok(Stored::Duplicate(original)) => reply(
+            StatusCode::OK,
+            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+        ),
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+/// 429 with `Retry-After` when the receiver is over its `rate_limit_per_minute`.
+fn rate_limited(state: &IngressState, receiver: &Receiver) -> Option<Response> {
+    let limit = receiver.options.rate_limit_per_minute;
+    let wait = state
+        .rate_limiter
+        .check(receiver.id, limit, std::time::Instant::now())
+        .err()?;
+    metrics::counter!("hookgate_deliveries_rate_limited_total").increment(1);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("this receiver takes at most {limit} deliveries a minute; retry in {seconds} s"),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&seconds.to_string()).expect("digits are a valid header value"),
+    );
+    Some(response)
+}
+
+/// A generic trigger call: `GET`, `POST` or `PUT`, the secret in the path or in `X-Hook-Secret`;
+/// its sync requests are made in the same transaction as its delivery is stored, and the answer
+/// says how many.
+#[allow(clippy::too_many_arguments)]
+async fn trigger(
+    state: IngressState,
+    entry: &ReceiverEntry,
+    path_secret: Option<String>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+    receive_time: i64,
+) -> Response {
+    let receiver = &entry.receiver;
+    if !matches!(method, Method::GET | Method::POST | Method::PUT) {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "generic trigger receivers take GET, POST or PUT",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST, PUT"));
+        return response;
+    }
+    if let Some(response) = rate_limited(&state, receiver) {
+        return response;
+    }
+    // The path as logged: never the secret.
+    let mut path = match &path_secret {
+        Some(_) => format!("/.api/webhooks/{}/[REDACTED]", receiver.id),
+        None => uri.path().to_owned(),
+    };
+    if let Some(query) = uri.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    let base = NewDelivery {
+        id: Uuid::new_v4(),
+        receiver_id: receiver.id,
+        delivery_key: headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned),
+        event: "trigger".to_owned(),
+        state: DeliveryState::Processed,
+        receive_time,
+        method: method.to_string(),
+        path,
+        request_headers: redacted_headers(&headers),
+        request_body: None,
+        response_status: 0,
+        response_body: Vec::new(),
+        last_error: None,
+    };
+    let presented = path_secret.or_else(|| {
+        headers
+            .get("x-hook-secret")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let secrets = entry.secrets.accepted_at(receive_time);
+    let reason = match presented {
+        None => Some(
+            "missing secret: put it in the URL (/.api/webhooks/<id>/<secret>) or in the X-Hook-Secret header",
+        ),
+        Some(s) if !hosts::token_matches(&s, &secrets) => Some("secret does not match"),
+        Some(_) => None,
+    };
+    if let Some(reason) = reason {
+        let response_body = json!({ "error": reason });
+        let rejected = NewDelivery {
+            delivery_key: None,
+            state: DeliveryState::Rejected,
+            response_status: StatusCode::UNAUTHORIZED.as_u16(),
+            response_body: response_body.to_string().into_bytes(),
+            last_error: Some(reason.to_owned()),
+            ..base
+        };
+        if let Err(e) = state.deliveries.record(rejected).await {
+            tracing::warn!(error = %e, "could not log a rejected trigger");
+        }
+        return reply(StatusCode::UNAUTHORIZED, response_body);
+    }
+    let body = match read_capped(&headers, body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let repository_param = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "repository")
+            .map(|(_, v)| v.into_owned())
+    });
+    let target = match crate::trigger::target(&body, repository_param.as_deref()) {
+        Ok(t) => t,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let id = base.id;
+    let event = match target {
+        crate::trigger::Target::Push { .. } => "trigger/push",
+        _ => "trigger",
+    };
+    let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let new = NewDelivery {
+        event: event.to_owned(),
+        request_body: Some(body.to_vec()),
+        response_status: StatusCode::ACCEPTED.as_u16(),
+        ..base
+    };
+    let receiver_for_txn = receiver.clone();
+    let count_in_txn = counted.clone();
+    let stored = state
+        .deliveries
+        .record_with(new, move |txn| {
+            Box::pin(async move {
+                let n = crate::trigger::request_syncs(txn, &receiver_for_txn, &target).await?;
+                count_in_txn.store(n, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        })
+        .await;
+    match stored {
+        Ok(Stored::New) => {
+            let n = counted.load(std::sync::atomic::Ordering::SeqCst);
+            reply(
+                StatusCode::ACCEPTED,
+                json!({ "delivery_id": id, "sync_requests": n }),
+            )
         }
         Ok(Stored::Duplicate(original)) => reply(
             StatusCode::OK,

@@ -164,7 +164,7 @@ on_both_engines!(
     any_order_of_the_github_story_ends_in_the_same_state,
     a_reopen_older_than_the_close_leaves_it_closed_and_the_timeline_keeps_both,
     a_duplicate_or_redelivered_event_changes_nothing,
-    a_status_is_matched_to_the_changeset_by_its_head_commit,
+    a_status_is_matched_to_the_changeset_by_its_head_commit_even_when_it_comes_first,
     events_of_another_code_host_or_unregistered_repositories_are_ignored_with_a_reason,
     repositories_are_registered_listed_and_deleted,
 );
@@ -383,7 +383,9 @@ async fn a_duplicate_or_redelivered_event_changes_nothing(engine: Engine) {
     app.stop().await;
 }
 
-async fn a_status_is_matched_to_the_changeset_by_its_head_commit(engine: Engine) {
+async fn a_status_is_matched_to_the_changeset_by_its_head_commit_even_when_it_comes_first(
+    engine: Engine,
+) {
     let app = TestApp::spawn(engine).await;
     let receiver = github_receiver(&app, None).await;
     app.deliver(
@@ -405,16 +407,28 @@ async fn a_status_is_matched_to_the_changeset_by_its_head_commit(engine: Engine)
         CheckState::Failed as i32
     );
 
-    // A status for a commit no changeset has is ignored, with the reason.
-    let unmatched = load("github/status.json");
+    // A status for a commit no changeset has as its head yet is kept, and counts once a
+    // pull request event moves the head there (statuses often beat the push's PR event).
+    let early = load("github/status.json");
     let d = app
-        .deliver(CodeHostKind::Github, &receiver, "status", &unmatched)
+        .deliver(CodeHostKind::Github, &receiver, "status", &early)
         .await;
-    assert_eq!(d.state, DeliveryState::Ignored as i32);
-    assert!(
-        d.last_error.contains("head commit 6113728f27ae"),
-        "{}",
-        d.last_error
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    assert_eq!(
+        hello_world_2(&app).await.check_state,
+        CheckState::Failed as i32
+    );
+    let mut moved = load("github/pull_request.synchronize.json");
+    moved["pull_request"]["head"]["sha"] = json!("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    moved["pull_request"]["updated_at"] = json!("2019-05-15T15:30:00Z");
+    app.deliver(CodeHostKind::Github, &receiver, "pull_request", &moved)
+        .await;
+    let c = hello_world_2(&app).await;
+    assert_eq!(c.head_sha, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+    assert_eq!(
+        c.check_state,
+        CheckState::Passed as i32,
+        "the early success counts"
     );
     app.stop().await;
 }

@@ -9,6 +9,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_receivers;
 mod m20261123_000002_create_deliveries;
 mod m20261123_000003_create_repositories_and_changesets;
+mod m20261123_000004_create_sync_requests_and_events;
+mod m20261123_000005_create_commit_checks;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_receivers::Migration),
             Box::new(m20261123_000002_create_deliveries::Migration),
             Box::new(m20261123_000003_create_repositories_and_changesets::Migration),
+            Box::new(m20261123_000004_create_sync_requests_and_events::Migration),
+            Box::new(m20261123_000005_create_commit_checks::Migration),
         ]
     }
 }

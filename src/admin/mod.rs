@@ -4,6 +4,7 @@
 mod auth;
 mod changesets;
 mod deliveries;
+mod events;
 mod page_token;
 mod receivers;
 mod repositories;
@@ -12,6 +13,7 @@ mod status;
 pub use auth::{AdminAuth, actor};
 pub use changesets::ChangesetAdmin;
 pub use deliveries::DeliveryAdmin;
+pub use events::EventAdmin;
 pub use receivers::ReceiverAdmin;
 pub use repositories::RepositoryAdmin;
 
@@ -28,7 +30,7 @@ use tonic::service::Routes;
 
 use crate::deliveries::DeliveryStore;
 use crate::receivers::ReceiverStore;
-use crate::sync::{ChangesetStore, RepositoryStore};
+use crate::sync::{ChangesetStore, RepositoryStore, SyncRequestStore};
 
 /// Everything the admin services need.
 #[derive(Clone)]
@@ -37,6 +39,8 @@ pub struct AdminState {
     pub deliveries: DeliveryStore,
     pub repositories: RepositoryStore,
     pub changesets: ChangesetStore,
+    pub sync_requests: SyncRequestStore,
+    pub db: sea_orm::DatabaseConnection,
     /// Woken when a redelivery puts a delivery back in the queue.
     pub worker_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The base of receiver URLs, no trailing slash.
@@ -48,6 +52,7 @@ pub struct AdminState {
 pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
     use proto::changeset_service_server::ChangesetServiceServer;
     use proto::delivery_service_server::DeliveryServiceServer;
+    use proto::event_service_server::EventServiceServer;
     use proto::receiver_service_server::ReceiverServiceServer;
     use proto::repository_service_server::RepositoryServiceServer;
 
@@ -65,6 +70,7 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
         "hookgate.v1.DeliveryService",
         "hookgate.v1.RepositoryService",
         "hookgate.v1.ChangesetService",
+        "hookgate.v1.EventService",
     ] {
         health_reporter
             .set_service_status(service, tonic_health::ServingStatus::Serving)
@@ -79,6 +85,13 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
     );
     let changesets =
         ChangesetServiceServer::with_interceptor(ChangesetAdmin::new(state.clone()), auth.clone());
+    let events = EventServiceServer::with_interceptor(
+        EventAdmin::new(
+            state.clone(),
+            crate::events::EventStore::new(state.db.clone()),
+        ),
+        auth.clone(),
+    );
     let receivers = ReceiverServiceServer::with_interceptor(ReceiverAdmin::new(state), auth);
     let mut builder = Routes::builder();
     builder
@@ -88,6 +101,7 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
         .add_service(receivers)
         .add_service(deliveries)
         .add_service(repositories)
-        .add_service(changesets);
+        .add_service(changesets)
+        .add_service(events);
     Ok(builder.routes())
 }

@@ -1,10 +1,12 @@
-//! Retention: deliveries older than the retention period are deleted, at start-up and every hour.
+//! Retention: deliveries (and feed events) older than the retention period are deleted, at
+//! start-up and every hour.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryStore;
+use crate::events::EventStore;
 use crate::time::{duration_micros, now_micros};
 
 /// How often the janitor runs.
@@ -12,7 +14,12 @@ pub const JANITOR_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Deletes deliveries received more than `retention` ago, now and every [`JANITOR_INTERVAL`],
 /// until `stop`.
-pub async fn run_janitor(store: DeliveryStore, retention: Duration, stop: CancellationToken) {
+pub async fn run_janitor(
+    store: DeliveryStore,
+    events: EventStore,
+    retention: Duration,
+    stop: CancellationToken,
+) {
     loop {
         let cutoff = now_micros().saturating_sub(duration_micros(retention));
         match store.purge_received_before(cutoff).await {
@@ -21,6 +28,10 @@ pub async fn run_janitor(store: DeliveryStore, retention: Duration, stop: Cancel
                 tracing::info!(deleted = n, retention = %humantime::format_duration(retention), "old deliveries deleted")
             }
             Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries"),
+        }
+        // Events are kept as long as deliveries.
+        if let Err(e) = events.purge_before(cutoff).await {
+            tracing::warn!(error = %e, "retention: could not delete old events");
         }
         tokio::select! {
             () = stop.cancelled() => break,

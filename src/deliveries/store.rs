@@ -151,7 +151,21 @@ impl DeliveryStore {
     /// transaction. A key the receiver already has an accepted delivery for is `Duplicate`, and
     /// nothing is written.
     pub async fn record(&self, new: NewDelivery) -> Result<Stored, StoreError> {
-        let txn = self.db.begin().await?;
+        self.record_with(new, |_| Box::pin(async { Ok(()) })).await
+    }
+
+    /// Like [`DeliveryStore::record`], and runs `then` in the same transaction after the
+    /// delivery is written (for intake that applies its effects at once: the generic trigger).
+    /// Nothing is written when `then` fails.
+    pub async fn record_with<F>(&self, new: NewDelivery, then: F) -> Result<Stored, StoreError>
+    where
+        F: for<'t> FnOnce(
+            &'t sea_orm::DatabaseTransaction,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), DbErr>> + Send + 't>,
+        >,
+    {
+        let txn = crate::db::begin_write(&self.db).await?;
         let row = delivery::ActiveModel {
             id: Set(new.id.to_string()),
             receiver_id: Set(new.receiver_id.to_string()),
@@ -197,6 +211,7 @@ impl DeliveryStore {
             )
             .exec(&txn)
             .await?;
+        then(&txn).await?;
         txn.commit().await?;
         Ok(Stored::New)
     }
@@ -460,8 +475,21 @@ impl DeliveryStore {
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
         }
-        let result = update.filter(claim_held(claimed)).exec(&self.db).await?;
-        Ok((result.rows_affected == 1).then_some(state))
+        let txn = self.db.begin().await?;
+        let result = update.filter(claim_held(claimed)).exec(&txn).await?;
+        let held = result.rows_affected == 1;
+        if held && state == DeliveryState::Failed {
+            crate::events::record(
+                &txn,
+                crate::events::EventKind::DeliveryFailed,
+                Some(claimed.receiver_id),
+                claimed.id,
+                now,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(held.then_some(state))
     }
 
     /// Deletes deliveries received before `cutoff`; returns how many.

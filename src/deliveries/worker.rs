@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -239,7 +239,9 @@ impl Worker {
         let classified = hosts::classify(host, &headers, &delivery.request_body)
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
 
-        let txn = self.db.begin().await.map_err(|e| db_error(&e))?;
+        let txn = crate::db::begin_write(&self.db)
+            .await
+            .map_err(|e| db_error(&e))?;
         let (state, note) = match classified.disposition {
             Disposition::Ping => (DeliveryState::Processed, None),
             Disposition::Ignored => (

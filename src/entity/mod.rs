@@ -3,6 +3,9 @@
 
 pub mod changeset;
 pub mod changeset_event;
+pub mod commit_check;
 pub mod delivery;
+pub mod event;
 pub mod receiver;
 pub mod repository;
+pub mod sync_request;

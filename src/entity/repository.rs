@@ -15,6 +15,8 @@ pub struct Model {
     /// JSON array.
     pub clone_urls: String,
     pub registered: bool,
+    /// When it was last synced successfully.
+    pub last_sync_time: Option<i64>,
     pub create_time: i64,
     pub update_time: i64,
 }

@@ -16,7 +16,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 pub use effects::{Effect, EffectError};
-pub use signature::sign_hmac_sha256_hex;
+pub use signature::{sign_hmac_sha256_hex, token_matches};
 
 /// Which code host signed a delivery (the generic trigger is not here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

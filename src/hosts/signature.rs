@@ -136,17 +136,23 @@ pub(super) fn check_token(
             });
         }
     };
+    if token_matches(token, secrets) {
+        Ok(())
+    } else {
+        Err(VerifyError::TokenMismatch)
+    }
+}
+
+/// Whether `token` is one of `secrets`, compared in constant time on SHA-256 digests (so
+/// neither content nor length leaks). Empty secrets never match.
+pub fn token_matches(token: &str, secrets: &[&str]) -> bool {
     let presented = Sha256::digest(token.as_bytes());
     let mut matched = subtle::Choice::from(0);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         let known = Sha256::digest(secret.as_bytes());
         matched |= presented.as_slice().ct_eq(known.as_slice());
     }
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(VerifyError::TokenMismatch)
-    }
+    bool::from(matched)
 }
 
 /// `HMAC-SHA256(secret, body)` as lowercase hex without a prefix: the digits that follow

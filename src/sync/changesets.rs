@@ -3,15 +3,18 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
-use super::tracked::{CheckState, ReviewState, Tracked, same_commit, state_from_str, state_str};
-use crate::entity::{changeset, changeset_event, repository};
+use super::tracked::{
+    CheckState, ReviewState, StoredCheck, Tracked, same_commit, state_from_str, state_str,
+};
+use crate::entity::{changeset, changeset_event, commit_check, repository};
+use crate::events::{self, EventKind};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
 use crate::time::now_micros;
@@ -72,6 +75,7 @@ pub async fn apply<C: ConnectionTrait>(
     repository: &repository::Model,
     effect: &ChangesetEffect,
     delivery_id: Uuid,
+    receiver_id: Uuid,
     time: i64,
 ) -> Result<Vec<Uuid>, DbErr> {
     let targets = match &effect.target {
@@ -85,11 +89,33 @@ pub async fn apply<C: ConnectionTrait>(
             .collect(),
     };
     let now = now_micros();
+    // A result for a commit, named by no pull request, is kept for the repository: the
+    // changeset whose head becomes that commit later takes it then.
+    if let (Target::HeadSha(sha), Some(check)) = (&effect.target, &effect.check) {
+        keep_commit_check(conn, &repository.id, sha, check, time).await?;
+    }
     let mut applied = Vec::with_capacity(targets.len());
     for model in targets {
-        let mut tracked = load(&model)?;
-        if tracked.apply(effect, time) {
+        let id = Uuid::parse_str(&model.id).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let before = load(&model)?;
+        let mut tracked = before.clone();
+        tracked.apply(effect, time);
+        if tracked.head_sha != before.head_sha {
+            // The new head may have results that arrived before this event.
+            for kept in commit_checks_of(conn, &repository.id, &tracked.head_sha).await? {
+                tracked.record_check(kept);
+            }
+        }
+        if tracked != before {
             save(conn, model.clone(), &tracked, now).await?;
+            events::record(
+                conn,
+                EventKind::ChangesetUpdated,
+                Some(receiver_id),
+                id,
+                now,
+            )
+            .await?;
         }
         changeset_event::Entity::insert(changeset_event::ActiveModel {
             id: Set(Uuid::new_v4().to_string()),
@@ -113,9 +139,73 @@ pub async fn apply<C: ConnectionTrait>(
         )
         .exec_without_returning(conn)
         .await?;
-        applied.push(Uuid::parse_str(&model.id).map_err(|e| DbErr::Custom(e.to_string()))?);
+        applied.push(id);
     }
     Ok(applied)
+}
+
+/// Keeps `check` on commit `sha` of a repository, unless a newer result of the same context
+/// is kept.
+async fn keep_commit_check<C: ConnectionTrait>(
+    conn: &C,
+    repository_id: &str,
+    sha: &str,
+    check: &crate::hosts::effects::CheckResult,
+    time: i64,
+) -> Result<(), DbErr> {
+    use commit_check::Column as K;
+    let sha = sha.to_ascii_lowercase();
+    let status = super::tracked::check_str(check.status);
+    commit_check::Entity::insert(commit_check::ActiveModel {
+        id: Set(Uuid::new_v4().to_string()),
+        repository_id: Set(repository_id.to_owned()),
+        sha: Set(sha.clone()),
+        context: Set(check.context.clone()),
+        status: Set(status.to_owned()),
+        time: Set(time),
+    })
+    .on_conflict(
+        OnConflict::columns([K::RepositoryId, K::Sha, K::Context])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    commit_check::Entity::update_many()
+        .col_expr(K::Status, Expr::value(status))
+        .col_expr(K::Time, Expr::value(time))
+        .filter(K::RepositoryId.eq(repository_id))
+        .filter(K::Sha.eq(sha))
+        .filter(K::Context.eq(check.context.clone()))
+        .filter(K::Time.lte(time))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The kept results of the repository's commit `head` (which may be abbreviated).
+async fn commit_checks_of<C: ConnectionTrait>(
+    conn: &C,
+    repository_id: &str,
+    head: &str,
+) -> Result<Vec<StoredCheck>, DbErr> {
+    if head.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = commit_check::Entity::find()
+        .filter(commit_check::Column::RepositoryId.eq(repository_id))
+        .filter(commit_check::Column::Sha.starts_with(head.to_ascii_lowercase()))
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredCheck {
+            sha: r.sha,
+            context: r.context,
+            status: r.status,
+            time: r.time,
+        })
+        .collect())
 }
 
 /// The changeset `number` of a repository, created empty (open) if it is new; safe against a

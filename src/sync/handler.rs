@@ -4,9 +4,10 @@
 
 use sea_orm::DatabaseTransaction;
 
+use super::requests::{self, Reason};
 use super::{changesets, repositories};
 use crate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
-use crate::hosts::effects::{ChangesetEffect, Effect};
+use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate};
 use crate::hosts::{self, Classified};
 use crate::receivers::{CodeHostUrn, Receiver};
 use crate::time::now_micros;
@@ -46,7 +47,11 @@ impl Handler for SyncHandler {
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
                 },
-                Effect::Push(_) => skipped.push("push sync is not built yet".to_owned()),
+                Effect::Push(p) => match request_push_sync(txn, receiver, p).await {
+                    Ok(Ok(())) => applied += 1,
+                    Ok(Err(reason)) => skipped.push(reason),
+                    Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
+                },
             }
         }
         if applied > 0 {
@@ -84,8 +89,12 @@ async fn apply_changeset(
         return Ok(Err(unmatched(&repo.name)));
     }
     let time = effect.occur_time.unwrap_or(delivery.receive_time);
-    let applied = changesets::apply(txn, &model, effect, delivery.id, time).await?;
-    if applied.is_empty() {
+    let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, time).await?;
+    // A commit's result that matched no changeset yet is kept for the repository (see
+    // `changesets::apply`), so it is not skipped.
+    let kept_for_later = matches!(effect.target, hosts::effects::Target::HeadSha(_))
+        && effect.check.is_some();
+    if applied.is_empty() && !kept_for_later {
         return Ok(Err(format!(
             "no changeset of {} matches {}",
             repo.name,
@@ -97,6 +106,85 @@ async fn apply_changeset(
         )));
     }
     Ok(Ok(()))
+}
+
+/// Turns a push into a sync request of its repository, unless the receiver's rules skip it.
+async fn request_push_sync(
+    txn: &DatabaseTransaction,
+    receiver: &Receiver,
+    push: &PushEffect,
+) -> Result<Result<(), String>, sea_orm::DbErr> {
+    let urn = &receiver.code_host_urn;
+    let repo = &push.repository;
+    if !repo.url.is_empty() && !on_code_host(&repo.url, urn) {
+        return Ok(Err(format!(
+            "repository {} ({}) is not on this receiver's code host {}",
+            repo.name,
+            repo.url,
+            urn.as_str()
+        )));
+    }
+    let refs = match filter_refs(&push.refs, &receiver.options.push_branch_filter) {
+        Ok(refs) => refs,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let strict = receiver.options.ignore_unmatched;
+    let now = now_micros();
+    let Some(model) = repositories::seen(txn, urn.as_str(), repo, !strict, now).await? else {
+        return Ok(Err(unmatched(&repo.name)));
+    };
+    if strict && !model.registered {
+        return Ok(Err(unmatched(&repo.name)));
+    }
+    requests::request(
+        txn,
+        &model,
+        Some(receiver.id),
+        &refs,
+        receiver.options.min_sync_interval,
+        Reason::Push,
+        now,
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// The refs of a push that pass the receiver's branch filter (tags always pass); `Err` with the
+/// reason when none does. An empty filter passes everything.
+pub fn filter_refs(refs: &[RefUpdate], patterns: &[String]) -> Result<Vec<RefUpdate>, String> {
+    if patterns.is_empty() {
+        return Ok(refs.to_vec());
+    }
+    let mut builder = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        // Patterns were checked when the receiver was saved.
+        if let Ok(glob) = globset::Glob::new(pattern) {
+            builder.add(glob);
+        }
+    }
+    let set = builder
+        .build()
+        .map_err(|e| format!("push_branch_filter does not compile: {e}"))?;
+    let kept: Vec<RefUpdate> = refs
+        .iter()
+        .filter(|r| match r.name.strip_prefix("refs/heads/") {
+            Some(branch) => set.is_match(branch),
+            None => true,
+        })
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        let branches: Vec<&str> = refs
+            .iter()
+            .map(|r| r.name.trim_start_matches("refs/heads/"))
+            .collect();
+        return Err(format!(
+            "the push touches only branches outside push_branch_filter ({}): {}",
+            patterns.join(", "),
+            branches.join(", ")
+        ));
+    }
+    Ok(kept)
 }
 
 fn unmatched(name: &str) -> String {
@@ -120,6 +208,36 @@ pub fn on_code_host(repo_url: &str, urn: &CodeHostUrn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn push(names: &[&str]) -> Vec<RefUpdate> {
+        names
+            .iter()
+            .map(|n| RefUpdate {
+                name: n.to_string(),
+                old_sha: "a".into(),
+                new_sha: "b".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_branch_filter_keeps_matching_branches_and_every_tag() {
+        let refs = push(&["refs/heads/main", "refs/heads/feature/x", "refs/tags/v1"]);
+        let kept = filter_refs(&refs, &["main".into(), "release/*".into()]).unwrap();
+        let names: Vec<_> = kept.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["refs/heads/main", "refs/tags/v1"]);
+        assert_eq!(filter_refs(&refs, &[]).unwrap(), refs);
+    }
+
+    #[test]
+    fn a_push_of_only_filtered_out_branches_is_skipped_with_the_reason() {
+        let why = filter_refs(&push(&["refs/heads/wip"]), &["main".into()]).unwrap_err();
+        assert!(
+            why.contains("push_branch_filter") && why.contains("wip"),
+            "{why}"
+        );
+        assert!(filter_refs(&push(&["refs/heads/release/1.2"]), &["release/*".into()]).is_ok());
+    }
 
     fn urn(s: &str) -> CodeHostUrn {
         CodeHostUrn::parse(s).unwrap()

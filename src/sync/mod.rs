@@ -4,9 +4,11 @@
 pub mod changesets;
 mod handler;
 pub mod repositories;
+pub mod requests;
 pub mod tracked;
 
 pub use changesets::{Changeset, ChangesetFilter, ChangesetStore, TimelineEntry};
-pub use handler::{SyncHandler, on_code_host};
+pub use handler::{SyncHandler, filter_refs, on_code_host};
 pub use repositories::{Repository, RepositoryStore, parse_repository_name};
+pub use requests::{CompleteError, Reason, SyncRequest, SyncRequestState, SyncRequestStore};
 pub use tracked::{CheckState, ReviewState};

@@ -149,6 +149,28 @@ impl RepositoryStore {
         })
     }
 
+    /// The stored rows of one repository (by id) or of every repository of `urn`.
+    pub async fn rows_by_id(&self, id: Uuid) -> Result<repository::Model, StoreError> {
+        repository::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::not_found("repository", id))
+    }
+
+    /// The stored row of repository `name` of `urn`, if known.
+    pub async fn row_by_name(
+        &self,
+        urn: &str,
+        name: &str,
+    ) -> Result<Option<repository::Model>, StoreError> {
+        Ok(find(&self.db, urn, name).await?)
+    }
+
+    /// The stored rows of every repository of `urn`.
+    pub async fn rows_of(&self, urn: &str) -> Result<Vec<repository::Model>, StoreError> {
+        Ok(all_of(&self.db, urn).await?)
+    }
+
     /// Deletes a repository and its changesets.
     pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
         let result = repository::Entity::delete_by_id(id.to_string())
@@ -159,6 +181,18 @@ impl RepositoryStore {
         }
         Ok(())
     }
+}
+
+/// Every repository of `urn`, by name.
+pub async fn all_of<C: ConnectionTrait>(
+    conn: &C,
+    urn: &str,
+) -> Result<Vec<repository::Model>, DbErr> {
+    repository::Entity::find()
+        .filter(repository::Column::CodeHostUrn.eq(urn))
+        .order_by_asc(repository::Column::Name)
+        .all(conn)
+        .await
 }
 
 /// The repository `name` of `urn`, if known.
@@ -190,6 +224,7 @@ async fn insert_if_absent<C: ConnectionTrait>(
         url: Set(String::new()),
         clone_urls: Set("[]".to_owned()),
         registered: Set(false),
+        last_sync_time: Set(None),
         create_time: Set(now),
         update_time: Set(now),
     };

@@ -150,22 +150,23 @@ impl Tracked {
             }
         }
         if let Some(check) = &effect.check {
-            let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
-            let newer = self.checks.get(&key).is_none_or(|c| time >= c.time);
-            if newer {
-                self.checks.insert(
-                    key,
-                    StoredCheck {
-                        sha: check.sha.clone(),
-                        context: check.context.clone(),
-                        status: check_str(check.status).to_owned(),
-                        time,
-                    },
-                );
-                self.prune_checks();
-            }
+            self.record_check(StoredCheck {
+                sha: check.sha.clone(),
+                context: check.context.clone(),
+                status: check_str(check.status).to_owned(),
+                time,
+            });
         }
         *self != before
+    }
+
+    /// Keeps a check result unless a newer one of the same commit and context is kept.
+    pub fn record_check(&mut self, check: StoredCheck) {
+        let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
+        if self.checks.get(&key).is_none_or(|c| check.time >= c.time) {
+            self.checks.insert(key, check);
+            self.prune_checks();
+        }
     }
 
     /// Whether a change at `time` to `field` is not older than the last one; if so, records it.
@@ -236,7 +237,7 @@ fn vote_str(vote: Vote) -> &'static str {
     }
 }
 
-fn check_str(status: CheckStatus) -> &'static str {
+pub fn check_str(status: CheckStatus) -> &'static str {
     match status {
         CheckStatus::Pending => "PENDING",
         CheckStatus::Passed => "PASSED",

@@ -1,0 +1,532 @@
+//! Sync requests: "repository R should be fetched again", at most one outstanding per repository,
+//! debounced by the receiver's minimum interval, claimed by sync workers over gRPC with a lease.
+//!
+//! - idle → a push makes it `PENDING`, due at `max(now, last completed sync + min interval)`;
+//! - `PENDING` → more pushes are coalesced into it (push count, refs, newest SHAs);
+//! - `CLAIMED` → a push marks it to run again: when the worker completes it, a new `PENDING`
+//!   request carries the pushes that landed during the sync, so none is lost;
+//! - a claim whose lease runs out returns to `PENDING`.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::entity::{repository, sync_request};
+use crate::events::{self, EventKind};
+use crate::hosts::effects::RefUpdate;
+use crate::store::StoreError;
+use crate::time::duration_micros;
+
+/// Where a sync request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRequestState {
+    Pending,
+    Claimed,
+    Completed,
+    Failed,
+}
+
+impl SyncRequestState {
+    pub const ALL: [SyncRequestState; 4] = [
+        SyncRequestState::Pending,
+        SyncRequestState::Claimed,
+        SyncRequestState::Completed,
+        SyncRequestState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRequestState::Pending => "PENDING",
+            SyncRequestState::Claimed => "CLAIMED",
+            SyncRequestState::Completed => "COMPLETED",
+            SyncRequestState::Failed => "FAILED",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A ref update as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRef {
+    pub name: String,
+    pub old_sha: String,
+    pub new_sha: String,
+}
+
+/// A sync request as a worker or an admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub id: Uuid,
+    pub repository_id: Uuid,
+    pub repository: String,
+    pub code_host_urn: String,
+    pub clone_urls: Vec<String>,
+    pub state: SyncRequestState,
+    pub push_count: i32,
+    pub refs: Vec<StoredRef>,
+    pub request_time: i64,
+    pub due_time: i64,
+    pub lease_expire_time: Option<i64>,
+    pub worker: String,
+    pub reason: String,
+    pub receiver_id: Option<Uuid>,
+    pub error: Option<String>,
+}
+
+/// Why a sync request cannot be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    #[error(
+        "sync request {0} is {1}, not claimed: only a claimed request can be completed (its lease may have run out and another worker taken it)"
+    )]
+    NotClaimed(Uuid, &'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a sync is being requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A push event: counts as a push, and carries refs.
+    Push,
+    /// A generic trigger URL was called.
+    Trigger,
+    /// An admin asked (RequestSync).
+    Manual,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::Push => "push",
+            Reason::Trigger => "trigger",
+            Reason::Manual => "manual",
+        }
+    }
+}
+
+/// Requests a sync of `repo`, on `conn` (the caller's transaction): makes a pending request,
+/// or joins the outstanding one. Returns its id.
+#[allow(clippy::too_many_arguments)]
+pub async fn request<C: ConnectionTrait>(
+    conn: &C,
+    repo: &repository::Model,
+    receiver_id: Option<Uuid>,
+    refs: &[RefUpdate],
+    min_interval: Duration,
+    reason: Reason,
+    now: i64,
+) -> Result<Uuid, DbErr> {
+    use sync_request::Column as C;
+    let pushes = i32::from(reason == Reason::Push);
+    let outstanding = sync_request::Entity::find()
+        .filter(C::RepositoryId.eq(repo.id.clone()))
+        .filter(C::State.is_in([
+            SyncRequestState::Pending.as_str(),
+            SyncRequestState::Claimed.as_str(),
+        ]))
+        .one(conn)
+        .await?;
+    let receiver = receiver_id.map(|r| r.to_string()).unwrap_or_default();
+    let id = match outstanding {
+        None => {
+            let id = Uuid::new_v4();
+            let due = match (reason, repo.last_sync_time) {
+                (Reason::Manual, _) | (_, None) => now,
+                (_, Some(last)) => now.max(last.saturating_add(duration_micros(min_interval))),
+            };
+            sync_request::Entity::insert(sync_request::ActiveModel {
+                id: Set(id.to_string()),
+                repository_id: Set(repo.id.clone()),
+                receiver_id: Set(receiver),
+                state: Set(SyncRequestState::Pending.as_str().to_owned()),
+                push_count: Set(pushes),
+                refs: Set(refs_json(&merge_refs(Vec::new(), refs))),
+                request_time: Set(now),
+                due_time: Set(due),
+                lease_expire_time: Set(None),
+                worker: Set(String::new()),
+                reason: Set(reason.as_str().to_owned()),
+                min_sync_interval_ms: Set(
+                    i64::try_from(min_interval.as_millis()).unwrap_or(i64::MAX)
+                ),
+                rerun: Set(false),
+                rerun_refs: Set("[]".to_owned()),
+                rerun_count: Set(0),
+                complete_time: Set(None),
+                error: Set(None),
+            })
+            .exec_without_returning(conn)
+            .await?;
+            id
+        }
+        Some(m) if m.state == SyncRequestState::Pending.as_str() => {
+            let merged = merge_refs(parse_refs(&m.refs)?, refs);
+            let mut row: sync_request::ActiveModel = m.clone().into();
+            row.push_count = Set(m.push_count.saturating_add(pushes));
+            row.refs = Set(refs_json(&merged));
+            if reason == Reason::Manual {
+                // An admin asked for it now.
+                row.due_time = Set(m.due_time.min(now));
+            }
+            sea_orm::ActiveModelTrait::update(row, conn).await?;
+            parse_id(&m.id)?
+        }
+        Some(m) => {
+            // Claimed: a worker is syncing. Whatever lands now needs another sync after it.
+            let merged = merge_refs(parse_refs(&m.rerun_refs)?, refs);
+            let mut row: sync_request::ActiveModel = m.clone().into();
+            row.rerun = Set(true);
+            row.rerun_count = Set(m.rerun_count.saturating_add(pushes));
+            row.rerun_refs = Set(refs_json(&merged));
+            sea_orm::ActiveModelTrait::update(row, conn).await?;
+            parse_id(&m.id)?
+        }
+    };
+    events::record(conn, EventKind::SyncRequested, receiver_id, id, now).await?;
+    Ok(id)
+}
+
+/// Adds `new` updates to `refs`: a ref already listed keeps its first old SHA and takes the
+/// newest new SHA.
+fn merge_refs(mut refs: Vec<StoredRef>, new: &[RefUpdate]) -> Vec<StoredRef> {
+    for update in new {
+        match refs.iter_mut().find(|r| r.name == update.name) {
+            Some(existing) => existing.new_sha = update.new_sha.clone(),
+            None => refs.push(StoredRef {
+                name: update.name.clone(),
+                old_sha: update.old_sha.clone(),
+                new_sha: update.new_sha.clone(),
+            }),
+        }
+    }
+    refs
+}
+
+fn refs_json(refs: &[StoredRef]) -> String {
+    serde_json::to_string(refs).expect("ref updates serialise")
+}
+
+fn parse_refs(json: &str) -> Result<Vec<StoredRef>, DbErr> {
+    serde_json::from_str(json).map_err(|e| DbErr::Custom(format!("sync request refs: {e}")))
+}
+
+fn parse_id(s: &str) -> Result<Uuid, DbErr> {
+    Uuid::parse_str(s).map_err(|e| DbErr::Custom(format!("sync request id {s}: {e}")))
+}
+
+/// One page of sync requests.
+#[derive(Debug)]
+pub struct SyncRequestPage {
+    pub sync_requests: Vec<SyncRequest>,
+    pub total_size: u64,
+    pub has_more: bool,
+}
+
+/// Sync requests for workers and admins.
+#[derive(Debug, Clone)]
+pub struct SyncRequestStore {
+    db: DatabaseConnection,
+}
+
+impl SyncRequestStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Returns claims whose lease ran out to `PENDING`.
+    async fn release_expired(&self, now: i64) -> Result<(), DbErr> {
+        use sync_request::Column as C;
+        sync_request::Entity::update_many()
+            .col_expr(C::State, Expr::value(SyncRequestState::Pending.as_str()))
+            .col_expr(C::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(C::Worker, Expr::value(String::new()))
+            .filter(C::State.eq(SyncRequestState::Claimed.as_str()))
+            .filter(C::LeaseExpireTime.lte(now))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `max` due requests for `worker` for `lease`. No request is handed to two
+    /// claimers at once.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        max: u64,
+        lease: Duration,
+        now: i64,
+    ) -> Result<Vec<SyncRequest>, StoreError> {
+        use sync_request::Column as C;
+        self.release_expired(now).await?;
+        let due = Query::select()
+            .column(C::Id)
+            .from(sync_request::Entity)
+            .cond_where(
+                Condition::all()
+                    .add(C::State.eq(SyncRequestState::Pending.as_str()))
+                    .add(C::DueTime.lte(now)),
+            )
+            .order_by(C::DueTime, sea_orm::Order::Asc)
+            .limit(max)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let rows = sync_request::Entity::update_many()
+            .col_expr(C::State, Expr::value(SyncRequestState::Claimed.as_str()))
+            .col_expr(
+                C::LeaseExpireTime,
+                Expr::value(now.saturating_add(duration_micros(lease))),
+            )
+            .col_expr(C::Worker, Expr::value(worker.to_owned()))
+            .filter(C::Id.in_subquery(due))
+            .exec_with_returning(&self.db)
+            .await?;
+        let mut claimed = self.with_repositories(rows).await?;
+        claimed.sort_by_key(|r| r.due_time);
+        Ok(claimed)
+    }
+
+    /// Records a claimed request's outcome. A success marks the repository synced now; pushes
+    /// that landed during the sync become a new pending request.
+    pub async fn complete(
+        &self,
+        id: Uuid,
+        success: bool,
+        error: &str,
+        now: i64,
+    ) -> Result<SyncRequest, CompleteError> {
+        use sync_request::Column as C;
+        let state = if success {
+            SyncRequestState::Completed
+        } else {
+            SyncRequestState::Failed
+        };
+        let txn = crate::db::begin_write(&self.db)
+            .await
+            .map_err(StoreError::from)?;
+        // Write first: the conditional update decides whether the claim is still held.
+        let updated = sync_request::Entity::update_many()
+            .col_expr(C::State, Expr::value(state.as_str()))
+            .col_expr(C::CompleteTime, Expr::value(now))
+            .col_expr(C::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(C::Error, Expr::value((!success).then(|| error.to_owned())))
+            .filter(C::Id.eq(id.to_string()))
+            .filter(C::State.eq(SyncRequestState::Claimed.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(StoreError::from)?;
+        let model = sync_request::Entity::find_by_id(id.to_string())
+            .one(&txn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(StoreError::not_found("sync request", id))?;
+        if updated.rows_affected == 0 {
+            let now_state = SyncRequestState::from_db(&model.state)
+                .map(SyncRequestState::as_str)
+                .unwrap_or("unknown");
+            return Err(CompleteError::NotClaimed(id, now_state));
+        }
+        let repo = repository::Entity::find_by_id(model.repository_id.clone())
+            .one(&txn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or_else(|| {
+                StoreError::Database(DbErr::RecordNotFound(model.repository_id.clone()))
+            })?;
+        let receiver = match model.receiver_id.as_str() {
+            "" => None,
+            r => Some(parse_id(r).map_err(StoreError::from)?),
+        };
+        if success {
+            repository::Entity::update_many()
+                .col_expr(repository::Column::LastSyncTime, Expr::value(now))
+                .filter(repository::Column::Id.eq(repo.id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(StoreError::from)?;
+        }
+        events::record(&txn, EventKind::SyncCompleted, receiver, id, now)
+            .await
+            .map_err(StoreError::from)?;
+        if model.rerun {
+            let interval = Duration::from_millis(model.min_sync_interval_ms.max(0) as u64);
+            let last = if success {
+                Some(now)
+            } else {
+                repo.last_sync_time
+            };
+            let rerun_id = Uuid::new_v4();
+            sync_request::Entity::insert(sync_request::ActiveModel {
+                id: Set(rerun_id.to_string()),
+                repository_id: Set(repo.id.clone()),
+                receiver_id: Set(model.receiver_id.clone()),
+                state: Set(SyncRequestState::Pending.as_str().to_owned()),
+                push_count: Set(model.rerun_count),
+                refs: Set(model.rerun_refs.clone()),
+                request_time: Set(now),
+                due_time: Set(match last {
+                    Some(last) => now.max(last.saturating_add(duration_micros(interval))),
+                    None => now,
+                }),
+                lease_expire_time: Set(None),
+                worker: Set(String::new()),
+                reason: Set("pushed during a sync".to_owned()),
+                min_sync_interval_ms: Set(model.min_sync_interval_ms),
+                rerun: Set(false),
+                rerun_refs: Set("[]".to_owned()),
+                rerun_count: Set(0),
+                complete_time: Set(None),
+                error: Set(None),
+            })
+            .exec_without_returning(&txn)
+            .await
+            .map_err(StoreError::from)?;
+            events::record(&txn, EventKind::SyncRequested, receiver, rerun_id, now)
+                .await
+                .map_err(StoreError::from)?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(self.get(id).await?)
+    }
+
+    /// Requests a sync of each of `repositories` (manual or trigger), in one transaction;
+    /// returns the requests made or joined.
+    pub async fn request_many(
+        &self,
+        repositories: &[repository::Model],
+        receiver_id: Option<Uuid>,
+        min_interval: Duration,
+        reason: Reason,
+        now: i64,
+    ) -> Result<Vec<SyncRequest>, StoreError> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let mut ids = Vec::with_capacity(repositories.len());
+        for repo in repositories {
+            ids.push(request(&txn, repo, receiver_id, &[], min_interval, reason, now).await?);
+        }
+        txn.commit().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<SyncRequest, StoreError> {
+        let model = sync_request::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::not_found("sync request", id))?;
+        let mut found = self.with_repositories(vec![model]).await?;
+        found.pop().ok_or(StoreError::not_found("sync request", id))
+    }
+
+    /// Sync requests, newest first, of `urn` (all when `None`) in `states` (all when empty),
+    /// after the `(request_time, id)` cursor.
+    pub async fn list(
+        &self,
+        urn: Option<&str>,
+        states: &[SyncRequestState],
+        after: Option<(i64, Uuid)>,
+        limit: u64,
+        now: i64,
+    ) -> Result<SyncRequestPage, StoreError> {
+        use sync_request::Column as C;
+        self.release_expired(now).await?;
+        let mut query = sync_request::Entity::find();
+        if let Some(urn) = urn {
+            query = query.filter(
+                C::RepositoryId.in_subquery(
+                    Query::select()
+                        .column(repository::Column::Id)
+                        .from(repository::Entity)
+                        .and_where(repository::Column::CodeHostUrn.eq(urn))
+                        .to_owned(),
+                ),
+            );
+        }
+        if !states.is_empty() {
+            query = query.filter(C::State.is_in(states.iter().map(|s| s.as_str())));
+        }
+        let total_size = query.clone().count(&self.db).await?;
+        if let Some((time, id)) = after {
+            query = query.filter(
+                Condition::any().add(C::RequestTime.lt(time)).add(
+                    Condition::all()
+                        .add(C::RequestTime.eq(time))
+                        .add(C::Id.lt(id.to_string())),
+                ),
+            );
+        }
+        let mut rows = query
+            .order_by_desc(C::RequestTime)
+            .order_by_desc(C::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(SyncRequestPage {
+            sync_requests: self.with_repositories(rows).await?,
+            total_size,
+            has_more,
+        })
+    }
+
+    async fn with_repositories(
+        &self,
+        rows: Vec<sync_request::Model>,
+    ) -> Result<Vec<SyncRequest>, StoreError> {
+        let ids: Vec<String> = rows.iter().map(|r| r.repository_id.clone()).collect();
+        let repos: std::collections::HashMap<String, repository::Model> =
+            repository::Entity::find()
+                .filter(repository::Column::Id.is_in(ids))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
+        rows.into_iter()
+            .map(|m| {
+                let repo = repos.get(&m.repository_id);
+                let corrupt = |why: String| StoreError::Corrupt {
+                    id: m.id.clone(),
+                    why,
+                };
+                Ok(SyncRequest {
+                    id: Uuid::parse_str(&m.id).map_err(|e| corrupt(e.to_string()))?,
+                    repository_id: Uuid::parse_str(&m.repository_id)
+                        .map_err(|e| corrupt(e.to_string()))?,
+                    repository: repo.map(|r| r.name.clone()).unwrap_or_default(),
+                    code_host_urn: repo.map(|r| r.code_host_urn.clone()).unwrap_or_default(),
+                    clone_urls: repo
+                        .map(|r| serde_json::from_str(&r.clone_urls).unwrap_or_default())
+                        .unwrap_or_default(),
+                    state: SyncRequestState::from_db(&m.state)
+                        .ok_or_else(|| corrupt(format!("state {:?}", m.state)))?,
+                    push_count: m.push_count,
+                    refs: parse_refs(&m.refs).map_err(StoreError::Database)?,
+                    request_time: m.request_time,
+                    due_time: m.due_time,
+                    lease_expire_time: m.lease_expire_time,
+                    worker: m.worker,
+                    reason: m.reason,
+                    receiver_id: match m.receiver_id.as_str() {
+                        "" => None,
+                        r => Some(Uuid::parse_str(r).map_err(|e| corrupt(e.to_string()))?),
+                    },
+                    error: m.error,
+                })
+            })
+            .collect()
+    }
+}
