@@ -1163,6 +1163,30 @@ async fn a_processed_delivery_can_be_redelivered_but_a_rejected_one_cannot(engin
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+
+    // A generic trigger's call made its sync requests when it came: it is not redelivered.
+    let (trigger, secret) = app
+        .create_receiver("trigger", CodeHostKind::Generic, "https://git.example.com")
+        .await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/.api/webhooks/{trigger}/{secret}",
+            app.http_addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let call = json_body(r).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = client
+        .redeliver_delivery(app.req(RedeliverDeliveryRequest { id: call }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("trigger URL"), "{}", err.message());
     app.stop().await;
 }
 
@@ -1191,7 +1215,14 @@ async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Eng
         let stored = app.get_delivery(&sent.delivery_id).await;
         assert_eq!(stored.receiver_id, id);
         assert_eq!(stored.event, event, "{kind:?}");
-        assert_ne!(stored.state, DeliveryState::Rejected as i32);
+        // A test event changes nothing: a ping is processed, a test push (of a repository on
+        // no real host) is ignored; neither is rejected nor fails.
+        let done = app.wait_until_done(&sent.delivery_id).await;
+        assert!(
+            done.state == DeliveryState::Processed as i32
+                || done.state == DeliveryState::Ignored as i32,
+            "{kind:?}: {done:?}"
+        );
     }
     let (generic, _) = app
         .create_receiver("trigger", CodeHostKind::Generic, "https://git.example.com")

@@ -88,6 +88,13 @@ impl DeliveryService for DeliveryAdmin {
     ) -> Result<Response<proto::Delivery>, Status> {
         let actor = actor(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
+        let current = self.state.deliveries.get(id).await?;
+        let receiver = self.state.receivers.get(current.receiver_id).await?;
+        if receiver.code_host_kind.host().is_none() {
+            return Err(Status::failed_precondition(format!(
+                "delivery {id} is a call of a generic trigger, whose sync requests were made when it came: call the trigger URL again instead"
+            )));
+        }
         let delivery = self
             .state
             .deliveries
