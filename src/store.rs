@@ -66,3 +66,74 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         _ => false,
     }
 }
+
+/// Keyset pagination, shared by every listing: rows are ordered by `(key, id)` (a time in
+/// microseconds, then the UUID that breaks ties), and a page starts after the last row of the
+/// previous one.
+pub mod paging {
+    use sea_orm::{
+        ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+        QuerySelect, Select,
+    };
+    use uuid::Uuid;
+
+    /// Which way a listing runs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Order {
+        /// Oldest first.
+        Ascending,
+        /// Newest first.
+        Descending,
+    }
+
+    /// The condition "comes after the row `(key, id)`" in a listing in `order`.
+    pub fn after<K: ColumnTrait, I: ColumnTrait>(
+        key: K,
+        id: I,
+        cursor: (i64, Uuid),
+        order: Order,
+    ) -> Condition {
+        let (k, i) = cursor;
+        let i = i.to_string();
+        match order {
+            Order::Ascending => Condition::any()
+                .add(key.gt(k))
+                .add(Condition::all().add(key.eq(k)).add(id.gt(i))),
+            Order::Descending => Condition::any()
+                .add(key.lt(k))
+                .add(Condition::all().add(key.eq(k)).add(id.lt(i))),
+        }
+    }
+
+    /// One page of `query`: at most `limit` rows after `cursor`, in `order`, and whether more
+    /// follow.
+    pub async fn page<E, K, I, C>(
+        query: Select<E>,
+        key: K,
+        id: I,
+        cursor: Option<(i64, Uuid)>,
+        order: Order,
+        limit: u64,
+        conn: &C,
+    ) -> Result<(Vec<E::Model>, bool), DbErr>
+    where
+        E: EntityTrait,
+        K: ColumnTrait,
+        I: ColumnTrait,
+        C: ConnectionTrait,
+    {
+        let mut query = query;
+        if let Some(cursor) = cursor {
+            query = query.filter(after(key, id, cursor, order));
+        }
+        query = match order {
+            Order::Ascending => query.order_by_asc(key).order_by_asc(id),
+            Order::Descending => query.order_by_desc(key).order_by_desc(id),
+        };
+        // One more than asked tells whether another page follows.
+        let mut rows = query.limit(limit + 1).all(conn).await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok((rows, has_more))
+    }
+}

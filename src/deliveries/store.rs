@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::DeliveryState;
 use crate::entity::{delivery, receiver};
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::time::duration_micros;
 
 /// A delivery as intake stores it.
@@ -269,16 +270,13 @@ impl DeliveryStore {
             query = query.filter(delivery::Column::ReceiveTime.lt(until));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any()
-                    .add(delivery::Column::ReceiveTime.lt(time))
-                    .add(
-                        Condition::all()
-                            .add(delivery::Column::ReceiveTime.eq(time))
-                            .add(delivery::Column::Id.lt(id.to_string())),
-                    ),
-            );
+        if let Some(cursor) = after {
+            query = query.filter(paging::after(
+                delivery::Column::ReceiveTime,
+                delivery::Column::Id,
+                cursor,
+                Order::Descending,
+            ));
         }
         use delivery::Column as C;
         let mut rows: Vec<ListedRow> = query

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, Set, SqlErr,
 };
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
 use crate::entity::receiver;
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::time::{duration_micros, now_micros};
 
 /// A receiver as the registry knows it, without its secret (which is read only to verify
@@ -229,26 +230,16 @@ impl ReceiverStore {
             query = query.filter(receiver::Column::CodeHostKind.eq(kind.as_str()));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any()
-                    .add(receiver::Column::CreateTime.gt(time))
-                    .add(
-                        Condition::all()
-                            .add(receiver::Column::CreateTime.eq(time))
-                            .add(receiver::Column::Id.gt(id.to_string())),
-                    ),
-            );
-        }
-        let mut rows = query
-            .order_by_asc(receiver::Column::CreateTime)
-            .order_by_asc(receiver::Column::Id)
-            // One more than asked tells whether another page follows.
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = paging::page(
+            query,
+            receiver::Column::CreateTime,
+            receiver::Column::Id,
+            after,
+            Order::Ascending,
+            limit,
+            &self.db,
+        )
+        .await?;
         let receivers = rows
             .into_iter()
             .map(to_receiver)

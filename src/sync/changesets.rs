@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, Set,
 };
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ use crate::entity::{changeset, changeset_event, commit_check, repository};
 use crate::events::{self, EventKind};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::time::now_micros;
 
 /// A changeset as the admin API shows it.
@@ -361,23 +362,16 @@ impl ChangesetStore {
             query = query.filter(C::State.is_in(filter.states.iter().map(|s| state_str(*s))));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any().add(C::CreateTime.gt(time)).add(
-                    Condition::all()
-                        .add(C::CreateTime.eq(time))
-                        .add(C::Id.gt(id.to_string())),
-                ),
-            );
-        }
-        let mut rows = query
-            .order_by_asc(C::CreateTime)
-            .order_by_asc(C::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = paging::page(
+            query,
+            C::CreateTime,
+            C::Id,
+            after,
+            Order::Ascending,
+            limit,
+            &self.db,
+        )
+        .await?;
         Ok(ChangesetPage {
             changesets: self.with_repositories(rows).await?,
             total_size,
@@ -395,25 +389,18 @@ impl ChangesetStore {
         use changeset_event::Column as C;
         // Not found is an error, an empty timeline is not.
         self.get(changeset_id).await?;
-        let mut query =
+        let query =
             changeset_event::Entity::find().filter(C::ChangesetId.eq(changeset_id.to_string()));
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any().add(C::OccurTime.gt(time)).add(
-                    Condition::all()
-                        .add(C::OccurTime.eq(time))
-                        .add(C::Id.gt(id.to_string())),
-                ),
-            );
-        }
-        let mut rows = query
-            .order_by_asc(C::OccurTime)
-            .order_by_asc(C::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = paging::page(
+            query,
+            C::OccurTime,
+            C::Id,
+            after,
+            Order::Ascending,
+            limit,
+            &self.db,
+        )
+        .await?;
         let entries = rows
             .into_iter()
             .map(|e| {

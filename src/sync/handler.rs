@@ -92,8 +92,8 @@ async fn apply_changeset(
     let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, time).await?;
     // A commit's result that matched no changeset yet is kept for the repository (see
     // `changesets::apply`), so it is not skipped.
-    let kept_for_later = matches!(effect.target, hosts::effects::Target::HeadSha(_))
-        && effect.check.is_some();
+    let kept_for_later =
+        matches!(effect.target, hosts::effects::Target::HeadSha(_)) && effect.check.is_some();
     if applied.is_empty() && !kept_for_later {
         return Ok(Err(format!(
             "no changeset of {} matches {}",

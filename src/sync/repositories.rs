@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use crate::entity::repository;
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::time::now_micros;
 
 /// A repository as the store knows it.
@@ -122,23 +123,16 @@ impl RepositoryStore {
             query = query.filter(C::CodeHostUrn.eq(urn));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any().add(C::CreateTime.gt(time)).add(
-                    Condition::all()
-                        .add(C::CreateTime.eq(time))
-                        .add(C::Id.gt(id.to_string())),
-                ),
-            );
-        }
-        let mut rows = query
-            .order_by_asc(C::CreateTime)
-            .order_by_asc(C::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = paging::page(
+            query,
+            C::CreateTime,
+            C::Id,
+            after,
+            Order::Ascending,
+            limit,
+            &self.db,
+        )
+        .await?;
         Ok(RepositoryPage {
             repositories: rows
                 .into_iter()

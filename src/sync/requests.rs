@@ -12,7 +12,7 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::entity::{repository, sync_request};
 use crate::events::{self, EventKind};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::time::duration_micros;
 
 /// Where a sync request is in its life.
@@ -458,23 +459,16 @@ impl SyncRequestStore {
             query = query.filter(C::State.is_in(states.iter().map(|s| s.as_str())));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some((time, id)) = after {
-            query = query.filter(
-                Condition::any().add(C::RequestTime.lt(time)).add(
-                    Condition::all()
-                        .add(C::RequestTime.eq(time))
-                        .add(C::Id.lt(id.to_string())),
-                ),
-            );
-        }
-        let mut rows = query
-            .order_by_desc(C::RequestTime)
-            .order_by_desc(C::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = paging::page(
+            query,
+            C::RequestTime,
+            C::Id,
+            after,
+            Order::Descending,
+            limit,
+            &self.db,
+        )
+        .await?;
         Ok(SyncRequestPage {
             sync_requests: self.with_repositories(rows).await?,
             total_size,
