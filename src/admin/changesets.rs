@@ -89,16 +89,13 @@ impl ChangesetService for ChangesetAdmin {
             .changesets
             .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = match (page.has_more, page.changesets.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.create_time,
-                    id: last.id,
-                },
-                &filter_key,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            page.has_more,
+            page.changesets
+                .last()
+                .map(|last| (last.create_time, last.id)),
+            &filter_key,
+        );
         Ok(Response::new(proto::ListChangesetsResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
             changesets: page
@@ -124,16 +121,11 @@ impl ChangesetService for ChangesetAdmin {
             .changesets
             .events(id, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = match (has_more, events.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.occur_time,
-                    id: last.id,
-                },
-                &filter_key,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            has_more,
+            events.last().map(|last| (last.occur_time, last.id)),
+            &filter_key,
+        );
         Ok(Response::new(proto::ListChangesetEventsResponse {
             events: events
                 .into_iter()

@@ -56,16 +56,13 @@ impl DeliveryService for DeliveryAdmin {
             .deliveries
             .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = match (page.has_more, page.deliveries.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.receive_time,
-                    id: last.id,
-                },
-                &filter_key,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            page.has_more,
+            page.deliveries
+                .last()
+                .map(|last| (last.receive_time, last.id)),
+            &filter_key,
+        );
         Ok(Response::new(proto::ListDeliveriesResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
             deliveries: page.deliveries.into_iter().map(delivery_to_proto).collect(),

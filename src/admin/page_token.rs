@@ -20,6 +20,15 @@ pub fn encode(cursor: &Cursor, filter: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1|{}|{}|{}", cursor.key, cursor.id, filter))
 }
 
+/// The token of the page after one that ended at `last` (its sort key and id), or empty when
+/// no page follows.
+pub fn next(has_more: bool, last: Option<(i64, Uuid)>, filter: &str) -> String {
+    match (has_more, last) {
+        (true, Some((key, id))) => encode(&Cursor { key, id }, filter),
+        _ => String::new(),
+    }
+}
+
 /// Decodes a token made by [`encode`] for the same `filter`; an empty token is the first page.
 pub fn decode(token: &str, filter: &str) -> Result<Option<Cursor>, Status> {
     if token.is_empty() {

@@ -116,16 +116,13 @@ impl ReceiverService for ReceiverAdmin {
             .receivers
             .list(kind, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = match (page.has_more, page.receivers.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.create_time,
-                    id: last.id,
-                },
-                &filter,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            page.has_more,
+            page.receivers
+                .last()
+                .map(|last| (last.create_time, last.id)),
+            &filter,
+        );
         Ok(Response::new(proto::ListReceiversResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
             receivers: page

@@ -80,16 +80,13 @@ impl RepositoryService for RepositoryAdmin {
                 limit,
             )
             .await?;
-        let next_page_token = match (page.has_more, page.repositories.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.create_time,
-                    id: last.id,
-                },
-                &filter,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            page.has_more,
+            page.repositories
+                .last()
+                .map(|last| (last.create_time, last.id)),
+            &filter,
+        );
         Ok(Response::new(proto::ListRepositoriesResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
             repositories: page
@@ -258,16 +255,13 @@ impl RepositoryService for RepositoryAdmin {
                 now_micros(),
             )
             .await?;
-        let next_page_token = match (page.has_more, page.sync_requests.last()) {
-            (true, Some(last)) => page_token::encode(
-                &page_token::Cursor {
-                    key: last.request_time,
-                    id: last.id,
-                },
-                &filter,
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = page_token::next(
+            page.has_more,
+            page.sync_requests
+                .last()
+                .map(|last| (last.request_time, last.id)),
+            &filter,
+        );
         Ok(Response::new(proto::ListSyncRequestsResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
             sync_requests: page
