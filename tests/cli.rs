@@ -219,6 +219,35 @@ async fn an_admin_manages_receivers_with_grpcurl(engine: Engine) {
     assert_eq!(updated["name"], "github-renamed");
     assert_eq!(updated["options"]["minSyncInterval"], "60s");
 
+    // The README's session: a single option path, then a rotation with an overlap.
+    let filtered = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(
+            r#"{{"receiver": {{"id": "{id}", "options": {{"push_branch_filter": ["main", "release/*"]}}}}, "update_mask": {{"paths": ["options.push_branch_filter"]}}}}"#
+        ),
+        addr,
+        "hookgate.v1.ReceiverService/UpdateReceiver",
+    ]);
+    assert_eq!(
+        filtered["options"]["pushBranchFilter"],
+        serde_json::json!(["main", "release/*"])
+    );
+    assert_eq!(
+        filtered["options"]["minSyncInterval"], "60s",
+        "other options are kept"
+    );
+    let rotated = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{id}", "overlap": "3600s"}}"#),
+        addr,
+        "hookgate.v1.ReceiverService/RotateReceiverSecret",
+    ]);
+    assert_eq!(rotated["secret"].as_str().map(str::len), Some(40));
+    assert_ne!(rotated["secret"], created["secret"]);
+    assert!(rotated["previousSecretExpireTime"].is_string(), "{rotated}");
+
     let deleted = grpcurl_json(&[
         "-plaintext",
         "-d",

@@ -107,6 +107,31 @@ impl Handler for AlwaysFails {
     }
 }
 
+/// A handler that writes an effect (a repository) and then fails.
+struct WritesThenFails;
+
+#[tonic::async_trait]
+impl Handler for WritesThenFails {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        _: &Receiver,
+        _: &ClaimedDelivery,
+        _: &Classified,
+    ) -> Result<Outcome, HandlerError> {
+        let seen = hookgate::hosts::effects::RepositoryRef {
+            name: "half/done".into(),
+            external_id: String::new(),
+            url: String::new(),
+            clone_urls: vec![],
+        };
+        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, 0)
+            .await
+            .map_err(|e| HandlerError::retry(e.to_string()))?;
+        Err(HandlerError::retry("failed after writing"))
+    }
+}
+
 fn worker(s: &Setup, handler: Arc<dyn Handler>, lease: Duration) -> Worker {
     Worker::new(
         s.db.clone(),
@@ -121,11 +146,32 @@ fn worker(s: &Setup, handler: Arc<dyn Handler>, lease: Duration) -> Worker {
 }
 
 on_both_engines!(
+    a_handler_failure_leaves_no_partial_change,
     a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error,
     a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease,
     concurrent_claimers_never_share_a_delivery,
     retention_deletes_deliveries_older_than_the_retention_period,
 );
+
+async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 500 * SECOND;
+    let id = pending(&s, t0).await;
+    let w = worker(&s, Arc::new(WritesThenFails), Duration::from_secs(60));
+    assert_eq!(w.process_due(t0).await.unwrap(), 1);
+    let d = s.deliveries.get(id).await.unwrap();
+    assert_eq!(d.state, DeliveryState::Pending, "to be retried");
+    assert_eq!(d.last_error.as_deref(), Some("failed after writing"));
+    let repos = hookgate::sync::RepositoryStore::new(s.db.clone())
+        .list(None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        repos.total_size, 0,
+        "the handler's write was rolled back with it"
+    );
+    s.test_db.drop_database().await;
+}
 
 async fn a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error(engine: Engine) {
     let s = setup(engine).await;
