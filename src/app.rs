@@ -29,6 +29,8 @@ pub struct Application {
     grpc_routes: tonic::service::Routes,
     worker: Worker,
     deliveries: DeliveryStore,
+    /// Cancelled to stop everything: the servers, the worker, the janitor, open streams.
+    stop: CancellationToken,
     /// How long deliveries are kept.
     retention: std::time::Duration,
     /// The base of receiver URLs in force.
@@ -66,6 +68,7 @@ impl Application {
 
         let receivers = ReceiverStore::new(db.clone());
         let deliveries = DeliveryStore::new(db.clone());
+        let stop = CancellationToken::new();
         let worker_wake = Arc::new(Notify::new());
         let http_router = ingress::router(IngressState {
             db: db.clone(),
@@ -83,6 +86,7 @@ impl Application {
                 changesets: ChangesetStore::new(db.clone()),
                 sync_requests: SyncRequestStore::new(db.clone()),
                 db: db.clone(),
+                shutdown: stop.clone(),
                 public_url: public_url.clone(),
                 worker_wake: worker_wake.clone(),
             },
@@ -103,6 +107,7 @@ impl Application {
             grpc_routes,
             worker,
             deliveries,
+            stop,
             retention: config.delivery_retention.into(),
             public_url,
             db,
@@ -136,7 +141,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let http_addr = self.http_addr();
         let grpc_addr = self.grpc_addr();
-        let stop = CancellationToken::new();
+        let stop = self.stop.clone();
         tokio::spawn({
             let stop = stop.clone();
             async move {

@@ -404,6 +404,28 @@ async fn sigterm_stops_the_service_gracefully_with_exit_code_0() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_up_by_a_client_watching_the_event_feed() {
+    use hookgate::admin::proto::{WatchRequest, event_service_client::EventServiceClient};
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let served = Served::start(&db);
+    let mut client = EventServiceClient::connect(format!("http://{}", served.grpc_addr))
+        .await
+        .unwrap();
+    let mut stream = client
+        .watch(WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // The client keeps reading, as a real watcher does, while the service is told to stop.
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
+    let (status, log) = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    reader.await.unwrap();
+}
+
 #[test]
 fn migrate_creates_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();

@@ -73,6 +73,7 @@ impl EventService for EventAdmin {
         let events = self.events.clone();
         let state = self.state.clone();
         let mut cursor = req.after_cursor;
+        let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
             // A gap after `cursor`, and when it was first seen.
             let mut gap: Option<(i64, Instant)> = None;
@@ -119,6 +120,9 @@ impl EventService for EventAdmin {
                 }
                 tokio::select! {
                     () = tx.closed() => return,
+                    // The service is stopping: end the stream (the client resumes elsewhere
+                    // from its last cursor) rather than hold up the shutdown.
+                    () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(POLL) => {},
                 }
             }

@@ -41,6 +41,8 @@ pub struct AdminState {
     pub changesets: ChangesetStore,
     pub sync_requests: SyncRequestStore,
     pub db: sea_orm::DatabaseConnection,
+    /// Cancelled when the service shuts down: open streams end so shutdown is not held up.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Woken when a redelivery puts a delivery back in the queue.
     pub worker_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The base of receiver URLs, no trailing slash.
