@@ -380,6 +380,20 @@ async fn trigger(
         Ok(t) => t,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    if let crate::trigger::Target::Push { repository, .. } = &target
+        && !repository.url.is_empty()
+        && !crate::sync::on_code_host(&repository.url, &receiver.code_host_urn)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the push is of {} ({}), which is not on this receiver's code host {}",
+                repository.name,
+                repository.url,
+                receiver.code_host_urn.as_str()
+            ),
+        );
+    }
     let id = base.id;
     let event = match target {
         crate::trigger::Target::Push { .. } => "trigger/push",
@@ -400,7 +414,9 @@ async fn trigger(
             Box::pin(async move {
                 let n = crate::trigger::request_syncs(txn, &receiver_for_txn, &target).await?;
                 count_in_txn.store(n, std::sync::atomic::Ordering::SeqCst);
-                Ok(())
+                // The log keeps the answer given, which only now says how many.
+                let answer = json!({ "delivery_id": id, "sync_requests": n });
+                DeliveryStore::set_response_body(txn, id, answer.to_string().into_bytes()).await
             })
         })
         .await;

@@ -88,7 +88,9 @@ impl EventService for EventAdmin {
                     }
                 };
                 for event in batch {
-                    if event.cursor != cursor + 1 && cursor > 0 {
+                    // A gap may be a transaction that took its cursor and has not committed
+                    // yet (PostgreSQL): wait for it a little, from the very start too.
+                    if event.cursor != cursor + 1 {
                         match gap {
                             Some((at, since)) if at == cursor && since.elapsed() >= GAP_WAIT => {}
                             // Wait for it to fill: look again after the poll interval.

@@ -217,6 +217,20 @@ impl DeliveryStore {
         Ok(Stored::New)
     }
 
+    /// Replaces the stored answer of a delivery, on `conn` (the transaction that stores it).
+    pub async fn set_response_body<C: ConnectionTrait>(
+        conn: &C,
+        id: Uuid,
+        body: Vec<u8>,
+    ) -> Result<(), DbErr> {
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::ResponseBody, Expr::value(body))
+            .filter(delivery::Column::Id.eq(id.to_string()))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
     /// The accepted delivery of `receiver` with host delivery id `key`, if there is one.
     pub async fn find_by_key(&self, receiver: Uuid, key: &str) -> Result<Option<Uuid>, StoreError> {
         let id: Option<String> = delivery::Entity::find()

