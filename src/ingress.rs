@@ -57,7 +57,10 @@ pub fn router(state: IngressState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/.api/webhooks/{id}", any(deliver))
-        .route("/.api/webhooks/{id}/{secret}", any(deliver_with_path_secret))
+        .route(
+            "/.api/webhooks/{id}/{secret}",
+            any(deliver_with_path_secret),
+        )
         .with_state(state)
 }
 
@@ -144,8 +147,17 @@ async fn intake(
     };
     let kind = entry.receiver.code_host_kind;
     let Some(host) = kind.host() else {
-        return trigger(state, &entry, path_secret, method, uri, headers, body, receive_time)
-            .await;
+        return trigger(
+            state,
+            &entry,
+            path_secret,
+            method,
+            uri,
+            headers,
+            body,
+            receive_time,
+        )
+        .await;
     };
     if path_secret.is_some() {
         return error(
