@@ -262,6 +262,64 @@ async fn a_github_pull_request_is_followed_from_opened_to_merged(engine: Engine)
         .unwrap()
         .into_inner();
     assert_eq!(got, c);
+
+    // The listing's filters.
+    let count = |req: ListChangesetsRequest| {
+        let req = app.req(req);
+        let app = &app;
+        async move {
+            changesets(app)
+                .await
+                .list_changesets(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .total_size
+        }
+    };
+    let merged = ChangesetState::Merged as i32;
+    let open = ChangesetState::Open as i32;
+    assert_eq!(
+        count(ListChangesetsRequest {
+            states: vec![merged],
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(ListChangesetsRequest {
+            states: vec![open],
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        count(ListChangesetsRequest {
+            receiver_id: receiver.0.clone(),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(ListChangesetsRequest {
+            code_host_urn: "https://gitlab.com".into(),
+            ..Default::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        count(ListChangesetsRequest {
+            repository: "Codertocat/Hello-World".into(),
+            number: 3,
+            ..Default::default()
+        })
+        .await,
+        0
+    );
     app.stop().await;
 }
 

@@ -313,6 +313,26 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     let s = setup(engine).await;
     let stale = pending(&s, now - 2 * 3600 * SECOND).await;
     let fresh = pending(&s, now).await;
+    // Feed events are kept as long as deliveries.
+    hookgate::events::record(
+        &s.db,
+        hookgate::events::EventKind::DeliveryFailed,
+        None,
+        stale,
+        now - 2 * 3600 * SECOND,
+    )
+    .await
+    .unwrap();
+    hookgate::events::record(
+        &s.db,
+        hookgate::events::EventKind::DeliveryFailed,
+        None,
+        fresh,
+        now,
+    )
+    .await
+    .unwrap();
+    let feed = hookgate::events::EventStore::new(s.db.clone());
     let store = s.deliveries.clone();
     let app = TestApp::start(s.test_db, |c| {
         c.delivery_retention = Duration::from_secs(3600).into();
@@ -331,5 +351,18 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
         "the janitor deleted the delivery older than the retention"
     );
     assert!(store.get(fresh).await.is_ok());
+    // (The service's worker may add events of its own for the fresh delivery meanwhile.)
+    let left: Vec<_> = feed
+        .after(0, None, &[hookgate::events::EventKind::DeliveryFailed], 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject_id)
+        .collect();
+    assert_eq!(
+        left,
+        vec![fresh],
+        "the old event went with the old delivery"
+    );
     app.stop().await;
 }

@@ -244,6 +244,25 @@ async fn a_worker_claims_and_completes_over_grpc_and_a_push_during_the_claim_is_
     let c = &claimed[0];
     assert_eq!(c.state, SyncRequestState::Claimed as i32);
     assert_eq!(c.worker, "mirror-1");
+    let listed = repos
+        .list_sync_requests(app.req(ListSyncRequestsRequest {
+            code_host_urn: "https://github.com".into(),
+            states: vec![SyncRequestState::Claimed as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 1);
+    let elsewhere = repos
+        .list_sync_requests(app.req(ListSyncRequestsRequest {
+            code_host_urn: "https://gitlab.com".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(elsewhere.total_size, 0);
     assert!(
         c.clone_urls
             .contains(&"https://github.com/Codertocat/Hello-World.git".to_owned()),
