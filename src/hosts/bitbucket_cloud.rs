@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, i64_at, parse_time, str_at, string_at,
+    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, i64_at, parse_time, str_at,
+    string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -320,11 +321,6 @@ fn commit_status(event: &str, payload: &Value) -> Result<ChangesetEffect, Effect
     let name = str_at(status, "/name")
         .filter(|n| !n.is_empty())
         .unwrap_or(context);
-    let outcome = match check_status {
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "failed",
-        CheckStatus::Pending => "is pending",
-    };
     Ok(ChangesetEffect {
         repository: repository(event, payload)?,
         target: Target::HeadSha(sha.to_owned()),
@@ -334,7 +330,7 @@ fn commit_status(event: &str, payload: &Value) -> Result<ChangesetEffect, Effect
             .and_then(parse_time),
         kind: "check".to_owned(),
         actor: user_name(payload.get("actor")).unwrap_or_default(),
-        summary: format!("{name} {outcome} on {}", sha.get(..7).unwrap_or(sha)),
+        summary: check_summary(name, check_status, sha),
         snapshot: ChangesetSnapshot::default(),
         review: None,
         check: Some(CheckResult {

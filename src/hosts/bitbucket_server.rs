@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, i64_at, parse_time, str_at, string_at,
+    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, i64_at, parse_time,
+    short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -425,11 +426,6 @@ fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
         .or(Some(written))
 }
 
-/// The first 7 characters of a commit SHA, for summaries.
-fn short_sha(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
-}
-
 /// A `repo:build_status` (sent by the Sourcegraph plugin): the check on `commit`, for each pull
 /// request the plugin found it in. With none, only a body that names its repository can target
 /// the commit's changesets (`Target::HeadSha`); the plugin's does not, and a commit in no pull
@@ -454,12 +450,7 @@ fn build_status(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError
     let name = str_at(payload, "/status/name")
         .filter(|n| !n.is_empty())
         .unwrap_or(context);
-    let outcome = match status {
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "failed",
-        CheckStatus::Pending => "is pending",
-    };
-    let summary = format!("{name} {outcome} on {}", short_sha(sha));
+    let summary = check_summary(name, status, sha);
     let actor = actor(payload);
     let occur_time = payload
         .get("createdDate")

@@ -192,6 +192,32 @@ pub fn parse_time(value: &Value) -> Option<i64> {
     }
 }
 
+/// The first 7 characters of a commit SHA, as hosts show it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.char_indices()
+        .nth(7)
+        .map_or(sha, |(end, _)| &sha[..end])
+}
+
+/// A host id as text (`1296269`, `{uuid}`); empty when absent.
+pub fn id_text(id: Option<&Value>) -> String {
+    match id {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A check's timeline summary: `ci/build failed on 1a2b3c4`.
+pub fn check_summary(name: &str, status: CheckStatus, sha: &str) -> String {
+    let outcome = match status {
+        CheckStatus::Pending => "is pending",
+        CheckStatus::Passed => "passed",
+        CheckStatus::Failed => "failed",
+    };
+    format!("{name} {outcome} on {}", short_sha(sha))
+}
+
 /// The string at a JSON pointer (`/pull_request/head/sha`), if it is one.
 pub fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
     value.pointer(pointer).and_then(Value::as_str)

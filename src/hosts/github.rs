@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, i64_at,
-    parse_time, str_at, string_at,
+    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary,
+    i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -448,7 +448,7 @@ impl<'p> Event<'p> {
             sha: sha.to_owned(),
             status: check_status(check),
         };
-        let summary = check_summary(&result);
+        let summary = check_summary(&result.context, result.status, &result.sha);
         let repository_id = self.payload.pointer("/repository/id");
         let mut targets = Vec::new();
         for (i, pr) in check
@@ -533,7 +533,7 @@ impl<'p> Event<'p> {
         self.check_effect(
             Target::HeadSha(sha.to_owned()),
             self.payload.get("updated_at").and_then(parse_time),
-            check_summary(&result),
+            check_summary(&result.context, result.status, &result.sha),
             ChangesetSnapshot::default(),
             &result,
         )
@@ -651,32 +651,6 @@ fn check_status(check: &Value) -> CheckStatus {
     match str_at(check, "/conclusion") {
         Some("success" | "neutral" | "skipped") => CheckStatus::Passed,
         _ => CheckStatus::Failed,
-    }
-}
-
-/// `ci/build failed on 1a2b3c4`.
-fn check_summary(check: &CheckResult) -> String {
-    let outcome = match check.status {
-        CheckStatus::Pending => "is pending",
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "failed",
-    };
-    format!("{} {outcome} on {}", check.context, short_sha(&check.sha))
-}
-
-/// The first 7 characters of a commit SHA, as GitHub shows it.
-fn short_sha(sha: &str) -> &str {
-    sha.char_indices()
-        .nth(7)
-        .map_or(sha, |(end, _)| &sha[..end])
-}
-
-/// A host id as text (`1296269`); empty when absent.
-fn id_text(id: Option<&Value>) -> String {
-    match id {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => String::new(),
     }
 }
 

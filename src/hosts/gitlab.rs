@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, i64_at,
-    parse_time, str_at, string_at,
+    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary,
+    i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature;
 use super::{
@@ -343,7 +343,7 @@ impl<'p> Event<'p> {
             .get("finished_at")
             .and_then(parse_time)
             .or_else(|| attributes.get("created_at").and_then(parse_time));
-        let summary = check_summary(&check);
+        let summary = check_summary(&check.context, check.status, &check.sha);
         let effect = self.changeset(target, occur_time, "check", summary, snapshot)?;
         Ok(Effect::Changeset(ChangesetEffect {
             check: Some(check),
@@ -450,32 +450,6 @@ fn label_titles(object: &Value) -> Option<Vec<String>> {
             .filter_map(|l| string_at(l, "/title"))
             .collect(),
     )
-}
-
-/// `pipeline failed on 1a2b3c4`.
-fn check_summary(check: &CheckResult) -> String {
-    let outcome = match check.status {
-        CheckStatus::Pending => "is pending",
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "failed",
-    };
-    format!("{} {outcome} on {}", check.context, short_sha(&check.sha))
-}
-
-/// The first 7 characters of a commit SHA.
-fn short_sha(sha: &str) -> &str {
-    sha.char_indices()
-        .nth(7)
-        .map_or(sha, |(end, _)| &sha[..end])
-}
-
-/// A host id as text (`4861503`); empty when absent.
-fn id_text(id: Option<&Value>) -> String {
-    match id {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => String::new(),
-    }
 }
 
 #[cfg(test)]
