@@ -138,16 +138,19 @@ impl ReceiverStore {
         {
             return Ok(Some(entry.clone()));
         }
-        let receiver = match self.get(id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => {
-                self.forget(id);
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        // One read of the row gives both the receiver and its secrets.
+        let Some(model) = receiver::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            self.forget(id);
+            return Ok(None);
         };
-        let secrets = self.secrets(id).await?;
-        let entry = Arc::new(ReceiverEntry { receiver, secrets });
+        let secrets = to_secrets(&model)?;
+        let entry = Arc::new(ReceiverEntry {
+            receiver: to_receiver(model)?,
+            secrets,
+        });
         self.cache
             .write()
             .expect("cache lock")
@@ -203,19 +206,7 @@ impl ReceiverStore {
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("receiver", id))?;
-        let corrupt = |why: &str| StoreError::Corrupt {
-            id: m.id.clone(),
-            why: why.to_owned(),
-        };
-        let current = ReceiverSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?;
-        let previous = match (&m.previous_secret, m.previous_secret_expire_time) {
-            (Some(secret), Some(expire)) => Some((
-                ReceiverSecret::parse(secret).map_err(|_| corrupt("previous_secret"))?,
-                expire,
-            )),
-            _ => None,
-        };
-        Ok(ReceiverSecrets { current, previous })
+        to_secrets(&m)
     }
 
     /// Receivers in creation order, `limit` at most, after the `(create_time, id)` cursor.
@@ -360,6 +351,22 @@ fn name_clash(err: DbErr, name: &str) -> StoreError {
         Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::NameTaken(name.to_owned()),
         _ => err.into(),
     }
+}
+
+fn to_secrets(m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
+    let corrupt = |why: &str| StoreError::Corrupt {
+        id: m.id.clone(),
+        why: why.to_owned(),
+    };
+    let current = ReceiverSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?;
+    let previous = match (&m.previous_secret, m.previous_secret_expire_time) {
+        (Some(secret), Some(expire)) => Some((
+            ReceiverSecret::parse(secret).map_err(|_| corrupt("previous_secret"))?,
+            expire,
+        )),
+        _ => None,
+    };
+    Ok(ReceiverSecrets { current, previous })
 }
 
 fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
