@@ -192,6 +192,50 @@ pub fn parse_time(value: &Value) -> Option<i64> {
     }
 }
 
+/// Reading an event's payload: what it must carry (an absent value is an error that names it
+/// as a dotted path) and who did it. A host's event type supplies the three accessors; the rest
+/// is shared.
+pub trait EventPayload<'p> {
+    /// The classified event name (`pull_request/opened`), for error messages.
+    fn event_name(&self) -> &'p str;
+    /// The whole payload.
+    fn payload(&self) -> &'p Value;
+    /// Who did it (login / username); empty when the payload does not say.
+    fn actor(&self) -> &'p str;
+
+    /// The error for a payload without the value at `pointer`.
+    fn missing(&self, pointer: &str) -> EffectError {
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        EffectError::new(self.event_name(), format!("missing {field}"))
+    }
+
+    /// The string at `pointer` (from the payload root), which the event must carry.
+    fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
+        str_at(self.payload(), pointer).ok_or_else(|| self.missing(pointer))
+    }
+
+    /// The object at `pointer` (from the payload root), which the event must carry.
+    fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
+        self.payload()
+            .pointer(pointer)
+            .filter(|v| v.is_object())
+            .ok_or_else(|| self.missing(pointer))
+    }
+
+    /// The integer at `pointer` (a number, or digits in a string), which the event must carry.
+    fn need_i64(&self, pointer: &str) -> Result<i64, EffectError> {
+        i64_at(self.payload(), pointer).ok_or_else(|| self.missing(pointer))
+    }
+
+    /// Who did it, for a summary: the actor, or "someone" when the payload does not say.
+    fn who(&self) -> &'p str {
+        match self.actor() {
+            "" => "someone",
+            actor => actor,
+        }
+    }
+}
+
 /// The first 7 characters of a commit SHA, as hosts show it.
 pub fn short_sha(sha: &str) -> &str {
     sha.char_indices()

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary,
-    i64_at, id_text, parse_time, short_sha, str_at, string_at,
+    EffectError, EventPayload, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
+    check_summary, i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -183,40 +183,21 @@ struct Event<'p> {
     actor: &'p str,
 }
 
-impl<'p> Event<'p> {
-    /// The error for a payload without the value at `pointer`, named as a dotted path.
-    fn missing(&self, pointer: &str) -> EffectError {
-        let field = pointer.trim_start_matches('/').replace('/', ".");
-        EffectError::new(self.event, format!("missing {field}"))
+impl<'p> EventPayload<'p> for Event<'p> {
+    fn event_name(&self) -> &'p str {
+        self.event
     }
 
-    /// The string at `pointer` (from the payload root), which the event must carry.
-    fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
-        str_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
-    }
-
-    /// The object at `pointer` (from the payload root), which the event must carry.
-    fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
+    fn payload(&self) -> &'p Value {
         self.payload
-            .pointer(pointer)
-            .filter(|v| v.is_object())
-            .ok_or_else(|| self.missing(pointer))
     }
 
-    /// The pull request number at `pointer`, which the event must carry.
-    fn need_number(&self, pointer: &str) -> Result<i64, EffectError> {
-        i64_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
+    fn actor(&self) -> &'p str {
+        self.actor
     }
+}
 
-    /// Who did it, for a summary: `sender.login`, or "someone" when the payload has no sender.
-    fn who(&self) -> &'p str {
-        if self.actor.is_empty() {
-            "someone"
-        } else {
-            self.actor
-        }
-    }
-
+impl<'p> Event<'p> {
     /// The repository every GitHub event carries.
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
         let name = self.need_str("/repository/full_name")?;
@@ -257,7 +238,7 @@ impl<'p> Event<'p> {
     /// that was merged is `merged`.
     fn pull_request(&self) -> Result<Effect, EffectError> {
         let pr = self.need("/pull_request")?;
-        let number = self.need_number("/pull_request/number")?;
+        let number = self.need_i64("/pull_request/number")?;
         let snapshot = pull_request_snapshot(pr);
         let kind = match self.action {
             "closed" if snapshot.state == Some(ChangesetState::Merged) => "merged",
@@ -316,7 +297,7 @@ impl<'p> Event<'p> {
     /// withdraws the reviewer's vote, and a comment-only review is a timeline entry alone.
     fn review(&self) -> Result<Effect, EffectError> {
         let pr = self.need("/pull_request")?;
-        let number = self.need_number("/pull_request/number")?;
+        let number = self.need_i64("/pull_request/number")?;
         let review = self.need("/review")?;
         let state = str_at(review, "/state")
             .unwrap_or_default()
@@ -372,7 +353,7 @@ impl<'p> Event<'p> {
     /// `pull_request_review_comment/*`: a comment on the diff of a pull request.
     fn review_comment(&self) -> Result<Effect, EffectError> {
         let pr = self.need("/pull_request")?;
-        let number = self.need_number("/pull_request/number")?;
+        let number = self.need_i64("/pull_request/number")?;
         let comment = self.need("/comment")?;
         self.changeset(
             Target::Number(number),
@@ -392,7 +373,7 @@ impl<'p> Event<'p> {
         if !on_pull_request {
             return Ok(None);
         }
-        let number = self.need_number("/issue/number")?;
+        let number = self.need_i64("/issue/number")?;
         let comment = self.need("/comment")?;
         self.changeset(
             Target::Number(number),

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary,
-    i64_at, id_text, parse_time, short_sha, str_at, string_at,
+    EffectError, EventPayload, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
+    check_summary, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature;
 use super::{
@@ -130,40 +130,21 @@ struct Event<'p> {
     actor: &'p str,
 }
 
-impl<'p> Event<'p> {
-    /// The error for a payload without the value at `pointer`, named as a dotted path.
-    fn missing(&self, pointer: &str) -> EffectError {
-        let field = pointer.trim_start_matches('/').replace('/', ".");
-        EffectError::new(self.event, format!("missing {field}"))
+impl<'p> EventPayload<'p> for Event<'p> {
+    fn event_name(&self) -> &'p str {
+        self.event
     }
 
-    /// The string at `pointer` (from the payload root), which the event must carry.
-    fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
-        str_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
-    }
-
-    /// The object at `pointer` (from the payload root), which the event must carry.
-    fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
+    fn payload(&self) -> &'p Value {
         self.payload
-            .pointer(pointer)
-            .filter(|v| v.is_object())
-            .ok_or_else(|| self.missing(pointer))
     }
 
-    /// The merge request `iid` at `pointer`, which the event must carry.
-    fn need_iid(&self, pointer: &str) -> Result<i64, EffectError> {
-        i64_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
+    fn actor(&self) -> &'p str {
+        self.actor
     }
+}
 
-    /// Who did it, for a summary: `user.username`, or "someone" when the payload has no user.
-    fn who(&self) -> &'p str {
-        if self.actor.is_empty() {
-            "someone"
-        } else {
-            self.actor
-        }
-    }
-
+impl<'p> Event<'p> {
     /// The project every GitLab event carries.
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
         let name = self.need_str("/project/path_with_namespace")?;
@@ -211,7 +192,7 @@ impl<'p> Event<'p> {
     /// `Merge Request Hook/*`: the action as a timeline kind, and a vote for approvals.
     fn merge_request(&self) -> Result<Effect, EffectError> {
         let attributes = self.need("/object_attributes")?;
-        let iid = self.need_iid("/object_attributes/iid")?;
+        let iid = self.need_i64("/object_attributes/iid")?;
         let mut snapshot = merge_request_snapshot(attributes, self.payload);
         if snapshot.labels.is_none() {
             // The hook's top-level `labels` is the merge request's.
@@ -324,7 +305,7 @@ impl<'p> Event<'p> {
         });
         let (target, snapshot) = match merge_request {
             Some(mr) => {
-                let iid = self.need_iid("/merge_request/iid")?;
+                let iid = self.need_i64("/merge_request/iid")?;
                 // A pipeline's commit is not always the head (merged results pipelines run
                 // on a merge commit), so the snapshot leaves the head SHA alone.
                 let snapshot = ChangesetSnapshot {
@@ -358,7 +339,7 @@ impl<'p> Event<'p> {
             return Ok(None);
         }
         let mr = self.need("/merge_request")?;
-        let iid = self.need_iid("/merge_request/iid")?;
+        let iid = self.need_i64("/merge_request/iid")?;
         let who = self.who();
         let summary = match str_at(attributes, "/action") {
             Some("update") => format!("{who} edited a comment on !{iid}"),
