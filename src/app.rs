@@ -27,7 +27,8 @@ pub struct Application {
     grpc_listener: TcpListener,
     http_router: axum::Router,
     grpc_routes: tonic::service::Routes,
-    worker: Worker,
+    /// `None` with `--ingress-only`.
+    worker: Option<Worker>,
     deliveries: DeliveryStore,
     /// Cancelled to stop everything: the servers, the worker, the janitor, open streams.
     stop: CancellationToken,
@@ -93,13 +94,15 @@ impl Application {
             AdminAuth::new(admin_token),
         )
         .await?;
-        let worker = Worker::new(
-            db.clone(),
-            receivers,
-            Arc::new(SyncHandler),
-            WorkerConfig::default(),
-            worker_wake,
-        );
+        let worker = (!config.ingress_only).then(|| {
+            Worker::new(
+                db.clone(),
+                receivers,
+                Arc::new(SyncHandler),
+                WorkerConfig::default(),
+                worker_wake,
+            )
+        });
         Ok(Self {
             http_listener,
             grpc_listener,
@@ -168,7 +171,13 @@ impl Application {
                 .await
                 .context("the gRPC admin API failed")
         };
-        let worker = tokio::spawn(self.worker.run(stop.clone()));
+        let worker = match self.worker {
+            Some(worker) => tokio::spawn(worker.run(stop.clone())),
+            None => {
+                tracing::info!("--ingress-only: deliveries are left to other replicas' workers");
+                tokio::spawn(async {})
+            }
+        };
         let janitor = tokio::spawn(run_janitor(
             self.deliveries,
             crate::events::EventStore::new(self.db.clone()),

@@ -92,6 +92,11 @@ pub struct Config {
         global = true
     )]
     pub delivery_retention: humantime::Duration,
+
+    /// Serve the ingress and the admin API, but leave stored deliveries to the workers of other
+    /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
+    #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]
+    pub ingress_only: bool,
 }
 
 impl Config {

@@ -13,7 +13,10 @@ use hookgate::app::Application;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-on_both_engines!(a_watch_on_one_replica_sees_events_made_on_another);
+on_both_engines!(
+    a_watch_on_one_replica_sees_events_made_on_another,
+    an_ingress_only_replica_stores_deliveries_and_leaves_them_to_another_replicas_worker,
+);
 
 async fn a_watch_on_one_replica_sees_events_made_on_another(engine: Engine) {
     let a = TestApp::spawn(engine).await;
@@ -69,4 +72,45 @@ async fn a_watch_on_one_replica_sees_events_made_on_another(engine: Engine) {
     stop_b.cancel();
     b_task.await.unwrap().unwrap();
     a.stop().await;
+}
+
+async fn an_ingress_only_replica_stores_deliveries_and_leaves_them_to_another_replicas_worker(
+    engine: Engine,
+) {
+    use hookgate::admin::proto::DeliveryState;
+    let ingress = TestApp::spawn_with(engine, |c| c.ingress_only = true).await;
+    let github = ingress
+        .create_receiver("github", CodeHostKind::Github, "https://github.com")
+        .await;
+    let body = fixture("github/pull_request.opened.json");
+    let headers = common::host_headers(
+        CodeHostKind::Github,
+        "pull_request",
+        "ingress-only-1",
+        Some(&github.1),
+        &body,
+    );
+    let response = ingress.post(&github.0, &headers, body).await;
+    assert_eq!(response.status(), 202);
+    let id = common::json_body(response).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Longer than the worker's poll interval: an ingress-only replica never takes it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ingress.get_delivery(&id).await.state,
+        DeliveryState::Pending as i32
+    );
+
+    // A replica with a worker on the same database processes it.
+    let worker = Application::build(&common::test_config(&ingress.db))
+        .await
+        .expect("a second replica starts");
+    let stop_worker = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run_until(stop_worker.clone().cancelled_owned()));
+    ingress.wait_for_state(&id, DeliveryState::Processed).await;
+    stop_worker.cancel();
+    worker_task.await.unwrap().unwrap();
+    ingress.stop().await;
 }

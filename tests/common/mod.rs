@@ -8,6 +8,7 @@ pub mod binary;
 
 use std::net::SocketAddr;
 
+use clap::Parser;
 use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;
 use hookgate::app::Application;
 use hookgate::config::Config;
@@ -131,18 +132,25 @@ pub struct TestApp {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// The configuration a test starts hookgate with: both ports 0, loopback, the given database.
+/// The configuration a test starts hookgate with: both ports 0, loopback, the given database, and
+/// every other setting at the default an operator gets (parsed as the command line is, so a new
+/// setting needs no change here).
 pub fn test_config(db: &TestDatabase) -> Config {
-    Config {
-        http_addr: "127.0.0.1:0".parse().expect("a valid address"),
-        grpc_addr: "127.0.0.1:0".parse().expect("a valid address"),
-        public_url: None,
-        data_dir: db.dir.path().to_path_buf(),
-        database_url: Some(db.url.clone()),
-        admin_token: None,
-        max_body_bytes: hookgate::ingress::DEFAULT_MAX_BODY_BYTES,
-        delivery_retention: std::time::Duration::from_secs(72 * 3600).into(),
-    }
+    let mut config = hookgate::config::Cli::try_parse_from([
+        "hookgate",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ])
+    .expect("the test command line parses")
+    .config;
+    config.data_dir = db.dir.path().to_path_buf();
+    config.database_url = Some(db.url.clone());
+    // Whatever the environment says, tests start without a token or a public URL.
+    config.admin_token = None;
+    config.public_url = None;
+    config
 }
 
 impl TestApp {
