@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
 use crate::db;
-use crate::deliveries::{DeliveryStore, Worker, WorkerConfig, run_janitor};
+use crate::deliveries::{DeliveryStore, Intake, IntakeConfig, Worker, WorkerConfig, run_janitor};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
 use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore};
@@ -29,6 +29,11 @@ pub struct Application {
     grpc_routes: tonic::service::Routes,
     /// `None` with `--ingress-only`.
     worker: Option<Worker>,
+    /// The intake's committers: they stop once the ingress (which holds the intake) has stopped
+    /// and every delivery handed to them is written.
+    committers: Vec<tokio::task::JoinHandle<()>>,
+    /// Kept current with other replicas' registry changes while serving.
+    receivers: ReceiverStore,
     deliveries: DeliveryStore,
     /// Cancelled to stop everything: the servers, the worker, the janitor, open streams.
     stop: CancellationToken,
@@ -68,13 +73,24 @@ impl Application {
         }
 
         let receivers = ReceiverStore::new(db.clone());
+        // The ingress answers from memory: every receiver is there before the first request.
+        let loaded = receivers
+            .load_all()
+            .await
+            .context("cannot read the receiver registry")?;
+        tracing::debug!(receivers = loaded, "registry loaded");
         let deliveries = DeliveryStore::new(db.clone());
         let stop = CancellationToken::new();
         let worker_wake = Arc::new(Notify::new());
+        let (intake, committers) = Intake::start(
+            deliveries.clone(),
+            IntakeConfig::for_backend(db.get_database_backend()),
+        );
         let http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
             deliveries: deliveries.clone(),
+            intake,
             max_body_bytes: config.max_body_bytes,
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
@@ -97,7 +113,7 @@ impl Application {
         let worker = (!config.ingress_only).then(|| {
             Worker::new(
                 db.clone(),
-                receivers,
+                receivers.clone(),
                 Arc::new(SyncHandler),
                 WorkerConfig::default(),
                 worker_wake,
@@ -109,6 +125,8 @@ impl Application {
             http_router,
             grpc_routes,
             worker,
+            committers,
+            receivers,
             deliveries,
             stop,
             retention: config.delivery_retention.into(),
@@ -178,6 +196,7 @@ impl Application {
                 tokio::spawn(async {})
             }
         };
+        let follower = tokio::spawn(self.receivers.follow(stop.clone()));
         let janitor = tokio::spawn(run_janitor(
             self.deliveries,
             crate::events::EventStore::new(self.db.clone()),
@@ -197,10 +216,15 @@ impl Application {
                 r
             }
         );
-        // The servers have stopped taking requests; let the worker finish its batch.
+        // The servers have stopped taking requests: what they handed the intake is written, and
+        // the worker finishes its batch.
         stop.cancel();
+        for committer in self.committers {
+            committer.await.ok();
+        }
         worker.await.ok();
         janitor.await.ok();
+        follower.await.ok();
         self.db.close().await.ok();
         result.map(|_| ())
     }

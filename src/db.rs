@@ -2,14 +2,19 @@
 //! with `synchronous=FULL` (a committed delivery survives a power loss, not just a crash);
 //! PostgreSQL is used as configured.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Opens a pool on `url` (sqlite:// or postgres://).
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -34,16 +39,95 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))
 }
 
-/// Begins a transaction that will write. On SQLite it takes the write lock at once
-/// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes is never refused for a
-/// stale snapshot when another connection wrote in between; elsewhere it is an ordinary
-/// transaction.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
+/// A transaction that writes. On SQLite it also holds this process's write gate for its whole
+/// life: SQLite takes one writer at a time, and a writer that finds the file locked waits in
+/// SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between looks. Writers queued on the
+/// gate instead start the moment the previous one ends, so a delivery's commit never waits
+/// longer than the transaction ahead of it. On PostgreSQL there is no gate: rows lock one by one.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    /// Held until the transaction ends; `None` on PostgreSQL.
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+/// A `WriteTxn` runs statements as its transaction does, so stores take it wherever they take a
+/// connection.
+#[tonic::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+/// Begins a transaction that will write. On SQLite it waits for the write gate (see
+/// [`WriteTxn`]) and then takes the file's write lock at once (`BEGIN IMMEDIATE`), so a
+/// transaction that reads before it writes is never refused for a stale snapshot when another
+/// connection wrote in between; elsewhere it is an ordinary transaction.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    let gate = match write_gate(db) {
+        Some(gate) => Some(gate.lock_owned().await),
+        None => None,
+    };
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    Ok(WriteTxn { txn, _gate: gate })
+}
+
+/// The write gate of the SQLite file `db` is open on (one per file, shared by every pool this
+/// process has on it); `None` for PostgreSQL.
+fn write_gate(db: &DatabaseConnection) -> Option<Arc<Mutex<()>>> {
+    static GATES: OnceLock<std::sync::Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    let mut gates = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .expect("the gate map is never left poisoned: nothing in it panics");
+    Some(gates.entry(file).or_default().clone())
 }
 
 /// Applies every migration not applied yet.

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::deliveries::{DeliveryState, DeliveryStore, NewDelivery, Stored};
+use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored};
 use crate::hosts::{self, ClassifyError, Disposition};
 use crate::rate_limit::RateLimiter;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
@@ -44,6 +44,8 @@ pub struct IngressState {
     pub db: DatabaseConnection,
     pub receivers: ReceiverStore,
     pub deliveries: DeliveryStore,
+    /// Group commit: where deliveries are handed to be stored.
+    pub intake: Intake,
     /// The largest body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Woken after a pending delivery is committed.
@@ -215,7 +217,7 @@ async fn intake(
             last_error: Some(reason),
             ..base
         };
-        if let Err(e) = state.deliveries.record(rejected).await {
+        if let Err(e) = state.intake.record(rejected).await {
             tracing::warn!(error = %e, "could not log a rejected delivery");
         }
         return reply(StatusCode::UNAUTHORIZED, response_body);
@@ -258,7 +260,7 @@ async fn intake(
         last_error: (delivery_state == DeliveryState::Ignored).then(|| note.unwrap_or_default()),
         ..base
     };
-    match state.deliveries.record(new).await {
+    match state.intake.record(new).await {
         Ok(Stored::New) => {
             if delivery_state == DeliveryState::Pending {
                 state.worker_wake.notify_one();
@@ -374,7 +376,7 @@ async fn trigger(
             last_error: Some(reason.to_owned()),
             ..base
         };
-        if let Err(e) = state.deliveries.record(rejected).await {
+        if let Err(e) = state.intake.record(rejected).await {
             tracing::warn!(error = %e, "could not log a rejected trigger");
         }
         return reply(StatusCode::UNAUTHORIZED, response_body);

@@ -5,7 +5,7 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// `what` is the kind of thing (`receiver`, `delivery`).
     #[error("{what} {id} not found")]

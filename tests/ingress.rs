@@ -1334,3 +1334,113 @@ async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is
     assert_eq!(all.total_size, 3, "the limited delivery was not stored");
     app.stop().await;
 }
+
+on_both_engines!(
+    concurrent_deliveries_with_one_key_store_one_and_answer_every_one_with_its_id,
+    many_concurrent_deliveries_are_each_stored_once_and_answered_after_commit,
+    a_large_body_is_stored_compressed_and_read_back_byte_for_byte,
+);
+
+/// Group commit puts concurrent requests in one transaction: copies of one delivery sent at the
+/// same moment can land in the same batch, and still exactly one is stored.
+async fn concurrent_deliveries_with_one_key_store_one_and_answer_every_one_with_its_id(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    let headers = host_headers(Gh, "pull_request", "one-key", Some(&secret), &body);
+    let sends = (0..32).map(|_| {
+        let (headers, body) = (headers.clone(), body.clone());
+        let app = &app;
+        let id = &id;
+        async move {
+            let response = app.post(id, &headers, body).await;
+            let status = response.status().as_u16();
+            (status, json_body(response).await["delivery_id"].clone())
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let created: Vec<_> = answers.iter().filter(|(s, _)| *s == 202).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let original = &created[0].1;
+    for (status, delivery_id) in &answers {
+        assert!(*status == 202 || *status == 200, "{answers:?}");
+        assert_eq!(delivery_id, original, "every copy names the stored one");
+    }
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 1);
+    app.stop().await;
+}
+
+async fn many_concurrent_deliveries_are_each_stored_once_and_answered_after_commit(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/push.branch-updated.json");
+    let sends = (0..200).map(|n| {
+        let headers = host_headers(Gh, "push", &format!("key-{n}"), Some(&secret), &body);
+        let (app, id, body) = (&app, &id, body.clone());
+        async move {
+            let response = app.post(id, &headers, body).await;
+            assert_eq!(response.status(), 202);
+            json_body(response).await["delivery_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    });
+    let ids = futures::future::join_all(sends).await;
+    // Every id answered is stored, under its own key: the answer came after the commit.
+    let mut keys = std::collections::HashSet::new();
+    for delivery_id in &ids {
+        let stored = app.get_delivery(delivery_id).await;
+        assert_eq!(stored.request_body, body);
+        assert!(keys.insert(stored.delivery_key.clone()), "{stored:?}");
+    }
+    assert_eq!(keys.len(), 200);
+    app.stop().await;
+}
+
+async fn a_large_body_is_stored_compressed_and_read_back_byte_for_byte(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    let headers = host_headers(Gh, "pull_request", "big", Some(&secret), &body);
+    let response = app.post(&id, &headers, body.clone()).await;
+    assert_eq!(response.status(), 202);
+    let delivery_id = json_body(response).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.get_delivery(&delivery_id).await.request_body, body);
+
+    // In the database it is a zstd frame a fraction of the size.
+    let db = Database::connect(app.db.url.as_str()).await.unwrap();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT request_body, request_body_encoding FROM deliveries WHERE id = '{delivery_id}'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: Vec<u8> = row.try_get("", "request_body").unwrap();
+    let encoding: Option<String> = row.try_get("", "request_body_encoding").unwrap();
+    assert_eq!(encoding.as_deref(), Some("zstd"));
+    assert!(
+        stored.len() * 4 < body.len(),
+        "{} of {}",
+        stored.len(),
+        body.len()
+    );
+    db.close().await.ok();
+    app.stop().await;
+}

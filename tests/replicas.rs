@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 on_both_engines!(
     a_watch_on_one_replica_sees_events_made_on_another,
     an_ingress_only_replica_stores_deliveries_and_leaves_them_to_another_replicas_worker,
+    a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_another_within_a_second,
 );
 
 async fn a_watch_on_one_replica_sees_events_made_on_another(engine: Engine) {
@@ -113,4 +114,91 @@ async fn an_ingress_only_replica_stores_deliveries_and_leaves_them_to_another_re
     stop_worker.cancel();
     worker_task.await.unwrap().unwrap();
     ingress.stop().await;
+}
+
+/// Posts a signed GitHub ping to replica `http` every 20 ms until it answers `want`; returns how
+/// long that took, or panics after `within`.
+async fn until_answered(
+    http: std::net::SocketAddr,
+    receiver: &str,
+    secret: &str,
+    want: u16,
+    within: Duration,
+) -> Duration {
+    let body = fixture("github/ping.json");
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::new();
+    loop {
+        let headers = common::host_headers(
+            CodeHostKind::Github,
+            "ping",
+            &uuid::Uuid::new_v4().to_string(),
+            Some(secret),
+            &body,
+        );
+        let mut request = client
+            .post(format!("http://{http}/.api/webhooks/{receiver}"))
+            .body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "replica {http} still answers {status}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_another_within_a_second(
+    engine: Engine,
+) {
+    use hookgate::admin::proto::{DeleteReceiverRequest, RotateReceiverSecretRequest};
+    let a = TestApp::spawn(engine).await;
+    let b = Application::build(&common::test_config(&a.db))
+        .await
+        .expect("a second replica starts");
+    let b_http = b.http_addr();
+    let stop_b = CancellationToken::new();
+    let b_task = tokio::spawn(b.run_until(stop_b.clone().cancelled_owned()));
+    let second = Duration::from_secs(1);
+
+    // Made on A after B started: B takes its deliveries.
+    let (id, secret) = a
+        .create_receiver("made-on-a", CodeHostKind::Github, "https://github.com")
+        .await;
+    let took = until_answered(b_http, &id, &secret, 200, second).await;
+    eprintln!("B honoured a receiver made on A after {took:?}");
+
+    // Rotated on A with no overlap: B refuses the old secret and takes the new one.
+    let rotated = a
+        .receivers()
+        .await
+        .rotate_receiver_secret(a.req(RotateReceiverSecretRequest {
+            id: id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let took = until_answered(b_http, &id, &secret, 401, second).await;
+    eprintln!("B refused the old secret after {took:?}");
+    until_answered(b_http, &id, &rotated.secret, 200, second).await;
+
+    // Deleted on A: B no longer knows it.
+    a.receivers()
+        .await
+        .delete_receiver(a.req(DeleteReceiverRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    let took = until_answered(b_http, &id, &rotated.secret, 404, second).await;
+    eprintln!("B forgot a receiver deleted on A after {took:?}");
+
+    stop_b.cancel();
+    b_task.await.unwrap().unwrap();
+    a.stop().await;
 }

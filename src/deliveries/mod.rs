@@ -1,15 +1,18 @@
 //! The delivery log: every request that reached a receiver, as received, with its outcome; the
 //! worker that processes pending deliveries; and the janitor that enforces retention.
 
+pub mod body;
+mod intake;
 mod janitor;
 mod state;
 mod store;
 mod worker;
 
+pub use intake::{Intake, IntakeConfig};
 pub use janitor::run_janitor;
 pub use state::DeliveryState;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
-    RedeliverError, Stored,
+    PreparedDelivery, RedeliverError, Stored,
 };
 pub use worker::{Handler, HandlerError, NoEffects, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

@@ -3,18 +3,18 @@
 //! PostgreSQL; claims lock with `FOR UPDATE SKIP LOCKED`, which SQLite (one writer at a time)
 //! leaves out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use uuid::Uuid;
 
 use super::DeliveryState;
+use super::body::StoredBody;
 use crate::entity::{delivery, receiver};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
@@ -157,7 +157,7 @@ impl DeliveryStore {
 
     /// Like [`DeliveryStore::record`], and runs `then` in the same transaction after the
     /// delivery is written (for intake that applies its effects at once: the generic trigger).
-    /// Nothing is written when `then` fails.
+    /// Nothing is written when `then` fails; `then` does not run for a duplicate.
     pub async fn record_with<F>(&self, new: NewDelivery, then: F) -> Result<Stored, StoreError>
     where
         F: for<'t> FnOnce(
@@ -166,55 +166,27 @@ impl DeliveryStore {
             Box<dyn std::future::Future<Output = Result<(), DbErr>> + Send + 't>,
         >,
     {
+        let prepared = PreparedDelivery::new(new);
         let txn = crate::db::begin_write(&self.db).await?;
-        let row = delivery::ActiveModel {
-            id: Set(new.id.to_string()),
-            receiver_id: Set(new.receiver_id.to_string()),
-            delivery_key: Set(new.delivery_key.clone()),
-            event: Set(new.event),
-            state: Set(new.state.as_str().to_owned()),
-            receive_time: Set(new.receive_time),
-            method: Set(new.method),
-            path: Set(new.path),
-            request_headers: Set(headers_json(&new.request_headers)),
-            request_body: Set(new.request_body),
-            response_status: Set(i32::from(new.response_status)),
-            response_body: Set(new.response_body),
-            attempts: Set(0),
-            last_error: Set(new.last_error),
-            process_time: Set(None),
-            next_attempt_time: Set(new.receive_time),
-            lease_expire_time: Set(None),
-        };
-        if let Err(err) = delivery::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-        {
-            drop(txn);
-            if let (Some(SqlErr::UniqueConstraintViolation(_)), Some(key)) =
-                (err.sql_err(), &new.delivery_key)
-                && let Some(original) = self.find_by_key(new.receiver_id, key).await?
-            {
-                return Ok(Stored::Duplicate(original));
-            }
-            return Err(err.into());
+        let stored = insert_all(&txn, std::slice::from_ref(&prepared)).await?;
+        let stored = stored[0];
+        if stored == Stored::New {
+            then(&txn).await?;
         }
-        receiver::Entity::update_many()
-            .col_expr(
-                receiver::Column::LastDeliveryTime,
-                Expr::value(new.receive_time),
-            )
-            .filter(receiver::Column::Id.eq(new.receiver_id.to_string()))
-            .filter(
-                Condition::any()
-                    .add(receiver::Column::LastDeliveryTime.is_null())
-                    .add(receiver::Column::LastDeliveryTime.lt(new.receive_time)),
-            )
-            .exec(&txn)
-            .await?;
-        then(&txn).await?;
         txn.commit().await?;
-        Ok(Stored::New)
+        Ok(stored)
+    }
+
+    /// Stores a batch of deliveries (from concurrent requests) in one transaction, committed
+    /// once: what each became, in the batch's order. The whole batch is written or none of it.
+    pub async fn record_batch(
+        &self,
+        batch: &[PreparedDelivery],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let stored = insert_all(&txn, batch).await?;
+        txn.commit().await?;
+        Ok(stored)
     }
 
     /// Replaces the stored answer of a delivery, on `conn` (the transaction that stores it).
@@ -233,15 +205,7 @@ impl DeliveryStore {
 
     /// The accepted delivery of `receiver` with host delivery id `key`, if there is one.
     pub async fn find_by_key(&self, receiver: Uuid, key: &str) -> Result<Option<Uuid>, StoreError> {
-        let id: Option<String> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::ReceiverId.eq(receiver.to_string()))
-            .filter(delivery::Column::DeliveryKey.eq(key))
-            .filter(delivery::Column::State.ne(DeliveryState::Rejected.as_str()))
-            .into_tuple()
-            .one(&self.db)
-            .await?;
+        let id = find_by_key_on(&self.db, receiver, key).await?;
         id.map(|id| parse_uuid(&id)).transpose()
     }
 
@@ -332,6 +296,7 @@ impl DeliveryStore {
                     path: r.path,
                     request_headers: r.request_headers,
                     request_body: None,
+                    request_body_encoding: None,
                     response_status: r.response_status,
                     response_body: Vec::new(),
                     attempts: r.attempts,
@@ -418,9 +383,10 @@ impl DeliveryStore {
                 Expr::value(now.saturating_add(duration_micros(lease))),
             )
             .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-            .filter(C::Id.in_subquery(due))
-            .exec_with_returning(&self.db)
-            .await?;
+            .filter(C::Id.in_subquery(due));
+        let txn = crate::db::begin_write(&self.db).await?;
+        let rows = rows.exec_with_returning(&txn).await?;
+        txn.commit().await?;
         let mut claimed: Vec<ClaimedDelivery> = rows
             .into_iter()
             .map(|m| {
@@ -429,7 +395,8 @@ impl DeliveryStore {
                     receiver_id: parse_uuid(&m.receiver_id)?,
                     event: m.event,
                     request_headers: parse_headers(&m.id, &m.request_headers)?,
-                    request_body: m.request_body.unwrap_or_default(),
+                    request_body: decode_body(&m.id, m.request_body, m.request_body_encoding)?
+                        .unwrap_or_default(),
                     attempts: m.attempts,
                     receive_time: m.receive_time,
                 })
@@ -487,7 +454,7 @@ impl DeliveryStore {
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
         }
-        let txn = self.db.begin().await?;
+        let txn = crate::db::begin_write(&self.db).await?;
         let result = update.filter(claim_held(claimed)).exec(&txn).await?;
         let held = result.rows_affected == 1;
         if held && state == DeliveryState::Failed {
@@ -530,6 +497,150 @@ impl DeliveryStore {
     }
 }
 
+/// A delivery ready to be written: its row, with the body already encoded for storage, so
+/// that compressing it is done by the request's own task and not by whoever writes the batch.
+#[derive(Debug, Clone)]
+pub struct PreparedDelivery {
+    row: delivery::ActiveModel,
+    receiver_id: Uuid,
+    delivery_key: Option<String>,
+    receive_time: i64,
+    /// The bytes the row holds, roughly: bounds how much one batch carries.
+    size: usize,
+}
+
+impl PreparedDelivery {
+    pub fn new(new: NewDelivery) -> Self {
+        let body = new.request_body.map(StoredBody::encode);
+        let headers = headers_json(&new.request_headers);
+        let size = headers.len()
+            + body.as_ref().map_or(0, |b| b.bytes.len())
+            + new.response_body.len()
+            + new.event.len()
+            + new.path.len();
+        PreparedDelivery {
+            receiver_id: new.receiver_id,
+            delivery_key: new.delivery_key.clone(),
+            receive_time: new.receive_time,
+            size,
+            row: delivery::ActiveModel {
+                id: Set(new.id.to_string()),
+                receiver_id: Set(new.receiver_id.to_string()),
+                delivery_key: Set(new.delivery_key),
+                event: Set(new.event),
+                state: Set(new.state.as_str().to_owned()),
+                receive_time: Set(new.receive_time),
+                method: Set(new.method),
+                path: Set(new.path),
+                request_headers: Set(headers),
+                request_body_encoding: Set(body
+                    .as_ref()
+                    .and_then(|b| b.encoding)
+                    .map(str::to_owned)),
+                request_body: Set(body.map(|b| b.bytes)),
+                response_status: Set(i32::from(new.response_status)),
+                response_body: Set(new.response_body),
+                attempts: Set(0),
+                last_error: Set(new.last_error),
+                process_time: Set(None),
+                next_attempt_time: Set(new.receive_time),
+                lease_expire_time: Set(None),
+            },
+        }
+    }
+
+    /// The bytes it will write, roughly.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// The most rows one INSERT carries: well under SQLite's 32,766 bound parameters (18 a row).
+const ROWS_PER_INSERT: usize = 512;
+
+/// How far behind a receiver's `last_delivery_time` may be before a delivery moves it: it is
+/// written at most once a second per receiver, so concurrent batches (and replicas) do not all
+/// queue on that one row.
+const LAST_DELIVERY_RESOLUTION: i64 = 1_000_000;
+
+/// Writes `batch` on `txn`: one multi-row INSERT that skips rows whose delivery key the receiver
+/// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys), the
+/// originals of those skipped, and each receiver's last delivery time.
+async fn insert_all(
+    txn: &crate::db::WriteTxn,
+    batch: &[PreparedDelivery],
+) -> Result<Vec<Stored>, DbErr> {
+    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            delivery::Entity::insert_many(chunk.iter().map(|p| p.row.clone())).into_query();
+        insert
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .returning_col(delivery::Column::Id);
+        for row in txn.query_all(&insert).await? {
+            inserted.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    let mut stored = Vec::with_capacity(batch.len());
+    let mut latest: HashMap<Uuid, i64> = HashMap::new();
+    for p in batch {
+        let id = p.row.id.clone().unwrap();
+        if inserted.contains(&id) {
+            stored.push(Stored::New);
+            let time = latest.entry(p.receiver_id).or_insert(p.receive_time);
+            *time = Ord::max(*time, p.receive_time);
+            continue;
+        }
+        // Skipped by the unique index: the receiver has an accepted delivery with this key,
+        // written before or earlier in this very batch.
+        let original = match &p.delivery_key {
+            Some(key) => find_by_key_on(txn, p.receiver_id, key).await?,
+            None => None,
+        };
+        let original = original.ok_or_else(|| {
+            DbErr::Custom(format!(
+                "delivery {id} was not inserted, and no accepted delivery has its key"
+            ))
+        })?;
+        stored.push(Stored::Duplicate(
+            Uuid::parse_str(&original).map_err(|e| DbErr::Custom(e.to_string()))?,
+        ));
+    }
+    for (receiver_id, time) in latest {
+        receiver::Entity::update_many()
+            .col_expr(receiver::Column::LastDeliveryTime, Expr::value(time))
+            .filter(receiver::Column::Id.eq(receiver_id.to_string()))
+            .filter(
+                Condition::any()
+                    .add(receiver::Column::LastDeliveryTime.is_null())
+                    .add(
+                        receiver::Column::LastDeliveryTime
+                            .lt(time.saturating_sub(LAST_DELIVERY_RESOLUTION)),
+                    ),
+            )
+            .exec(txn)
+            .await?;
+    }
+    Ok(stored)
+}
+
+/// The id of the accepted delivery of `receiver` with key `key`, on `conn`.
+async fn find_by_key_on<C: ConnectionTrait>(
+    conn: &C,
+    receiver: Uuid,
+    key: &str,
+) -> Result<Option<String>, DbErr> {
+    delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::ReceiverId.eq(receiver.to_string()))
+        .filter(delivery::Column::DeliveryKey.eq(key))
+        .filter(delivery::Column::State.ne(DeliveryState::Rejected.as_str()))
+        .into_tuple()
+        .one(conn)
+        .await
+}
+
 /// The condition that a claim is still held: same delivery, still processing, same try.
 fn claim_held(claimed: &ClaimedDelivery) -> Condition {
     Condition::all()
@@ -547,6 +658,21 @@ fn parse_headers(id: &str, json: &str) -> Result<BTreeMap<String, String>, Store
         id: id.to_owned(),
         why: format!("request_headers: {e}"),
     })
+}
+
+/// A stored body as it was received.
+fn decode_body(
+    id: &str,
+    bytes: Option<Vec<u8>>,
+    encoding: Option<String>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    bytes
+        .map(|b| StoredBody::decode(b, encoding.as_deref()))
+        .transpose()
+        .map_err(|why| StoreError::Corrupt {
+            id: id.to_owned(),
+            why: format!("request_body: {why}"),
+        })
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
@@ -571,7 +697,7 @@ fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
         receive_time: m.receive_time,
         method: m.method,
         path: m.path,
-        request_body: m.request_body,
+        request_body: decode_body(&m.id, m.request_body, m.request_body_encoding)?,
         response_status: u16::try_from(m.response_status).unwrap_or(0),
         response_body: m.response_body,
         attempts: m.attempts,

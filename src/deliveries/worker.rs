@@ -221,7 +221,7 @@ impl Worker {
         let db_error = |e: &dyn std::fmt::Display| HandlerError::retry(format!("database: {e}"));
         let Some(entry) = self
             .receivers
-            .lookup(delivery.receiver_id)
+            .lookup_or_read(delivery.receiver_id)
             .await
             .map_err(|e| db_error(&e))?
         else {

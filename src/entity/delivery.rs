@@ -17,7 +17,10 @@ pub struct Model {
     pub path: String,
     /// JSON object: lower-case header name to value, secrets redacted.
     pub request_headers: String,
+    /// As stored: see `request_body_encoding`.
     pub request_body: Option<Vec<u8>>,
+    /// `NULL`: the body as received; `zstd`: compressed (`deliveries::body`).
+    pub request_body_encoding: Option<String>,
     pub response_status: i32,
     pub response_body: Vec<u8>,
     pub attempts: i32,

@@ -1,15 +1,18 @@
 //! The registry's store: receivers in the database, through sea-orm, the same on SQLite and
-//! PostgreSQL.
+//! PostgreSQL, and all of them in memory (kept current with every replica's changes) for the
+//! ingress.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, Set, SqlErr,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
@@ -106,61 +109,243 @@ pub struct ReceiverEntry {
     pub secrets: ReceiverSecrets,
 }
 
-/// How long a cached receiver is trusted before it is read again. Changes made through this
-/// process are seen at once (they drop the entry); this bounds how long a change made by another
-/// replica can go unseen.
-const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Every receiver with its secrets, in memory, so the ingress never asks the database who a
+/// delivery is for. It is kept current by [`ReceiverStore::follow`]: on PostgreSQL a trigger
+/// notifies every replica of each change (`LISTEN hookgate_receivers`), on SQLite a poll of the
+/// registry's version catches another process's changes; this process's own changes are applied
+/// at once.
+#[derive(Debug, Default)]
+struct Registry {
+    entries: RwLock<HashMap<Uuid, Arc<ReceiverEntry>>>,
+    /// Whether `entries` holds every receiver (the follower loaded them all): then a miss means
+    /// there is no such receiver, and the database is not asked.
+    complete: AtomicBool,
+    /// Held while an entry is read from the database and put in place, so a slow read can never
+    /// put an older row over a newer one.
+    refreshing: tokio::sync::Mutex<()>,
+}
 
-/// A cached receiver and when it was read.
-type CachedEntry = (Instant, Arc<ReceiverEntry>);
+/// The channel PostgreSQL notifies registry changes on (migration
+/// `m20261201_000008_notify_receiver_changes`); the payload is the receiver's id.
+const CHANGES_CHANNEL: &str = "hookgate_receivers";
 
-/// The receivers in the database, with an in-memory cache for the ingress's hot path.
+/// How often, on SQLite, the registry's version is compared with what is in memory.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The receivers in the database, and all of them in memory for the ingress's hot path.
 #[derive(Debug, Clone)]
 pub struct ReceiverStore {
     db: DatabaseConnection,
-    /// Receivers read recently, by id, with the time they were read.
-    cache: Arc<RwLock<HashMap<Uuid, CachedEntry>>>,
+    registry: Arc<Registry>,
 }
 
 impl ReceiverStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            cache: Arc::default(),
+            registry: Arc::default(),
         }
     }
 
-    /// The receiver and its secrets, from the cache when fresh, else from the database.
-    /// `None` when there is no such receiver.
+    /// The receiver and its secrets. From memory alone once the registry is complete (a miss is
+    /// `None`); before that, a miss is read from the database.
     pub async fn lookup(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
-        if let Some((read, entry)) = self.cache.read().expect("cache lock").get(&id)
-            && read.elapsed() < CACHE_TTL
-        {
-            return Ok(Some(entry.clone()));
+        if let Some(entry) = self.cached(id) {
+            return Ok(Some(entry));
         }
-        // One read of the row gives both the receiver and its secrets.
-        let Some(model) = receiver::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-        else {
-            self.forget(id);
+        if self.registry.complete.load(Ordering::Acquire) {
             return Ok(None);
-        };
-        let secrets = to_secrets(&model)?;
-        let entry = Arc::new(ReceiverEntry {
-            receiver: to_receiver(model)?,
-            secrets,
-        });
-        self.cache
-            .write()
-            .expect("cache lock")
-            .insert(id, (Instant::now(), entry.clone()));
-        Ok(Some(entry))
+        }
+        self.refresh(id).await
     }
 
-    /// Drops a receiver from the cache, so the next lookup reads the database.
-    fn forget(&self, id: Uuid) {
-        self.cache.write().expect("cache lock").remove(&id);
+    /// Like [`ReceiverStore::lookup`], but a miss is always read from the database: for the
+    /// worker, which may hold a delivery for a receiver made on another replica a moment ago.
+    pub async fn lookup_or_read(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
+        match self.cached(id) {
+            Some(entry) => Ok(Some(entry)),
+            None => self.refresh(id).await,
+        }
+    }
+
+    fn cached(&self, id: Uuid) -> Option<Arc<ReceiverEntry>> {
+        self.registry
+            .entries
+            .read()
+            .expect("registry lock")
+            .get(&id)
+            .cloned()
+    }
+
+    /// Reads one receiver from the database and puts it in memory (or takes it out, when it is
+    /// gone).
+    async fn refresh(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
+        let _one_at_a_time = self.registry.refreshing.lock().await;
+        let model = receiver::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?;
+        let mut entries = self.registry.entries.write().expect("registry lock");
+        match model {
+            None => {
+                entries.remove(&id);
+                Ok(None)
+            }
+            Some(model) => {
+                let entry = Arc::new(to_entry(model)?);
+                entries.insert(id, entry.clone());
+                Ok(Some(entry))
+            }
+        }
+    }
+
+    /// Brings the registry in memory up to date after this process changed receiver `id`. When
+    /// the row cannot be read back, the entry is dropped and misses go to the database until the
+    /// follower has reloaded everything, so a stale secret is never used.
+    async fn changed(&self, id: Uuid) {
+        if let Err(e) = self.refresh(id).await {
+            tracing::warn!(receiver = %id, error = %e, "registry: cannot read back a changed receiver");
+            self.registry.complete.store(false, Ordering::Release);
+            self.registry
+                .entries
+                .write()
+                .expect("registry lock")
+                .remove(&id);
+        }
+    }
+
+    /// Reads every receiver into memory, replacing what was there, and marks the registry
+    /// complete. Returns how many there are.
+    pub async fn load_all(&self) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.registry.refreshing.lock().await;
+        let models = receiver::Entity::find().all(&self.db).await?;
+        let mut loaded = HashMap::with_capacity(models.len());
+        for model in models {
+            let id = Uuid::parse_str(&model.id).map_err(|e| StoreError::Corrupt {
+                id: model.id.clone(),
+                why: format!("id: {e}"),
+            })?;
+            loaded.insert(id, Arc::new(to_entry(model)?));
+        }
+        let count = loaded.len();
+        *self.registry.entries.write().expect("registry lock") = loaded;
+        self.registry.complete.store(true, Ordering::Release);
+        Ok(count)
+    }
+
+    /// Keeps the registry in memory current with changes made by other processes until `stop`:
+    /// on PostgreSQL by `LISTEN`ing to the notifications a trigger sends for each change (and
+    /// reloading everything whenever the listening connection is re-established, since
+    /// notifications sent meanwhile are lost), on SQLite by polling the registry's version.
+    pub async fn follow(self, stop: CancellationToken) {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => self.follow_notifications(stop).await,
+            _ => self.follow_version(stop).await,
+        }
+    }
+
+    async fn follow_notifications(self, stop: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            if failures > 0 {
+                let wait = Duration::from_millis(250 * u64::from(failures.min(20)));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {},
+                }
+            }
+            // Listen first, then load: a change is either in the load or notified after it.
+            let pool = self.db.get_postgres_connection_pool();
+            let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                    Ok(()) => listener,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "registry: cannot listen for receiver changes; retrying");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "registry: cannot connect to listen for receiver changes; retrying");
+                    continue;
+                }
+            };
+            if let Err(e) = self.load_all().await {
+                failures += 1;
+                tracing::warn!(error = %e, "registry: cannot load receivers; retrying");
+                continue;
+            }
+            failures = 0;
+            loop {
+                let received = tokio::select! {
+                    () = stop.cancelled() => return,
+                    received = listener.try_recv() => received,
+                };
+                match received {
+                    Ok(Some(notification)) => {
+                        let Ok(id) = Uuid::parse_str(notification.payload()) else {
+                            tracing::warn!(
+                                payload = notification.payload(),
+                                "registry: a change notification that names no receiver"
+                            );
+                            continue;
+                        };
+                        if let Err(e) = self.refresh(id).await {
+                            // The change is not in memory yet: start over, which loads all.
+                            tracing::warn!(receiver = %id, error = %e, "registry: cannot read a changed receiver; reloading");
+                            failures += 1;
+                            break;
+                        }
+                    }
+                    // The connection was lost and made again: what changed meanwhile is unknown.
+                    Ok(None) => {
+                        if let Err(e) = self.load_all().await {
+                            tracing::warn!(error = %e, "registry: cannot reload receivers; retrying");
+                            failures += 1;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "registry: lost the connection that listens for receiver changes; reconnecting");
+                        failures += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn follow_version(self, stop: CancellationToken) {
+        let mut seen = None;
+        loop {
+            match self.version().await {
+                Ok(version) if Some(version) == seen => {}
+                Ok(version) => match self.load_all().await {
+                    Ok(_) => seen = Some(version),
+                    Err(e) => tracing::warn!(error = %e, "registry: cannot reload receivers"),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry: cannot read the registry's version")
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(POLL_INTERVAL) => {},
+            }
+        }
+    }
+
+    /// What changes whenever a receiver is made, changed or deleted: how many there are and the
+    /// latest update time.
+    async fn version(&self) -> Result<(i64, Option<i64>), StoreError> {
+        let version: Option<(i64, Option<i64>)> = receiver::Entity::find()
+            .select_only()
+            .column_as(receiver::Column::Id.count(), "count")
+            .column_as(receiver::Column::UpdateTime.max(), "latest")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(version.unwrap_or((0, None)))
     }
 
     /// Stores a new receiver made by `actor`. A name already in use is `NameTaken`.
@@ -189,7 +374,9 @@ impl ReceiverStore {
             .insert(&self.db)
             .await
             .map_err(|e| name_clash(e, &name))?;
-        to_receiver(model)
+        let receiver = to_receiver(model)?;
+        self.changed(receiver.id).await;
+        Ok(receiver)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Receiver, StoreError> {
@@ -281,7 +468,7 @@ impl ReceiverStore {
                 Some(name) => name_clash(e, name),
                 None => e.into(),
             })?;
-        self.forget(id);
+        self.changed(id).await;
         if result.rows_affected == 0 {
             return Err(StoreError::not_found("receiver", id));
         }
@@ -293,7 +480,7 @@ impl ReceiverStore {
         let result = receiver::Entity::delete_by_id(id.to_string())
             .exec(&self.db)
             .await?;
-        self.forget(id);
+        self.changed(id).await;
         if result.rows_affected == 0 {
             return Err(StoreError::not_found("receiver", id));
         }
@@ -326,7 +513,7 @@ impl ReceiverStore {
             .filter(C::Id.eq(id.to_string()))
             .exec(&self.db)
             .await?;
-        self.forget(id);
+        self.changed(id).await;
         if result.rows_affected == 0 {
             return Err(StoreError::not_found("receiver", id));
         }
@@ -367,6 +554,14 @@ fn to_secrets(m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
         _ => None,
     };
     Ok(ReceiverSecrets { current, previous })
+}
+
+fn to_entry(m: receiver::Model) -> Result<ReceiverEntry, StoreError> {
+    let secrets = to_secrets(&m)?;
+    Ok(ReceiverEntry {
+        receiver: to_receiver(m)?,
+        secrets,
+    })
 }
 
 fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {

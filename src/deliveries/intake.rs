@@ -1,0 +1,147 @@
+//! Group commit for the ingress. Each request hands its delivery to the intake and waits; a
+//! committer takes every delivery waiting at that moment and writes them in one transaction, so
+//! one commit (and one `fsync`) serves as many requests as arrived while the previous commit ran.
+//! Nothing waits on a timer: a lone request is written at once, and under load batches grow by
+//! themselves. Each request is answered only after its batch has committed.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{DeliveryStore, NewDelivery, PreparedDelivery, Stored};
+use crate::store::StoreError;
+
+/// How much one batch may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeConfig {
+    /// Deliveries a batch takes at most.
+    pub max_batch: usize,
+    /// Encoded bytes a batch takes at most (it always takes at least one delivery).
+    pub max_batch_bytes: usize,
+    /// Committers writing batches side by side: one on SQLite, which has one writer anyway;
+    /// a few on PostgreSQL, so one batch is built while another commits.
+    pub committers: usize,
+    /// Requests that may wait for a committer before the next one waits to be queued.
+    pub queue: usize,
+}
+
+impl IntakeConfig {
+    /// The settings for a database of `backend`.
+    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
+        Self {
+            max_batch: 256,
+            max_batch_bytes: 8 * 1024 * 1024,
+            committers: if backend == sea_orm::DbBackend::Postgres {
+                4
+            } else {
+                1
+            },
+            queue: 4096,
+        }
+    }
+}
+
+/// One request's delivery, and where its outcome goes.
+struct Job {
+    delivery: PreparedDelivery,
+    done: oneshot::Sender<Result<Stored, StoreError>>,
+}
+
+/// The ingress's side of group commit; cheap to clone. When every clone is gone, the
+/// committers write what is still queued and stop.
+#[derive(Clone)]
+pub struct Intake {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Intake {
+    /// Starts the committers on `store`; they run until every [`Intake`] clone is dropped and the
+    /// queue is empty.
+    pub fn start(store: DeliveryStore, config: IntakeConfig) -> (Intake, Vec<JoinHandle<()>>) {
+        let (jobs, queue) = mpsc::channel(config.queue.max(1));
+        let queue = Arc::new(Mutex::new(queue));
+        let committers = (0..config.committers.max(1))
+            .map(|_| tokio::spawn(commit_batches(store.clone(), queue.clone(), config)))
+            .collect();
+        (Intake { jobs }, committers)
+    }
+
+    /// Stores a delivery durably: returns once the transaction holding it has committed.
+    pub async fn record(&self, new: NewDelivery) -> Result<Stored, StoreError> {
+        // Encoding (compressing the body) happens here, on the request's own task, so the
+        // committers only write.
+        let delivery = PreparedDelivery::new(new);
+        let (done, outcome) = oneshot::channel();
+        self.jobs
+            .send(Job { delivery, done })
+            .await
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// The intake is shutting down: the request is answered as if the database were away, so the
+/// host retries.
+fn stopped() -> StoreError {
+    StoreError::Unavailable(sea_orm::DbErr::Custom(
+        "the service is shutting down".to_owned(),
+    ))
+}
+
+/// One committer: takes what is queued (up to a batch), writes it, answers, again.
+async fn commit_batches(
+    store: DeliveryStore,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    config: IntakeConfig,
+) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut bytes = first.delivery.size();
+            let mut batch = vec![first];
+            while batch.len() < config.max_batch && bytes < config.max_batch_bytes {
+                match queue.try_recv() {
+                    Ok(job) => {
+                        bytes += job.delivery.size();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        metrics::histogram!("hookgate_intake_batch_size").record(batch.len() as f64);
+        let (deliveries, answers): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|j| (j.delivery, j.done)).unzip();
+        match store.record_batch(&deliveries).await {
+            Ok(stored) => {
+                for (answer, stored) in answers.into_iter().zip(stored) {
+                    // A request whose client left has no one to answer; its delivery is stored.
+                    let _ = answer.send(Ok(stored));
+                }
+            }
+            // The database is away: every request in the batch hears so, and its host retries.
+            Err(e @ StoreError::Unavailable(_)) => {
+                for answer in answers {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+            // Something in the batch is refused: write each on its own, so one bad row fails
+            // only its own request.
+            Err(e) => {
+                tracing::warn!(error = %e, size = deliveries.len(), "intake: a batch was refused; writing its deliveries one by one");
+                for (delivery, answer) in deliveries.into_iter().zip(answers) {
+                    let one = store
+                        .record_batch(std::slice::from_ref(&delivery))
+                        .await
+                        .map(|mut stored| stored.remove(0));
+                    let _ = answer.send(one);
+                }
+            }
+        }
+    }
+}
