@@ -99,7 +99,10 @@ impl Application {
                 db.clone(),
                 receivers,
                 Arc::new(SyncHandler),
-                WorkerConfig::default(),
+                WorkerConfig {
+                    lease: config.delivery_lease.into(),
+                    ..WorkerConfig::default()
+                },
                 worker_wake,
             )
         });
