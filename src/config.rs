@@ -93,6 +93,17 @@ pub struct Config {
     )]
     pub delivery_retention: humantime::Duration,
 
+    /// How long a worker's claim on a delivery lasts (e.g. 60s). A delivery claimed by a process
+    /// that died is taken again when its claim runs out, so this bounds how late a crash makes
+    /// it; it must be longer than processing one batch takes.
+    #[arg(
+        long,
+        env = "HOOKGATE_DELIVERY_LEASE",
+        default_value = "60s",
+        global = true
+    )]
+    pub delivery_lease: humantime::Duration,
+
     /// Serve the ingress and the admin API, but leave stored deliveries to the workers of other
     /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
     #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]

@@ -16,13 +16,18 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+/// How long a request waits for a database connection before it is refused (503 at the ingress,
+/// `UNAVAILABLE` at the admin API, 503 at `/healthz`). While the database is unreachable every
+/// request waits this long (the pool keeps retrying a refused connection until then), so it is
+/// kept well inside the 10 s code hosts wait for an answer: a host hears "retry later" instead
+/// of timing out.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Opens a pool on `url` (sqlite:// or postgres://).
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+    // sea-orm's connect timeout is the same pool setting as its acquire timeout.
+    options.sqlx_logging(false).acquire_timeout(ACQUIRE_TIMEOUT);
     if url.starts_with("sqlite:") {
         options
             .map_sqlx_sqlite_opts(|o| {

@@ -16,11 +16,21 @@ pub struct Served {
 }
 
 impl Served {
+    /// Starts `hookgate serve` on `db`, both ports 0 on loopback, and waits until it has logged
+    /// the addresses it listens on.
     pub fn start(db: &TestDatabase) -> Served {
+        Self::start_with(db, &[])
+    }
+
+    /// Like [`Served::start`], with more command-line arguments (`--ingress-only`, ...). Started
+    /// again on the same `db` after a kill, it runs on the data the killed process left (on new
+    /// ports: clients must use the new addresses).
+    pub fn start_with(db: &TestDatabase, args: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
             .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(db.dir.path())
+            .args(args)
             .env("HOOKGATE_DATABASE_URL", &db.url)
             .env_remove("HOOKGATE_ADMIN_TOKEN")
             .env_remove("HOOKGATE_PUBLIC_URL")
@@ -56,6 +66,24 @@ impl Served {
             http_addr: http_addr.unwrap(),
             log,
         }
+    }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would: nothing in flight is
+    /// finished, flushed or answered. Returns what it logged.
+    pub fn kill(&mut self) -> String {
+        // `Child::kill` is SIGKILL on Unix.
+        self.child.kill().expect("the process can be killed");
+        self.child.wait().expect("the killed process is reaped");
+        self.log.lock().unwrap().clone()
+    }
+
+    /// A gRPC channel to its admin API.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("a valid URI")
+            .connect()
+            .await
+            .expect("the admin API accepts connections")
     }
 
     /// Sends SIGTERM and waits for the exit status.

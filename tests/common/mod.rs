@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod postgres_server;
 
 use std::net::SocketAddr;
 
@@ -85,24 +86,30 @@ impl TestDatabase {
             },
             Engine::Postgres => {
                 let server = postgres_url().expect("PostgreSQL tests run only with a URL");
-                let name = format!("hookgate_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(server.as_str())
-                    .await
-                    .expect("the PostgreSQL test server accepts connections");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("a test database can be created");
-                admin.close().await.ok();
-                let mut url =
-                    url::Url::parse(&server).expect("HOOKGATE_TEST_DATABASE_URL is a URL");
-                url.set_path(&name);
-                Self {
-                    url: url.to_string(),
-                    dir,
-                    postgres: Some((server, name)),
-                }
+                Self::on_postgres(&server).await
             }
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `server` (a URL whose user may create
+    /// databases).
+    pub async fn on_postgres(server: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory can be made");
+        let name = format!("hookgate_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server)
+            .await
+            .expect("the PostgreSQL test server accepts connections");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a test database can be created");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(server).expect("a PostgreSQL server URL");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            dir,
+            postgres: Some((server.to_owned(), name)),
         }
     }
 
