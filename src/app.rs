@@ -37,6 +37,8 @@ pub struct Application {
     /// The base of receiver URLs in force.
     public_url: String,
     db: DatabaseConnection,
+    /// Where `/metrics` reads the process's metrics.
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl Application {
@@ -71,6 +73,7 @@ impl Application {
         let deliveries = DeliveryStore::new(db.clone());
         let stop = CancellationToken::new();
         let worker_wake = Arc::new(Notify::new());
+        let metrics = crate::metrics::install();
         let http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -78,7 +81,13 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
-        });
+        })
+        .merge(crate::metrics::router(crate::metrics::MetricsState {
+            handle: metrics.clone(),
+            deliveries: deliveries.clone(),
+            sync_requests: SyncRequestStore::new(db.clone()),
+        }))
+        .layer(axum::middleware::from_fn(crate::observe::track));
         let grpc_routes = admin::routes(
             AdminState {
                 receivers: receivers.clone(),
@@ -114,6 +123,7 @@ impl Application {
             retention: config.delivery_retention.into(),
             public_url,
             db,
+            metrics,
         })
     }
 
@@ -184,6 +194,7 @@ impl Application {
             self.retention,
             stop.clone(),
         ));
+        tokio::spawn(crate::metrics::run_upkeep(self.metrics, stop.clone()));
         // If one server fails, stop the other too rather than run half a service.
         let result = tokio::try_join!(
             async {

@@ -97,6 +97,26 @@ pub struct Config {
     /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
     #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]
     pub ingress_only: bool,
+
+    /// Logs, shutdown and the limits on what clients can make the service hold.
+    #[command(flatten)]
+    pub operations: Operations,
+}
+
+/// How the service logs, stops, and bounds what clients can make it hold: the flags of
+/// observability and limits, kept together as README's table "Limits, logs and shutdown" is.
+#[derive(Debug, Clone, Args)]
+pub struct Operations {
+    /// How log lines are written to stderr: `pretty` (human-readable lines) or `json` (one JSON
+    /// object a line, for log collectors).
+    #[arg(
+        long,
+        env = "HOOKGATE_LOG_FORMAT",
+        value_enum,
+        default_value_t = crate::logging::LogFormat::Pretty,
+        global = true
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Config {

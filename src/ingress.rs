@@ -139,12 +139,10 @@ async fn intake(
     };
     let entry = match state.receivers.lookup(receiver_id).await {
         Ok(Some(entry)) => entry,
-        Ok(None) => {
-            metrics::counter!("hookgate_deliveries_unknown_receiver_total").increment(1);
-            return error(StatusCode::NOT_FOUND, "no receiver has this id");
-        }
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no receiver has this id"),
         Err(e) => return store_unavailable(&e),
     };
+    crate::observe::receiver(&entry.receiver);
     let kind = entry.receiver.code_host_kind;
     let Some(host) = kind.host() else {
         return trigger(
@@ -227,6 +225,7 @@ async fn intake(
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    crate::observe::event(&classified.event);
     let (delivery_state, status, note) = match classified.disposition {
         Disposition::Handled => (DeliveryState::Pending, StatusCode::ACCEPTED, None),
         Disposition::Ping => (
@@ -244,6 +243,7 @@ async fn intake(
         ),
     };
     let id = base.id;
+    crate::observe::stored_as(id, delivery_state);
     let response_body = match &note {
         None => json!({ "delivery_id": id }),
         Some(note) => json!({ "delivery_id": id, "message": note }),
@@ -265,10 +265,13 @@ async fn intake(
             }
             reply(status, response_body)
         }
-        Ok(Stored::Duplicate(original)) => reply(
-            StatusCode::OK,
-            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-        ),
+        Ok(Stored::Duplicate(original)) => {
+            crate::observe::duplicate(original);
+            reply(
+                StatusCode::OK,
+                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+            )
+        }
         Err(e) => store_unavailable(&e),
     }
 }
@@ -280,7 +283,6 @@ fn rate_limited(state: &IngressState, receiver: &Receiver) -> Option<Response> {
         .rate_limiter
         .check(receiver.id, limit, std::time::Instant::now())
         .err()?;
-    metrics::counter!("hookgate_deliveries_rate_limited_total").increment(1);
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
@@ -407,6 +409,7 @@ async fn trigger(
         );
     }
     let id = base.id;
+    crate::observe::stored_as(id, DeliveryState::Processed);
     let event = match target {
         crate::trigger::Target::Push { .. } => "trigger/push",
         _ => "trigger",
@@ -440,10 +443,13 @@ async fn trigger(
                 json!({ "delivery_id": id, "sync_requests": n }),
             )
         }
-        Ok(Stored::Duplicate(original)) => reply(
-            StatusCode::OK,
-            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-        ),
+        Ok(Stored::Duplicate(original)) => {
+            crate::observe::duplicate(original);
+            reply(
+                StatusCode::OK,
+                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+            )
+        }
         Err(e) => store_unavailable(&e),
     }
 }
