@@ -471,6 +471,13 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
         return Err(too_large());
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {
+        match crate::limits::BodyLimit::find(&e) {
+            Some(crate::limits::BodyLimit::TimedOut) => return body_timed_out(),
+            Some(crate::limits::BodyLimit::OverBudget) => {
+                return overloaded(&crate::limits::BodyLimit::OverBudget.to_string());
+            }
+            None => {}
+        }
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
@@ -483,6 +490,30 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
             )
         }
     })
+}
+
+/// 503 with `Retry-After: 1`, at once: the ingress is at one of its limits (`--max-inflight-requests`,
+/// `--max-buffered-body-bytes`); `why` says which.
+pub fn overloaded(why: &str) -> Response {
+    crate::observe::outcome(crate::observe::Outcome::Overloaded);
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, why);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// 408: the body did not arrive within `--body-read-timeout`. The rest of it is not read, so the
+/// connection is closed.
+fn body_timed_out() -> Response {
+    let mut response = error(
+        StatusCode::REQUEST_TIMEOUT,
+        "the body did not arrive in time; send it again",
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The request headers as the log keeps them: lower-case names, repeated headers joined with
