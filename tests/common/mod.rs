@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod prometheus;
+pub mod raw_http;
 
 use std::net::SocketAddr;
 
