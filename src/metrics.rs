@@ -350,3 +350,55 @@ fn gauge_text(out: &mut String, name: &str, help: &str, value: f64) {
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n\n"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn scrape_text(db: sea_orm::DatabaseConnection) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let state = MetricsState {
+            handle: install(),
+            deliveries: DeliveryStore::new(db.clone()),
+            sync_requests: SyncRequestStore::new(db),
+        };
+        let response = router(state)
+            .oneshot(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .expect("a valid request"),
+            )
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_database_that_does_not_answer_leaves_its_gauges_out_and_the_rest_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let (status, text) = scrape_text(db.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains("\nhookgate_delivery_queue_depth 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nhookgate_database_up 1\n"), "{text}");
+
+        db.close_by_ref().await.unwrap();
+        let (status, text) = scrape_text(db).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains("\nhookgate_database_up 0\n"), "{text}");
+        assert!(!text.contains(QUEUE_DEPTH), "{text}");
+        assert!(
+            text.contains(BUILD_INFO),
+            "the process's own metrics are still served"
+        );
+    }
+}
