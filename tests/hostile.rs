@@ -293,9 +293,11 @@ fn attempt(i: usize, r: &Receivers) -> Attempt {
             post("unsigned XML", &gh, headers, body, &[401], false)
         }
         15 => {
-            let mut headers = signed("push", &push);
+            // No body: what a server does not read of a request it refuses may reset the
+            // connection before the client reads the answer.
+            let mut headers = signed("push", b"");
             headers.push(("x-padding", vec![b'a'; 20 * 1024]));
-            post("huge head", &gh, headers, push, &[431], false)
+            post("huge head", &gh, headers, Vec::new(), &[431], false)
         }
         16 => {
             let path = format!("/.api/webhooks/{}", key());

@@ -174,7 +174,8 @@ async fn over_the_inflight_cap_a_delivery_gets_503_with_retry_after_at_once() {
     let response = app.post(&id, &[], b"{}".to_vec()).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
-    assert!(start.elapsed() < Duration::from_secs(1), "answered at once");
+    // At once: the held requests would keep it waiting for their whole body read timeout.
+    assert!(start.elapsed() < Duration::from_secs(3), "answered at once");
     assert!(response.headers().contains_key("x-hookgate-request-id"));
 
     // The held requests end (unsigned: 401), and their slots are free again.

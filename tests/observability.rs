@@ -128,7 +128,7 @@ async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Eng
 
     // The three accepted pushes are processed; then every count is final.
     let mut metrics = Exposition::default();
-    for _ in 0..100 {
+    for _ in 0..200 {
         metrics = prometheus::scrape(&served.http_addr).await;
         let processed = metrics.count(
             "hookgate_delivery_processing_duration_seconds_count",
@@ -405,7 +405,7 @@ async fn a_request_that_never_ends_holds_up_shutdown_only_until_the_shutdown_tim
         .unwrap_or_else(|| panic!("hookgate did not exit:\n{}", served.log()));
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_millis(1800) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
         "exited after {took:?}"
     );
     assert_eq!(exit.code(), Some(0), "{}", served.log());
