@@ -42,6 +42,14 @@ pub struct Application {
     /// The base of receiver URLs in force.
     public_url: String,
     db: DatabaseConnection,
+    /// The ingress server's connection limits.
+    server_limits: crate::serve::ServerLimits,
+    /// How long shutdown may wait for in-flight work.
+    shutdown_timeout: std::time::Duration,
+    /// The largest admin API request message.
+    max_admin_message_bytes: usize,
+    /// Where `/metrics` reads the process's metrics.
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl Application {
@@ -56,6 +64,7 @@ impl Application {
                 config.grpc_addr
             );
         }
+        config.operations.check(config.max_body_bytes)?;
         let db = open_database(config).await?;
 
         let http_listener = TcpListener::bind(config.http_addr)
@@ -86,6 +95,7 @@ impl Application {
             deliveries.clone(),
             IntakeConfig::for_backend(db.get_database_backend()),
         );
+        let metrics = crate::metrics::install();
         let http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -94,7 +104,17 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
-        });
+        })
+        .merge(crate::metrics::router(crate::metrics::MetricsState {
+            handle: metrics.clone(),
+            deliveries: deliveries.clone(),
+            sync_requests: SyncRequestStore::new(db.clone()),
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::limits::IngressLimits::new(&config.operations, config.max_body_bytes),
+            crate::limits::enforce,
+        ))
+        .layer(axum::middleware::from_fn(crate::observe::track));
         let grpc_routes = admin::routes(
             AdminState {
                 receivers: receivers.clone(),
@@ -108,6 +128,7 @@ impl Application {
                 worker_wake: worker_wake.clone(),
             },
             AdminAuth::new(admin_token),
+            config.operations.max_admin_message_bytes,
         )
         .await?;
         let worker = (!config.ingress_only).then(|| {
@@ -135,6 +156,10 @@ impl Application {
             retention: config.delivery_retention.into(),
             public_url,
             db,
+            server_limits: (&config.operations).into(),
+            shutdown_timeout: config.operations.shutdown_timeout.into(),
+            max_admin_message_bytes: config.operations.max_admin_message_bytes,
+            metrics,
         })
     }
 
@@ -158,7 +183,10 @@ impl Application {
     }
 
     /// Serves both ports until `shutdown` completes, then stops taking connections, lets
-    /// in-flight requests finish and returns.
+    /// in-flight requests and the worker's batch finish and returns. When that takes longer than
+    /// `--shutdown-timeout`, it returns anyway, leaving the rest to be dropped with the process:
+    /// a request not answered yet was not acknowledged (its sender retries it), and a delivery
+    /// the worker had claimed is claimed again when its lease runs out.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -177,13 +205,20 @@ impl Application {
         tracing::info!(%http_addr, public_url = %self.public_url, "webhook ingress listening");
         tracing::info!(%grpc_addr, "admin API listening");
         let http = async {
-            axum::serve(self.http_listener, self.http_router)
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .await
-                .context("the HTTP ingress failed")
+            crate::serve::serve(
+                self.http_listener,
+                self.http_router,
+                self.server_limits,
+                stop.clone(),
+            )
+            .await;
+            anyhow::Ok(())
         };
         let grpc = async {
             tonic::transport::Server::builder()
+                .layer(crate::limits::admin_message_limit(
+                    self.max_admin_message_bytes,
+                ))
                 .add_routes(self.grpc_routes)
                 .serve_with_incoming_shutdown(
                     // With an incoming stream tonic leaves TCP_NODELAY unset (its builder's
@@ -209,30 +244,50 @@ impl Application {
             self.retention,
             stop.clone(),
         ));
-        // If one server fails, stop the other too rather than run half a service.
-        let result = tokio::try_join!(
-            async {
-                let r = http.await;
-                stop.cancel();
-                r
-            },
-            async {
-                let r = grpc.await;
-                stop.cancel();
-                r
+        tokio::spawn(crate::metrics::run_upkeep(self.metrics, stop.clone()));
+        let everything = async {
+            // If one server fails, stop the other too rather than run half a service.
+            let result = tokio::try_join!(
+                async {
+                    let r = http.await;
+                    stop.cancel();
+                    r
+                },
+                async {
+                    let r = grpc.await;
+                    stop.cancel();
+                    r
+                }
+            );
+            // The servers have stopped taking requests: what they handed the intake is
+            // written, and the worker finishes its batch.
+            stop.cancel();
+            for committer in self.committers {
+                committer.await.ok();
             }
-        );
-        // The servers have stopped taking requests: what they handed the intake is written, and
-        // the worker finishes its batch.
-        stop.cancel();
-        for committer in self.committers {
-            committer.await.ok();
+            worker.await.ok();
+            janitor.await.ok();
+            follower.await.ok();
+            result
+        };
+        let timeout = self.shutdown_timeout;
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            result = everything => {
+                self.db.close().await.ok();
+                result.map(|_| ())
+            }
+            () = deadline => {
+                tracing::warn!(
+                    shutdown_timeout = %humantime::format_duration(timeout),
+                    "shutdown timeout passed: exiting with requests still open; none of them was acknowledged, so their senders retry"
+                );
+                Ok(())
+            }
         }
-        worker.await.ok();
-        janitor.await.ok();
-        follower.await.ok();
-        self.db.close().await.ok();
-        result.map(|_| ())
     }
 }
 

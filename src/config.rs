@@ -108,6 +108,101 @@ pub struct Config {
     /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
     #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]
     pub ingress_only: bool,
+
+    /// Logs, shutdown and the limits on what clients can make the service hold.
+    #[command(flatten)]
+    pub operations: Operations,
+}
+
+/// How the service logs, stops, and bounds what clients can make it hold: the flags of
+/// observability and limits, kept together as README's table "Limits, logs and shutdown" is.
+#[derive(Debug, Clone, Args)]
+pub struct Operations {
+    /// How log lines are written to stderr: `pretty` (human-readable lines) or `json` (one JSON
+    /// object a line, for log collectors).
+    #[arg(
+        long,
+        env = "HOOKGATE_LOG_FORMAT",
+        value_enum,
+        default_value_t = crate::logging::LogFormat::Pretty,
+        global = true
+    )]
+    pub log_format: crate::logging::LogFormat,
+
+    /// After SIGTERM, how long in-flight requests and the worker's batch may take before the
+    /// process exits anyway (nothing answered 2xx is lost: a 2xx is sent only after commit).
+    #[arg(
+        long,
+        env = "HOOKGATE_SHUTDOWN_TIMEOUT",
+        default_value = "30s",
+        global = true
+    )]
+    pub shutdown_timeout: humantime::Duration,
+
+    /// How long a client may take to send a request's headers; an idle keep-alive connection is
+    /// closed after the same time.
+    #[arg(
+        long,
+        env = "HOOKGATE_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        global = true
+    )]
+    pub header_read_timeout: humantime::Duration,
+
+    /// How long a client may take to send a whole delivery body; slower ones get 408.
+    #[arg(
+        long,
+        env = "HOOKGATE_BODY_READ_TIMEOUT",
+        default_value = "30s",
+        global = true
+    )]
+    pub body_read_timeout: humantime::Duration,
+
+    /// The largest request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_HEADER_BYTES",
+        default_value_t = 64 * 1024,
+        global = true
+    )]
+    pub max_header_bytes: usize,
+
+    /// Open HTTP connections at most; further ones are closed at once.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_CONNECTIONS",
+        default_value_t = 512,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Deliveries handled at once at most; further ones get 503 with Retry-After at once.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_INFLIGHT_REQUESTS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_inflight_requests: usize,
+
+    /// Bytes of delivery bodies held in memory at once, across all requests; past it a delivery
+    /// gets 503 with Retry-After. At least --max-body-bytes.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_BUFFERED_BODY_BYTES",
+        default_value_t = 128 * 1024 * 1024,
+        global = true
+    )]
+    pub max_buffered_body_bytes: usize,
+
+    /// The largest admin API request message in bytes; larger ones get INVALID_ARGUMENT.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_ADMIN_MESSAGE_BYTES",
+        default_value_t = 4 * 1024 * 1024,
+        global = true
+    )]
+    pub max_admin_message_bytes: usize,
 }
 
 impl Config {
@@ -147,5 +242,33 @@ impl Config {
             }
             _ => Ok(format!("http://{bound_http}")),
         }
+    }
+}
+
+impl Operations {
+    /// Refuses settings that cannot work together, with what to change.
+    pub fn check(&self, max_body_bytes: usize) -> anyhow::Result<()> {
+        if self.max_buffered_body_bytes < max_body_bytes {
+            anyhow::bail!(
+                "--max-buffered-body-bytes {} is less than --max-body-bytes {max_body_bytes}, so the largest delivery could never be read: raise it, or lower --max-body-bytes",
+                self.max_buffered_body_bytes
+            );
+        }
+        for (flag, value) in [
+            ("--max-connections", self.max_connections),
+            ("--max-inflight-requests", self.max_inflight_requests),
+            ("--max-admin-message-bytes", self.max_admin_message_bytes),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{flag} must be at least 1");
+            }
+        }
+        if self.max_header_bytes < 1024 {
+            anyhow::bail!(
+                "--max-header-bytes {} is too small for any code host's headers: give at least 1024 (default 65536)",
+                self.max_header_bytes
+            );
+        }
+        Ok(())
     }
 }

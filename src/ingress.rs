@@ -141,12 +141,10 @@ async fn intake(
     };
     let entry = match state.receivers.lookup(receiver_id).await {
         Ok(Some(entry)) => entry,
-        Ok(None) => {
-            metrics::counter!("hookgate_deliveries_unknown_receiver_total").increment(1);
-            return error(StatusCode::NOT_FOUND, "no receiver has this id");
-        }
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no receiver has this id"),
         Err(e) => return store_unavailable(&e),
     };
+    crate::observe::receiver(&entry.receiver);
     let kind = entry.receiver.code_host_kind;
     let Some(host) = kind.host() else {
         return trigger(
@@ -229,6 +227,7 @@ async fn intake(
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    crate::observe::event(&classified.event);
     let (delivery_state, status, note) = match classified.disposition {
         Disposition::Handled => (DeliveryState::Pending, StatusCode::ACCEPTED, None),
         Disposition::Ping => (
@@ -246,6 +245,7 @@ async fn intake(
         ),
     };
     let id = base.id;
+    crate::observe::stored_as(id, delivery_state);
     let response_body = match &note {
         None => json!({ "delivery_id": id }),
         Some(note) => json!({ "delivery_id": id, "message": note }),
@@ -267,10 +267,13 @@ async fn intake(
             }
             reply(status, response_body)
         }
-        Ok(Stored::Duplicate(original)) => reply(
-            StatusCode::OK,
-            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-        ),
+        Ok(Stored::Duplicate(original)) => {
+            crate::observe::duplicate(original);
+            reply(
+                StatusCode::OK,
+                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+            )
+        }
         Err(e) => store_unavailable(&e),
     }
 }
@@ -282,7 +285,6 @@ fn rate_limited(state: &IngressState, receiver: &Receiver) -> Option<Response> {
         .rate_limiter
         .check(receiver.id, limit, std::time::Instant::now())
         .err()?;
-    metrics::counter!("hookgate_deliveries_rate_limited_total").increment(1);
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
@@ -409,6 +411,7 @@ async fn trigger(
         );
     }
     let id = base.id;
+    crate::observe::stored_as(id, DeliveryState::Processed);
     let event = match target {
         crate::trigger::Target::Push { .. } => "trigger/push",
         _ => "trigger",
@@ -442,10 +445,13 @@ async fn trigger(
                 json!({ "delivery_id": id, "sync_requests": n }),
             )
         }
-        Ok(Stored::Duplicate(original)) => reply(
-            StatusCode::OK,
-            json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-        ),
+        Ok(Stored::Duplicate(original)) => {
+            crate::observe::duplicate(original);
+            reply(
+                StatusCode::OK,
+                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+            )
+        }
         Err(e) => store_unavailable(&e),
     }
 }
@@ -467,6 +473,13 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
         return Err(too_large());
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {
+        match crate::limits::BodyLimit::find(&e) {
+            Some(crate::limits::BodyLimit::TimedOut) => return body_timed_out(),
+            Some(crate::limits::BodyLimit::OverBudget) => {
+                return overloaded(&crate::limits::BodyLimit::OverBudget.to_string());
+            }
+            None => {}
+        }
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
@@ -479,6 +492,30 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
             )
         }
     })
+}
+
+/// 503 with `Retry-After: 1`, at once: the ingress is at one of its limits (`--max-inflight-requests`,
+/// `--max-buffered-body-bytes`); `why` says which.
+pub fn overloaded(why: &str) -> Response {
+    crate::observe::outcome(crate::observe::Outcome::Overloaded);
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, why);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// 408: the body did not arrive within `--body-read-timeout`. The rest of it is not read, so the
+/// connection is closed.
+fn body_timed_out() -> Response {
+    let mut response = error(
+        StatusCode::REQUEST_TIMEOUT,
+        "the body did not arrive in time; send it again",
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The request headers as the log keeps them: lower-case names, repeated headers joined with

@@ -356,6 +356,21 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--data-dir", "HOOKGATE_DATA_DIR"),
         ("--database-url", "HOOKGATE_DATABASE_URL"),
         ("--admin-token", "HOOKGATE_ADMIN_TOKEN"),
+        ("--log-format", "HOOKGATE_LOG_FORMAT"),
+        ("--shutdown-timeout", "HOOKGATE_SHUTDOWN_TIMEOUT"),
+        ("--header-read-timeout", "HOOKGATE_HEADER_READ_TIMEOUT"),
+        ("--body-read-timeout", "HOOKGATE_BODY_READ_TIMEOUT"),
+        ("--max-header-bytes", "HOOKGATE_MAX_HEADER_BYTES"),
+        ("--max-connections", "HOOKGATE_MAX_CONNECTIONS"),
+        ("--max-inflight-requests", "HOOKGATE_MAX_INFLIGHT_REQUESTS"),
+        (
+            "--max-buffered-body-bytes",
+            "HOOKGATE_MAX_BUFFERED_BODY_BYTES",
+        ),
+        (
+            "--max-admin-message-bytes",
+            "HOOKGATE_MAX_ADMIN_MESSAGE_BYTES",
+        ),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),

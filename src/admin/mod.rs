@@ -50,13 +50,20 @@ pub struct AdminState {
 }
 
 /// The admin API's routes: every service behind the admin token, plus reflection (v1 and
-/// v1alpha, which grpcurl 1.8 speaks) and health, which stay open.
-pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes> {
+/// v1alpha, which grpcurl 1.8 speaks) and health, which stay open. Messages up to
+/// `max_message_bytes` are decoded (larger ones are refused before this, with
+/// `INVALID_ARGUMENT`, by `limits::admin_message_limit`).
+pub async fn routes(
+    state: AdminState,
+    auth: AdminAuth,
+    max_message_bytes: usize,
+) -> anyhow::Result<Routes> {
     use proto::changeset_service_server::ChangesetServiceServer;
     use proto::delivery_service_server::DeliveryServiceServer;
     use proto::event_service_server::EventServiceServer;
     use proto::receiver_service_server::ReceiverServiceServer;
     use proto::repository_service_server::RepositoryServiceServer;
+    use tonic::service::interceptor::InterceptedService;
 
     // Health is described too, so `grpcurl list` shows it and `describe` works on it.
     let reflection = || {
@@ -79,22 +86,34 @@ pub async fn routes(state: AdminState, auth: AdminAuth) -> anyhow::Result<Routes
             .await;
     }
 
-    let deliveries =
-        DeliveryServiceServer::with_interceptor(DeliveryAdmin::new(state.clone()), auth.clone());
-    let repositories = RepositoryServiceServer::with_interceptor(
-        RepositoryAdmin::new(state.clone()),
+    let max = max_message_bytes;
+    let deliveries = InterceptedService::new(
+        DeliveryServiceServer::new(DeliveryAdmin::new(state.clone()))
+            .max_decoding_message_size(max),
         auth.clone(),
     );
-    let changesets =
-        ChangesetServiceServer::with_interceptor(ChangesetAdmin::new(state.clone()), auth.clone());
-    let events = EventServiceServer::with_interceptor(
-        EventAdmin::new(
+    let repositories = InterceptedService::new(
+        RepositoryServiceServer::new(RepositoryAdmin::new(state.clone()))
+            .max_decoding_message_size(max),
+        auth.clone(),
+    );
+    let changesets = InterceptedService::new(
+        ChangesetServiceServer::new(ChangesetAdmin::new(state.clone()))
+            .max_decoding_message_size(max),
+        auth.clone(),
+    );
+    let events = InterceptedService::new(
+        EventServiceServer::new(EventAdmin::new(
             state.clone(),
             crate::events::EventStore::new(state.db.clone()),
-        ),
+        ))
+        .max_decoding_message_size(max),
         auth.clone(),
     );
-    let receivers = ReceiverServiceServer::with_interceptor(ReceiverAdmin::new(state), auth);
+    let receivers = InterceptedService::new(
+        ReceiverServiceServer::new(ReceiverAdmin::new(state)).max_decoding_message_size(max),
+        auth,
+    );
     let mut builder = Routes::builder();
     builder
         .add_service(health)

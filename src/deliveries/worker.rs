@@ -174,13 +174,20 @@ impl Worker {
 
     async fn process(&self, delivery: ClaimedDelivery, now: i64) {
         let id = delivery.id;
+        let started = std::time::Instant::now();
         let result = self.apply(&delivery, now).await;
         let error = match result {
             Ok(Some(state)) => {
+                crate::metrics::delivery_processed(state, started, delivery.receive_time);
                 tracing::debug!(delivery = %id, %state, "delivery processed");
                 return;
             }
             Ok(None) => {
+                crate::metrics::delivery_processed(
+                    crate::metrics::WorkerOutcome::Lost,
+                    started,
+                    delivery.receive_time,
+                );
                 tracing::warn!(delivery = %id, "lost the claim on a delivery (lease ran out); another worker has it");
                 return;
             }
@@ -198,9 +205,19 @@ impl Worker {
             .await
         {
             Ok(Some(DeliveryState::Failed)) => {
+                crate::metrics::delivery_processed(
+                    DeliveryState::Failed,
+                    started,
+                    delivery.receive_time,
+                );
                 tracing::error!(delivery = %id, attempts = delivery.attempts, error = %error, "delivery failed for good");
             }
             Ok(Some(_)) => {
+                crate::metrics::delivery_processed(
+                    crate::metrics::WorkerOutcome::Retry,
+                    started,
+                    delivery.receive_time,
+                );
                 tracing::warn!(delivery = %id, attempts = delivery.attempts, error = %error, retry_in = ?retry_after, "delivery failed; will retry");
             }
             Ok(None) => {}

@@ -244,6 +244,14 @@ impl SyncRequestStore {
         Self { db }
     }
 
+    /// How many requests are `PENDING` (for `/metrics`).
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        Ok(sync_request::Entity::find()
+            .filter(sync_request::Column::State.eq(SyncRequestState::Pending.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+
     /// Returns claims whose lease ran out to `PENDING`.
     async fn release_expired(&self, now: i64) -> Result<(), DbErr> {
         use sync_request::Column as C;

@@ -22,12 +22,13 @@ impl Served {
         Self::start_with(db, &[])
     }
 
-    /// Like [`Served::start`], with more command-line arguments (`--ingress-only`, ...). Started
-    /// again on the same `db` after a kill, it runs on the data the killed process left (on new
-    /// ports: clients must use the new addresses).
+    /// Like [`Served::start`], with more command-line arguments (`--ingress-only`, ...) after
+    /// the test's own (later flags win). Started again on the same `db` after a kill, it runs
+    /// on the data the killed process left (on new ports: clients must use the new addresses).
     pub fn start_with(db: &TestDatabase, args: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
             .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
             .arg("--data-dir")
             .arg(db.dir.path())
             .args(args)
@@ -88,19 +89,51 @@ impl Served {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.send_sigterm();
+        match self.wait_for_exit(Duration::from_secs(30)) {
+            Some(status) => (status, self.log()),
+            None => {
+                self.child.kill().ok();
+                panic!("hookgate did not stop within 30 s of SIGTERM");
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());
-        for _ in 0..300 {
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
                 std::thread::sleep(Duration::from_millis(50));
-                let log = self.log.lock().unwrap().clone();
-                return (status, log);
+                return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        self.child.kill().ok();
-        panic!("hookgate did not stop within 30 s of SIGTERM");
+        None
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// A line from /proc/<pid>/status such as `VmRSS` or `VmHWM`, in KiB.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process's status can be read");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} is in /proc/<pid>/status"))
     }
 }
 
@@ -111,7 +144,13 @@ impl Drop for Served {
     }
 }
 
+/// The value of `key=` in a pretty log line, or of `"key":"..."` in a JSON one.
 fn field(line: &str, key: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        let name = key.trim_end_matches('=');
+        return json["fields"][name].as_str().map(str::to_owned);
+    }
     let start = line.find(key)? + key.len();
     Some(
         line[start..]

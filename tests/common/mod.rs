@@ -6,6 +6,8 @@
 
 pub mod binary;
 pub mod postgres_server;
+pub mod prometheus;
+pub mod raw_http;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,404 @@
+//! What hookgate counts, and `GET /metrics`, which shows it in Prometheus' text format. Every
+//! metric name is a constant here, starts with `hookgate_`, and is recorded through one small
+//! function of this module, so the README's list and the code cannot drift apart.
+//!
+//! Labels are bounded: a receiver id only once the receiver is known to exist (receivers are
+//! created by admins), a code host kind, or an outcome from a fixed list. Nothing a stranger puts
+//! in a request becomes a label. Gauges that need the database (the queue, sync requests) are read
+//! when `/metrics` is scraped, with a short timeout; when the database does not answer they are
+//! left out and `hookgate_database_up` is 0, and the rest is served as usual.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::deliveries::{DeliveryState, DeliveryStore};
+use crate::observe::Outcome;
+use crate::receivers::CodeHostKind;
+use crate::sync::SyncRequestStore;
+use crate::time::now_micros;
+
+/// Every ingress request to `/.api/webhooks/...`, by outcome (whether or not the receiver exists).
+pub const INGRESS_REQUESTS: &str = "hookgate_ingress_requests_total";
+/// How long the ingress took to answer, by outcome.
+pub const INGRESS_DURATION: &str = "hookgate_ingress_request_duration_seconds";
+/// Ingress requests being handled now.
+pub const INGRESS_INFLIGHT: &str = "hookgate_ingress_inflight_requests";
+/// Bytes of delivery bodies held in memory now, across requests.
+pub const INGRESS_BUFFERED_BYTES: &str = "hookgate_ingress_buffered_body_bytes";
+/// Open HTTP connections.
+pub const HTTP_CONNECTIONS: &str = "hookgate_http_connections";
+/// Connections closed at once because --max-connections were open.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "hookgate_http_connections_refused_total";
+/// Requests to an existing receiver, by receiver, code host kind and outcome.
+pub const DELIVERIES: &str = "hookgate_deliveries_total";
+/// Deliveries refused for a missing or wrong signature, token or secret (401).
+pub const DELIVERIES_REJECTED: &str = "hookgate_deliveries_rejected_total";
+/// Deliveries refused for the receiver's `rate_limit_per_minute` (429).
+pub const DELIVERIES_RATE_LIMITED: &str = "hookgate_deliveries_rate_limited_total";
+/// Requests to a receiver id that does not exist (404); not labelled by the id.
+pub const DELIVERIES_UNKNOWN_RECEIVER: &str = "hookgate_deliveries_unknown_receiver_total";
+/// How long the worker took over one delivery, by outcome.
+pub const PROCESSING_DURATION: &str = "hookgate_delivery_processing_duration_seconds";
+/// From a delivery's receipt to the worker's outcome for it, by outcome.
+pub const PROCESSING_LAG: &str = "hookgate_delivery_processing_lag_seconds";
+/// Deliveries waiting for the worker (pending or being processed), read at scrape time.
+pub const QUEUE_DEPTH: &str = "hookgate_delivery_queue_depth";
+/// Age of the oldest delivery waiting for the worker (0 when none), read at scrape time.
+pub const QUEUE_OLDEST_AGE: &str = "hookgate_delivery_queue_oldest_age_seconds";
+/// Sync requests waiting to be claimed, read at scrape time.
+pub const SYNC_REQUESTS_PENDING: &str = "hookgate_sync_requests_pending";
+/// 1 when the scrape-time reads of the database answered, else 0.
+pub const DATABASE_UP: &str = "hookgate_database_up";
+/// Always 1, labelled with the version running.
+pub const BUILD_INFO: &str = "hookgate_build_info";
+
+/// Bucket bounds for request and processing times: half a millisecond to half a minute.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Bucket bounds from receipt to outcome, which includes waiting in the queue and retries.
+const LAG_BUCKETS: [f64; 14] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// How long a scrape waits for the database before leaving its gauges out.
+const SCRAPE_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often histogram samples are folded into their buckets between scrapes, so memory does not
+/// grow when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same handle) and
+/// describes every metric.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(PROCESSING_LAG.into()), &LAG_BUCKETS)
+                })
+                .expect("the bucket lists are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "another metrics recorder is installed: /metrics shows only the database gauges"
+                );
+            }
+            describe();
+            metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        INGRESS_REQUESTS,
+        "Every request to /.api/webhooks/..., by outcome."
+    );
+    describe_histogram!(
+        INGRESS_DURATION,
+        metrics::Unit::Seconds,
+        "How long the ingress took to answer, by outcome."
+    );
+    describe_gauge!(INGRESS_INFLIGHT, "Ingress requests being handled now.");
+    describe_gauge!(
+        INGRESS_BUFFERED_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of delivery bodies held in memory now."
+    );
+    describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections closed at once because --max-connections were open."
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Requests to an existing receiver, by receiver, code host kind and outcome."
+    );
+    describe_counter!(
+        DELIVERIES_REJECTED,
+        "Deliveries refused for a missing or wrong signature, token or secret (401)."
+    );
+    describe_counter!(
+        DELIVERIES_RATE_LIMITED,
+        "Deliveries refused for the receiver's rate_limit_per_minute (429)."
+    );
+    describe_counter!(
+        DELIVERIES_UNKNOWN_RECEIVER,
+        "Requests to a receiver id that does not exist (404)."
+    );
+    describe_histogram!(
+        PROCESSING_DURATION,
+        metrics::Unit::Seconds,
+        "How long the worker took over one delivery, by outcome."
+    );
+    describe_histogram!(
+        PROCESSING_LAG,
+        metrics::Unit::Seconds,
+        "From a delivery's receipt to the worker's outcome for it, by outcome."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1, labelled with the version running.");
+}
+
+/// Counts one answered ingress request: always by outcome, and by receiver and kind when the
+/// receiver exists.
+pub fn ingress_answered(receiver: Option<(Uuid, CodeHostKind)>, outcome: Outcome, took: Duration) {
+    let outcome_label = outcome.as_str();
+    metrics::counter!(INGRESS_REQUESTS, "outcome" => outcome_label).increment(1);
+    metrics::histogram!(INGRESS_DURATION, "outcome" => outcome_label).record(took.as_secs_f64());
+    match receiver {
+        Some((id, kind)) => {
+            let (id, kind) = (id.to_string(), kind.as_str());
+            metrics::counter!(DELIVERIES, "receiver" => id.clone(), "kind" => kind, "outcome" => outcome_label)
+                .increment(1);
+            match outcome {
+                Outcome::Rejected => {
+                    metrics::counter!(DELIVERIES_REJECTED, "receiver" => id, "kind" => kind)
+                        .increment(1)
+                }
+                Outcome::RateLimited => {
+                    metrics::counter!(DELIVERIES_RATE_LIMITED, "receiver" => id, "kind" => kind)
+                        .increment(1)
+                }
+                _ => {}
+            }
+        }
+        None if outcome == Outcome::UnknownReceiver => {
+            metrics::counter!(DELIVERIES_UNKNOWN_RECEIVER).increment(1)
+        }
+        None => {}
+    }
+}
+
+/// An ingress request started (`true`) or ended (`false`) holding an in-flight slot.
+pub fn ingress_inflight(started: bool) {
+    let gauge = metrics::gauge!(INGRESS_INFLIGHT);
+    if started {
+        gauge.increment(1.0)
+    } else {
+        gauge.decrement(1.0)
+    }
+}
+
+/// `bytes` more (positive) or fewer (negative) body bytes are held in memory.
+pub fn ingress_buffered(bytes: f64) {
+    metrics::gauge!(INGRESS_BUFFERED_BYTES).increment(bytes);
+}
+
+/// A connection opened (`true`) or closed (`false`).
+pub fn http_connection(opened: bool) {
+    let gauge = metrics::gauge!(HTTP_CONNECTIONS);
+    if opened {
+        gauge.increment(1.0)
+    } else {
+        gauge.decrement(1.0)
+    }
+}
+
+/// A connection was closed at once: too many were open.
+pub fn http_connection_refused() {
+    metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+/// What the worker made of one try of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerOutcome {
+    /// Its effects are written.
+    Processed,
+    /// Nothing to do.
+    Ignored,
+    /// It failed and will be tried again.
+    Retry,
+    /// It failed for good.
+    Failed,
+    /// The claim ran out before the outcome was written; another worker has it.
+    Lost,
+}
+
+impl WorkerOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            WorkerOutcome::Processed => "processed",
+            WorkerOutcome::Ignored => "ignored",
+            WorkerOutcome::Retry => "retry",
+            WorkerOutcome::Failed => "failed",
+            WorkerOutcome::Lost => "lost",
+        }
+    }
+}
+
+impl From<DeliveryState> for WorkerOutcome {
+    fn from(state: DeliveryState) -> Self {
+        match state {
+            DeliveryState::Ignored => WorkerOutcome::Ignored,
+            DeliveryState::Failed => WorkerOutcome::Failed,
+            DeliveryState::Pending => WorkerOutcome::Retry,
+            _ => WorkerOutcome::Processed,
+        }
+    }
+}
+
+/// Records one try of a delivery by the worker: how long it took since `started`, and how long
+/// since the delivery was received (`receive_time`, microseconds since the epoch).
+pub fn delivery_processed(outcome: impl Into<WorkerOutcome>, started: Instant, receive_time: i64) {
+    let outcome = outcome.into().as_str();
+    metrics::histogram!(PROCESSING_DURATION, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    let lag = now_micros().saturating_sub(receive_time).max(0) as f64 / 1e6;
+    metrics::histogram!(PROCESSING_LAG, "outcome" => outcome).record(lag);
+}
+
+/// What `GET /metrics` reads.
+#[derive(Clone)]
+pub struct MetricsState {
+    pub handle: PrometheusHandle,
+    pub deliveries: DeliveryStore,
+    pub sync_requests: SyncRequestStore,
+}
+
+/// `GET /metrics`.
+pub fn router(state: MetricsState) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(state)
+}
+
+/// Folds histogram samples into buckets every few seconds until `stop`.
+pub async fn run_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(UPKEEP_INTERVAL) => handle.run_upkeep(),
+        }
+    }
+}
+
+async fn scrape(State(state): State<MetricsState>) -> Response {
+    let mut text = state.handle.render();
+    let read = tokio::time::timeout(SCRAPE_DATABASE_TIMEOUT, async {
+        let (depth, oldest) = state.deliveries.queue_depth().await?;
+        let sync_pending = state.sync_requests.pending_count().await?;
+        Ok::<_, crate::store::StoreError>((depth, oldest, sync_pending))
+    })
+    .await;
+    let up = match read {
+        Ok(Ok((depth, oldest, sync_pending))) => {
+            let age = oldest.map_or(0.0, |t| now_micros().saturating_sub(t).max(0) as f64 / 1e6);
+            gauge_text(
+                &mut text,
+                QUEUE_DEPTH,
+                "Deliveries waiting for the worker (pending or being processed).",
+                depth as f64,
+            );
+            gauge_text(
+                &mut text,
+                QUEUE_OLDEST_AGE,
+                "Age of the oldest delivery waiting for the worker, 0 when none.",
+                age,
+            );
+            gauge_text(
+                &mut text,
+                SYNC_REQUESTS_PENDING,
+                "Sync requests waiting to be claimed.",
+                sync_pending as f64,
+            );
+            1.0
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "/metrics: the database did not answer; its gauges are left out");
+            0.0
+        }
+        Err(_) => {
+            tracing::warn!(
+                "/metrics: the database did not answer within 2 s; its gauges are left out"
+            );
+            0.0
+        }
+    };
+    gauge_text(
+        &mut text,
+        DATABASE_UP,
+        "1 when the scrape-time reads of the database answered, else 0.",
+        up,
+    );
+    let mut response = (StatusCode::OK, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Appends one unlabelled gauge in the text format.
+fn gauge_text(out: &mut String, name: &str, help: &str, value: f64) {
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n\n"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn scrape_text(db: sea_orm::DatabaseConnection) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let state = MetricsState {
+            handle: install(),
+            deliveries: DeliveryStore::new(db.clone()),
+            sync_requests: SyncRequestStore::new(db),
+        };
+        let response = router(state)
+            .oneshot(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .expect("a valid request"),
+            )
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_database_that_does_not_answer_leaves_its_gauges_out_and_the_rest_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let (status, text) = scrape_text(db.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains("\nhookgate_delivery_queue_depth 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nhookgate_database_up 1\n"), "{text}");
+
+        db.close_by_ref().await.unwrap();
+        let (status, text) = scrape_text(db).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains("\nhookgate_database_up 0\n"), "{text}");
+        assert!(!text.contains(QUEUE_DEPTH), "{text}");
+        assert!(
+            text.contains(BUILD_INFO),
+            "the process's own metrics are still served"
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! What a client can make the service hold is bounded: slow heads and idle connections are cut
+//! off, a stalled body gets 408, a head over the limit 431, past the in-flight cap or the body
+//! budget 503 with `Retry-After` at once, past the connection cap the connection is closed, and
+//! an oversized admin message is `INVALID_ARGUMENT`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Engine, TestApp, host_headers, raw_http};
+use hookgate::admin::proto::CodeHostKind::Github as Gh;
+use hookgate::admin::proto::{CreateReceiverRequest, ListDeliveriesRequest};
+
+fn secs(s: &str) -> humantime::Duration {
+    s.parse().expect("a duration")
+}
+
+async fn stored(app: &TestApp) -> i64 {
+    app.deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .expect("the log is listed")
+        .into_inner()
+        .total_size as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_connection_is_closed_after_the_header_read_timeout() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.header_read_timeout = secs("1s");
+    })
+    .await;
+    let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
+    let start = Instant::now();
+    let head =
+        b"POST /.api/webhooks/4f2c1c3e-8a6b-4d2e-9f4a-0b1c2d3e4f5a HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut closed_after = None;
+    // One byte every 100 ms, for up to 10 s: the head never ends.
+    for byte in head.iter().chain(std::iter::repeat(&b'a')).take(100) {
+        if !raw_http::send(&mut stream, &[*byte]).await {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        let (_, closed) =
+            raw_http::read_until_closed(&mut stream, Duration::from_millis(100)).await;
+        if closed {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the slow connection is closed");
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(4),
+        "closed after {closed_after:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.header_read_timeout = secs("1s");
+    })
+    .await;
+    let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
+    assert!(raw_http::send(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await);
+    let (status, _) = raw_http::read_status(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200);
+    let start = Instant::now();
+    let (_, closed) = raw_http::read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed, "the idle connection is closed");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_gets_408_and_nothing_is_stored() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.body_read_timeout = secs("1s");
+    })
+    .await;
+    let (id, secret) = app.create_receiver("stall", Gh, "https://github.com").await;
+    let body = br#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#;
+    let headers = host_headers(Gh, "ping", "k-1", Some(&secret), body);
+    let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
+    let start = Instant::now();
+    assert!(
+        raw_http::send(
+            &mut stream,
+            &raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, body.len()),
+        )
+        .await
+    );
+    assert!(raw_http::send(&mut stream, &body[..10]).await);
+    let (status, head) = raw_http::read_status(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 408, "{head}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert!(
+        head.to_ascii_lowercase().contains("x-hookgate-request-id"),
+        "{head}"
+    );
+    assert_eq!(
+        stored(&app).await,
+        0,
+        "a body that never arrived is not stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_over_the_header_limit_gets_431() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (id, _) = app
+        .create_receiver("big-head", Gh, "https://github.com")
+        .await;
+    let response = app
+        .post(
+            &id,
+            &[("x-padding", "a".repeat(100 * 1024))],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(response.status(), 431);
+    assert_eq!(stored(&app).await, 0);
+    app.stop().await;
+}
+
+/// Starts `n` requests to `id` that send their head and part of their body, then stall; returns
+/// their connections once the service is holding them.
+async fn stalled_requests(
+    app: &TestApp,
+    id: &str,
+    n: usize,
+    length: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
+        let headers = host_headers(Gh, "push", &uuid::Uuid::new_v4().to_string(), None, b"");
+        assert!(
+            raw_http::send(
+                &mut stream,
+                &raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, length),
+            )
+            .await
+        );
+        assert!(raw_http::send(&mut stream, b"{").await);
+        streams.push(stream);
+    }
+    // Let the service take them in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    streams
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_inflight_cap_a_delivery_gets_503_with_retry_after_at_once() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_inflight_requests = 2;
+    })
+    .await;
+    let (id, _) = app.create_receiver("busy", Gh, "https://github.com").await;
+    let mut held = stalled_requests(&app, &id, 2, 100).await;
+
+    let start = Instant::now();
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    // At once: the held requests would keep it waiting for their whole body read timeout.
+    assert!(start.elapsed() < Duration::from_secs(3), "answered at once");
+    assert!(response.headers().contains_key("x-hookgate-request-id"));
+
+    // The held requests end (unsigned: 401), and their slots are free again.
+    for stream in &mut held {
+        assert!(raw_http::send(stream, &[b' '; 99]).await);
+        let (status, _) = raw_http::read_status(stream, Duration::from_secs(5))
+            .await
+            .expect("an answer");
+        assert_eq!(status, 401);
+    }
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_body_budget_a_delivery_gets_503_with_retry_after() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.max_body_bytes = 1000;
+        c.operations.max_buffered_body_bytes = 1000;
+    })
+    .await;
+    let (id, _) = app
+        .create_receiver("budget", Gh, "https://github.com")
+        .await;
+    // One request has declared the whole budget.
+    let mut held = stalled_requests(&app, &id, 1, 1000).await;
+
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    // A chunked body (no declared length) is refused as its bytes arrive.
+    let chunked = reqwest::Client::new()
+        .post(format!("http://{}/.api/webhooks/{id}", app.http_addr))
+        .body(reqwest::Body::wrap_stream(futures_stream(b"{}".to_vec())))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(chunked.status(), 503);
+
+    assert!(raw_http::send(&mut held[0], &[b' '; 999]).await);
+    let (status, _) = raw_http::read_status(&mut held[0], Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 401);
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 401, "the budget is given back");
+    app.stop().await;
+}
+
+/// A body of unknown length (sent chunked).
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    tokio_stream::iter([Ok(bytes)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_new_connection_is_closed_at_once() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_connections = 2;
+    })
+    .await;
+    let addr = app.http_addr.to_string();
+    let _open = [
+        raw_http::connect(&addr).await,
+        raw_http::connect(&addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = raw_http::connect(&addr).await;
+    raw_http::send(&mut third, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (answer, closed) = raw_http::read_until_closed(&mut third, Duration::from_secs(2)).await;
+    assert!(
+        closed && answer.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(_open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "closed connections free their slots");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_message_over_the_limit_is_invalid_argument() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_admin_message_bytes = 1024;
+    })
+    .await;
+    let err = app
+        .receivers()
+        .await
+        .create_receiver(app.req(CreateReceiverRequest {
+            name: "n".repeat(5000),
+            code_host_kind: Gh as i32,
+            code_host_urn: "https://github.com".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("the message is refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("--max-admin-message-bytes"),
+        "{}",
+        err.message()
+    );
+    // A message under the limit is served as usual.
+    app.create_receiver("small", Gh, "https://github.com").await;
+    app.stop().await;
+}

@@ -1,0 +1,419 @@
+//! The built binary as an operator watches it: `/metrics` counts known deliveries exactly, by
+//! receiver, kind and outcome; `--log-format json` logs JSON lines with a request id and never
+//! a secret, token, trigger path secret or body; SIGTERM lets an in-flight delivery finish and
+//! exits 0, and `--shutdown-timeout` bounds how long a request that never ends can hold it up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::binary::Served;
+use common::prometheus::{self, Exposition};
+use common::{Engine, TestDatabase, fixture, host_headers, raw_http};
+use hookgate::admin::proto::CodeHostKind::{self, Generic, Github as Gh, Gitlab as Gl};
+use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;
+use hookgate::admin::proto::{CreateReceiverRequest, ReceiverOptions};
+use sea_orm::{ConnectionTrait, Database};
+
+/// Creates a receiver on the served binary; returns (id, secret).
+async fn create(
+    served: &Served,
+    name: &str,
+    kind: CodeHostKind,
+    urn: &str,
+    rate_limit_per_minute: u32,
+) -> (String, String) {
+    let mut client = ReceiverServiceClient::connect(format!("http://{}", served.grpc_addr))
+        .await
+        .expect("the admin API accepts connections");
+    let created = client
+        .create_receiver(CreateReceiverRequest {
+            name: name.into(),
+            code_host_kind: kind as i32,
+            code_host_urn: urn.into(),
+            options: Some(ReceiverOptions {
+                rate_limit_per_minute,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("the receiver is created")
+        .into_inner();
+    (created.receiver.expect("a receiver").id, created.secret)
+}
+
+/// POSTs to `path` on the served binary; returns the status and the request id header.
+async fn post(
+    served: &Served,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}{path}", served.http_addr))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("the ingress answers");
+    let request_id = response
+        .headers()
+        .get("x-hookgate-request-id")
+        .expect("every delivery answer has a request id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.status().as_u16(), request_id)
+}
+
+fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+on_both_engines!(metrics_count_known_deliveries_by_receiver_kind_and_outcome);
+
+async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let (gh, gh_secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (gl, gl_token) = create(&served, "gitlab", Gl, "http://example.com", 1).await;
+    let gh_path = format!("/.api/webhooks/{gh}");
+    let gl_path = format!("/.api/webhooks/{gl}");
+
+    let push = fixture("github/push.branch-updated.json");
+    let repeated = key();
+    for (k, want) in [(repeated.clone(), 202), (key(), 202), (repeated, 200)] {
+        let headers = host_headers(Gh, "push", &k, Some(&gh_secret), &push);
+        assert_eq!(
+            post(&served, &gh_path, &headers, push.clone()).await.0,
+            want
+        );
+    }
+    let ping = fixture("github/ping.json");
+    let headers = host_headers(Gh, "ping", &key(), Some(&gh_secret), &ping);
+    assert_eq!(post(&served, &gh_path, &headers, ping).await.0, 200);
+    let watch = br#"{"action": "started"}"#.to_vec();
+    let headers = host_headers(Gh, "watch", &key(), Some(&gh_secret), &watch);
+    assert_eq!(post(&served, &gh_path, &headers, watch).await.0, 200);
+    let headers = host_headers(Gh, "push", &key(), Some("wrong-secret"), &push);
+    assert_eq!(post(&served, &gh_path, &headers, push.clone()).await.0, 401);
+
+    let gl_push = fixture("gitlab/push.json");
+    for want in [202, 429] {
+        let headers = host_headers(Gl, "Push Hook", &key(), Some(&gl_token), &gl_push);
+        assert_eq!(
+            post(&served, &gl_path, &headers, gl_push.clone()).await.0,
+            want
+        );
+    }
+    let stranger = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        post(
+            &served,
+            &format!("/.api/webhooks/{stranger}"),
+            &[],
+            b"{}".to_vec()
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        post(&served, "/.api/webhooks/not-a-uuid", &[], b"{}".to_vec())
+            .await
+            .0,
+        400
+    );
+
+    // The three accepted pushes are processed; then every count is final.
+    let mut metrics = Exposition::default();
+    for _ in 0..200 {
+        metrics = prometheus::scrape(&served.http_addr).await;
+        let processed = metrics.count(
+            "hookgate_delivery_processing_duration_seconds_count",
+            &[("outcome", "processed")],
+        );
+        if processed >= 3.0 && metrics.get("hookgate_delivery_queue_depth", &[]) == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let by = |receiver: &str, kind: &str, outcome: &str| {
+        metrics.count(
+            "hookgate_deliveries_total",
+            &[("receiver", receiver), ("kind", kind), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(by(&gh, "GITHUB", "accepted"), 2.0);
+    assert_eq!(by(&gh, "GITHUB", "duplicate"), 1.0);
+    assert_eq!(by(&gh, "GITHUB", "ping"), 1.0);
+    assert_eq!(by(&gh, "GITHUB", "ignored"), 1.0);
+    assert_eq!(by(&gh, "GITHUB", "rejected"), 1.0);
+    assert_eq!(by(&gl, "GITLAB", "accepted"), 1.0);
+    assert_eq!(by(&gl, "GITLAB", "rate_limited"), 1.0);
+    assert_eq!(metrics.sum("hookgate_deliveries_total", &[]), 8.0);
+    assert_eq!(
+        metrics.count(
+            "hookgate_deliveries_rejected_total",
+            &[("receiver", &gh), ("kind", "GITHUB")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.count(
+            "hookgate_deliveries_rate_limited_total",
+            &[("receiver", &gl), ("kind", "GITLAB")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.count("hookgate_deliveries_unknown_receiver_total", &[]),
+        1.0
+    );
+    let requests =
+        |outcome: &str| metrics.count("hookgate_ingress_requests_total", &[("outcome", outcome)]);
+    assert_eq!(requests("accepted"), 3.0);
+    assert_eq!(requests("unknown_receiver"), 1.0);
+    assert_eq!(requests("bad_request"), 1.0);
+    assert_eq!(metrics.sum("hookgate_ingress_requests_total", &[]), 10.0);
+
+    // Latency is a histogram with millisecond-scale buckets.
+    assert_eq!(
+        metrics.count(
+            "hookgate_ingress_request_duration_seconds_count",
+            &[("outcome", "accepted")]
+        ),
+        3.0
+    );
+    for le in ["0.001", "0.005", "0.05", "+Inf"] {
+        assert!(
+            metrics
+                .get(
+                    "hookgate_ingress_request_duration_seconds_bucket",
+                    &[("outcome", "accepted"), ("le", le)]
+                )
+                .is_some(),
+            "bucket le={le}"
+        );
+    }
+    assert_eq!(
+        metrics.count(
+            "hookgate_delivery_processing_duration_seconds_count",
+            &[("outcome", "processed")]
+        ),
+        3.0
+    );
+    assert_eq!(metrics.get("hookgate_delivery_queue_depth", &[]), Some(0.0));
+    assert_eq!(
+        metrics.get("hookgate_delivery_queue_oldest_age_seconds", &[]),
+        Some(0.0)
+    );
+    // The GitHub pushes were coalesced into one sync request; the GitLab push made another.
+    assert_eq!(
+        metrics.get("hookgate_sync_requests_pending", &[]),
+        Some(2.0)
+    );
+    assert_eq!(metrics.get("hookgate_database_up", &[]), Some(1.0));
+    assert_eq!(
+        metrics.get("hookgate_ingress_inflight_requests", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metrics.get("hookgate_ingress_buffered_body_bytes", &[]),
+        Some(0.0)
+    );
+
+    // Every name is hookgate's, and nothing a stranger sent became a label.
+    for sample in &metrics.samples {
+        assert!(sample.name.starts_with("hookgate_"), "{}", sample.name);
+        for value in sample.labels.values() {
+            assert!(value != &stranger && value != "not-a-uuid", "{sample:?}");
+        }
+    }
+    for name in metrics.types.keys() {
+        assert!(name.starts_with("hookgate_"), "{name}");
+    }
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_a_request_id_and_never_a_secret_token_or_body() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let served = Served::start_with(&db, &["--log-format", "json"]);
+    let (gh, gh_secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (gl, gl_token) = create(&served, "gitlab", Gl, "https://gitlab.com", 0).await;
+    let (trigger, trigger_secret) =
+        create(&served, "trigger", Generic, "https://git.example.com", 0).await;
+    let marker = format!("BODY-MARKER-{}", key());
+    let wrong = format!("WRONG-SECRET-{}", key());
+
+    let mut push: serde_json::Value =
+        serde_json::from_slice(&fixture("github/push.branch-updated.json")).unwrap();
+    push["marker"] = marker.clone().into();
+    let push = serde_json::to_vec(&push).unwrap();
+    let headers = host_headers(Gh, "push", &key(), Some(&gh_secret), &push);
+    let (status, accepted_id) = post(
+        &served,
+        &format!("/.api/webhooks/{gh}"),
+        &headers,
+        push.clone(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let mut headers = host_headers(Gh, "push", &key(), Some(&wrong), &push);
+    headers.push(("authorization", format!("Bearer {wrong}")));
+    assert_eq!(
+        post(&served, &format!("/.api/webhooks/{gh}"), &headers, push)
+            .await
+            .0,
+        401
+    );
+
+    let mut gl_push: serde_json::Value =
+        serde_json::from_slice(&fixture("gitlab/push.json")).unwrap();
+    gl_push["marker"] = marker.clone().into();
+    let gl_push = serde_json::to_vec(&gl_push).unwrap();
+    for (token, want) in [(&gl_token, 202), (&wrong, 401)] {
+        let headers = host_headers(Gl, "Push Hook", &key(), Some(token), &gl_push);
+        assert_eq!(
+            post(
+                &served,
+                &format!("/.api/webhooks/{gl}"),
+                &headers,
+                gl_push.clone()
+            )
+            .await
+            .0,
+            want
+        );
+    }
+
+    for (secret, want) in [(&trigger_secret, 202), (&wrong, 401)] {
+        let path = format!("/.api/webhooks/{trigger}/{secret}?repository=octo/{marker}");
+        assert_eq!(post(&served, &path, &[], Vec::new()).await.0, want);
+        let headers = [("x-hook-secret", secret.clone())];
+        let path = format!("/.api/webhooks/{trigger}");
+        assert_eq!(post(&served, &path, &headers, Vec::new()).await.0, want);
+    }
+
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+        })
+        .collect();
+    let answered = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == accepted_id.as_str())
+        .unwrap_or_else(|| panic!("a line with request id {accepted_id}:\n{log}"));
+    assert_eq!(answered["fields"]["message"], "delivery answered");
+    assert_eq!(answered["fields"]["status"], 202);
+    assert_eq!(answered["fields"]["outcome"], "accepted");
+    assert_eq!(answered["span"]["receiver"], gh.as_str());
+    assert_eq!(answered["span"]["event"], "push");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == "delivery answered")
+            .count(),
+        8,
+        "one line per delivery:\n{log}"
+    );
+    for secret in [&gh_secret, &gl_token, &trigger_secret, &wrong, &marker] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "{secret} is in the log:\n{log}"
+        );
+    }
+    db.drop_database().await;
+}
+
+/// A signed GitHub push to `id`, for the raw client: the head and the body.
+fn signed_push(id: &str, secret: &str) -> (Vec<u8>, Vec<u8>) {
+    let body = fixture("github/push.branch-updated.json");
+    let headers = host_headers(Gh, "push", &key(), Some(secret), &body);
+    (
+        raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, body.len()),
+        body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_delivery_finish_and_exits_0() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let mut served = Served::start(&db);
+    let (id, secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (head, body) = signed_push(&id, &secret);
+    let mut stream = raw_http::connect(&served.http_addr).await;
+    assert!(raw_http::send(&mut stream, &head).await);
+    assert!(raw_http::send(&mut stream, &body[..body.len() / 2]).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    served.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        tokio::net::TcpStream::connect(&served.http_addr)
+            .await
+            .is_err(),
+        "no new connection is taken after SIGTERM"
+    );
+    assert!(raw_http::send(&mut stream, &body[body.len() / 2..]).await);
+    let (status, head) = raw_http::read_status(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the in-flight delivery is answered");
+    assert_eq!(status, 202, "{head}");
+    let exit = tokio::task::block_in_place(|| served.wait_for_exit(Duration::from_secs(20)))
+        .unwrap_or_else(|| panic!("hookgate did not exit:\n{}", served.log()));
+    assert_eq!(exit.code(), Some(0), "{}", served.log());
+
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM deliveries",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(n, 1, "the delivery answered 202 is stored");
+    conn.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_ends_holds_up_shutdown_only_until_the_shutdown_timeout() {
+    let db = TestDatabase::new(Engine::Sqlite).await;
+    let mut served = Served::start_with(
+        &db,
+        &["--shutdown-timeout", "2s", "--body-read-timeout", "60s"],
+    );
+    let (id, secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (head, body) = signed_push(&id, &secret);
+    let mut stream = raw_http::connect(&served.http_addr).await;
+    assert!(raw_http::send(&mut stream, &head).await);
+    assert!(raw_http::send(&mut stream, &body[..10]).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let start = Instant::now();
+    served.send_sigterm();
+    let exit = tokio::task::block_in_place(|| served.wait_for_exit(Duration::from_secs(15)))
+        .unwrap_or_else(|| panic!("hookgate did not exit:\n{}", served.log()));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
+        "exited after {took:?}"
+    );
+    assert_eq!(exit.code(), Some(0), "{}", served.log());
+    assert!(
+        served.log().contains("shutdown timeout passed"),
+        "{}",
+        served.log()
+    );
+    let (_, closed) = raw_http::read_until_closed(&mut stream, Duration::from_secs(2)).await;
+    assert!(closed, "the unfinished request's connection is gone");
+}
