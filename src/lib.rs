@@ -12,6 +12,7 @@ pub mod hosts;
 pub mod ingress;
 pub mod rate_limit;
 pub mod receivers;
+pub mod secret_key;
 pub mod store;
 pub mod sync;
 pub mod time;

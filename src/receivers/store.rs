@@ -1,5 +1,6 @@
 //! The registry's store: receivers in the database, through sea-orm, the same on SQLite and
-//! PostgreSQL.
+//! PostgreSQL. Secrets are sealed by the [`SecretBox`] of the key in force before they are
+//! written, and opened when they are read: the database never holds one in plain text.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -8,12 +9,14 @@ use std::time::{Duration, Instant};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, SqlErr,
+    QueryFilter, QuerySelect, Set, SqlErr,
 };
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
+use crate::db::begin_write;
 use crate::entity::receiver;
+use crate::secret_key::{self, SecretBox, Slot};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
 use crate::time::{duration_micros, now_micros};
@@ -120,13 +123,17 @@ pub struct ReceiverStore {
     db: DatabaseConnection,
     /// Receivers read recently, by id, with the time they were read.
     cache: Arc<RwLock<HashMap<Uuid, CachedEntry>>>,
+    /// Seals and opens the secret columns, with the key in force at start-up.
+    secrets: SecretBox,
 }
 
 impl ReceiverStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// A store over `db` whose secrets `secrets` seals and opens (see `secret_key::prepare`).
+    pub fn new(db: DatabaseConnection, secrets: SecretBox) -> Self {
         Self {
             db,
             cache: Arc::default(),
+            secrets,
         }
     }
 
@@ -146,7 +153,7 @@ impl ReceiverStore {
             self.forget(id);
             return Ok(None);
         };
-        let secrets = to_secrets(&model)?;
+        let secrets = self.to_secrets(&model)?;
         let entry = Arc::new(ReceiverEntry {
             receiver: to_receiver(model)?,
             secrets,
@@ -163,17 +170,22 @@ impl ReceiverStore {
         self.cache.write().expect("cache lock").remove(&id);
     }
 
-    /// Stores a new receiver made by `actor`. A name already in use is `NameTaken`.
+    /// Stores a new receiver made by `actor`, its secret sealed. A name already in use is
+    /// `NameTaken`.
     pub async fn create(&self, new: NewReceiver, actor: &str) -> Result<Receiver, StoreError> {
         let now = now_micros();
         let name = new.name.as_str().to_owned();
+        let id = Uuid::new_v4().to_string();
+        let sealed = self.secrets.seal(&id, Slot::Current, new.secret.expose());
         let row = receiver::ActiveModel {
-            id: Set(Uuid::new_v4().to_string()),
+            id: Set(id.clone()),
             name: Set(name.clone()),
             code_host_kind: Set(new.code_host_kind.as_str().to_owned()),
             code_host_urn: Set(new.code_host_urn.as_str().to_owned()),
-            secret: Set(new.secret.expose().to_owned()),
+            secret: Set(sealed.value),
+            secret_key_id: Set(Some(sealed.key_id)),
             previous_secret: Set(None),
+            previous_secret_key_id: Set(None),
             previous_secret_expire_time: Set(None),
             ignore_unmatched: Set(new.options.ignore_unmatched),
             min_sync_interval_ms: Set(millis(new.options.min_sync_interval)),
@@ -185,11 +197,28 @@ impl ReceiverStore {
             updated_by: Set(actor.to_owned()),
             last_delivery_time: Set(None),
         };
-        let model = row
-            .insert(&self.db)
-            .await
-            .map_err(|e| name_clash(e, &name))?;
+        let txn = begin_write(&self.db).await?;
+        self.hold_key_in_force(&txn, &id).await?;
+        let model = row.insert(&txn).await.map_err(|e| name_clash(e, &name))?;
+        txn.commit().await?;
         to_receiver(model)
+    }
+
+    /// Fails unless this store's key is the one the database has in force, and (PostgreSQL)
+    /// keeps it so until `txn` ends: a replica that missed a `rotate-key` writes nothing under
+    /// the retired key.
+    async fn hold_key_in_force(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let in_force = secret_key::key_in_force(txn).await?;
+        self.secrets
+            .check_in_force(in_force.as_ref())
+            .map_err(|source| StoreError::SecretKey {
+                id: id.to_owned(),
+                source,
+            })
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Receiver, StoreError> {
@@ -200,13 +229,13 @@ impl ReceiverStore {
         to_receiver(model)
     }
 
-    /// The receiver's secrets, for verifying its deliveries.
+    /// The receiver's secrets, opened, for verifying its deliveries.
     pub async fn secrets(&self, id: Uuid) -> Result<ReceiverSecrets, StoreError> {
         let m = receiver::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("receiver", id))?;
-        to_secrets(&m)
+        self.to_secrets(&m)
     }
 
     /// Receivers in creation order, `limit` at most, after the `(create_time, id)` cursor.
@@ -301,8 +330,11 @@ impl ReceiverStore {
     }
 
     /// Replaces the secret. With a non-zero `overlap` the previous secret stays valid for that
-    /// long; with zero it stops working at once. One UPDATE statement: the previous secret is
-    /// the one the row holds at that moment, even if another rotation ran just before.
+    /// long; with zero it stops working at once. One write transaction that reads the row locked
+    /// (`FOR UPDATE` on PostgreSQL; SQLite's write lock is taken at `BEGIN`): the previous secret
+    /// is the one the row holds at that moment, even if another rotation ran just before. It is
+    /// opened and sealed again for its new column, because each ciphertext is bound to its
+    /// column.
     pub async fn rotate_secret(
         &self,
         id: Uuid,
@@ -311,25 +343,40 @@ impl ReceiverStore {
         actor: &str,
     ) -> Result<RotatedSecret, StoreError> {
         use receiver::Column as C;
+        let key = id.to_string();
+        let txn = begin_write(&self.db).await?;
+        self.hold_key_in_force(&txn, &key).await?;
+        let Some(row) = receiver::Entity::find_by_id(key.clone())
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+        else {
+            return Err(StoreError::not_found("receiver", id));
+        };
         let now = now_micros();
         let expire = (!overlap.is_zero()).then(|| now.saturating_add(duration_micros(overlap)));
-        let previous = match expire {
-            Some(_) => Expr::col(C::Secret),
-            None => Expr::value(None::<String>),
+        let (previous, previous_key_id) = match expire {
+            Some(_) => {
+                let current = self.open(&row, Slot::Current)?;
+                let sealed = self.secrets.seal(&key, Slot::Previous, current.expose());
+                (Some(sealed.value), Some(sealed.key_id))
+            }
+            None => (None, None),
         };
-        let result = receiver::Entity::update_many()
-            .col_expr(C::PreviousSecret, previous)
+        let sealed = self.secrets.seal(&key, Slot::Current, secret.expose());
+        receiver::Entity::update_many()
+            .col_expr(C::PreviousSecret, Expr::value(previous))
+            .col_expr(C::PreviousSecretKeyId, Expr::value(previous_key_id))
             .col_expr(C::PreviousSecretExpireTime, Expr::value(expire))
-            .col_expr(C::Secret, Expr::value(secret.expose().to_owned()))
+            .col_expr(C::Secret, Expr::value(sealed.value))
+            .col_expr(C::SecretKeyId, Expr::value(sealed.key_id))
             .col_expr(C::UpdateTime, Expr::value(now))
             .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()))
-            .filter(C::Id.eq(id.to_string()))
-            .exec(&self.db)
+            .filter(C::Id.eq(key.as_str()))
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         self.forget(id);
-        if result.rows_affected == 0 {
-            return Err(StoreError::not_found("receiver", id));
-        }
         Ok(RotatedSecret {
             receiver: self.get(id).await?,
             previous_secret_expire_time: expire,
@@ -353,20 +400,40 @@ fn name_clash(err: DbErr, name: &str) -> StoreError {
     }
 }
 
-fn to_secrets(m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
-    let corrupt = |why: &str| StoreError::Corrupt {
-        id: m.id.clone(),
-        why: why.to_owned(),
-    };
-    let current = ReceiverSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?;
-    let previous = match (&m.previous_secret, m.previous_secret_expire_time) {
-        (Some(secret), Some(expire)) => Some((
-            ReceiverSecret::parse(secret).map_err(|_| corrupt("previous_secret"))?,
-            expire,
-        )),
-        _ => None,
-    };
-    Ok(ReceiverSecrets { current, previous })
+impl ReceiverStore {
+    /// The row's secrets, opened.
+    fn to_secrets(&self, m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
+        let current = self.open(m, Slot::Current)?;
+        let previous = match m.previous_secret_expire_time {
+            Some(expire) if m.previous_secret.is_some() => {
+                Some((self.open(m, Slot::Previous)?, expire))
+            }
+            _ => None,
+        };
+        Ok(ReceiverSecrets { current, previous })
+    }
+
+    /// The secret in `slot` of the row, opened and checked.
+    fn open(&self, m: &receiver::Model, slot: Slot) -> Result<ReceiverSecret, StoreError> {
+        let (value, key_id) = match slot {
+            Slot::Current => (m.secret.as_str(), m.secret_key_id.as_deref()),
+            Slot::Previous => (
+                m.previous_secret.as_deref().unwrap_or_default(),
+                m.previous_secret_key_id.as_deref(),
+            ),
+        };
+        let plain = self
+            .secrets
+            .open(&m.id, slot, key_id, value)
+            .map_err(|source| StoreError::SecretKey {
+                id: m.id.clone(),
+                source,
+            })?;
+        ReceiverSecret::parse(&plain).map_err(|_| StoreError::Corrupt {
+            id: m.id.clone(),
+            why: format!("{} is not a valid secret once opened", slot.column()),
+        })
+    }
 }
 
 fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
