@@ -356,6 +356,7 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--data-dir", "HOOKGATE_DATA_DIR"),
         ("--database-url", "HOOKGATE_DATABASE_URL"),
         ("--admin-token", "HOOKGATE_ADMIN_TOKEN"),
+        ("--secret-key-file", "HOOKGATE_SECRET_KEY_FILE"),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),

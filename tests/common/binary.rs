@@ -15,15 +15,53 @@ pub struct Served {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// The `hookgate` binary set up for `db` (its data directory and database URL, no admin token,
+/// public URL or secret key file from the environment); add the command and its flags.
+pub fn hookgate(db: &TestDatabase) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    command
+        .arg("--data-dir")
+        .arg(db.dir.path())
+        .env("HOOKGATE_DATABASE_URL", &db.url)
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_PUBLIC_URL")
+        .env_remove("HOOKGATE_SECRET_KEY_FILE")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` to its end (60 s at most, then it is killed and the test fails) and returns
+/// its exit status and output: for commands that must exit, such as a start-up that must fail.
+pub fn run_to_exit(mut command: Command) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookgate binary starts");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.expect("the output of hookgate is read"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("hookgate did not exit within 60 s");
+        }
+    }
+}
+
 impl Served {
     pub fn start(db: &TestDatabase) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        Self::start_with(db, &[])
+    }
+
+    /// Starts `hookgate serve` with `args` added to the test's flags.
+    pub fn start_with(db: &TestDatabase, args: &[&std::ffi::OsStr]) -> Served {
+        let mut child = hookgate(db)
             .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(db.dir.path())
-            .env("HOOKGATE_DATABASE_URL", &db.url)
-            .env_remove("HOOKGATE_ADMIN_TOKEN")
-            .env_remove("HOOKGATE_PUBLIC_URL")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
