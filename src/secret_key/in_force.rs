@@ -11,7 +11,8 @@ use sea_orm::{
 };
 
 use super::{
-    DATA_DIR_KEY_FILE, KeyId, KeyOrigin, SecretBox, SecretKey, SecretKeyError, Slot, find_key,
+    DATA_DIR_KEY_FILE, KeyFileError, KeyId, KeyOrigin, SecretBox, SecretKey, SecretKeyError, Slot,
+    find_key,
 };
 use crate::db::begin_write;
 use crate::entity::{receiver, secret_key};
@@ -31,6 +32,7 @@ pub async fn prepare(
     data_dir: &Path,
 ) -> Result<SecretBox, SecretKeyError> {
     let recorded = recorded_key(db).await?;
+    let mut generated = false;
     let (key, origin) = match find_key(key_file, data_dir)? {
         Some(found) => found,
         None => {
@@ -42,13 +44,24 @@ pub async fn prepare(
                 });
             }
             let key = SecretKey::generate();
-            key.write_new(&path)?;
-            tracing::warn!(
-                path = %path.display(),
-                key_id = %key.id(),
-                "generated a new secret key for receiver secrets: back it up with the database, which cannot be read without it"
-            );
-            (key, KeyOrigin::DataDir(path))
+            match key.write_new(&path) {
+                Ok(()) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        key_id = %key.id(),
+                        "generated a new secret key for receiver secrets: back it up with the database, which cannot be read without it"
+                    );
+                    generated = true;
+                    (key, KeyOrigin::DataDir(path))
+                }
+                // Another process on this data directory made one just now: use that.
+                Err(KeyFileError::Unwritable { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    (SecretKey::read(&path)?, KeyOrigin::DataDir(path))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     let wrong_key = |recorded: KeyId| SecretKeyError::WrongKey {
@@ -66,7 +79,14 @@ pub async fn prepare(
             record_key(db, key.id(), false).await?;
             match recorded_key(db).await? {
                 Some(now) if &now == key.id() => {}
-                Some(other) => return Err(wrong_key(other)),
+                Some(other) => {
+                    if generated {
+                        // A key no secret is under: leave no file that a restart would take
+                        // for the database's key.
+                        let _ = std::fs::remove_file(origin.path());
+                    }
+                    return Err(wrong_key(other));
+                }
                 None => {
                     return Err(DbErr::RecordNotFound(
                         "the secret key record just written is gone".to_owned(),

@@ -85,12 +85,18 @@ impl SecretKey {
     /// Reads a key file: base64 of exactly 32 bytes, surrounding whitespace ignored. A file that
     /// its group or others may read or write is used, with a warning.
     pub fn read(path: &Path) -> Result<Self, KeyFileError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            KeyFileError::Unreadable {
-                path: path.to_owned(),
-                source,
-            }
-        })?);
+        let raw =
+            Zeroizing::new(
+                std::fs::read(path).map_err(|source| KeyFileError::Unreadable {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
+        let text = std::str::from_utf8(&raw).map_err(|_| KeyFileError::NotBase64 {
+            path: path.to_owned(),
+            why: "it is not text; a raw 32-byte key must be base64-encoded first, e.g. `base64 < raw.key`"
+                .to_owned(),
+        })?;
         let key = Self::parse(path, text.trim())?;
         warn_if_open_to_others(path);
         Ok(key)
@@ -236,6 +242,16 @@ mod tests {
         assert!(err.to_string().contains("openssl rand -base64 32"), "{err}");
         let err = parse("").unwrap_err();
         assert!(matches!(err, KeyFileError::Empty { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_raw_binary_key_file_is_refused_with_how_to_encode_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raw.key");
+        std::fs::write(&path, [0xffu8; 32]).unwrap();
+        let err = SecretKey::read(&path).unwrap_err();
+        assert!(matches!(err, KeyFileError::NotBase64 { .. }), "{err}");
+        assert!(err.to_string().contains("base64 < raw.key"), "{err}");
     }
 
     #[test]
