@@ -19,6 +19,7 @@ use crate::db;
 use crate::deliveries::{DeliveryStore, Intake, IntakeConfig, Worker, WorkerConfig, run_janitor};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
+use crate::secret_key;
 use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore};
 
 /// A built service: database migrated, both listeners bound, not yet serving.
@@ -81,7 +82,9 @@ impl Application {
             );
         }
 
-        let receivers = ReceiverStore::new(db.clone());
+        let secrets =
+            secret_key::prepare(&db, config.secret_key_file.as_deref(), &config.data_dir).await?;
+        let receivers = ReceiverStore::new(db.clone(), secrets);
         // The ingress answers from memory: every receiver is there before the first request.
         let loaded = receivers
             .load_all()

@@ -17,12 +17,20 @@ pub struct Cli {
 }
 
 /// What to do; `serve` when none is given.
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Run the webhook ingress and the admin API (the default).
     Serve,
     /// Apply database migrations, then exit.
     Migrate,
+    /// Re-encrypt every receiver secret under a new key, in one transaction, then exit. Run it
+    /// with every replica stopped; the current key is --secret-key-file, else
+    /// <data-dir>/secret.key.
+    RotateKey {
+        /// The new key: a file holding 32 random bytes in base64 (`openssl rand -base64 32`).
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 /// The service's settings. Every flag may come from its environment variable instead.
@@ -73,6 +81,12 @@ pub struct Config {
         global = true
     )]
     pub admin_token: Option<String>,
+
+    /// The key receiver secrets are encrypted with: a file holding 32 random bytes in base64.
+    /// Default: <data-dir>/secret.key, made with mode 0600 on first start. Every replica
+    /// sharing a database needs the same key.
+    #[arg(long, env = "HOOKGATE_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
 
     /// The largest delivery body accepted, in bytes; larger ones get 413 (default: 25 MiB,
     /// GitHub's own cap).

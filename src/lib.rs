@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 pub mod rate_limit;
 pub mod receivers;
+pub mod secret_key;
 pub mod serve;
 pub mod store;
 pub mod sync;

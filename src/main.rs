@@ -1,4 +1,4 @@
-//! The `hookgate` command: `serve` (the default) and `migrate`.
+//! The `hookgate` command: `serve` (the default), `migrate` and `rotate-key`.
 
 use clap::Parser;
 use hookgate::app::{Application, open_database};
@@ -25,6 +25,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             db.close().await.ok();
             tracing::info!(database = %redact_url(&config.database_url()), "migrations applied");
+            Ok(())
+        }
+        Command::RotateKey { new_key_file } => {
+            let db = open_database(&config).await?;
+            let rotation = hookgate::secret_key::rotate_key(
+                &db,
+                config.secret_key_file.as_deref(),
+                &config.data_dir,
+                &new_key_file,
+            )
+            .await;
+            db.close().await.ok();
+            print!("{}", rotation?);
             Ok(())
         }
         Command::Serve => {

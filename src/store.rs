@@ -17,6 +17,13 @@ pub enum StoreError {
     Unavailable(DbErr),
     #[error("database error: {0}")]
     Database(DbErr),
+    /// A receiver's secret cannot be opened, or sealed for storing, with this process's secret
+    /// key.
+    #[error("the secret of receiver {id} cannot be used: {source}")]
+    SecretKey {
+        id: String,
+        source: crate::secret_key::SealError,
+    },
     /// A stored row that no version of hookgate writes.
     #[error("stored row {id} is corrupt: {why}")]
     Corrupt { id: String, why: String },

@@ -371,6 +371,7 @@ fn help_shows_every_flag_with_its_environment_variable() {
             "--max-admin-message-bytes",
             "HOOKGATE_MAX_ADMIN_MESSAGE_BYTES",
         ),
+        ("--secret-key-file", "HOOKGATE_SECRET_KEY_FILE"),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),

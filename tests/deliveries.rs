@@ -36,7 +36,10 @@ async fn setup(engine: Engine) -> Setup {
     let test_db = TestDatabase::new(engine).await;
     let db = hookgate::db::connect(&test_db.url).await.unwrap();
     hookgate::db::migrate(&db).await.unwrap();
-    let receivers = ReceiverStore::new(db.clone());
+    let secrets = hookgate::secret_key::prepare(&db, None, test_db.dir.path())
+        .await
+        .unwrap();
+    let receivers = ReceiverStore::new(db.clone(), secrets);
     let receiver = receivers
         .create(
             NewReceiver {

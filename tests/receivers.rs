@@ -51,11 +51,14 @@ fn micros(t: Option<prost_types::Timestamp>) -> i64 {
 
 /// A store over the test's database, to look at what the API does not show (the secrets).
 async fn store(app: &TestApp) -> ReceiverStore {
-    ReceiverStore::new(
-        hookgate::db::connect(&app.db.url)
-            .await
-            .expect("the test database opens"),
-    )
+    let db = hookgate::db::connect(&app.db.url)
+        .await
+        .expect("the test database opens");
+    // The key the service made in its data directory.
+    let secrets = hookgate::secret_key::prepare(&db, None, app.db.dir.path())
+        .await
+        .expect("the service's key opens the test database");
+    ReceiverStore::new(db, secrets)
 }
 
 on_both_engines!(

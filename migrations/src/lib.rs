@@ -11,6 +11,7 @@ mod m20261123_000002_create_deliveries;
 mod m20261123_000003_create_repositories_and_changesets;
 mod m20261123_000004_create_sync_requests_and_events;
 mod m20261123_000005_create_commit_checks;
+mod m20261201_000006_encrypt_receiver_secrets;
 mod m20261201_000007_compress_delivery_bodies;
 mod m20261201_000008_notify_receiver_changes;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_repositories_and_changesets::Migration),
             Box::new(m20261123_000004_create_sync_requests_and_events::Migration),
             Box::new(m20261123_000005_create_commit_checks::Migration),
+            Box::new(m20261201_000006_encrypt_receiver_secrets::Migration),
             Box::new(m20261201_000007_compress_delivery_bodies::Migration),
             Box::new(m20261201_000008_notify_receiver_changes::Migration),
         ]

@@ -24,6 +24,10 @@ impl From<StoreError> for Status {
                 tracing::error!(error = %e, "admin call failed: database error");
                 Status::internal("database error (see the server log)")
             }
+            StoreError::SecretKey { .. } => {
+                tracing::error!(error = %err, "admin call failed: secret key");
+                Status::failed_precondition(err.to_string())
+            }
             StoreError::Corrupt { .. } => {
                 tracing::error!(error = %err, "admin call failed: corrupt row");
                 Status::internal(err.to_string())

@@ -8,4 +8,5 @@ pub mod delivery;
 pub mod event;
 pub mod receiver;
 pub mod repository;
+pub mod secret_key;
 pub mod sync_request;

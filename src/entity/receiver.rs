@@ -14,9 +14,16 @@ pub struct Model {
     pub code_host_kind: String,
     /// The normalised URN.
     pub code_host_urn: String,
+    /// The secret, sealed (`secret_key::SecretBox`): base64 of nonce, ciphertext and tag. Plain
+    /// text only while `secret_key_id` is NULL, in a database an older hookgate wrote, until
+    /// start-up encrypts it.
     pub secret: String,
-    /// The secret before the last rotation, while its overlap lasts.
+    /// The id of the key `secret` is sealed under.
+    pub secret_key_id: Option<String>,
+    /// The secret before the last rotation, while its overlap lasts, sealed like `secret`.
     pub previous_secret: Option<String>,
+    /// The id of the key `previous_secret` is sealed under.
+    pub previous_secret_key_id: Option<String>,
     pub previous_secret_expire_time: Option<i64>,
     pub ignore_unmatched: bool,
     pub min_sync_interval_ms: i64,

@@ -1,6 +1,7 @@
 //! The registry's store: receivers in the database, through sea-orm, the same on SQLite and
 //! PostgreSQL, and all of them in memory (kept current with every replica's changes) for the
-//! ingress.
+//! ingress. Secrets are sealed by the [`SecretBox`] of the key in force before they are written,
+//! and opened when they are read: the database never holds one in plain text.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
+use crate::db::begin_write;
 use crate::entity::receiver;
+use crate::secret_key::{self, SecretBox, Slot};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
 use crate::time::{duration_micros, now_micros};
@@ -116,7 +119,7 @@ pub struct ReceiverEntry {
 /// at once.
 #[derive(Debug, Default)]
 struct Registry {
-    entries: RwLock<HashMap<Uuid, Arc<ReceiverEntry>>>,
+    entries: RwLock<HashMap<Uuid, Held>>,
     /// Whether `entries` holds every receiver (the follower loaded them all): then a miss means
     /// there is no such receiver, and the database is not asked.
     complete: AtomicBool,
@@ -124,6 +127,11 @@ struct Registry {
     /// put an older row over a newer one.
     refreshing: tokio::sync::Mutex<()>,
 }
+
+/// A receiver as the registry in memory holds it: ready, or unusable because its row cannot be
+/// opened (its secret is under another key, or was altered). An unusable receiver's deliveries
+/// are answered 503, so its host retries, until the row is mended; the other receivers work.
+type Held = Result<Arc<ReceiverEntry>, StoreError>;
 
 /// The channel PostgreSQL notifies registry changes on (migration
 /// `m20261201_000008_notify_receiver_changes`); the payload is the receiver's id.
@@ -137,21 +145,25 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub struct ReceiverStore {
     db: DatabaseConnection,
     registry: Arc<Registry>,
+    /// Seals and opens the secret columns, with the key in force at start-up.
+    secrets: SecretBox,
 }
 
 impl ReceiverStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// A store over `db` whose secrets `secrets` seals and opens (see `secret_key::prepare`).
+    pub fn new(db: DatabaseConnection, secrets: SecretBox) -> Self {
         Self {
             db,
             registry: Arc::default(),
+            secrets,
         }
     }
 
     /// The receiver and its secrets. From memory alone once the registry is complete (a miss is
     /// `None`); before that, a miss is read from the database.
     pub async fn lookup(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
-        if let Some(entry) = self.cached(id) {
-            return Ok(Some(entry));
+        if let Some(held) = self.cached(id) {
+            return held.map(Some);
         }
         if self.registry.complete.load(Ordering::Acquire) {
             return Ok(None);
@@ -163,12 +175,12 @@ impl ReceiverStore {
     /// worker, which may hold a delivery for a receiver made on another replica a moment ago.
     pub async fn lookup_or_read(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
         match self.cached(id) {
-            Some(entry) => Ok(Some(entry)),
+            Some(held) => held.map(Some),
             None => self.refresh(id).await,
         }
     }
 
-    fn cached(&self, id: Uuid) -> Option<Arc<ReceiverEntry>> {
+    fn cached(&self, id: Uuid) -> Option<Held> {
         self.registry
             .entries
             .read()
@@ -178,7 +190,8 @@ impl ReceiverStore {
     }
 
     /// Reads one receiver from the database and puts it in memory (or takes it out, when it is
-    /// gone).
+    /// gone). `Err` when the database cannot be read, or when the row cannot be opened (then it
+    /// is held as unusable).
     async fn refresh(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
         let _one_at_a_time = self.registry.refreshing.lock().await;
         let model = receiver::Entity::find_by_id(id.to_string())
@@ -191,18 +204,28 @@ impl ReceiverStore {
                 Ok(None)
             }
             Some(model) => {
-                let entry = Arc::new(to_entry(model)?);
-                entries.insert(id, entry.clone());
-                Ok(Some(entry))
+                let held = self.hold(model);
+                entries.insert(id, held.clone());
+                held.map(Some)
             }
         }
+    }
+
+    /// A row as the registry holds it.
+    fn hold(&self, model: receiver::Model) -> Held {
+        let id = model.id.clone();
+        self.to_entry(model).map(Arc::new).inspect_err(|e| {
+            tracing::error!(receiver = %id, error = %e, "registry: a receiver cannot be used; its deliveries are answered 503");
+        })
     }
 
     /// Brings the registry in memory up to date after this process changed receiver `id`. When
     /// the row cannot be read back, the entry is dropped and misses go to the database until the
     /// follower has reloaded everything, so a stale secret is never used.
     async fn changed(&self, id: Uuid) {
-        if let Err(e) = self.refresh(id).await {
+        if let Err(e @ (StoreError::Unavailable(_) | StoreError::Database(_))) =
+            self.refresh(id).await
+        {
             tracing::warn!(receiver = %id, error = %e, "registry: cannot read back a changed receiver");
             self.registry.complete.store(false, Ordering::Release);
             self.registry
@@ -224,7 +247,7 @@ impl ReceiverStore {
                 id: model.id.clone(),
                 why: format!("id: {e}"),
             })?;
-            loaded.insert(id, Arc::new(to_entry(model)?));
+            loaded.insert(id, self.hold(model));
         }
         let count = loaded.len();
         *self.registry.entries.write().expect("registry lock") = loaded;
@@ -335,30 +358,43 @@ impl ReceiverStore {
         }
     }
 
-    /// What changes whenever a receiver is made, changed or deleted: how many there are and the
-    /// latest update time.
-    async fn version(&self) -> Result<(i64, Option<i64>), StoreError> {
-        let version: Option<(i64, Option<i64>)> = receiver::Entity::find()
+    /// What changes whenever a receiver is made, changed or deleted, or the key in force is
+    /// replaced: how many receivers there are, their latest update time, and when the key came
+    /// into force.
+    async fn version(&self) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
+        let (count, latest): (i64, Option<i64>) = receiver::Entity::find()
             .select_only()
             .column_as(receiver::Column::Id.count(), "count")
             .column_as(receiver::Column::UpdateTime.max(), "latest")
             .into_tuple()
             .one(&self.db)
+            .await?
+            .unwrap_or((0, None));
+        let key_time: Option<i64> = crate::entity::secret_key::Entity::find()
+            .select_only()
+            .column(crate::entity::secret_key::Column::UpdateTime)
+            .into_tuple()
+            .one(&self.db)
             .await?;
-        Ok(version.unwrap_or((0, None)))
+        Ok((count, latest, key_time))
     }
 
-    /// Stores a new receiver made by `actor`. A name already in use is `NameTaken`.
+    /// Stores a new receiver made by `actor`, its secret sealed. A name already in use is
+    /// `NameTaken`.
     pub async fn create(&self, new: NewReceiver, actor: &str) -> Result<Receiver, StoreError> {
         let now = now_micros();
         let name = new.name.as_str().to_owned();
+        let id = Uuid::new_v4().to_string();
+        let sealed = self.secrets.seal(&id, Slot::Current, new.secret.expose());
         let row = receiver::ActiveModel {
-            id: Set(Uuid::new_v4().to_string()),
+            id: Set(id.clone()),
             name: Set(name.clone()),
             code_host_kind: Set(new.code_host_kind.as_str().to_owned()),
             code_host_urn: Set(new.code_host_urn.as_str().to_owned()),
-            secret: Set(new.secret.expose().to_owned()),
+            secret: Set(sealed.value),
+            secret_key_id: Set(Some(sealed.key_id)),
             previous_secret: Set(None),
+            previous_secret_key_id: Set(None),
             previous_secret_expire_time: Set(None),
             ignore_unmatched: Set(new.options.ignore_unmatched),
             min_sync_interval_ms: Set(millis(new.options.min_sync_interval)),
@@ -370,13 +406,30 @@ impl ReceiverStore {
             updated_by: Set(actor.to_owned()),
             last_delivery_time: Set(None),
         };
-        let model = row
-            .insert(&self.db)
-            .await
-            .map_err(|e| name_clash(e, &name))?;
+        let txn = begin_write(&self.db).await?;
+        self.hold_key_in_force(&txn, &id).await?;
+        let model = row.insert(&txn).await.map_err(|e| name_clash(e, &name))?;
+        txn.commit().await?;
         let receiver = to_receiver(model)?;
         self.changed(receiver.id).await;
         Ok(receiver)
+    }
+
+    /// Fails unless this store's key is the one the database has in force, and (PostgreSQL)
+    /// keeps it so until `txn` ends: a replica that missed a `rotate-key` writes nothing under
+    /// the retired key.
+    async fn hold_key_in_force(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let in_force = secret_key::key_in_force(txn).await?;
+        self.secrets
+            .check_in_force(in_force.as_ref())
+            .map_err(|source| StoreError::SecretKey {
+                id: id.to_owned(),
+                source,
+            })
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Receiver, StoreError> {
@@ -387,13 +440,13 @@ impl ReceiverStore {
         to_receiver(model)
     }
 
-    /// The receiver's secrets, for verifying its deliveries.
+    /// The receiver's secrets, opened, for verifying its deliveries.
     pub async fn secrets(&self, id: Uuid) -> Result<ReceiverSecrets, StoreError> {
         let m = receiver::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("receiver", id))?;
-        to_secrets(&m)
+        self.to_secrets(&m)
     }
 
     /// Receivers in creation order, `limit` at most, after the `(create_time, id)` cursor.
@@ -488,8 +541,11 @@ impl ReceiverStore {
     }
 
     /// Replaces the secret. With a non-zero `overlap` the previous secret stays valid for that
-    /// long; with zero it stops working at once. One UPDATE statement: the previous secret is
-    /// the one the row holds at that moment, even if another rotation ran just before.
+    /// long; with zero it stops working at once. One write transaction that reads the row locked
+    /// (`FOR UPDATE` on PostgreSQL; SQLite's write lock is taken at `BEGIN`): the previous secret
+    /// is the one the row holds at that moment, even if another rotation ran just before. It is
+    /// opened and sealed again for its new column, because each ciphertext is bound to its
+    /// column.
     pub async fn rotate_secret(
         &self,
         id: Uuid,
@@ -498,25 +554,40 @@ impl ReceiverStore {
         actor: &str,
     ) -> Result<RotatedSecret, StoreError> {
         use receiver::Column as C;
+        let key = id.to_string();
+        let txn = begin_write(&self.db).await?;
+        self.hold_key_in_force(&txn, &key).await?;
+        let Some(row) = receiver::Entity::find_by_id(key.clone())
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+        else {
+            return Err(StoreError::not_found("receiver", id));
+        };
         let now = now_micros();
         let expire = (!overlap.is_zero()).then(|| now.saturating_add(duration_micros(overlap)));
-        let previous = match expire {
-            Some(_) => Expr::col(C::Secret),
-            None => Expr::value(None::<String>),
+        let (previous, previous_key_id) = match expire {
+            Some(_) => {
+                let current = self.open(&row, Slot::Current)?;
+                let sealed = self.secrets.seal(&key, Slot::Previous, current.expose());
+                (Some(sealed.value), Some(sealed.key_id))
+            }
+            None => (None, None),
         };
-        let result = receiver::Entity::update_many()
-            .col_expr(C::PreviousSecret, previous)
+        let sealed = self.secrets.seal(&key, Slot::Current, secret.expose());
+        receiver::Entity::update_many()
+            .col_expr(C::PreviousSecret, Expr::value(previous))
+            .col_expr(C::PreviousSecretKeyId, Expr::value(previous_key_id))
             .col_expr(C::PreviousSecretExpireTime, Expr::value(expire))
-            .col_expr(C::Secret, Expr::value(secret.expose().to_owned()))
+            .col_expr(C::Secret, Expr::value(sealed.value))
+            .col_expr(C::SecretKeyId, Expr::value(sealed.key_id))
             .col_expr(C::UpdateTime, Expr::value(now))
             .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()))
-            .filter(C::Id.eq(id.to_string()))
-            .exec(&self.db)
+            .filter(C::Id.eq(key.as_str()))
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         self.changed(id).await;
-        if result.rows_affected == 0 {
-            return Err(StoreError::not_found("receiver", id));
-        }
         Ok(RotatedSecret {
             receiver: self.get(id).await?,
             previous_secret_expire_time: expire,
@@ -540,28 +611,49 @@ fn name_clash(err: DbErr, name: &str) -> StoreError {
     }
 }
 
-fn to_secrets(m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
-    let corrupt = |why: &str| StoreError::Corrupt {
-        id: m.id.clone(),
-        why: why.to_owned(),
-    };
-    let current = ReceiverSecret::parse(&m.secret).map_err(|_| corrupt("secret"))?;
-    let previous = match (&m.previous_secret, m.previous_secret_expire_time) {
-        (Some(secret), Some(expire)) => Some((
-            ReceiverSecret::parse(secret).map_err(|_| corrupt("previous_secret"))?,
-            expire,
-        )),
-        _ => None,
-    };
-    Ok(ReceiverSecrets { current, previous })
-}
+impl ReceiverStore {
+    /// The row as the registry in memory keeps it: the receiver and its secrets, opened.
+    fn to_entry(&self, m: receiver::Model) -> Result<ReceiverEntry, StoreError> {
+        let secrets = self.to_secrets(&m)?;
+        Ok(ReceiverEntry {
+            receiver: to_receiver(m)?,
+            secrets,
+        })
+    }
 
-fn to_entry(m: receiver::Model) -> Result<ReceiverEntry, StoreError> {
-    let secrets = to_secrets(&m)?;
-    Ok(ReceiverEntry {
-        receiver: to_receiver(m)?,
-        secrets,
-    })
+    /// The row's secrets, opened.
+    fn to_secrets(&self, m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
+        let current = self.open(m, Slot::Current)?;
+        let previous = match m.previous_secret_expire_time {
+            Some(expire) if m.previous_secret.is_some() => {
+                Some((self.open(m, Slot::Previous)?, expire))
+            }
+            _ => None,
+        };
+        Ok(ReceiverSecrets { current, previous })
+    }
+
+    /// The secret in `slot` of the row, opened and checked.
+    fn open(&self, m: &receiver::Model, slot: Slot) -> Result<ReceiverSecret, StoreError> {
+        let (value, key_id) = match slot {
+            Slot::Current => (m.secret.as_str(), m.secret_key_id.as_deref()),
+            Slot::Previous => (
+                m.previous_secret.as_deref().unwrap_or_default(),
+                m.previous_secret_key_id.as_deref(),
+            ),
+        };
+        let plain = self
+            .secrets
+            .open(&m.id, slot, key_id, value)
+            .map_err(|source| StoreError::SecretKey {
+                id: m.id.clone(),
+                source,
+            })?;
+        ReceiverSecret::parse(&plain).map_err(|_| StoreError::Corrupt {
+            id: m.id.clone(),
+            why: format!("{} is not a valid secret once opened", slot.column()),
+        })
+    }
 }
 
 fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {

@@ -15,26 +15,58 @@ pub struct Served {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// The `hookgate` binary set up for `db` (its data directory and database URL, no admin token,
+/// public URL or secret key file from the environment); add the command and its flags.
+pub fn hookgate(db: &TestDatabase) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    command
+        .arg("--data-dir")
+        .arg(db.dir.path())
+        .env("HOOKGATE_DATABASE_URL", &db.url)
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_PUBLIC_URL")
+        .env_remove("HOOKGATE_SECRET_KEY_FILE")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` to its end (60 s at most, then it is killed and the test fails) and returns
+/// its exit status and output: for commands that must exit, such as a start-up that must fail.
+pub fn run_to_exit(mut command: Command) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookgate binary starts");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.expect("the output of hookgate is read"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("hookgate did not exit within 60 s");
+        }
+    }
+}
+
 impl Served {
     /// Starts `hookgate serve` on `db`, both ports 0 on loopback, and waits until it has logged
     /// the addresses it listens on.
     pub fn start(db: &TestDatabase) -> Served {
-        Self::start_with(db, &[])
+        Self::start_with::<&str>(db, &[])
     }
 
     /// Like [`Served::start`], with more command-line arguments (`--ingress-only`, ...) after
     /// the test's own (later flags win). Started again on the same `db` after a kill, it runs
     /// on the data the killed process left (on new ports: clients must use the new addresses).
-    pub fn start_with(db: &TestDatabase, args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(db: &TestDatabase, args: &[S]) -> Served {
+        let mut child = hookgate(db)
             .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
-            .arg("--data-dir")
-            .arg(db.dir.path())
             .args(args)
-            .env("HOOKGATE_DATABASE_URL", &db.url)
-            .env_remove("HOOKGATE_ADMIN_TOKEN")
-            .env_remove("HOOKGATE_PUBLIC_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -115,6 +115,37 @@ impl TestDatabase {
         }
     }
 
+    /// The same data seen from a new, empty data directory, as when a database is copied
+    /// without the rest of the data directory: for SQLite a copy of its files (the database and
+    /// any write-ahead log), for PostgreSQL the same database (which the copy does not drop).
+    pub fn copy_to_new_data_dir(&self) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory can be made");
+        match &self.postgres {
+            Some(_) => Self {
+                url: self.url.clone(),
+                dir,
+                postgres: None,
+            },
+            None => {
+                for name in ["hookgate.db", "hookgate.db-wal"] {
+                    let from = self.dir.path().join(name);
+                    if from.exists() {
+                        std::fs::copy(&from, dir.path().join(name))
+                            .expect("the database file can be copied");
+                    }
+                }
+                Self {
+                    url: format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("hookgate.db").display()
+                    ),
+                    dir,
+                    postgres: None,
+                }
+            }
+        }
+    }
+
     /// Drops a PostgreSQL test database (SQLite's goes with the temporary directory).
     pub async fn drop_database(&self) {
         if let Some((server, name)) = &self.postgres
@@ -226,12 +257,19 @@ impl TestApp {
 
     /// Stops the service gracefully and drops its database.
     pub async fn stop(self) {
+        let db = self.shut_down().await;
+        db.drop_database().await;
+    }
+
+    /// Stops the service gracefully and hands back its database (and data directory), to start
+    /// it again or look at what it left.
+    pub async fn shut_down(self) -> TestDatabase {
         self.stop.cancel();
         self.task
             .await
             .expect("the service task does not panic")
             .expect("the service stops cleanly");
-        self.db.drop_database().await;
+        self.db
     }
 }
 
