@@ -135,6 +135,37 @@ impl Handler for WritesThenFails {
     }
 }
 
+/// A handler that writes a repository named after the delivery, then fails for the deliveries
+/// in `fails` and succeeds for the rest.
+struct FailsSome {
+    fails: HashSet<Uuid>,
+}
+
+#[tonic::async_trait]
+impl Handler for FailsSome {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        _: &Receiver,
+        delivery: &ClaimedDelivery,
+        _: &Classified,
+    ) -> Result<Outcome, HandlerError> {
+        let seen = hookgate::hosts::effects::RepositoryRef {
+            name: format!("repo/{}", delivery.id),
+            external_id: String::new(),
+            url: String::new(),
+            clone_urls: vec![],
+        };
+        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, 0)
+            .await
+            .map_err(|e| HandlerError::retry(e.to_string()))?;
+        if self.fails.contains(&delivery.id) {
+            return Err(HandlerError::retry("failed after writing"));
+        }
+        Ok(Outcome::Processed)
+    }
+}
+
 fn worker(s: &Setup, handler: Arc<dyn Handler>, lease: Duration) -> Worker {
     Worker::new(
         s.db.clone(),
@@ -150,6 +181,7 @@ fn worker(s: &Setup, handler: Arc<dyn Handler>, lease: Duration) -> Worker {
 
 on_both_engines!(
     a_handler_failure_leaves_no_partial_change,
+    a_failure_in_a_batch_undoes_only_that_deliverys_effects,
     a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error,
     a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease,
     concurrent_claimers_never_share_a_delivery,
@@ -173,6 +205,48 @@ async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
         repos.total_size, 0,
         "the handler's write was rolled back with it"
     );
+    s.test_db.drop_database().await;
+}
+
+/// The worker writes many deliveries in one transaction, each in a savepoint: the ones whose
+/// handler fails roll back alone, the others keep their effects and are processed.
+async fn a_failure_in_a_batch_undoes_only_that_deliverys_effects(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 700 * SECOND;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(pending(&s, t0 + i).await);
+    }
+    let fails: HashSet<Uuid> = [ids[0], ids[4], ids[9]].into();
+    let w = worker(
+        &s,
+        Arc::new(FailsSome {
+            fails: fails.clone(),
+        }),
+        Duration::from_secs(60),
+    );
+    assert_eq!(w.process_due(t0 + SECOND).await.unwrap(), 10);
+    let repos: HashSet<String> = hookgate::sync::RepositoryStore::new(s.db.clone())
+        .list(None, None, 100)
+        .await
+        .unwrap()
+        .repositories
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    for id in &ids {
+        let d = s.deliveries.get(*id).await.unwrap();
+        let repo = format!("repo/{id}");
+        if fails.contains(id) {
+            assert_eq!(d.state, DeliveryState::Pending, "to be retried: {d:?}");
+            assert_eq!(d.last_error.as_deref(), Some("failed after writing"));
+            assert!(!repos.contains(&repo), "{repo} was rolled back");
+        } else {
+            assert_eq!(d.state, DeliveryState::Processed, "{d:?}");
+            assert!(repos.contains(&repo), "{repo} is kept");
+        }
+    }
+    assert_eq!(repos.len(), 7);
     s.test_db.drop_database().await;
 }
 

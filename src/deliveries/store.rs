@@ -439,6 +439,21 @@ impl DeliveryStore {
         retry_after: Option<Duration>,
         now: i64,
     ) -> Result<Option<DeliveryState>, StoreError> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let state = Self::fail_on(&txn, claimed, error, retry_after, now).await?;
+        txn.commit().await?;
+        Ok(state)
+    }
+
+    /// Like [`DeliveryStore::fail`], on `conn` (a transaction the caller commits); a failure
+    /// for good is told on the event feed there too.
+    pub async fn fail_on<C: ConnectionTrait>(
+        conn: &C,
+        claimed: &ClaimedDelivery,
+        error: &str,
+        retry_after: Option<Duration>,
+        now: i64,
+    ) -> Result<Option<DeliveryState>, DbErr> {
         let (state, next) = match retry_after {
             Some(wait) => (
                 DeliveryState::Pending,
@@ -454,12 +469,11 @@ impl DeliveryStore {
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
         }
-        let txn = crate::db::begin_write(&self.db).await?;
-        let result = update.filter(claim_held(claimed)).exec(&txn).await?;
+        let result = update.filter(claim_held(claimed)).exec(conn).await?;
         let held = result.rows_affected == 1;
         if held && state == DeliveryState::Failed {
             crate::events::record(
-                &txn,
+                conn,
                 crate::events::EventKind::DeliveryFailed,
                 Some(claimed.receiver_id),
                 claimed.id,
@@ -467,7 +481,6 @@ impl DeliveryStore {
             )
             .await?;
         }
-        txn.commit().await?;
         Ok(held.then_some(state))
     }
 

@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use std::time::Instant;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
 use crate::hosts::{self, Classified, Disposition};
-use crate::receivers::{Receiver, ReceiverStore};
+use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::time::now_micros;
 
@@ -32,6 +34,9 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// The most deliveries claimed at once.
     pub batch: u64,
+    /// The most deliveries written in one transaction: more share a commit, fewer hold SQLite's
+    /// one write lock (which the ingress waits for) a shorter time.
+    pub per_transaction: usize,
     /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
     /// taken by another replica).
     pub poll_interval: Duration,
@@ -43,7 +48,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(60),
-            batch: 64,
+            batch: 128,
+            per_transaction: 32,
             poll_interval: Duration::from_secs(1),
             backoff: RETRY_BACKOFF.to_vec(),
         }
@@ -160,105 +166,239 @@ impl Worker {
     }
 
     /// Claims one batch of deliveries due at `now` and processes each; returns how many.
+    ///
+    /// Parsing a delivery (its whole JSON body) is the costly part, and needs no database: it
+    /// runs for the whole batch first, spread over the machine's cores. The effects are then
+    /// written [`WorkerConfig::per_transaction`] deliveries to a transaction, each delivery in a
+    /// savepoint of its own, so one that fails rolls back alone and one commit serves many.
     pub async fn process_due(&self, now: i64) -> Result<usize, StoreError> {
         let claimed = self
             .deliveries
             .claim(self.config.batch, self.config.lease, now)
             .await?;
         let count = claimed.len();
+        let mut parsed = Vec::with_capacity(count);
         for delivery in claimed {
-            self.process(delivery, now).await;
+            let receiver = self
+                .receivers
+                .lookup_or_read(delivery.receiver_id)
+                .await
+                .map_err(|e| HandlerError::retry(format!("database: {e}")));
+            parsed.push(Parsed {
+                started: Instant::now(),
+                delivery,
+                receiver,
+                classified: None,
+            });
+        }
+        let parsed = classify_all(parsed).await;
+        let mut parsed = parsed.into_iter();
+        loop {
+            let chunk: Vec<Parsed> = parsed.by_ref().take(self.config.per_transaction).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            self.apply_chunk(chunk, now).await;
         }
         Ok(count)
     }
 
-    async fn process(&self, delivery: ClaimedDelivery, now: i64) {
-        let id = delivery.id;
-        let started = std::time::Instant::now();
-        let result = self.apply(&delivery, now).await;
-        let error = match result {
-            Ok(Some(state)) => {
-                crate::metrics::delivery_processed(state, started, delivery.receive_time);
-                tracing::debug!(delivery = %id, %state, "delivery processed");
-                return;
-            }
-            Ok(None) => {
-                crate::metrics::delivery_processed(
-                    crate::metrics::WorkerOutcome::Lost,
-                    started,
-                    delivery.receive_time,
-                );
-                tracing::warn!(delivery = %id, "lost the claim on a delivery (lease ran out); another worker has it");
-                return;
-            }
-            Err(e) => e,
-        };
-        let tries = usize::try_from(delivery.attempts.max(1)).unwrap_or(usize::MAX);
-        let retry_after = if error.permanent {
-            None
-        } else {
-            self.config.backoff.get(tries - 1).copied()
-        };
-        match self
-            .deliveries
-            .fail(&delivery, &error.message, retry_after, now)
-            .await
-        {
-            Ok(Some(DeliveryState::Failed)) => {
-                crate::metrics::delivery_processed(
-                    DeliveryState::Failed,
-                    started,
-                    delivery.receive_time,
-                );
-                tracing::error!(delivery = %id, attempts = delivery.attempts, error = %error, "delivery failed for good");
-            }
-            Ok(Some(_)) => {
-                crate::metrics::delivery_processed(
-                    crate::metrics::WorkerOutcome::Retry,
-                    started,
-                    delivery.receive_time,
-                );
-                tracing::warn!(delivery = %id, attempts = delivery.attempts, error = %error, retry_in = ?retry_after, "delivery failed; will retry");
-            }
-            Ok(None) => {}
+    /// Writes the effects and outcomes of `chunk` in one transaction. When the transaction
+    /// itself fails (the database went away, a commit refused), each delivery is tried again on
+    /// its own.
+    async fn apply_chunk(&self, chunk: Vec<Parsed>, now: i64) {
+        let txn = match crate::db::begin_write(&self.db).await {
+            Ok(txn) => txn,
             Err(e) => {
-                // The lease will run out and the delivery will be tried again.
-                tracing::warn!(delivery = %id, error = %e, "could not record a failed try");
+                tracing::warn!(error = %e, "delivery worker cannot begin a transaction");
+                return self.one_by_one(chunk, now).await;
+            }
+        };
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        for item in &chunk {
+            let outcome = match self.apply_in_savepoint(&txn, item, now).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // The transaction is unusable (its connection failed): start over, one by one.
+                    tracing::warn!(error = %e, "delivery worker's transaction failed");
+                    drop(txn);
+                    return self.one_by_one(chunk, now).await;
+                }
+            };
+            outcomes.push(outcome);
+        }
+        // A failed try is recorded in the same transaction as its neighbours' effects.
+        let mut failed_states = Vec::with_capacity(outcomes.len());
+        for (item, outcome) in chunk.iter().zip(&outcomes) {
+            let state = match outcome {
+                Err(error) => {
+                    match DeliveryStore::fail_on(
+                        &*txn,
+                        &item.delivery,
+                        &error.message,
+                        self.retry_after(&item.delivery, error),
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(state) => state,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "delivery worker's transaction failed");
+                            drop(txn);
+                            return self.one_by_one(chunk, now).await;
+                        }
+                    }
+                }
+                Ok(_) => None,
+            };
+            failed_states.push(state);
+        }
+        if let Err(e) = txn.commit().await {
+            tracing::warn!(error = %e, "delivery worker could not commit a batch");
+            return self.one_by_one(chunk, now).await;
+        }
+        for ((item, outcome), failed) in chunk.iter().zip(outcomes).zip(failed_states) {
+            match outcome {
+                Ok(state) => self.report_done(item, state),
+                Err(error) => self.report_failed(item, &error, failed),
             }
         }
     }
 
-    /// Handles one delivery and writes its effects and outcome in one transaction. `Ok(None)`:
-    /// the claim was lost, nothing written.
+    /// Handles one delivery inside a savepoint of `txn` and records its outcome there. The
+    /// outer `Err` is the transaction failing; the inner one the handler's failure, whose
+    /// partial effects the savepoint has undone.
+    async fn apply_in_savepoint(
+        &self,
+        txn: &DatabaseTransaction,
+        item: &Parsed,
+        now: i64,
+    ) -> Result<Result<Option<DeliveryState>, HandlerError>, DbErr> {
+        let savepoint = txn.begin().await?;
+        match self.apply(&savepoint, item, now).await {
+            Ok(Some(state)) => {
+                savepoint.commit().await?;
+                Ok(Ok(Some(state)))
+            }
+            Ok(None) => {
+                savepoint.rollback().await?;
+                Ok(Ok(None))
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                Ok(Err(e))
+            }
+        }
+    }
+
+    /// Processes each delivery of `chunk` in a transaction of its own.
+    async fn one_by_one(&self, chunk: Vec<Parsed>, now: i64) {
+        for item in chunk {
+            let outcome = match crate::db::begin_write(&self.db).await {
+                Err(e) => Err(HandlerError::retry(format!("database: {e}"))),
+                Ok(txn) => match self.apply(&txn, &item, now).await {
+                    Ok(Some(state)) => match txn.commit().await {
+                        Ok(()) => Ok(Some(state)),
+                        Err(e) => Err(HandlerError::retry(format!("database: {e}"))),
+                    },
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                },
+            };
+            match outcome {
+                Ok(state) => self.report_done(&item, state),
+                Err(error) => {
+                    let retry_after = self.retry_after(&item.delivery, &error);
+                    match self
+                        .deliveries
+                        .fail(&item.delivery, &error.message, retry_after, now)
+                        .await
+                    {
+                        Ok(state) => self.report_failed(&item, &error, state),
+                        // The lease will run out and the delivery will be tried again.
+                        Err(e) => {
+                            tracing::warn!(delivery = %item.delivery.id, error = %e, "could not record a failed try")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long until a failed delivery is tried again; `None`: never (it is `FAILED`).
+    fn retry_after(&self, delivery: &ClaimedDelivery, error: &HandlerError) -> Option<Duration> {
+        let tries = usize::try_from(delivery.attempts.max(1)).unwrap_or(usize::MAX);
+        if error.permanent {
+            None
+        } else {
+            self.config.backoff.get(tries - 1).copied()
+        }
+    }
+
+    /// Logs and counts a delivery handled (`Some(state)`) or whose claim was lost (`None`).
+    fn report_done(&self, item: &Parsed, state: Option<DeliveryState>) {
+        let id = item.delivery.id;
+        match state {
+            Some(state) => {
+                crate::metrics::delivery_processed(state, item.started, item.delivery.receive_time);
+                tracing::debug!(delivery = %id, %state, "delivery processed");
+            }
+            None => {
+                crate::metrics::delivery_processed(
+                    crate::metrics::WorkerOutcome::Lost,
+                    item.started,
+                    item.delivery.receive_time,
+                );
+                tracing::warn!(delivery = %id, "lost the claim on a delivery (lease ran out); another worker has it");
+            }
+        }
+    }
+
+    /// Logs and counts a failed try, recorded as `state` (`None`: the claim was lost first).
+    fn report_failed(&self, item: &Parsed, error: &HandlerError, state: Option<DeliveryState>) {
+        let delivery = &item.delivery;
+        let id = delivery.id;
+        match state {
+            Some(DeliveryState::Failed) => {
+                crate::metrics::delivery_processed(
+                    DeliveryState::Failed,
+                    item.started,
+                    delivery.receive_time,
+                );
+                tracing::error!(delivery = %id, attempts = delivery.attempts, error = %error, "delivery failed for good");
+            }
+            Some(_) => {
+                crate::metrics::delivery_processed(
+                    crate::metrics::WorkerOutcome::Retry,
+                    item.started,
+                    delivery.receive_time,
+                );
+                tracing::warn!(delivery = %id, attempts = delivery.attempts, error = %error, retry_in = ?self.retry_after(delivery, error), "delivery failed; will retry");
+            }
+            None => {}
+        }
+    }
+
+    /// Runs the handler for one parsed delivery on `txn` and records its outcome there.
+    /// `Ok(None)`: the claim was lost (or the receiver deleted); the caller rolls back.
     async fn apply(
         &self,
-        delivery: &ClaimedDelivery,
+        txn: &DatabaseTransaction,
+        item: &Parsed,
         now: i64,
     ) -> Result<Option<DeliveryState>, HandlerError> {
         let db_error = |e: &dyn std::fmt::Display| HandlerError::retry(format!("database: {e}"));
-        let Some(entry) = self
-            .receivers
-            .lookup_or_read(delivery.receiver_id)
-            .await
-            .map_err(|e| db_error(&e))?
-        else {
+        let delivery = &item.delivery;
+        let Some(entry) = item.receiver.clone()? else {
             // The receiver was deleted, and its deliveries with it.
             return Ok(None);
         };
         let receiver = &entry.receiver;
-        let Some(host) = receiver.code_host_kind.host() else {
-            return Err(HandlerError::permanent(format!(
-                "receivers of kind {} have no handler yet",
-                receiver.code_host_kind
-            )));
+        let classified = match &item.classified {
+            Some(Ok(classified)) => classified,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(HandlerError::permanent("the delivery was not parsed")),
         };
-        let headers = header_map(&delivery.request_headers);
-        let classified = hosts::classify(host, &headers, &delivery.request_body)
-            .map_err(|e| HandlerError::permanent(e.to_string()))?;
-
-        let txn = crate::db::begin_write(&self.db)
-            .await
-            .map_err(|e| db_error(&e))?;
         let (state, note) = match classified.disposition {
             Disposition::Ping => (DeliveryState::Processed, None),
             Disposition::Ignored => (
@@ -268,7 +408,7 @@ impl Worker {
             Disposition::Handled => {
                 match self
                     .handler
-                    .handle(&txn, receiver, delivery, &classified)
+                    .handle(txn, receiver, delivery, classified)
                     .await?
                 {
                     Outcome::Processed => (DeliveryState::Processed, None),
@@ -276,16 +416,68 @@ impl Worker {
                 }
             }
         };
-        let held = DeliveryStore::finish(&txn, delivery, state, note.as_deref(), now)
+        let held = DeliveryStore::finish(txn, delivery, state, note.as_deref(), now)
             .await
             .map_err(|e| db_error(&e))?;
-        if !held {
-            txn.rollback().await.ok();
-            return Ok(None);
-        }
-        txn.commit().await.map_err(|e| db_error(&e))?;
-        Ok(Some(state))
+        Ok(held.then_some(state))
     }
+}
+
+/// A claimed delivery on its way through the worker: its receiver and its parsed event.
+struct Parsed {
+    /// When the worker took it up, for the processing-time metric.
+    started: Instant,
+    delivery: ClaimedDelivery,
+    /// `Ok(None)`: the receiver is gone.
+    receiver: Result<Option<Arc<ReceiverEntry>>, HandlerError>,
+    /// Filled by [`classify_all`]; `None` when there was nothing to classify (no receiver).
+    classified: Option<Result<Classified, HandlerError>>,
+}
+
+/// Classifies every delivery of a batch (the full parse of its body), on blocking threads, one
+/// share per core.
+async fn classify_all(batch: Vec<Parsed>) -> Vec<Parsed> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let share = batch.len().div_ceil(cores).max(1);
+    let mut shares = Vec::new();
+    let mut rest = batch.into_iter();
+    loop {
+        let part: Vec<Parsed> = rest.by_ref().take(share).collect();
+        if part.is_empty() {
+            break;
+        }
+        shares.push(tokio::task::spawn_blocking(move || {
+            part.into_iter().map(classify_one).collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for share in shares {
+        out.extend(
+            share
+                .await
+                .expect("classifying is pure and does not panic on any input"),
+        );
+    }
+    out
+}
+
+/// Parses one delivery's event, as the handler will need it.
+fn classify_one(mut item: Parsed) -> Parsed {
+    let Ok(Some(entry)) = &item.receiver else {
+        return item;
+    };
+    let kind = entry.receiver.code_host_kind;
+    item.classified = Some(match kind.host() {
+        None => Err(HandlerError::permanent(format!(
+            "receivers of kind {kind} have no handler yet"
+        ))),
+        Some(host) => {
+            let headers = header_map(&item.delivery.request_headers);
+            hosts::classify(host, &headers, &item.delivery.request_body)
+                .map_err(|e| HandlerError::permanent(e.to_string()))
+        }
+    });
+    item
 }
 
 /// Rebuilds the request's headers from the log (values that are not valid headers are skipped).
