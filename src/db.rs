@@ -34,6 +34,9 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
+                    // Statement journals (a multi-row INSERT in a transaction has one) in memory,
+                    // not in a temporary file made and deleted each time.
+                    .pragma("temp_store", "memory")
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             })

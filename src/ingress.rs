@@ -205,7 +205,7 @@ async fn intake(
         tracing::info!(receiver = %receiver_id, %reason, "delivery rejected");
         let response_body = json!({ "error": reason });
         // What the attempt claimed to be, for the log; never its body.
-        let claimed = hosts::classify(host, &headers, &body).ok();
+        let claimed = hosts::identify(host, &headers, &body).ok();
         let rejected = NewDelivery {
             delivery_key: claimed.as_ref().and_then(|c| c.delivery_key.clone()),
             event: claimed.map(|c| c.event).unwrap_or_default(),
@@ -221,7 +221,7 @@ async fn intake(
         return reply(StatusCode::UNAUTHORIZED, response_body);
     }
 
-    let classified = match hosts::classify(host, &headers, &body) {
+    let classified = match hosts::identify(host, &headers, &body) {
         Ok(c) => c,
         Err(e @ ClassifyError::MissingEventHeader(_)) | Err(e @ ClassifyError::BadBody(_)) => {
             return error(StatusCode::BAD_REQUEST, e.to_string());

@@ -5,6 +5,11 @@ use hookgate::app::{Application, open_database};
 use hookgate::config::{Cli, Command};
 use hookgate::db::redact_url;
 
+/// mimalloc rather than the system allocator: intake allocates and frees a body-sized buffer or
+/// three per delivery, from many threads, which glibc's allocator spends a fifth of the CPU on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -12,8 +12,8 @@ use super::effects::{
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
-    Classified, ClassifyError, Disposition, Effect, EffectError, TestDelivery, Verified,
-    VerifyError, delivery_key, event_header, json_bytes, parse_json,
+    Classified, ClassifyError, Disposition, Effect, EffectError, Payload, TestDelivery, Verified,
+    VerifyError, delivery_key, event_header, json_bytes,
 };
 
 const SIGNATURE: &str = "X-Hub-Signature";
@@ -32,9 +32,12 @@ pub(super) fn verify(
     Ok(Verified::Signed)
 }
 
-pub(super) fn classify(headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
+pub(super) fn classify<P: Payload>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Classified<P>, ClassifyError> {
     let event = event_header(headers, EVENT)?;
-    let payload = parse_json(event, body)?;
+    let payload = P::parse(event, body)?;
     Ok(Classified {
         event: event.to_owned(),
         delivery_key: delivery_key(headers, &[DELIVERY]),

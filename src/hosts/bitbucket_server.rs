@@ -14,8 +14,8 @@ use super::effects::{
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
-    Classified, ClassifyError, Disposition, Effect, EffectError, TestDelivery, Verified,
-    VerifyError, delivery_key, event_header, header_text, parse_json,
+    Classified, ClassifyError, Disposition, Effect, EffectError, Payload, TestDelivery, Verified,
+    VerifyError, delivery_key, event_header, header_text,
 };
 
 const SIGNATURE: &str = "X-Hub-Signature";
@@ -44,14 +44,17 @@ pub(super) fn verify(
     }
 }
 
-pub(super) fn classify(headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
+pub(super) fn classify<P: Payload>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Classified<P>, ClassifyError> {
     let event = event_header(headers, EVENT)?;
     let (payload, disposition) = if event == PING {
         // `{"test": true}` in practice; nothing is read from it, so nothing is insisted on.
-        let payload = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let payload = P::lenient(body);
         (payload, Disposition::Ping)
     } else {
-        (parse_json(event, body)?, disposition(event))
+        (P::parse(event, body)?, disposition(event))
     };
     Ok(Classified {
         event: event.to_owned(),

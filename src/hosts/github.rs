@@ -15,8 +15,8 @@ use super::effects::{
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
-    Classified, ClassifyError, Disposition, TestDelivery, Verified, VerifyError, delivery_key,
-    event_header, header_text, json_bytes, parse_json, with_action,
+    Classified, ClassifyError, Disposition, Payload, TestDelivery, Verified, VerifyError,
+    delivery_key, event_header, header_text, json_bytes, with_action,
 };
 
 /// Where GitHub puts the current signature.
@@ -64,21 +64,24 @@ pub(super) fn verify(
     Ok(Verified::Signed)
 }
 
-pub(super) fn classify(headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
+pub(super) fn classify<P: Payload>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Classified<P>, ClassifyError> {
     let event = event_header(headers, EVENT)?;
     let json = if is_form(headers) {
         form_payload(event, body)?
     } else {
         Cow::Borrowed(body)
     };
-    let payload = parse_json(event, &json)?;
+    let payload = P::parse(event, &json)?;
     let disposition = match event {
         "ping" => Disposition::Ping,
         e if HANDLED.contains(&e) => Disposition::Handled,
         _ => Disposition::Ignored,
     };
     Ok(Classified {
-        event: with_action(event, payload.get("action")),
+        event: with_action(event, payload.action()),
         delivery_key: delivery_key(headers, &[DELIVERY]),
         disposition,
         payload,

@@ -12,8 +12,8 @@ use super::effects::{
 };
 use super::signature;
 use super::{
-    Classified, ClassifyError, Disposition, TestDelivery, Verified, VerifyError, delivery_key,
-    event_header, json_bytes, parse_json, with_action,
+    Classified, ClassifyError, Disposition, Payload, TestDelivery, Verified, VerifyError,
+    delivery_key, event_header, json_bytes, with_action,
 };
 
 const TOKEN: &str = "X-Gitlab-Token";
@@ -35,12 +35,13 @@ pub(super) fn verify(headers: &HeaderMap, secrets: &[&str]) -> Result<Verified, 
     Ok(Verified::Signed)
 }
 
-pub(super) fn classify(headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
+pub(super) fn classify<P: Payload>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Classified<P>, ClassifyError> {
     let event = event_header(headers, EVENT)?;
-    let payload = parse_json(event, body)?;
-    let action = payload
-        .get("object_attributes")
-        .and_then(|attributes| attributes.get("action"));
+    let payload = P::parse(event, body)?;
+    let action = payload.attributes_action();
     let disposition = if HANDLED.contains(&event) {
         Disposition::Handled
     } else {

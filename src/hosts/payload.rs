@@ -1,0 +1,382 @@
+//! What a delivery's body is read into. The worker needs all of it ([`Value`]), to find the
+//! event's effects; the ingress needs only to know that the body is the JSON object its event
+//! must be and the action that names the event ([`Outline`]). Reading an outline checks the
+//! whole body, with the same nesting limit, but builds nothing but the action: it costs a
+//! fraction of building the value, which is what keeps intake fast.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::ClassifyError;
+
+/// Visitor methods taking every scalar (string, number, boolean, null) to `$value`.
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
+/// A body read as its event needs it.
+pub trait Payload: Sized {
+    /// Reads the body of an `event` delivery, which must be a JSON object.
+    fn parse(event: &str, body: &[u8]) -> Result<Self, ClassifyError>;
+    /// Reads a body that need not be JSON (a ping's): what it holds if it is JSON, else nothing.
+    fn lenient(body: &[u8]) -> Self;
+    /// The body's top-level `action`, when it is a string (GitHub).
+    fn action(&self) -> Option<&str>;
+    /// The body's `object_attributes.action`, when it is a string (GitLab).
+    fn attributes_action(&self) -> Option<&str>;
+}
+
+/// The message of a body that is not the JSON object its event must be.
+fn not_json(event: &str, e: &serde_json::Error) -> ClassifyError {
+    ClassifyError::BadBody(format!("body of a {event} event must be JSON: {e}"))
+}
+
+fn not_an_object(event: &str) -> ClassifyError {
+    ClassifyError::BadBody(format!("body of a {event} event must be a JSON object"))
+}
+
+impl Payload for Value {
+    fn parse(event: &str, body: &[u8]) -> Result<Self, ClassifyError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| not_json(event, &e))?;
+        if !value.is_object() {
+            return Err(not_an_object(event));
+        }
+        Ok(value)
+    }
+
+    fn lenient(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.get("action").and_then(Value::as_str)
+    }
+
+    fn attributes_action(&self) -> Option<&str> {
+        self.get("object_attributes")
+            .and_then(|attributes| attributes.get("action"))
+            .and_then(Value::as_str)
+    }
+}
+
+/// A body checked to be a JSON object, of which only what names the event is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    action: Option<String>,
+    attributes_action: Option<String>,
+}
+
+impl Payload for Outline {
+    fn parse(event: &str, body: &[u8]) -> Result<Self, ClassifyError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let outline = match de.deserialize_any(OutlineVisitor) {
+            Ok(Some(outline)) => outline,
+            Ok(None) => return Err(not_an_object(event)),
+            Err(e) => return Err(not_json(event, &e)),
+        };
+        // Nothing but whitespace may follow, as `serde_json::from_slice` insists.
+        de.end().map_err(|e| not_json(event, &e))?;
+        Ok(outline)
+    }
+
+    fn lenient(_: &[u8]) -> Self {
+        Outline::default()
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+
+    fn attributes_action(&self) -> Option<&str> {
+        self.attributes_action.as_deref()
+    }
+}
+
+/// Reads a top-level value: `Some(outline)` for an object, `None` for any other JSON value.
+struct OutlineVisitor;
+
+impl<'de> Visitor<'de> for OutlineVisitor {
+    type Value = Option<Outline>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut outline = Outline::default();
+        while let Some(key) = map.next_key_seed(KeyName)? {
+            match key {
+                Key::Action => outline.action = map.next_value_seed(MaybeString)?,
+                Key::ObjectAttributes => {
+                    outline.attributes_action = map.next_value_seed(AttributesAction)?
+                }
+                Key::Other => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Some(outline))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_seq(seq).map(|()| None)
+    }
+
+    scalars_are!(None);
+}
+
+/// The keys an outline keeps, and the rest.
+enum Key {
+    Action,
+    ObjectAttributes,
+    Other,
+}
+
+/// Reads an object key without keeping it.
+struct KeyName;
+
+impl<'de> DeserializeSeed<'de> for KeyName {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyName {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "action" => Key::Action,
+            "object_attributes" => Key::ObjectAttributes,
+            _ => Key::Other,
+        })
+    }
+}
+
+/// Reads `object_attributes`, keeping its `action` when that is a string.
+struct AttributesAction;
+
+impl<'de> DeserializeSeed<'de> for AttributesAction {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AttributesAction {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut action = None;
+        while let Some(key) = map.next_key_seed(KeyName)? {
+            match key {
+                Key::Action => action = map.next_value_seed(MaybeString)?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(action)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_seq(seq).map(|()| None)
+    }
+
+    scalars_are!(None);
+}
+
+/// Reads any value, keeping it only if it is a string.
+struct MaybeString;
+
+impl<'de> DeserializeSeed<'de> for MaybeString {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MaybeString {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_map(map).map(|()| None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_seq(seq).map(|()| None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Reads any value and keeps nothing. Unlike [`IgnoredAny`] on its own, it goes into arrays and
+/// objects through the deserializer, so serde_json's nesting limit (128) applies as it does to
+/// [`Value`]: a body the worker could not read is refused at the ingress too.
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    scalars_are!(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What reading `body` as a value says: the action, the attributes' action, or the error.
+    fn by_value(body: &[u8]) -> Result<(Option<String>, Option<String>), ClassifyError> {
+        let v = Value::parse("e", body)?;
+        Ok((
+            v.action().map(str::to_owned),
+            v.attributes_action().map(str::to_owned),
+        ))
+    }
+
+    fn by_outline(body: &[u8]) -> Result<(Option<String>, Option<String>), ClassifyError> {
+        let o = Outline::parse("e", body)?;
+        Ok((
+            o.action().map(str::to_owned),
+            o.attributes_action().map(str::to_owned),
+        ))
+    }
+
+    #[test]
+    fn an_outline_says_what_the_value_says_of_every_fixture() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut seen = 0;
+        for host in std::fs::read_dir(&dir).unwrap() {
+            let host = host.unwrap().path();
+            if !host.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&host).unwrap() {
+                let body = std::fs::read(file.unwrap().path()).unwrap();
+                assert_eq!(by_outline(&body), by_value(&body));
+                seen += 1;
+            }
+        }
+        assert!(seen > 40, "{seen} fixtures");
+    }
+
+    #[test]
+    fn an_outline_refuses_what_the_value_refuses_with_the_same_message() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let cases: [&[u8]; 12] = [
+            b"",
+            b"not json",
+            b"[1, 2]",
+            b"\"a string\"",
+            b"42",
+            b"null",
+            b"{\"action\": \"opened\"",
+            b"{\"action\": \"opened\"} trailing",
+            b"{\"a\": 1,}",
+            b"{\"action\": \"\\ud800\"}",
+            b"\xff\xfe{}",
+            deep.as_bytes(),
+        ];
+        for body in cases {
+            let (outline, value) = (by_outline(body), by_value(body));
+            assert!(outline.is_err(), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(outline, value, "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn only_string_actions_name_an_event() {
+        let body =
+            br#"{"action": 3, "object_attributes": {"action": ["open"]}, "x": {"action": "no"}}"#;
+        assert_eq!(by_outline(body).unwrap(), (None, None));
+        let body = br#"{"object_attributes": {"iid": 1, "action": "merge"}, "action": "closed"}"#;
+        assert_eq!(
+            by_outline(body).unwrap(),
+            (Some("closed".into()), Some("merge".into()))
+        );
+    }
+}
