@@ -280,7 +280,7 @@ impl Application {
         };
         tokio::select! {
             result = everything => {
-                self.db.close().await.ok();
+                crate::db::close(self.db).await;
                 result.map(|_| ())
             }
             () = deadline => {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +14,7 @@ use sea_orm::{
     DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait,
 };
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How long a request waits for a database connection before it is refused (503 at the ingress,
@@ -23,28 +24,108 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// of timing out.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Opens a pool on `url` (sqlite:// or postgres://).
+/// Opens a pool on `url` (sqlite:// or postgres://). For SQLite it also opens the connection
+/// every write transaction of this pool uses (see [`begin_write`]).
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let sqlite = url.starts_with("sqlite:");
+    let db = Database::connect(options(url, if sqlite { 8 } else { 10 }))
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    if sqlite {
+        let mut writer = options(url, 1);
+        writer
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .map_sqlx_sqlite_opts(|o| o.pragma("cache_size", WRITER_CACHE_KIB));
+        let writer = Database::connect(writer)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+        writers().push(Writer {
+            pool: Arc::downgrade(&db.get_sqlite_connection_pool().connect_options()),
+            writer,
+        });
+    }
+    Ok(db)
+}
+
+/// The pool settings for `url`, with at most `connections` connections.
+fn options(url: &str, connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     // sea-orm's connect timeout is the same pool setting as its acquire timeout.
-    options.sqlx_logging(false).acquire_timeout(ACQUIRE_TIMEOUT);
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(connections);
     if url.starts_with("sqlite:") {
-        options
-            .map_sqlx_sqlite_opts(|o| {
-                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    // Statement journals (a multi-row INSERT in a transaction has one) in memory,
-                    // not in a temporary file made and deleted each time.
-                    .pragma("temp_store", "memory")
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-            })
-            .max_connections(8);
+        options.map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                // Statement journals (a multi-row INSERT in a transaction has one) in memory,
+                // not in a temporary file made and deleted each time.
+                .pragma("temp_store", "memory")
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
     }
-    Database::connect(options)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact_url(url)))
+    options
+}
+
+/// The page cache of the write connection, in KiB as `PRAGMA cache_size` takes it (negative):
+/// it holds the pages intake and the worker touch (the ends of the delivery indexes), so a
+/// write reads little from the file.
+const WRITER_CACHE_KIB: &str = "-16384";
+
+/// The write connection of an SQLite pool. SQLite has one writer at a time anyway; giving all
+/// writes one connection also keeps its page cache, which SQLite drops whenever another
+/// connection has written since the last transaction.
+struct Writer {
+    /// The pool it belongs to, by its settings (every clone of a pool shares them): weak, so the
+    /// record does not keep a closed pool's identity for another to take.
+    pool: Weak<SqliteConnectOptions>,
+    writer: DatabaseConnection,
+}
+
+fn writers() -> std::sync::MutexGuard<'static, Vec<Writer>> {
+    static WRITERS: OnceLock<std::sync::Mutex<Vec<Writer>>> = OnceLock::new();
+    WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("the writer list is never left poisoned: nothing in it panics")
+}
+
+/// The connection writes on `db` go through: its SQLite write connection, or `db` itself
+/// (PostgreSQL, or an SQLite pool not opened by [`connect`]).
+fn writer_for(db: &DatabaseConnection) -> DatabaseConnection {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return db.clone();
+    }
+    let options = db.get_sqlite_connection_pool().connect_options();
+    writers()
+        .iter()
+        .find(|w| std::ptr::eq(w.pool.as_ptr(), Arc::as_ptr(&options)))
+        .map_or_else(|| db.clone(), |w| w.writer.clone())
+}
+
+/// Closes `db` and, for SQLite, its write connection.
+pub async fn close(db: DatabaseConnection) {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        let options = db.get_sqlite_connection_pool().connect_options();
+        let writer = {
+            let mut writers = writers();
+            // Pools dropped without this function leave records that no longer name a pool.
+            writers.retain(|w| w.pool.strong_count() > 0);
+            writers
+                .iter()
+                .position(|w| std::ptr::eq(w.pool.as_ptr(), Arc::as_ptr(&options)))
+                .map(|i| writers.remove(i).writer)
+        };
+        if let Some(writer) = writer {
+            writer.close().await.ok();
+        }
+    }
+    db.close().await.ok();
 }
 
 /// A transaction that writes. On SQLite it also holds this process's write gate for its whole
@@ -102,7 +183,8 @@ impl WriteTxn {
 }
 
 /// Begins a transaction that will write. On SQLite it waits for the write gate (see
-/// [`WriteTxn`]) and then takes the file's write lock at once (`BEGIN IMMEDIATE`), so a
+/// [`WriteTxn`]) and runs on the pool's write connection, which takes the file's write lock at
+/// once (`BEGIN IMMEDIATE`), so a
 /// transaction that reads before it writes is never refused for a stale snapshot when another
 /// connection wrote in between; elsewhere it is an ordinary transaction.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
@@ -110,7 +192,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
         Some(gate) => Some(gate.lock_owned().await),
         None => None,
     };
-    let txn = db
+    let txn = writer_for(db)
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()

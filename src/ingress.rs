@@ -184,7 +184,7 @@ async fn intake(
     };
 
     let base = NewDelivery {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         receiver_id,
         delivery_key: None,
         event: String::new(),
@@ -335,7 +335,7 @@ async fn trigger(
         path.push_str(query);
     }
     let base = NewDelivery {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         receiver_id: receiver.id,
         delivery_key: headers
             .get("idempotency-key")

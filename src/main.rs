@@ -28,7 +28,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let db = open_database(&config).await?;
-            db.close().await.ok();
+            hookgate::db::close(db).await;
             tracing::info!(database = %redact_url(&config.database_url()), "migrations applied");
             Ok(())
         }
@@ -41,7 +41,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &new_key_file,
             )
             .await;
-            db.close().await.ok();
+            hookgate::db::close(db).await;
             print!("{}", rotation?);
             Ok(())
         }
