@@ -302,7 +302,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
             config.data_dir.display()
         )
     })?;
-    let db = db::connect(&config.database_url()).await?;
+    let db = db::connect_with(&config.database_url(), config.sqlite_synchronous).await?;
     db::migrate(&db).await?;
     Ok(db)
 }

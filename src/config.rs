@@ -118,6 +118,19 @@ pub struct Config {
     )]
     pub delivery_lease: humantime::Duration,
 
+    /// How an SQLite commit is made durable: `full` syncs the log to disk at every commit, so an
+    /// acknowledged delivery survives the machine losing power; `normal` leaves that to the
+    /// operating system, so it survives the process being killed but not a power loss or a
+    /// kernel crash, and intake is faster. (PostgreSQL follows its own `synchronous_commit`.)
+    #[arg(
+        long,
+        env = "HOOKGATE_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_synchronous: crate::db::SqliteDurability,
+
     /// Serve the ingress and the admin API, but leave stored deliveries to the workers of other
     /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
     #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]

@@ -1,6 +1,7 @@
 //! Connecting to the database and bringing its schema up to date. SQLite is opened in WAL mode
-//! with `synchronous=FULL` (a committed delivery survives a power loss, not just a crash);
-//! PostgreSQL is used as configured.
+//! with `synchronous=FULL` by default (a committed delivery survives a power loss, not just a
+//! crash; `--sqlite-synchronous normal` trades the first for speed); PostgreSQL is used as
+//! configured.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,12 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait,
 };
-use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How long a request waits for a database connection before it is refused (503 at the ingress,
@@ -24,20 +25,38 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// of timing out.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Opens a pool on `url` (sqlite:// or postgres://). For SQLite it also opens the connection
-/// every write transaction of this pool uses (see [`begin_write`]).
+/// How SQLite makes a commit durable (`PRAGMA synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SqliteDurability {
+    /// The log is synced to disk at every commit: a commit survives a power loss.
+    #[default]
+    Full,
+    /// The log is synced only at checkpoints: a commit survives the process dying, not the
+    /// machine.
+    Normal,
+}
+
+/// Opens a pool on `url` (sqlite:// or postgres://), with SQLite commits synced at every commit.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_with(url, SqliteDurability::Full).await
+}
+
+/// Opens a pool on `url`, SQLite commits made durable as `durability` says. For SQLite it also
+/// opens the connection every write transaction of this pool uses (see [`begin_write`]).
+pub async fn connect_with(
+    url: &str,
+    durability: SqliteDurability,
+) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
-    let db = Database::connect(options(url, if sqlite { 8 } else { 10 }))
+    let db = Database::connect(options(url, if sqlite { 8 } else { 10 }, durability, None))
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
     if sqlite {
-        let mut writer = options(url, 1);
+        let mut writer = options(url, 1, durability, Some(WRITER_CACHE_KIB));
         writer
             .min_connections(1)
             .idle_timeout(None)
-            .max_lifetime(None)
-            .map_sqlx_sqlite_opts(|o| o.pragma("cache_size", WRITER_CACHE_KIB));
+            .max_lifetime(None);
         let writer = Database::connect(writer)
             .await
             .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
@@ -49,8 +68,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
-/// The pool settings for `url`, with at most `connections` connections.
-fn options(url: &str, connections: u32) -> ConnectOptions {
+/// The pool settings for `url`, with at most `connections` connections (and for SQLite a page
+/// cache of `cache_kib`, when given).
+fn options(
+    url: &str,
+    connections: u32,
+    durability: SqliteDurability,
+    cache_kib: Option<&'static str>,
+) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     // sea-orm's connect timeout is the same pool setting as its acquire timeout.
     options
@@ -58,15 +83,28 @@ fn options(url: &str, connections: u32) -> ConnectOptions {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_connections(connections);
     if url.starts_with("sqlite:") {
-        options.map_sqlx_sqlite_opts(|o| {
+        options.map_sqlx_sqlite_opts(move |o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+            // A new database gets 8 KiB pages, so a delivery row (a compressed body of a few
+            // KiB and its headers) fits one page instead of spilling into an overflow page.
+            // An existing database keeps the page size it was made with.
+            let o = o
+                .page_size(8192)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match durability {
+                    SqliteDurability::Full => SqliteSynchronous::Full,
+                    SqliteDurability::Normal => SqliteSynchronous::Normal,
+                })
                 // Statement journals (a multi-row INSERT in a transaction has one) in memory,
                 // not in a temporary file made and deleted each time.
                 .pragma("temp_store", "memory")
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
+                .foreign_keys(true);
+            // sea-orm keeps one such function per pool: every SQLite setting is made here.
+            match cache_kib {
+                Some(kib) => o.pragma("cache_size", kib),
+                None => o,
+            }
         });
     }
     options

@@ -372,6 +372,8 @@ fn help_shows_every_flag_with_its_environment_variable() {
             "HOOKGATE_MAX_ADMIN_MESSAGE_BYTES",
         ),
         ("--secret-key-file", "HOOKGATE_SECRET_KEY_FILE"),
+        ("--sqlite-synchronous", "HOOKGATE_SQLITE_SYNCHRONOUS"),
+        ("--ingress-only", "HOOKGATE_INGRESS_ONLY"),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),

@@ -157,3 +157,50 @@ async fn a_public_url_sets_the_base_of_receiver_urls() {
     );
     app.stop().await;
 }
+
+/// `--sqlite-synchronous`: `full` (the default) syncs SQLite's log at every commit, `normal`
+/// leaves it to the operating system; both the pool and its write connection follow it, and the
+/// write connection has the pool's other settings.
+#[tokio::test]
+async fn sqlite_commits_are_synced_as_sqlite_synchronous_says() {
+    use hookgate::db::{SqliteDurability, begin_write, connect_with};
+    use sea_orm::{ConnectionTrait, Statement};
+    for (durability, expected) in [(SqliteDurability::Full, 2), (SqliteDurability::Normal, 1)] {
+        let db = TestDatabase::new(Engine::Sqlite).await;
+        let conn = connect_with(&db.url, durability).await.unwrap();
+        let pragma = Statement::from_string(conn.get_database_backend(), "PRAGMA synchronous");
+        let read: i32 = conn
+            .query_one_raw(pragma.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        let txn = begin_write(&conn).await.unwrap();
+        let written: i32 = txn
+            .query_one_raw(pragma)
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        // The write connection has every other setting too (foreign keys, for the cascades).
+        let foreign_keys: i32 = txn
+            .query_one_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "PRAGMA foreign_keys",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        txn.rollback().await.unwrap();
+        assert_eq!((read, written), (expected, expected), "{durability:?}");
+        assert_eq!(foreign_keys, 1);
+        hookgate::db::close(conn).await;
+    }
+    // The default is `full`.
+    let config = test_config(&TestDatabase::new(Engine::Sqlite).await);
+    assert_eq!(config.sqlite_synchronous, SqliteDurability::Full);
+}

@@ -14,6 +14,7 @@ mod m20261123_000005_create_commit_checks;
 mod m20261201_000006_encrypt_receiver_secrets;
 mod m20261201_000007_compress_delivery_bodies;
 mod m20261201_000008_notify_receiver_changes;
+mod m20261201_000009_partial_delivery_queue_index;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_encrypt_receiver_secrets::Migration),
             Box::new(m20261201_000007_compress_delivery_bodies::Migration),
             Box::new(m20261201_000008_notify_receiver_changes::Migration),
+            Box::new(m20261201_000009_partial_delivery_queue_index::Migration),
         ]
     }
 }

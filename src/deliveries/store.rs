@@ -359,6 +359,11 @@ impl DeliveryStore {
         let due = Query::select()
             .column(C::Id)
             .from(delivery::Entity)
+            // Said outright, so the planner takes the queue index (partial on these states).
+            .and_where(C::State.is_in([
+                DeliveryState::Pending.as_str(),
+                DeliveryState::Processing.as_str(),
+            ]))
             .cond_where(
                 Condition::any()
                     .add(
