@@ -577,10 +577,12 @@ mod properties {
         })
     }
 
+    /// Updates with the host time of each.
+    type History = Vec<(i64, ChangesetEffect)>;
+
     /// A history in host-time order (each update at its own time), and the same updates in an
     /// arrival order.
-    fn history() -> impl Strategy<Value = (Vec<(i64, ChangesetEffect)>, Vec<(i64, ChangesetEffect)>)>
-    {
+    fn history() -> impl Strategy<Value = (History, History)> {
         prop::collection::btree_map(-1_000i64..1_000, effect(), 1..16).prop_flat_map(|updates| {
             let in_order: Vec<_> = updates.into_iter().collect();
             (Just(in_order.clone()), Just(in_order).prop_shuffle())
