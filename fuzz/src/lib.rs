@@ -12,6 +12,8 @@ use hookgate_fuzz_input::{
     Delivery, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY, HostKind, Mode, SECRET, SlotKind,
     TriggerCall, slots,
 };
+use std::cell::OnceCell;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Runs one fuzz input as a delivery to a receiver of `host`.
@@ -20,9 +22,10 @@ pub fn deliver(host: HostKind, data: &[u8]) {
         return;
     };
     let body = body_of(&delivery);
-    let headers = headers_of(host, &delivery, &body);
+    let genuine = Genuine::new(host, &delivery, &body);
+    let headers = headers_of(host, &delivery, &genuine);
     let verified = hosts::verify(hookgate_host(host), &headers, &body, &[SECRET]);
-    check_verdict(host, &delivery, &headers, &body, verified.as_ref().ok());
+    check_verdict(host, &headers, &genuine, verified.as_ref().ok());
 
     let classified = hosts::classify(hookgate_host(host), &headers, &body);
     if let (Ok(_), Ok(classified)) = (&verified, &classified)
@@ -61,13 +64,46 @@ fn body_of(delivery: &Delivery) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The headers of the delivery, slot by slot, with genuine values made for `body`.
-fn headers_of(host: HostKind, delivery: &Delivery, body: &[u8]) -> HeaderMap {
+/// The genuine value of each of a delivery's slots, each made once, when first asked for (an
+/// HMAC of a large body is much of an execution's cost).
+struct Genuine<'d> {
+    host: HostKind,
+    delivery: &'d Delivery,
+    body: &'d [u8],
+    values: Vec<OnceCell<HeaderValue>>,
+}
+
+impl<'d> Genuine<'d> {
+    fn new(host: HostKind, delivery: &'d Delivery, body: &'d [u8]) -> Self {
+        let values = slots(host).iter().map(|_| OnceCell::new()).collect();
+        Genuine {
+            host,
+            delivery,
+            body,
+            values,
+        }
+    }
+
+    /// The genuine value of slot `index` of the host.
+    fn value(&self, index: usize) -> &HeaderValue {
+        self.values[index].get_or_init(|| {
+            genuine_value(
+                self.host,
+                slots(self.host)[index].kind,
+                self.delivery,
+                self.body,
+            )
+        })
+    }
+}
+
+/// The headers of the delivery, slot by slot, with the genuine values of `genuine`.
+fn headers_of(host: HostKind, delivery: &Delivery, genuine: &Genuine<'_>) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (slot, input) in slots(host).iter().zip(&delivery.slots) {
+    for (index, (slot, input)) in slots(host).iter().zip(&delivery.slots).enumerate() {
         let name =
             HeaderName::from_bytes(slot.name.as_bytes()).expect("slot names are header names");
-        let genuine = || genuine_value(host, slot.kind, delivery, body);
+        let genuine = || genuine.value(index).clone();
         let text = || HeaderValue::from_bytes(&input.text).ok();
         let values = match input.mode {
             Mode::Absent => vec![],
@@ -114,9 +150,8 @@ fn sign_hmac_sha1_hex(body: &[u8]) -> String {
 /// header at all. A delivery whose deciding credential header was sent once, genuine, must pass.
 fn check_verdict(
     host: HostKind,
-    delivery: &Delivery,
     headers: &HeaderMap,
-    body: &[u8],
+    genuine: &Genuine<'_>,
     verdict: Option<&Verified>,
 ) {
     // The one value of a header; `None` when it was sent no times or twice.
@@ -127,9 +162,9 @@ fn check_verdict(
             _ => None,
         }
     };
-    let genuine = |kind: SlotKind| {
-        let value = genuine_value(host, kind, delivery, body);
-        let text = value.as_bytes().to_ascii_lowercase();
+    // The genuine digits (or token) of slot `index`, lower-case.
+    let digits = |index: usize, kind: SlotKind| {
+        let text = genuine.value(index).as_bytes().to_ascii_lowercase();
         match text.iter().position(|b| *b == b'=') {
             Some(at) if kind != SlotKind::Token => text[at + 1..].to_vec(),
             _ => text,
@@ -137,7 +172,8 @@ fn check_verdict(
     };
     let credentials: Vec<_> = slots(host)
         .iter()
-        .filter(|slot| {
+        .enumerate()
+        .filter(|(_, slot)| {
             matches!(
                 slot.kind,
                 SlotKind::HmacSha256 | SlotKind::HmacSha1 | SlotKind::Token
@@ -148,8 +184,9 @@ fn check_verdict(
         Some(Verified::Signed) => assert!(
             credentials
                 .iter()
-                .any(|slot| single(slot.name).is_some_and(|sent| {
-                    let genuine = genuine(slot.kind);
+                .any(|&(index, slot)| single(slot.name).is_some_and(|sent| {
+                    let sent = sent.to_ascii_lowercase();
+                    let genuine = digits(index, slot.kind);
                     sent.windows(genuine.len()).any(|w| w == genuine.as_slice())
                 })),
             "{host:?}: a delivery without a genuine credential passed verify"
@@ -161,22 +198,23 @@ fn check_verdict(
                 "only Bitbucket Server pings"
             );
             assert!(
-                credentials
+                credentials.iter().all(|(_, slot)| headers
+                    .get_all(slot.name)
                     .iter()
-                    .all(|slot| headers.get_all(slot.name).iter().next().is_none()),
+                    .next()
+                    .is_none()),
                 "an unsigned ping passed with a signature header"
             );
         }
         None => {}
     }
     // The header that decides: GitHub's SHA-256 one when sent, else its legacy SHA-1 one.
-    let deciding = match host {
+    let (index, deciding) = match host {
         HostKind::GitHub if headers.contains_key("X-Hub-Signature-256") => credentials[0],
         HostKind::GitHub => credentials[1],
         _ => credentials[0],
     };
-    let full_genuine = genuine_value(host, deciding.kind, delivery, body);
-    if single(deciding.name).as_deref() == Some(full_genuine.as_bytes()) {
+    if single(deciding.name).as_deref() == Some(genuine.value(index).as_bytes()) {
         assert_eq!(
             verdict,
             Some(&Verified::Signed),
