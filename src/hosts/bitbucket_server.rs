@@ -425,7 +425,8 @@ fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
     };
     candidates
         .into_iter()
-        .find(|&t| t >= floor - 1_000_000)
+        // Saturating: `updatedDate` is epoch milliseconds from the body, any number at all.
+        .find(|&t| t >= floor.saturating_sub(1_000_000))
         .or(Some(written))
 }
 
@@ -699,6 +700,37 @@ mod tests {
     fn a_delivery_without_an_event_header_is_refused_naming_the_header() {
         let e = classify(Host::BitbucketServer, &headers(&[]), b"{}").expect_err("no event");
         assert_eq!(e.to_string(), "missing X-Event-Key header");
+    }
+
+    /// Found while writing the fuzz targets (`fuzz/`): a plugin-style body (no `eventKey`) whose
+    /// `date` has a 12-hour-clock hour and whose pull request's `updatedDate` is near the
+    /// smallest i64 made `plugin_date` subtract past `i64::MIN` (a panic with overflow checks,
+    /// a wrapped floor without). The `bitbucket_server` target panicked on exactly this
+    /// delivery (every header genuine, event `pr:opened`); this is it, as sent.
+    #[test]
+    fn a_plugin_date_against_an_update_time_at_the_start_of_time_does_not_overflow() {
+        let body = br#"{"pullRequest":{"id":1,"toRef":{"repository":{"project":{"key":"P"},"slug":"r"}},"updatedDate":-9223372036854775807},"date":"2019-03-01T10:08:35+0100"}"#;
+        let h = host_headers(
+            Host::BitbucketServer,
+            "pr:opened",
+            "d-1",
+            Some(SECRET),
+            body,
+        );
+        assert_eq!(
+            verify(Host::BitbucketServer, &h, body, &[SECRET]),
+            Ok(Verified::Signed)
+        );
+        let classified = classify(Host::BitbucketServer, &h, body).expect("it classifies");
+        assert_eq!(classified.disposition, Handled);
+        let effects = effects(&classified.event, &classified.payload).expect("it has effects");
+        let [Effect::Changeset(effect)] = effects.as_slice() else {
+            panic!("one changeset effect, got {effects:?}");
+        };
+        // No instant the text can mean is before the floor: the date as written.
+        let written = parse_time(&serde_json::json!("2019-03-01T10:08:35+0100"));
+        assert_eq!(effect.occur_time, written);
+        assert_eq!(effect.snapshot.host_update_time, Some(i64::MIN));
     }
 
     #[test]

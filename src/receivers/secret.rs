@@ -119,3 +119,88 @@ mod tests {
         assert!(!format!("{s:?}").contains("supersecret"));
     }
 }
+
+/// The secret rules over generated text: exactly the strings of 8 to 255 characters from the
+/// alphabet are accepted, each refusal says why, and a generated secret always passes.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The README's alphabet, written out again rather than read from `ALPHABET`, so that a
+    /// change to the constant shows here.
+    fn in_alphabet(c: char) -> bool {
+        c.is_ascii_alphanumeric() || "._~-".contains(c)
+    }
+
+    proptest! {
+        #[test]
+        fn every_string_of_8_to_255_allowed_characters_is_accepted_as_it_is(
+            raw in "[A-Za-z0-9._~-]{8,255}",
+        ) {
+            let secret = ReceiverSecret::parse(&raw).expect("an allowed secret");
+            prop_assert_eq!(secret.expose(), raw.as_str());
+        }
+
+        #[test]
+        fn a_length_outside_8_to_255_is_refused_naming_the_length(
+            raw in prop_oneof!["[A-Za-z0-9._~-]{0,7}", "[A-Za-z0-9._~-]{256,400}"],
+        ) {
+            let err = ReceiverSecret::parse(&raw).expect_err("a secret of the wrong length");
+            prop_assert_eq!(err.field, "secret");
+            let expected = format!("must be 8 to 255 characters long (it is {})", raw.len());
+            prop_assert!(err.message.starts_with(&expected), "{}", err.message);
+        }
+
+        #[test]
+        fn one_character_outside_the_alphabet_is_refused_naming_it(
+            raw in "[A-Za-z0-9._~-]{7,254}",
+            bad in any::<char>().prop_filter("outside the alphabet", |c| !in_alphabet(*c)),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut chars: Vec<char> = raw.chars().collect();
+            chars.insert(at.index(chars.len() + 1), bad);
+            let raw: String = chars.into_iter().collect();
+            let err = ReceiverSecret::parse(&raw).expect_err("a character outside the alphabet");
+            prop_assert_eq!(err.field, "secret");
+            prop_assert!(err.message.starts_with(&format!("contains {bad:?}; only A-Z a-z 0-9 . _ ~ -")), "{}", err.message);
+        }
+
+        #[test]
+        fn any_text_is_accepted_exactly_when_its_length_and_characters_are_allowed(
+            raw in prop_oneof![
+                any::<String>(),
+                "\\PC{0,300}",
+                "[A-Za-z0-9._~-]{0,300}",
+                // Mostly allowed, with at most one character that is not.
+                "[A-Za-z0-9._~-]{0,150}[^A-Za-z0-9._~-]?[A-Za-z0-9._~-]{0,150}",
+            ],
+        ) {
+            let allowed = (8..=255).contains(&raw.chars().count()) && raw.chars().all(in_alphabet);
+            prop_assert_eq!(ReceiverSecret::parse(&raw).is_ok(), allowed, "{:?}", raw);
+        }
+    }
+
+    #[test]
+    fn every_generated_secret_is_40_allowed_characters_and_together_they_use_the_whole_alphabet() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..2_000 {
+            let secret = ReceiverSecret::generate();
+            assert_eq!(
+                secret.expose().chars().count(),
+                ReceiverSecret::GENERATED_LEN
+            );
+            assert!(
+                ReceiverSecret::parse(secret.expose()).is_ok(),
+                "{}",
+                secret.expose()
+            );
+            seen.extend(secret.expose().bytes());
+        }
+        // 80,000 uniform draws from 66 characters miss one with a probability below 1e-500.
+        let alphabet: Vec<u8> = (0u8..128).filter(|b| in_alphabet(char::from(*b))).collect();
+        assert_eq!(alphabet.len(), 66);
+        assert_eq!(seen.into_iter().collect::<Vec<u8>>(), alphabet);
+    }
+}

@@ -458,3 +458,272 @@ mod tests {
         assert_eq!(t.check_state(), CheckState::Passed);
     }
 }
+
+/// The out-of-order rules over generated histories: updates to the tracked fields, reviewer
+/// votes and check results, each at its own host time. Whatever order they arrive in, the
+/// changeset ends as if they had arrived in host-time order; a duplicate changes nothing; and an
+/// older update never replaces what a newer one set. (Two different updates of one field at the
+/// same host time have no host-time order, so the histories give every update its own time.)
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hosts::effects::{
+        ChangesetSnapshot, CheckResult, RepositoryRef, ReviewVote, Target,
+    };
+
+    fn changeset_state() -> impl Strategy<Value = ChangesetState> {
+        prop_oneof![
+            Just(ChangesetState::Open),
+            Just(ChangesetState::Draft),
+            Just(ChangesetState::Closed),
+            Just(ChangesetState::Merged),
+        ]
+    }
+
+    fn vote() -> impl Strategy<Value = Vote> {
+        prop_oneof![
+            Just(Vote::Approved),
+            Just(Vote::ChangesRequested),
+            Just(Vote::Withdrawn),
+        ]
+    }
+
+    fn check_status() -> impl Strategy<Value = CheckStatus> {
+        prop_oneof![
+            Just(CheckStatus::Pending),
+            Just(CheckStatus::Passed),
+            Just(CheckStatus::Failed),
+        ]
+    }
+
+    /// Few commits (in both cases, one abbreviated) so that histories revisit them.
+    fn sha() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "a1b2c3d4e5",
+            "A1B2C3D4E5",
+            "a1b2c3d",
+            "ffee0011",
+            "9876",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// An effect that says something about some of the fields, and maybe votes or reports a
+    /// check: few values each, so that updates collide.
+    fn effect() -> impl Strategy<Value = ChangesetEffect> {
+        let words = || prop::sample::select(vec!["one", "two", "three"]).prop_map(str::to_owned);
+        let snapshot = (
+            proptest::option::of(words()),
+            proptest::option::of(words()),
+            proptest::option::of(changeset_state()),
+            proptest::option::of(words()),
+            proptest::option::of(sha()),
+            proptest::option::of(prop::collection::vec(words(), 0..3)),
+            proptest::option::of(0i64..100),
+        )
+            .prop_map(
+                |(title, author, state, head_ref, head_sha, labels, host_update_time)| {
+                    ChangesetSnapshot {
+                        title,
+                        author,
+                        state,
+                        head_ref,
+                        head_sha,
+                        labels,
+                        host_update_time,
+                        ..ChangesetSnapshot::default()
+                    }
+                },
+            );
+        let review = proptest::option::of(
+            (prop::sample::select(vec!["alice", "bob", "carol"]), vote()).prop_map(
+                |(reviewer, vote)| ReviewVote {
+                    reviewer: reviewer.to_owned(),
+                    vote,
+                },
+            ),
+        );
+        let check = proptest::option::of(
+            (
+                sha(),
+                prop::sample::select(vec!["ci", "lint"]),
+                check_status(),
+            )
+                .prop_map(|(sha, context, status)| CheckResult {
+                    context: context.to_owned(),
+                    sha,
+                    status,
+                }),
+        );
+        (snapshot, review, check).prop_map(|(snapshot, review, check)| ChangesetEffect {
+            repository: RepositoryRef {
+                name: "o/r".into(),
+                external_id: String::new(),
+                url: String::new(),
+                clone_urls: vec![],
+            },
+            target: Target::Number(1),
+            occur_time: None,
+            kind: "x".into(),
+            actor: String::new(),
+            summary: String::new(),
+            snapshot,
+            review,
+            check,
+        })
+    }
+
+    /// Updates with the host time of each.
+    type History = Vec<(i64, ChangesetEffect)>;
+
+    /// A history in host-time order (each update at its own time), and the same updates in an
+    /// arrival order.
+    fn history() -> impl Strategy<Value = (History, History)> {
+        prop::collection::btree_map(-1_000i64..1_000, effect(), 1..16).prop_flat_map(|updates| {
+            let in_order: Vec<_> = updates.into_iter().collect();
+            (Just(in_order.clone()), Just(in_order).prop_shuffle())
+        })
+    }
+
+    fn applied(updates: &[(i64, ChangesetEffect)]) -> Tracked {
+        let mut tracked = Tracked::default();
+        for (time, effect) in updates {
+            tracked.apply(effect, *time);
+        }
+        tracked
+    }
+
+    /// The value the latest of `updates` that says anything about a field gave it.
+    fn latest<T: Clone>(
+        updates: &[(i64, ChangesetEffect)],
+        value: impl Fn(&ChangesetEffect) -> Option<T>,
+    ) -> Option<T> {
+        updates
+            .iter()
+            .filter_map(|(time, e)| value(e).map(|v| (*time, v)))
+            .max_by_key(|(time, _)| *time)
+            .map(|(_, v)| v)
+    }
+
+    proptest! {
+        #[test]
+        fn every_arrival_order_ends_in_the_state_of_host_time_order((in_order, arrived) in history()) {
+            let expected = applied(&in_order);
+            let got = applied(&arrived);
+            prop_assert_eq!(got.review_state(), expected.review_state());
+            prop_assert_eq!(got.check_state(), expected.check_state());
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn a_duplicate_applied_again_changes_nothing(
+            (_, arrived) in history(), which in any::<prop::sample::Index>(),
+        ) {
+            let mut tracked = applied(&arrived);
+            let before = tracked.clone();
+            let (time, effect) = &arrived[which.index(arrived.len())];
+            prop_assert!(!tracked.apply(effect, *time), "a duplicate reported a change");
+            prop_assert_eq!(tracked, before);
+        }
+
+        #[test]
+        fn an_older_update_never_replaces_a_newer_one((in_order, arrived) in history()) {
+            // Step by step: an update older than a field's last change leaves that field alone.
+            let mut tracked = Tracked::default();
+            for (time, effect) in &arrived {
+                let before = tracked.clone();
+                tracked.apply(effect, *time);
+                let older = |field: &str| before.field_times.get(field).is_some_and(|t| *time < *t);
+                if older("title") { prop_assert_eq!(&tracked.title, &before.title); }
+                if older("author") { prop_assert_eq!(&tracked.author, &before.author); }
+                if older("state") { prop_assert_eq!(tracked.state, before.state); }
+                if older("head_ref") { prop_assert_eq!(&tracked.head_ref, &before.head_ref); }
+                if older("head_sha") { prop_assert_eq!(&tracked.head_sha, &before.head_sha); }
+                if older("labels") { prop_assert_eq!(&tracked.labels, &before.labels); }
+                if let Some(review) = &effect.review
+                    && let Some(kept) = before.reviews.get(&review.reviewer)
+                    && *time < kept.time
+                {
+                    prop_assert_eq!(tracked.reviews.get(&review.reviewer), Some(kept));
+                }
+            }
+            // And in the end each field holds what the latest update that set it said.
+            let snapshot = |e: &ChangesetEffect| e.snapshot.clone();
+            let title = latest(&in_order, |e| snapshot(e).title).unwrap_or_default();
+            prop_assert_eq!(&tracked.title, &title);
+            let state = latest(&in_order, |e| snapshot(e).state).unwrap_or(ChangesetState::Open);
+            prop_assert_eq!(tracked.state, state);
+            let head_sha = latest(&in_order, |e| snapshot(e).head_sha).unwrap_or_default();
+            prop_assert_eq!(&tracked.head_sha, &head_sha);
+            let labels = latest(&in_order, |e| snapshot(e).labels).unwrap_or_default();
+            prop_assert_eq!(&tracked.labels, &labels);
+            let newest_update = in_order.iter().filter_map(|(_, e)| e.snapshot.host_update_time).max();
+            prop_assert_eq!(tracked.host_update_time, newest_update);
+            let mut votes: BTreeMap<String, (i64, &'static str)> = BTreeMap::new();
+            let mut checks: BTreeMap<String, (i64, &'static str)> = BTreeMap::new();
+            for (time, effect) in &in_order {
+                if let Some(review) = &effect.review {
+                    votes.insert(review.reviewer.clone(), (*time, vote_str(review.vote)));
+                }
+                if let Some(check) = &effect.check {
+                    let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
+                    checks.insert(key, (*time, check_str(check.status)));
+                }
+            }
+            let kept_votes: BTreeMap<String, (i64, &str)> = tracked
+                .reviews
+                .iter()
+                .map(|(who, v)| (who.clone(), (v.time, v.vote.as_str())))
+                .collect();
+            prop_assert_eq!(kept_votes, votes);
+            let kept_checks: BTreeMap<String, (i64, &str)> = tracked
+                .checks
+                .iter()
+                .map(|(key, c)| (key.clone(), (c.time, c.status.as_str())))
+                .collect();
+            prop_assert_eq!(kept_checks, checks);
+        }
+
+        #[test]
+        fn the_review_and_check_states_follow_the_latest_votes_and_head_results((in_order, arrived) in history()) {
+            let tracked = applied(&arrived);
+            let mut votes: BTreeMap<&str, Vote> = BTreeMap::new();
+            let mut results: BTreeMap<(String, &str), CheckStatus> = BTreeMap::new();
+            for (_, effect) in &in_order {
+                if let Some(review) = &effect.review {
+                    votes.insert(&review.reviewer, review.vote);
+                }
+                if let Some(check) = &effect.check {
+                    results.insert((check.sha.to_ascii_lowercase(), check.context.as_str()), check.status);
+                }
+            }
+            let review = if votes.values().any(|v| *v == Vote::ChangesRequested) {
+                ReviewState::ChangesRequested
+            } else if votes.values().any(|v| *v == Vote::Approved) {
+                ReviewState::Approved
+            } else {
+                ReviewState::Pending
+            };
+            prop_assert_eq!(tracked.review_state(), review);
+            let head: Vec<CheckStatus> = results
+                .iter()
+                .filter(|((sha, _), _)| same_commit(sha, &tracked.head_sha))
+                .map(|(_, status)| *status)
+                .collect();
+            let check = if head.is_empty() {
+                CheckState::Unknown
+            } else if head.contains(&CheckStatus::Failed) {
+                CheckState::Failed
+            } else if head.contains(&CheckStatus::Pending) {
+                CheckState::Pending
+            } else {
+                CheckState::Passed
+            };
+            prop_assert_eq!(tracked.check_state(), check);
+        }
+    }
+}

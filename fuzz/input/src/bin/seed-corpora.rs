@@ -1,0 +1,113 @@
+//! Writes the seed corpora of the fuzz targets from `tests/fixtures/`, the real payloads of
+//! every host: `fuzz/corpus/<target>/seed-...`. Each host's fixture bodies are seeded under each
+//! of the host's known events, genuinely signed (GitHub's also as form deliveries); the trigger's
+//! seeds are every fixture body, and an empty body with and without `?repository=`.
+//!
+//! Run from anywhere: `cargo run --manifest-path fuzz/Cargo.toml -p hookgate-fuzz-input --bin
+//! seed-corpora`. Existing seeds are overwritten; other corpus entries are left alone.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hookgate_fuzz_input::{
+    Delivery, FORM_BODY, FORM_CONTENT_TYPE, HostKind, TriggerCall, known_events,
+};
+
+/// (fuzz target, fixture folder, host).
+const TARGETS: [(&str, &str, HostKind); 4] = [
+    ("github", "github", HostKind::GitHub),
+    ("gitlab", "gitlab", HostKind::GitLab),
+    (
+        "bitbucket_server",
+        "bitbucket-server",
+        HostKind::BitbucketServer,
+    ),
+    (
+        "bitbucket_cloud",
+        "bitbucket-cloud",
+        HostKind::BitbucketCloud,
+    ),
+];
+
+fn main() -> std::io::Result<()> {
+    let input_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = input_crate.join("../../tests/fixtures");
+    let corpus = input_crate.join("../corpus");
+    let mut trigger_seeds = Vec::new();
+
+    for (target, folder, host) in TARGETS {
+        let out = corpus.join(target);
+        fs::create_dir_all(&out)?;
+        let mut written = 0;
+        for (name, body) in fixture_bodies(&fixtures.join(folder))? {
+            for index in 0..known_events(host).len() {
+                let index = u8::try_from(index).expect("fewer than 256 known events");
+                let mut delivery = Delivery::genuine(host, index, &body);
+                let event = delivery.genuine_event(host);
+                fs::write(out.join(format!("seed-{name}-{event}")), delivery.encode())?;
+                written += 1;
+                if host == HostKind::GitHub {
+                    delivery.flags = FORM_CONTENT_TYPE | FORM_BODY;
+                    fs::write(
+                        out.join(format!("seed-{name}-{event}-form")),
+                        delivery.encode(),
+                    )?;
+                    written += 1;
+                }
+            }
+            trigger_seeds.push((format!("{folder}-{name}"), body));
+        }
+        println!("{target}: {written} seeds in {}", out.display());
+    }
+
+    let out = corpus.join("trigger");
+    fs::create_dir_all(&out)?;
+    let mut calls: Vec<(String, TriggerCall)> = trigger_seeds
+        .into_iter()
+        .map(|(name, body)| {
+            let call = TriggerCall {
+                repository: None,
+                body,
+            };
+            (name, call)
+        })
+        .collect();
+    calls.push((
+        "empty".into(),
+        TriggerCall {
+            repository: None,
+            body: Vec::new(),
+        },
+    ));
+    calls.push((
+        "named".into(),
+        TriggerCall {
+            repository: Some("/octo-org/hello-world/".into()),
+            body: b"  \n".to_vec(),
+        },
+    ));
+    for (name, call) in &calls {
+        fs::write(out.join(format!("seed-{name}")), call.encode())?;
+    }
+    println!("trigger: {} seeds in {}", calls.len(), out.display());
+    Ok(())
+}
+
+/// The `.json` files of `folder`, by file stem, in name order.
+fn fixture_bodies(folder: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(folder)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            fs::read(&path).map(|body| (stem, body))
+        })
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! What every fuzz target runs: a delivery read from the fuzzer's bytes (see
+//! `hookgate-fuzz-input`) goes through a host's whole pure entry point the way the ingress and
+//! the worker call it: `hosts::verify` with the receiver's secret, `hosts::classify` (which the
+//! ingress also runs on a rejected delivery, for the log), and, for a verified `Handled` event,
+//! `hosts::effects`. Besides "no panic", two things are checked on every input: a delivery
+//! passes `verify` only with a credential made from the secret, and one whose deciding credential
+//! is genuine always passes.
+
+use arbitrary::Unstructured;
+use hookgate::hosts::{self, Disposition, Host, Verified};
+use hookgate_fuzz_input::{
+    Delivery, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY, HostKind, Mode, SECRET, SlotKind,
+    TriggerCall, slots,
+};
+use std::cell::OnceCell;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Runs one fuzz input as a delivery to a receiver of `host`.
+pub fn deliver(host: HostKind, data: &[u8]) {
+    let Ok(delivery) = Delivery::read(host, &mut Unstructured::new(data)) else {
+        return;
+    };
+    let body = body_of(&delivery);
+    let genuine = Genuine::new(host, &delivery, &body);
+    let headers = headers_of(host, &delivery, &genuine);
+    let verified = hosts::verify(hookgate_host(host), &headers, &body, &[SECRET]);
+    check_verdict(host, &headers, &genuine, verified.as_ref().ok());
+
+    let classified = hosts::classify(hookgate_host(host), &headers, &body);
+    if let (Ok(_), Ok(classified)) = (&verified, &classified)
+        && classified.disposition == Disposition::Handled
+    {
+        let _ = hosts::effects(hookgate_host(host), &classified.event, &classified.payload);
+    }
+}
+
+/// Runs one fuzz input as a call to a generic trigger.
+pub fn trigger(data: &[u8]) {
+    let Ok(call) = TriggerCall::read(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let _ = hookgate::trigger::target(&call.body, call.repository.as_deref());
+}
+
+fn hookgate_host(host: HostKind) -> Host {
+    match host {
+        HostKind::GitHub => Host::GitHub,
+        HostKind::GitLab => Host::GitLab,
+        HostKind::BitbucketServer => Host::BitbucketServer,
+        HostKind::BitbucketCloud => Host::BitbucketCloud,
+    }
+}
+
+/// The body as sent: as read, or wrapped in a `payload` form field.
+fn body_of(delivery: &Delivery) -> Vec<u8> {
+    if delivery.flags & FORM_BODY == 0 {
+        return delivery.body.clone();
+    }
+    let json = String::from_utf8_lossy(&delivery.body);
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &json)
+        .finish()
+        .into_bytes()
+}
+
+/// The genuine value of each of a delivery's slots, each made once, when first asked for (an
+/// HMAC of a large body is much of an execution's cost).
+struct Genuine<'d> {
+    host: HostKind,
+    delivery: &'d Delivery,
+    body: &'d [u8],
+    values: Vec<OnceCell<HeaderValue>>,
+}
+
+impl<'d> Genuine<'d> {
+    fn new(host: HostKind, delivery: &'d Delivery, body: &'d [u8]) -> Self {
+        let values = slots(host).iter().map(|_| OnceCell::new()).collect();
+        Genuine {
+            host,
+            delivery,
+            body,
+            values,
+        }
+    }
+
+    /// The genuine value of slot `index` of the host.
+    fn value(&self, index: usize) -> &HeaderValue {
+        self.values[index].get_or_init(|| {
+            genuine_value(
+                self.host,
+                slots(self.host)[index].kind,
+                self.delivery,
+                self.body,
+            )
+        })
+    }
+}
+
+/// The headers of the delivery, slot by slot, with the genuine values of `genuine`.
+fn headers_of(host: HostKind, delivery: &Delivery, genuine: &Genuine<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (index, (slot, input)) in slots(host).iter().zip(&delivery.slots).enumerate() {
+        let name =
+            HeaderName::from_bytes(slot.name.as_bytes()).expect("slot names are header names");
+        let genuine = || genuine.value(index).clone();
+        let text = || HeaderValue::from_bytes(&input.text).ok();
+        let values = match input.mode {
+            Mode::Absent => vec![],
+            Mode::Text => vec![text()],
+            Mode::Genuine => vec![Some(genuine())],
+            Mode::GenuineThenText => vec![Some(genuine()), text()],
+        };
+        for value in values.into_iter().flatten() {
+            headers.append(name.clone(), value);
+        }
+    }
+    headers
+}
+
+/// What `host` would send in a header of `kind` for `body`.
+fn genuine_value(host: HostKind, kind: SlotKind, delivery: &Delivery, body: &[u8]) -> HeaderValue {
+    let text = match kind {
+        SlotKind::Event => delivery.genuine_event(host).to_owned(),
+        SlotKind::DeliveryKey => GENUINE_DELIVERY_KEY.to_owned(),
+        SlotKind::HmacSha256 => format!("sha256={}", hosts::sign_hmac_sha256_hex(SECRET, body)),
+        SlotKind::HmacSha1 => format!("sha1={}", sign_hmac_sha1_hex(body)),
+        SlotKind::Token => SECRET.to_owned(),
+        SlotKind::ContentType if delivery.flags & FORM_CONTENT_TYPE != 0 => {
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned()
+        }
+        SlotKind::ContentType => "application/json".to_owned(),
+    };
+    HeaderValue::from_str(&text).expect("genuine header values are visible ASCII")
+}
+
+/// `HMAC-SHA1(SECRET, body)` as lowercase hex, as GitHub's legacy header carries it (hookgate
+/// exports only the SHA-256 signer).
+fn sign_hmac_sha1_hex(body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(SECRET.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks `verify`'s verdict against the headers sent. A delivery may pass only when one of its
+/// credential headers was sent once with the genuine value (or with the fuzzer's text that
+/// happens to contain it); a ping may pass unsigned only on Bitbucket Server, with no signature
+/// header at all. A delivery whose deciding credential header was sent once, genuine, must pass.
+fn check_verdict(
+    host: HostKind,
+    headers: &HeaderMap,
+    genuine: &Genuine<'_>,
+    verdict: Option<&Verified>,
+) {
+    // The one value of a header; `None` when it was sent no times or twice.
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value.as_bytes().to_vec()),
+            _ => None,
+        }
+    };
+    // The genuine digits (or token) of slot `index`, lower-case.
+    let digits = |index: usize, kind: SlotKind| {
+        let text = genuine.value(index).as_bytes().to_ascii_lowercase();
+        match text.iter().position(|b| *b == b'=') {
+            Some(at) if kind != SlotKind::Token => text[at + 1..].to_vec(),
+            _ => text,
+        }
+    };
+    let credentials: Vec<_> = slots(host)
+        .iter()
+        .enumerate()
+        .filter(|(_, slot)| {
+            matches!(
+                slot.kind,
+                SlotKind::HmacSha256 | SlotKind::HmacSha1 | SlotKind::Token
+            )
+        })
+        .collect();
+    match verdict {
+        Some(Verified::Signed) => assert!(
+            credentials
+                .iter()
+                .any(|&(index, slot)| single(slot.name).is_some_and(|sent| {
+                    let sent = sent.to_ascii_lowercase();
+                    let genuine = digits(index, slot.kind);
+                    sent.windows(genuine.len()).any(|w| w == genuine.as_slice())
+                })),
+            "{host:?}: a delivery without a genuine credential passed verify"
+        ),
+        Some(Verified::UnsignedPing) => {
+            assert_eq!(
+                host,
+                HostKind::BitbucketServer,
+                "only Bitbucket Server pings"
+            );
+            assert!(
+                credentials.iter().all(|(_, slot)| headers
+                    .get_all(slot.name)
+                    .iter()
+                    .next()
+                    .is_none()),
+                "an unsigned ping passed with a signature header"
+            );
+        }
+        None => {}
+    }
+    // The header that decides: GitHub's SHA-256 one when sent, else its legacy SHA-1 one.
+    let (index, deciding) = match host {
+        HostKind::GitHub if headers.contains_key("X-Hub-Signature-256") => credentials[0],
+        HostKind::GitHub => credentials[1],
+        _ => credentials[0],
+    };
+    if single(deciding.name).as_deref() == Some(genuine.value(index).as_bytes()) {
+        assert_eq!(
+            verdict,
+            Some(&Verified::Signed),
+            "{host:?}: a genuinely signed delivery failed verify"
+        );
+    }
+}
