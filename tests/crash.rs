@@ -4,9 +4,7 @@
 //! and once the queue is empty each one's effects are there exactly once. Each kill point runs on
 //! a fresh database, on SQLite and PostgreSQL.
 //!
-//! The deliveries are GitHub `pull_request` events, one pull request number each (each makes one
-//! changeset with one timeline entry that names its delivery), and `push` events (each counts one
-//! push in the repository's sync request: a push applied twice would count twice).
+//! The deliveries and the checks are in `common::exactly_once`.
 
 mod common;
 
@@ -16,26 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::binary::Served;
-use common::{Engine, TestDatabase, fixture, host_headers};
-use hookgate::admin::proto::{
-    Changeset, ChangesetEvent, CodeHostKind, CreateReceiverRequest, Delivery, DeliveryState,
-    ListChangesetEventsRequest, ListChangesetsRequest, ListDeliveriesRequest,
-    ListSyncRequestsRequest, SyncRequest, changeset_service_client::ChangesetServiceClient,
-    delivery_service_client::DeliveryServiceClient, receiver_service_client::ReceiverServiceClient,
-    repository_service_client::RepositoryServiceClient,
-};
-use serde_json::Value;
-use tonic::transport::Channel;
+use common::exactly_once::{Admin, Answer, Planned, Report, check_exactly_once, make_plan, send};
+use common::{Engine, TestDatabase};
 
 /// Deliveries per scenario, and how many clients send them at once.
 const DELIVERIES: usize = 240;
 const CLIENTS: usize = 8;
-/// Every sixth delivery is a push; the others are pull requests.
-const PUSH_EVERY: usize = 6;
-/// The pull request numbers start here.
-const FIRST_NUMBER: i64 = 1000;
-/// The repository every delivery names (the fixtures').
-const REPOSITORY: &str = "Codertocat/Hello-World";
 /// The worker's claim on a delivery: short, so that the restarted process takes up the claims
 /// the killed one held within seconds rather than after the default minute.
 const LEASE: &str = "2s";
@@ -105,39 +89,6 @@ enum Run {
     ToTheEnd,
 }
 
-/// One delivery as its code host makes it: the key and the signed body are the same on every
-/// try.
-struct Planned {
-    key: String,
-    /// GitHub's headers: the event, the key, the signature of the body.
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    /// The pull request it opens; `None` for a push.
-    number: Option<i64>,
-}
-
-/// What a client saw when it sent a delivery.
-#[derive(Debug, Clone)]
-enum Answer {
-    /// A 2xx, naming the stored delivery. The client never sends it again.
-    Acknowledged { status: u16, id: String },
-    /// Any other status: the client sends it again.
-    Refused(u16),
-    /// No answer: the connection broke under the request (or the process was gone).
-    Lost(String),
-    /// Never sent: the process had been killed before the client got to it.
-    Unsent,
-}
-
-/// Per-scenario numbers, for the report and for the scenarios' own assertions.
-struct Report {
-    /// Deliveries processed after the last kill (by their process time).
-    processed_after_last_kill: usize,
-    /// Deliveries claimed more than once: by a process that was killed holding the claim, then
-    /// again when the claim ran out.
-    claimed_again: usize,
-}
-
 async fn scenario(engine: Engine, runs: &[Run]) -> Report {
     let started = Instant::now();
     let db = TestDatabase::new(engine).await;
@@ -164,8 +115,8 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
         let receiver_id = match &receiver {
             Some(id) => id.clone(),
             None => {
-                let (id, secret) = admin.create_receiver().await;
-                plan = Arc::new(make_plan(&secret));
+                let (id, secret) = admin.create_receiver("crash").await;
+                plan = Arc::new(make_plan(&secret, DELIVERIES, "crash"));
                 receiver = Some(id.clone());
                 id
             }
@@ -301,161 +252,6 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
     panic!("a scenario ends with Run::ToTheEnd");
 }
 
-/// Every delivery key is stored exactly once and processed; each pull request has exactly one
-/// changeset with exactly one timeline entry, from its delivery; the pushes are counted once each.
-async fn check_exactly_once(
-    admin: &Admin,
-    receiver_id: &str,
-    plan: &[Planned],
-    answers: &HashMap<String, Answer>,
-    kills: &[SystemTime],
-) -> Report {
-    let stored = admin.all_deliveries(receiver_id).await;
-    let mut by_key: HashMap<&str, Vec<&Delivery>> = HashMap::new();
-    for d in &stored {
-        by_key.entry(d.delivery_key.as_str()).or_default().push(d);
-    }
-    let mut wrong = Vec::new();
-    for p in plan {
-        let Answer::Acknowledged { id, .. } = &answers[&p.key] else {
-            unreachable!("checked before")
-        };
-        match by_key.get(p.key.as_str()).map(Vec::as_slice) {
-            Some([d]) if d.id != *id => {
-                wrong.push(format!("{}: answered {id}, stored as {}", p.key, d.id))
-            }
-            Some([d]) if d.state != DeliveryState::Processed as i32 => wrong.push(format!(
-                "{}: {:?} ({})",
-                p.key,
-                DeliveryState::try_from(d.state),
-                d.last_error
-            )),
-            Some([_]) => {}
-            None => wrong.push(format!("{}: not stored", p.key)),
-            Some(many) => wrong.push(format!("{}: stored {} times", p.key, many.len())),
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "{} of {} deliveries are not stored exactly once and processed:\n{}",
-        wrong.len(),
-        plan.len(),
-        wrong.join("\n")
-    );
-    assert_eq!(
-        stored.len(),
-        plan.len(),
-        "only the deliveries sent are stored"
-    );
-
-    let id_of: HashMap<&str, &str> = stored
-        .iter()
-        .map(|d| (d.delivery_key.as_str(), d.id.as_str()))
-        .collect();
-    let changesets = admin.changesets().await;
-    let mut by_number: HashMap<i64, Vec<&Changeset>> = HashMap::new();
-    for c in &changesets {
-        by_number.entry(c.number).or_default().push(c);
-    }
-    let mut wrong = Vec::new();
-    let pull_requests: Vec<&Planned> = plan.iter().filter(|p| p.number.is_some()).collect();
-    for p in &pull_requests {
-        let number = p.number.expect("pull requests only");
-        let [changeset] = by_number
-            .get(&number)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        else {
-            wrong.push(format!(
-                "#{number}: {} changesets",
-                by_number.get(&number).map_or(0, Vec::len)
-            ));
-            continue;
-        };
-        let timeline = admin.timeline(&changeset.id).await;
-        let from: Vec<&str> = timeline.iter().map(|e| e.delivery_id.as_str()).collect();
-        if from != [id_of[p.key.as_str()]] {
-            wrong.push(format!(
-                "#{number}: timeline entries from {from:?}, expected one from {}",
-                id_of[p.key.as_str()]
-            ));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "pull requests without exactly one changeset and one timeline entry:\n{}",
-        wrong.join("\n")
-    );
-    assert_eq!(
-        changesets.len(),
-        pull_requests.len(),
-        "one changeset per pull request"
-    );
-
-    let pushes = plan.iter().filter(|p| p.number.is_none()).count();
-    let counted: i32 = admin
-        .sync_requests()
-        .await
-        .iter()
-        .filter(|r| r.repository == REPOSITORY)
-        .map(|r| r.push_count)
-        .sum();
-    assert_eq!(
-        counted as usize, pushes,
-        "the sync requests count each push once"
-    );
-
-    let last_kill = kills.last().copied().unwrap_or(SystemTime::UNIX_EPOCH);
-    let processed_after_last_kill = stored
-        .iter()
-        .filter(|d| {
-            d.process_time
-                .as_ref()
-                .and_then(|t| SystemTime::try_from(*t).ok())
-                .is_some_and(|t| t > last_kill)
-        })
-        .count();
-    Report {
-        processed_after_last_kill,
-        claimed_again: stored.iter().filter(|d| d.attempts > 1).count(),
-    }
-}
-
-/// The deliveries of a scenario: pull requests numbered from [`FIRST_NUMBER`], and every
-/// [`PUSH_EVERY`]th a push, each with its own key, signed with `secret`.
-fn make_plan(secret: &str) -> Vec<Planned> {
-    let opened: Value = serde_json::from_slice(&fixture("github/pull_request.opened.json"))
-        .expect("the fixture is JSON");
-    let pushed: Value = serde_json::from_slice(&fixture("github/push.branch-updated.json"))
-        .expect("the fixture is JSON");
-    assert_eq!(opened["repository"]["full_name"], REPOSITORY);
-    assert_eq!(pushed["repository"]["full_name"], REPOSITORY);
-    (0..DELIVERIES)
-        .map(|i| {
-            let key = format!("crash-{i:04}-{}", uuid::Uuid::new_v4());
-            let (event, number, body) = if i % PUSH_EVERY == PUSH_EVERY - 1 {
-                let mut body = pushed.clone();
-                body["after"] = Value::String(format!("{i:040x}"));
-                ("push", None, body)
-            } else {
-                let number = FIRST_NUMBER + i as i64;
-                let mut body = opened.clone();
-                body["number"] = number.into();
-                body["pull_request"]["number"] = number.into();
-                body["pull_request"]["title"] = format!("Crash test #{number}").into();
-                ("pull_request", Some(number), body)
-            };
-            let body = serde_json::to_vec(&body).expect("JSON serialises");
-            Planned {
-                headers: host_headers(CodeHostKind::Github, event, &key, Some(secret), &body),
-                key,
-                body,
-                number,
-            }
-        })
-        .collect()
-}
-
 /// Concurrent clients sending planned deliveries over real HTTP, each recording what it saw.
 struct Clients {
     tasks: Vec<tokio::task::JoinHandle<Vec<(usize, Answer)>>>,
@@ -523,189 +319,5 @@ impl Clients {
             all.extend(task.await.expect("a client does not panic"));
         }
         all
-    }
-}
-
-/// Sends one delivery as GitHub does and tells what came back.
-async fn send(http: &reqwest::Client, url: &str, planned: &Planned) -> Answer {
-    let mut request = http.post(url).body(planned.body.clone());
-    for (name, value) in &planned.headers {
-        request = request.header(*name, value);
-    }
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return Answer::Lost(causes(&e)),
-    };
-    let status = response.status().as_u16();
-    let text = match response.text().await {
-        Ok(t) => t,
-        // The status line came, the rest did not: a host goes by the status.
-        Err(e) if (200..300).contains(&status) => {
-            panic!("a {status} without its body ({e}): the delivery id is unknown")
-        }
-        Err(_) => return Answer::Refused(status),
-    };
-    if !(200..300).contains(&status) {
-        return Answer::Refused(status);
-    }
-    let answer: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("a {status} answer is JSON ({e}): {text}"));
-    let id = answer["delivery_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a {status} answer names the delivery: {text}"))
-        .to_owned();
-    Answer::Acknowledged { status, id }
-}
-
-/// An error with its causes, `outer: inner: ...`.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// The admin API of one process, as the checks read it.
-struct Admin {
-    channel: Channel,
-}
-
-impl Admin {
-    fn new(channel: Channel) -> Self {
-        Self { channel }
-    }
-
-    async fn create_receiver(&self) -> (String, String) {
-        let created = ReceiverServiceClient::new(self.channel.clone())
-            .create_receiver(CreateReceiverRequest {
-                name: "crash".into(),
-                code_host_kind: CodeHostKind::Github as i32,
-                code_host_urn: "https://github.com".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("the receiver is created")
-            .into_inner();
-        (created.receiver.expect("a receiver").id, created.secret)
-    }
-
-    /// How many deliveries are in `states`.
-    async fn count(&self, states: &[DeliveryState]) -> usize {
-        let listed = DeliveryServiceClient::new(self.channel.clone())
-            .list_deliveries(ListDeliveriesRequest {
-                states: states.iter().map(|s| *s as i32).collect(),
-                page_size: 1,
-                ..Default::default()
-            })
-            .await
-            .expect("deliveries can be listed")
-            .into_inner();
-        usize::try_from(listed.total_size).expect("a count")
-    }
-
-    /// Waits until at least `n` deliveries are processed; returns how many were.
-    async fn wait_until_processed(&self, n: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let processed = self.count(&[DeliveryState::Processed]).await;
-            if processed >= n {
-                return processed;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker never processed {n} deliveries"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Waits until no delivery is pending or processing; returns how long that took.
-    async fn wait_until_queue_is_empty(&self) -> Duration {
-        let start = Instant::now();
-        loop {
-            let queued = self
-                .count(&[DeliveryState::Pending, DeliveryState::Processing])
-                .await;
-            if queued == 0 {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "{queued} deliveries are still queued after two minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn all_deliveries(&self, receiver_id: &str) -> Vec<Delivery> {
-        let mut client = DeliveryServiceClient::new(self.channel.clone());
-        let (mut all, mut token) = (Vec::new(), String::new());
-        loop {
-            let page = client
-                .list_deliveries(ListDeliveriesRequest {
-                    receiver_id: receiver_id.to_owned(),
-                    page_size: 500,
-                    page_token: token,
-                    ..Default::default()
-                })
-                .await
-                .expect("deliveries can be listed")
-                .into_inner();
-            all.extend(page.deliveries);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            token = page.next_page_token;
-        }
-    }
-
-    async fn changesets(&self) -> Vec<Changeset> {
-        let mut client = ChangesetServiceClient::new(self.channel.clone());
-        let (mut all, mut token) = (Vec::new(), String::new());
-        loop {
-            let page = client
-                .list_changesets(ListChangesetsRequest {
-                    repository: REPOSITORY.into(),
-                    page_size: 500,
-                    page_token: token,
-                    ..Default::default()
-                })
-                .await
-                .expect("changesets can be listed")
-                .into_inner();
-            all.extend(page.changesets);
-            if page.next_page_token.is_empty() {
-                return all;
-            }
-            token = page.next_page_token;
-        }
-    }
-
-    async fn timeline(&self, changeset_id: &str) -> Vec<ChangesetEvent> {
-        ChangesetServiceClient::new(self.channel.clone())
-            .list_changeset_events(ListChangesetEventsRequest {
-                changeset_id: changeset_id.to_owned(),
-                page_size: 500,
-                ..Default::default()
-            })
-            .await
-            .expect("a changeset's timeline can be read")
-            .into_inner()
-            .events
-    }
-
-    async fn sync_requests(&self) -> Vec<SyncRequest> {
-        RepositoryServiceClient::new(self.channel.clone())
-            .list_sync_requests(ListSyncRequestsRequest {
-                page_size: 500,
-                ..Default::default()
-            })
-            .await
-            .expect("sync requests can be listed")
-            .into_inner()
-            .sync_requests
     }
 }

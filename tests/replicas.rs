@@ -116,44 +116,6 @@ async fn an_ingress_only_replica_stores_deliveries_and_leaves_them_to_another_re
     ingress.stop().await;
 }
 
-/// Posts a signed GitHub ping to replica `http` every 20 ms until it answers `want`; returns how
-/// long that took, or panics after `within`.
-async fn until_answered(
-    http: std::net::SocketAddr,
-    receiver: &str,
-    secret: &str,
-    want: u16,
-    within: Duration,
-) -> Duration {
-    let body = fixture("github/ping.json");
-    let started = std::time::Instant::now();
-    let client = reqwest::Client::new();
-    loop {
-        let headers = common::host_headers(
-            CodeHostKind::Github,
-            "ping",
-            &uuid::Uuid::new_v4().to_string(),
-            Some(secret),
-            &body,
-        );
-        let mut request = client
-            .post(format!("http://{http}/.api/webhooks/{receiver}"))
-            .body(body.clone());
-        for (name, value) in &headers {
-            request = request.header(*name, value);
-        }
-        let status = request.send().await.unwrap().status().as_u16();
-        if status == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "replica {http} still answers {status}, not {want}, after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_another_within_a_second(
     engine: Engine,
 ) {
@@ -171,7 +133,7 @@ async fn a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_anothe
     let (id, secret) = a
         .create_receiver("made-on-a", CodeHostKind::Github, "https://github.com")
         .await;
-    let took = until_answered(b_http, &id, &secret, 200, second).await;
+    let took = common::until_answered(b_http, &id, &secret, 200, second).await;
     eprintln!("B honoured a receiver made on A after {took:?}");
 
     // Rotated on A with no overlap: B refuses the old secret and takes the new one.
@@ -185,9 +147,9 @@ async fn a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_anothe
         .await
         .unwrap()
         .into_inner();
-    let took = until_answered(b_http, &id, &secret, 401, second).await;
+    let took = common::until_answered(b_http, &id, &secret, 401, second).await;
     eprintln!("B refused the old secret after {took:?}");
-    until_answered(b_http, &id, &rotated.secret, 200, second).await;
+    common::until_answered(b_http, &id, &rotated.secret, 200, second).await;
 
     // Deleted on A: B no longer knows it.
     a.receivers()
@@ -195,7 +157,7 @@ async fn a_receiver_made_rotated_or_deleted_on_one_replica_is_honoured_by_anothe
         .delete_receiver(a.req(DeleteReceiverRequest { id: id.clone() }))
         .await
         .unwrap();
-    let took = until_answered(b_http, &id, &rotated.secret, 404, second).await;
+    let took = common::until_answered(b_http, &id, &rotated.secret, 404, second).await;
     eprintln!("B forgot a receiver deleted on A after {took:?}");
 
     stop_b.cancel();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod exactly_once;
 pub mod postgres_server;
 pub mod prometheus;
 pub mod raw_http;
@@ -459,5 +460,43 @@ impl TestApp {
             "delivery {id} was never processed: {:?}",
             self.get_delivery(id).await
         );
+    }
+}
+
+/// Posts a signed GitHub ping to the service at `http` every 20 ms until it answers `want`; returns how
+/// long that took, or panics after `within`.
+pub async fn until_answered(
+    http: impl std::fmt::Display,
+    receiver: &str,
+    secret: &str,
+    want: u16,
+    within: std::time::Duration,
+) -> std::time::Duration {
+    let body = fixture("github/ping.json");
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::new();
+    loop {
+        let headers = host_headers(
+            hookgate::admin::proto::CodeHostKind::Github,
+            "ping",
+            &uuid::Uuid::new_v4().to_string(),
+            Some(secret),
+            &body,
+        );
+        let mut request = client
+            .post(format!("http://{http}/.api/webhooks/{receiver}"))
+            .body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{http} still answers {status}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
