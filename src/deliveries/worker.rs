@@ -100,6 +100,13 @@ pub trait Handler: Send + Sync + 'static {
         delivery: &ClaimedDelivery,
         event: &Classified,
     ) -> Result<Outcome, HandlerError>;
+
+    /// What `handle` will hold rows of for `event` (with PostgreSQL, until the transaction
+    /// ends), as a key that sorts: the worker applies each batch in this order, so that two
+    /// replicas' transactions never wait for each other's rows in a circle. `None`: nothing.
+    fn lock_order(&self, _receiver: &Receiver, _event: &Classified) -> Option<String> {
+        None
+    }
 }
 
 /// The delivery worker of one process.
@@ -189,9 +196,12 @@ impl Worker {
                 delivery,
                 receiver,
                 classified: None,
+                order: None,
             });
         }
-        let parsed = classify_all(parsed).await;
+        let mut parsed = classify_all(parsed, self.handler.clone()).await;
+        // Stable: the deliveries of one repository keep the order they came in.
+        parsed.sort_by(|a, b| a.order.cmp(&b.order));
         let mut parsed = parsed.into_iter();
         loop {
             let chunk: Vec<Parsed> = parsed.by_ref().take(self.config.per_transaction).collect();
@@ -432,11 +442,13 @@ struct Parsed {
     receiver: Result<Option<Arc<ReceiverEntry>>, HandlerError>,
     /// Filled by [`classify_all`]; `None` when there was nothing to classify (no receiver).
     classified: Option<Result<Classified, HandlerError>>,
+    /// The handler's [`Handler::lock_order`] for it, filled with `classified`.
+    order: Option<String>,
 }
 
 /// Classifies every delivery of a batch (the full parse of its body), on blocking threads, one
 /// share per core.
-async fn classify_all(batch: Vec<Parsed>) -> Vec<Parsed> {
+async fn classify_all(batch: Vec<Parsed>, handler: Arc<dyn Handler>) -> Vec<Parsed> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let share = batch.len().div_ceil(cores).max(1);
     let mut shares = Vec::new();
@@ -446,8 +458,11 @@ async fn classify_all(batch: Vec<Parsed>) -> Vec<Parsed> {
         if part.is_empty() {
             break;
         }
+        let handler = handler.clone();
         shares.push(tokio::task::spawn_blocking(move || {
-            part.into_iter().map(classify_one).collect::<Vec<_>>()
+            part.into_iter()
+                .map(|item| classify_one(item, &*handler))
+                .collect::<Vec<_>>()
         }));
     }
     let mut out = Vec::new();
@@ -462,7 +477,7 @@ async fn classify_all(batch: Vec<Parsed>) -> Vec<Parsed> {
 }
 
 /// Parses one delivery's event, as the handler will need it.
-fn classify_one(mut item: Parsed) -> Parsed {
+fn classify_one(mut item: Parsed, handler: &dyn Handler) -> Parsed {
     let Ok(Some(entry)) = &item.receiver else {
         return item;
     };
@@ -477,6 +492,9 @@ fn classify_one(mut item: Parsed) -> Parsed {
                 .map_err(|e| HandlerError::permanent(e.to_string()))
         }
     });
+    if let Some(Ok(classified)) = &item.classified {
+        item.order = handler.lock_order(&entry.receiver, classified);
+    }
     item
 }
 

@@ -61,6 +61,22 @@ impl Handler for SyncHandler {
             Ok(Outcome::Ignored(skipped.join("; ")))
         }
     }
+
+    /// The repository of the event's first effect, by name then code host: the row `handle`
+    /// holds (`repositories::seen`).
+    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
+        let host = receiver.code_host_kind.host()?;
+        let effects = hosts::effects(host, &event.event, &event.payload).ok()?;
+        let repository = match effects.first()? {
+            Effect::Changeset(e) => &e.repository,
+            Effect::Push(p) => &p.repository,
+        };
+        Some(format!(
+            "{}\u{0}{}",
+            repository.name,
+            receiver.code_host_urn.as_str()
+        ))
+    }
 }
 
 /// Applies one changeset effect; `Ok(Err(reason))` when the receiver's rules skip it.

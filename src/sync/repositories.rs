@@ -4,7 +4,7 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -202,6 +202,36 @@ pub async fn find<C: ConnectionTrait>(
         .await
 }
 
+/// Like [`find`], and holds the repository's row until the transaction ends.
+///
+/// Every change to a repository's changesets and sync requests is made under this hold, which
+/// makes them one after another when several replicas share PostgreSQL (`SELECT ... FOR
+/// UPDATE`): each reads what the one before it wrote, so no update is lost and the out-of-order
+/// rules see every event. Transactions that hold several take them in order of name (the
+/// delivery worker sorts its batches so), so they do not deadlock. SQLite has no row locks and
+/// needs none: its writers take turns already (`db::begin_write`).
+async fn find_locked<C: ConnectionTrait>(
+    conn: &C,
+    urn: &str,
+    name: &str,
+) -> Result<Option<repository::Model>, DbErr> {
+    repository::Entity::find()
+        .filter(repository::Column::CodeHostUrn.eq(urn))
+        .filter(repository::Column::Name.eq(name))
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
+/// Holds the repository `id`'s row until the transaction ends (see [`find_locked`]).
+pub async fn lock<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
+    repository::Entity::find_by_id(id.to_owned())
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    Ok(())
+}
+
 /// Creates an unregistered repository `name` of `urn` unless it exists (safe against a
 /// concurrent creator: the unique index decides, nobody fails).
 async fn insert_if_absent<C: ConnectionTrait>(
@@ -243,13 +273,13 @@ pub async fn seen<C: ConnectionTrait>(
     create: bool,
     now: i64,
 ) -> Result<Option<repository::Model>, DbErr> {
-    let existing = find(conn, urn, &seen.name).await?;
+    let existing = find_locked(conn, urn, &seen.name).await?;
     let model = match existing {
         Some(m) => m,
         None if !create => return Ok(None),
         None => {
             insert_if_absent(conn, urn, &seen.name, now).await?;
-            find(conn, urn, &seen.name)
+            find_locked(conn, urn, &seen.name)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound(seen.name.clone()))?
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, Set,
+    PaginatorTrait, QueryFilter, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -129,12 +129,17 @@ pub async fn request<C: ConnectionTrait>(
 ) -> Result<Uuid, DbErr> {
     use sync_request::Column as C;
     let pushes = i32::from(reason == Reason::Push);
+    // The repository first, then its outstanding request: a concurrent request (another
+    // replica's push) waits here and then joins what this one made, and a sync worker's claim
+    // or completion of the request comes wholly before this or wholly after it.
+    super::repositories::lock(conn, &repo.id).await?;
     let outstanding = sync_request::Entity::find()
         .filter(C::RepositoryId.eq(repo.id.clone()))
         .filter(C::State.is_in([
             SyncRequestState::Pending.as_str(),
             SyncRequestState::Claimed.as_str(),
         ]))
+        .lock_exclusive()
         .one(conn)
         .await?;
     let receiver = receiver_id.map(|r| r.to_string()).unwrap_or_default();
@@ -320,6 +325,20 @@ impl SyncRequestStore {
             SyncRequestState::Failed
         };
         let txn = crate::db::begin_write(&self.db)
+            .await
+            .map_err(StoreError::from)?;
+        // The repository's row first, as every request for it does (`request`): a push that
+        // lands now either comes before (and is in this request's rerun) or after (and makes a
+        // new request).
+        let repository_id = sync_request::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(C::RepositoryId)
+            .into_tuple::<String>()
+            .one(&txn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(StoreError::not_found("sync request", id))?;
+        super::repositories::lock(&txn, &repository_id)
             .await
             .map_err(StoreError::from)?;
         // Write first: the conditional update decides whether the claim is still held.
