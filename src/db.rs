@@ -258,11 +258,36 @@ fn write_gate(db: &DatabaseConnection) -> Option<Arc<Mutex<()>>> {
     Some(gates.entry(file).or_default().clone())
 }
 
-/// Applies every migration not applied yet.
+/// The PostgreSQL advisory lock replicas take turns migrating under: "hookgate" in ASCII.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465;
+
+/// Applies every migration not applied yet. Replicas sharing a PostgreSQL database that start at
+/// once take turns: each waits for a transaction-level advisory lock, held on one connection of
+/// its pool while the migrations run on others, so the first applies them and the rest find
+/// nothing left to do (rather than failing on tables another one just made).
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
+    let turn = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db
+                .begin()
+                .await
+                .context("cannot begin a transaction to take the migration lock")?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await
+                .context("cannot take the migration lock")?;
+            Some(txn)
+        }
+        _ => None,
+    };
+    let migrated = Migrator::up(db, None)
         .await
-        .context("cannot apply database migrations")
+        .context("cannot apply database migrations");
+    if let Some(txn) = turn {
+        // Ending the transaction releases the lock; a failure to end it drops the connection,
+        // which releases it too.
+        txn.commit().await.ok();
+    }
+    migrated
 }
 
 /// `url` with any password replaced, for messages and logs.
