@@ -141,7 +141,7 @@ impl Application {
                 Arc::new(SyncHandler),
                 WorkerConfig {
                     lease: config.delivery_lease.into(),
-                    ..WorkerConfig::default()
+                    ..WorkerConfig::for_backend(db.get_database_backend())
                 },
                 worker_wake,
             )

@@ -3,6 +3,7 @@
 //! is retried with backoff, then the delivery is `FAILED`. A claim is a lease: a worker that dies
 //! holding one loses it when the lease runs out, and another worker takes the delivery again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +38,27 @@ pub struct WorkerConfig {
     /// The most deliveries written in one transaction: more share a commit, fewer hold SQLite's
     /// one write lock (which the ingress waits for) a shorter time.
     pub per_transaction: usize,
+    /// A transaction takes no more deliveries once it has been open this long (it keeps the
+    /// ones it has): on SQLite the ingress waits for the one write lock, so this bounds how long
+    /// the worker makes an arriving delivery wait.
+    pub transaction_budget: Duration,
     /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
     /// taken by another replica).
     pub poll_interval: Duration,
     /// The wait before each retry; its length is the number of retries.
     pub backoff: Vec<Duration>,
+}
+
+impl WorkerConfig {
+    /// The settings for a database of `backend`: on SQLite, transactions short enough (5 ms)
+    /// that the ingress's commits never wait long behind the worker's.
+    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
+        let mut config = Self::default();
+        if backend == sea_orm::DbBackend::Sqlite {
+            config.transaction_budget = Duration::from_millis(5);
+        }
+        config
+    }
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +67,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(60),
             batch: 128,
             per_transaction: 32,
+            transaction_budget: Duration::from_millis(50),
             poll_interval: Duration::from_secs(1),
             backoff: RETRY_BACKOFF.to_vec(),
         }
@@ -202,40 +220,47 @@ impl Worker {
         let mut parsed = classify_all(parsed, self.handler.clone()).await;
         // Stable: the deliveries of one repository keep the order they came in.
         parsed.sort_by(|a, b| a.order.cmp(&b.order));
-        let mut parsed = parsed.into_iter();
-        loop {
-            let chunk: Vec<Parsed> = parsed.by_ref().take(self.config.per_transaction).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            self.apply_chunk(chunk, now).await;
+        let mut pending: VecDeque<Parsed> = parsed.into();
+        while !pending.is_empty() {
+            self.apply_chunk(&mut pending, now).await;
         }
         Ok(count)
     }
 
-    /// Writes the effects and outcomes of `chunk` in one transaction. When the transaction
-    /// itself fails (the database went away, a commit refused), each delivery is tried again on
-    /// its own.
-    async fn apply_chunk(&self, chunk: Vec<Parsed>, now: i64) {
+    /// Takes deliveries from the front of `pending` into one transaction, up to
+    /// [`WorkerConfig::per_transaction`] of them and while it has been open less than
+    /// [`WorkerConfig::transaction_budget`], and writes their effects and outcomes there. When
+    /// the transaction itself fails (the database went away, a commit refused), each delivery it
+    /// took is tried again on its own.
+    async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: i64) {
         let txn = match crate::db::begin_write(&self.db).await {
             Ok(txn) => txn,
             Err(e) => {
                 tracing::warn!(error = %e, "delivery worker cannot begin a transaction");
-                return self.one_by_one(chunk, now).await;
+                let take = pending.len().min(self.config.per_transaction);
+                return self.one_by_one(pending.drain(..take).collect(), now).await;
             }
         };
-        let mut outcomes = Vec::with_capacity(chunk.len());
-        for item in &chunk {
-            let outcome = match self.apply_in_savepoint(&txn, item, now).await {
-                Ok(outcome) => outcome,
+        let opened = Instant::now();
+        let mut chunk = Vec::with_capacity(self.config.per_transaction);
+        let mut outcomes = Vec::with_capacity(self.config.per_transaction);
+        while chunk.len() < self.config.per_transaction
+            && (chunk.is_empty() || opened.elapsed() < self.config.transaction_budget)
+        {
+            let Some(item) = pending.pop_front() else {
+                break;
+            };
+            let outcome = self.apply_in_savepoint(&txn, &item, now).await;
+            chunk.push(item);
+            match outcome {
+                Ok(outcome) => outcomes.push(outcome),
                 Err(e) => {
                     // The transaction is unusable (its connection failed): start over, one by one.
                     tracing::warn!(error = %e, "delivery worker's transaction failed");
                     drop(txn);
                     return self.one_by_one(chunk, now).await;
                 }
-            };
-            outcomes.push(outcome);
+            }
         }
         // A failed try is recorded in the same transaction as its neighbours' effects.
         let mut failed_states = Vec::with_capacity(outcomes.len());
