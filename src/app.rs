@@ -107,6 +107,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
+            rejected_log: Default::default(),
         })
         .merge(crate::metrics::router(crate::metrics::MetricsState {
             handle: metrics.clone(),

@@ -50,8 +50,10 @@ pub struct IngressState {
     pub max_body_bytes: usize,
     /// Woken after a pending delivery is committed.
     pub worker_wake: Arc<Notify>,
-    /// Receivers' `rate_limit_per_minute`.
+    /// Receivers' `rate_limit_per_minute`, which only authentic deliveries count against.
     pub rate_limiter: Arc<RateLimiter>,
+    /// How many 401s a receiver's log keeps a `REJECTED` row of ([`REJECTED_LOGGED_PER_MINUTE`]).
+    pub rejected_log: Arc<RateLimiter>,
 }
 
 /// The HTTP router.
@@ -175,9 +177,6 @@ async fn intake(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    if let Some(response) = rate_limited(&state, &entry.receiver) {
-        return response;
-    }
     let body = match read_capped(&headers, body, state.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -215,10 +214,12 @@ async fn intake(
             last_error: Some(reason),
             ..base
         };
-        if let Err(e) = state.intake.record(rejected).await {
-            tracing::warn!(error = %e, "could not log a rejected delivery");
-        }
+        log_rejected(&state, rejected).await;
         return reply(StatusCode::UNAUTHORIZED, response_body);
+    }
+    // After the signature: what a stranger sends cannot use up the host's allowance.
+    if let Some(response) = rate_limited(&state, &entry.receiver) {
+        return response;
     }
 
     let classified = match hosts::identify(host, &headers, &body) {
@@ -278,6 +279,32 @@ async fn intake(
     }
 }
 
+/// The most `REJECTED` rows a receiver's log gains a minute (a burst of as many, then one a
+/// second). A 401 past it is answered and counted all the same, and logged at `info`, but not
+/// stored: a stranger who knows a receiver's URL cannot fill the database with attempts.
+pub const REJECTED_LOGGED_PER_MINUTE: u32 = 60;
+
+/// Stores a `REJECTED` row for a 401, unless the receiver's log has had
+/// [`REJECTED_LOGGED_PER_MINUTE`] of them this minute.
+async fn log_rejected(state: &IngressState, rejected: NewDelivery) {
+    let receiver = rejected.receiver_id;
+    if state
+        .rejected_log
+        .check(
+            receiver,
+            REJECTED_LOGGED_PER_MINUTE,
+            std::time::Instant::now(),
+        )
+        .is_err()
+    {
+        tracing::info!(%receiver, "rejected delivery not stored: over {REJECTED_LOGGED_PER_MINUTE} a minute");
+        return;
+    }
+    if let Err(e) = state.intake.record(rejected).await {
+        tracing::warn!(error = %e, "could not log a rejected delivery");
+    }
+}
+
 /// 429 with `Retry-After` when the receiver is over its `rate_limit_per_minute`.
 fn rate_limited(state: &IngressState, receiver: &Receiver) -> Option<Response> {
     let limit = receiver.options.rate_limit_per_minute;
@@ -320,9 +347,6 @@ async fn trigger(
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST, PUT"));
-        return response;
-    }
-    if let Some(response) = rate_limited(&state, receiver) {
         return response;
     }
     // The path as logged: never the secret.
@@ -378,10 +402,11 @@ async fn trigger(
             last_error: Some(reason.to_owned()),
             ..base
         };
-        if let Err(e) = state.intake.record(rejected).await {
-            tracing::warn!(error = %e, "could not log a rejected trigger");
-        }
+        log_rejected(&state, rejected).await;
         return reply(StatusCode::UNAUTHORIZED, response_body);
+    }
+    if let Some(response) = rate_limited(&state, receiver) {
+        return response;
     }
     let body = match read_capped(&headers, body, state.max_body_bytes).await {
         Ok(body) => body,

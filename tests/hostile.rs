@@ -4,7 +4,8 @@
 //! that are not allowed, garbage that is not HTTP), slow clients that never finish a head or a
 //! body, and valid deliveries mixed in. Afterwards: the service is up, every request got its
 //! documented status, every valid delivery was accepted, the log holds exactly the valid
-//! deliveries and one bodiless `REJECTED` row per 401, and memory stayed bounded.
+//! deliveries and one bodiless `REJECTED` row per 401 (up to the log's limit per receiver), and
+//! memory stayed bounded.
 
 mod common;
 
@@ -64,6 +65,8 @@ struct Answer {
     retry_after: bool,
     allow: bool,
     delivery_id: Option<String>,
+    /// The id in the path, whether or not such a receiver exists.
+    receiver: String,
 }
 
 async fn create(
@@ -417,6 +420,14 @@ async fn send(client: &reqwest::Client, base: &str, a: Attempt) -> Answer {
             reqwest::header::HeaderValue::from_bytes(value).unwrap(),
         );
     }
+    let receiver = a
+        .path
+        .strip_prefix("/.api/webhooks/")
+        .unwrap_or_default()
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => panic!("{}: no answer: {e}", a.case),
@@ -436,6 +447,7 @@ async fn send(client: &reqwest::Client, base: &str, a: Attempt) -> Answer {
         retry_after,
         allow,
         delivery_id,
+        receiver,
     }
 }
 
@@ -661,7 +673,10 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
                 .expect("an accepted delivery has an id")
         })
         .collect();
-    let rejected = answers.iter().filter(|a| a.status == 401).count();
+    let mut rejected: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in answers.iter().filter(|a| a.status == 401) {
+        *rejected.entry(a.receiver.as_str()).or_default() += 1;
+    }
 
     // The service is up, and stayed within its memory bound.
     let health = reqwest::get(format!("{base}/healthz"))
@@ -675,24 +690,26 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
     );
     assert!(high_water < MAX_RSS_KIB, "VmHWM {high_water} KiB");
 
-    // The log holds the valid deliveries, and a bodiless REJECTED row per 401; nothing else.
+    // The log holds the valid deliveries, and a bodiless REJECTED row per 401 up to the log's
+    // limit for each receiver; nothing else.
     let conn = Database::connect(db.url.as_str()).await.unwrap();
     let rows = conn
         .query_all_raw(sea_orm::Statement::from_string(
             conn.get_database_backend(),
-            "SELECT id, state, CASE WHEN request_body IS NULL THEN 1 ELSE 0 END AS no_body FROM deliveries",
+            "SELECT id, receiver_id, state, CASE WHEN request_body IS NULL THEN 1 ELSE 0 END AS no_body FROM deliveries",
         ))
         .await
         .unwrap();
     let mut stored = BTreeSet::new();
-    let mut rejected_rows = 0;
+    let mut rejected_rows: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows {
         let id: String = row.try_get("", "id").unwrap();
+        let receiver: String = row.try_get("", "receiver_id").unwrap();
         let state: String = row.try_get("", "state").unwrap();
         let no_body: i32 = row.try_get("", "no_body").unwrap();
         if state == "REJECTED" {
             assert_eq!(no_body, 1, "rejected delivery {id} has a body");
-            rejected_rows += 1;
+            *rejected_rows.entry(receiver).or_default() += 1;
         } else {
             stored.insert(id);
         }
@@ -702,7 +719,27 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
         stored, accepted,
         "exactly the valid deliveries are stored with bodies"
     );
-    assert_eq!(rejected_rows, rejected, "one REJECTED row per 401");
+    // Each receiver's log takes a burst of REJECTED_LOGGED_PER_MINUTE, then one a second.
+    let cap = hookgate::ingress::REJECTED_LOGGED_PER_MINUTE as usize;
+    let total_401: usize = rejected.values().sum();
+    assert!(total_401 > 0);
+    for (receiver, &answered) in &rejected {
+        let stored = rejected_rows.get(*receiver).copied().unwrap_or(0);
+        let (least, most) = (
+            answered.min(cap),
+            answered.min(cap + elapsed.as_secs() as usize + 1),
+        );
+        assert!(
+            (least..=most).contains(&stored),
+            "receiver {receiver}: {answered} answered 401, {stored} REJECTED rows stored (expected {least} to {most})"
+        );
+    }
+    for receiver in rejected_rows.keys() {
+        assert!(
+            rejected.contains_key(receiver.as_str()),
+            "REJECTED rows for {receiver}, which got no 401"
+        );
+    }
 
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");

@@ -1336,6 +1336,98 @@ async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is
 }
 
 on_both_engines!(
+    a_strangers_flood_of_bad_signatures_neither_uses_up_the_rate_limit_nor_fills_the_log
+);
+
+/// Someone who knows a receiver's URL but not its secret: their 401s do not count against the
+/// receiver's rate limit (the host's own deliveries are still taken), and past
+/// `REJECTED_LOGGED_PER_MINUTE` a minute they are answered without being stored.
+async fn a_strangers_flood_of_bad_signatures_neither_uses_up_the_rate_limit_nor_fills_the_log(
+    engine: Engine,
+) {
+    use hookgate::ingress::REJECTED_LOGGED_PER_MINUTE;
+    let app = TestApp::spawn(engine).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(hookgate::admin::proto::CreateReceiverRequest {
+            name: "flooded".into(),
+            code_host_kind: Gh as i32,
+            code_host_urn: "https://github.com".into(),
+            options: Some(hookgate::admin::proto::ReceiverOptions {
+                rate_limit_per_minute: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.receiver.unwrap().id;
+    let body = fixture("github/push.branch-updated.json");
+    let started = std::time::Instant::now();
+    let flood = 2 * REJECTED_LOGGED_PER_MINUTE as usize;
+    for _ in 0..flood {
+        let r = app
+            .post(
+                &id,
+                &host_headers(Gh, "push", &key(), Some("not-the-secret"), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            401,
+            "every bad signature is refused, none is rate-limited"
+        );
+    }
+    let flooding = started.elapsed();
+    // The host's deliveries, up to its limit of 3, are taken.
+    for _ in 0..3 {
+        let r = app
+            .post(
+                &id,
+                &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            202,
+            "the stranger used up none of the host's allowance"
+        );
+    }
+    let r = app
+        .post(
+            &id,
+            &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+
+    let rejected = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            states: vec![DeliveryState::Rejected as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .total_size as usize;
+    // A burst of the limit, then one a second.
+    let most = REJECTED_LOGGED_PER_MINUTE as usize + flooding.as_secs() as usize + 1;
+    assert!(
+        (REJECTED_LOGGED_PER_MINUTE as usize..=most).contains(&rejected),
+        "{rejected} of {flood} rejected attempts (sent in {flooding:?}) were stored; expected \
+         {REJECTED_LOGGED_PER_MINUTE} to {most}"
+    );
+    app.stop().await;
+}
+
+on_both_engines!(
     concurrent_deliveries_with_one_key_store_one_and_answer_every_one_with_its_id,
     many_concurrent_deliveries_are_each_stored_once_and_answered_after_commit,
     a_large_body_is_stored_compressed_and_read_back_byte_for_byte,
