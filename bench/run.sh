@@ -64,6 +64,10 @@ LOAD_AVERAGE_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d /tmp/hookgate-bench.XXXXXX)
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
+# One key for every hookgate started here: the three replicas of one database need the same one.
+head -c 32 /dev/urandom | base64 >"$WORK/secret.key"
+chmod 600 "$WORK/secret.key"
+export HOOKGATE_SECRET_KEY_FILE=$WORK/secret.key
 PIDS=()
 DATABASES=()
 
