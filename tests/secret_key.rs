@@ -902,7 +902,7 @@ async fn a_lost_key_is_recovered_by_recording_a_new_one_and_rotating_each_secret
     let keys = tempfile::tempdir().unwrap();
     let (key, key_id) = key_file(keys.path(), "replacement.key");
 
-    // docs/operations-secret-key.md, "If the key is lost".
+    // docs/operations.md, "If the key is lost".
     let conn = Database::connect(db.url.as_str()).await.unwrap();
     conn.execute_unprepared(&format!(
         "DELETE FROM secret_key; INSERT INTO secret_key (id, key_id, update_time) VALUES (1, '{key_id}', 0);"

@@ -81,8 +81,8 @@ impl Intake {
     }
 }
 
-/// The intake is shutting down: the request is answered as if the database were away, so the
-/// host retries.
+/// The intake is shutting down: the request is answered as if the database were away (503: not
+/// stored, for the host to retry if it does).
 fn stopped() -> StoreError {
     StoreError::Unavailable(sea_orm::DbErr::Custom(
         "the service is shutting down".to_owned(),
@@ -124,7 +124,7 @@ async fn commit_batches(
                     let _ = answer.send(Ok(stored));
                 }
             }
-            // The database is away: every request in the batch hears so, and its host retries.
+            // The database is away: every request in the batch hears so (503).
             Err(e @ StoreError::Unavailable(_)) => {
                 for answer in answers {
                     let _ = answer.send(Err(e.clone()));

@@ -130,7 +130,7 @@ struct Registry {
 
 /// A receiver as the registry in memory holds it: ready, or unusable because its row cannot be
 /// opened (its secret is under another key, or was altered). An unusable receiver's deliveries
-/// are answered 503, so its host retries, until the row is mended; the other receivers work.
+/// are answered 503 (a host that retries will), until the row is mended; the other receivers work.
 type Held = Result<Arc<ReceiverEntry>, StoreError>;
 
 /// The channel PostgreSQL notifies registry changes on (migration
