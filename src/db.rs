@@ -175,7 +175,58 @@ pub struct WriteTxn {
     txn: DatabaseTransaction,
     /// Held until the transaction ends; `None` on PostgreSQL.
     _gate: Option<OwnedMutexGuard<()>>,
+    /// For a writer that comes first: counted as one until the transaction ends.
+    _first: Option<FirstWriter>,
 }
+
+/// The write gate of one SQLite file: the lock, and who wants it first.
+///
+/// Writers that answer someone (a delivery waiting for its 2xx, an admin call) come first; the
+/// delivery worker's batches, which nobody waits for, take the lock only when none of them has
+/// wanted it for a moment ([`begin_background_write`]).
+#[derive(Default)]
+struct Gate {
+    lock: Arc<Mutex<()>>,
+    /// Writers that come first, waiting for the lock or holding it.
+    first: std::sync::atomic::AtomicUsize,
+    /// When one of them last let go of the lock (milliseconds on [`clock`]).
+    first_released_ms: std::sync::atomic::AtomicU64,
+}
+
+/// A process-wide monotonic clock in milliseconds, for the gate.
+fn clock() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// One writer that comes first, counted from when it asks for the lock until its transaction
+/// ends (or it gives up asking).
+struct FirstWriter(Arc<Gate>);
+
+impl FirstWriter {
+    fn new(gate: Arc<Gate>) -> Self {
+        gate.first.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(gate)
+    }
+}
+
+impl Drop for FirstWriter {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.0.first_released_ms.store(clock(), Ordering::Release);
+        self.0.first.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How long the worker's writes wait for the writers that come first to leave the lock alone.
+/// Past it the worker takes its turn anyway (behind whoever is in the queue then), so a stream
+/// of deliveries that never lets up slows processing down but never stops it.
+pub const BACKGROUND_WRITE_MAX_DEFER: Duration = Duration::from_millis(25);
+/// How long the lock must have been left alone by the writers that come first.
+const BACKGROUND_WRITE_QUIET: u64 = 2;
 
 impl std::ops::Deref for WriteTxn {
     type Target = DatabaseTransaction;
@@ -226,23 +277,61 @@ impl WriteTxn {
 /// transaction that reads before it writes is never refused for a stale snapshot when another
 /// connection wrote in between; elsewhere it is an ordinary transaction.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    let gate = match write_gate(db) {
-        Some(gate) => Some(gate.lock_owned().await),
-        None => None,
+    let (guard, first) = match write_gate(db) {
+        Some(gate) => {
+            let first = FirstWriter::new(gate.clone());
+            (Some(gate.lock.clone().lock_owned().await), Some(first))
+        }
+        None => (None, None),
     };
+    begin_on_writer(db, guard, first).await
+}
+
+/// Like [`begin_write`], for work nobody waits for (the delivery worker's): on SQLite it first
+/// lets every writer that comes first go ahead, until the lock has been left alone for a moment
+/// or [`BACKGROUND_WRITE_MAX_DEFER`] has passed. On PostgreSQL it is [`begin_write`].
+pub async fn begin_background_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    use std::sync::atomic::Ordering;
+    let Some(gate) = write_gate(db) else {
+        return begin_on_writer(db, None, None).await;
+    };
+    let deadline = tokio::time::Instant::now() + BACKGROUND_WRITE_MAX_DEFER;
+    loop {
+        let quiet = gate.first.load(Ordering::Acquire) == 0
+            && clock().saturating_sub(gate.first_released_ms.load(Ordering::Acquire))
+                >= BACKGROUND_WRITE_QUIET;
+        if quiet || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let guard = gate.lock.clone().lock_owned().await;
+    begin_on_writer(db, Some(guard), None).await
+}
+
+/// Begins the transaction on the pool's write connection, holding `guard` and `first`.
+async fn begin_on_writer(
+    db: &DatabaseConnection,
+    guard: Option<OwnedMutexGuard<()>>,
+    first: Option<FirstWriter>,
+) -> Result<WriteTxn, DbErr> {
     let txn = writer_for(db)
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         })
         .await?;
-    Ok(WriteTxn { txn, _gate: gate })
+    Ok(WriteTxn {
+        txn,
+        _gate: guard,
+        _first: first,
+    })
 }
 
 /// The write gate of the SQLite file `db` is open on (one per file, shared by every pool this
 /// process has on it); `None` for PostgreSQL.
-fn write_gate(db: &DatabaseConnection) -> Option<Arc<Mutex<()>>> {
-    static GATES: OnceLock<std::sync::Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+fn write_gate(db: &DatabaseConnection) -> Option<Arc<Gate>> {
+    static GATES: OnceLock<std::sync::Mutex<HashMap<PathBuf, Arc<Gate>>>> = OnceLock::new();
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
@@ -304,6 +393,67 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer that answers someone, queued behind the lock's holder after the worker's, is let
+    /// in first; the worker waits while such writers keep coming, but not past its limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_workers_writes_let_the_writers_that_answer_someone_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("gate.db").display());
+        let db = connect(&url).await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let holder = begin_write(&db).await.unwrap();
+
+        let background = tokio::spawn({
+            let (db, order) = (db.clone(), order.clone());
+            async move {
+                let txn = begin_background_write(&db).await.unwrap();
+                order.lock().unwrap().push("worker");
+                txn.commit().await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let first = tokio::spawn({
+            let (db, order) = (db.clone(), order.clone());
+            async move {
+                let txn = begin_write(&db).await.unwrap();
+                order.lock().unwrap().push("ingress");
+                txn.commit().await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        holder.commit().await.unwrap();
+        first.await.unwrap();
+        background.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["ingress", "worker"]);
+
+        // Writers that come first without a pause: the worker still gets its turn.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stream = tokio::spawn({
+            let (db, stop) = (db.clone(), stop.clone());
+            async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let txn = begin_write(&db).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    txn.commit().await.unwrap();
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let started = std::time::Instant::now();
+        let txn = tokio::time::timeout(Duration::from_secs(5), begin_background_write(&db))
+            .await
+            .expect("the worker gets its turn")
+            .unwrap();
+        eprintln!(
+            "the worker waited {:?} while writers kept coming",
+            started.elapsed()
+        );
+        txn.commit().await.unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stream.await.unwrap();
+        close(db).await;
+    }
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {

@@ -386,7 +386,8 @@ impl DeliveryStore {
                 .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                 .filter(C::Id.in_subquery(subquery))
         };
-        let txn = crate::db::begin_write(&self.db).await?;
+        // Nobody waits for a claim: the writers that answer someone go first.
+        let txn = crate::db::begin_background_write(&self.db).await?;
         let mut rows = claim(due(
             Condition::all()
                 .add(C::State.eq(DeliveryState::Processing.as_str()))
@@ -463,7 +464,7 @@ impl DeliveryStore {
         retry_after: Option<Duration>,
         now: i64,
     ) -> Result<Option<DeliveryState>, StoreError> {
-        let txn = crate::db::begin_write(&self.db).await?;
+        let txn = crate::db::begin_background_write(&self.db).await?;
         let state = Self::fail_on(&txn, claimed, error, retry_after, now).await?;
         txn.commit().await?;
         Ok(state)

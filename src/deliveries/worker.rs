@@ -233,7 +233,7 @@ impl Worker {
     /// the transaction itself fails (the database went away, a commit refused), each delivery it
     /// took is tried again on its own.
     async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: i64) {
-        let txn = match crate::db::begin_write(&self.db).await {
+        let txn = match crate::db::begin_background_write(&self.db).await {
             Ok(txn) => txn,
             Err(e) => {
                 tracing::warn!(error = %e, "delivery worker cannot begin a transaction");
@@ -329,7 +329,7 @@ impl Worker {
     /// Processes each delivery of `chunk` in a transaction of its own.
     async fn one_by_one(&self, chunk: Vec<Parsed>, now: i64) {
         for item in chunk {
-            let outcome = match crate::db::begin_write(&self.db).await {
+            let outcome = match crate::db::begin_background_write(&self.db).await {
                 Err(e) => Err(HandlerError::retry(format!("database: {e}"))),
                 Ok(txn) => match self.apply(&txn, &item, now).await {
                     Ok(Some(state)) => match txn.commit().await {
