@@ -271,7 +271,8 @@ def main():
     out(
         "The backlog is stored by `hookgate serve --ingress-only` (no worker), then timed from a "
         "normal start on the same data (its \"admin API listening\" log line) to the first poll "
-        "of `ListDeliveries` that finds nothing `PENDING` or `PROCESSING`."
+        "of `/metrics` whose `hookgate_delivery_queue_depth` (deliveries `PENDING` or "
+        "`PROCESSING`) is 0."
     )
     out("")
     out("| engine | backlog | stored at (2xx/s) | seconds | deliveries/s | PROCESSED | FAILED | peak RSS |")

@@ -201,10 +201,17 @@ count() {
 
 # drain GRPC LABEL: waits until no delivery is PENDING or PROCESSING, so the next run starts
 # on an idle machine.
+# queued HTTP: deliveries pending or being processed, from /metrics (an indexed count; listing
+# them over the admin API would sort the whole backlog at every poll).
+queued() {
+    curl -fsS "http://$1/metrics" | awk '$1 == "hookgate_delivery_queue_depth" { print $2 }'
+}
+
+# drain HTTP TARGET: waits until the queue is empty (at most BENCH_DRAIN_TIMEOUT).
 drain() {
     local start=$SECONDS depth
     while :; do
-        depth=$(count "$1" PENDING PROCESSING)
+        depth=$(queued "$1")
         [[ $depth == 0 ]] && break
         if ((SECONDS - start > DRAIN_TIMEOUT)); then
             echo "bench: $2: $depth deliveries still queued after ${DRAIN_TIMEOUT}s; going on" >&2
@@ -256,7 +263,7 @@ echo "ceiling: $CEILING_URL" >&2
 
 mkdir -p "$WORK/sqlite"
 start_hookgate sqlite --data-dir "$WORK/sqlite"
-SQLITE_PID=$HG_PID SQLITE_GRPC=$HG_GRPC
+SQLITE_PID=$HG_PID SQLITE_GRPC=$HG_GRPC SQLITE_HTTP=$HG_HTTP
 create_receiver "$SQLITE_GRPC" bench-sqlite
 SQLITE_URL=$RECEIVER_URL SQLITE_SECRET=$RECEIVER_SECRET
 sleep 1
@@ -266,7 +273,7 @@ echo "hookgate sqlite: $SQLITE_URL, idle RSS $(mb "$SQLITE_IDLE") MB" >&2
 new_database
 mkdir -p "$WORK/postgres"
 start_hookgate postgres --data-dir "$WORK/postgres" --database-url "$PG_URL"
-PG_PID=$HG_PID PG_GRPC=$HG_GRPC
+PG_PID=$HG_PID PG_GRPC=$HG_GRPC PG_HTTP=$HG_HTTP
 create_receiver "$PG_GRPC" bench-postgres
 PG_RECEIVER_URL=$RECEIVER_URL PG_SECRET=$RECEIVER_SECRET
 sleep 1
@@ -315,9 +322,9 @@ log "closed loop: $CONCURRENCY connections, $RUNS x $DURATION per target"
 for round in $(seq 1 "$RUNS"); do
     load ceiling "$round" --url "$CEILING_URL" --secret "$CEILING_SECRET" "${CLOSED[@]}"
     load sqlite "$round" --url "$SQLITE_URL" --secret "$SQLITE_SECRET" "${CLOSED[@]}"
-    drain "$SQLITE_GRPC" sqlite
+    drain "$SQLITE_HTTP" sqlite
     load postgres "$round" --url "$PG_RECEIVER_URL" --secret "$PG_SECRET" "${CLOSED[@]}"
-    drain "$PG_GRPC" postgres
+    drain "$PG_HTTP" postgres
     if [[ -n $WEBHOOK_URL ]]; then
         load webhook "$round" --url "$WEBHOOK_URL" --secret "$WEBHOOK_SECRET" "${CLOSED[@]}"
     fi
@@ -329,10 +336,10 @@ log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
 for round in $(seq 1 "$RUNS"); do
     load sqlite-rate "$round" --url "$SQLITE_URL" --secret "$SQLITE_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
-    drain "$SQLITE_GRPC" sqlite
+    drain "$SQLITE_HTTP" sqlite
     load postgres-rate "$round" --url "$PG_RECEIVER_URL" --secret "$PG_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
-    drain "$PG_GRPC" postgres
+    drain "$PG_HTTP" postgres
 done
 
 SQLITE_PEAK=$(rss_kb "$SQLITE_PID" VmHWM)
@@ -365,7 +372,7 @@ processing() {
     start_hookgate "$engine-worker" "$@"
     ready=$HG_READY
     while :; do
-        rest=$(count "$HG_GRPC" PENDING PROCESSING)
+        rest=$(queued "$HG_HTTP")
         [[ $rest == 0 ]] && break
         if (($(date +%s) - ${ready%.*} > PROCESSING_TIMEOUT)); then
             echo "bench: $engine: $rest deliveries still queued after ${PROCESSING_TIMEOUT}s" >&2
@@ -402,6 +409,7 @@ for i in 1 2 3; do
     REPLICA_PIDS+=("$HG_PID")
     if ((i == 1)); then
         REPLICA_GRPC=$HG_GRPC
+        REPLICA_HTTP=$HG_HTTP
         create_receiver "$HG_GRPC" bench-replicas
         REPLICA_PATH=${RECEIVER_URL#http://*/}
         REPLICA_SECRET=$RECEIVER_SECRET
@@ -416,10 +424,10 @@ for url in "${REPLICA_URLS[@]}"; do
     "$LOAD" run --url "$url" --secret "$REPLICA_SECRET" --requests 1 --concurrency 1 >/dev/null 2>&1 ||
         die "$url does not accept the receiver's deliveries"
 done
-drain "$REPLICA_GRPC" replicas
+drain "$REPLICA_HTTP" replicas
 for round in $(seq 1 "$RUNS"); do
     load postgres-3 "$round" "${REPLICA_ARGS[@]}" --secret "$REPLICA_SECRET" "${CLOSED[@]}"
-    drain "$REPLICA_GRPC" replicas
+    drain "$REPLICA_HTTP" replicas
 done
 peaks=()
 for pid in "${REPLICA_PIDS[@]}"; do
