@@ -253,7 +253,7 @@ CLOSED=(--concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" -
 
 log "starting the targets"
 CEILING_SECRET=bench-ceiling-secret-$RANDOM$RANDOM
-"$LOAD" ceiling --listen 127.0.0.1:0 --secret "$CEILING_SECRET" >"$WORK/ceiling.log" 2>&1 &
+"$LOAD" ceiling --listen 127.0.0.1:0 --secret="$CEILING_SECRET" >"$WORK/ceiling.log" 2>&1 &
 CEILING_PID=$!
 PIDS+=("$CEILING_PID")
 for _ in $(seq 1 200); do grep -q 'listening on' "$WORK/ceiling.log" && break; sleep 0.05; done
@@ -306,7 +306,7 @@ JSON
     WEBHOOK_URL=http://127.0.0.1:$WEBHOOK_PORT/hooks/bench
     # The rule must really check the signature: a wrong one must not pass.
     wrong=$("$LOAD" run --json --url "$WEBHOOK_URL" --secret not-the-secret --requests 20 --concurrency 1 2>/dev/null || true)
-    right=$("$LOAD" run --json --url "$WEBHOOK_URL" --secret "$WEBHOOK_SECRET" --requests 20 --concurrency 1 2>/dev/null || true)
+    right=$("$LOAD" run --json --url "$WEBHOOK_URL" --secret="$WEBHOOK_SECRET" --requests 20 --concurrency 1 2>/dev/null || true)
     wrong_ok=$(json "$wrong" 'j["ok"]')
     right_ok=$(json "$right" 'j["ok"]')
     echo "webhook $("$WEBHOOK" -version 2>&1 | head -1): $WEBHOOK_URL; wrong secret: $wrong_ok of 20 passed; right secret: $right_ok of 20 passed" >&2
@@ -320,13 +320,13 @@ fi
 
 log "closed loop: $CONCURRENCY connections, $RUNS x $DURATION per target"
 for round in $(seq 1 "$RUNS"); do
-    load ceiling "$round" --url "$CEILING_URL" --secret "$CEILING_SECRET" "${CLOSED[@]}"
-    load sqlite "$round" --url "$SQLITE_URL" --secret "$SQLITE_SECRET" "${CLOSED[@]}"
+    load ceiling "$round" --url "$CEILING_URL" --secret="$CEILING_SECRET" "${CLOSED[@]}"
+    load sqlite "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" "${CLOSED[@]}"
     drain "$SQLITE_HTTP" sqlite
-    load postgres "$round" --url "$PG_RECEIVER_URL" --secret "$PG_SECRET" "${CLOSED[@]}"
+    load postgres "$round" --url "$PG_RECEIVER_URL" --secret="$PG_SECRET" "${CLOSED[@]}"
     drain "$PG_HTTP" postgres
     if [[ -n $WEBHOOK_URL ]]; then
-        load webhook "$round" --url "$WEBHOOK_URL" --secret "$WEBHOOK_SECRET" "${CLOSED[@]}"
+        load webhook "$round" --url "$WEBHOOK_URL" --secret="$WEBHOOK_SECRET" "${CLOSED[@]}"
     fi
 done
 
@@ -334,10 +334,10 @@ done
 
 log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
 for round in $(seq 1 "$RUNS"); do
-    load sqlite-rate "$round" --url "$SQLITE_URL" --secret "$SQLITE_SECRET" --rate "$RATE" \
+    load sqlite-rate "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
     drain "$SQLITE_HTTP" sqlite
-    load postgres-rate "$round" --url "$PG_RECEIVER_URL" --secret "$PG_SECRET" --rate "$RATE" \
+    load postgres-rate "$round" --url "$PG_RECEIVER_URL" --secret="$PG_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
     drain "$PG_HTTP" postgres
 done
@@ -362,7 +362,7 @@ processing() {
     log "processing on $engine: backlog of $BACKLOG deliveries over $DISTINCT pull requests"
     start_hookgate "$engine-ingress" --ingress-only "$@"
     create_receiver "$HG_GRPC" "bench-backlog-$engine"
-    load "backlog-$engine" 1 --url "$RECEIVER_URL" --secret "$RECEIVER_SECRET" \
+    load "backlog-$engine" 1 --url "$RECEIVER_URL" --secret="$RECEIVER_SECRET" \
         --requests "$BACKLOG" --concurrency "$CONCURRENCY" --distinct "$DISTINCT"
     stored=$(json "$LAST_REPORT" 'j["ok"]')
     pending=$(count "$HG_GRPC" PENDING)
@@ -421,12 +421,12 @@ echo "replicas: ${REPLICA_URLS[*]}" >&2
 # The other replicas learn of the receiver on their first miss or by NOTIFY; one request each
 # proves they know it before anything is measured.
 for url in "${REPLICA_URLS[@]}"; do
-    "$LOAD" run --url "$url" --secret "$REPLICA_SECRET" --requests 1 --concurrency 1 >/dev/null 2>&1 ||
+    "$LOAD" run --url "$url" --secret="$REPLICA_SECRET" --requests 1 --concurrency 1 >/dev/null 2>&1 ||
         die "$url does not accept the receiver's deliveries"
 done
 drain "$REPLICA_HTTP" replicas
 for round in $(seq 1 "$RUNS"); do
-    load postgres-3 "$round" "${REPLICA_ARGS[@]}" --secret "$REPLICA_SECRET" "${CLOSED[@]}"
+    load postgres-3 "$round" "${REPLICA_ARGS[@]}" --secret="$REPLICA_SECRET" "${CLOSED[@]}"
     drain "$REPLICA_HTTP" replicas
 done
 peaks=()
