@@ -143,37 +143,43 @@ fn postgres_port(url: &str) -> Option<u16> {
 /// closed meanwhile, is left alone.
 fn no_delay_to(port: u16) {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::BorrowedFd;
-        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-            return;
-        };
-        for entry in dir.flatten() {
-            let is_socket = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if !is_socket {
-                continue;
-            }
-            // SAFETY: the descriptor is only borrowed for the calls below, which do not close
-            // it; if it was closed (and its number reused) since it was listed, the calls act on
-            // whatever the number names now, and only a TCP socket to `port` is changed.
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            let socket = socket2::SockRef::from(&fd);
-            let to_port = socket
-                .peer_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .is_some_and(|a| a.port() == port);
-            if to_port && socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) {
-                let _ = socket.set_tcp_nodelay(true);
-            }
-        }
-    }
+    for_each_tcp_socket_to(port, |socket| {
+        let _ = socket.set_tcp_nodelay(true);
+    });
     #[cfg(not(target_os = "linux"))]
     let _ = port;
+}
+
+/// Calls `f` with every TCP socket of this process whose peer's port is `port`.
+#[cfg(target_os = "linux")]
+fn for_each_tcp_socket_to(port: u16, mut f: impl FnMut(socket2::SockRef<'_>)) {
+    use std::os::fd::BorrowedFd;
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is only borrowed for the calls below, which do not close it; if
+        // it was closed (and its number reused) since it was listed, the calls act on whatever
+        // the number names now, and only a TCP socket to `port` is passed on.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let to_port = socket
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port);
+        if to_port && socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) {
+            f(socket);
+        }
+    }
 }
 
 /// The page cache of the write connection, in KiB as `PRAGMA cache_size` takes it (negative):
@@ -547,34 +553,18 @@ mod tests {
         for b in busy {
             b.await.unwrap();
         }
-        use std::os::fd::BorrowedFd;
-        let mut seen = 0;
-        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if !std::fs::read_link(entry.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
-            {
-                continue;
+        let (mut seen, mut delayed) = (0, 0);
+        for_each_tcp_socket_to(port, |socket| {
+            seen += 1;
+            if !socket.tcp_nodelay().unwrap() {
+                delayed += 1;
             }
-            // SAFETY: borrowed for the calls below only; nothing else in this test closes files.
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            let socket = socket2::SockRef::from(&fd);
-            let to_postgres = socket
-                .peer_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .is_some_and(|a| a.port() == port);
-            if to_postgres {
-                seen += 1;
-                assert!(
-                    socket.tcp_nodelay().unwrap(),
-                    "a connection without TCP_NODELAY"
-                );
-            }
-        }
+        });
         assert!(seen >= 2, "{seen} connections to PostgreSQL were found");
+        assert_eq!(
+            delayed, 0,
+            "{delayed} of {seen} connections without TCP_NODELAY"
+        );
         db.close().await.ok();
     }
 

@@ -1278,19 +1278,17 @@ async fn deleting_a_receiver_deletes_its_deliveries(engine: Engine) {
 
 on_both_engines!(a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored);
 
-async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored(
-    engine: Engine,
-) {
-    let app = TestApp::spawn(engine).await;
+/// A GitHub receiver `name` taking at most `per_minute` deliveries a minute; returns (id, secret).
+async fn limited_receiver(app: &TestApp, name: &str, per_minute: u32) -> (String, String) {
     let created = app
         .receivers()
         .await
         .create_receiver(app.req(hookgate::admin::proto::CreateReceiverRequest {
-            name: "limited".into(),
+            name: name.into(),
             code_host_kind: Gh as i32,
             code_host_urn: "https://github.com".into(),
             options: Some(hookgate::admin::proto::ReceiverOptions {
-                rate_limit_per_minute: 3,
+                rate_limit_per_minute: per_minute,
                 ..Default::default()
             }),
             ..Default::default()
@@ -1298,13 +1296,20 @@ async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is
         .await
         .unwrap()
         .into_inner();
-    let id = created.receiver.unwrap().id;
+    (created.receiver.unwrap().id, created.secret)
+}
+
+async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = limited_receiver(&app, "limited", 3).await;
     let body = fixture("github/push.branch-updated.json");
     for _ in 0..3 {
         let r = app
             .post(
                 &id,
-                &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+                &host_headers(Gh, "push", &key(), Some(&secret), &body),
                 body.clone(),
             )
             .await;
@@ -1313,7 +1318,7 @@ async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is
     let r = app
         .post(
             &id,
-            &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+            &host_headers(Gh, "push", &key(), Some(&secret), &body),
             body,
         )
         .await;
@@ -1347,23 +1352,7 @@ async fn a_strangers_flood_of_bad_signatures_neither_uses_up_the_rate_limit_nor_
 ) {
     use hookgate::ingress::REJECTED_LOGGED_PER_MINUTE;
     let app = TestApp::spawn(engine).await;
-    let created = app
-        .receivers()
-        .await
-        .create_receiver(app.req(hookgate::admin::proto::CreateReceiverRequest {
-            name: "flooded".into(),
-            code_host_kind: Gh as i32,
-            code_host_urn: "https://github.com".into(),
-            options: Some(hookgate::admin::proto::ReceiverOptions {
-                rate_limit_per_minute: 3,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.receiver.unwrap().id;
+    let (id, secret) = limited_receiver(&app, "flooded", 3).await;
     let body = fixture("github/push.branch-updated.json");
     let started = std::time::Instant::now();
     let flood = 2 * REJECTED_LOGGED_PER_MINUTE as usize;
@@ -1387,7 +1376,7 @@ async fn a_strangers_flood_of_bad_signatures_neither_uses_up_the_rate_limit_nor_
         let r = app
             .post(
                 &id,
-                &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+                &host_headers(Gh, "push", &key(), Some(&secret), &body),
                 body.clone(),
             )
             .await;
@@ -1400,7 +1389,7 @@ async fn a_strangers_flood_of_bad_signatures_neither_uses_up_the_rate_limit_nor_
     let r = app
         .post(
             &id,
-            &host_headers(Gh, "push", &key(), Some(&created.secret), &body),
+            &host_headers(Gh, "push", &key(), Some(&secret), &body),
             body,
         )
         .await;

@@ -195,11 +195,14 @@ pub async fn find<C: ConnectionTrait>(
     urn: &str,
     name: &str,
 ) -> Result<Option<repository::Model>, DbErr> {
+    by_name(urn, name).one(conn).await
+}
+
+/// The repository `name` of `urn`, as a query.
+fn by_name(urn: &str, name: &str) -> sea_orm::Select<repository::Entity> {
     repository::Entity::find()
         .filter(repository::Column::CodeHostUrn.eq(urn))
         .filter(repository::Column::Name.eq(name))
-        .one(conn)
-        .await
 }
 
 /// Like [`find`], and holds the repository's row until the transaction ends.
@@ -215,12 +218,7 @@ async fn find_locked<C: ConnectionTrait>(
     urn: &str,
     name: &str,
 ) -> Result<Option<repository::Model>, DbErr> {
-    repository::Entity::find()
-        .filter(repository::Column::CodeHostUrn.eq(urn))
-        .filter(repository::Column::Name.eq(name))
-        .lock_exclusive()
-        .one(conn)
-        .await
+    by_name(urn, name).lock_exclusive().one(conn).await
 }
 
 /// Holds the repository `id`'s row until the transaction ends (see [`find_locked`]).
