@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 use common::binary::Served;
 use common::{Engine, TestDatabase, fixture, host_headers, raw_http, sha256_signature};
 use hookgate::admin::proto::CodeHostKind::{
-    self, BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Github as Gh, Gitlab as Gl,
+    BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Github as Gh, Gitlab as Gl,
 };
-use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;
-use hookgate::admin::proto::{CreateReceiverRequest, ReceiverOptions};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database};
 
@@ -67,33 +65,6 @@ struct Answer {
     delivery_id: Option<String>,
     /// The id in the path, whether or not such a receiver exists.
     receiver: String,
-}
-
-async fn create(
-    grpc: &str,
-    name: &str,
-    kind: CodeHostKind,
-    urn: &str,
-    limit: u32,
-) -> (String, String) {
-    let mut client = ReceiverServiceClient::connect(format!("http://{grpc}"))
-        .await
-        .expect("the admin API accepts connections");
-    let created = client
-        .create_receiver(CreateReceiverRequest {
-            name: name.into(),
-            code_host_kind: kind as i32,
-            code_host_urn: urn.into(),
-            options: Some(ReceiverOptions {
-                rate_limit_per_minute: limit,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the receiver is created")
-        .into_inner();
-    (created.receiver.expect("a receiver").id, created.secret)
 }
 
 fn text_headers(headers: Vec<(&'static str, String)>) -> Vec<(&'static str, Vec<u8>)> {
@@ -543,14 +514,25 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
             "2s",
         ],
     );
-    let grpc = served.grpc_addr.clone();
     let receivers = Arc::new(Receivers {
-        github: create(&grpc, "github", Gh, "https://github.com", 0).await,
-        gitlab: create(&grpc, "gitlab", Gl, "https://gitlab.com", 0).await,
-        bitbucket_server: create(&grpc, "bbs", Bbs, "https://bitbucket.example.com", 0).await,
-        bitbucket_cloud: create(&grpc, "bbc", Bbc, "https://bitbucket.org", 0).await,
-        trigger: create(&grpc, "trigger", Generic, "https://git.example.com", 0).await,
-        limited: create(&grpc, "limited", Gh, "https://github.com", 1).await,
+        github: served
+            .create_receiver("github", Gh, "https://github.com", 0)
+            .await,
+        gitlab: served
+            .create_receiver("gitlab", Gl, "https://gitlab.com", 0)
+            .await,
+        bitbucket_server: served
+            .create_receiver("bbs", Bbs, "https://bitbucket.example.com", 0)
+            .await,
+        bitbucket_cloud: served
+            .create_receiver("bbc", Bbc, "https://bitbucket.org", 0)
+            .await,
+        trigger: served
+            .create_receiver("trigger", Generic, "https://git.example.com", 0)
+            .await,
+        limited: served
+            .create_receiver("limited", Gh, "https://github.com", 1)
+            .await,
     });
     let addr = served.http_addr.clone();
     let base = format!("http://{addr}");

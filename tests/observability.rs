@@ -10,38 +10,8 @@ use std::time::{Duration, Instant};
 use common::binary::Served;
 use common::prometheus::{self, Exposition};
 use common::{Engine, TestDatabase, fixture, host_headers, raw_http};
-use hookgate::admin::proto::CodeHostKind::{self, Generic, Github as Gh, Gitlab as Gl};
-use hookgate::admin::proto::receiver_service_client::ReceiverServiceClient;
-use hookgate::admin::proto::{CreateReceiverRequest, ReceiverOptions};
+use hookgate::admin::proto::CodeHostKind::{Generic, Github as Gh, Gitlab as Gl};
 use sea_orm::{ConnectionTrait, Database};
-
-/// Creates a receiver on the served binary; returns (id, secret).
-async fn create(
-    served: &Served,
-    name: &str,
-    kind: CodeHostKind,
-    urn: &str,
-    rate_limit_per_minute: u32,
-) -> (String, String) {
-    let mut client = ReceiverServiceClient::connect(format!("http://{}", served.grpc_addr))
-        .await
-        .expect("the admin API accepts connections");
-    let created = client
-        .create_receiver(CreateReceiverRequest {
-            name: name.into(),
-            code_host_kind: kind as i32,
-            code_host_urn: urn.into(),
-            options: Some(ReceiverOptions {
-                rate_limit_per_minute,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the receiver is created")
-        .into_inner();
-    (created.receiver.expect("a receiver").id, created.secret)
-}
 
 /// POSTs to `path` on the served binary; returns the status and the request id header.
 async fn post(
@@ -76,8 +46,12 @@ on_both_engines!(metrics_count_known_deliveries_by_receiver_kind_and_outcome);
 async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Engine) {
     let db = TestDatabase::new(engine).await;
     let served = Served::start(&db);
-    let (gh, gh_secret) = create(&served, "github", Gh, "https://github.com", 0).await;
-    let (gl, gl_token) = create(&served, "gitlab", Gl, "http://example.com", 1).await;
+    let (gh, gh_secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
+    let (gl, gl_token) = served
+        .create_receiver("gitlab", Gl, "http://example.com", 1)
+        .await;
     let gh_path = format!("/.api/webhooks/{gh}");
     let gl_path = format!("/.api/webhooks/{gl}");
 
@@ -243,10 +217,15 @@ async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Eng
 async fn json_logs_carry_a_request_id_and_never_a_secret_token_or_body() {
     let db = TestDatabase::new(Engine::Sqlite).await;
     let served = Served::start_with(&db, &["--log-format", "json"]);
-    let (gh, gh_secret) = create(&served, "github", Gh, "https://github.com", 0).await;
-    let (gl, gl_token) = create(&served, "gitlab", Gl, "https://gitlab.com", 0).await;
-    let (trigger, trigger_secret) =
-        create(&served, "trigger", Generic, "https://git.example.com", 0).await;
+    let (gh, gh_secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
+    let (gl, gl_token) = served
+        .create_receiver("gitlab", Gl, "https://gitlab.com", 0)
+        .await;
+    let (trigger, trigger_secret) = served
+        .create_receiver("trigger", Generic, "https://git.example.com", 0)
+        .await;
     let marker = format!("BODY-MARKER-{}", key());
     let wrong = format!("WRONG-SECRET-{}", key());
 
@@ -347,7 +326,9 @@ fn signed_push(id: &str, secret: &str) -> (Vec<u8>, Vec<u8>) {
 async fn sigterm_lets_an_in_flight_delivery_finish_and_exits_0() {
     let db = TestDatabase::new(Engine::Sqlite).await;
     let mut served = Served::start(&db);
-    let (id, secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (id, secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
     let (head, body) = signed_push(&id, &secret);
     let mut stream = raw_http::connect(&served.http_addr).await;
     assert!(raw_http::send(&mut stream, &head).await);
@@ -392,7 +373,9 @@ async fn a_request_that_never_ends_holds_up_shutdown_only_until_the_shutdown_tim
         &db,
         &["--shutdown-timeout", "2s", "--body-read-timeout", "60s"],
     );
-    let (id, secret) = create(&served, "github", Gh, "https://github.com", 0).await;
+    let (id, secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
     let (head, body) = signed_push(&id, &secret);
     let mut stream = raw_http::connect(&served.http_addr).await;
     assert!(raw_http::send(&mut stream, &head).await);

@@ -293,7 +293,7 @@ mod tests {
         ChangesetSnapshot, CheckResult, RepositoryRef, ReviewVote, Target,
     };
 
-    fn effect() -> ChangesetEffect {
+    pub(super) fn effect() -> ChangesetEffect {
         ChangesetEffect {
             repository: RepositoryRef {
                 name: "o/r".into(),
@@ -471,9 +471,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::hosts::effects::{
-        ChangesetSnapshot, CheckResult, RepositoryRef, ReviewVote, Target,
-    };
+    use crate::hosts::effects::{ChangesetSnapshot, CheckResult, ReviewVote};
 
     fn changeset_state() -> impl Strategy<Value = ChangesetState> {
         prop_oneof![
@@ -560,20 +558,10 @@ mod properties {
                 }),
         );
         (snapshot, review, check).prop_map(|(snapshot, review, check)| ChangesetEffect {
-            repository: RepositoryRef {
-                name: "o/r".into(),
-                external_id: String::new(),
-                url: String::new(),
-                clone_urls: vec![],
-            },
-            target: Target::Number(1),
-            occur_time: None,
-            kind: "x".into(),
-            actor: String::new(),
-            summary: String::new(),
             snapshot,
             review,
             check,
+            ..super::tests::effect()
         })
     }
 

@@ -119,6 +119,35 @@ impl Served {
             .expect("the admin API accepts connections")
     }
 
+    /// Creates a receiver over its admin API, taking at most `rate_limit_per_minute` deliveries
+    /// a minute (0: unlimited); returns (id, secret).
+    pub async fn create_receiver(
+        &self,
+        name: &str,
+        kind: hookgate::admin::proto::CodeHostKind,
+        urn: &str,
+        rate_limit_per_minute: u32,
+    ) -> (String, String) {
+        use hookgate::admin::proto::{
+            CreateReceiverRequest, ReceiverOptions, receiver_service_client::ReceiverServiceClient,
+        };
+        let created = ReceiverServiceClient::new(self.channel().await)
+            .create_receiver(CreateReceiverRequest {
+                name: name.into(),
+                code_host_kind: kind as i32,
+                code_host_urn: urn.into(),
+                options: Some(ReceiverOptions {
+                    rate_limit_per_minute,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("the receiver is created")
+            .into_inner();
+        (created.receiver.expect("a receiver").id, created.secret)
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         self.send_sigterm();

@@ -57,16 +57,7 @@ impl Exposition {
     /// The value of the sample `name` whose labels include every pair of `labels`, if exactly
     /// one matches; panics when several do.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let found: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect();
+        let found: Vec<&Sample> = self.matching(name, labels).collect();
         assert!(
             found.len() <= 1,
             "several samples match {name} {labels:?}: {found:?}"
@@ -81,16 +72,21 @@ impl Exposition {
 
     /// The sum over every sample of `name` matching `labels`.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+
+    /// The samples of `name` whose labels include every pair of `labels`.
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && labels
                     .iter()
                     .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .sum()
+        })
     }
 }
 
