@@ -217,7 +217,10 @@ impl Worker {
                 order: None,
             });
         }
-        let mut parsed = classify_all(parsed, self.handler.clone()).await;
+        // Only PostgreSQL holds rows, and so only there does the order matter (on SQLite one
+        // writer at a time never waits for another's rows).
+        let ordered = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let mut parsed = classify_all(parsed, ordered.then(|| self.handler.clone())).await;
         // Stable: the deliveries of one repository keep the order they came in.
         parsed.sort_by(|a, b| a.order.cmp(&b.order));
         let mut pending: VecDeque<Parsed> = parsed.into();
@@ -472,8 +475,8 @@ struct Parsed {
 }
 
 /// Classifies every delivery of a batch (the full parse of its body), on blocking threads, one
-/// share per core.
-async fn classify_all(batch: Vec<Parsed>, handler: Arc<dyn Handler>) -> Vec<Parsed> {
+/// share per core; with a `handler`, also asks it for each delivery's lock order.
+async fn classify_all(batch: Vec<Parsed>, handler: Option<Arc<dyn Handler>>) -> Vec<Parsed> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let share = batch.len().div_ceil(cores).max(1);
     let mut shares = Vec::new();
@@ -486,7 +489,7 @@ async fn classify_all(batch: Vec<Parsed>, handler: Arc<dyn Handler>) -> Vec<Pars
         let handler = handler.clone();
         shares.push(tokio::task::spawn_blocking(move || {
             part.into_iter()
-                .map(|item| classify_one(item, &*handler))
+                .map(|item| classify_one(item, handler.as_deref()))
                 .collect::<Vec<_>>()
         }));
     }
@@ -502,7 +505,7 @@ async fn classify_all(batch: Vec<Parsed>, handler: Arc<dyn Handler>) -> Vec<Pars
 }
 
 /// Parses one delivery's event, as the handler will need it.
-fn classify_one(mut item: Parsed, handler: &dyn Handler) -> Parsed {
+fn classify_one(mut item: Parsed, handler: Option<&dyn Handler>) -> Parsed {
     let Ok(Some(entry)) = &item.receiver else {
         return item;
     };
@@ -517,7 +520,7 @@ fn classify_one(mut item: Parsed, handler: &dyn Handler) -> Parsed {
                 .map_err(|e| HandlerError::permanent(e.to_string()))
         }
     });
-    if let Some(Ok(classified)) = &item.classified {
+    if let (Some(handler), Some(Ok(classified))) = (handler, &item.classified) {
         item.order = handler.lock_order(&entry.receiver, classified);
     }
     item
