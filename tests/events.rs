@@ -216,6 +216,7 @@ on_both_engines!(
     kinds_and_receiver_id_limit_what_is_streamed,
     a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_argument,
     an_admin_follows_the_feed_with_grpcurl,
+    cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the_last_one_given,
 );
 
 async fn watch_from_cursor_0_replays_every_event_in_order_with_its_subject(engine: Engine) {
@@ -498,6 +499,55 @@ async fn a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_ar
             assert!(status.message().contains("receiver_id"), "{status:?}");
         }
     }
+    app.stop().await;
+}
+
+/// A feed written by the version before cursors were given on commit (migration 000017): five
+/// events, the newest two already gone (purged or never committed). After the upgrade, the
+/// cursors clients hold still resume, and new events come after the last cursor ever given.
+async fn cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the_last_one_given(
+    engine: Engine,
+) {
+    use migration::MigratorTrait;
+    let db = TestDatabase::new(engine).await;
+    let conn = hookgate::db::connect(&db.url)
+        .await
+        .expect("the test database accepts connections");
+    migration::Migrator::up(&conn, Some(10))
+        .await
+        .expect("the schema before 000017");
+    let now = hookgate::time::now_micros();
+    for _ in 0..5 {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO events (time, kind, receiver_id, subject_id) \
+             VALUES ({now}, 'SYNC_REQUESTED', '', '{}')",
+            uuid::Uuid::new_v4()
+        ))
+        .await
+        .expect("an event of the old schema is written");
+    }
+    conn.execute_unprepared(r#"DELETE FROM events WHERE "cursor" > 3"#)
+        .await
+        .expect("the newest events are deleted");
+    conn.close().await.ok();
+
+    let app = TestApp::start(db, |_| {}).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    register(&app, "octo/one").await;
+    assert_eq!(
+        cursors(&drain(watch(&app, after(1)).await).await),
+        [2, 3],
+        "the old events keep their cursors"
+    );
+    // A client that saw cursor 5 before the upgrade.
+    let resumed = watch(&app, after(5)).await;
+    trigger(&app, &trig, Some("octo/one")).await;
+    let new = drain(resumed).await;
+    assert_eq!(cursors_and_kinds(&new), [(6, Requested)]);
+    assert_eq!(sync_request_of(&new[0]).repository, "octo/one");
+    assert_eq!(cursors(&drain(watch(&app, after(0)).await).await), [1, 2, 3, 6]);
     app.stop().await;
 }
 
