@@ -547,7 +547,10 @@ async fn cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the
     let new = drain(resumed).await;
     assert_eq!(cursors_and_kinds(&new), [(6, Requested)]);
     assert_eq!(sync_request_of(&new[0]).repository, "octo/one");
-    assert_eq!(cursors(&drain(watch(&app, after(0)).await).await), [1, 2, 3, 6]);
+    assert_eq!(
+        cursors(&drain(watch(&app, after(0)).await).await),
+        [1, 2, 3, 6]
+    );
     app.stop().await;
 }
 
@@ -668,8 +671,7 @@ async fn lock_waiters(db: &DatabaseConnection) -> i64 {
 /// commit their events. A watcher that started before everything, and a watcher that read three
 /// events, left, and came back with its last cursor, each get every event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resuming_watchers_once()
-{
+async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resuming_watchers_once() {
     let Some(_) = common::postgres_url() else {
         return;
     };
@@ -754,7 +756,10 @@ async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resumi
     // The watcher that stayed: every event once, in increasing cursors.
     let seen = drain(live).await;
     let got = cursors(&seen);
-    assert!(got.is_sorted() && got.windows(2).all(|w| w[0] != w[1]), "{got:?}");
+    assert!(
+        got.is_sorted() && got.windows(2).all(|w| w[0] != w[1]),
+        "{got:?}"
+    );
     assert_eq!(kinds_and_repositories(&seen), expected, "cursors {got:?}");
 
     // The one that came back: the four it had not read, once each.
