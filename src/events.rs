@@ -2,12 +2,25 @@
 //! requested or completed, a delivery failed), written in the same transaction as the change it
 //! tells of, and read by `EventService.Watch` in cursor order. Every replica writes to and reads
 //! from the same table, so a client on any replica sees every replica's events.
+//!
+//! A watcher that has read up to cursor `c` never reads below `c` again, so an event must never
+//! become visible with a cursor below one already visible. An event therefore gets its cursor
+//! when it is committed, not when it is written (a writer's transaction may take any time to
+//! commit: it may wait for a repository's row, on another replica):
+//!
+//! - on PostgreSQL it is written without a cursor, and [`EventStore::give_cursors`] numbers the
+//!   committed rows that have none, one numbering at a time across every replica (an advisory
+//!   lock); one numbering's cursors are all above the previous one's, which was committed
+//!   before it began, so cursors become visible in increasing order;
+//! - on SQLite the one writer holds the database from its first write until it commits, so rows
+//!   are committed in the order they are written, and each takes its row id as its cursor as it
+//!   is written (a trigger; migration 000017).
 
 use std::fmt;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -83,15 +96,81 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The PostgreSQL advisory lock one numbering of committed events holds: "hookfeed" in ASCII.
+const NUMBERING_LOCK: i64 = 0x686f_6f6b_6665_6564;
+/// How many events one numbering gives cursors to, at most.
+const NUMBERING_BATCH: u64 = 1000;
+
 /// Reads the feed.
 #[derive(Debug, Clone)]
 pub struct EventStore {
     db: DatabaseConnection,
+    /// Whether committed events wait for [`EventStore::give_cursors`] to get their cursor
+    /// (PostgreSQL), rather than taking it as they are written (SQLite).
+    numbered_on_commit: bool,
 }
 
 impl EventStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let numbered_on_commit = db.get_database_backend() == DbBackend::Postgres;
+        Self {
+            db,
+            numbered_on_commit,
+        }
+    }
+
+    /// Gives every committed event that has no cursor yet the next cursors, in the order the
+    /// events were written. A reader calls it before it reads: events then reach it as soon as
+    /// they are committed, whoever wrote them. When another replica or watcher is numbering at
+    /// the moment, this one leaves it to them (their cursors are visible once they commit).
+    pub async fn give_cursors(&self) -> Result<(), StoreError> {
+        if !self.numbered_on_commit {
+            return Ok(());
+        }
+        loop {
+            // A look first, on the partial index of rows without a cursor: nearly always none.
+            let waiting = event::Entity::find()
+                .select_only()
+                .column(event::Column::Id)
+                .filter(event::Column::Cursor.is_null())
+                .limit(1)
+                .into_tuple::<i64>()
+                .one(&self.db)
+                .await?;
+            if waiting.is_none() {
+                return Ok(());
+            }
+            let txn = self.db.begin().await?;
+            let locked = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_try_advisory_xact_lock({NUMBERING_LOCK}) AS locked"),
+                ))
+                .await?
+                .map(|row| row.try_get::<bool>("", "locked"))
+                .transpose()?
+                .unwrap_or(false);
+            if !locked {
+                return Ok(());
+            }
+            // A statement of its own after the lock, so that its snapshot holds every cursor the
+            // previous numbering gave. ORDER BY with LIMIT makes nextval() run in that order.
+            let numbered = txn
+                .execute_unprepared(&format!(
+                    r#"WITH numbered AS (
+                        SELECT id, nextval('events_cursor_seq') AS "cursor" FROM events
+                        WHERE "cursor" IS NULL ORDER BY id LIMIT {NUMBERING_BATCH}
+                    )
+                    UPDATE events SET "cursor" = numbered."cursor" FROM numbered
+                    WHERE events.id = numbered.id"#
+                ))
+                .await?
+                .rows_affected();
+            txn.commit().await?;
+            if numbered < NUMBERING_BATCH {
+                return Ok(());
+            }
+        }
     }
 
     /// Up to `limit` events after `cursor`, oldest first, of `receiver` (if given) and of
@@ -118,11 +197,11 @@ impl EventStore {
         rows.into_iter()
             .map(|m| {
                 let corrupt = |why: String| StoreError::Corrupt {
-                    id: m.cursor.to_string(),
+                    id: m.id.to_string(),
                     why,
                 };
                 Ok(Event {
-                    cursor: m.cursor,
+                    cursor: m.cursor.ok_or_else(|| corrupt("no cursor".to_owned()))?,
                     time: m.time,
                     kind: EventKind::from_db(&m.kind)
                         .ok_or_else(|| corrupt(format!("kind {:?}", m.kind)))?,
@@ -139,14 +218,15 @@ impl EventStore {
 
     /// The newest cursor, or 0 when the feed is empty.
     pub async fn last_cursor(&self) -> Result<i64, StoreError> {
-        let last: Option<i64> = event::Entity::find()
+        let last: Option<Option<i64>> = event::Entity::find()
             .select_only()
             .column(event::Column::Cursor)
+            .filter(event::Column::Cursor.is_not_null())
             .order_by_desc(event::Column::Cursor)
             .into_tuple()
             .one(&self.db)
             .await?;
-        Ok(last.unwrap_or(0))
+        Ok(last.flatten().unwrap_or(0))
     }
 
     /// Deletes events older than `cutoff` (they are kept as long as deliveries).

@@ -1,7 +1,8 @@
 //! `EventService.Watch` end to end, on SQLite and PostgreSQL: events made by real trigger calls,
 //! sync workers and GitHub deliveries are replayed in cursor order, resumed from a cursor without
 //! a loss or a repeat, streamed live, filtered by kind and receiver, and followed with grpcurl
-//! against the built binary.
+//! against the built binary; and, on PostgreSQL, a transaction that holds its event uncommitted
+//! for 10 s while others commit theirs loses nothing for a live or a resuming watcher.
 
 mod common;
 
@@ -16,6 +17,7 @@ use hookgate::admin::proto::{
     event::Subject, event_service_client::EventServiceClient,
     repository_service_client::RepositoryServiceClient,
 };
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use serde_json::Value;
 use tonic::Streaming;
 
@@ -214,6 +216,7 @@ on_both_engines!(
     kinds_and_receiver_id_limit_what_is_streamed,
     a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_argument,
     an_admin_follows_the_feed_with_grpcurl,
+    cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the_last_one_given,
 );
 
 async fn watch_from_cursor_0_replays_every_event_in_order_with_its_subject(engine: Engine) {
@@ -499,6 +502,58 @@ async fn a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_ar
     app.stop().await;
 }
 
+/// A feed written by the version before cursors were given on commit (migration 000017): five
+/// events, the newest two already gone (purged or never committed). After the upgrade, the
+/// cursors clients hold still resume, and new events come after the last cursor ever given.
+async fn cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the_last_one_given(
+    engine: Engine,
+) {
+    use migration::MigratorTrait;
+    let db = TestDatabase::new(engine).await;
+    let conn = hookgate::db::connect(&db.url)
+        .await
+        .expect("the test database accepts connections");
+    migration::Migrator::up(&conn, Some(10))
+        .await
+        .expect("the schema before 000017");
+    let now = hookgate::time::now_micros();
+    for _ in 0..5 {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO events (time, kind, receiver_id, subject_id) \
+             VALUES ({now}, 'SYNC_REQUESTED', '', '{}')",
+            uuid::Uuid::new_v4()
+        ))
+        .await
+        .expect("an event of the old schema is written");
+    }
+    conn.execute_unprepared(r#"DELETE FROM events WHERE "cursor" > 3"#)
+        .await
+        .expect("the newest events are deleted");
+    conn.close().await.ok();
+
+    let app = TestApp::start(db, |_| {}).await;
+    let trig = app
+        .create_receiver("trigger", CodeHostKind::Generic, URN)
+        .await;
+    register(&app, "octo/one").await;
+    assert_eq!(
+        cursors(&drain(watch(&app, after(1)).await).await),
+        [2, 3],
+        "the old events keep their cursors"
+    );
+    // A client that saw cursor 5 before the upgrade.
+    let resumed = watch(&app, after(5)).await;
+    trigger(&app, &trig, Some("octo/one")).await;
+    let new = drain(resumed).await;
+    assert_eq!(cursors_and_kinds(&new), [(6, Requested)]);
+    assert_eq!(sync_request_of(&new[0]).repository, "octo/one");
+    assert_eq!(
+        cursors(&drain(watch(&app, after(0)).await).await),
+        [1, 2, 3, 6]
+    );
+    app.stop().await;
+}
+
 // ---- The built binary and grpcurl (as in tests/cli.rs) ----
 
 async fn an_admin_follows_the_feed_with_grpcurl(engine: Engine) {
@@ -576,4 +631,148 @@ async fn an_admin_follows_the_feed_with_grpcurl(engine: Engine) {
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     db.drop_database().await;
+}
+
+// ---- A long transaction (PostgreSQL) ----
+
+/// How long the held writer keeps its transaction open after it took its place in the feed.
+const HELD: Duration = Duration::from_secs(10);
+/// The code host of the writers that commit while the held one waits.
+const OTHER_URN: &str = "https://other.example.com";
+
+/// The kind and the repository of each event, as `(kind, repository)`, sorted: what "every
+/// event once" compares, whatever the order.
+fn kinds_and_repositories(events: &[Event]) -> Vec<(EventKind, String)> {
+    let mut out: Vec<_> = events
+        .iter()
+        .map(|e| (cursor_and_kind(e).1, sync_request_of(e).repository.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// How many sessions of the test database wait for a lock.
+async fn lock_waiters(db: &DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ))
+        .await
+        .expect("pg_stat_activity is readable")
+        .expect("a count");
+    row.try_get("", "n").expect("a count")
+}
+
+/// A real trigger call takes its place in the feed (the sync request of `octo/a-first`, made
+/// and recorded in its transaction), then waits 10 s on the row of `octo/z-held`, which another
+/// transaction (another replica's, here the test's) holds. Meanwhile five other trigger calls
+/// commit their events. A watcher that started before everything, and a watcher that read three
+/// events, left, and came back with its last cursor, each get every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resuming_watchers_once() {
+    let Some(_) = common::postgres_url() else {
+        return;
+    };
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let held_trigger = app
+        .create_receiver("held", CodeHostKind::Generic, URN)
+        .await;
+    let other_trigger = app
+        .create_receiver("other", CodeHostKind::Generic, OTHER_URN)
+        .await;
+    register(&app, "octo/a-first").await;
+    let held = register(&app, "octo/z-held").await;
+    let live = watch(&app, after(0)).await;
+    let mut leaving = watch(&app, after(0)).await;
+
+    // Another writer holds `octo/z-held`'s row.
+    let raw = hookgate::db::connect(&app.db.url)
+        .await
+        .expect("the test database accepts connections");
+    let holder = raw.begin().await.expect("a transaction begins");
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM repositories WHERE id = $1 FOR UPDATE",
+            [held.id.clone().into()],
+        ))
+        .await
+        .expect("the repository's row is locked");
+
+    // A trigger for every repository of URN: it records `octo/a-first`'s request, then waits.
+    let waiting = tokio::spawn({
+        let url = format!(
+            "http://{}/.api/webhooks/{}/{}",
+            app.http_addr, held_trigger.0, held_trigger.1
+        );
+        async move { reqwest::Client::new().post(url).send().await }
+    });
+    let deadline = tokio::time::Instant::now() + EXPECT_WITHIN;
+    while lock_waiters(&raw).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the trigger never waited for octo/z-held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held_since = tokio::time::Instant::now();
+
+    // Others commit while it waits.
+    for n in 1..=5 {
+        let name = format!("other/{n}");
+        assert_eq!(trigger(&app, &other_trigger, Some(&name)).await, 1);
+    }
+    // The one that leaves reads three of them while the writer still waits, and goes.
+    let first = take(&mut leaving, 3).await;
+    assert!(
+        held_since.elapsed() < HELD,
+        "three committed events took {:?} to reach a watcher",
+        held_since.elapsed()
+    );
+    drop(leaving);
+    let last_seen = first[2].cursor;
+
+    tokio::time::sleep_until(held_since + HELD).await;
+    holder.rollback().await.expect("the lock is released");
+    let answered = waiting
+        .await
+        .expect("the trigger call does not panic")
+        .expect("the ingress answers");
+    assert_eq!(answered.status(), 202);
+    assert_eq!(common::json_body(answered).await["sync_requests"], 2);
+
+    let expected: Vec<(EventKind, String)> = {
+        let mut e: Vec<_> = ["octo/a-first", "octo/z-held"]
+            .into_iter()
+            .map(String::from)
+            .chain((1..=5).map(|n| format!("other/{n}")))
+            .map(|r| (Requested, r))
+            .collect();
+        e.sort();
+        e
+    };
+    // The watcher that stayed: every event once, in increasing cursors.
+    let seen = drain(live).await;
+    let got = cursors(&seen);
+    assert!(
+        got.is_sorted() && got.windows(2).all(|w| w[0] != w[1]),
+        "{got:?}"
+    );
+    assert_eq!(kinds_and_repositories(&seen), expected, "cursors {got:?}");
+
+    // The one that came back: the four it had not read, once each.
+    let rest = drain(watch(&app, after(last_seen)).await).await;
+    let mut both = first.clone();
+    both.extend(rest.iter().cloned());
+    assert_eq!(
+        kinds_and_repositories(&both),
+        expected,
+        "read {:?} before leaving, then {:?}",
+        cursors(&first),
+        cursors(&rest)
+    );
+    raw.close().await.ok();
+    app.stop().await;
 }

@@ -1,7 +1,7 @@
 //! `hookgate.v1.EventService`: the live, resumable event feed.
 
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -18,10 +18,6 @@ use crate::time::to_timestamp;
 
 /// How often a watcher looks for new events when it has seen them all.
 const POLL: Duration = Duration::from_millis(200);
-/// How long a watcher waits for a gap in cursors to fill (a transaction that took its cursor
-/// but has not committed yet) before it takes the gap as permanent (rolled back, or deleted by
-/// retention).
-const GAP_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves `EventService`.
 pub struct EventAdmin {
@@ -75,10 +71,15 @@ impl EventService for EventAdmin {
         let mut cursor = req.after_cursor;
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
-            // A gap after `cursor`, and when it was first seen.
-            let mut gap: Option<(i64, Instant)> = None;
             loop {
-                let batch = match events.after(cursor, None, &[], 200).await {
+                // Cursors become visible in increasing order (see `crate::events`), so a cursor
+                // missing below the newest one is gone for good (rolled back, or purged): the
+                // feed reads straight on.
+                let read = async {
+                    events.give_cursors().await?;
+                    events.after(cursor, None, &[], 200).await
+                };
+                let batch = match read.await {
                     Ok(batch) => batch,
                     Err(e) => {
                         let _ = tx
@@ -88,19 +89,6 @@ impl EventService for EventAdmin {
                     }
                 };
                 for event in batch {
-                    // A gap may be a transaction that took its cursor and has not committed
-                    // yet (PostgreSQL): wait for it a little, from the very start too.
-                    if event.cursor != cursor + 1 {
-                        match gap {
-                            Some((at, since)) if at == cursor && since.elapsed() >= GAP_WAIT => {}
-                            // Wait for it to fill: look again after the poll interval.
-                            Some((at, _)) if at == cursor => break,
-                            _ => {
-                                gap = Some((cursor, Instant::now()));
-                                break;
-                            }
-                        }
-                    }
                     cursor = event.cursor;
                     let wanted = receiver.is_none_or(|r| event.receiver_id == Some(r))
                         && (kinds.is_empty() || kinds.contains(&event.kind));

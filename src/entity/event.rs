@@ -5,9 +5,13 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "events")]
 pub struct Model {
-    /// Increases with every event; what a client resumes after.
+    /// Increases with every event written, in the order they were written (not committed).
     #[sea_orm(primary_key)]
-    pub cursor: i64,
+    pub id: i64,
+    /// The event's place in the feed, what a client resumes after: given once the row is
+    /// committed, so cursors become visible in increasing order (see `crate::events`). `None`
+    /// until then.
+    pub cursor: Option<i64>,
     pub time: i64,
     /// `CHANGESET_UPDATED`, `SYNC_REQUESTED`, `SYNC_COMPLETED`, `DELIVERY_FAILED`.
     pub kind: String,
