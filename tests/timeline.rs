@@ -49,19 +49,44 @@ fn github() -> Comments {
     }
 }
 
+/// The fixture `file` with the comment object at `at` made comment `id`, saying `body` (at the
+/// pointer `body_at` in it), with `time` in each of `time_fields`.
+fn comment_payload(
+    file: &str,
+    at: &str,
+    id: &str,
+    (body_at, body): (&str, &str),
+    (time_fields, time): (&[&str], Value),
+) -> Value {
+    let mut payload = load(file);
+    let comment = payload
+        .pointer_mut(at)
+        .expect("the fixture has the comment");
+    comment["id"] = json!(id.parse::<i64>().expect("a numeric id"));
+    *comment
+        .pointer_mut(body_at)
+        .expect("the fixture's comment has a body") = json!(body);
+    for field in time_fields {
+        comment[*field] = time.clone();
+    }
+    payload
+}
+
 fn github_comment(id: &str, body: &str, time: &str) -> Value {
-    let mut payload = load("github/issue_comment.created.json");
+    let times: &[&str] = &["created_at", "updated_at"];
+    let mut payload = comment_payload(
+        "github/issue_comment.created.json",
+        "/comment",
+        id,
+        ("/body", body),
+        (times, json!(time)),
+    );
     // The published example comments on an issue; this one is a pull request's conversation.
     payload["issue"]["pull_request"] = json!({
         "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1",
         "html_url": "https://github.com/Codertocat/Hello-World/pull/1",
         "merged_at": null
     });
-    let comment = &mut payload["comment"];
-    comment["id"] = json!(id.parse::<i64>().expect("a numeric id"));
-    comment["body"] = json!(body);
-    comment["created_at"] = json!(time);
-    comment["updated_at"] = json!(time);
     payload
 }
 
@@ -76,13 +101,13 @@ fn gitlab() -> Comments {
         same_second: "2015-05-17 18:21:36 UTC",
         earlier: "2015-05-17 18:20:00 UTC",
         comment: |id, body, time| {
-            let mut payload = load("gitlab/note.merge_request.json");
-            let note = &mut payload["object_attributes"];
-            note["id"] = json!(id.parse::<i64>().expect("a numeric id"));
-            note["note"] = json!(body);
-            note["created_at"] = json!(time);
-            note["updated_at"] = json!(time);
-            payload
+            comment_payload(
+                "gitlab/note.merge_request.json",
+                "/object_attributes",
+                id,
+                ("/note", body),
+                (&["created_at", "updated_at"], json!(time)),
+            )
         },
     }
 }
@@ -98,17 +123,18 @@ fn bitbucket_server() -> Comments {
         same_second: "2019-03-01T10:08:35+0100",
         earlier: "2019-03-01T10:07:00+0100",
         comment: |id, body, time| {
-            let mut payload = load("bitbucket-server/pr_comment_added.json");
-            // The event's `date` is its time; the comment's own dates agree with it.
-            payload["date"] = json!(time);
+            // The comment's own dates (epoch milliseconds) agree with the event's `date`.
             let ms = chrono::DateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%z")
                 .expect("the test's own time")
                 .timestamp_millis();
-            let comment = &mut payload["comment"];
-            comment["id"] = json!(id.parse::<i64>().expect("a numeric id"));
-            comment["text"] = json!(body);
-            comment["createdDate"] = json!(ms);
-            comment["updatedDate"] = json!(ms);
+            let mut payload = comment_payload(
+                "bitbucket-server/pr_comment_added.json",
+                "/comment",
+                id,
+                ("/text", body),
+                (&["createdDate", "updatedDate"], json!(ms)),
+            );
+            payload["date"] = json!(time);
             payload
         },
     }
@@ -125,13 +151,13 @@ fn bitbucket_cloud() -> Comments {
         same_second: "2022-06-23T22:10:09.939978+00:00",
         earlier: "2022-06-23T22:09:00.000000+00:00",
         comment: |id, body, time| {
-            let mut payload = load("bitbucket-cloud/pullrequest_comment_created.json");
-            let comment = &mut payload["comment"];
-            comment["id"] = json!(id.parse::<i64>().expect("a numeric id"));
-            comment["content"]["raw"] = json!(body);
-            comment["created_on"] = json!(time);
-            comment["updated_on"] = json!(time);
-            payload
+            comment_payload(
+                "bitbucket-cloud/pullrequest_comment_created.json",
+                "/comment",
+                id,
+                ("/content/raw", body),
+                (&["created_on", "updated_on"], json!(time)),
+            )
         },
     }
 }

@@ -1391,6 +1391,33 @@ mod tests {
         assert_eq!(merged.snapshot.state, Some(ChangesetState::Merged));
     }
 
+    #[test]
+    fn a_comment_keeps_its_key_when_edited_and_its_deletion_has_one_of_its_own() {
+        let mut payload = json_fixture("issue_comment.created.json");
+        payload["issue"]["pull_request"] = json!({"merged_at": null});
+        let key_of = |payload: &Value| {
+            only_changeset(effects_of_json("issue_comment", payload).expect("ok")).external_id
+        };
+        assert_eq!(key_of(&payload), "492700400");
+        payload["action"] = json!("edited");
+        payload["comment"]["updated_at"] = json!("2019-05-15T15:21:21Z");
+        let edited = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
+        assert_eq!(
+            (edited.external_id.as_str(), edited.occur_time),
+            ("492700400", Some(1_557_933_681_000_000))
+        );
+        payload["action"] = json!("deleted");
+        payload["issue"]["updated_at"] = json!("2019-05-15T15:22:00Z");
+        let deleted = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
+        assert_eq!(
+            (deleted.external_id.as_str(), deleted.occur_time),
+            ("492700400/deleted", Some(1_557_933_720_000_000))
+        );
+        // A payload without the comment's id leaves the key to its time and summary.
+        payload["comment"]["id"] = json!(null);
+        assert_eq!(key_of(&payload), "");
+    }
+
     /// The check of the check run fixture, with `status`.
     fn linter(status: CheckStatus) -> CheckResult {
         CheckResult {
