@@ -50,6 +50,8 @@ fn github_story() -> Vec<Step> {
     passed["check_run"]["head_sha"] = json!(NEW_HEAD);
     passed["check_run"]["pull_requests"][0]["head"]["sha"] = json!(NEW_HEAD);
     passed["check_run"]["completed_at"] = json!("2019-05-15T15:23:00Z");
+    // The new commit's run is another run than the first (128620228).
+    passed["check_run"]["id"] = json!(128620229);
 
     let mut merged = load("github/pull_request.closed.json");
     merged["pull_request"]["merged"] = json!(true);

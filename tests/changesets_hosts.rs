@@ -177,12 +177,14 @@ fn gitlab() -> Story {
     );
     pushed["object_attributes"]["oldrev"] = json!(GL_OLD);
 
-    let passed = gitlab_pipeline(
+    let mut passed = gitlab_pipeline(
         "success",
         GL_NEW,
         "2013-12-03 17:26:10 UTC",
         "2013-12-03 17:27:00 UTC",
     );
+    // The new commit's pipeline is another pipeline than the first (31).
+    passed["object_attributes"]["id"] = json!(32);
 
     let merged = gitlab_merge_request(
         "gitlab/merge_request.merge.json",

@@ -135,6 +135,7 @@ impl ChangesetService for ChangesetAdmin {
                     occur_time: Some(to_timestamp(e.occur_time)),
                     delivery_id: e.delivery_id,
                     summary: e.summary,
+                    external_id: e.external_id,
                 })
                 .collect(),
             next_page_token,

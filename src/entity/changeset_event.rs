@@ -14,6 +14,12 @@ pub struct Model {
     pub delivery_id: String,
     pub summary: String,
     pub create_time: i64,
+    /// The host's own key for what happened, unique per changeset and kind (see
+    /// `sync::changesets::entry_key`).
+    pub external_id: String,
+    /// The host time of the latest fact told about it (an edit, a check run finishing): a fact
+    /// no newer leaves its summary as it is.
+    pub revise_time: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, i64_at, parse_time, str_at,
-    string_at,
+    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, i64_at, id_text,
+    parse_time, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -142,12 +142,36 @@ fn pull_request(
             vote,
         })
     };
-    let (kind, review, summary, occur_time) = match action {
-        "created" => ("opened", None, format!("{who} opened {titled}"), None),
-        "updated" => ("edited", None, format!("{who} updated {titled}"), None),
-        "fulfilled" => ("merged", None, format!("{who} merged {titled}"), None),
-        "rejected" => ("closed", None, format!("{who} declined {titled}"), None),
-        "superseded" => ("closed", None, format!("{who} superseded {titled}"), None),
+    // The timeline key: the comment's id, or for a vote (which has no id) the voter and the
+    // vote's time; the pull request's own changes have none.
+    let voted = |review: &ReviewVote, at: &str| match time(payload, &format!("/{at}/date")) {
+        Some(t) => format!("{} {t}", review.reviewer),
+        None => String::new(),
+    };
+    let (kind, review, summary, occur_time, external_id) = match action {
+        "created" => ("opened", None, format!("{who} opened {titled}"), None, None),
+        "updated" => (
+            "edited",
+            None,
+            format!("{who} updated {titled}"),
+            None,
+            None,
+        ),
+        "fulfilled" => ("merged", None, format!("{who} merged {titled}"), None, None),
+        "rejected" => (
+            "closed",
+            None,
+            format!("{who} declined {titled}"),
+            None,
+            None,
+        ),
+        "superseded" => (
+            "closed",
+            None,
+            format!("{who} superseded {titled}"),
+            None,
+            None,
+        ),
         "approved" | "unapproved" => {
             let review = vote(
                 "approval",
@@ -161,11 +185,13 @@ fn pull_request(
                 Vote::Approved => format!("{} approved #{number}", review.reviewer),
                 _ => format!("{} withdrew their approval of #{number}", review.reviewer),
             };
+            let key = voted(&review, "approval");
             (
                 action,
                 Some(review),
                 summary,
                 time(payload, "/approval/date"),
+                Some(key),
             )
         }
         "changes_request_created" | "changes_request_removed" => {
@@ -191,11 +217,13 @@ fn pull_request(
             } else {
                 "changes_request_removed"
             };
+            let key = voted(&review, "changes_request");
             (
                 kind,
                 Some(review),
                 summary,
                 time(payload, "/changes_request/date"),
+                Some(key),
             )
         }
         comment if comment.starts_with("comment_") => {
@@ -208,14 +236,32 @@ fn pull_request(
             };
             let occur_time = time(payload, "/comment/updated_on")
                 .or_else(|| time(payload, "/comment/created_on"));
+            // Edits share the comment's entry; a deletion is one of its own, and so is each
+            // resolution or reopening (at its time).
+            let id = id_text(payload.pointer("/comment/id"));
+            let key = match (comment, occur_time) {
+                ("comment_deleted", _) => ending(id, true, "deleted"),
+                ("comment_resolved" | "comment_reopened", Some(t)) => {
+                    let word = comment.trim_start_matches("comment_");
+                    ending(id, true, &format!("{word}/{t}"))
+                }
+                _ => id,
+            };
             (
                 "comment",
                 None,
                 format!("{who} {verb} #{number}"),
                 occur_time,
+                Some(key),
             )
         }
-        other => (other, None, format!("{who}: {other} on #{number}"), None),
+        other => (
+            other,
+            None,
+            format!("{who}: {other} on #{number}"),
+            None,
+            None,
+        ),
     };
     Ok(ChangesetEffect {
         repository,
@@ -224,6 +270,7 @@ fn pull_request(
         kind: kind.to_owned(),
         actor,
         summary,
+        external_id: external_id.unwrap_or_default(),
         snapshot,
         review,
         check: None,
@@ -334,6 +381,8 @@ fn commit_status(event: &str, payload: &Value) -> Result<ChangesetEffect, Effect
         kind: "check".to_owned(),
         actor: user_name(payload.get("actor")).unwrap_or_default(),
         summary: check_summary(name, check_status, sha),
+        // A status is Bitbucket's (commit, key): its entry follows it from in progress to done.
+        external_id: format!("{context} {sha}"),
         snapshot: ChangesetSnapshot::default(),
         review: None,
         check: Some(CheckResult {
@@ -545,6 +594,7 @@ mod effect_tests {
                 kind: "opened".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco opened #735 \"BUILD test\"".to_owned(),
+                external_id: String::new(),
                 snapshot: build_test(ChangesetState::Open, 1_731_157_377_098_060),
                 review: None,
                 check: None,
@@ -563,6 +613,7 @@ mod effect_tests {
                 kind: "closed".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco declined #735 \"BUILD test\"".to_owned(),
+                external_id: String::new(),
                 snapshot: build_test(ChangesetState::Closed, 1_731_158_073_659_528),
                 review: None,
                 check: None,
@@ -584,6 +635,7 @@ mod effect_tests {
                 kind: "edited".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco updated #1 \"Release/release 1\"".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     title: Some("Release/release 1".to_owned()),
                     url: Some(
@@ -614,6 +666,7 @@ mod effect_tests {
                 kind: "merged".to_owned(),
                 actor: "stephenc".to_owned(),
                 summary: "stephenc merged #2 \"README.md edited online with Bitbucket\"".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     title: Some("README.md edited online with Bitbucket".to_owned()),
                     url: Some("https://bitbucket.org/cloudbeers/temp/pull-requests/2".to_owned()),
@@ -666,6 +719,7 @@ mod effect_tests {
                 kind: "approved".to_owned(),
                 actor: "me-nickname".to_owned(),
                 summary: "me-nickname approved #198".to_owned(),
+                external_id: "me-nickname 1581352200000000".to_owned(),
                 snapshot: pram(),
                 review: Some(ReviewVote {
                     reviewer: "me-nickname".to_owned(),
@@ -746,6 +800,7 @@ mod effect_tests {
             kind: "comment".to_owned(),
             actor: "Rutvij Mehta".to_owned(),
             summary: "Rutvij Mehta commented on #1".to_owned(),
+            external_id: "311512047".to_owned(),
             snapshot: ChangesetSnapshot {
                 title: Some("Update pom.xml".to_owned()),
                 url: Some(
@@ -829,6 +884,7 @@ mod effect_tests {
             kind: "check".to_owned(),
             actor: "automationtestharness".to_owned(),
             summary: summary.to_owned(),
+            external_id: "3343801 bdf6fac0519ffd1562461eb82e018ff62efffbc9".to_owned(),
             snapshot: ChangesetSnapshot::default(),
             review: None,
             check: Some(CheckResult {

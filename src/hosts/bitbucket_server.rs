@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, i64_at, parse_time,
-    short_sha, str_at, string_at,
+    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, i64_at, id_text,
+    parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -218,6 +218,7 @@ fn pull_request(event: &str, payload: &Value) -> Result<ChangesetEffect, EffectE
         kind: kind(&change),
         actor,
         summary,
+        external_id: entry_id(&change, payload),
         snapshot,
         review,
         check: None,
@@ -240,6 +241,24 @@ fn kind(change: &Change) -> String {
         Change::Other(word) => word,
     }
     .to_owned()
+}
+
+/// The timeline key of a change: a comment's id, which its edits share (`/deleted` for its
+/// deletion), else the plugin activity's id. A native body's other changes carry no id.
+fn entry_id(change: &Change, payload: &Value) -> String {
+    let activity = || id_text(payload.pointer("/activity/id"));
+    match change {
+        Change::Comment(verb) => {
+            let comment = payload
+                .pointer("/comment/id")
+                .or_else(|| payload.pointer("/activity/comment/id"));
+            match id_text(comment) {
+                id if id.is_empty() => activity(),
+                id => ending(id, verb.starts_with("deleted"), "deleted"),
+            }
+        }
+        _ => activity(),
+    }
 }
 
 /// One line for a person: `gopher opened #5 "Update README"`, `tux approved #5`.
@@ -469,6 +488,8 @@ fn build_status(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError
             kind: "check".to_owned(),
             actor: actor.clone(),
             summary: summary.clone(),
+            // The plugin's build status carries no id: its time and summary key it.
+            external_id: String::new(),
             snapshot,
             review: None,
             check: Some(check.clone()),
@@ -804,6 +825,7 @@ mod effect_tests {
                 kind: "opened".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher opened #5 \"Update README\"".to_owned(),
+                external_id: String::new(),
                 snapshot: pull_request_5(),
                 review: None,
                 check: None,
@@ -831,6 +853,7 @@ mod effect_tests {
                 kind: "edited".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher edited #3 \"Feature/wip\"".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     title: Some("Feature/wip".to_owned()),
                     url: Some(
@@ -870,6 +893,7 @@ mod effect_tests {
                 kind: "synchronize".to_owned(),
                 actor: "me-name".to_owned(),
                 summary: "me-name updated #1 to 522764f".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     title: Some("test".to_owned()),
                     url: Some(
@@ -901,6 +925,7 @@ mod effect_tests {
                 kind: "merged".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher merged #5 \"Update README\"".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     state: Some(ChangesetState::Merged),
                     host_update_time: Some(1_551_433_034_286_000),
@@ -942,6 +967,7 @@ mod effect_tests {
                 kind: "closed".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher declined #2 \"Update README\"".to_owned(),
+                external_id: String::new(),
                 snapshot: pull_request_2(ChangesetState::Closed, 1_551_431_555_605),
                 review: None,
                 check: None,
@@ -960,6 +986,7 @@ mod effect_tests {
                 kind: "comment".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher commented on #2".to_owned(),
+                external_id: "167".to_owned(),
                 snapshot: pull_request_2(ChangesetState::Open, 1_551_366_080_055),
                 review: None,
                 check: None,
@@ -978,6 +1005,7 @@ mod effect_tests {
                 kind: "approved".to_owned(),
                 actor: "tux".to_owned(),
                 summary: "tux approved #5".to_owned(),
+                external_id: String::new(),
                 snapshot: pull_request_5(),
                 review: Some(ReviewVote {
                     reviewer: "tux".to_owned(),
@@ -1002,6 +1030,7 @@ mod effect_tests {
                 kind: "needs_work".to_owned(),
                 actor: "tux".to_owned(),
                 summary: "tux marked #5 as needs work".to_owned(),
+                external_id: String::new(),
                 snapshot: pull_request_5(),
                 review: Some(ReviewVote {
                     reviewer: "tux".to_owned(),
@@ -1230,6 +1259,7 @@ mod effect_tests {
                 kind: "opened".to_owned(),
                 actor: "admin".to_owned(),
                 summary: "admin opened #2 \"add_file.txt edited online with Bitbucket\"".to_owned(),
+                external_id: String::new(),
                 snapshot: plugin_pull_request(),
                 review: None,
                 check: None,
@@ -1491,6 +1521,7 @@ mod effect_tests {
                 kind: "check".to_owned(),
                 actor: "ci-bot".to_owned(),
                 summary: "CI build passed on 2b9cff3".to_owned(),
+                external_id: String::new(),
                 snapshot: plugin_pull_request(),
                 review: None,
                 check: Some(CheckResult {
@@ -1551,6 +1582,7 @@ mod effect_tests {
                 kind: "check".to_owned(),
                 actor: "ci-bot".to_owned(),
                 summary: "CI build failed on 2b9cff3".to_owned(),
+                external_id: String::new(),
                 snapshot: ChangesetSnapshot::default(),
                 review: None,
                 check: Some(CheckResult {

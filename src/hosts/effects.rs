@@ -121,6 +121,12 @@ pub struct ChangesetEffect {
     pub actor: String,
     /// One line for a person: `alice approved`, `ci/build failed on 1a2b3c4`.
     pub summary: String,
+    /// The host's own key for the timeline entry, unique per changeset and `kind`: the id of the
+    /// comment, review, note, check run, check suite, status, pipeline or activity (`618478455`),
+    /// with `/deleted` or `/dismissed` when the event ends that thing (so the end is an entry of
+    /// its own). Empty when the host gives no id (state changes, approvals): the entry is then
+    /// keyed by its host time and summary (`sync::changesets::entry_key`).
+    pub external_id: String,
     pub snapshot: ChangesetSnapshot,
     pub review: Option<ReviewVote>,
     pub check: Option<CheckResult>,
@@ -249,6 +255,16 @@ pub fn id_text(id: Option<&Value>) -> String {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
         _ => String::new(),
+    }
+}
+
+/// A timeline key for the event that ends the thing `id` names (`618478455/deleted`), so the end
+/// is an entry of its own; `id` itself when `ends` is false or the host gave no id.
+pub fn ending(id: String, ends: bool, word: &str) -> String {
+    if ends && !id.is_empty() {
+        format!("{id}/{word}")
+    } else {
+        id
     }
 }
 

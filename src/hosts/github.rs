@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::effects::{
     ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
     EffectError, EventPayload, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
-    check_summary, i64_at, id_text, parse_time, short_sha, str_at, string_at,
+    check_summary, ending, i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -215,13 +215,16 @@ impl<'p> Event<'p> {
         })
     }
 
-    /// A changeset effect of this event with no review and no check.
+    /// A changeset effect of this event with no review and no check; `external_id` is the
+    /// host's key for its timeline entry (empty for a pull request's own changes, which have
+    /// none).
     fn changeset(
         &self,
         target: Target,
         occur_time: Option<i64>,
         kind: &str,
         summary: String,
+        external_id: String,
         snapshot: ChangesetSnapshot,
     ) -> Result<ChangesetEffect, EffectError> {
         Ok(ChangesetEffect {
@@ -231,6 +234,7 @@ impl<'p> Event<'p> {
             kind: kind.to_owned(),
             actor: self.actor.to_owned(),
             summary,
+            external_id,
             snapshot,
             review: None,
             check: None,
@@ -250,8 +254,15 @@ impl<'p> Event<'p> {
         };
         let summary = self.pull_request_summary(kind, number, &snapshot);
         let occur_time = pr.get("updated_at").and_then(parse_time);
-        self.changeset(Target::Number(number), occur_time, kind, summary, snapshot)
-            .map(Effect::Changeset)
+        self.changeset(
+            Target::Number(number),
+            occur_time,
+            kind,
+            summary,
+            String::new(),
+            snapshot,
+        )
+        .map(Effect::Changeset)
     }
 
     /// `octocat opened #2 "Update the README"`, worded for the action.
@@ -340,11 +351,18 @@ impl<'p> Event<'p> {
             "dismissed" => submitted.max(pr_updated),
             _ => submitted.or(pr_updated),
         };
+        // A dismissal is an entry of its own; an edit updates the review's.
+        let external_id = ending(
+            self.id_at("/review/id"),
+            self.action == "dismissed",
+            "dismissed",
+        );
         let effect = self.changeset(
             Target::Number(number),
             occur_time,
             "review",
             summary,
+            external_id,
             pull_request_snapshot(pr),
         )?;
         Ok(Effect::Changeset(ChangesetEffect {
@@ -360,9 +378,10 @@ impl<'p> Event<'p> {
         let comment = self.need("/comment")?;
         self.changeset(
             Target::Number(number),
-            comment_time(comment),
+            self.comment_time(comment, pr),
             "comment",
             self.comment_summary(number),
+            self.comment_id(),
             pull_request_snapshot(pr),
         )
         .map(Effect::Changeset)
@@ -380,12 +399,43 @@ impl<'p> Event<'p> {
         let comment = self.need("/comment")?;
         self.changeset(
             Target::Number(number),
-            comment_time(comment),
+            self.comment_time(comment, issue),
             "comment",
             self.comment_summary(number),
+            self.comment_id(),
             issue_snapshot(issue),
         )
         .map(|effect| Some(Effect::Changeset(effect)))
+    }
+
+    /// The comment's timeline key: its id, which its edits share, with `/deleted` for its
+    /// deletion.
+    fn comment_id(&self) -> String {
+        ending(
+            self.id_at("/comment/id"),
+            self.action == "deleted",
+            "deleted",
+        )
+    }
+
+    /// A comment's time: when it was last updated, else when it was made. A deletion carries the
+    /// comment as it was, so the later of that and its pull request's (or issue's) `updated_at`
+    /// is the closer bound.
+    fn comment_time(&self, comment: &Value, on: &Value) -> Option<i64> {
+        let time = comment
+            .get("updated_at")
+            .and_then(parse_time)
+            .or_else(|| comment.get("created_at").and_then(parse_time));
+        match self.action {
+            "deleted" => time.max(on.get("updated_at").and_then(parse_time)),
+            _ => time,
+        }
+    }
+
+    /// The host id at `pointer` as text; empty when the payload has none (the entry is then
+    /// keyed by its time and summary).
+    fn id_at(&self, pointer: &str) -> String {
+        id_text(self.payload.pointer(pointer))
     }
 
     /// `octocat commented on #2`, worded for the action.
@@ -406,7 +456,8 @@ impl<'p> Event<'p> {
             .get("completed_at")
             .and_then(parse_time)
             .or_else(|| run.get("started_at").and_then(parse_time));
-        self.checks(run, "/check_run", context, occur_time)
+        let id = self.id_at("/check_run/id");
+        self.checks(run, "/check_run", context, occur_time, &id)
     }
 
     /// `check_suite/*`: one check named after the suite's app, on its head commit.
@@ -414,17 +465,20 @@ impl<'p> Event<'p> {
         let suite = self.need("/check_suite")?;
         let context = str_at(suite, "/app/name").unwrap_or("check_suite");
         let occur_time = suite.get("updated_at").and_then(parse_time);
-        self.checks(suite, "/check_suite", context, occur_time)
+        let id = self.id_at("/check_suite/id");
+        self.checks(suite, "/check_suite", context, occur_time, &id)
     }
 
     /// The effects of a check run or suite (`check` at `pointer`): one per pull request of this
-    /// repository that it lists, or one for its head commit when it lists none.
+    /// repository that it lists, or one for its head commit when it lists none. `id` is the run's
+    /// or suite's: its timeline entry follows it from queued to completed.
     fn checks(
         &self,
         check: &Value,
         pointer: &str,
         context: &str,
         occur_time: Option<i64>,
+        id: &str,
     ) -> Result<Vec<Effect>, EffectError> {
         let sha = self.need_str(&format!("{pointer}/head_sha"))?;
         let result = CheckResult {
@@ -472,21 +526,29 @@ impl<'p> Event<'p> {
         targets
             .into_iter()
             .map(|(target, snapshot)| {
-                self.check_effect(target, occur_time, summary.clone(), snapshot, &result)
+                self.check_effect(target, occur_time, summary.clone(), id, snapshot, &result)
             })
             .collect()
     }
 
-    /// A `check` timeline entry carrying `result`.
+    /// A `check` timeline entry keyed `id`, carrying `result`.
     fn check_effect(
         &self,
         target: Target,
         occur_time: Option<i64>,
         summary: String,
+        id: &str,
         snapshot: ChangesetSnapshot,
         result: &CheckResult,
     ) -> Result<Effect, EffectError> {
-        let effect = self.changeset(target, occur_time, "check", summary, snapshot)?;
+        let effect = self.changeset(
+            target,
+            occur_time,
+            "check",
+            summary,
+            id.to_owned(),
+            snapshot,
+        )?;
         Ok(Effect::Changeset(ChangesetEffect {
             check: Some(result.clone()),
             ..effect
@@ -518,6 +580,7 @@ impl<'p> Event<'p> {
             Target::HeadSha(sha.to_owned()),
             self.payload.get("updated_at").and_then(parse_time),
             check_summary(&result.context, result.status, &result.sha),
+            &self.id_at("/id"),
             ChangesetSnapshot::default(),
             &result,
         )
@@ -616,14 +679,6 @@ fn label_names(object: &Value) -> Option<Vec<String>> {
             .filter_map(|l| string_at(l, "/name"))
             .collect(),
     )
-}
-
-/// A comment's time: when it was last updated, else when it was made.
-fn comment_time(comment: &Value) -> Option<i64> {
-    comment
-        .get("updated_at")
-        .and_then(parse_time)
-        .or_else(|| comment.get("created_at").and_then(parse_time))
 }
 
 /// The status of a check run or suite: not completed is pending; completed passes with a
@@ -973,6 +1028,7 @@ mod tests {
             kind: kind.to_owned(),
             actor: "Codertocat".to_owned(),
             summary: summary.to_owned(),
+            external_id: String::new(),
             snapshot,
             review: None,
             check: None,
@@ -1064,6 +1120,7 @@ mod tests {
             kind: "merged".to_owned(),
             actor: "robvanderleek".to_owned(),
             summary: "robvanderleek merged #117 \"Revert \"Update README.md\"\"".to_owned(),
+            external_id: String::new(),
             snapshot: ChangesetSnapshot {
                 title: Some("Revert \"Update README.md\"".to_owned()),
                 url: Some(
@@ -1104,6 +1161,7 @@ mod tests {
             kind: "edited".to_owned(),
             actor: "bradrydzewski".to_owned(),
             summary: "bradrydzewski edited #1 \"Update .drone.yml\"".to_owned(),
+            external_id: String::new(),
             snapshot: ChangesetSnapshot {
                 title: Some("Update .drone.yml".to_owned()),
                 url: Some("https://github.com/bradrydzewski/drone-test-go/pull/1".to_owned()),
@@ -1149,13 +1207,16 @@ mod tests {
 
     #[test]
     fn a_comment_only_review_is_a_timeline_entry_without_a_vote() {
-        let expected = entry(
-            Target::Number(2),
-            Some(T_15_20_38),
-            "review",
-            "Codertocat reviewed #2",
-            readme_pr(Some(ChangesetState::Open), T_15_20_38),
-        );
+        let expected = ChangesetEffect {
+            external_id: "237895671".to_owned(),
+            ..entry(
+                Target::Number(2),
+                Some(T_15_20_38),
+                "review",
+                "Codertocat reviewed #2",
+                readme_pr(Some(ChangesetState::Open), T_15_20_38),
+            )
+        };
         assert_eq!(
             effects_of("pull_request_review", "pull_request_review.submitted.json"),
             vec![Effect::Changeset(expected)]
@@ -1181,6 +1242,7 @@ mod tests {
                     reviewer: "monalisa".to_owned(),
                     vote,
                 }),
+                external_id: "237895671".to_owned(),
                 ..entry(
                     Target::Number(2),
                     Some(T_15_20_38),
@@ -1204,6 +1266,7 @@ mod tests {
                 reviewer: "Codertocat".to_owned(),
                 vote: Vote::Withdrawn,
             }),
+            external_id: "237895671/dismissed".to_owned(),
             ..entry(
                 Target::Number(2),
                 Some(T_15_20_38),
@@ -1262,13 +1325,16 @@ mod tests {
     #[test]
     fn a_review_comment_is_a_comment_entry_timed_by_its_last_update() {
         // created_at is 15:20:37, updated_at 15:20:38.
-        let expected = entry(
-            Target::Number(2),
-            Some(T_15_20_38),
-            "comment",
-            "Codertocat commented on #2",
-            readme_pr(Some(ChangesetState::Open), T_15_20_38),
-        );
+        let expected = ChangesetEffect {
+            external_id: "284312630".to_owned(),
+            ..entry(
+                Target::Number(2),
+                Some(T_15_20_38),
+                "comment",
+                "Codertocat commented on #2",
+                readme_pr(Some(ChangesetState::Open), T_15_20_38),
+            )
+        };
         assert_eq!(
             effects_of(
                 "pull_request_review_comment",
@@ -1296,21 +1362,24 @@ mod tests {
             "merged_at": null
         });
         let t = Some(1_557_933_621_000_000); // 2019-05-15T15:20:21Z
-        let expected = entry(
-            Target::Number(1),
-            t,
-            "comment",
-            "Codertocat commented on #1",
-            ChangesetSnapshot {
-                title: Some("Spelling error in the README file".to_owned()),
-                url: Some("https://github.com/Codertocat/Hello-World/pull/1".to_owned()),
-                author: Some("Codertocat".to_owned()),
-                state: Some(ChangesetState::Open),
-                labels: Some(vec!["bug".to_owned()]),
-                host_update_time: t,
-                ..ChangesetSnapshot::default()
-            },
-        );
+        let expected = ChangesetEffect {
+            external_id: "492700400".to_owned(),
+            ..entry(
+                Target::Number(1),
+                t,
+                "comment",
+                "Codertocat commented on #1",
+                ChangesetSnapshot {
+                    title: Some("Spelling error in the README file".to_owned()),
+                    url: Some("https://github.com/Codertocat/Hello-World/pull/1".to_owned()),
+                    author: Some("Codertocat".to_owned()),
+                    state: Some(ChangesetState::Open),
+                    labels: Some(vec!["bug".to_owned()]),
+                    host_update_time: t,
+                    ..ChangesetSnapshot::default()
+                },
+            )
+        };
         assert_eq!(
             effects_of_json("issue_comment", &payload),
             Ok(vec![Effect::Changeset(expected)])
@@ -1320,6 +1389,33 @@ mod tests {
         payload["issue"]["pull_request"]["merged_at"] = json!("2019-05-15T15:20:21Z");
         let merged = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
         assert_eq!(merged.snapshot.state, Some(ChangesetState::Merged));
+    }
+
+    #[test]
+    fn a_comment_keeps_its_key_when_edited_and_its_deletion_has_one_of_its_own() {
+        let mut payload = json_fixture("issue_comment.created.json");
+        payload["issue"]["pull_request"] = json!({"merged_at": null});
+        let key_of = |payload: &Value| {
+            only_changeset(effects_of_json("issue_comment", payload).expect("ok")).external_id
+        };
+        assert_eq!(key_of(&payload), "492700400");
+        payload["action"] = json!("edited");
+        payload["comment"]["updated_at"] = json!("2019-05-15T15:21:21Z");
+        let edited = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
+        assert_eq!(
+            (edited.external_id.as_str(), edited.occur_time),
+            ("492700400", Some(1_557_933_681_000_000))
+        );
+        payload["action"] = json!("deleted");
+        payload["issue"]["updated_at"] = json!("2019-05-15T15:22:00Z");
+        let deleted = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
+        assert_eq!(
+            (deleted.external_id.as_str(), deleted.occur_time),
+            ("492700400/deleted", Some(1_557_933_720_000_000))
+        );
+        // A payload without the comment's id leaves the key to its time and summary.
+        payload["comment"]["id"] = json!(null);
+        assert_eq!(key_of(&payload), "");
     }
 
     /// The check of the check run fixture, with `status`.
@@ -1348,6 +1444,7 @@ mod tests {
     fn a_completed_check_run_is_a_check_on_each_pull_request_it_names() {
         let expected = ChangesetEffect {
             check: Some(linter(CheckStatus::Passed)),
+            external_id: "128620228".to_owned(),
             ..entry(
                 Target::Number(2),
                 Some(T_15_21_12),
@@ -1368,6 +1465,7 @@ mod tests {
         payload["check_run"]["pull_requests"] = json!([]);
         let expected = ChangesetEffect {
             check: Some(linter(CheckStatus::Passed)),
+            external_id: "128620228".to_owned(),
             ..entry(
                 Target::HeadSha(README_SHA.to_owned()),
                 Some(T_15_21_12),
@@ -1461,6 +1559,7 @@ mod tests {
                 sha: README_SHA.to_owned(),
                 status: CheckStatus::Passed,
             }),
+            external_id: "118578147".to_owned(),
             ..entry(
                 Target::Number(2),
                 Some(1_557_933_674_000_000), // 2019-05-15T15:21:14Z
@@ -1494,6 +1593,7 @@ mod tests {
                 sha: sha.to_owned(),
                 status: CheckStatus::Passed,
             }),
+            external_id: "6805126730".to_owned(),
             ..entry(
                 Target::HeadSha(sha.to_owned()),
                 Some(1_557_933_655_000_000), // 2019-05-15T15:20:55+00:00

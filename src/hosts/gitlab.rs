@@ -168,13 +168,16 @@ impl<'p> Event<'p> {
         })
     }
 
-    /// A changeset effect of this event with no review and no check.
+    /// A changeset effect of this event with no review and no check; `external_id` is the
+    /// host's key for its timeline entry (empty for a merge request's own changes, which have
+    /// none).
     fn changeset(
         &self,
         target: Target,
         occur_time: Option<i64>,
         kind: &str,
         summary: String,
+        external_id: String,
         snapshot: ChangesetSnapshot,
     ) -> Result<ChangesetEffect, EffectError> {
         Ok(ChangesetEffect {
@@ -184,6 +187,7 @@ impl<'p> Event<'p> {
             kind: kind.to_owned(),
             actor: self.actor.to_owned(),
             summary,
+            external_id,
             snapshot,
             review: None,
             check: None,
@@ -214,7 +218,14 @@ impl<'p> Event<'p> {
         };
         let summary = self.merge_request_summary(kind, iid, &snapshot);
         let occur_time = attributes.get("updated_at").and_then(parse_time);
-        let effect = self.changeset(Target::Number(iid), occur_time, kind, summary, snapshot)?;
+        let effect = self.changeset(
+            Target::Number(iid),
+            occur_time,
+            kind,
+            summary,
+            String::new(),
+            snapshot,
+        )?;
         Ok(Effect::Changeset(ChangesetEffect { review, ..effect }))
     }
 
@@ -326,7 +337,9 @@ impl<'p> Event<'p> {
             .and_then(parse_time)
             .or_else(|| attributes.get("created_at").and_then(parse_time));
         let summary = check_summary(&check.context, check.status, &check.sha);
-        let effect = self.changeset(target, occur_time, "check", summary, snapshot)?;
+        // The pipeline's id: its entry follows it from created to finished.
+        let id = id_text(attributes.get("id"));
+        let effect = self.changeset(target, occur_time, "check", summary, id, snapshot)?;
         Ok(Effect::Changeset(ChangesetEffect {
             check: Some(check),
             ..effect
@@ -351,11 +364,13 @@ impl<'p> Event<'p> {
             .and_then(parse_time)
             .or_else(|| attributes.get("created_at").and_then(parse_time));
         let snapshot = merge_request_snapshot(mr, self.payload);
+        // The note's id, which its edits share.
         let effect = self.changeset(
             Target::Number(iid),
             occur_time,
             "comment",
             summary,
+            id_text(attributes.get("id")),
             snapshot,
         )?;
         Ok(Some(Effect::Changeset(effect)))
@@ -640,6 +655,7 @@ mod tests {
             kind: kind.to_owned(),
             actor: actor.to_owned(),
             summary: summary.to_owned(),
+            external_id: String::new(),
             snapshot,
             review: None,
             check: None,
@@ -862,6 +878,7 @@ mod tests {
                 status: CheckStatus::Passed,
             }),
             // The merge request's iid is 1; the pipeline's own iid (123) is not it.
+            external_id: "31".to_owned(),
             ..entry(
                 pipeline_project(),
                 1,
@@ -900,6 +917,7 @@ mod tests {
                 sha: PIPELINE_SHA.to_owned(),
                 status: CheckStatus::Passed,
             }),
+            external_id: "31".to_owned(),
             ..entry(
                 pipeline_project(),
                 0,
@@ -963,30 +981,33 @@ mod tests {
 
     #[test]
     fn a_note_on_a_merge_request_is_a_comment_entry() {
-        let expected = entry(
-            project(
-                "gitlab-org/gitlab-test",
-                "5",
-                "http://example.com/gitlab-org/gitlab-test",
-                "git@example.com:gitlab-org/gitlab-test.git",
-            ),
-            1,
-            1_431_886_896_000_000, // 2015-05-17 18:21:36 UTC
-            "comment",
-            "root",
-            "root commented on !1",
-            ChangesetSnapshot {
-                title: Some("Tempora et eos debitis quae laborum et.".to_owned()),
-                url: None,
-                author: None,
-                state: Some(ChangesetState::Open),
-                head_ref: Some("master".to_owned()),
-                base_ref: Some("markdown".to_owned()),
-                head_sha: Some("562e173be03b8ff2efb05345d12df18815438a4b".to_owned()),
-                labels: Some(vec!["Afterpod".to_owned(), "Element".to_owned()]),
-                host_update_time: Some(1_426_962_447_000_000), // 2015-03-21 18:27:27 UTC
-            },
-        );
+        let expected = ChangesetEffect {
+            external_id: "1244".to_owned(),
+            ..entry(
+                project(
+                    "gitlab-org/gitlab-test",
+                    "5",
+                    "http://example.com/gitlab-org/gitlab-test",
+                    "git@example.com:gitlab-org/gitlab-test.git",
+                ),
+                1,
+                1_431_886_896_000_000, // 2015-05-17 18:21:36 UTC
+                "comment",
+                "root",
+                "root commented on !1",
+                ChangesetSnapshot {
+                    title: Some("Tempora et eos debitis quae laborum et.".to_owned()),
+                    url: None,
+                    author: None,
+                    state: Some(ChangesetState::Open),
+                    head_ref: Some("master".to_owned()),
+                    base_ref: Some("markdown".to_owned()),
+                    head_sha: Some("562e173be03b8ff2efb05345d12df18815438a4b".to_owned()),
+                    labels: Some(vec!["Afterpod".to_owned(), "Element".to_owned()]),
+                    host_update_time: Some(1_426_962_447_000_000), // 2015-03-21 18:27:27 UTC
+                },
+            )
+        };
         assert_eq!(
             effects_of("Note Hook", "note.merge_request.json"),
             vec![Effect::Changeset(expected)]

@@ -51,6 +51,8 @@ pub struct TimelineEntry {
     pub occur_time: i64,
     pub delivery_id: String,
     pub summary: String,
+    /// The host's own key for what happened (see [`entry_key`]).
+    pub external_id: String,
 }
 
 /// Which changesets a listing shows.
@@ -118,31 +120,79 @@ pub async fn apply<C: ConnectionTrait>(
             )
             .await?;
         }
-        changeset_event::Entity::insert(changeset_event::ActiveModel {
-            id: Set(Uuid::new_v4().to_string()),
-            changeset_id: Set(model.id.clone()),
-            kind: Set(effect.kind.clone()),
-            actor: Set(effect.actor.clone()),
-            occur_time: Set(time),
-            delivery_id: Set(delivery_id.to_string()),
-            summary: Set(effect.summary.clone()),
-            create_time: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                changeset_event::Column::ChangesetId,
-                changeset_event::Column::Kind,
-                changeset_event::Column::OccurTime,
-                changeset_event::Column::Summary,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
+        record_entry(conn, &model.id, effect, delivery_id, time, now).await?;
         applied.push(id);
     }
     Ok(applied)
+}
+
+/// The key of a timeline entry: the host's own (`effect.external_id`), else, for what the host
+/// gives no id (a state change), its host time and summary: a redelivery or a resend tells the
+/// same time and words, two real changes differ in one or the other.
+pub fn entry_key(effect: &ChangesetEffect, time: i64) -> String {
+    if effect.external_id.is_empty() {
+        format!("{time} {}", effect.summary)
+    } else {
+        effect.external_id.clone()
+    }
+}
+
+/// Adds `effect`'s entry to a changeset's timeline, once per (kind, key). A later fact about the
+/// same thing (an edited comment, a check run that finished) updates the entry instead: its
+/// summary, actor and delivery are the latest fact's, its time the earliest one's.
+async fn record_entry<C: ConnectionTrait>(
+    conn: &C,
+    changeset_id: &str,
+    effect: &ChangesetEffect,
+    delivery_id: Uuid,
+    time: i64,
+    now: i64,
+) -> Result<(), DbErr> {
+    use changeset_event::Column as E;
+    let key = entry_key(effect, time);
+    let inserted = changeset_event::Entity::insert(changeset_event::ActiveModel {
+        // Time-ordered, so entries at the same host time read in arrival order.
+        id: Set(Uuid::now_v7().to_string()),
+        changeset_id: Set(changeset_id.to_owned()),
+        kind: Set(effect.kind.clone()),
+        actor: Set(effect.actor.clone()),
+        occur_time: Set(time),
+        delivery_id: Set(delivery_id.to_string()),
+        summary: Set(effect.summary.clone()),
+        create_time: Set(now),
+        external_id: Set(key.clone()),
+        revise_time: Set(time),
+    })
+    .on_conflict(
+        OnConflict::columns([E::ChangesetId, E::Kind, E::ExternalId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    if inserted > 0 {
+        return Ok(());
+    }
+    let this_entry = || {
+        changeset_event::Entity::update_many()
+            .filter(E::ChangesetId.eq(changeset_id))
+            .filter(E::Kind.eq(effect.kind.clone()))
+            .filter(E::ExternalId.eq(key.clone()))
+    };
+    this_entry()
+        .col_expr(E::Summary, Expr::value(effect.summary.clone()))
+        .col_expr(E::Actor, Expr::value(effect.actor.clone()))
+        .col_expr(E::DeliveryId, Expr::value(delivery_id.to_string()))
+        .col_expr(E::ReviseTime, Expr::value(time))
+        .filter(E::ReviseTime.lt(time))
+        .exec(conn)
+        .await?;
+    this_entry()
+        .col_expr(E::OccurTime, Expr::value(time))
+        .filter(E::OccurTime.gt(time))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Keeps `check` on commit `sha` of a repository, unless a newer result of the same context
@@ -414,6 +464,7 @@ impl ChangesetStore {
                     occur_time: e.occur_time,
                     delivery_id: e.delivery_id,
                     summary: e.summary,
+                    external_id: e.external_id,
                 })
             })
             .collect::<Result<_, StoreError>>()?;

@@ -306,6 +306,7 @@ mod tests {
             kind: "x".into(),
             actor: String::new(),
             summary: String::new(),
+            external_id: String::new(),
             snapshot: ChangesetSnapshot::default(),
             review: None,
             check: None,
