@@ -295,9 +295,9 @@ impl Application {
     }
 }
 
-/// Creates the data directory, opens the database and applies migrations.
+/// Creates the data directory (mode 0700), opens the database and applies migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    crate::data_dir::prepare(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()

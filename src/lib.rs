@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
