@@ -9,6 +9,7 @@ pub mod db;
 pub mod deliveries;
 pub mod entity;
 pub mod events;
+pub mod head;
 pub mod hosts;
 pub mod ingress;
 pub mod limits;
