@@ -13,6 +13,7 @@ on_both_engines!(
     health_and_reflection_stay_open_without_the_token,
     healthz_answers_200_when_the_database_answers,
     the_data_directory_and_database_files_it_makes_are_private,
+    the_ingress_does_not_serve_metrics_by_default,
 );
 
 async fn with_an_admin_token_every_admin_call_needs_it(engine: Engine) {
@@ -101,6 +102,23 @@ async fn health_and_reflection_stay_open_without_the_token(engine: Engine) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    app.stop().await;
+}
+
+async fn the_ingress_does_not_serve_metrics_by_default(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, _) = app
+        .create_receiver("listed", CodeHostKind::Github, "https://github.com")
+        .await;
+    // An unsigned attempt: counted under the receiver's id.
+    assert_eq!(app.post(&id, &[], b"{}".to_vec()).await.status(), 401);
+    let response = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("the ingress answers");
+    let status = response.status();
+    let body = response.text().await.expect("a body");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains(&id), "{body}");
     app.stop().await;
 }
 
