@@ -147,12 +147,13 @@ wait_for_port() {
 rss_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 # start_hookgate NAME ARGS...: starts `hookgate serve` on ports 0 with its log in $WORK/NAME.log
-# and waits until both listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC and HG_READY (the time
-# the service began serving, seconds since the epoch).
+# and waits until its listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC, HG_METRICS and HG_READY
+# (the time the service began serving, seconds since the epoch).
 start_hookgate() {
     local name=$1 logfile=$WORK/$1.log i
     shift
-    "$HOOKGATE" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 "$@" >"$logfile" 2>&1 &
+    "$HOOKGATE" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
+        "$@" >"$logfile" 2>&1 &
     HG_PID=$!
     PIDS+=("$HG_PID")
     for i in $(seq 1 1200); do
@@ -160,6 +161,7 @@ start_hookgate() {
             HG_READY=$(date +%s.%N)
             HG_HTTP=$(grep -o 'http_addr=[0-9.:]*' "$logfile" | head -1 | cut -d= -f2)
             HG_GRPC=$(grep -o 'grpc_addr=[0-9.:]*' "$logfile" | head -1 | cut -d= -f2)
+            HG_METRICS=$(grep -o 'metrics_addr=[0-9.:]*' "$logfile" | head -1 | cut -d= -f2)
             return 0
         fi
         kill -0 "$HG_PID" 2>/dev/null || { cat "$logfile" >&2; die "hookgate ($name) exited at start"; }
@@ -201,13 +203,13 @@ count() {
 
 # drain GRPC LABEL: waits until no delivery is PENDING or PROCESSING, so the next run starts
 # on an idle machine.
-# queued HTTP: deliveries pending or being processed, from /metrics (an indexed count; listing
-# them over the admin API would sort the whole backlog at every poll).
+# queued METRICS: deliveries pending or being processed, from /metrics on the metrics listener
+# (an indexed count; listing them over the admin API would sort the whole backlog at every poll).
 queued() {
     curl -fsS "http://$1/metrics" | awk '$1 == "hookgate_delivery_queue_depth" { print $2 }'
 }
 
-# drain HTTP TARGET: waits until the queue is empty (at most BENCH_DRAIN_TIMEOUT).
+# drain METRICS TARGET: waits until the queue is empty (at most BENCH_DRAIN_TIMEOUT).
 drain() {
     local start=$SECONDS depth
     while :; do
@@ -263,7 +265,7 @@ echo "ceiling: $CEILING_URL" >&2
 
 mkdir -p "$WORK/sqlite"
 start_hookgate sqlite --data-dir "$WORK/sqlite"
-SQLITE_PID=$HG_PID SQLITE_GRPC=$HG_GRPC SQLITE_HTTP=$HG_HTTP
+SQLITE_PID=$HG_PID SQLITE_GRPC=$HG_GRPC SQLITE_METRICS=$HG_METRICS
 create_receiver "$SQLITE_GRPC" bench-sqlite
 SQLITE_URL=$RECEIVER_URL SQLITE_SECRET=$RECEIVER_SECRET
 sleep 1
@@ -273,7 +275,7 @@ echo "hookgate sqlite: $SQLITE_URL, idle RSS $(mb "$SQLITE_IDLE") MB" >&2
 new_database
 mkdir -p "$WORK/postgres"
 start_hookgate postgres --data-dir "$WORK/postgres" --database-url "$PG_URL"
-PG_PID=$HG_PID PG_GRPC=$HG_GRPC PG_HTTP=$HG_HTTP
+PG_PID=$HG_PID PG_GRPC=$HG_GRPC PG_METRICS=$HG_METRICS
 create_receiver "$PG_GRPC" bench-postgres
 PG_RECEIVER_URL=$RECEIVER_URL PG_SECRET=$RECEIVER_SECRET
 sleep 1
@@ -322,9 +324,9 @@ log "closed loop: $CONCURRENCY connections, $RUNS x $DURATION per target"
 for round in $(seq 1 "$RUNS"); do
     load ceiling "$round" --url "$CEILING_URL" --secret="$CEILING_SECRET" "${CLOSED[@]}"
     load sqlite "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" "${CLOSED[@]}"
-    drain "$SQLITE_HTTP" sqlite
+    drain "$SQLITE_METRICS" sqlite
     load postgres "$round" --url "$PG_RECEIVER_URL" --secret="$PG_SECRET" "${CLOSED[@]}"
-    drain "$PG_HTTP" postgres
+    drain "$PG_METRICS" postgres
     if [[ -n $WEBHOOK_URL ]]; then
         load webhook "$round" --url "$WEBHOOK_URL" --secret="$WEBHOOK_SECRET" "${CLOSED[@]}"
     fi
@@ -336,10 +338,10 @@ log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
 for round in $(seq 1 "$RUNS"); do
     load sqlite-rate "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
-    drain "$SQLITE_HTTP" sqlite
+    drain "$SQLITE_METRICS" sqlite
     load postgres-rate "$round" --url "$PG_RECEIVER_URL" --secret="$PG_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
-    drain "$PG_HTTP" postgres
+    drain "$PG_METRICS" postgres
 done
 
 SQLITE_PEAK=$(rss_kb "$SQLITE_PID" VmHWM)
@@ -372,7 +374,7 @@ processing() {
     start_hookgate "$engine-worker" "$@"
     ready=$HG_READY
     while :; do
-        rest=$(queued "$HG_HTTP")
+        rest=$(queued "$HG_METRICS")
         [[ $rest == 0 ]] && break
         if (($(date +%s) - ${ready%.*} > PROCESSING_TIMEOUT)); then
             echo "bench: $engine: $rest deliveries still queued after ${PROCESSING_TIMEOUT}s" >&2
@@ -409,7 +411,7 @@ for i in 1 2 3; do
     REPLICA_PIDS+=("$HG_PID")
     if ((i == 1)); then
         REPLICA_GRPC=$HG_GRPC
-        REPLICA_HTTP=$HG_HTTP
+        REPLICA_METRICS=$HG_METRICS
         create_receiver "$HG_GRPC" bench-replicas
         REPLICA_PATH=${RECEIVER_URL#http://*/}
         REPLICA_SECRET=$RECEIVER_SECRET
@@ -424,10 +426,10 @@ for url in "${REPLICA_URLS[@]}"; do
     "$LOAD" run --url "$url" --secret="$REPLICA_SECRET" --requests 1 --concurrency 1 >/dev/null 2>&1 ||
         die "$url does not accept the receiver's deliveries"
 done
-drain "$REPLICA_HTTP" replicas
+drain "$REPLICA_METRICS" replicas
 for round in $(seq 1 "$RUNS"); do
     load postgres-3 "$round" "${REPLICA_ARGS[@]}" --secret="$REPLICA_SECRET" "${CLOSED[@]}"
-    drain "$REPLICA_HTTP" replicas
+    drain "$REPLICA_METRICS" replicas
 done
 peaks=()
 for pid in "${REPLICA_PIDS[@]}"; do

@@ -26,7 +26,11 @@ use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore
 pub struct Application {
     http_listener: TcpListener,
     grpc_listener: TcpListener,
+    /// Where `/metrics` is served (`--metrics-addr`).
+    metrics_listener: TcpListener,
     http_router: axum::Router,
+    /// `/metrics` alone.
+    metrics_router: axum::Router,
     grpc_routes: tonic::service::Routes,
     /// `None` with `--ingress-only`.
     worker: Option<Worker>,
@@ -54,8 +58,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Checks the configuration, opens and migrates the database and binds both ports (port 0
-    /// picks a free one; [`Application::http_addr`] tells which).
+    /// Checks the configuration, opens and migrates the database and binds the three ports (port
+    /// 0 picks a free one; [`Application::http_addr`] and the like tell which).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let admin_token = config.admin_token();
         if admin_token.is_none() && !config.grpc_addr.ip().is_loopback() {
@@ -74,6 +78,9 @@ impl Application {
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on --grpc-addr {}", config.grpc_addr))?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on --metrics-addr {}", config.metrics_addr))?;
         let public_url = config.public_url(http_listener.local_addr()?)?;
         if config.public_url.is_none() && config.http_addr.ip().is_unspecified() {
             tracing::warn!(
@@ -99,7 +106,12 @@ impl Application {
             IntakeConfig::for_backend(db.get_database_backend()),
         );
         let metrics = crate::metrics::install();
-        let http_router = ingress::router(IngressState {
+        let metrics_router = crate::metrics::router(crate::metrics::MetricsState {
+            handle: metrics.clone(),
+            deliveries: deliveries.clone(),
+            sync_requests: SyncRequestStore::new(db.clone()),
+        });
+        let mut http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
             deliveries: deliveries.clone(),
@@ -108,17 +120,16 @@ impl Application {
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
             rejected_log: Default::default(),
-        })
-        .merge(crate::metrics::router(crate::metrics::MetricsState {
-            handle: metrics.clone(),
-            deliveries: deliveries.clone(),
-            sync_requests: SyncRequestStore::new(db.clone()),
-        }))
-        .layer(axum::middleware::from_fn_with_state(
-            crate::limits::IngressLimits::new(&config.operations, config.max_body_bytes),
-            crate::limits::enforce,
-        ))
-        .layer(axum::middleware::from_fn(crate::observe::track));
+        });
+        if config.metrics_on_ingress {
+            http_router = http_router.merge(metrics_router.clone());
+        }
+        let http_router = http_router
+            .layer(axum::middleware::from_fn_with_state(
+                crate::limits::IngressLimits::new(&config.operations, config.max_body_bytes),
+                crate::limits::enforce,
+            ))
+            .layer(axum::middleware::from_fn(crate::observe::track));
         let grpc_routes = admin::routes(
             AdminState {
                 receivers: receivers.clone(),
@@ -150,7 +161,9 @@ impl Application {
         Ok(Self {
             http_listener,
             grpc_listener,
+            metrics_listener,
             http_router,
+            metrics_router,
             grpc_routes,
             worker,
             committers,
@@ -181,12 +194,19 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
     /// The base of receiver URLs.
     pub fn public_url(&self) -> &str {
         &self.public_url
     }
 
-    /// Serves both ports until `shutdown` completes, then stops taking connections, lets
+    /// Serves the three ports until `shutdown` completes, then stops taking connections, lets
     /// in-flight requests and the worker's batch finish and returns. When that takes longer than
     /// `--shutdown-timeout`, it returns anyway, leaving the rest to be dropped with the process:
     /// a request not answered yet was not acknowledged (its sender retries it), and a delivery
@@ -197,6 +217,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let http_addr = self.http_addr();
         let grpc_addr = self.grpc_addr();
+        let metrics_addr = self.metrics_addr();
         let stop = self.stop.clone();
         tokio::spawn({
             let stop = stop.clone();
@@ -207,15 +228,25 @@ impl Application {
         });
 
         tracing::info!(%http_addr, public_url = %self.public_url, "webhook ingress listening");
+        tracing::info!(%metrics_addr, "metrics listening");
         tracing::info!(%grpc_addr, "admin API listening");
         let http = async {
-            crate::serve::serve(
-                self.http_listener,
-                self.http_router,
-                self.server_limits,
-                stop.clone(),
-            )
-            .await;
+            // The metrics listener is served as the ingress is, under the same connection
+            // limits, and stops with it.
+            tokio::join!(
+                crate::serve::serve(
+                    self.http_listener,
+                    self.http_router,
+                    self.server_limits.clone(),
+                    stop.clone(),
+                ),
+                crate::serve::serve(
+                    self.metrics_listener,
+                    self.metrics_router,
+                    self.server_limits,
+                    stop.clone(),
+                )
+            );
             anyhow::Ok(())
         };
         let grpc = async {
@@ -295,9 +326,9 @@ impl Application {
     }
 }
 
-/// Creates the data directory, opens the database and applies migrations.
+/// Creates the data directory (mode 0700), opens the database and applies migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    crate::data_dir::prepare(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()

@@ -54,6 +54,22 @@ pub struct Config {
     )]
     pub grpc_addr: SocketAddr,
 
+    /// Where GET /metrics (Prometheus' text format) is served. Loopback by default: the metrics
+    /// name every receiver's id and code host kind, which is no business of whoever can reach
+    /// the ingress. Port 0 picks a free port (logged as metrics_addr).
+    #[arg(
+        long,
+        env = "HOOKGATE_METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Serve GET /metrics on the ingress (--http-addr) as well, to anyone who can reach it: only
+    /// for a scraper that can reach nothing else.
+    #[arg(long, env = "HOOKGATE_METRICS_ON_INGRESS", global = true)]
+    pub metrics_on_ingress: bool,
+
     /// The base of every receiver's URL, as code hosts reach this service
     /// (e.g. https://hooks.example.com). Default: http://<http-addr>.
     #[arg(long, env = "HOOKGATE_PUBLIC_URL", global = true)]

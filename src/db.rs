@@ -48,6 +48,10 @@ pub async fn connect_with(
     durability: SqliteDurability,
 ) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
+    if sqlite {
+        crate::data_dir::prepare_sqlite_file(url)
+            .with_context(|| format!("cannot make the database file of {}", redact_url(url)))?;
+    }
     let db = Database::connect(options(url, if sqlite { 8 } else { 10 }, durability, None))
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;

@@ -217,17 +217,17 @@ async fn intake(
         log_rejected(&state, rejected).await;
         return reply(StatusCode::UNAUTHORIZED, response_body);
     }
-    // After the signature: what a stranger sends cannot use up the host's allowance.
-    if let Some(response) = rate_limited(&state, &entry.receiver) {
-        return response;
-    }
-
     let classified = match hosts::identify(host, &headers, &body) {
         Ok(c) => c,
         Err(e @ ClassifyError::MissingEventHeader(_)) | Err(e @ ClassifyError::BadBody(_)) => {
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    // After the signature: what a stranger sends cannot use up the host's allowance.
+    if let Some(response) = admit(&state, &entry.receiver, classified.delivery_key.as_deref()).await
+    {
+        return response;
+    }
     crate::observe::event(&classified.event);
     let (delivery_state, status, note) = match classified.disposition {
         Disposition::Handled => (DeliveryState::Pending, StatusCode::ACCEPTED, None),
@@ -268,13 +268,7 @@ async fn intake(
             }
             reply(status, response_body)
         }
-        Ok(Stored::Duplicate(original)) => {
-            crate::observe::duplicate(original);
-            reply(
-                StatusCode::OK,
-                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-            )
-        }
+        Ok(Stored::Duplicate(original)) => duplicate(original),
         Err(e) => store_unavailable(&e),
     }
 }
@@ -303,6 +297,34 @@ async fn log_rejected(state: &IngressState, rejected: NewDelivery) {
     if let Err(e) = state.intake.record(rejected).await {
         tracing::warn!(error = %e, "could not log a rejected delivery");
     }
+}
+
+/// 200 with the original delivery's id: the receiver already has a delivery with this key, so
+/// nothing is stored or processed again.
+fn duplicate(original: Uuid) -> Response {
+    crate::observe::duplicate(original);
+    reply(
+        StatusCode::OK,
+        json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
+    )
+}
+
+/// Takes one delivery from the receiver's `rate_limit_per_minute`, or answers it now. A delivery
+/// key the receiver already has is answered as the duplicate it is without taking from the limit
+/// (a host retrying what was stored must not crowd out new deliveries), so a limited receiver
+/// pays one indexed read per keyed delivery; an unlimited one pays nothing.
+async fn admit(state: &IngressState, receiver: &Receiver, key: Option<&str>) -> Option<Response> {
+    if receiver.options.rate_limit_per_minute == 0 {
+        return None;
+    }
+    if let Some(key) = key {
+        match state.deliveries.find_by_key(receiver.id, key).await {
+            Ok(Some(original)) => return Some(duplicate(original)),
+            Ok(None) => {}
+            Err(e) => return Some(store_unavailable(&e)),
+        }
+    }
+    rate_limited(state, receiver)
 }
 
 /// 429 with `Retry-After` when the receiver is over its `rate_limit_per_minute`.
@@ -378,34 +400,32 @@ async fn trigger(
         response_body: Vec::new(),
         last_error: None,
     };
-    let presented = path_secret.or_else(|| {
-        headers
-            .get("x-hook-secret")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
     let secrets = entry.secrets.accepted_at(receive_time);
-    let reason = match presented {
-        None => Some(
-            "missing secret: put it in the URL (/.api/webhooks/<id>/<secret>) or in the X-Hook-Secret header",
-        ),
-        Some(s) if !hosts::token_matches(&s, &secrets) => Some("secret does not match"),
-        Some(_) => None,
+    // The header is read as GitLab's token is: one value, or refused (never "the first wins").
+    let checked = match &path_secret {
+        Some(s) if hosts::token_matches(s, &secrets) => Ok(()),
+        Some(_) => Err(hosts::VerifyError::TokenMismatch),
+        None => hosts::check_token(&headers, "X-Hook-Secret", &secrets),
     };
-    if let Some(reason) = reason {
+    if let Err(why) = checked {
+        let reason = match why {
+            hosts::VerifyError::Missing { .. } => "missing secret: put it in the URL (/.api/webhooks/<id>/<secret>) or in the X-Hook-Secret header".to_owned(),
+            hosts::VerifyError::TokenMismatch | hosts::VerifyError::Mismatch => "secret does not match".to_owned(),
+            malformed @ hosts::VerifyError::Malformed { .. } => malformed.to_string(),
+        };
         let response_body = json!({ "error": reason });
         let rejected = NewDelivery {
             delivery_key: None,
             state: DeliveryState::Rejected,
             response_status: StatusCode::UNAUTHORIZED.as_u16(),
             response_body: response_body.to_string().into_bytes(),
-            last_error: Some(reason.to_owned()),
+            last_error: Some(reason),
             ..base
         };
         log_rejected(&state, rejected).await;
         return reply(StatusCode::UNAUTHORIZED, response_body);
     }
-    if let Some(response) = rate_limited(&state, receiver) {
+    if let Some(response) = admit(&state, receiver, base.delivery_key.as_deref()).await {
         return response;
     }
     let body = match read_capped(&headers, body, state.max_body_bytes).await {
@@ -470,13 +490,7 @@ async fn trigger(
                 json!({ "delivery_id": id, "sync_requests": n }),
             )
         }
-        Ok(Stored::Duplicate(original)) => {
-            crate::observe::duplicate(original);
-            reply(
-                StatusCode::OK,
-                json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
-            )
-        }
+        Ok(Stored::Duplicate(original)) => duplicate(original),
         Err(e) => store_unavailable(&e),
     }
 }

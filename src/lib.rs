@@ -4,10 +4,12 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
 pub mod events;
+pub mod head;
 pub mod hosts;
 pub mod ingress;
 pub mod limits;

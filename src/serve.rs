@@ -1,9 +1,10 @@
 //! The HTTP server loop of the ingress. `axum::serve` does not let a slow client be cut off, so
 //! connections are served here with hyper's HTTP/1.1 connection directly (code hosts deliver
 //! over HTTP/1.1): a request's head must arrive within `--header-read-timeout` (an idle
-//! keep-alive connection is closed after the same time), a head over `--max-header-bytes` is
-//! answered 431 by hyper, and past `--max-connections` open connections a new one is closed at
-//! once.
+//! keep-alive connection is closed after the same time), a head over `--max-header-bytes` or
+//! with more than [`crate::head::MAX_HEADERS`] header fields is answered 431 (400 for a
+//! `Content-Length` past any body) with a body that says which (`head`), and past
+//! `--max-connections` open connections a new one is closed at once.
 //!
 //! Shutdown: when `stop` is cancelled the listener is closed (no new connections), idle
 //! connections are closed, and each busy one finishes the request in hand, answers it and
@@ -53,6 +54,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes)
+        .max_headers(crate::head::MAX_HEADERS)
         // hyper's read buffer: a head that does not fit is answered 431 without being read
         // further. It cannot be under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
@@ -78,7 +80,7 @@ pub async fn serve(
         };
         stream.set_nodelay(true).ok();
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(crate::head::HeadCheck::new(stream, limits.max_header_bytes)),
             TowerToHyperService::new(router.clone()),
         );
         let stop = stop.clone();

@@ -352,6 +352,8 @@ fn help_shows_every_flag_with_its_environment_variable() {
     for (flag, env) in [
         ("--http-addr", "HOOKGATE_HTTP_ADDR"),
         ("--grpc-addr", "HOOKGATE_GRPC_ADDR"),
+        ("--metrics-addr", "HOOKGATE_METRICS_ADDR"),
+        ("--metrics-on-ingress", "HOOKGATE_METRICS_ON_INGRESS"),
         ("--public-url", "HOOKGATE_PUBLIC_URL"),
         ("--data-dir", "HOOKGATE_DATA_DIR"),
         ("--database-url", "HOOKGATE_DATABASE_URL"),

@@ -1276,7 +1276,10 @@ async fn deleting_a_receiver_deletes_its_deliveries(engine: Engine) {
     app.stop().await;
 }
 
-on_both_engines!(a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored);
+on_both_engines!(
+    a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored,
+    a_duplicate_delivery_does_not_count_against_the_rate_limit,
+);
 
 /// A GitHub receiver `name` taking at most `per_minute` deliveries a minute; returns (id, secret).
 async fn limited_receiver(app: &TestApp, name: &str, per_minute: u32) -> (String, String) {
@@ -1337,6 +1340,40 @@ async fn a_receiver_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is
         .unwrap()
         .into_inner();
     assert_eq!(all.total_size, 3, "the limited delivery was not stored");
+    app.stop().await;
+}
+
+async fn a_duplicate_delivery_does_not_count_against_the_rate_limit(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = limited_receiver(&app, "limited", 2).await;
+    let body = fixture("github/push.branch-updated.json");
+    let post = |key: String| {
+        let headers = host_headers(Gh, "push", &key, Some(&secret), &body);
+        let (app, id, body) = (&app, &id, body.clone());
+        async move { app.post(id, &headers, body).await }
+    };
+    let repeated = key();
+    let first = post(repeated.clone()).await;
+    assert_eq!(first.status(), 202);
+    let original = json_body(first).await["delivery_id"].clone();
+    // GitHub redelivering what was stored, more often than the limit allows: each is the
+    // duplicate it is, not a 429.
+    for _ in 0..4 {
+        let again = post(repeated.clone()).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(json_body(again).await["delivery_id"], original);
+    }
+    // The limit's second place is still there for a new delivery, and the limit still holds.
+    assert_eq!(post(key()).await.status(), 202);
+    assert_eq!(post(key()).await.status(), 429);
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 2, "each delivery is stored once");
     app.stop().await;
 }
 

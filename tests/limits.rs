@@ -1,5 +1,6 @@
 //! What a client can make the service hold is bounded: slow heads and idle connections are cut
-//! off, a stalled body gets 408, a head over the limit 431, past the in-flight cap or the body
+//! off, a stalled body gets 408, a head over the limit 431 saying which limit (400 for a
+//! `Content-Length` that overflows), past the in-flight cap or the body
 //! budget 503 with `Retry-After` at once, past the connection cap the connection is closed, and
 //! an oversized admin message is `INVALID_ARGUMENT`.
 
@@ -130,6 +131,80 @@ async fn a_head_over_the_header_limit_gets_431() {
         )
         .await;
     assert_eq!(response.status(), 431);
+    let answer = response.text().await.expect("a body");
+    assert!(
+        answer.contains("over 65536 bytes") && answer.contains("--max-header-bytes"),
+        "{answer}"
+    );
+    assert_eq!(stored(&app).await, 0);
+    app.stop().await;
+}
+
+/// Sends `head` (and a two-byte body) on a new connection; returns the status and the body of
+/// the answer, which must close the connection.
+async fn answer_to_head(app: &TestApp, head: Vec<u8>) -> (u16, serde_json::Value) {
+    let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
+    assert!(raw_http::send(&mut stream, &[head, b"{}".to_vec()].concat()).await);
+    let (answer, closed) = raw_http::read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "the connection is closed after a refused head");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("an HTTP answer: {answer:?}"));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let body =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("a JSON body ({e}): {answer:?}"));
+    (
+        status.unwrap_or_else(|| panic!("a status: {answer:?}")),
+        body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_header_fields_than_the_limit_get_431_saying_which_limit() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (id, _) = app
+        .create_receiver("many-fields", Gh, "https://github.com")
+        .await;
+    // 120 short fields: a head of 2 KiB, far under --max-header-bytes.
+    let fields: Vec<(String, String)> = (0..120)
+        .map(|i| (format!("x-field-{i}"), "v".to_owned()))
+        .collect();
+    let fields: Vec<(&str, String)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    let head = raw_http::post_head(&format!("/.api/webhooks/{id}"), &fields, 2);
+    assert!(head.len() < 4096, "{}", head.len());
+    let (status, body) = answer_to_head(&app, head).await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(
+        body["error"],
+        "the request has more than 100 header fields, the limit on header fields: send fewer"
+    );
+    assert_eq!(stored(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_length_that_overflows_gets_400() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (id, _) = app
+        .create_receiver("overflow", Gh, "https://github.com")
+        .await;
+    // u64::MAX, and one past it: no body has either length.
+    for length in ["18446744073709551615", "18446744073709551616"] {
+        let head = format!(
+            "POST /.api/webhooks/{id} HTTP/1.1\r\nHost: hookgate.test\r\nContent-Length: {length}\r\n\r\n"
+        );
+        let (status, body) = answer_to_head(&app, head.into_bytes()).await;
+        assert_eq!(status, 400, "{length}: {body}");
+        assert_eq!(
+            body["error"],
+            format!("Content-Length {length} is not a length a body can have"),
+            "{length}"
+        );
+    }
     assert_eq!(stored(&app).await, 0);
     app.stop().await;
 }

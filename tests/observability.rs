@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::binary::Served;
 use common::prometheus::{self, Exposition};
 use common::{Engine, TestDatabase, fixture, host_headers, raw_http};
@@ -41,7 +42,10 @@ fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-on_both_engines!(metrics_count_known_deliveries_by_receiver_kind_and_outcome);
+on_both_engines!(
+    metrics_count_known_deliveries_by_receiver_kind_and_outcome,
+    metrics_are_served_on_their_own_listener_and_on_the_ingress_only_when_asked,
+);
 
 async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Engine) {
     let db = TestDatabase::new(engine).await;
@@ -103,7 +107,7 @@ async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Eng
     // The three accepted pushes are processed; then every count is final.
     let mut metrics = Exposition::default();
     for _ in 0..200 {
-        metrics = prometheus::scrape(&served.http_addr).await;
+        metrics = prometheus::scrape(&served.metrics_addr).await;
         let processed = metrics.count(
             "hookgate_delivery_processing_duration_seconds_count",
             &[("outcome", "processed")],
@@ -211,6 +215,65 @@ async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Eng
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
     db.drop_database().await;
+}
+
+/// `GET /metrics` on the ingress: the status and the body.
+async fn metrics_on_the_ingress(served: &Served) -> (u16, String) {
+    let response = reqwest::get(format!("http://{}/metrics", served.http_addr))
+        .await
+        .expect("the ingress answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a body"))
+}
+
+async fn metrics_are_served_on_their_own_listener_and_on_the_ingress_only_when_asked(
+    engine: Engine,
+) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let (id, _) = served
+        .create_receiver("listed", Gh, "https://github.com", 0)
+        .await;
+    let push = fixture("github/push.branch-updated.json");
+    let headers = host_headers(Gh, "push", &key(), Some("wrong-secret"), &push);
+    let path = format!("/.api/webhooks/{id}");
+    assert_eq!(post(&served, &path, &headers, push).await.0, 401);
+
+    // The metrics listener names the receiver (and is on loopback, as by default)...
+    assert!(
+        served.metrics_addr.starts_with("127.0.0.1:"),
+        "{}",
+        served.metrics_addr
+    );
+    let metrics = prometheus::scrape(&served.metrics_addr).await;
+    assert_eq!(
+        metrics.count(
+            "hookgate_deliveries_rejected_total",
+            &[("receiver", id.as_str()), ("kind", "GITHUB")]
+        ),
+        1.0
+    );
+    // ...and whoever reaches the ingress learns nothing of it.
+    let (status, body) = metrics_on_the_ingress(&served).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains(&id), "{body}");
+    drop(served);
+
+    // Asked for, the ingress serves it too.
+    let served = Served::start_with(&db, &["--metrics-on-ingress"]);
+    let (status, body) = metrics_on_the_ingress(&served).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hookgate_build_info"), "{body}");
+    drop(served);
+    db.drop_database().await;
+}
+
+#[test]
+fn the_default_metrics_address_is_on_loopback() {
+    let cli = hookgate::config::Cli::try_parse_from(["hookgate"]).expect("no flags parse");
+    if std::env::var_os("HOOKGATE_METRICS_ADDR").is_none() {
+        assert!(cli.config.metrics_addr.ip().is_loopback(), "{cli:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

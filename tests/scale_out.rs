@@ -182,7 +182,7 @@ async fn three_replicas_on_one_postgresql_share_the_deliveries_the_receivers_and
     // deliveries their metrics count are those stored as processed, no more.
     let mut processed_by = Vec::new();
     for served in &replicas {
-        let metrics = prometheus::scrape(&served.http_addr).await;
+        let metrics = prometheus::scrape(&served.metrics_addr).await;
         processed_by.push(metrics.count(
             "hookgate_delivery_processing_duration_seconds_count",
             &[("outcome", "processed")],

@@ -12,6 +12,8 @@ on_both_engines!(
     with_an_admin_token_every_admin_call_needs_it,
     health_and_reflection_stay_open_without_the_token,
     healthz_answers_200_when_the_database_answers,
+    the_data_directory_and_database_files_it_makes_are_private,
+    the_ingress_does_not_serve_metrics_by_default,
 );
 
 async fn with_an_admin_token_every_admin_call_needs_it(engine: Engine) {
@@ -100,6 +102,74 @@ async fn health_and_reflection_stay_open_without_the_token(engine: Engine) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    app.stop().await;
+}
+
+async fn the_ingress_does_not_serve_metrics_by_default(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, _) = app
+        .create_receiver("listed", CodeHostKind::Github, "https://github.com")
+        .await;
+    // An unsigned attempt: counted under the receiver's id.
+    assert_eq!(app.post(&id, &[], b"{}".to_vec()).await.status(), 401);
+    let response = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("the ingress answers");
+    let status = response.status();
+    let body = response.text().await.expect("a body");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains(&id), "{body}");
+    app.stop().await;
+}
+
+/// The permission bits of `path`.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+async fn the_data_directory_and_database_files_it_makes_are_private(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    // A data directory that does not exist yet, with a parent that does not either; on SQLite
+    // the default database in it.
+    let data_dir = db.dir.path().join("var/hookgate");
+    let app = TestApp::start(db, |c| {
+        c.data_dir = data_dir.clone();
+        if engine == Engine::Sqlite {
+            c.database_url = None;
+        }
+    })
+    .await;
+    // Something written, so SQLite's write-ahead log and shared-memory files are in use.
+    app.create_receiver("private", CodeHostKind::Github, "https://github.com")
+        .await;
+    let mut files = vec!["secret.key"];
+    if engine == Engine::Sqlite {
+        files.extend(["hookgate.db", "hookgate.db-wal", "hookgate.db-shm"]);
+    }
+    let modes: Vec<(&str, String)> = std::iter::once(("the data directory", mode(&data_dir)))
+        .chain(files.iter().map(|name| (*name, mode(&data_dir.join(name)))))
+        .map(|(name, mode)| (name, format!("{mode:04o}")))
+        .collect();
+    let private: Vec<(&str, String)> = modes
+        .iter()
+        .map(|(name, _)| {
+            (
+                *name,
+                if name.contains("directory") {
+                    "0700"
+                } else {
+                    "0600"
+                }
+                .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(modes, private);
     app.stop().await;
 }
 

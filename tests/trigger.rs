@@ -214,6 +214,8 @@ on_both_engines!(
     a_body_that_is_not_a_push_payload_is_400_and_syncs_nothing,
     a_second_call_while_a_request_is_pending_joins_it,
     a_repeated_idempotency_key_is_200_with_the_original_delivery_id,
+    a_secret_header_sent_twice_is_401_whichever_comes_first,
+    a_repeated_idempotency_key_does_not_count_against_the_rate_limit,
 );
 
 async fn get_post_and_put_with_the_secret_in_the_path_or_the_header_are_accepted(engine: Engine) {
@@ -830,5 +832,91 @@ async fn a_repeated_idempotency_key_is_200_with_the_original_delivery_id(engine:
     )
     .await;
     assert_ne!(accepted(other, 1).await, original);
+    app.stop().await;
+}
+
+async fn a_secret_header_sent_twice_is_401_whichever_comes_first(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = trigger_receiver(&app).await;
+    register(&app, "octo/one").await;
+    let wrong = "wrong-secret-0123456789abcdefghijklmnopq";
+    for pair in [[secret.as_str(), wrong], [wrong, secret.as_str()]] {
+        let r = call(
+            &app,
+            Method::POST,
+            &id,
+            &[("x-hook-secret", pair[0]), ("x-hook-secret", pair[1])],
+            Vec::new(),
+        )
+        .await;
+        refused(r, 401, "malformed X-Hook-Secret: expected one token").await;
+    }
+    // The same secret twice is no better: a credential header is one value.
+    let r = call(
+        &app,
+        Method::POST,
+        &id,
+        &[("x-hook-secret", &secret), ("x-hook-secret", &secret)],
+        Vec::new(),
+    )
+    .await;
+    refused(r, 401, "malformed X-Hook-Secret: expected one token").await;
+
+    assert_eq!(sync_requests(&app).await, [], "nothing was synced");
+    let rejected = deliveries_in(&app, &id, DeliveryState::Rejected).await;
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert!(
+        deliveries_in(&app, &id, DeliveryState::Processed)
+            .await
+            .is_empty()
+    );
+    // One header still works.
+    let r = call(
+        &app,
+        Method::POST,
+        &id,
+        &[("x-hook-secret", &secret)],
+        Vec::new(),
+    )
+    .await;
+    accepted(r, 1).await;
+    app.stop().await;
+}
+
+async fn a_repeated_idempotency_key_does_not_count_against_the_rate_limit(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(CreateReceiverRequest {
+            name: "limited".into(),
+            code_host_kind: CodeHostKind::Generic as i32,
+            code_host_urn: URN.into(),
+            options: Some(ReceiverOptions {
+                rate_limit_per_minute: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let (id, secret) = (created.receiver.unwrap().id, created.secret);
+    register(&app, "octo/alpha").await;
+    let url = format!("{id}/{secret}");
+    let key = [("idempotency-key", "nightly-2026-01-01")];
+    let original = accepted(call(&app, Method::POST, &url, &key, Vec::new()).await, 1).await;
+    // A caller that retries what was stored, more often than the limit allows, is told so...
+    for _ in 0..4 {
+        let again = call(&app, Method::POST, &url, &key, Vec::new()).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(json_body(again).await["delivery_id"], original);
+    }
+    // ...and the limit's second place is still there for a new call; the third is refused.
+    let other = [("idempotency-key", "nightly-2026-01-02")];
+    accepted(call(&app, Method::POST, &url, &other, Vec::new()).await, 1).await;
+    let third = [("idempotency-key", "nightly-2026-01-03")];
+    let r = call(&app, Method::POST, &url, &third, Vec::new()).await;
+    assert_eq!(r.status(), 429);
     app.stop().await;
 }

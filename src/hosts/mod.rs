@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use effects::{Effect, EffectError};
 pub use payload::{Outline, Payload};
-pub use signature::{sign_hmac_sha256_hex, token_matches};
+pub use signature::{check_token, sign_hmac_sha256_hex, token_matches};
 
 /// Which code host signed a delivery (the generic trigger is not here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

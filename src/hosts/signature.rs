@@ -120,8 +120,10 @@ pub(super) fn check_hmac(
 
 /// Passes when `header` holds exactly one of `secrets`. Both sides are hashed before the
 /// constant-time comparison, so neither the content nor the length of a secret leaks through
-/// timing. Empty secrets are skipped; an empty header counts as missing.
-pub(super) fn check_token(
+/// timing. Empty secrets are skipped; an empty header counts as missing, and a header sent more
+/// than once is `Malformed` (never "the first one wins"). GitLab's token and the generic
+/// trigger's `X-Hook-Secret` are both read here.
+pub fn check_token(
     headers: &HeaderMap,
     header: &'static str,
     secrets: &[&str],

@@ -11,18 +11,23 @@ pub struct Served {
     pub child: Child,
     pub grpc_addr: String,
     pub http_addr: String,
+    /// Where `/metrics` is served (not on the ingress).
+    pub metrics_addr: String,
     /// Everything the process logged so far, collected by a reader thread.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-/// The `hookgate` binary set up for `db` (its data directory and database URL, no admin token,
-/// public URL or secret key file from the environment); add the command and its flags.
+/// The `hookgate` binary set up for `db` (its data directory and database URL, metrics on a free
+/// loopback port, no admin token, public URL or secret key file from the environment); add the
+/// command and its flags.
 pub fn hookgate(db: &TestDatabase) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     command
         .arg("--data-dir")
         .arg(db.dir.path())
         .env("HOOKGATE_DATABASE_URL", &db.url)
+        // Many tests serve at once: none may take the default metrics port.
+        .env("HOOKGATE_METRICS_ADDR", "127.0.0.1:0")
         .env_remove("HOOKGATE_ADMIN_TOKEN")
         .env_remove("HOOKGATE_PUBLIC_URL")
         .env_remove("HOOKGATE_SECRET_KEY_FILE")
@@ -53,7 +58,7 @@ pub fn run_to_exit(mut command: Command) -> std::process::Output {
 }
 
 impl Served {
-    /// Starts `hookgate serve` on `db`, both ports 0 on loopback, and waits until it has logged
+    /// Starts `hookgate serve` on `db`, every port 0 on loopback, and waits until it has logged
     /// the addresses it listens on.
     pub fn start(db: &TestDatabase) -> Served {
         Self::start_with::<&str>(db, &[])
@@ -81,8 +86,8 @@ impl Served {
                 let _ = tx.send(line);
             }
         });
-        let (mut grpc_addr, mut http_addr) = (None, None);
-        while grpc_addr.is_none() || http_addr.is_none() {
+        let (mut grpc_addr, mut http_addr, mut metrics_addr) = (None, None, None);
+        while grpc_addr.is_none() || http_addr.is_none() || metrics_addr.is_none() {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("hookgate did not start: {}", log.lock().unwrap()));
@@ -92,11 +97,15 @@ impl Served {
             if let Some(addr) = field(&line, "http_addr=") {
                 http_addr = Some(addr);
             }
+            if let Some(addr) = field(&line, "metrics_addr=") {
+                metrics_addr = Some(addr);
+            }
         }
         Served {
             child,
             grpc_addr: grpc_addr.unwrap(),
             http_addr: http_addr.unwrap(),
+            metrics_addr: metrics_addr.unwrap(),
             log,
         }
     }

@@ -165,6 +165,8 @@ impl TestDatabase {
 pub struct TestApp {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// Where `/metrics` is served (not on the ingress).
+    pub metrics_addr: SocketAddr,
     pub public_url: String,
     pub db: TestDatabase,
     /// The admin token the service was started with, sent by [`TestApp::req`].
@@ -173,7 +175,7 @@ pub struct TestApp {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// The configuration a test starts hookgate with: both ports 0, loopback, the given database, and
+/// The configuration a test starts hookgate with: every port 0, loopback, the given database, and
 /// every other setting at the default an operator gets (parsed as the command line is, so a new
 /// setting needs no change here).
 pub fn test_config(db: &TestDatabase) -> Config {
@@ -182,6 +184,8 @@ pub fn test_config(db: &TestDatabase) -> Config {
         "--http-addr",
         "127.0.0.1:0",
         "--grpc-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
         "127.0.0.1:0",
     ])
     .expect("the test command line parses")
@@ -216,11 +220,13 @@ impl TestApp {
         let stop = CancellationToken::new();
         let http_addr = app.http_addr();
         let grpc_addr = app.grpc_addr();
+        let metrics_addr = app.metrics_addr();
         let public_url = app.public_url().to_owned();
         let task = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
             http_addr,
             grpc_addr,
+            metrics_addr,
             public_url,
             db,
             admin_token: config.admin_token().map(str::to_owned),

@@ -121,9 +121,9 @@ fn parse_labels(body: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// Fetches and parses `http://<http_addr>/metrics`.
-pub async fn scrape(http_addr: &str) -> Exposition {
-    let response = reqwest::get(format!("http://{http_addr}/metrics"))
+/// Fetches and parses `http://<metrics_addr>/metrics` (`--metrics-addr`).
+pub async fn scrape(metrics_addr: &str) -> Exposition {
+    let response = reqwest::get(format!("http://{metrics_addr}/metrics"))
         .await
         .expect("/metrics answers");
     assert_eq!(response.status(), 200);
