@@ -16,6 +16,7 @@ mod m20261201_000007_compress_delivery_bodies;
 mod m20261201_000008_notify_receiver_changes;
 mod m20261201_000009_partial_delivery_queue_index;
 mod m20261201_000010_queue_index_with_receive_time;
+mod m20261202_000016_repository_identity;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_notify_receiver_changes::Migration),
             Box::new(m20261201_000009_partial_delivery_queue_index::Migration),
             Box::new(m20261201_000010_queue_index_with_receive_time::Migration),
+            Box::new(m20261202_000016_repository_identity::Migration),
         ]
     }
 }
