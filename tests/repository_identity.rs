@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Engine, TestApp, fixture};
+use common::{Engine, TestApp, TestDatabase, fixture};
 use hookgate::admin::proto::{
     Changeset, CodeHostKind, DeliveryState, EventKind, GetRepositoryRequest, ListChangesetsRequest,
     ListRepositoriesRequest, ListSyncRequestsRequest, ReceiverOptions, RegisterRepositoryRequest,
@@ -621,6 +621,119 @@ async fn an_event_naming_its_repository_only_by_id_is_applied_to_the_one_with_th
     app.stop().await;
 }
 
+async fn repositories_of_an_older_hookgate_are_carried_over_and_two_rows_with_one_host_id_keep_their_history(
+    engine: Engine,
+) {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let db = TestDatabase::new(engine).await;
+    // The schema of the version before repository identity, with what it could leave: a renamed
+    // repository that became two rows with one host id, and a repository with no id.
+    let conn = hookgate::db::connect(&db.url)
+        .await
+        .expect("the database opens");
+    let identity = migration::Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261202_000016_repository_identity")
+        .expect("the repository identity migration is registered");
+    migration::Migrator::up(
+        &conn,
+        Some(u32::try_from(identity).expect("few migrations")),
+    )
+    .await
+    .expect("the older schema is made");
+    let (old, new, no_id) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    for (id, name, external_id, updated) in [
+        (old, "Codertocat/Hello-World", "186853002", 1),
+        (new, "Codertocat/Hello-Universe", "186853002", 2),
+        (no_id, "octo/no-id", "", 1),
+    ] {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO repositories (id, code_host_urn, name, external_id, url, clone_urls, \
+             registered, create_time, update_time) \
+             VALUES ('{id}', 'https://github.com/', '{name}', '{external_id}', '', '[]', FALSE, 1, {updated})"
+        ))
+        .await
+        .expect("an old row is stored");
+    }
+    conn.execute_unprepared(&format!(
+        "INSERT INTO changesets (id, repository_id, number, title, url, author, state, review_state, \
+         check_state, head_ref, base_ref, head_sha, labels, host_update_time, field_times, reviews, \
+         checks, create_time, update_time) \
+         VALUES ('{}', '{old}', 1, 'old history', '', '', 'OPEN', 'PENDING', 'UNKNOWN', '', '', '', \
+         '[]', NULL, '{{}}', '{{}}', '{{}}', 1, 1)",
+        uuid::Uuid::new_v4()
+    ))
+    .await
+    .expect("an old changeset is stored");
+    conn.close().await.ok();
+
+    let app = TestApp::start(db, |_| {}).await;
+    let listed = repositories(&app)
+        .await
+        .list_repositories(app.req(ListRepositoriesRequest::default()))
+        .await
+        .expect("repositories are listed")
+        .into_inner()
+        .repositories;
+    let row = |id: uuid::Uuid| {
+        listed
+            .iter()
+            .find(|r| r.id == id.to_string())
+            .unwrap_or_else(|| panic!("repository {id} is kept: {listed:#?}"))
+    };
+    assert_eq!(listed.len(), 3, "{listed:#?}");
+    assert_eq!(
+        (row(new).name.as_str(), row(new).external_id.as_str()),
+        ("Codertocat/Hello-Universe", "186853002"),
+        "the row updated last keeps the id"
+    );
+    assert_eq!(
+        (row(old).name.as_str(), row(old).external_id.as_str()),
+        ("Codertocat/Hello-World", ""),
+        "the other keeps its name, known by name only"
+    );
+    assert_eq!(row(no_id).name, "octo/no-id");
+
+    // The id is the newer row's now, and the older row's history is still there.
+    let receiver = app
+        .create_receiver("after", CodeHostKind::Github, "https://github.com")
+        .await;
+    let renamed = replaced(
+        load("github/pull_request.opened.json"),
+        "Codertocat/Hello-World",
+        "Codertocat/Hello-Universe",
+    );
+    let kind = CodeHostKind::Github;
+    deliver_expecting(
+        &app,
+        kind,
+        &receiver,
+        "pull_request",
+        &renamed,
+        DeliveryState::Processed,
+    )
+    .await;
+    let changesets = ChangesetServiceClient::new(app.channel().await)
+        .list_changesets(app.req(ListChangesetsRequest::default()))
+        .await
+        .expect("changesets are listed")
+        .into_inner()
+        .changesets;
+    let of = |id: uuid::Uuid| {
+        changesets
+            .iter()
+            .filter(|c| c.repository_id == id.to_string())
+            .count()
+    };
+    assert_eq!((of(old), of(new)), (1, 1), "{changesets:#?}");
+    app.stop().await;
+}
+
 on_both_engines!(
     a_github_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     a_gitlab_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
@@ -629,4 +742,5 @@ on_both_engines!(
     github_repository_renamed_and_transferred_events_rename_the_one_repository_and_are_in_the_feed,
     a_repository_registered_by_id_is_matched_under_a_new_name_with_ignore_unmatched,
     an_event_naming_its_repository_only_by_id_is_applied_to_the_one_with_that_id_or_ignored_saying_so,
+    repositories_of_an_older_hookgate_are_carried_over_and_two_rows_with_one_host_id_keep_their_history,
 );

@@ -52,7 +52,8 @@ impl RepositoryService for RepositoryAdmin {
     ) -> Result<Response<proto::Repository>, Status> {
         let req = request.into_inner();
         let by_name = !req.code_host_urn.trim().is_empty() || !req.name.trim().is_empty();
-        if by_name == !req.id.trim().is_empty() {
+        let by_id = !req.id.trim().is_empty();
+        if by_name == by_id {
             return Err(Status::invalid_argument(
                 "give exactly one of: id; code_host_urn and name",
             ));

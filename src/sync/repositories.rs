@@ -404,6 +404,11 @@ async fn find_seen_locked<C: ConnectionTrait>(
 /// Gives `holder`'s name up: its host has given the name to another repository (another id),
 /// so `holder` was renamed or deleted there without hookgate hearing of it. It keeps its history
 /// under `<name>@<its id>` until an event of its own names it again.
+///
+/// The holder's row is a second one the transaction holds, outside the batch's order (see
+/// [`find_locked`]); this is rare (a name handed on before the old holder's own rename arrived),
+/// and should two transactions wait for each other over it, PostgreSQL ends one and its
+/// deliveries are tried again.
 async fn release_name<C: ConnectionTrait>(
     conn: &C,
     holder: repository::Model,
