@@ -146,7 +146,9 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
         let mut effects = hosts::effects(Host::GitHub, "pull_request", &payload).unwrap();
         match effects.remove(0) {
             Effect::Changeset(mut e) => {
+                // One repository: the fixtures come from different ones (other host ids).
                 e.repository.name = repo.name.clone();
+                e.repository.external_id = "186853002".to_owned();
                 e.target = hosts::effects::Target::Number(7);
                 e
             }
