@@ -1,5 +1,5 @@
 //! The event feed: a row per thing automation wants to hear about (a changeset updated, a sync
-//! requested or completed, a delivery failed), written in the same transaction as the change it
+//! requested or completed, a delivery failed, a repository renamed), written in the same transaction as the change it
 //! tells of, and read by `EventService.Watch` in cursor order. Every replica writes to and reads
 //! from the same table, so a client on any replica sees every replica's events.
 //!
@@ -34,14 +34,17 @@ pub enum EventKind {
     SyncRequested,
     SyncCompleted,
     DeliveryFailed,
+    /// A repository has a new name on its host (renamed or moved), the same repository.
+    RepositoryRenamed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::ChangesetUpdated,
         EventKind::SyncRequested,
         EventKind::SyncCompleted,
         EventKind::DeliveryFailed,
+        EventKind::RepositoryRenamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl EventKind {
             EventKind::SyncRequested => "SYNC_REQUESTED",
             EventKind::SyncCompleted => "SYNC_COMPLETED",
             EventKind::DeliveryFailed => "DELIVERY_FAILED",
+            EventKind::RepositoryRenamed => "REPOSITORY_RENAMED",
         }
     }
 
@@ -72,7 +76,7 @@ pub struct Event {
     pub kind: EventKind,
     /// The receiver it came through, if any.
     pub receiver_id: Option<Uuid>,
-    /// The changeset, sync request or delivery it is about.
+    /// The changeset, sync request, delivery or repository it is about.
     pub subject_id: Uuid,
 }
 

@@ -12,6 +12,16 @@ pub enum StoreError {
     NotFound { what: &'static str, id: Uuid },
     #[error("a receiver named {0:?} already exists: choose another name")]
     NameTaken(String),
+    /// A repository is registered under a name that a repository with another host id holds.
+    #[error(
+        "repository {name} of {urn} is known with external_id {held_by}, not {given}: register it without external_id, or with the id its host gives it"
+    )]
+    RepositoryIdMismatch {
+        urn: String,
+        name: String,
+        held_by: String,
+        given: String,
+    },
     /// The database could not be reached or did not answer in time: worth retrying.
     #[error("the database is unavailable: {0}")]
     Unavailable(DbErr),

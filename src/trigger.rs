@@ -84,12 +84,22 @@ pub async fn request_syncs<C: ConnectionTrait>(
                 url: String::new(),
                 clone_urls: Vec::new(),
             };
-            let row = crate::sync::repositories::seen(conn, urn, &seen, !strict, now).await?;
+            let row =
+                crate::sync::repositories::seen(conn, urn, &seen, !strict, Some(receiver.id), now)
+                    .await?;
             let row = row.filter(|r| !strict || r.registered);
             (row.into_iter().collect(), Vec::new(), Reason::Trigger)
         }
         Target::Push { repository, refs } => {
-            let row = crate::sync::repositories::seen(conn, urn, repository, !strict, now).await?;
+            let row = crate::sync::repositories::seen(
+                conn,
+                urn,
+                repository,
+                !strict,
+                Some(receiver.id),
+                now,
+            )
+            .await?;
             let row = row.filter(|r| !strict || r.registered);
             let refs = crate::sync::filter_refs(refs, &receiver.options.push_branch_filter)
                 .unwrap_or_default();

@@ -665,6 +665,7 @@ async fn repositories_are_registered_listed_and_deleted(engine: Engine) {
     let err = repos
         .get_repository(app.req(hookgate::admin::proto::GetRepositoryRequest {
             id: seen.id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap_err();

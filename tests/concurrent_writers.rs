@@ -35,7 +35,7 @@ async fn setup() -> Option<(TestDatabase, DatabaseConnection, repository::Model)
         url: String::new(),
         clone_urls: Vec::new(),
     };
-    let repo = repositories::seen(&db, URN, &seen, true, SECOND)
+    let repo = repositories::seen(&db, URN, &seen, true, None, SECOND)
         .await
         .unwrap()
         .expect("created");
@@ -146,7 +146,9 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
         let mut effects = hosts::effects(Host::GitHub, "pull_request", &payload).unwrap();
         match effects.remove(0) {
             Effect::Changeset(mut e) => {
+                // One repository: the fixtures come from different ones (other host ids).
                 e.repository.name = repo.name.clone();
+                e.repository.external_id = "186853002".to_owned();
                 e.target = hosts::effects::Target::Number(7);
                 e
             }
@@ -162,7 +164,7 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
     // changeset, at the host time given.
     let apply = |db: DatabaseConnection, effect: hosts::effects::ChangesetEffect, time: i64| async move {
         let txn = db.begin().await?;
-        let repo = repositories::seen(&txn, URN, &effect.repository, true, time)
+        let repo = repositories::seen(&txn, URN, &effect.repository, true, None, time)
             .await?
             .expect("known");
         changesets::apply(&txn, &repo, &effect, Uuid::now_v7(), Uuid::nil(), time).await?;

@@ -128,7 +128,7 @@ impl Handler for WritesThenFails {
             url: String::new(),
             clone_urls: vec![],
         };
-        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, 0)
+        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, None, 0)
             .await
             .map_err(|e| HandlerError::retry(e.to_string()))?;
         Err(HandlerError::retry("failed after writing"))
@@ -156,7 +156,7 @@ impl Handler for FailsSome {
             url: String::new(),
             clone_urls: vec![],
         };
-        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, 0)
+        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, None, 0)
             .await
             .map_err(|e| HandlerError::retry(e.to_string()))?;
         if self.fails.contains(&delivery.id) {

@@ -342,7 +342,9 @@ async fn the_branch_filter_ignores_pushes_to_other_branches_but_not_tags(engine:
         .deliver(CodeHostKind::Github, &r, "push", &release)
         .await;
     assert_eq!(d.state, DeliveryState::Processed as i32);
-    let tag = load("github/push.tag-deleted.json");
+    // The same repository: the two fixtures share its name, not its host id.
+    let mut tag = load("github/push.tag-deleted.json");
+    tag["repository"]["id"] = push["repository"]["id"].clone();
     let d = app.deliver(CodeHostKind::Github, &r, "push", &tag).await;
     assert_eq!(
         d.state,

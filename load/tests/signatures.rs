@@ -127,7 +127,7 @@ fn distinct_variants_name_changesets_one_to_k_to_hookgate() {
                 .iter()
                 .filter_map(|effect| match effect {
                     Effect::Changeset(changeset) => Some(&changeset.target),
-                    Effect::Push(_) => None,
+                    Effect::Push(_) | Effect::Repository(_) => None,
                 })
                 .collect();
             assert_eq!(

@@ -17,6 +17,7 @@ mod m20261201_000008_notify_receiver_changes;
 mod m20261201_000009_partial_delivery_queue_index;
 mod m20261201_000010_queue_index_with_receive_time;
 mod m20261202_000015_timeline_entry_keys;
+mod m20261202_000016_repository_identity;
 mod m20261202_000017_event_cursor_on_commit;
 
 /// Every migration hookgate has, oldest first.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_partial_delivery_queue_index::Migration),
             Box::new(m20261201_000010_queue_index_with_receive_time::Migration),
             Box::new(m20261202_000015_timeline_entry_keys::Migration),
+            Box::new(m20261202_000016_repository_identity::Migration),
             Box::new(m20261202_000017_event_cursor_on_commit::Migration),
         ]
     }

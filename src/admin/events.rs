@@ -10,7 +10,7 @@ use super::AdminState;
 use super::changesets::changeset_to_proto;
 use super::deliveries::delivery_to_proto;
 use super::proto::{self, event_service_server::EventService};
-use super::repositories::sync_request_to_proto;
+use super::repositories::{repository_to_proto, sync_request_to_proto};
 use super::status::parse_id;
 use crate::events::{Event, EventKind, EventStore};
 use crate::store::StoreError;
@@ -129,6 +129,7 @@ fn kind_to_proto(kind: EventKind) -> proto::EventKind {
         EventKind::SyncRequested => proto::EventKind::SyncRequested,
         EventKind::SyncCompleted => proto::EventKind::SyncCompleted,
         EventKind::DeliveryFailed => proto::EventKind::DeliveryFailed,
+        EventKind::RepositoryRenamed => proto::EventKind::RepositoryRenamed,
     }
 }
 
@@ -160,6 +161,13 @@ async fn to_proto(state: &AdminState, event: &Event) -> Result<proto::Event, Sto
             d.request_body.clear();
             Subject::Delivery(d)
         }))?,
+        EventKind::RepositoryRenamed => gone(
+            state
+                .repositories
+                .get(event.subject_id)
+                .await
+                .map(|r| Subject::Repository(repository_to_proto(r))),
+        )?,
     };
     Ok(proto::Event {
         cursor: event.cursor,

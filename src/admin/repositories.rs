@@ -50,10 +50,26 @@ impl RepositoryService for RepositoryAdmin {
         &self,
         request: Request<proto::GetRepositoryRequest>,
     ) -> Result<Response<proto::Repository>, Status> {
-        let id = parse_id("id", &request.get_ref().id)?;
-        Ok(Response::new(repository_to_proto(
-            self.state.repositories.get(id).await?,
-        )))
+        let req = request.into_inner();
+        let by_name = !req.code_host_urn.trim().is_empty() || !req.name.trim().is_empty();
+        let by_id = !req.id.trim().is_empty();
+        if by_name == by_id {
+            return Err(Status::invalid_argument(
+                "give exactly one of: id; code_host_urn and name",
+            ));
+        }
+        let store = &self.state.repositories;
+        let repo = if by_name {
+            let urn = CodeHostUrn::parse(&req.code_host_urn)?;
+            let name = parse_repository_name(&req.name)?;
+            store
+                .get_by_name(urn.as_str(), &name)
+                .await?
+                .ok_or_else(|| unknown_name(&name, &urn))?
+        } else {
+            store.get(parse_id("id", &req.id)?).await?
+        };
+        Ok(Response::new(repository_to_proto(repo)))
     }
 
     async fn list_repositories(
@@ -132,12 +148,10 @@ impl RepositoryService for RepositoryAdmin {
         } else if given[1] {
             let urn = CodeHostUrn::parse(&req.code_host_urn)?;
             let name = parse_repository_name(&req.name)?;
-            let row = store.row_by_name(urn.as_str(), &name).await?.ok_or_else(|| {
-                Status::not_found(format!(
-                    "repository {name} of {} is not known: register it with RegisterRepository first",
-                    urn.as_str()
-                ))
-            })?;
+            let row = store
+                .row_by_name(urn.as_str(), &name)
+                .await?
+                .ok_or_else(|| unknown_name(&name, &urn))?;
             (vec![row], None)
         } else {
             let id = parse_id("receiver_id", &req.receiver_id)?;
@@ -274,6 +288,14 @@ impl RepositoryService for RepositoryAdmin {
     }
 }
 
+/// The answer for a name no repository of `urn` has or had.
+fn unknown_name(name: &str, urn: &CodeHostUrn) -> Status {
+    Status::not_found(format!(
+        "repository {name} of {} is not known, by that name or as a former one: register it with RegisterRepository first",
+        urn.as_str()
+    ))
+}
+
 /// How long a claim holds when the worker names no lease, and the longest it may ask for.
 const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
@@ -322,5 +344,6 @@ pub fn repository_to_proto(r: Repository) -> proto::Repository {
         url: r.url,
         clone_urls: r.clone_urls,
         registered: r.registered,
+        former_names: r.former_names,
     }
 }

@@ -16,6 +16,7 @@ impl From<StoreError> for Status {
         match err {
             StoreError::NotFound { .. } => Status::not_found(err.to_string()),
             StoreError::NameTaken(_) => Status::already_exists(err.to_string()),
+            StoreError::RepositoryIdMismatch { .. } => Status::failed_precondition(err.to_string()),
             StoreError::Unavailable(ref e) => {
                 tracing::warn!(error = %e, "admin call failed: database unavailable");
                 Status::unavailable("the database is unavailable; retry shortly")

@@ -8,5 +8,6 @@ pub mod delivery;
 pub mod event;
 pub mod receiver;
 pub mod repository;
+pub mod repository_alias;
 pub mod secret_key;
 pub mod sync_request;

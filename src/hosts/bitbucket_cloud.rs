@@ -314,35 +314,39 @@ fn user_name(user: Option<&Value>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The event's `repository`: its `full_name`, `uuid`, web page and clone URLs. Webhook bodies
-/// carry no clone links, so unless one is listed the https and ssh URLs are made from the name.
+/// The event's `repository`: its `full_name`, `uuid` (one of the two may be absent), web page
+/// and clone URLs. Webhook bodies carry no clone links, so unless one is listed the https and ssh
+/// URLs are made from the name.
 fn repository(event: &str, payload: &Value) -> Result<RepositoryRef, EffectError> {
     let repo = payload
         .get("repository")
         .filter(|r| r.is_object())
         .ok_or_else(|| EffectError::new(event, "repository is missing"))?;
-    let full_name = str_at(repo, "/full_name")
-        .ok_or_else(|| EffectError::new(event, "repository.full_name is missing"))?;
+    let full_name = str_at(repo, "/full_name").unwrap_or_default();
     let listed: Vec<String> = repo
         .pointer("/links/clone")
         .and_then(Value::as_array)
         .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
         .unwrap_or_default();
-    let clone_urls = if listed.is_empty() {
+    let clone_urls = if !listed.is_empty() || full_name.is_empty() {
+        listed
+    } else {
         vec![
             format!("https://bitbucket.org/{full_name}.git"),
             format!("git@bitbucket.org:{full_name}.git"),
         ]
-    } else {
-        listed
     };
-    Ok(RepositoryRef {
+    let url = string_at(repo, "/links/html/href").unwrap_or_else(|| match full_name {
+        "" => String::new(),
+        name => format!("https://bitbucket.org/{name}"),
+    });
+    RepositoryRef {
         name: full_name.to_owned(),
         external_id: string_at(repo, "/uuid").unwrap_or_default(),
-        url: string_at(repo, "/links/html/href")
-            .unwrap_or_else(|| format!("https://bitbucket.org/{full_name}")),
+        url,
         clone_urls,
-    })
+    }
+    .identified(event, "repository.full_name")
 }
 
 /// A `repo:commit_status_*`: a check on the commit, for every changeset whose head it is.
@@ -870,6 +874,24 @@ mod effect_tests {
             .remove("repository");
         let e = effects("pullrequest:created", &payload).expect_err("no repository");
         assert_eq!(e.message, "repository is missing");
+
+        let mut payload = body("pullrequest_created.json");
+        let repository = payload["repository"].as_object_mut().expect("an object");
+        repository.remove("full_name");
+        let uuid = repository["uuid"].as_str().expect("a uuid").to_owned();
+        let named_by_id = changeset("pullrequest:created", &payload).repository;
+        assert_eq!(named_by_id.name, "", "known by its uuid alone");
+        assert_eq!(named_by_id.external_id, uuid);
+        assert!(named_by_id.clone_urls.is_empty(), "{named_by_id:?}");
+        payload["repository"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("uuid");
+        let e = effects("pullrequest:created", &payload).expect_err("no name and no uuid");
+        assert_eq!(
+            e.message,
+            "missing repository.full_name, and the repository's id too"
+        );
     }
 
     #[test]

@@ -304,18 +304,19 @@ fn summary(
     }
 }
 
-/// A repository as Bitbucket Server renders it: `PROJECTKEY/slug`, its id, its browse page and
-/// its clone links. `at` names where it was looked for, for the error.
+/// A repository as Bitbucket Server renders it: `PROJECTKEY/slug`, its id (one of the two may be
+/// absent), its browse page and its clone links. `at` names where it was looked for, for the
+/// error.
 fn repository(event: &str, repo: Option<&Value>, at: &str) -> Result<RepositoryRef, EffectError> {
     let repo = repo
         .filter(|r| r.is_object())
         .ok_or_else(|| EffectError::new(event, format!("{at} is missing")))?;
-    let key = str_at(repo, "/project/key")
-        .ok_or_else(|| EffectError::new(event, format!("{at}.project.key is missing")))?;
-    let slug = str_at(repo, "/slug")
-        .ok_or_else(|| EffectError::new(event, format!("{at}.slug is missing")))?;
-    Ok(RepositoryRef {
-        name: format!("{key}/{slug}"),
+    let name = match (str_at(repo, "/project/key"), str_at(repo, "/slug")) {
+        (Some(key), Some(slug)) => format!("{key}/{slug}"),
+        _ => String::new(),
+    };
+    RepositoryRef {
+        name,
         external_id: i64_at(repo, "/id")
             .map(|id| id.to_string())
             .unwrap_or_default(),
@@ -325,7 +326,8 @@ fn repository(event: &str, repo: Option<&Value>, at: &str) -> Result<RepositoryR
             .and_then(Value::as_array)
             .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
             .unwrap_or_default(),
-    })
+    }
+    .identified(event, &format!("{at}.project.key or {at}.slug"))
 }
 
 /// What a rendered pull request says about itself. Bitbucket Server has no labels.
@@ -1120,10 +1122,23 @@ mod effect_tests {
             .as_object_mut()
             .expect("an object")
             .remove("key");
-        let e = effects("pr:opened", &payload).expect_err("no project key");
+        let named_by_id = changeset("pr:opened", &payload);
+        assert_eq!(
+            (
+                named_by_id.repository.name.as_str(),
+                named_by_id.repository.external_id.as_str()
+            ),
+            ("", "4"),
+            "a repository without its name is known by its id"
+        );
+        payload["pullRequest"]["toRef"]["repository"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("id");
+        let e = effects("pr:opened", &payload).expect_err("no project key and no id");
         assert_eq!(
             e.message,
-            "pullRequest.toRef.repository.project.key is missing"
+            "missing pullRequest.toRef.repository.project.key or pullRequest.toRef.repository.slug, and the repository's id too"
         );
 
         let e = effects("pr:merged", &json!({"eventKey": "pr:merged"})).expect_err("no PR");

@@ -4,18 +4,37 @@
 
 use serde_json::Value;
 
-/// A repository as an event names it.
+/// A repository as an event names it: by the host's own id, by name, or both (never neither).
+/// The id is what identifies it; the name is what people read, and what matches when the event
+/// gives no id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryRef {
     /// `octo-org/hello-world`; GitLab `path_with_namespace`; Bitbucket Server `PROJECT/repo`
-    /// (project key and repository slug); Bitbucket Cloud `full_name`.
+    /// (project key and repository slug); Bitbucket Cloud `full_name`. Empty when the event
+    /// names it only by its id.
     pub name: String,
-    /// The host's own id for it, as text (`1296269`, `{uuid}`, ...); empty when not sent.
+    /// The host's own id for it, as text: GitHub `repository.id`, GitLab `project.id` (or
+    /// `project_id`), Bitbucket Server `repository.id`, Bitbucket Cloud `repository.uuid`; empty
+    /// when not sent.
     pub external_id: String,
     /// Its web page (`https://github.com/octo-org/hello-world`); empty when not sent.
     pub url: String,
     /// Clone URLs (https and ssh) as the payload lists them.
     pub clone_urls: Vec<String>,
+}
+
+impl RepositoryRef {
+    /// This reference, if it names its repository by name or id; else the error, which names
+    /// `name_at`, where the name was looked for.
+    pub fn identified(self, event: &str, name_at: &str) -> Result<Self, EffectError> {
+        if self.name.is_empty() && self.external_id.is_empty() {
+            return Err(EffectError::new(
+                event,
+                format!("missing {name_at}, and the repository's id too"),
+            ));
+        }
+        Ok(self)
+    }
 }
 
 /// One effect of an event.
@@ -28,6 +47,20 @@ pub enum Effect {
     Changeset(ChangesetEffect),
     /// Refs of a repository changed: it should be fetched again.
     Push(PushEffect),
+    /// The repository is now as this says: a rename or a transfer on the host (GitHub
+    /// `repository` `renamed` / `transferred`). It is matched by its id.
+    Repository(RepositoryRef),
+}
+
+impl Effect {
+    /// The repository the effect is about.
+    pub fn repository(&self) -> &RepositoryRef {
+        match self {
+            Effect::Changeset(e) => &e.repository,
+            Effect::Push(p) => &p.repository,
+            Effect::Repository(r) => r,
+        }
+    }
 }
 
 /// Which changeset(s) an effect is about.

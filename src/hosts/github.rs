@@ -26,9 +26,11 @@ const SIGNATURE_SHA1: &str = "X-Hub-Signature";
 const EVENT: &str = "X-GitHub-Event";
 const DELIVERY: &str = "X-GitHub-Delivery";
 
-/// Events a handler takes (DESIGN.md): batch-change sync and push sync. `issue_comment` is
-/// taken whole; whether the issue is a pull request is the handler's question.
+/// Events a handler takes (DESIGN.md): batch-change sync and push sync, and `repository` (a
+/// rename or transfer keeps the repository's identity). `issue_comment` is taken whole; whether
+/// the issue is a pull request is the handler's question.
 const HANDLED: &[&str] = &[
+    "repository",
     "pull_request",
     "pull_request_review",
     "pull_request_review_comment",
@@ -151,7 +153,8 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
 /// The effects of a `Handled` event (see `super::effects`): pull request events, reviews,
 /// review comments and issue comments on pull requests, check runs, check suites and commit
 /// statuses each give one changeset effect (check runs and suites one per pull request they
-/// name); a push gives one push effect.
+/// name); a push gives one push effect; a repository renamed or transferred gives one
+/// repository effect (its other actions none).
 pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
     let name = event.split('/').next().unwrap_or(event);
     let action = str_at(payload, "/action").unwrap_or_default();
@@ -171,6 +174,7 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         "check_suite" => on.check_suite(),
         "status" => on.status().map(|e| vec![e]),
         "push" => on.push().map(|e| vec![e]),
+        "repository" => on.renamed_or_transferred(),
         _ => Ok(Vec::new()),
     }
 }
@@ -201,18 +205,27 @@ impl<'p> EventPayload<'p> for Event<'p> {
 }
 
 impl<'p> Event<'p> {
-    /// The repository every GitHub event carries.
+    /// The repository every GitHub event carries, by `full_name` and `id` (one may be absent).
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        let name = self.need_str("/repository/full_name")?;
-        Ok(RepositoryRef {
-            name: name.to_owned(),
+        RepositoryRef {
+            name: string_at(self.payload, "/repository/full_name").unwrap_or_default(),
             external_id: id_text(self.payload.pointer("/repository/id")),
             url: string_at(self.payload, "/repository/html_url").unwrap_or_default(),
             clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
                 .iter()
                 .filter_map(|p| string_at(self.payload, p))
                 .collect(),
-        })
+        }
+        .identified(self.event, "repository.full_name")
+    }
+
+    /// A `repository` event: `renamed` and `transferred` say what the repository is now called
+    /// (the same id); the other actions say nothing hookgate keeps.
+    fn renamed_or_transferred(&self) -> Result<Vec<Effect>, EffectError> {
+        match self.action {
+            "renamed" | "transferred" => Ok(vec![Effect::Repository(self.repository()?)]),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// A changeset effect of this event with no review and no check; `external_id` is the
@@ -724,6 +737,8 @@ mod tests {
         ("push.branch-created.json", "push", "push", Handled),
         ("push.branch-updated.json", "push", "push", Handled),
         ("push.tag-deleted.json", "push", "push", Handled),
+        ("repository.renamed.json", "repository", "repository/renamed", Handled),
+        ("repository.transferred.json", "repository", "repository/transferred", Handled),
         ("status.json", "status", "status", Handled),
     ];
 
@@ -996,6 +1011,41 @@ mod tests {
                 "git@github.com:Codertocat/Hello-World.git".to_owned(),
             ],
         }
+    }
+
+    #[test]
+    fn a_renamed_or_transferred_repository_is_a_repository_effect_with_its_id() {
+        for file in ["repository.renamed.json", "repository.transferred.json"] {
+            assert_eq!(
+                effects_of("repository", file),
+                vec![Effect::Repository(RepositoryRef {
+                    name: "Octocoders/Hello-World".to_owned(),
+                    external_id: "186853261".to_owned(),
+                    url: "https://github.com/Octocoders/Hello-World".to_owned(),
+                    clone_urls: vec![
+                        "https://github.com/Octocoders/Hello-World.git".to_owned(),
+                        "git@github.com:Octocoders/Hello-World.git".to_owned(),
+                    ],
+                })],
+                "{file}"
+            );
+        }
+        let mut edited = json_fixture("repository.renamed.json");
+        edited["action"] = json!("edited");
+        assert_eq!(effects_of_json("repository", &edited), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_repository_named_only_by_its_id_is_a_reference_by_id() {
+        let mut payload = json_fixture("pull_request.opened.json");
+        payload["repository"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("full_name");
+        let effects = effects_of_json("pull_request", &payload).expect("it parses");
+        let repository = effects[0].repository();
+        assert_eq!(repository.name, "");
+        assert_eq!(repository.external_id, "186853002");
     }
 
     /// Pull request #2 of Codertocat/Hello-World as its fixtures state it.
@@ -1710,7 +1760,7 @@ mod tests {
             (
                 "pull_request",
                 without("pull_request.opened.json", &["repository"]),
-                "pull_request/opened payload: missing repository.full_name",
+                "pull_request/opened payload: missing repository.full_name, and the repository's id too",
             ),
             (
                 "check_run",

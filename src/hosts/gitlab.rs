@@ -146,9 +146,10 @@ impl<'p> EventPayload<'p> for Event<'p> {
 }
 
 impl<'p> Event<'p> {
-    /// The project every GitLab event carries.
+    /// The project every GitLab event carries, by `path_with_namespace` and `id` (or the
+    /// event's `project_id`); one may be absent.
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        let name = self.need_str("/project/path_with_namespace")?;
+        let name = string_at(self.payload, "/project/path_with_namespace").unwrap_or_default();
         let id = self
             .payload
             .pointer("/project/id")
@@ -157,15 +158,16 @@ impl<'p> Event<'p> {
             string_at(self.payload, &format!("/project/{key}"))
                 .or_else(|| string_at(self.payload, &format!("/repository/{key}")))
         };
-        Ok(RepositoryRef {
-            name: name.to_owned(),
+        RepositoryRef {
+            name,
             external_id: id_text(id),
             url: string_at(self.payload, "/project/web_url").unwrap_or_default(),
             clone_urls: ["git_http_url", "git_ssh_url"]
                 .iter()
                 .filter_map(|key| clone_url(key))
                 .collect(),
-        })
+        }
+        .identified(self.event, "project.path_with_namespace")
     }
 
     /// A changeset effect of this event with no review and no check; `external_id` is the
@@ -594,6 +596,19 @@ mod tests {
     fn effects_of(event_header: &str, file: &str) -> Vec<Effect> {
         effects_of_json(event_header, &json_fixture(file))
             .unwrap_or_else(|e| panic!("gitlab/{file}: {e}"))
+    }
+
+    #[test]
+    fn a_project_named_only_by_its_id_is_a_reference_by_id() {
+        let mut payload = json_fixture("push.json");
+        payload
+            .as_object_mut()
+            .expect("an object")
+            .remove("project");
+        let effects = effects_of_json("Push Hook", &payload).expect("it parses");
+        let repository = effects[0].repository();
+        assert_eq!(repository.name, "");
+        assert_eq!(repository.external_id, "15", "from project_id");
     }
 
     /// The one changeset effect of a list.
@@ -1105,8 +1120,8 @@ mod tests {
             ),
             (
                 "Merge Request Hook",
-                without("merge_request.open.json", "project", "path_with_namespace"),
-                "Merge Request Hook/open payload: missing project.path_with_namespace",
+                without("merge_request.open.json", "", "project"),
+                "Merge Request Hook/open payload: missing project.path_with_namespace, and the repository's id too",
             ),
             (
                 "Note Hook",

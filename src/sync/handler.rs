@@ -7,7 +7,8 @@ use sea_orm::DatabaseTransaction;
 use super::requests::{self, Reason};
 use super::{changesets, repositories};
 use crate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
-use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate};
+use crate::entity::repository;
+use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate, RepositoryRef};
 use crate::hosts::{self, Classified};
 use crate::receivers::{CodeHostUrn, Receiver};
 use crate::time::now_micros;
@@ -52,6 +53,11 @@ impl Handler for SyncHandler {
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
                 },
+                Effect::Repository(r) => match apply_repository(txn, receiver, r).await {
+                    Ok(Ok(())) => applied += 1,
+                    Ok(Err(reason)) => skipped.push(reason),
+                    Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
+                },
             }
         }
         if applied > 0 {
@@ -62,18 +68,18 @@ impl Handler for SyncHandler {
         }
     }
 
-    /// The repository of the event's first effect, by name then code host: the row `handle`
-    /// holds (`repositories::seen`).
+    /// The repository of the event's first effect, by the host's id (else its name), then code
+    /// host: the row `handle` holds (`repositories::seen`, which finds it by that id first).
     fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
         let host = receiver.code_host_kind.host()?;
         let effects = hosts::effects(host, &event.event, &event.payload).ok()?;
-        let repository = match effects.first()? {
-            Effect::Changeset(e) => &e.repository,
-            Effect::Push(p) => &p.repository,
+        let repository = effects.first()?.repository();
+        let identity = match repository.external_id.as_str() {
+            "" => format!("name\u{0}{}", repository.name),
+            id => format!("id\u{0}{id}"),
         };
         Some(format!(
-            "{}\u{0}{}",
-            repository.name,
+            "{identity}\u{0}{}",
             receiver.code_host_urn.as_str()
         ))
     }
@@ -86,24 +92,10 @@ async fn apply_changeset(
     effect: &ChangesetEffect,
     delivery: &ClaimedDelivery,
 ) -> Result<Result<(), String>, sea_orm::DbErr> {
-    let urn = &receiver.code_host_urn;
-    let repo = &effect.repository;
-    if !repo.url.is_empty() && !on_code_host(&repo.url, urn) {
-        return Ok(Err(format!(
-            "repository {} ({}) is not on this receiver's code host {}",
-            repo.name,
-            repo.url,
-            urn.as_str()
-        )));
-    }
-    let strict = receiver.options.ignore_unmatched;
-    let Some(model) = repositories::seen(txn, urn.as_str(), repo, !strict, now_micros()).await?
-    else {
-        return Ok(Err(unmatched(&repo.name)));
+    let model = match matched(txn, receiver, &effect.repository, now_micros()).await? {
+        Ok(model) => model,
+        Err(reason) => return Ok(Err(reason)),
     };
-    if strict && !model.registered {
-        return Ok(Err(unmatched(&repo.name)));
-    }
     let time = effect.occur_time.unwrap_or(delivery.receive_time);
     let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, time).await?;
     // A commit's result that matched no changeset yet is kept for the repository (see
@@ -113,7 +105,7 @@ async fn apply_changeset(
     if applied.is_empty() && !kept_for_later {
         return Ok(Err(format!(
             "no changeset of {} matches {}",
-            repo.name,
+            model.name,
             match &effect.target {
                 hosts::effects::Target::Number(n) => format!("#{n}"),
                 hosts::effects::Target::HeadSha(sha) =>
@@ -132,26 +124,18 @@ async fn request_push_sync(
 ) -> Result<Result<(), String>, sea_orm::DbErr> {
     let urn = &receiver.code_host_urn;
     let repo = &push.repository;
-    if !repo.url.is_empty() && !on_code_host(&repo.url, urn) {
-        return Ok(Err(format!(
-            "repository {} ({}) is not on this receiver's code host {}",
-            repo.name,
-            repo.url,
-            urn.as_str()
-        )));
+    if let Some(reason) = elsewhere(repo, urn) {
+        return Ok(Err(reason));
     }
     let refs = match filter_refs(&push.refs, &receiver.options.push_branch_filter) {
         Ok(refs) => refs,
         Err(reason) => return Ok(Err(reason)),
     };
-    let strict = receiver.options.ignore_unmatched;
     let now = now_micros();
-    let Some(model) = repositories::seen(txn, urn.as_str(), repo, !strict, now).await? else {
-        return Ok(Err(unmatched(&repo.name)));
+    let model = match matched(txn, receiver, repo, now).await? {
+        Ok(model) => model,
+        Err(reason) => return Ok(Err(reason)),
     };
-    if strict && !model.registered {
-        return Ok(Err(unmatched(&repo.name)));
-    }
     requests::request(
         txn,
         &model,
@@ -201,6 +185,75 @@ pub fn filter_refs(refs: &[RefUpdate], patterns: &[String]) -> Result<Vec<RefUpd
         ));
     }
     Ok(kept)
+}
+
+/// A rename or transfer on the host: the repository with that id takes its new name
+/// (`repositories::seen` does it). An unknown repository is not created by it.
+async fn apply_repository(
+    txn: &DatabaseTransaction,
+    receiver: &Receiver,
+    repo: &RepositoryRef,
+) -> Result<Result<(), String>, sea_orm::DbErr> {
+    let urn = &receiver.code_host_urn;
+    if let Some(reason) = elsewhere(repo, urn) {
+        return Ok(Err(reason));
+    }
+    let seen = repositories::seen(
+        txn,
+        urn.as_str(),
+        repo,
+        false,
+        Some(receiver.id),
+        now_micros(),
+    )
+    .await?;
+    Ok(match seen {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "repository {} (id {}) is not known on {}: there is nothing to rename",
+            repo.name,
+            repo.external_id,
+            urn.as_str()
+        )),
+    })
+}
+
+/// The stored repository an effect is about, created if new unless the receiver acts only on
+/// registered ones; `Ok(Err(reason))` when the receiver's rules skip it.
+async fn matched(
+    txn: &DatabaseTransaction,
+    receiver: &Receiver,
+    repo: &RepositoryRef,
+    now: i64,
+) -> Result<Result<repository::Model, String>, sea_orm::DbErr> {
+    let urn = &receiver.code_host_urn;
+    if let Some(reason) = elsewhere(repo, urn) {
+        return Ok(Err(reason));
+    }
+    let strict = receiver.options.ignore_unmatched;
+    let seen = repositories::seen(txn, urn.as_str(), repo, !strict, Some(receiver.id), now).await?;
+    Ok(match seen {
+        Some(model) if !strict || model.registered => Ok(model),
+        Some(model) => Err(unmatched(&model.name)),
+        None if repo.name.is_empty() => Err(format!(
+            "the event names its repository only by its id {}, and no repository of {} has that id: register it with RegisterRepository and its external_id",
+            repo.external_id,
+            urn.as_str()
+        )),
+        None => Err(unmatched(&repo.name)),
+    })
+}
+
+/// Why a repository is skipped when its web page is on another host than the receiver's.
+fn elsewhere(repo: &RepositoryRef, urn: &CodeHostUrn) -> Option<String> {
+    (!repo.url.is_empty() && !on_code_host(&repo.url, urn)).then(|| {
+        format!(
+            "repository {} ({}) is not on this receiver's code host {}",
+            repo.name,
+            repo.url,
+            urn.as_str()
+        )
+    })
 }
 
 fn unmatched(name: &str) -> String {

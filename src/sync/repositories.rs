@@ -1,14 +1,23 @@
 //! Repositories in the database: registered by admins, or created by the first event that names
 //! them.
+//!
+//! A repository is the host's repository, not its name: it is found by the host's own id
+//! (`external_id`) first, and by name only when the event gives no id or the stored row has none
+//! yet (the id is then recorded). The same id under a new name is a rename or a transfer: the one
+//! row takes the new name, keeps its changesets and sync history, and keeps the old name as an
+//! alias (`repository_aliases`) that lookups by name still follow.
+
+use std::collections::HashMap;
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
-use crate::entity::repository;
+use crate::entity::{repository, repository_alias};
+use crate::events::{self, EventKind};
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
@@ -21,12 +30,15 @@ pub struct Repository {
     pub id: Uuid,
     pub code_host_urn: String,
     pub name: String,
+    /// The host's own id for it: what identifies it. Empty until an event or an admin gives it.
     pub external_id: String,
     pub url: String,
     pub clone_urls: Vec<String>,
     /// Registered by an admin, not only seen in an event.
     pub registered: bool,
     pub create_time: i64,
+    /// Names it had on its host before a rename or transfer, newest first.
+    pub former_names: Vec<String>,
 }
 
 /// A repository name as an admin gives it: trimmed, 1 to 1000 characters.
@@ -67,39 +79,50 @@ impl RepositoryStore {
     }
 
     /// Registers a repository; one already known (registered or seen) is marked registered and
-    /// keeps its id. Registering twice is not an error.
+    /// keeps its id. Registering twice is not an error. With `external_id`, the repository with
+    /// that host id is the one registered (renamed to `name` if it was seen under another); a
+    /// name held by a repository with another host id is refused.
     pub async fn register(
         &self,
         urn: &CodeHostUrn,
         name: &str,
         external_id: &str,
     ) -> Result<Repository, StoreError> {
+        let (urn, external_id) = (urn.as_str(), external_id.trim());
         let now = now_micros();
-        insert_if_absent(&self.db, urn.as_str(), name, now).await?;
-        let mut update = repository::Entity::update_many()
-            .col_expr(
-                repository::Column::Registered,
-                sea_orm::sea_query::Expr::value(true),
-            )
-            .col_expr(
-                repository::Column::UpdateTime,
-                sea_orm::sea_query::Expr::value(now),
-            );
-        if !external_id.trim().is_empty() {
-            update = update.col_expr(
-                repository::Column::ExternalId,
-                sea_orm::sea_query::Expr::value(external_id.trim().to_owned()),
-            );
+        let txn = crate::db::begin_write(&self.db).await?;
+        let model = if external_id.is_empty() {
+            insert_if_absent(&*txn, urn, name, "", now).await?;
+            find_locked(&*txn, urn, name).await?
+        } else if let Some(known) = find_id_locked(&*txn, urn, external_id).await? {
+            Some(rename(&*txn, known, name, None, now).await?)
+        } else {
+            match find_locked(&*txn, urn, name).await? {
+                Some(holder) if !holder.external_id.is_empty() => {
+                    return Err(StoreError::RepositoryIdMismatch {
+                        urn: urn.to_owned(),
+                        name: name.to_owned(),
+                        held_by: holder.external_id,
+                        given: external_id.to_owned(),
+                    });
+                }
+                Some(holder) => Some(holder),
+                None => {
+                    insert_if_absent(&*txn, urn, name, external_id, now).await?;
+                    find_id_locked(&*txn, urn, external_id).await?
+                }
+            }
+        };
+        let model = model.ok_or_else(|| DbErr::RecordNotFound(name.to_owned()))?;
+        let mut row: repository::ActiveModel = model.into();
+        row.registered = Set(true);
+        row.update_time = Set(now);
+        if !external_id.is_empty() {
+            row.external_id = Set(external_id.to_owned());
         }
-        update
-            .filter(repository::Column::CodeHostUrn.eq(urn.as_str()))
-            .filter(repository::Column::Name.eq(name))
-            .exec(&self.db)
-            .await?;
-        let model = find(&self.db, urn.as_str(), name)
-            .await?
-            .ok_or_else(|| StoreError::Database(DbErr::RecordNotFound(name.to_owned())))?;
-        to_repository(model)
+        let model = row.update(&*txn).await?;
+        txn.commit().await?;
+        self.with_former_names(to_repository(model)?).await
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Repository, StoreError> {
@@ -107,7 +130,26 @@ impl RepositoryStore {
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("repository", id))?;
-        to_repository(model)
+        self.with_former_names(to_repository(model)?).await
+    }
+
+    /// The repository `name` of `urn`: the one with that name now, else the one that had it
+    /// before a rename. `None` when neither is known.
+    pub async fn get_by_name(
+        &self,
+        urn: &str,
+        name: &str,
+    ) -> Result<Option<Repository>, StoreError> {
+        match self.row_by_name(urn, name).await? {
+            None => Ok(None),
+            Some(model) => Ok(Some(self.with_former_names(to_repository(model)?).await?)),
+        }
+    }
+
+    /// `repository` with its former names.
+    async fn with_former_names(&self, repository: Repository) -> Result<Repository, StoreError> {
+        let mut one = former_names(&self.db, vec![repository]).await?;
+        Ok(one.remove(0))
     }
 
     /// Repositories in creation order, after the `(create_time, id)` cursor.
@@ -133,11 +175,12 @@ impl RepositoryStore {
             &self.db,
         )
         .await?;
+        let repositories = rows
+            .into_iter()
+            .map(to_repository)
+            .collect::<Result<_, _>>()?;
         Ok(RepositoryPage {
-            repositories: rows
-                .into_iter()
-                .map(to_repository)
-                .collect::<Result<_, _>>()?,
+            repositories: former_names(&self.db, repositories).await?,
             total_size,
             has_more,
         })
@@ -151,13 +194,19 @@ impl RepositoryStore {
             .ok_or(StoreError::not_found("repository", id))
     }
 
-    /// The stored row of repository `name` of `urn`, if known.
+    /// The stored row of repository `name` of `urn` (its name now, or one it had), if known.
     pub async fn row_by_name(
         &self,
         urn: &str,
         name: &str,
     ) -> Result<Option<repository::Model>, StoreError> {
-        Ok(find(&self.db, urn, name).await?)
+        if let Some(model) = find(&self.db, urn, name).await? {
+            return Ok(Some(model));
+        }
+        Ok(match alias_of(&self.db, urn, name).await? {
+            Some(id) => repository::Entity::find_by_id(id).one(&self.db).await?,
+            None => None,
+        })
     }
 
     /// The stored rows of every repository of `urn`.
@@ -165,7 +214,7 @@ impl RepositoryStore {
         Ok(all_of(&self.db, urn).await?)
     }
 
-    /// Deletes a repository and its changesets.
+    /// Deletes a repository, its changesets and its former names.
     pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
         let result = repository::Entity::delete_by_id(id.to_string())
             .exec(&self.db)
@@ -175,6 +224,34 @@ impl RepositoryStore {
         }
         Ok(())
     }
+}
+
+/// `repositories` with their former names, newest first, read in one query.
+async fn former_names<C: ConnectionTrait>(
+    conn: &C,
+    mut repositories: Vec<Repository>,
+) -> Result<Vec<Repository>, DbErr> {
+    if repositories.is_empty() {
+        return Ok(repositories);
+    }
+    let ids: Vec<String> = repositories.iter().map(|r| r.id.to_string()).collect();
+    let aliases = repository_alias::Entity::find()
+        .filter(repository_alias::Column::RepositoryId.is_in(ids))
+        .order_by_desc(repository_alias::Column::CreateTime)
+        .order_by_asc(repository_alias::Column::Name)
+        .all(conn)
+        .await?;
+    let mut by_repository: HashMap<String, Vec<String>> = HashMap::new();
+    for alias in aliases {
+        by_repository
+            .entry(alias.repository_id)
+            .or_default()
+            .push(alias.name);
+    }
+    for r in &mut repositories {
+        r.former_names = by_repository.remove(&r.id.to_string()).unwrap_or_default();
+    }
+    Ok(repositories)
 }
 
 /// Every repository of `urn`, by name.
@@ -210,15 +287,44 @@ fn by_name(urn: &str, name: &str) -> sea_orm::Select<repository::Entity> {
 /// Every change to a repository's changesets and sync requests is made under this hold, which
 /// makes them one after another when several replicas share PostgreSQL (`SELECT ... FOR
 /// UPDATE`): each reads what the one before it wrote, so no update is lost and the out-of-order
-/// rules see every event. Transactions that hold several take them in order of name (the
-/// delivery worker sorts its batches so), so they do not deadlock. SQLite has no row locks and
-/// needs none: its writers take turns already (`db::begin_write`).
+/// rules see every event. Transactions that hold several take them in the order of the host's
+/// id their events give, else of the name (the delivery worker sorts its batches so:
+/// `SyncHandler::lock_order`), so they do not deadlock. SQLite has no row locks and needs none:
+/// its writers take turns already (`db::begin_write`).
 async fn find_locked<C: ConnectionTrait>(
     conn: &C,
     urn: &str,
     name: &str,
 ) -> Result<Option<repository::Model>, DbErr> {
     by_name(urn, name).lock_exclusive().one(conn).await
+}
+
+/// The repository of `urn` with the host's id `external_id`, held as [`find_locked`] holds it.
+async fn find_id_locked<C: ConnectionTrait>(
+    conn: &C,
+    urn: &str,
+    external_id: &str,
+) -> Result<Option<repository::Model>, DbErr> {
+    repository::Entity::find()
+        .filter(repository::Column::CodeHostUrn.eq(urn))
+        .filter(repository::Column::ExternalId.eq(external_id))
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
+/// The id of the repository of `urn` that had the name `name` before a rename, if one did.
+async fn alias_of<C: ConnectionTrait>(
+    conn: &C,
+    urn: &str,
+    name: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(
+        repository_alias::Entity::find_by_id((urn.to_owned(), name.to_owned()))
+            .one(conn)
+            .await?
+            .map(|a| a.repository_id),
+    )
 }
 
 /// Holds the repository `id`'s row until the transaction ends (see [`find_locked`]).
@@ -230,19 +336,21 @@ pub async fn lock<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Creates an unregistered repository `name` of `urn` unless it exists (safe against a
-/// concurrent creator: the unique index decides, nobody fails).
+/// Creates an unregistered repository `name` of `urn` with the host's id `external_id` (may be
+/// empty) unless one with that name or that id exists (safe against a concurrent creator: the
+/// unique indexes decide, nobody fails).
 async fn insert_if_absent<C: ConnectionTrait>(
     conn: &C,
     urn: &str,
     name: &str,
+    external_id: &str,
     now: i64,
 ) -> Result<(), DbErr> {
     let row = repository::ActiveModel {
         id: Set(Uuid::new_v4().to_string()),
         code_host_urn: Set(urn.to_owned()),
         name: Set(name.to_owned()),
-        external_id: Set(String::new()),
+        external_id: Set(external_id.to_owned()),
         url: Set(String::new()),
         clone_urls: Set("[]".to_owned()),
         registered: Set(false),
@@ -250,37 +358,164 @@ async fn insert_if_absent<C: ConnectionTrait>(
         create_time: Set(now),
         update_time: Set(now),
     };
+    // No conflict target: either unique index, (urn, name) or (urn, external_id), decides.
     repository::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([repository::Column::CodeHostUrn, repository::Column::Name])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(conn)
         .await?;
     Ok(())
 }
 
+/// The stored repository an event's repository is, held (see [`find_locked`]): the one with its
+/// id; else, while no row has that id, the one with its name if that one has no id yet. When the
+/// event gives no id: the one with its name now, else the one that had it before a rename.
+async fn find_seen_locked<C: ConnectionTrait>(
+    conn: &C,
+    urn: &str,
+    seen: &RepositoryRef,
+) -> Result<Option<repository::Model>, DbErr> {
+    if !seen.external_id.is_empty() {
+        if let Some(model) = find_id_locked(conn, urn, &seen.external_id).await? {
+            return Ok(Some(model));
+        }
+        if seen.name.is_empty() {
+            return Ok(None);
+        }
+        let holder = find_locked(conn, urn, &seen.name).await?;
+        return Ok(holder.filter(|h| h.external_id.is_empty()));
+    }
+    if seen.name.is_empty() {
+        return Ok(None);
+    }
+    if let Some(model) = find_locked(conn, urn, &seen.name).await? {
+        return Ok(Some(model));
+    }
+    match alias_of(conn, urn, &seen.name).await? {
+        Some(id) => {
+            repository::Entity::find_by_id(id)
+                .lock_exclusive()
+                .one(conn)
+                .await
+        }
+        None => Ok(None),
+    }
+}
+
+/// Gives `holder`'s name up: its host has given the name to another repository (another id),
+/// so `holder` was renamed or deleted there without hookgate hearing of it. It keeps its history
+/// under `<name>@<its id>` until an event of its own names it again.
+///
+/// The holder's row is a second one the transaction holds, outside the batch's order (see
+/// [`find_locked`]); this is rare (a name handed on before the old holder's own rename arrived),
+/// and should two transactions wait for each other over it, PostgreSQL ends one and its
+/// deliveries are tried again.
+async fn release_name<C: ConnectionTrait>(
+    conn: &C,
+    holder: repository::Model,
+    now: i64,
+) -> Result<(), DbErr> {
+    let id = match holder.external_id.as_str() {
+        "" => holder.id.clone(),
+        external => external.to_owned(),
+    };
+    let name = format!("{}@{id}", holder.name);
+    tracing::info!(repository = %holder.id, from = %holder.name, to = %name,
+        "repository gives up its name: its host gave it to another repository");
+    let mut row: repository::ActiveModel = holder.into();
+    row.name = Set(name);
+    row.update_time = Set(now);
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// Renames `model` to `name` (a rename or transfer on its host): the old name becomes its
+/// former name (an alias), a repository that still held the new name gives it up
+/// ([`release_name`]), and the feed tells of it (`receiver`: where the news came from). The same
+/// name: nothing changes.
+async fn rename<C: ConnectionTrait>(
+    conn: &C,
+    model: repository::Model,
+    name: &str,
+    receiver: Option<Uuid>,
+    now: i64,
+) -> Result<repository::Model, DbErr> {
+    if model.name == name {
+        return Ok(model);
+    }
+    let urn = model.code_host_urn.clone();
+    if let Some(holder) = find_locked(conn, &urn, name).await?
+        && holder.id != model.id
+    {
+        release_name(conn, holder, now).await?;
+    }
+    repository_alias::Entity::insert(repository_alias::ActiveModel {
+        code_host_urn: Set(urn.clone()),
+        name: Set(model.name.clone()),
+        repository_id: Set(model.id.clone()),
+        create_time: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            repository_alias::Column::CodeHostUrn,
+            repository_alias::Column::Name,
+        ])
+        .update_columns([
+            repository_alias::Column::RepositoryId,
+            repository_alias::Column::CreateTime,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    // The new name is a name now, nobody's former one.
+    repository_alias::Entity::delete_many()
+        .filter(repository_alias::Column::CodeHostUrn.eq(urn.as_str()))
+        .filter(repository_alias::Column::Name.eq(name))
+        .exec(conn)
+        .await?;
+    let subject = Uuid::parse_str(&model.id)
+        .map_err(|e| DbErr::Custom(format!("repository id {}: {e}", model.id)))?;
+    tracing::info!(repository = %model.id, from = %model.name, to = %name, %urn, "repository renamed");
+    let mut row: repository::ActiveModel = model.into();
+    row.name = Set(name.to_owned());
+    row.update_time = Set(now);
+    let model = row.update(conn).await?;
+    events::record(conn, EventKind::RepositoryRenamed, receiver, subject, now).await?;
+    Ok(model)
+}
+
 /// The repository an event names, created (unregistered) if `create` and it is new, with what
-/// the event says about it (id, URL, clone URLs) brought up to date. `None` when it is unknown
-/// and not to be created.
+/// the event says about it (name, id, URL, clone URLs) brought up to date: the same id under a
+/// new name is renamed (see [`rename`]; `receiver` is where the event came from, for the feed).
+/// `None` when it is unknown and not to be created, or named only by an id no repository has.
 pub async fn seen<C: ConnectionTrait>(
     conn: &C,
     urn: &str,
     seen: &RepositoryRef,
     create: bool,
+    receiver: Option<Uuid>,
     now: i64,
 ) -> Result<Option<repository::Model>, DbErr> {
-    let existing = find_locked(conn, urn, &seen.name).await?;
-    let model = match existing {
+    let model = match find_seen_locked(conn, urn, seen).await? {
         Some(m) => m,
-        None if !create => return Ok(None),
+        None if !create || seen.name.is_empty() => return Ok(None),
         None => {
-            insert_if_absent(conn, urn, &seen.name, now).await?;
-            find_locked(conn, urn, &seen.name)
+            // A holder of the name with another id is another repository: the host has given
+            // the name to this one.
+            if !seen.external_id.is_empty()
+                && let Some(holder) = find_locked(conn, urn, &seen.name).await?
+            {
+                release_name(conn, holder, now).await?;
+            }
+            insert_if_absent(conn, urn, &seen.name, &seen.external_id, now).await?;
+            find_seen_locked(conn, urn, seen)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound(seen.name.clone()))?
         }
+    };
+    let model = match seen.name.as_str() {
+        "" => model,
+        name => rename(conn, model, name, receiver, now).await?,
     };
     let clone_urls = serde_json::to_string(&seen.clone_urls).expect("strings serialise");
     let stale = (!seen.external_id.is_empty() && seen.external_id != model.external_id)
@@ -300,7 +535,7 @@ pub async fn seen<C: ConnectionTrait>(
         row.clone_urls = Set(clone_urls);
     }
     row.update_time = Set(now);
-    sea_orm::ActiveModelTrait::update(row, conn).await.map(Some)
+    row.update(conn).await.map(Some)
 }
 
 pub fn to_repository(m: repository::Model) -> Result<Repository, StoreError> {
@@ -318,5 +553,6 @@ pub fn to_repository(m: repository::Model) -> Result<Repository, StoreError> {
         url: m.url,
         registered: m.registered,
         create_time: m.create_time,
+        former_names: Vec::new(),
     })
 }
