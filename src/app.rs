@@ -16,7 +16,10 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
 use crate::db;
-use crate::deliveries::{DeliveryStore, Intake, IntakeConfig, Worker, WorkerConfig, run_janitor};
+use crate::deliveries::{
+    DeliveryStore, Handler, Intake, IntakeConfig, Worker, WorkerConfig, WorkerStatus, run_janitor,
+    supervise,
+};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
 use crate::secret_key;
@@ -30,6 +33,8 @@ pub struct Application {
     grpc_routes: tonic::service::Routes,
     /// `None` with `--ingress-only`.
     worker: Option<Worker>,
+    /// Whether the worker runs, for `/healthz`.
+    worker_status: WorkerStatus,
     /// The intake's committers: they stop once the ingress (which holds the intake) has stopped
     /// and every delivery handed to them is written.
     committers: Vec<tokio::task::JoinHandle<()>>,
@@ -99,6 +104,7 @@ impl Application {
             IntakeConfig::for_backend(db.get_database_backend()),
         );
         let metrics = crate::metrics::install();
+        let worker_status = WorkerStatus::default();
         let http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -108,6 +114,7 @@ impl Application {
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
             rejected_log: Default::default(),
+            worker: (!config.ingress_only).then(|| worker_status.clone()),
         })
         .merge(crate::metrics::router(crate::metrics::MetricsState {
             handle: metrics.clone(),
@@ -153,6 +160,7 @@ impl Application {
             http_router,
             grpc_routes,
             worker,
+            worker_status,
             committers,
             receivers,
             deliveries,
@@ -165,6 +173,14 @@ impl Application {
             max_admin_message_bytes: config.operations.max_admin_message_bytes,
             metrics,
         })
+    }
+
+    /// Wraps the delivery worker's handler (see [`Worker::wrap_handler`]): for tests that need a
+    /// handler to misbehave around the real one; hookgate itself never calls it.
+    pub fn wrap_handler(&mut self, wrap: impl FnOnce(Arc<dyn Handler>) -> Arc<dyn Handler>) {
+        if let Some(worker) = &mut self.worker {
+            worker.wrap_handler(wrap);
+        }
     }
 
     /// Where the ingress listens.
@@ -235,7 +251,7 @@ impl Application {
                 .context("the gRPC admin API failed")
         };
         let worker = match self.worker {
-            Some(worker) => tokio::spawn(worker.run(stop.clone())),
+            Some(worker) => tokio::spawn(supervise(worker, self.worker_status, stop.clone())),
             None => {
                 tracing::info!("--ingress-only: deliveries are left to other replicas' workers");
                 tokio::spawn(async {})
