@@ -208,11 +208,22 @@ impl TestApp {
     /// Starts hookgate on an existing test database after `adjust` has changed the test
     /// configuration.
     pub async fn start(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_built(db, adjust, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], and lets `prepare` change the built application before it
+    /// serves (to wrap the worker's handler in one that misbehaves).
+    pub async fn start_built(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut Application),
+    ) -> Self {
         let mut config = test_config(&db);
         adjust(&mut config);
-        let app = Application::build(&config)
+        let mut app = Application::build(&config)
             .await
             .expect("hookgate starts with the test configuration");
+        prepare(&mut app);
         let stop = CancellationToken::new();
         let http_addr = app.http_addr();
         let grpc_addr = app.grpc_addr();
