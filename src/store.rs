@@ -118,7 +118,7 @@ impl Failure {
     pub fn of_sqlite_code(code: i32) -> Self {
         match code & 0xff {
             5 | 6 | 7 | 13 => Failure::Transient,
-            18 | 19 | 20 => Failure::Data,
+            18..=20 => Failure::Data,
             _ => Failure::Permanent,
         }
     }

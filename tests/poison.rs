@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Engine, TestApp, TestDatabase, fixture, host_headers, json_body};
-use hookgate::admin::proto::{
-    CodeHostKind, DeliveryState, ListChangesetsRequest,
-    changeset_service_client::ChangesetServiceClient,
-};
+use hookgate::admin::proto::{CodeHostKind, DeliveryState};
 use hookgate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
 use hookgate::hosts::Classified;
 use hookgate::receivers::Receiver;
@@ -55,6 +52,20 @@ fn pull_request(
         &body,
     );
     (headers, body)
+}
+
+/// Posts `delivery`, expects 202, and waits until the worker is done with it.
+async fn accepted_and_done(
+    app: &TestApp,
+    receiver: &str,
+    (headers, body): (Vec<(&'static str, String)>, Vec<u8>),
+) -> hookgate::admin::proto::Delivery {
+    let answer = app.post(receiver, &headers, body).await;
+    let status = answer.status();
+    let answer = json_body(answer).await;
+    assert_eq!(status, 202, "{answer}");
+    app.wait_until_done(answer["delivery_id"].as_str().expect("a delivery id"))
+        .await
 }
 
 /// Posts every delivery of `requests` at once over one client; returns each one's status and
@@ -124,21 +135,6 @@ async fn post_while_held(
     answers.await.expect("the posting task does not panic")
 }
 
-async fn changeset_title(app: &TestApp, number: i64) -> String {
-    let found = ChangesetServiceClient::new(app.channel().await)
-        .list_changesets(app.req(ListChangesetsRequest {
-            repository: "Codertocat/Hello-World".into(),
-            number,
-            ..Default::default()
-        }))
-        .await
-        .expect("changesets can be listed")
-        .into_inner()
-        .changesets;
-    assert_eq!(found.len(), 1, "one changeset for #{number}: {found:?}");
-    found[0].title.clone()
-}
-
 async fn a_signed_delivery_whose_action_or_title_holds_nul_is_stored_answered_202_and_processed(
     engine: Engine,
 ) {
@@ -148,13 +144,9 @@ async fn a_signed_delivery_whose_action_or_title_holds_nul_is_stored_answered_20
         .await;
 
     // The action names the event the log keeps: text, which PostgreSQL cannot hold with a NUL.
-    let (headers, body) = pull_request(&github.1, "nul-in-action", 1, "opened\u{0}", "fine");
-    let answer = app.post(&github.0, &headers, body.clone()).await;
-    let status = answer.status();
-    let answer = json_body(answer).await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["delivery_id"].as_str().expect("a delivery id");
-    let stored = app.wait_until_done(id).await;
+    let delivery = pull_request(&github.1, "nul-in-action", 1, "opened\u{0}", "fine");
+    let body = delivery.1.clone();
+    let stored = accepted_and_done(&app, &github.0, delivery).await;
     assert_eq!(stored.event, "pull_request/opened\u{FFFD}", "{stored:?}");
     assert_eq!(
         stored.request_body, body,
@@ -163,19 +155,17 @@ async fn a_signed_delivery_whose_action_or_title_holds_nul_is_stored_answered_20
     assert_ne!(stored.state, DeliveryState::Failed as i32, "{stored:?}");
 
     // The title becomes a changeset's: text the worker writes.
-    let (headers, body) = pull_request(&github.1, "nul-in-title", 2, "opened", "a\u{0}title");
-    let answer = app.post(&github.0, &headers, body).await;
-    let status = answer.status();
-    let answer = json_body(answer).await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["delivery_id"].as_str().expect("a delivery id");
-    let processed = app.wait_until_done(id).await;
+    let delivery = pull_request(&github.1, "nul-in-title", 2, "opened", "a\u{0}title");
+    let processed = accepted_and_done(&app, &github.0, delivery).await;
     assert_eq!(
         processed.state,
         DeliveryState::Processed as i32,
         "{processed:?}"
     );
-    assert_eq!(changeset_title(&app, 2).await, "a\u{FFFD}title");
+    assert_eq!(
+        app.changeset("Codertocat/Hello-World", 2).await.title,
+        "a\u{FFFD}title"
+    );
     app.stop().await;
 }
 
@@ -386,11 +376,8 @@ async fn a_panic_while_handling_one_delivery_fails_it_alone_and_the_others_are_p
         marked.last_error
     );
     // And the worker goes on.
-    let (headers, body) = pull_request(&github.1, "after-the-panic", 100, "opened", "fine");
-    let answer = json_body(app.post(&github.0, &headers, body).await).await;
-    let after = app
-        .wait_until_done(answer["delivery_id"].as_str().expect("a delivery id"))
-        .await;
+    let delivery = pull_request(&github.1, "after-the-panic", 100, "opened", "fine");
+    let after = accepted_and_done(&app, &github.0, delivery).await;
     assert_eq!(after.state, DeliveryState::Processed as i32, "{after:?}");
     app.stop().await;
 }
@@ -506,11 +493,8 @@ async fn a_worker_that_dies_is_restarted_and_counted_and_healthz_answers_503_mea
     );
 
     // The restarted worker processes deliveries.
-    let (headers, body) = pull_request(&github.1, "after-the-restart", 2, "opened", "fine");
-    let answer = json_body(app.post(&github.0, &headers, body).await).await;
-    let after = app
-        .wait_until_done(answer["delivery_id"].as_str().expect("a delivery id"))
-        .await;
+    let delivery = pull_request(&github.1, "after-the-restart", 2, "opened", "fine");
+    let after = accepted_and_done(&app, &github.0, delivery).await;
     assert_eq!(after.state, DeliveryState::Processed as i32, "{after:?}");
     app.stop().await;
 }

@@ -136,7 +136,8 @@ async fn write_apart(
     batch: &[PreparedDelivery],
 ) -> Vec<Result<Stored, StoreError>> {
     let mut outcomes: Vec<Option<Result<Stored, StoreError>>> = vec![None; batch.len()];
-    let mut parts = vec![0..batch.len()];
+    let mut parts = Vec::new();
+    parts.push(0..batch.len());
     while let Some(part) = parts.pop() {
         match store.record_batch(&batch[part.clone()]).await {
             Ok(stored) => {

@@ -360,6 +360,33 @@ impl TestApp {
             .into_inner()
     }
 
+    /// The one changeset of `repository` with `number`.
+    pub async fn changeset(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> hookgate::admin::proto::Changeset {
+        let mut found =
+            hookgate::admin::proto::changeset_service_client::ChangesetServiceClient::new(
+                self.channel().await,
+            )
+            .list_changesets(self.req(hookgate::admin::proto::ListChangesetsRequest {
+                repository: repository.to_owned(),
+                number,
+                ..Default::default()
+            }))
+            .await
+            .expect("changesets can be listed")
+            .into_inner()
+            .changesets;
+        assert_eq!(
+            found.len(),
+            1,
+            "one changeset for {repository}#{number}: {found:?}"
+        );
+        found.pop().expect("one")
+    }
+
     /// Waits (up to 20 s) until the worker has moved the delivery to `state`.
     pub async fn wait_for_state(
         &self,
