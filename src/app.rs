@@ -16,7 +16,10 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
 use crate::db;
-use crate::deliveries::{DeliveryStore, Intake, IntakeConfig, Worker, WorkerConfig, run_janitor};
+use crate::deliveries::{
+    DeliveryStore, Handler, Intake, IntakeConfig, Worker, WorkerConfig, WorkerStatus, run_janitor,
+    supervise,
+};
 use crate::ingress::{self, IngressState};
 use crate::receivers::ReceiverStore;
 use crate::secret_key;
@@ -34,6 +37,8 @@ pub struct Application {
     grpc_routes: tonic::service::Routes,
     /// `None` with `--ingress-only`.
     worker: Option<Worker>,
+    /// Whether the worker runs, for `/healthz`.
+    worker_status: WorkerStatus,
     /// The intake's committers: they stop once the ingress (which holds the intake) has stopped
     /// and every delivery handed to them is written.
     committers: Vec<tokio::task::JoinHandle<()>>,
@@ -111,6 +116,7 @@ impl Application {
             deliveries: deliveries.clone(),
             sync_requests: SyncRequestStore::new(db.clone()),
         });
+        let worker_status = WorkerStatus::default();
         let mut http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -120,6 +126,7 @@ impl Application {
             worker_wake: worker_wake.clone(),
             rate_limiter: Default::default(),
             rejected_log: Default::default(),
+            worker: (!config.ingress_only).then(|| worker_status.clone()),
         });
         if config.metrics_on_ingress {
             http_router = http_router.merge(metrics_router.clone());
@@ -166,6 +173,7 @@ impl Application {
             metrics_router,
             grpc_routes,
             worker,
+            worker_status,
             committers,
             receivers,
             deliveries,
@@ -178,6 +186,14 @@ impl Application {
             max_admin_message_bytes: config.operations.max_admin_message_bytes,
             metrics,
         })
+    }
+
+    /// Wraps the delivery worker's handler (see [`Worker::wrap_handler`]): for tests that need a
+    /// handler to misbehave around the real one; hookgate itself never calls it.
+    pub fn wrap_handler(&mut self, wrap: impl FnOnce(Arc<dyn Handler>) -> Arc<dyn Handler>) {
+        if let Some(worker) = &mut self.worker {
+            worker.wrap_handler(wrap);
+        }
     }
 
     /// Where the ingress listens.
@@ -266,7 +282,7 @@ impl Application {
                 .context("the gRPC admin API failed")
         };
         let worker = match self.worker {
-            Some(worker) => tokio::spawn(worker.run(stop.clone())),
+            Some(worker) => tokio::spawn(supervise(worker, self.worker_status, stop.clone())),
             None => {
                 tracing::info!("--ingress-only: deliveries are left to other replicas' workers");
                 tokio::spawn(async {})

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored};
+use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus};
 use crate::hosts::{self, ClassifyError, Disposition};
 use crate::rate_limit::RateLimiter;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
@@ -54,6 +54,8 @@ pub struct IngressState {
     pub rate_limiter: Arc<RateLimiter>,
     /// How many 401s a receiver's log keeps a `REJECTED` row of ([`REJECTED_LOGGED_PER_MINUTE`]).
     pub rejected_log: Arc<RateLimiter>,
+    /// Whether this process's delivery worker runs; `None` with `--ingress-only` (no worker).
+    pub worker: Option<WorkerStatus>,
 }
 
 /// The HTTP router.
@@ -68,15 +70,20 @@ pub fn router(state: IngressState) -> Router {
         .with_state(state)
 }
 
-/// 200 when the database answers, 503 when it does not.
+/// 200 when the database answers and (unless `--ingress-only`) the delivery worker runs; 503
+/// with the reason when not.
 async fn healthz(State(state): State<IngressState>) -> (StatusCode, &'static str) {
-    match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(err) => {
-            tracing::warn!(error = %err, "health check: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
-        }
+    if let Err(err) = state.db.ping().await {
+        tracing::warn!(error = %err, "health check: the database does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n");
     }
+    if state.worker.as_ref().is_some_and(|w| !w.is_running()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no delivery worker is running (it stopped and is being restarted; see the log)\n",
+        );
+    }
+    (StatusCode::OK, "ok\n")
 }
 
 /// A JSON answer: `{"error": ...}` for failures, the delivery id and a note for the rest.
@@ -88,16 +95,38 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     reply(status, json!({ "error": message.into() }))
 }
 
-fn store_unavailable(err: &StoreError) -> Response {
-    tracing::warn!(error = %err, "ingress: the store cannot answer");
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the delivery could not be stored right now; retry later",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+/// The answer when the store failed: 503 with `Retry-After` when it may work later (the
+/// database is unavailable, or this replica cannot open receivers' secrets until it is given the
+/// right key), so the host retries; 500 when retrying the same request cannot help (the database
+/// refused a value of this delivery, or failed for good).
+fn store_failed(err: &StoreError) -> Response {
+    match err {
+        StoreError::Unavailable(_) | StoreError::SecretKey { .. } => {
+            tracing::warn!(error = %err, "ingress: the store cannot answer now");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the delivery could not be stored right now; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        StoreError::Refused(e) => {
+            tracing::error!(error = %e, "ingress: the database refused a delivery");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the database refused this delivery, so it was not stored: {e}"),
+            )
+        }
+        _ => {
+            tracing::error!(error = %err, "ingress: the store failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the delivery could not be stored (see the server log)",
+            )
+        }
+    }
 }
 
 /// `POST /.api/webhooks/{id}` (and `GET`/`PUT` for generic triggers).
@@ -144,7 +173,7 @@ async fn intake(
     let entry = match state.receivers.lookup(receiver_id).await {
         Ok(Some(entry)) => entry,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no receiver has this id"),
-        Err(e) => return store_unavailable(&e),
+        Err(e) => return store_failed(&e),
     };
     crate::observe::receiver(&entry.receiver);
     let kind = entry.receiver.code_host_kind;
@@ -269,7 +298,7 @@ async fn intake(
             reply(status, response_body)
         }
         Ok(Stored::Duplicate(original)) => duplicate(original),
-        Err(e) => store_unavailable(&e),
+        Err(e) => store_failed(&e),
     }
 }
 
@@ -491,7 +520,7 @@ async fn trigger(
             )
         }
         Ok(Stored::Duplicate(original)) => duplicate(original),
-        Err(e) => store_unavailable(&e),
+        Err(e) => store_failed(&e),
     }
 }
 

@@ -57,6 +57,8 @@ pub const QUEUE_DEPTH: &str = "hookgate_delivery_queue_depth";
 pub const QUEUE_OLDEST_AGE: &str = "hookgate_delivery_queue_oldest_age_seconds";
 /// Sync requests waiting to be claimed, read at scrape time.
 pub const SYNC_REQUESTS_PENDING: &str = "hookgate_sync_requests_pending";
+/// Times the delivery worker's task ended while the service ran and was restarted.
+pub const WORKER_RESTARTS: &str = "hookgate_worker_restarts_total";
 /// 1 when the scrape-time reads of the database answered, else 0.
 pub const DATABASE_UP: &str = "hookgate_database_up";
 /// Always 1, labelled with the version running.
@@ -151,6 +153,12 @@ fn describe() {
         metrics::Unit::Seconds,
         "From a delivery's receipt to the worker's outcome for it, by outcome."
     );
+    describe_counter!(
+        WORKER_RESTARTS,
+        "Times the delivery worker's task ended while the service ran and was restarted."
+    );
+    // Shown from the start, so that an alert on its increase has a first value.
+    metrics::counter!(WORKER_RESTARTS).increment(0);
     describe_gauge!(BUILD_INFO, "Always 1, labelled with the version running.");
 }
 
@@ -212,6 +220,11 @@ pub fn http_connection(opened: bool) {
 /// A connection was closed at once: too many were open.
 pub fn http_connection_refused() {
     metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+/// The delivery worker's task ended and is restarted.
+pub fn worker_restarted() {
+    metrics::counter!(WORKER_RESTARTS).increment(1);
 }
 
 /// What the worker made of one try of a delivery.

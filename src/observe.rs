@@ -62,6 +62,8 @@ pub enum Outcome {
     Overloaded,
     /// 503: the database could not answer or commit.
     Unavailable,
+    /// 500: the database refused the delivery, or failed in a way retrying will not cure.
+    StoreFailed,
     /// Anything else.
     Other,
 }
@@ -84,6 +86,7 @@ impl Outcome {
             Outcome::RateLimited => "rate_limited",
             Outcome::Overloaded => "overloaded",
             Outcome::Unavailable => "unavailable",
+            Outcome::StoreFailed => "store_failed",
             Outcome::Other => "other",
         }
     }
@@ -128,6 +131,7 @@ impl Record {
             408 => Outcome::TimedOut,
             413 => Outcome::TooLarge,
             429 => Outcome::RateLimited,
+            500 => Outcome::StoreFailed,
             503 => Outcome::Unavailable,
             _ => Outcome::Other,
         }

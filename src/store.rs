@@ -22,9 +22,15 @@ pub enum StoreError {
         held_by: String,
         given: String,
     },
-    /// The database could not be reached or did not answer in time: worth retrying.
+    /// The database cannot do it now (unreachable, out of resources, shutting down, busy, or in
+    /// conflict with a concurrent transaction): worth retrying ([`Failure::Transient`]).
     #[error("the database is unavailable: {0}")]
     Unavailable(DbErr),
+    /// The database refused the values written (a data exception or a constraint): the
+    /// write's own fault, which retrying it as it is cannot cure ([`Failure::Data`]).
+    #[error("the database refused a value: {0}")]
+    Refused(DbErr),
+    /// Any other database failure, which retrying will not cure either.
     #[error("database error: {0}")]
     Database(DbErr),
     /// A receiver's secret cannot be opened, or sealed for storing, with this process's secret
@@ -47,40 +53,96 @@ impl StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Database(err)
+        match Failure::of(&err) {
+            Failure::Transient => StoreError::Unavailable(err),
+            Failure::Data => StoreError::Refused(err),
+            Failure::Permanent => StoreError::Database(err),
         }
     }
 }
 
-/// Whether a database error means "cannot reach the database now" rather than "this query is
-/// wrong": lost connections, an exhausted pool, a busy SQLite file.
-pub fn is_unavailable(err: &DbErr) -> bool {
-    use sea_orm::{RuntimeErr, sqlx};
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match e.as_ref() {
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(db) => {
-                    // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) and their extended codes;
-                    // PostgreSQL: class 08 (connection exception) and 57P (shutdown).
-                    let code = db.code().unwrap_or_default();
-                    let sqlite_busy = code
-                        .parse::<i32>()
-                        .map(|c| c & 0xff == 5 || c & 0xff == 6)
-                        .unwrap_or(false);
-                    sqlite_busy || code.starts_with("08") || code.starts_with("57P")
+/// What kind of failure a database error is, read the way its engine reports it: PostgreSQL by
+/// SQLSTATE, SQLite by its (extended) result code. The two are never read with each other's
+/// rules (a PostgreSQL `22021` is not SQLite's busy code because `22021 & 0xff == 5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Cannot be done now, may be later: a lost or refused connection, an exhausted pool, a
+    /// server short of resources or shutting down, a busy SQLite file, a serialization failure
+    /// or deadlock.
+    Transient,
+    /// The values written cannot be stored as they are: PostgreSQL classes 22 (data exception,
+    /// such as a NUL in text) and 23 (integrity constraint); SQLite's constraint, too-big and
+    /// mismatch codes.
+    Data,
+    /// Anything else.
+    Permanent,
+}
+
+impl Failure {
+    /// Classifies a database error.
+    pub fn of(err: &DbErr) -> Self {
+        use sea_orm::{RuntimeErr, sqlx};
+        let e = match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Failure::Transient,
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+            _ => return Failure::Permanent,
+        };
+        match e.as_ref() {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Failure::Transient,
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    Self::of_sqlstate(pg.code())
+                } else if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    use sqlx::error::DatabaseError as _;
+                    lite.code()
+                        .and_then(|code| code.parse().ok())
+                        .map_or(Failure::Permanent, Self::of_sqlite_code)
+                } else {
+                    Failure::Permanent
                 }
-                _ => false,
             }
+            _ => Failure::Permanent,
         }
-        _ => false,
+    }
+
+    /// A PostgreSQL SQLSTATE: class 08 (connection exception), 53 (insufficient resources),
+    /// 57P01-57P04 (shutdown, cannot connect now), 40001 (serialization failure) and 40P01
+    /// (deadlock) are transient; classes 22 and 23 are the data's.
+    pub fn of_sqlstate(code: &str) -> Self {
+        let class = code.get(..2).unwrap_or_default();
+        match (class, code) {
+            ("08" | "53", _) | (_, "57P01" | "57P02" | "57P03" | "57P04" | "40001" | "40P01") => {
+                Failure::Transient
+            }
+            ("22" | "23", _) => Failure::Data,
+            _ => Failure::Permanent,
+        }
+    }
+
+    /// A SQLite result code, primary or extended (the primary code is its low byte):
+    /// `SQLITE_BUSY`, `SQLITE_LOCKED`, `SQLITE_NOMEM` and `SQLITE_FULL` are transient;
+    /// `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT` and `SQLITE_MISMATCH` are the data's.
+    pub fn of_sqlite_code(code: i32) -> Self {
+        match code & 0xff {
+            5 | 6 | 7 | 13 => Failure::Transient,
+            18..=20 => Failure::Data,
+            _ => Failure::Permanent,
+        }
+    }
+}
+
+/// Text from outside (a code host's body or headers) as the store can hold it: NUL, which
+/// PostgreSQL text cannot hold (SQLSTATE 22021), becomes U+FFFD, as in lossy UTF-8 decoding.
+/// Every text value that comes from a delivery goes through here before it is written, on both
+/// engines, so both store the same. Raw bodies are stored as bytes and never go through here.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -152,5 +214,51 @@ pub mod paging {
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         Ok((rows, has_more))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_errors_are_classified_by_sqlstate_class() {
+        for code in [
+            "08006", "08001", "53300", "53100", "57P01", "57P03", "40001", "40P01",
+        ] {
+            assert_eq!(Failure::of_sqlstate(code), Failure::Transient, "{code}");
+        }
+        // 22021 (a NUL in text) is not SQLite's busy code, though 22021 & 0xff == 5.
+        for code in ["22021", "22001", "22P02", "23505", "23514"] {
+            assert_eq!(Failure::of_sqlstate(code), Failure::Data, "{code}");
+        }
+        for code in ["42P01", "42703", "XX000", "57014", ""] {
+            assert_eq!(Failure::of_sqlstate(code), Failure::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn sqlite_errors_are_classified_by_primary_code_of_the_extended_one() {
+        // SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED, SQLITE_LOCKED_SHAREDCACHE, SQLITE_FULL.
+        for code in [5, 517, 6, 262, 13] {
+            assert_eq!(Failure::of_sqlite_code(code), Failure::Transient, "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, _CHECK, _TRIGGER, SQLITE_TOOBIG.
+        for code in [2067, 275, 1811, 18] {
+            assert_eq!(Failure::of_sqlite_code(code), Failure::Data, "{code}");
+        }
+        // SQLITE_ERROR, SQLITE_CORRUPT, SQLITE_READONLY.
+        for code in [1, 11, 8] {
+            assert_eq!(Failure::of_sqlite_code(code), Failure::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn text_with_nul_is_made_storable_and_other_text_is_kept() {
+        assert_eq!(storable("opened\0x".to_owned()), "opened\u{FFFD}x");
+        assert_eq!(
+            storable("pull_request/opened".to_owned()),
+            "pull_request/opened"
+        );
     }
 }

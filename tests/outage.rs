@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use common::postgres_server::PostgresServer;
 use common::{TestApp, TestDatabase, fixture, host_headers, json_body};
 use hookgate::admin::proto::{
-    Changeset, CodeHostKind, DeliveryState, GetDeliveryRequest, ListChangesetEventsRequest,
-    ListChangesetsRequest, ListDeliveriesRequest, ListReceiversRequest,
-    changeset_service_client::ChangesetServiceClient,
+    CodeHostKind, DeliveryState, GetDeliveryRequest, ListChangesetEventsRequest,
+    ListDeliveriesRequest, ListReceiversRequest, changeset_service_client::ChangesetServiceClient,
 };
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::Value;
@@ -189,7 +188,7 @@ async fn postgres_going_away_is_answered_503_and_unavailable_and_everything_reco
         (3, &queued_id),
         (4, &refused_id),
     ] {
-        let changeset = changeset(&app, number).await;
+        let changeset = app.changeset("Codertocat/Hello-World", number).await;
         let timeline = ChangesetServiceClient::new(app.channel().await)
             .list_changeset_events(app.req(ListChangesetEventsRequest {
                 changeset_id: changeset.id.clone(),
@@ -270,19 +269,4 @@ async fn wait_until_processed(app: &TestApp, id: &str, since: Instant) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn changeset(app: &TestApp, number: i64) -> Changeset {
-    let mut found = ChangesetServiceClient::new(app.channel().await)
-        .list_changesets(app.req(ListChangesetsRequest {
-            repository: "Codertocat/Hello-World".into(),
-            number,
-            ..Default::default()
-        }))
-        .await
-        .expect("changesets can be listed")
-        .into_inner()
-        .changesets;
-    assert_eq!(found.len(), 1, "one changeset for #{number}: {found:?}");
-    found.pop().expect("one")
 }

@@ -21,6 +21,12 @@ impl From<StoreError> for Status {
                 tracing::warn!(error = %e, "admin call failed: database unavailable");
                 Status::unavailable("the database is unavailable; retry shortly")
             }
+            StoreError::Refused(ref e) => {
+                tracing::warn!(error = %e, "admin call failed: the database refused a value");
+                Status::invalid_argument(format!(
+                    "the database refused a value of this request: {e}"
+                ))
+            }
             StoreError::Database(ref e) => {
                 tracing::error!(error = %e, "admin call failed: database error");
                 Status::internal("database error (see the server log)")

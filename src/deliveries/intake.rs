@@ -117,31 +117,50 @@ async fn commit_batches(
         metrics::histogram!("hookgate_intake_batch_size").record(batch.len() as f64);
         let (deliveries, answers): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|j| (j.delivery, j.done)).unzip();
-        match store.record_batch(&deliveries).await {
+        let outcomes = write_apart(&store, &deliveries).await;
+        for (answer, outcome) in answers.into_iter().zip(outcomes) {
+            // A request whose client left has no one to answer; its delivery is stored.
+            let _ = answer.send(outcome);
+        }
+    }
+}
+
+/// Writes `batch` in one transaction, and what each delivery became. When the database refuses
+/// the batch for anything but being unavailable, each half is written on its own, and so on
+/// down to single deliveries: a delivery that cannot be stored fails alone (its error is its own
+/// answer), and its neighbours are written without it in a few transactions (about 2·log2(n)
+/// for one bad delivery among n) rather than n. When the database is unavailable, every
+/// delivery of the part being written hears so (503).
+async fn write_apart(
+    store: &DeliveryStore,
+    batch: &[PreparedDelivery],
+) -> Vec<Result<Stored, StoreError>> {
+    let mut outcomes: Vec<Option<Result<Stored, StoreError>>> = vec![None; batch.len()];
+    let mut parts = Vec::new();
+    parts.push(0..batch.len());
+    while let Some(part) = parts.pop() {
+        match store.record_batch(&batch[part.clone()]).await {
             Ok(stored) => {
-                for (answer, stored) in answers.into_iter().zip(stored) {
-                    // A request whose client left has no one to answer; its delivery is stored.
-                    let _ = answer.send(Ok(stored));
+                for (slot, stored) in outcomes[part].iter_mut().zip(stored) {
+                    *slot = Some(Ok(stored));
                 }
             }
-            // The database is away: every request in the batch hears so (503).
-            Err(e @ StoreError::Unavailable(_)) => {
-                for answer in answers {
-                    let _ = answer.send(Err(e.clone()));
+            Err(e) if part.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+                for slot in &mut outcomes[part] {
+                    *slot = Some(Err(e.clone()));
                 }
             }
-            // Something in the batch is refused: write each on its own, so one bad row fails
-            // only its own request.
             Err(e) => {
-                tracing::warn!(error = %e, size = deliveries.len(), "intake: a batch was refused; writing its deliveries one by one");
-                for (delivery, answer) in deliveries.into_iter().zip(answers) {
-                    let one = store
-                        .record_batch(std::slice::from_ref(&delivery))
-                        .await
-                        .map(|mut stored| stored.remove(0));
-                    let _ = answer.send(one);
-                }
+                tracing::warn!(error = %e, size = part.len(), "intake: a batch was refused; writing each half on its own");
+                let middle = part.start + part.len() / 2;
+                // Popped first half first: deliveries are written in the order they came.
+                parts.push(middle..part.end);
+                parts.push(part.start..middle);
             }
         }
     }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every part of the batch is written or answered"))
+        .collect()
 }

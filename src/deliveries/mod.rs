@@ -1,11 +1,13 @@
 //! The delivery log: every request that reached a receiver, as received, with its outcome; the
-//! worker that processes pending deliveries; and the janitor that enforces retention.
+//! worker that processes pending deliveries, and its supervisor; and the janitor that enforces
+//! retention.
 
 pub mod body;
 mod intake;
 mod janitor;
 mod state;
 mod store;
+mod supervisor;
 mod worker;
 
 pub use intake::{Intake, IntakeConfig};
@@ -15,4 +17,5 @@ pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
     PreparedDelivery, RedeliverError, Stored,
 };
+pub use supervisor::{WorkerStatus, supervise};
 pub use worker::{Handler, HandlerError, NoEffects, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

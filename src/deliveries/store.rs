@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::body::StoredBody;
 use crate::entity::{delivery, receiver};
-use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::store::{StoreError, storable};
 use crate::time::duration_micros;
 
 /// A delivery as intake stores it.
@@ -446,7 +446,7 @@ impl DeliveryStore {
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
             .col_expr(
                 delivery::Column::LastError,
-                Expr::value(note.map(str::to_owned)),
+                Expr::value(note.map(|n| storable(n.to_owned()))),
             )
             .filter(claim_held(claimed))
             .exec(conn)
@@ -490,7 +490,10 @@ impl DeliveryStore {
             .col_expr(delivery::Column::State, Expr::value(state.as_str()))
             .col_expr(delivery::Column::NextAttemptTime, Expr::value(next))
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
-            .col_expr(delivery::Column::LastError, Expr::value(error.to_owned()));
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(storable(error.to_owned())),
+            );
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
         }
@@ -546,6 +549,14 @@ pub struct PreparedDelivery {
 
 impl PreparedDelivery {
     pub fn new(new: NewDelivery) -> Self {
+        // What a code host sent becomes text the store holds: the event (from a body's
+        // `action`), the key and the error; the body itself is kept as bytes.
+        let new = NewDelivery {
+            event: storable(new.event),
+            delivery_key: new.delivery_key.map(storable),
+            last_error: new.last_error.map(storable),
+            ..new
+        };
         let body = new.request_body.map(StoredBody::encode);
         let headers = headers_json(&new.request_headers);
         let size = headers.len()

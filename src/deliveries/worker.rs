@@ -7,7 +7,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
+
+use futures_util::FutureExt as _;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::Notify;
@@ -16,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
 use crate::hosts::{self, Classified, Disposition};
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
-use crate::store::StoreError;
+use crate::store::{StoreError, storable};
 use crate::time::now_micros;
 
 /// How long to wait before each retry of a failed delivery; after the last, it is `FAILED`.
@@ -127,7 +130,9 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// The delivery worker of one process.
+/// The delivery worker of one process. A clone is the same worker afresh, which is how the
+/// supervisor ([`super::supervisor`]) restarts it.
+#[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
     deliveries: DeliveryStore,
@@ -155,6 +160,12 @@ impl Worker {
             config,
             wake,
         }
+    }
+
+    /// Puts `wrap(handler)` in place of the handler. hookgate itself never calls it: it is the
+    /// narrow door through which a test runs the real handler inside one that misbehaves.
+    pub fn wrap_handler(&mut self, wrap: impl FnOnce(Arc<dyn Handler>) -> Arc<dyn Handler>) {
+        self.handler = wrap(self.handler.clone());
     }
 
     /// Processes due deliveries until `stop`; the batch in hand is finished first.
@@ -444,11 +455,14 @@ impl Worker {
                 Some(format!("no handler takes {} events", classified.event)),
             ),
             Disposition::Handled => {
-                match self
-                    .handler
-                    .handle(txn, receiver, delivery, classified)
-                    .await?
-                {
+                // A panic in the handler is this delivery's failure alone, for good (the same
+                // payload would panic again): the worker goes on with the next.
+                let handled =
+                    AssertUnwindSafe(self.handler.handle(txn, receiver, delivery, classified))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(panicked("handling", delivery, panic)));
+                match handled? {
                     Outcome::Processed => (DeliveryState::Processed, None),
                     Outcome::Ignored(why) => (DeliveryState::Ignored, Some(why)),
                 }
@@ -495,19 +509,33 @@ async fn classify_all(batch: Vec<Parsed>, handler: Option<Arc<dyn Handler>>) -> 
     }
     let mut out = Vec::new();
     for share in shares {
-        out.extend(
-            share
-                .await
-                .expect("classifying is pure and does not panic on any input"),
-        );
+        match share.await {
+            Ok(parsed) => out.extend(parsed),
+            // Each delivery's panic is caught in `classify_one`; should the task fail anyway,
+            // its deliveries' claims run out and they are taken again.
+            Err(e) => tracing::error!(error = %e, "delivery worker: a classifying task failed"),
+        }
     }
     out
 }
 
-/// Parses one delivery's event, as the handler will need it.
+/// Parses one delivery's event, as the handler will need it. A panic while doing so makes it
+/// this delivery's permanent failure, and nobody else's.
 fn classify_one(mut item: Parsed, handler: Option<&dyn Handler>) -> Parsed {
+    if let Err(panic) =
+        std::panic::catch_unwind(AssertUnwindSafe(|| classify_into(&mut item, handler)))
+    {
+        item.classified = Some(Err(panicked("classifying", &item.delivery, panic)));
+        item.order = None;
+    }
+    item
+}
+
+/// Fills in `item`'s classification (and lock order, with a `handler`). Every text of the
+/// payload is made storable here ([`storable`]): it is what the handler's effects are made of.
+fn classify_into(item: &mut Parsed, handler: Option<&dyn Handler>) {
     let Ok(Some(entry)) = &item.receiver else {
-        return item;
+        return;
     };
     let kind = entry.receiver.code_host_kind;
     item.classified = Some(match kind.host() {
@@ -517,13 +545,47 @@ fn classify_one(mut item: Parsed, handler: Option<&dyn Handler>) -> Parsed {
         Some(host) => {
             let headers = header_map(&item.delivery.request_headers);
             hosts::classify(host, &headers, &item.delivery.request_body)
+                .map(|mut classified| {
+                    classified.event = storable(classified.event);
+                    storable_payload(&mut classified.payload);
+                    classified
+                })
                 .map_err(|e| HandlerError::permanent(e.to_string()))
         }
     });
     if let (Some(handler), Some(Ok(classified))) = (handler, &item.classified) {
         item.order = handler.lock_order(&entry.receiver, classified);
     }
-    item
+}
+
+/// Every string of a payload (keys too) made [`storable`].
+fn storable_payload(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = storable(std::mem::take(s)),
+        Value::Array(items) => items.iter_mut().for_each(storable_payload),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (storable(k), v))
+                    .collect();
+            }
+            map.values_mut().for_each(storable_payload);
+        }
+        _ => {}
+    }
+}
+
+/// The permanent failure of `delivery` after a panic while `doing` it, with the panic's message.
+fn panicked(
+    doing: &str,
+    delivery: &ClaimedDelivery,
+    panic: Box<dyn std::any::Any + Send>,
+) -> HandlerError {
+    let message = super::supervisor::panic_message(panic);
+    tracing::error!(delivery = %delivery.id, %message, "delivery worker: {doing} a delivery panicked; it is FAILED");
+    HandlerError::permanent(format!("{doing} this delivery panicked: {message}"))
 }
 
 /// Rebuilds the request's headers from the log (values that are not valid headers are skipped).

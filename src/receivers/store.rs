@@ -223,8 +223,9 @@ impl ReceiverStore {
     /// the row cannot be read back, the entry is dropped and misses go to the database until the
     /// follower has reloaded everything, so a stale secret is never used.
     async fn changed(&self, id: Uuid) {
-        if let Err(e @ (StoreError::Unavailable(_) | StoreError::Database(_))) =
-            self.refresh(id).await
+        if let Err(
+            e @ (StoreError::Unavailable(_) | StoreError::Refused(_) | StoreError::Database(_)),
+        ) = self.refresh(id).await
         {
             tracing::warn!(receiver = %id, error = %e, "registry: cannot read back a changed receiver");
             self.registry.complete.store(false, Ordering::Release);

@@ -109,7 +109,7 @@ async fn apply_changeset(
             match &effect.target {
                 hosts::effects::Target::Number(n) => format!("#{n}"),
                 hosts::effects::Target::HeadSha(sha) =>
-                    format!("head commit {}", &sha[..sha.len().min(12)]),
+                    format!("head commit {}", sha.chars().take(12).collect::<String>()),
             }
         )));
     }

@@ -212,11 +212,22 @@ impl TestApp {
     /// Starts hookgate on an existing test database after `adjust` has changed the test
     /// configuration.
     pub async fn start(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_built(db, adjust, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], and lets `prepare` change the built application before it
+    /// serves (to wrap the worker's handler in one that misbehaves).
+    pub async fn start_built(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut Application),
+    ) -> Self {
         let mut config = test_config(&db);
         adjust(&mut config);
-        let app = Application::build(&config)
+        let mut app = Application::build(&config)
             .await
             .expect("hookgate starts with the test configuration");
+        prepare(&mut app);
         let stop = CancellationToken::new();
         let http_addr = app.http_addr();
         let grpc_addr = app.grpc_addr();
@@ -353,6 +364,33 @@ impl TestApp {
             .await
             .expect("the delivery exists")
             .into_inner()
+    }
+
+    /// The one changeset of `repository` with `number`.
+    pub async fn changeset(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> hookgate::admin::proto::Changeset {
+        let mut found =
+            hookgate::admin::proto::changeset_service_client::ChangesetServiceClient::new(
+                self.channel().await,
+            )
+            .list_changesets(self.req(hookgate::admin::proto::ListChangesetsRequest {
+                repository: repository.to_owned(),
+                number,
+                ..Default::default()
+            }))
+            .await
+            .expect("changesets can be listed")
+            .into_inner()
+            .changesets;
+        assert_eq!(
+            found.len(),
+            1,
+            "one changeset for {repository}#{number}: {found:?}"
+        );
+        found.pop().expect("one")
     }
 
     /// Waits (up to 20 s) until the worker has moved the delivery to `state`.
