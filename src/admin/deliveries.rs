@@ -56,16 +56,16 @@ impl DeliveryService for DeliveryAdmin {
             .deliveries
             .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = page_token::next(
-            page.has_more,
+        let (deliveries, next_page_token) = page_token::page(
             page.deliveries
-                .last()
-                .map(|last| (last.receive_time, last.id)),
+                .into_iter()
+                .map(|d| ((d.receive_time, d.id), delivery_to_proto(d))),
+            page.has_more,
             &filter_key,
         );
         Ok(Response::new(proto::ListDeliveriesResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-            deliveries: page.deliveries.into_iter().map(delivery_to_proto).collect(),
+            deliveries,
             next_page_token,
         }))
     }

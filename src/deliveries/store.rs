@@ -18,6 +18,7 @@ use super::body::StoredBody;
 use crate::entity::{delivery, receiver};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::text::{Cap, bounded};
 use crate::time::duration_micros;
 
 /// A delivery as intake stores it.
@@ -446,7 +447,7 @@ impl DeliveryStore {
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
             .col_expr(
                 delivery::Column::LastError,
-                Expr::value(note.map(str::to_owned)),
+                Expr::value(note.map(|n| bounded(n, Cap::NOTE))),
             )
             .filter(claim_held(claimed))
             .exec(conn)
@@ -490,7 +491,10 @@ impl DeliveryStore {
             .col_expr(delivery::Column::State, Expr::value(state.as_str()))
             .col_expr(delivery::Column::NextAttemptTime, Expr::value(next))
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
-            .col_expr(delivery::Column::LastError, Expr::value(error.to_owned()));
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(bounded(error, Cap::NOTE)),
+            );
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
         }
@@ -545,7 +549,15 @@ pub struct PreparedDelivery {
 }
 
 impl PreparedDelivery {
+    /// Its text columns are [`bounded`] here, where every delivery enters the log.
     pub fn new(new: NewDelivery) -> Self {
+        let new = NewDelivery {
+            delivery_key: new.delivery_key.map(|k| bounded(k, Cap::DELIVERY_KEY)),
+            event: bounded(new.event, Cap::EVENT),
+            path: bounded(new.path, Cap::PATH),
+            last_error: new.last_error.map(|e| bounded(e, Cap::NOTE)),
+            ..new
+        };
         let body = new.request_body.map(StoredBody::encode);
         let headers = headers_json(&new.request_headers);
         let size = headers.len()
