@@ -84,6 +84,7 @@ pub fn decode(token: &str, filter: &str) -> Result<Option<Cursor>, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn a_token_round_trips_under_its_own_filter_only() {
