@@ -36,16 +36,18 @@ fn incompressible(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The bytes the database takes on disk: the SQLite files (database and write-ahead log), or
-/// PostgreSQL's `pg_database_size`.
+/// The bytes the database takes on disk: the SQLite files (database and write-ahead log, after a
+/// checkpoint has moved the log's pages into the database), or PostgreSQL's `pg_database_size`.
 async fn database_bytes(app: &TestApp, engine: Engine) -> u64 {
     match engine {
-        Engine::Sqlite => std::fs::read_dir(app.db.dir.path())
-            .expect("the data directory can be read")
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with("hookgate.db"))
-            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-            .sum(),
+        Engine::Sqlite => {
+            let db = Database::connect(app.db.url.as_str()).await.unwrap();
+            db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+                .unwrap();
+            db.close().await.ok();
+            sqlite_file_bytes(app)
+        }
         Engine::Postgres => {
             let db = Database::connect(app.db.url.as_str()).await.unwrap();
             let row = db
@@ -61,6 +63,16 @@ async fn database_bytes(app: &TestApp, engine: Engine) -> u64 {
             u64::try_from(size).unwrap_or(0)
         }
     }
+}
+
+/// The sizes of the SQLite database's files.
+fn sqlite_file_bytes(app: &TestApp) -> u64 {
+    std::fs::read_dir(app.db.dir.path())
+        .expect("the data directory can be read")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("hookgate.db"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
 }
 
 /// A receiver of `kind` taking at most `per_minute` deliveries a minute (0: no limit).
