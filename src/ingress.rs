@@ -20,10 +20,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus};
-use crate::hosts::{self, ClassifyError, Disposition};
+use crate::hosts::{self, ClassifyError, Disposition, Verified};
 use crate::rate_limit::RateLimiter;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
+use crate::text::{Cap, bounded};
 use crate::time::now_micros;
 
 /// The default cap on a delivery's body: 25 MiB, GitHub's own cap.
@@ -228,23 +229,29 @@ async fn intake(
     };
 
     let secrets = entry.secrets.accepted_at(receive_time);
-    if let Err(why) = hosts::verify(host, &headers, &body, &secrets) {
-        let reason = why.to_string();
-        tracing::info!(receiver = %receiver_id, %reason, "delivery rejected");
-        let response_body = json!({ "error": reason });
-        // What the attempt claimed to be, for the log; never its body.
-        let claimed = hosts::identify(host, &headers, &body).ok();
-        let rejected = NewDelivery {
-            delivery_key: claimed.as_ref().and_then(|c| c.delivery_key.clone()),
-            event: claimed.map(|c| c.event).unwrap_or_default(),
-            state: DeliveryState::Rejected,
-            response_status: StatusCode::UNAUTHORIZED.as_u16(),
-            response_body: response_body.to_string().into_bytes(),
-            last_error: Some(reason),
-            ..base
-        };
-        log_rejected(&state, rejected).await;
-        return reply(StatusCode::UNAUTHORIZED, response_body);
+    let verified = match hosts::verify(host, &headers, &body, &secrets) {
+        Ok(verified) => verified,
+        Err(why) => {
+            let reason = why.to_string();
+            tracing::info!(receiver = %receiver_id, %reason, "delivery rejected");
+            let response_body = json!({ "error": reason });
+            // What the attempt claimed to be, for the log: from its headers, never its body.
+            let claimed = hosts::claimed(host, &headers);
+            let rejected = NewDelivery {
+                delivery_key: claimed.delivery_key,
+                event: claimed.event,
+                state: DeliveryState::Rejected,
+                response_status: StatusCode::UNAUTHORIZED.as_u16(),
+                response_body: response_body.to_string().into_bytes(),
+                last_error: Some(reason),
+                ..base
+            };
+            log_unauthenticated(&state, rejected).await;
+            return reply(StatusCode::UNAUTHORIZED, response_body);
+        }
+    };
+    if verified == Verified::UnsignedPing {
+        return unsigned_ping(&state, host, &headers, base).await;
     }
     let classified = match hosts::identify(host, &headers, &body) {
         Ok(c) => c,
@@ -302,15 +309,21 @@ async fn intake(
     }
 }
 
-/// The most `REJECTED` rows a receiver's log gains a minute (a burst of as many, then one a
-/// second). A 401 past it is answered and counted all the same, and logged at `info`, but not
-/// stored: a stranger who knows a receiver's URL cannot fill the database with attempts.
+/// The most rows of requests that were not authenticated (`REJECTED` 401s and unsigned pings)
+/// a receiver's log gains a minute (a burst of as many, then one a second). Past it such a
+/// request is answered and counted all the same, and logged at `info`, but not stored: a
+/// stranger who knows a receiver's URL cannot fill the database with attempts.
 pub const REJECTED_LOGGED_PER_MINUTE: u32 = 60;
 
-/// Stores a `REJECTED` row for a 401, unless the receiver's log has had
-/// [`REJECTED_LOGGED_PER_MINUTE`] of them this minute.
-async fn log_rejected(state: &IngressState, rejected: NewDelivery) {
-    let receiver = rejected.receiver_id;
+/// The most headers kept of a request that was not authenticated (the first, by name).
+const UNAUTHENTICATED_HEADERS: usize = 32;
+
+/// Stores the row of a request that was not authenticated, unless the receiver's log has had
+/// [`REJECTED_LOGGED_PER_MINUTE`] of them this minute. Only what its headers and path say is
+/// kept, each value cut to [`Cap::UNAUTHENTICATED`], at most [`UNAUTHENTICATED_HEADERS`]
+/// headers, and never its body: nothing a stranger chose beyond a few bytes.
+async fn log_unauthenticated(state: &IngressState, row: NewDelivery) {
+    let receiver = row.receiver_id;
     if state
         .rejected_log
         .check(
@@ -320,11 +333,25 @@ async fn log_rejected(state: &IngressState, rejected: NewDelivery) {
         )
         .is_err()
     {
-        tracing::info!(%receiver, "rejected delivery not stored: over {REJECTED_LOGGED_PER_MINUTE} a minute");
+        tracing::info!(%receiver, "unauthenticated request not stored: over {REJECTED_LOGGED_PER_MINUTE} a minute");
         return;
     }
-    if let Err(e) = state.intake.record(rejected).await {
-        tracing::warn!(error = %e, "could not log a rejected delivery");
+    let cut = |value: String| bounded(value, Cap::UNAUTHENTICATED);
+    let row = NewDelivery {
+        delivery_key: row.delivery_key.map(cut),
+        event: cut(row.event),
+        path: cut(row.path),
+        request_headers: row
+            .request_headers
+            .into_iter()
+            .take(UNAUTHENTICATED_HEADERS)
+            .map(|(name, value)| (cut(name), cut(value)))
+            .collect(),
+        request_body: None,
+        ..row
+    };
+    if let Err(e) = state.intake.record(row).await {
+        tracing::warn!(error = %e, "could not log an unauthenticated request");
     }
 }
 
@@ -350,10 +377,35 @@ async fn admit(state: &IngressState, receiver: &Receiver, key: Option<&str>) -> 
         match state.deliveries.find_by_key(receiver.id, key).await {
             Ok(Some(original)) => return Some(duplicate(original)),
             Ok(None) => {}
-            Err(e) => return Some(store_unavailable(&e)),
+            Err(e) => return Some(store_failed(&e)),
         }
     }
     rate_limited(state, receiver)
+}
+
+/// A Bitbucket Server `diagnostics:ping` with no signature: the "Test connection" button of a
+/// hook that has no secret, or anyone who knows the URL. It is only a ping: answered 200
+/// `pong`, logged like a `REJECTED` attempt (headers only, capped a minute), with no body and
+/// no delivery key, so it changes nothing, never counts against the rate limit and never makes
+/// a later delivery with its key a duplicate.
+async fn unsigned_ping(
+    state: &IngressState,
+    host: hosts::Host,
+    headers: &HeaderMap,
+    base: NewDelivery,
+) -> Response {
+    let response_body = json!({ "message": "pong" });
+    let ping = NewDelivery {
+        event: hosts::claimed(host, headers).event,
+        state: DeliveryState::Processed,
+        response_status: StatusCode::OK.as_u16(),
+        response_body: response_body.to_string().into_bytes(),
+        ..base
+    };
+    crate::observe::event(&ping.event);
+    crate::observe::stored_as(ping.id, DeliveryState::Processed);
+    log_unauthenticated(state, ping).await;
+    reply(StatusCode::OK, response_body)
 }
 
 /// 429 with `Retry-After` when the receiver is over its `rate_limit_per_minute`.
@@ -451,7 +503,7 @@ async fn trigger(
             last_error: Some(reason),
             ..base
         };
-        log_rejected(&state, rejected).await;
+        log_unauthenticated(&state, rejected).await;
         return reply(StatusCode::UNAUTHORIZED, response_body);
     }
     if let Some(response) = admit(&state, receiver, base.delivery_key.as_deref()).await {

@@ -22,5 +22,6 @@ pub mod secret_key;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod time;
 pub mod trigger;

@@ -134,18 +134,6 @@ impl Failure {
     }
 }
 
-/// Text from outside (a code host's body or headers) as the store can hold it: NUL, which
-/// PostgreSQL text cannot hold (SQLSTATE 22021), becomes U+FFFD, as in lossy UTF-8 decoding.
-/// Every text value that comes from a delivery goes through here before it is written, on both
-/// engines, so both store the same. Raw bodies are stored as bytes and never go through here.
-pub fn storable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text
-    }
-}
-
 /// Keyset pagination, shared by every listing: rows are ordered by `(key, id)` (a time in
 /// microseconds, then the UUID that breaks ties), and a page starts after the last row of the
 /// previous one.
@@ -253,12 +241,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn text_with_nul_is_made_storable_and_other_text_is_kept() {
-        assert_eq!(storable("opened\0x".to_owned()), "opened\u{FFFD}x");
-        assert_eq!(
-            storable("pull_request/opened".to_owned()),
-            "pull_request/opened"
-        );
-    }
 }

@@ -14,6 +14,7 @@ use crate::hosts::{self, Host};
 use crate::receivers::Receiver;
 use crate::sync::Reason;
 use crate::sync::requests;
+use crate::text::{Cap, bounded};
 use crate::time::now_micros;
 
 /// Which repositories a trigger call syncs.
@@ -34,7 +35,9 @@ pub enum Target {
 pub fn target(body: &[u8], repository_param: Option<&str>) -> Result<Target, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(match repository_param.map(str::trim) {
-            Some(name) if !name.is_empty() => Target::Named(name.trim_matches('/').to_owned()),
+            Some(name) if !name.is_empty() => {
+                Target::Named(bounded(name.trim_matches('/'), Cap::NAME))
+            }
             _ => Target::All,
         });
     }

@@ -89,20 +89,16 @@ impl ChangesetService for ChangesetAdmin {
             .changesets
             .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = page_token::next(
-            page.has_more,
+        let (changesets, next_page_token) = page_token::page(
             page.changesets
-                .last()
-                .map(|last| (last.create_time, last.id)),
+                .into_iter()
+                .map(|c| ((c.create_time, c.id), changeset_to_proto(c))),
+            page.has_more,
             &filter_key,
         );
         Ok(Response::new(proto::ListChangesetsResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-            changesets: page
-                .changesets
-                .into_iter()
-                .map(changeset_to_proto)
-                .collect(),
+            changesets,
             next_page_token,
         }))
     }
@@ -121,23 +117,24 @@ impl ChangesetService for ChangesetAdmin {
             .changesets
             .events(id, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = page_token::next(
-            has_more,
-            events.last().map(|last| (last.occur_time, last.id)),
-            &filter_key,
-        );
-        Ok(Response::new(proto::ListChangesetEventsResponse {
-            events: events
-                .into_iter()
-                .map(|e| proto::ChangesetEvent {
+        let (events, next_page_token) = page_token::page(
+            events.into_iter().map(|e| {
+                let cursor = (e.occur_time, e.id);
+                let event = proto::ChangesetEvent {
                     kind: e.kind,
                     actor: e.actor,
                     occur_time: Some(to_timestamp(e.occur_time)),
                     delivery_id: e.delivery_id,
                     summary: e.summary,
                     external_id: e.external_id,
-                })
-                .collect(),
+                };
+                (cursor, event)
+            }),
+            has_more,
+            &filter_key,
+        );
+        Ok(Response::new(proto::ListChangesetEventsResponse {
+            events,
             next_page_token,
         }))
     }

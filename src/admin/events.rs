@@ -159,6 +159,7 @@ async fn to_proto(state: &AdminState, event: &Event) -> Result<proto::Event, Sto
         EventKind::DeliveryFailed => gone(state.deliveries.get(event.subject_id).await.map(|d| {
             let mut d = delivery_to_proto(d);
             d.request_body.clear();
+            d.request_body_truncated = d.request_body_size > 0;
             Subject::Delivery(d)
         }))?,
         EventKind::RepositoryRenamed => gone(

@@ -20,13 +20,38 @@ pub fn encode(cursor: &Cursor, filter: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1|{}|{}|{}", cursor.key, cursor.id, filter))
 }
 
-/// The token of the page after one that ended at `last` (its sort key and id), or empty when
-/// no page follows.
-pub fn next(has_more: bool, last: Option<(i64, Uuid)>, filter: &str) -> String {
-    match (has_more, last) {
+/// The most bytes of messages one page of a listing carries: well under the 4 MiB a gRPC client
+/// takes by default (grpcurl, tonic, grpc-go), with room for the rest of the answer.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
+
+/// One page of a listing from `rows` (each message with the sort key and id of its row), in
+/// order, and the token of the page after it (empty when none follows). The page ends early,
+/// and a token is still given, when its messages would pass [`MAX_PAGE_BYTES`]; it always holds
+/// at least one row, so paging goes on whatever is stored.
+pub fn page<T: prost::Message>(
+    rows: impl IntoIterator<Item = ((i64, Uuid), T)>,
+    has_more: bool,
+    filter: &str,
+) -> (Vec<T>, String) {
+    let mut kept = Vec::new();
+    let mut bytes = 0usize;
+    let mut last = None;
+    let mut rows = rows.into_iter().peekable();
+    while let Some((cursor, message)) = rows.next_if(|(_, m)| {
+        // A repeated field costs its tag and length prefix besides the message.
+        let size = m.encoded_len() + 10;
+        kept.is_empty() || bytes + size <= MAX_PAGE_BYTES
+    }) {
+        bytes += message.encoded_len() + 10;
+        last = Some(cursor);
+        kept.push(message);
+    }
+    let more = has_more || rows.peek().is_some();
+    let token = match (more, last) {
         (true, Some((key, id))) => encode(&Cursor { key, id }, filter),
         _ => String::new(),
-    }
+    };
+    (kept, token)
 }
 
 /// Decodes a token made by [`encode`] for the same `filter`; an empty token is the first page.
@@ -59,6 +84,7 @@ pub fn decode(token: &str, filter: &str) -> Result<Option<Cursor>, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn a_token_round_trips_under_its_own_filter_only() {
@@ -69,6 +95,31 @@ mod tests {
         let token = encode(&cursor, "kind=GITHUB");
         assert_eq!(decode(&token, "kind=GITHUB").unwrap(), Some(cursor));
         assert!(decode(&token, "kind=GITLAB").is_err());
+    }
+
+    #[test]
+    fn a_page_ends_early_by_bytes_and_still_gives_a_token() {
+        // Twenty strings of 1 MiB: each page takes what fits under MAX_PAGE_BYTES.
+        let rows: Vec<_> = (0..20)
+            .map(|i| ((i, Uuid::from_u128(i as u128)), "x".repeat(1 << 20)))
+            .collect();
+        let (page1, token) = page(rows.clone(), false, "f");
+        assert!(!page1.is_empty() && page1.len() < 20);
+        let encoded: usize = page1.iter().map(|m| m.encoded_len() + 10).sum();
+        assert!(encoded <= MAX_PAGE_BYTES, "{encoded}");
+        let cursor = decode(&token, "f").unwrap().expect("a next page");
+        assert_eq!(cursor.key, page1.len() as i64 - 1);
+        // One row larger than the whole budget still makes a page of one, with a token.
+        let huge = vec![
+            ((1, Uuid::nil()), "y".repeat(5 << 20)),
+            ((2, Uuid::nil()), String::new()),
+        ];
+        let (alone, token) = page(huge, false, "f");
+        assert_eq!(alone.len(), 1);
+        assert!(!token.is_empty());
+        // A page that fits keeps the listing's own answer.
+        let (all, token) = page(rows.into_iter().take(2), false, "f");
+        assert_eq!((all.len(), token.as_str()), (2, ""));
     }
 
     #[test]

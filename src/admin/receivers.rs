@@ -116,20 +116,16 @@ impl ReceiverService for ReceiverAdmin {
             .receivers
             .list(kind, after.map(|c| (c.key, c.id)), limit)
             .await?;
-        let next_page_token = page_token::next(
-            page.has_more,
+        let (receivers, next_page_token) = page_token::page(
             page.receivers
-                .last()
-                .map(|last| (last.create_time, last.id)),
+                .into_iter()
+                .map(|r| ((r.create_time, r.id), self.to_proto(r))),
+            page.has_more,
             &filter,
         );
         Ok(Response::new(proto::ListReceiversResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-            receivers: page
-                .receivers
-                .into_iter()
-                .map(|r| self.to_proto(r))
-                .collect(),
+            receivers,
             next_page_token,
         }))
     }

@@ -96,20 +96,16 @@ impl RepositoryService for RepositoryAdmin {
                 limit,
             )
             .await?;
-        let next_page_token = page_token::next(
-            page.has_more,
+        let (repositories, next_page_token) = page_token::page(
             page.repositories
-                .last()
-                .map(|last| (last.create_time, last.id)),
+                .into_iter()
+                .map(|r| ((r.create_time, r.id), repository_to_proto(r))),
+            page.has_more,
             &filter,
         );
         Ok(Response::new(proto::ListRepositoriesResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-            repositories: page
-                .repositories
-                .into_iter()
-                .map(repository_to_proto)
-                .collect(),
+            repositories,
             next_page_token,
         }))
     }
@@ -269,20 +265,16 @@ impl RepositoryService for RepositoryAdmin {
                 now_micros(),
             )
             .await?;
-        let next_page_token = page_token::next(
-            page.has_more,
+        let (sync_requests, next_page_token) = page_token::page(
             page.sync_requests
-                .last()
-                .map(|last| (last.request_time, last.id)),
+                .into_iter()
+                .map(|r| ((r.request_time, r.id), sync_request_to_proto(r))),
+            page.has_more,
             &filter,
         );
         Ok(Response::new(proto::ListSyncRequestsResponse {
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-            sync_requests: page
-                .sync_requests
-                .into_iter()
-                .map(sync_request_to_proto)
-                .collect(),
+            sync_requests,
             next_page_token,
         }))
     }

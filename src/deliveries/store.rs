@@ -17,7 +17,8 @@ use super::DeliveryState;
 use super::body::StoredBody;
 use crate::entity::{delivery, receiver};
 use crate::store::paging::{self, Order};
-use crate::store::{StoreError, storable};
+use crate::store::StoreError;
+use crate::text::{Cap, bounded};
 use crate::time::duration_micros;
 
 /// A delivery as intake stores it.
@@ -446,7 +447,7 @@ impl DeliveryStore {
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
             .col_expr(
                 delivery::Column::LastError,
-                Expr::value(note.map(|n| storable(n.to_owned()))),
+                Expr::value(note.map(|n| bounded(n, Cap::NOTE))),
             )
             .filter(claim_held(claimed))
             .exec(conn)
@@ -492,7 +493,7 @@ impl DeliveryStore {
             .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
             .col_expr(
                 delivery::Column::LastError,
-                Expr::value(storable(error.to_owned())),
+                Expr::value(bounded(error, Cap::NOTE)),
             );
         if state == DeliveryState::Failed {
             update = update.col_expr(delivery::Column::ProcessTime, Expr::value(now));
@@ -548,13 +549,15 @@ pub struct PreparedDelivery {
 }
 
 impl PreparedDelivery {
+    /// Its text columns are [`bounded`] here, where every delivery enters the log.
     pub fn new(new: NewDelivery) -> Self {
         // What a code host sent becomes text the store holds: the event (from a body's
         // `action`), the key and the error; the body itself is kept as bytes.
         let new = NewDelivery {
-            event: storable(new.event),
-            delivery_key: new.delivery_key.map(storable),
-            last_error: new.last_error.map(storable),
+            delivery_key: new.delivery_key.map(|k| bounded(k, Cap::DELIVERY_KEY)),
+            event: bounded(new.event, Cap::EVENT),
+            path: bounded(new.path, Cap::PATH),
+            last_error: new.last_error.map(|e| bounded(e, Cap::NOTE)),
             ..new
         };
         let body = new.request_body.map(StoredBody::encode);

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
 use crate::hosts::{self, Classified, Disposition};
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
-use crate::store::{StoreError, storable};
+use crate::store::StoreError;
+use crate::text::storable;
 use crate::time::now_micros;
 
 /// How long to wait before each retry of a failed delivery; after the last, it is `FAILED`.

@@ -18,6 +18,11 @@ use super::{
 
 const SIGNATURE: &str = "X-Hub-Signature";
 const EVENT: &str = "X-Event-Key";
+/// Where this host names the event and the delivery key.
+pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
+    event: EVENT,
+    keys: &[DELIVERY],
+};
 const DELIVERY: &str = "X-Request-UUID";
 
 pub(super) fn verify(

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::text::{Cap, MAX_REFS, bounded, bounded_list};
+
 /// A repository as an event names it: by the host's own id, by name, or both (never neither).
 /// The id is what identifies it; the name is what people read, and what matches when the event
 /// gives no id.
@@ -182,6 +184,70 @@ pub struct PushEffect {
     pub refs: Vec<RefUpdate>,
     /// Who pushed; empty when unknown.
     pub actor: String,
+}
+
+impl Effect {
+    /// The effect with every text value cut to its stored column's [`Cap`] and every list to
+    /// its most items: what a payload says can be stored, however much it says.
+    pub fn bounded(self) -> Self {
+        match self {
+            Effect::Changeset(e) => Effect::Changeset(ChangesetEffect {
+                repository: e.repository.bounded(),
+                target: match e.target {
+                    Target::HeadSha(sha) => Target::HeadSha(bounded(sha, Cap::SHA)),
+                    number => number,
+                },
+                kind: bounded(e.kind, Cap::KIND),
+                actor: bounded(e.actor, Cap::LOGIN),
+                summary: bounded(e.summary, Cap::SUMMARY),
+                snapshot: ChangesetSnapshot {
+                    title: e.snapshot.title.map(|v| bounded(v, Cap::TITLE)),
+                    url: e.snapshot.url.map(|v| bounded(v, Cap::URL)),
+                    author: e.snapshot.author.map(|v| bounded(v, Cap::LOGIN)),
+                    head_ref: e.snapshot.head_ref.map(|v| bounded(v, Cap::REF)),
+                    base_ref: e.snapshot.base_ref.map(|v| bounded(v, Cap::REF)),
+                    head_sha: e.snapshot.head_sha.map(|v| bounded(v, Cap::SHA)),
+                    labels: e.snapshot.labels.map(|v| bounded_list(v, Cap::LABEL)),
+                    ..e.snapshot
+                },
+                review: e.review.map(|r| ReviewVote {
+                    reviewer: bounded(r.reviewer, Cap::LOGIN),
+                    ..r
+                }),
+                check: e.check.map(|c| CheckResult {
+                    context: bounded(c.context, Cap::CONTEXT),
+                    sha: bounded(c.sha, Cap::SHA),
+                    ..c
+                }),
+                ..e
+            }),
+            Effect::Push(p) => Effect::Push(PushEffect {
+                repository: p.repository.bounded(),
+                refs: p
+                    .refs
+                    .into_iter()
+                    .take(MAX_REFS)
+                    .map(|r| RefUpdate {
+                        name: bounded(r.name, Cap::REF),
+                        old_sha: bounded(r.old_sha, Cap::SHA),
+                        new_sha: bounded(r.new_sha, Cap::SHA),
+                    })
+                    .collect(),
+                actor: bounded(p.actor, Cap::LOGIN),
+            }),
+        }
+    }
+}
+
+impl RepositoryRef {
+    fn bounded(self) -> Self {
+        RepositoryRef {
+            name: bounded(self.name, Cap::NAME),
+            external_id: bounded(self.external_id, Cap::EXTERNAL_ID),
+            url: bounded(self.url, Cap::URL),
+            clone_urls: bounded_list(self.clone_urls, Cap::URL),
+        }
+    }
 }
 
 /// A payload that lacks what its event must carry.

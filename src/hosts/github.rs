@@ -24,6 +24,11 @@ const SIGNATURE_256: &str = "X-Hub-Signature-256";
 /// Where GitHub puts the legacy HMAC-SHA1 signature.
 const SIGNATURE_SHA1: &str = "X-Hub-Signature";
 const EVENT: &str = "X-GitHub-Event";
+/// Where this host names the event and the delivery key.
+pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
+    event: EVENT,
+    keys: &[DELIVERY],
+};
 const DELIVERY: &str = "X-GitHub-Delivery";
 
 /// Events a handler takes (DESIGN.md): batch-change sync and push sync, and `repository` (a

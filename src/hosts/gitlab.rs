@@ -20,6 +20,11 @@ const TOKEN: &str = "X-Gitlab-Token";
 const EVENT: &str = "X-Gitlab-Event";
 /// The delivery key headers, best first.
 const KEYS: &[&str] = &["Idempotency-Key", "X-Gitlab-Event-UUID"];
+/// Where this host names the event and the delivery key.
+pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
+    event: EVENT,
+    keys: KEYS,
+};
 
 /// Events a handler takes (DESIGN.md). `System Hook` and the confidential variants are not.
 const HANDLED: &[&str] = &[

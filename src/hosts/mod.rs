@@ -16,6 +16,8 @@ mod signature;
 use http::HeaderMap;
 use serde_json::Value;
 
+use crate::text::{Cap, bounded};
+
 pub use effects::{Effect, EffectError};
 pub use payload::{Outline, Payload};
 pub use signature::{check_token, sign_hmac_sha256_hex, token_matches};
@@ -144,24 +146,71 @@ fn classify_as<P: Payload>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Classified<P>, ClassifyError> {
-    match host {
+    let classified = match host {
         Host::GitHub => github::classify(headers, body),
         Host::GitLab => gitlab::classify(headers, body),
         Host::BitbucketServer => bitbucket_server::classify(headers, body),
         Host::BitbucketCloud => bitbucket_cloud::classify(headers, body),
+    }?;
+    // What the log and the handlers see of the event and its key, however long the host's.
+    Ok(Classified {
+        event: bounded(classified.event, Cap::EVENT),
+        delivery_key: classified
+            .delivery_key
+            .map(|k| bounded(k, Cap::DELIVERY_KEY)),
+        ..classified
+    })
+}
+
+/// Where a host names a delivery's event and its delivery key: header names, as it spells them.
+#[derive(Debug, Clone, Copy)]
+struct HeaderNames {
+    /// The event header (`X-GitHub-Event`, `X-Event-Key`, ...).
+    event: &'static str,
+    /// The delivery key headers, the first present one counting.
+    keys: &'static [&'static str],
+}
+
+/// What a request that was not authenticated claims to be, read from its headers alone (never
+/// from its body), each value cut to [`Cap::UNAUTHENTICATED`]: for the log of a `REJECTED`
+/// attempt or an unsigned ping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// The host's event header as sent; empty when absent.
+    pub event: String,
+    /// The host's delivery key header as sent.
+    pub delivery_key: Option<String>,
+}
+
+/// Reads [`Claimed`] from a request's headers.
+pub fn claimed(host: Host, headers: &HeaderMap) -> Claimed {
+    let names = match host {
+        Host::GitHub => github::HEADERS,
+        Host::GitLab => gitlab::HEADERS,
+        Host::BitbucketServer => bitbucket_server::HEADERS,
+        Host::BitbucketCloud => bitbucket_cloud::HEADERS,
+    };
+    Claimed {
+        event: bounded(
+            header_text(headers, names.event).unwrap_or_default(),
+            Cap::UNAUTHENTICATED,
+        ),
+        delivery_key: delivery_key(headers, names.keys).map(|k| bounded(k, Cap::UNAUTHENTICATED)),
     }
 }
 
 /// The effects of a classified, `Handled` event: changeset changes and pushes. An event that
 /// turns out to have none (an issue comment that is not on a pull request) gives an empty list.
 /// `event` is [`Classified::event`] and `payload` [`Classified::payload`].
+/// Every text value in them is [`Effect::bounded`].
 pub fn effects(host: Host, event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
-    match host {
+    let effects = match host {
         Host::GitHub => github::effects(event, payload),
         Host::GitLab => gitlab::effects(event, payload),
         Host::BitbucketServer => bitbucket_server::effects(event, payload),
         Host::BitbucketCloud => bitbucket_cloud::effects(event, payload),
-    }
+    }?;
+    Ok(effects.into_iter().map(Effect::bounded).collect())
 }
 
 /// A request that looks exactly like the host's own test event, for the admin "send test

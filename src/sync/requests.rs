@@ -22,6 +22,7 @@ use crate::events::{self, EventKind};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::text::{Cap, MAX_REFS, bounded};
 use crate::time::duration_micros;
 
 /// Where a sync request is in its life.
@@ -206,8 +207,11 @@ pub async fn request<C: ConnectionTrait>(
 /// newest new SHA.
 fn merge_refs(mut refs: Vec<StoredRef>, new: &[RefUpdate]) -> Vec<StoredRef> {
     for update in new {
+        let full = refs.len() >= MAX_REFS;
         match refs.iter_mut().find(|r| r.name == update.name) {
             Some(existing) => existing.new_sha = update.new_sha.clone(),
+            // A request keeps at most MAX_REFS refs; the sync fetches them all anyway.
+            None if full => {}
             None => refs.push(StoredRef {
                 name: update.name.clone(),
                 old_sha: update.old_sha.clone(),
@@ -300,7 +304,7 @@ impl SyncRequestStore {
                 C::LeaseExpireTime,
                 Expr::value(now.saturating_add(duration_micros(lease))),
             )
-            .col_expr(C::Worker, Expr::value(worker.to_owned()))
+            .col_expr(C::Worker, Expr::value(bounded(worker, Cap::LOGIN)))
             .filter(C::Id.in_subquery(due))
             .exec_with_returning(&self.db)
             .await?;
@@ -346,7 +350,10 @@ impl SyncRequestStore {
             .col_expr(C::State, Expr::value(state.as_str()))
             .col_expr(C::CompleteTime, Expr::value(now))
             .col_expr(C::LeaseExpireTime, Expr::value(None::<i64>))
-            .col_expr(C::Error, Expr::value((!success).then(|| error.to_owned())))
+            .col_expr(
+                C::Error,
+                Expr::value((!success).then(|| bounded(error, Cap::NOTE))),
+            )
             .filter(C::Id.eq(id.to_string()))
             .filter(C::State.eq(SyncRequestState::Claimed.as_str()))
             .exec(&txn)
