@@ -115,7 +115,7 @@ impl Application {
             sync_requests: SyncRequestStore::new(db.clone()),
         }))
         .layer(axum::middleware::from_fn_with_state(
-            crate::limits::IngressLimits::new(&config.operations, config.max_body_bytes),
+            crate::limits::IngressLimits::new(&config.operations),
             crate::limits::enforce,
         ))
         .layer(axum::middleware::from_fn(crate::observe::track));

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
@@ -14,6 +15,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
+pub mod peer;
 pub mod rate_limit;
 pub mod receivers;
 pub mod secret_key;
