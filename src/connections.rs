@@ -70,7 +70,7 @@ impl Table {
                 .map(|(ip, open)| (*ip, open.len()))
                 .collect(),
         };
-        addresses.sort_by(|a, b| b.1.cmp(&a.1));
+        addresses.sort_by_key(|&(_, held)| std::cmp::Reverse(held));
         for (ip, _) in addresses {
             let Some(open) = self.by_address.get_mut(&ip) else {
                 continue;
