@@ -133,7 +133,7 @@ impl Application {
         }
         let http_router = http_router
             .layer(axum::middleware::from_fn_with_state(
-                crate::limits::IngressLimits::new(&config.operations, config.max_body_bytes),
+                crate::limits::IngressLimits::new(&config.operations),
                 crate::limits::enforce,
             ))
             .layer(axum::middleware::from_fn(crate::observe::track));

@@ -210,7 +210,9 @@ pub struct Operations {
     )]
     pub max_header_bytes: usize,
 
-    /// Open HTTP connections at most; further ones are closed at once.
+    /// Open HTTP connections at most. At the cap an idle connection (no request in hand) is
+    /// closed to make room, from the address holding the most; when none is idle, a new one is
+    /// closed at once.
     #[arg(
         long,
         env = "HOOKGATE_MAX_CONNECTIONS",
@@ -218,6 +220,16 @@ pub struct Operations {
         global = true
     )]
     pub max_connections: usize,
+
+    /// Open HTTP connections from one peer address at most (trusted proxies excepted); past it
+    /// one of that address's idle connections is closed to make room, else the new one is.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_connections_per_address: usize,
 
     /// Deliveries handled at once at most; further ones get 503 with Retry-After at once.
     #[arg(
@@ -228,8 +240,19 @@ pub struct Operations {
     )]
     pub max_inflight_requests: usize,
 
+    /// Deliveries handled at once for one client address at most; further ones from it get 503
+    /// with Retry-After at once.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_INFLIGHT_REQUESTS_PER_ADDRESS",
+        default_value_t = 32,
+        global = true
+    )]
+    pub max_inflight_requests_per_address: usize,
+
     /// Bytes of delivery bodies held in memory at once, across all requests; past it a delivery
-    /// gets 503 with Retry-After. At least --max-body-bytes.
+    /// gets 503 with Retry-After. Bytes are counted as they arrive, not as a request declares
+    /// them. At least --max-body-bytes.
     #[arg(
         long,
         env = "HOOKGATE_MAX_BUFFERED_BODY_BYTES",
@@ -237,6 +260,27 @@ pub struct Operations {
         global = true
     )]
     pub max_buffered_body_bytes: usize,
+
+    /// Bytes of delivery bodies held in memory at once for one client address; past it a
+    /// delivery from it gets 503 with Retry-After. At least --max-body-bytes.
+    #[arg(
+        long,
+        env = "HOOKGATE_MAX_BUFFERED_BODY_BYTES_PER_ADDRESS",
+        default_value_t = 32 * 1024 * 1024,
+        global = true
+    )]
+    pub max_buffered_body_bytes_per_address: usize,
+
+    /// Proxies (addresses or networks, comma-separated: 10.0.0.7,10.1.0.0/16) whose
+    /// X-Forwarded-For names the client that the per-address limits count. Nobody by default:
+    /// the header is then ignored.
+    #[arg(
+        long,
+        env = "HOOKGATE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<crate::peer::TrustedProxy>,
 
     /// The largest admin API request message in bytes; larger ones get INVALID_ARGUMENT.
     #[arg(
@@ -297,9 +341,23 @@ impl Operations {
                 self.max_buffered_body_bytes
             );
         }
+        if self.max_buffered_body_bytes_per_address < max_body_bytes {
+            anyhow::bail!(
+                "--max-buffered-body-bytes-per-address {} is less than --max-body-bytes {max_body_bytes}, so the largest delivery could never be read: raise it, or lower --max-body-bytes",
+                self.max_buffered_body_bytes_per_address
+            );
+        }
         for (flag, value) in [
             ("--max-connections", self.max_connections),
+            (
+                "--max-connections-per-address",
+                self.max_connections_per_address,
+            ),
             ("--max-inflight-requests", self.max_inflight_requests),
+            (
+                "--max-inflight-requests-per-address",
+                self.max_inflight_requests_per_address,
+            ),
             ("--max-admin-message-bytes", self.max_admin_message_bytes),
         ] {
             if value == 0 {

@@ -326,11 +326,7 @@ async fn log_unauthenticated(state: &IngressState, row: NewDelivery) {
     let receiver = row.receiver_id;
     if state
         .rejected_log
-        .check(
-            receiver,
-            REJECTED_LOGGED_PER_MINUTE,
-            std::time::Instant::now(),
-        )
+        .check(receiver, REJECTED_LOGGED_PER_MINUTE)
         .is_err()
     {
         tracing::info!(%receiver, "unauthenticated request not stored: over {REJECTED_LOGGED_PER_MINUTE} a minute");
@@ -411,10 +407,7 @@ async fn unsigned_ping(
 /// 429 with `Retry-After` when the receiver is over its `rate_limit_per_minute`.
 fn rate_limited(state: &IngressState, receiver: &Receiver) -> Option<Response> {
     let limit = receiver.options.rate_limit_per_minute;
-    let wait = state
-        .rate_limiter
-        .check(receiver.id, limit, std::time::Instant::now())
-        .err()?;
+    let wait = state.rate_limiter.check(receiver.id, limit).err()?;
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
@@ -595,9 +588,10 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
     axum::body::to_bytes(body, max).await.map_err(|e| {
         match crate::limits::BodyLimit::find(&e) {
             Some(crate::limits::BodyLimit::TimedOut) => return body_timed_out(),
-            Some(crate::limits::BodyLimit::OverBudget) => {
-                return overloaded(&crate::limits::BodyLimit::OverBudget.to_string());
-            }
+            Some(
+                limit @ (crate::limits::BodyLimit::OverBudget
+                | crate::limits::BodyLimit::OverAddressBudget),
+            ) => return overloaded(&limit.to_string()),
             None => {}
         }
         let over = std::error::Error::source(&e)
@@ -615,7 +609,7 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
 }
 
 /// 503 with `Retry-After: 1`, at once: the ingress is at one of its limits (`--max-inflight-requests`,
-/// `--max-buffered-body-bytes`); `why` says which.
+/// `--max-buffered-body-bytes`, or their per-address shares); `why` says which.
 pub fn overloaded(why: &str) -> Response {
     crate::observe::outcome(crate::observe::Outcome::Overloaded);
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, why);

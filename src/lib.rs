@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod data_dir;
 pub mod db;
 pub mod deliveries;
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
+pub mod peer;
 pub mod rate_limit;
 pub mod receivers;
 pub mod secret_key;

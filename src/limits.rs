@@ -1,13 +1,21 @@
 //! What a client can make hookgate hold, bounded: deliveries handled at once
-//! (`--max-inflight-requests`), bytes of bodies in memory across them
-//! (`--max-buffered-body-bytes`), the time a body may take to arrive (`--body-read-timeout`), and
-//! the size of an admin API message (`--max-admin-message-bytes`). Connection-level limits (header
-//! read time, header size, open connections) are the server loop's, in `serve`.
+//! (`--max-inflight-requests`, and `--max-inflight-requests-per-address` for one client), bytes
+//! of bodies in memory across them (`--max-buffered-body-bytes`, and
+//! `--max-buffered-body-bytes-per-address`), the time a body may take to arrive
+//! (`--body-read-timeout`), and the size of an admin API message (`--max-admin-message-bytes`).
+//! Connection-level limits (header read time, header size, open connections) are the server
+//! loop's, in `serve` and `connections`.
 //!
 //! The ingress limits are a middleware around the webhook routes that refuses at once rather than
-//! queueing. The body limits fail the body with a [`BodyLimit`] error; `ingress` turns that into
-//! its status code (408 or 503), as it does every other.
+//! queueing. A client is its peer address, or the address a trusted proxy names for it (see
+//! `peer`): one client reaching its share leaves the rest to the others. Body bytes are counted
+//! as they arrive, never on a declared `Content-Length`, so a request that declares much and
+//! sends nothing holds nothing but its in-flight slot. The body limits fail the body with a
+//! [`BodyLimit`] error; `ingress` turns that into its status code (408 or 503), as it does every
+//! other.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -15,13 +23,13 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Operations;
+use crate::peer::{PeerAddr, TrustedProxies};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -32,6 +40,10 @@ pub enum BodyLimit {
     TimedOut,
     #[error("too many delivery bytes are held in memory right now")]
     OverBudget,
+    #[error(
+        "too many delivery bytes from this client address are held in memory right now (--max-buffered-body-bytes-per-address)"
+    )]
+    OverAddressBudget,
 }
 
 impl BodyLimit {
@@ -48,38 +60,94 @@ impl BodyLimit {
     }
 }
 
+/// Amounts that client addresses hold, each address under the same cap. An address holding
+/// nothing has no entry, so the map is as large as the clients being served right now.
+#[derive(Debug)]
+struct PerAddress {
+    max: u64,
+    held: Mutex<HashMap<IpAddr, u64>>,
+}
+
+impl PerAddress {
+    fn new(max: u64) -> Self {
+        Self {
+            max,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes `n` more for `client`; `false` when that would pass the cap.
+    fn take(&self, client: IpAddr, n: u64) -> bool {
+        let Ok(mut held) = self.held.lock() else {
+            return false;
+        };
+        let now = held.entry(client).or_insert(0);
+        if now.saturating_add(n) > self.max {
+            if *now == 0 {
+                held.remove(&client);
+            }
+            return false;
+        }
+        *now += n;
+        true
+    }
+
+    /// Gives back `n` that `client` took.
+    fn give_back(&self, client: IpAddr, n: u64) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        if let Some(now) = held.get_mut(&client) {
+            *now = now.saturating_sub(n);
+            if *now == 0 {
+                held.remove(&client);
+            }
+        }
+    }
+}
+
 /// The ingress's shared limits: one per service, cloned into the middleware.
 #[derive(Debug)]
 pub struct IngressLimits {
     /// One permit per delivery being handled.
     inflight: Arc<Semaphore>,
+    /// Deliveries being handled, per client.
+    inflight_per_address: PerAddress,
     /// One permit per body byte held in memory.
     budget: Arc<Semaphore>,
+    /// Body bytes held in memory, per client.
+    budget_per_address: PerAddress,
     /// How long a whole body may take to arrive.
     body_read_timeout: Duration,
-    /// Bodies declared larger than this are left to the ingress to refuse (413), unreserved.
-    max_body_bytes: usize,
+    /// Whose `X-Forwarded-For` names the client.
+    trusted_proxies: TrustedProxies,
 }
 
 impl IngressLimits {
-    pub fn new(operations: &Operations, max_body_bytes: usize) -> Arc<Self> {
+    pub fn new(operations: &Operations) -> Arc<Self> {
         Arc::new(Self {
             inflight: Arc::new(Semaphore::new(operations.max_inflight_requests)),
+            inflight_per_address: PerAddress::new(
+                operations.max_inflight_requests_per_address as u64,
+            ),
             budget: Arc::new(Semaphore::new(
                 operations
                     .max_buffered_body_bytes
                     .min(Semaphore::MAX_PERMITS),
             )),
+            budget_per_address: PerAddress::new(
+                operations.max_buffered_body_bytes_per_address as u64,
+            ),
             body_read_timeout: operations.body_read_timeout.into(),
-            max_body_bytes,
+            trusted_proxies: TrustedProxies::new(&operations.trusted_proxies),
         })
     }
 }
 
-/// The middleware around the webhook routes: a slot among `--max-inflight-requests` or 503 at
-/// once; the declared body length reserved from the byte budget up front (or 503 at once), and
-/// any further bytes as they arrive; and a deadline for the whole body. Other routes pass
-/// through.
+/// The middleware around the webhook routes: a slot among the client's
+/// `--max-inflight-requests-per-address` and among `--max-inflight-requests`, or 503 at once;
+/// body bytes taken from the client's and the service's byte budgets as they arrive (or 503);
+/// and a deadline for the whole body. Other routes pass through.
 pub async fn enforce(
     State(limits): State<Arc<IngressLimits>>,
     request: Request,
@@ -88,30 +156,23 @@ pub async fn enforce(
     if !request.uri().path().starts_with("/.api/webhooks/") {
         return next.run(request).await;
     }
-    let Ok(slot) = limits.inflight.clone().try_acquire_owned() else {
-        return crate::ingress::overloaded(
-            "too many deliveries are being handled at once; retry shortly",
-        );
+    // Every connection of the server loop carries its peer; without one (a router served some
+    // other way) all requests are one client.
+    let peer = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+    let client = limits.trusted_proxies.client(peer, request.headers());
+    let _slot = match InflightSlot::take(&limits, client) {
+        Ok(slot) => slot,
+        Err(why) => return crate::ingress::overloaded(why),
     };
-    let _slot = InflightSlot::new(slot);
-    let held = Arc::new(Held::new(limits.budget.clone()));
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&n| n <= limits.max_body_bytes as u64)
-        .unwrap_or(0);
-    if declared > 0 && !held.take(declared) {
-        return crate::ingress::overloaded(&BodyLimit::OverBudget.to_string());
-    }
+    let held = Arc::new(Held::new(limits.clone(), client));
     let deadline = tokio::time::sleep(limits.body_read_timeout);
     let request = request.map(|inner| {
         Body::new(GuardedBody {
             inner,
             held: held.clone(),
-            paid: declared,
-            seen: 0,
             deadline: Box::pin(deadline),
         })
     });
@@ -119,48 +180,72 @@ pub async fn enforce(
     next.run(request).await
 }
 
-/// An in-flight slot, counted in the in-flight gauge while held.
-struct InflightSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+/// An in-flight slot, the service's and the client's, counted in the in-flight gauge while held.
+struct InflightSlot {
+    limits: Arc<IngressLimits>,
+    client: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
 
 impl InflightSlot {
-    fn new(permit: OwnedSemaphorePermit) -> Self {
+    /// The client's slot first, so a client at its own cap never takes one of the service's.
+    fn take(limits: &Arc<IngressLimits>, client: IpAddr) -> Result<Self, &'static str> {
+        if !limits.inflight_per_address.take(client, 1) {
+            return Err(
+                "too many deliveries from this client address are being handled at once (--max-inflight-requests-per-address); retry shortly",
+            );
+        }
+        let Ok(permit) = limits.inflight.clone().try_acquire_owned() else {
+            limits.inflight_per_address.give_back(client, 1);
+            return Err("too many deliveries are being handled at once; retry shortly");
+        };
         crate::metrics::ingress_inflight(true);
-        Self(permit)
+        Ok(Self {
+            limits: limits.clone(),
+            client,
+            _permit: permit,
+        })
     }
 }
 
 impl Drop for InflightSlot {
     fn drop(&mut self) {
+        self.limits.inflight_per_address.give_back(self.client, 1);
         crate::metrics::ingress_inflight(false);
     }
 }
 
-/// The byte budget one request holds; given back when the request is answered.
+/// The byte budget one request holds, the service's and its client's; given back when the
+/// request is answered.
 #[derive(Debug)]
 struct Held {
-    budget: Arc<Semaphore>,
+    limits: Arc<IngressLimits>,
+    client: IpAddr,
     /// The permits taken so far, merged into one; and how many bytes they are.
     permits: Mutex<(Option<OwnedSemaphorePermit>, u64)>,
 }
 
 impl Held {
-    fn new(budget: Arc<Semaphore>) -> Self {
+    fn new(limits: Arc<IngressLimits>, client: IpAddr) -> Self {
         Self {
-            budget,
+            limits,
+            client,
             permits: Mutex::new((None, 0)),
         }
     }
 
-    /// Takes `bytes` more from the budget at once; `false` when it has not that many left.
-    fn take(&self, bytes: u64) -> bool {
-        let Ok(n) = u32::try_from(bytes) else {
-            return false;
-        };
-        let Ok(permit) = self.budget.clone().try_acquire_many_owned(n) else {
-            return false;
-        };
+    /// Takes `bytes` more from the client's budget and the service's at once.
+    fn take(&self, bytes: u64) -> Result<(), BodyLimit> {
+        let n = u32::try_from(bytes).map_err(|_| BodyLimit::OverBudget)?;
         let Ok(mut held) = self.permits.lock() else {
-            return false;
+            return Err(BodyLimit::OverBudget);
+        };
+        if !self.limits.budget_per_address.take(self.client, bytes) {
+            return Err(BodyLimit::OverAddressBudget);
+        }
+        let Ok(permit) = self.limits.budget.clone().try_acquire_many_owned(n) else {
+            self.limits.budget_per_address.give_back(self.client, bytes);
+            return Err(BodyLimit::OverBudget);
         };
         match &mut held.0 {
             Some(all) => all.merge(permit),
@@ -168,26 +253,23 @@ impl Held {
         }
         held.1 += bytes;
         crate::metrics::ingress_buffered(bytes as f64);
-        true
+        Ok(())
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let bytes = self.permits.get_mut().map(|h| h.1).unwrap_or(0);
+        self.limits.budget_per_address.give_back(self.client, bytes);
         crate::metrics::ingress_buffered(-(bytes as f64));
     }
 }
 
 /// A delivery body that fails with [`BodyLimit`] when it outlives its deadline or its bytes
-/// pass what the budget can give.
+/// pass what the budgets can give.
 struct GuardedBody {
     inner: Body,
     held: Arc<Held>,
-    /// Bytes reserved for this body so far.
-    paid: u64,
-    /// Bytes read so far.
-    seen: u64,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -205,14 +287,11 @@ impl http_body::Body for GuardedBody {
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
-                    if this.seen > this.paid {
-                        if !this.held.take(this.seen - this.paid) {
-                            return Poll::Ready(Some(Err(Box::new(BodyLimit::OverBudget))));
-                        }
-                        this.paid = this.seen;
-                    }
+                if let Some(data) = frame.data_ref()
+                    && !data.is_empty()
+                    && let Err(limit) = this.held.take(data.len() as u64)
+                {
+                    return Poll::Ready(Some(Err(Box::new(limit))));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -39,6 +39,8 @@ pub const INGRESS_BUFFERED_BYTES: &str = "hookgate_ingress_buffered_body_bytes";
 pub const HTTP_CONNECTIONS: &str = "hookgate_http_connections";
 /// Connections closed at once because --max-connections were open.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "hookgate_http_connections_refused_total";
+/// Idle connections closed to make room for a new one.
+pub const HTTP_CONNECTIONS_CLOSED_IDLE: &str = "hookgate_http_connections_closed_idle_total";
 /// Requests to an existing receiver, by receiver, code host kind and outcome.
 pub const DELIVERIES: &str = "hookgate_deliveries_total";
 /// Deliveries refused for a missing or wrong signature, token or secret (401).
@@ -125,7 +127,11 @@ fn describe() {
     describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections.");
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
-        "Connections closed at once because --max-connections were open."
+        "Connections closed at once: --max-connections (or --max-connections-per-address) were open and none was idle."
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_CLOSED_IDLE,
+        "Idle connections closed to make room for a new one at --max-connections or --max-connections-per-address."
     );
     describe_counter!(
         DELIVERIES,
@@ -225,6 +231,11 @@ pub fn http_connection_refused() {
 /// The delivery worker's task ended and is restarted.
 pub fn worker_restarted() {
     metrics::counter!(WORKER_RESTARTS).increment(1);
+}
+
+/// An idle connection was closed to make room for a new one.
+pub fn http_connection_closed_idle() {
+    metrics::counter!(HTTP_CONNECTIONS_CLOSED_IDLE).increment(1);
 }
 
 /// What the worker made of one try of a delivery.

@@ -1,25 +1,28 @@
 //! The HTTP server loop of the ingress. `axum::serve` does not let a slow client be cut off, so
 //! connections are served here with hyper's HTTP/1.1 connection directly (code hosts deliver
 //! over HTTP/1.1): a request's head must arrive within `--header-read-timeout` (an idle
-//! keep-alive connection is closed after the same time), a head over `--max-header-bytes` or
+//! keep-alive connection is closed after the same time), and a head over `--max-header-bytes` or
 //! with more than [`crate::head::MAX_HEADERS`] header fields is answered 431 (400 for a
-//! `Content-Length` past any body) with a body that says which (`head`), and past
-//! `--max-connections` open connections a new one is closed at once.
+//! `Content-Length` past any body) with a body that says which (`head`). Which connections are
+//! let in is [`crate::connections`]'s: fair per peer address, idle ones closed first to make
+//! room. Every request carries its connection's [`PeerAddr`] for the limits kept per client.
 //!
 //! Shutdown: when `stop` is cancelled the listener is closed (no new connections), idle
 //! connections are closed, and each busy one finishes the request in hand, answers it and
 //! closes. [`serve`] returns when every connection is gone; the caller bounds that wait with
 //! `--shutdown-timeout`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::connections::Connections;
+use crate::peer::{PeerAddr, TrustedProxies};
 
 /// The connection-level limits.
 #[derive(Debug, Clone)]
@@ -30,6 +33,10 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections from one peer address at most (trusted proxies excepted).
+    pub max_connections_per_address: usize,
+    /// Whose connections carry many clients.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl From<&crate::config::Operations> for ServerLimits {
@@ -38,6 +45,8 @@ impl From<&crate::config::Operations> for ServerLimits {
             header_read_timeout: operations.header_read_timeout.into(),
             max_header_bytes: operations.max_header_bytes,
             max_connections: operations.max_connections,
+            max_connections_per_address: operations.max_connections_per_address,
+            trusted_proxies: TrustedProxies::new(&operations.trusted_proxies),
         }
     }
 }
@@ -58,10 +67,14 @@ pub async fn serve(
         // hyper's read buffer: a head that does not fit is answered 431 without being read
         // further. It cannot be under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = Connections::new(
+        limits.max_connections,
+        limits.max_connections_per_address,
+        limits.trusted_proxies,
+    );
     let connections = TaskTracker::new();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -73,22 +86,38 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some(admitted) = admission.admit(peer.ip(), &stop) else {
             crate::metrics::http_connection_refused();
             drop(stream);
             continue;
         };
         stream.set_nodelay(true).ok();
+        let activity = admitted.activity.clone();
+        let router = router.clone();
+        // Each request: its peer's address, and its connection marked busy until answered.
+        let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            let busy = activity.busy();
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request.map(axum::body::Body::new)).await?;
+                // Busy until the answer's last byte is handed over, when hyper drops its body.
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _ = &busy;
+                        frame
+                    }))
+                }))
+            }
+        });
         let connection = http.serve_connection(
             TokioIo::new(crate::head::HeadCheck::new(stream, limits.max_header_bytes)),
-            TowerToHyperService::new(router.clone()),
+            service,
         );
-        let stop = stop.clone();
         connections.spawn(async move {
-            let _slot = slot;
             crate::metrics::http_connection(true);
             let mut connection = std::pin::pin!(connection);
-            let mut stopping = false;
+            let mut closing = false;
             loop {
                 tokio::select! {
                     result = connection.as_mut() => {
@@ -98,12 +127,18 @@ pub async fn serve(
                         }
                         break;
                     }
-                    () = stop.cancelled(), if !stopping => {
-                        stopping = true;
+                    () = admitted.close.cancelled(), if !closing => {
+                        // Idle (even halfway through a head that may never end): closed now.
+                        // Busy: the request in hand is answered first.
+                        if admitted.activity.is_idle() {
+                            break;
+                        }
+                        closing = true;
                         connection.as_mut().graceful_shutdown();
                     }
                 }
             }
+            drop(admitted);
             crate::metrics::http_connection(false);
         });
     }

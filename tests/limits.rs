@@ -1,16 +1,29 @@
 //! What a client can make the service hold is bounded: slow heads and idle connections are cut
 //! off, a stalled body gets 408, a head over the limit 431 saying which limit (400 for a
-//! `Content-Length` that overflows), past the in-flight cap or the body
-//! budget 503 with `Retry-After` at once, past the connection cap the connection is closed, and
-//! an oversized admin message is `INVALID_ARGUMENT`.
+//! `Content-Length` that overflows), past the in-flight cap or the body budget 503 with
+//! `Retry-After` at once, past the connection cap an idle connection is closed to make room or
+//! else the new one is, and an oversized admin message is `INVALID_ARGUMENT`.
+//! The caps are fair: one client address reaching its share (127.0.0.1 here) leaves another
+//! (127.0.0.2, also loopback) served, and a client is named by `X-Forwarded-For` only when its
+//! peer is a trusted proxy.
 
 mod common;
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::{Engine, TestApp, host_headers, raw_http};
 use hookgate::admin::proto::CodeHostKind::Github as Gh;
 use hookgate::admin::proto::{CreateReceiverRequest, ListDeliveriesRequest};
+
+/// The client most tests are: what the service holds for it.
+const LOCAL: &str = "127.0.0.1";
+/// Another client, on another loopback address.
+const OTHER: &str = "127.0.0.2";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("an address")
+}
 
 fn secs(s: &str) -> humantime::Duration {
     s.parse().expect("a duration")
@@ -209,8 +222,34 @@ async fn a_content_length_that_overflows_gets_400() {
     app.stop().await;
 }
 
-/// Starts `n` requests to `id` that send their head and part of their body, then stall; returns
-/// their connections once the service is holding them.
+/// Starts a request to `id` from `from`, with `extra` headers, that sends its head (declaring a
+/// body of `length` bytes) and `sent` of its body, then stalls; returns its connection.
+async fn stalled_request(
+    app: &TestApp,
+    id: &str,
+    from: &str,
+    extra: &[(&'static str, String)],
+    length: usize,
+    sent: &[u8],
+) -> tokio::net::TcpStream {
+    let mut stream = raw_http::connect_from(ip(from), &app.http_addr.to_string())
+        .await
+        .expect("the ingress accepts the connection");
+    let mut headers = host_headers(Gh, "push", &uuid::Uuid::new_v4().to_string(), None, b"");
+    headers.extend_from_slice(extra);
+    assert!(
+        raw_http::send(
+            &mut stream,
+            &raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, length),
+        )
+        .await
+    );
+    assert!(raw_http::send(&mut stream, sent).await);
+    stream
+}
+
+/// Starts `n` requests to `id` from [`LOCAL`] that send their head and part of their body, then
+/// stall; returns their connections once the service is holding them.
 async fn stalled_requests(
     app: &TestApp,
     id: &str,
@@ -219,21 +258,52 @@ async fn stalled_requests(
 ) -> Vec<tokio::net::TcpStream> {
     let mut streams = Vec::new();
     for _ in 0..n {
-        let mut stream = raw_http::connect(&app.http_addr.to_string()).await;
-        let headers = host_headers(Gh, "push", &uuid::Uuid::new_v4().to_string(), None, b"");
-        assert!(
-            raw_http::send(
-                &mut stream,
-                &raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, length),
-            )
-            .await
-        );
-        assert!(raw_http::send(&mut stream, b"{").await);
-        streams.push(stream);
+        streams.push(stalled_request(app, id, LOCAL, &[], length, b"{").await);
     }
     // Let the service take them in.
     tokio::time::sleep(Duration::from_millis(500)).await;
     streams
+}
+
+/// The status of an unsigned delivery `{}` to `id` from `from` with `extra` headers, on a new
+/// connection; `None` when the connection is closed without an answer.
+async fn status_from(
+    app: &TestApp,
+    id: &str,
+    from: &str,
+    extra: &[(&'static str, String)],
+) -> Option<u16> {
+    let mut stream = raw_http::connect_from(ip(from), &app.http_addr.to_string())
+        .await
+        .ok()?;
+    let mut headers = host_headers(Gh, "push", &uuid::Uuid::new_v4().to_string(), None, b"{}");
+    headers.extend_from_slice(extra);
+    let mut request = raw_http::post_head(&format!("/.api/webhooks/{id}"), &headers, 2);
+    request.extend_from_slice(b"{}");
+    if !raw_http::send(&mut stream, &request).await {
+        return None;
+    }
+    raw_http::read_status(&mut stream, Duration::from_secs(5))
+        .await
+        .map(|(status, _)| status)
+}
+
+/// The status of `GET /healthz` from `from` on a new connection; `None` when the connection is
+/// closed without an answer.
+async fn health_from(app: &TestApp, from: &str) -> Option<u16> {
+    let mut stream = raw_http::connect_from(ip(from), &app.http_addr.to_string())
+        .await
+        .ok()?;
+    if !raw_http::send(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await {
+        return None;
+    }
+    raw_http::read_status(&mut stream, Duration::from_secs(5))
+        .await
+        .map(|(status, _)| status)
+}
+
+fn forwarded_for(client: &str) -> [(&'static str, String); 1] {
+    [("x-forwarded-for", client.to_owned())]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,8 +346,10 @@ async fn past_the_body_budget_a_delivery_gets_503_with_retry_after() {
     let (id, _) = app
         .create_receiver("budget", Gh, "https://github.com")
         .await;
-    // One request has declared the whole budget.
+    // One request holds all but one byte of the budget: bytes that arrived.
     let mut held = stalled_requests(&app, &id, 1, 1000).await;
+    assert!(raw_http::send(&mut held[0], &[b' '; 998]).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let response = app.post(&id, &[], b"{}".to_vec()).await;
     assert_eq!(response.status(), 503);
@@ -292,7 +364,7 @@ async fn past_the_body_budget_a_delivery_gets_503_with_retry_after() {
         .expect("an answer");
     assert_eq!(chunked.status(), 503);
 
-    assert!(raw_http::send(&mut held[0], &[b' '; 999]).await);
+    assert!(raw_http::send(&mut held[0], b" ").await);
     let (status, _) = raw_http::read_status(&mut held[0], Duration::from_secs(5))
         .await
         .expect("an answer");
@@ -310,18 +382,169 @@ fn futures_stream(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_connection_cap_a_new_connection_is_closed_at_once() {
+async fn a_declared_length_that_never_arrives_holds_no_body_budget() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.max_body_bytes = 1000;
+        c.operations.max_buffered_body_bytes = 1000;
+    })
+    .await;
+    let (id, secret) = app
+        .create_receiver("declared", Gh, "https://github.com")
+        .await;
+    // Two requests declare the whole budget each, and send one byte.
+    let _held = stalled_requests(&app, &id, 2, 1000).await;
+    let body = br#"{"zen": "Keep it logically awesome.", "hook_id": 1}"#.to_vec();
+    let headers = host_headers(Gh, "ping", "k-declared", Some(&secret), &body);
+    let response = app.post(&id, &headers, body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "a ping is answered: nothing was reserved"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_over_its_body_budget_gets_503_while_another_is_served() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.max_body_bytes = 1000;
+        c.operations.max_buffered_body_bytes = 100_000;
+        c.operations.max_buffered_body_bytes_per_address = 1000;
+    })
+    .await;
+    let (id, _) = app
+        .create_receiver("budget-per-address", Gh, "https://github.com")
+        .await;
+    let _held = stalled_request(&app, &id, LOCAL, &[], 1000, &[b' '; 999]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer = common::json_body(response).await;
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--max-buffered-body-bytes-per-address")),
+        "{answer}"
+    );
+    assert_eq!(status_from(&app, &id, OTHER, &[]).await, Some(401));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_at_its_inflight_cap_gets_503_while_another_is_served() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_inflight_requests_per_address = 2;
+    })
+    .await;
+    let (id, _) = app
+        .create_receiver("inflight-per-address", Gh, "https://github.com")
+        .await;
+    let _held = stalled_requests(&app, &id, 2, 100).await;
+
+    let response = app.post(&id, &[], b"{}".to_vec()).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer = common::json_body(response).await;
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--max-inflight-requests-per-address")),
+        "{answer}"
+    );
+    assert_eq!(status_from(&app, &id, OTHER, &[]).await, Some(401));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_inflight_requests_per_address = 1;
+    })
+    .await;
+    let (id, _) = app.create_receiver("xff", Gh, "https://github.com").await;
+    let _held = stalled_request(&app, &id, LOCAL, &forwarded_for("203.0.113.1"), 100, b"{").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Claiming to be someone else does not leave the peer's own share.
+    assert_eq!(
+        status_from(&app, &id, LOCAL, &forwarded_for("203.0.113.2")).await,
+        Some(503)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_share() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_inflight_requests_per_address = 1;
+        c.operations.trusted_proxies = vec![LOCAL.parse().expect("an address")];
+    })
+    .await;
+    let (id, _) = app
+        .create_receiver("proxied", Gh, "https://github.com")
+        .await;
+    let _held = stalled_request(&app, &id, LOCAL, &forwarded_for("203.0.113.1"), 100, b"{").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status_from(&app, &id, LOCAL, &forwarded_for("203.0.113.1")).await,
+        Some(503),
+        "the same client through the proxy is at its cap"
+    );
+    assert_eq!(
+        status_from(&app, &id, LOCAL, &forwarded_for("203.0.113.2")).await,
+        Some(401),
+        "another client through the proxy is served"
+    );
+    assert_eq!(
+        status_from(&app, &id, OTHER, &forwarded_for("203.0.113.1")).await,
+        Some(401),
+        "a peer that is not the proxy is itself, whatever it claims"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_an_idle_connection_is_closed_to_let_a_new_one_in() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_connections = 3;
+        c.operations.max_connections_per_address = 3;
+    })
+    .await;
+    let addr = app.http_addr.to_string();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(
+            raw_http::connect_from(ip(LOCAL), &addr)
+                .await
+                .expect("connects"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(health_from(&app, OTHER).await, Some(200));
+    let mut closed = 0;
+    for stream in &mut idle {
+        let (_, was_closed) = raw_http::read_until_closed(stream, Duration::from_millis(300)).await;
+        closed += usize::from(was_closed);
+    }
+    assert_eq!(
+        closed, 1,
+        "one idle connection made room, the others stay open"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_with_none_idle_a_new_connection_is_closed_at_once() {
     let app = TestApp::spawn_with(Engine::Sqlite, |c| {
         c.operations.max_connections = 2;
     })
     .await;
-    let addr = app.http_addr.to_string();
-    let _open = [
-        raw_http::connect(&addr).await,
-        raw_http::connect(&addr).await,
-    ];
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = raw_http::connect(&addr).await;
+    let (id, _) = app.create_receiver("busy", Gh, "https://github.com").await;
+    let held = stalled_requests(&app, &id, 2, 100).await;
+    let mut third = raw_http::connect_from(ip(OTHER), &app.http_addr.to_string())
+        .await
+        .expect("connects");
     raw_http::send(&mut third, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let (answer, closed) = raw_http::read_until_closed(&mut third, Duration::from_secs(2)).await;
     assert!(
@@ -329,12 +552,28 @@ async fn past_the_connection_cap_a_new_connection_is_closed_at_once() {
         "{:?}",
         String::from_utf8_lossy(&answer)
     );
-    drop(_open);
+    drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let health = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200, "closed connections free their slots");
+    assert_eq!(
+        health_from(&app, OTHER).await,
+        Some(200),
+        "closed connections free their room"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_at_its_connection_cap_cannot_open_more_but_another_can() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.operations.max_connections_per_address = 2;
+    })
+    .await;
+    let (id, _) = app
+        .create_receiver("connections-per-address", Gh, "https://github.com")
+        .await;
+    let _held = stalled_requests(&app, &id, 2, 100).await;
+    assert_eq!(health_from(&app, LOCAL).await, None, "closed at once");
+    assert_eq!(health_from(&app, OTHER).await, Some(200));
     app.stop().await;
 }
 

@@ -12,6 +12,18 @@ pub async fn connect(addr: &str) -> TcpStream {
         .expect("the ingress accepts connections")
 }
 
+/// Connects to `addr` from the local address `from`: another loopback address (127.0.0.2)
+/// stands for another client. `Err` when the connection cannot be made.
+pub async fn connect_from(from: std::net::IpAddr, addr: &str) -> std::io::Result<TcpStream> {
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
 /// Writes `bytes`; `false` when the server has closed the connection.
 pub async fn send(stream: &mut TcpStream, bytes: &[u8]) -> bool {
     stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
