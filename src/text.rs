@@ -41,7 +41,8 @@ impl Cap {
     pub const SUMMARY: Cap = Cap(1024);
     /// `repositories.name`: `octo-org/hello-world`, a GitLab path with its namespaces.
     pub const NAME: Cap = Cap(1024);
-    /// `repositories.external_id`: the host's own id for a repository.
+    /// `repositories.external_id` and `changeset_events.external_id`: the host's own id for a
+    /// repository or for what a timeline entry tells of.
     pub const EXTERNAL_ID: Cap = Cap(256);
     /// A check's context (`commit_checks.context`, a key of `changesets.checks`).
     pub const CONTEXT: Cap = Cap(256);

@@ -198,6 +198,7 @@ impl Effect {
                     number => number,
                 },
                 kind: bounded(e.kind, Cap::KIND),
+                external_id: bounded(e.external_id, Cap::EXTERNAL_ID),
                 actor: bounded(e.actor, Cap::LOGIN),
                 summary: bounded(e.summary, Cap::SUMMARY),
                 snapshot: ChangesetSnapshot {
@@ -235,6 +236,7 @@ impl Effect {
                     .collect(),
                 actor: bounded(p.actor, Cap::LOGIN),
             }),
+            Effect::Repository(r) => Effect::Repository(r.bounded()),
         }
     }
 }
