@@ -240,5 +240,4 @@ mod tests {
             assert_eq!(Failure::of_sqlite_code(code), Failure::Permanent, "{code}");
         }
     }
-
 }

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::body::StoredBody;
 use crate::entity::{delivery, receiver};
-use crate::store::paging::{self, Order};
 use crate::store::StoreError;
+use crate::store::paging::{self, Order};
 use crate::text::{Cap, bounded};
 use crate::time::duration_micros;
 
