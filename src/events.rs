@@ -178,7 +178,8 @@ impl EventStore {
     }
 
     /// Up to `limit` events after `cursor`, oldest first, of `receiver` (if given) and of
-    /// `kinds` (all when empty).
+    /// `kinds` (all when empty). Committed events still without a cursor are numbered first
+    /// ([`EventStore::give_cursors`]), so a reader sees every event committed before it asked.
     pub async fn after(
         &self,
         cursor: i64,
@@ -186,6 +187,7 @@ impl EventStore {
         kinds: &[EventKind],
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
+        self.give_cursors().await?;
         let mut query = event::Entity::find().filter(event::Column::Cursor.gt(cursor));
         if let Some(receiver) = receiver {
             query = query.filter(event::Column::ReceiverId.eq(receiver.to_string()));

@@ -75,11 +75,7 @@ impl EventService for EventAdmin {
                 // Cursors become visible in increasing order (see `crate::events`), so a cursor
                 // missing below the newest one is gone for good (rolled back, or purged): the
                 // feed reads straight on.
-                let read = async {
-                    events.give_cursors().await?;
-                    events.after(cursor, None, &[], 200).await
-                };
-                let batch = match read.await {
+                let batch = match events.after(cursor, None, &[], 200).await {
                     Ok(batch) => batch,
                     Err(e) => {
                         let _ = tx

@@ -188,6 +188,10 @@ pub fn make_plan(secret: &str, count: usize, key_prefix: &str) -> Vec<Planned> {
         .expect("the fixture is JSON");
     assert_eq!(opened["repository"]["full_name"], REPOSITORY);
     assert_eq!(pushed["repository"]["full_name"], REPOSITORY);
+    // The two fixtures come from two repositories that happen to share a name; a repository is
+    // its host id, so the pushes are made to name the pull requests' one.
+    let mut pushed = pushed;
+    pushed["repository"]["id"] = opened["repository"]["id"].clone();
     (0..count)
         .map(|i| {
             let key = format!("{key_prefix}-{i:04}-{}", uuid::Uuid::new_v4());

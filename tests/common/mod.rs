@@ -195,6 +195,12 @@ pub fn test_config(db: &TestDatabase) -> Config {
     // Whatever the environment says, tests start without a token or a public URL.
     config.admin_token = None;
     config.public_url = None;
+    // Every test client is 127.0.0.1, so one address's share is the whole service: the tests of
+    // fairness set the per-address limits they need.
+    let ops = &mut config.operations;
+    ops.max_connections_per_address = ops.max_connections;
+    ops.max_inflight_requests_per_address = ops.max_inflight_requests;
+    ops.max_buffered_body_bytes_per_address = ops.max_buffered_body_bytes;
     config
 }
 
