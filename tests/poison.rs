@@ -55,6 +55,9 @@ fn pull_request(
 }
 
 /// Posts `delivery`, expects 202, and waits until the worker is done with it.
+/// One request to send: its headers and its body.
+type SignedRequest = (Vec<(&'static str, String)>, Vec<u8>);
+
 async fn accepted_and_done(
     app: &TestApp,
     receiver: &str,
@@ -73,7 +76,7 @@ async fn accepted_and_done(
 async fn post_all(
     http_addr: std::net::SocketAddr,
     receiver: String,
-    requests: Vec<(Vec<(&'static str, String)>, Vec<u8>)>,
+    requests: Vec<SignedRequest>,
 ) -> Vec<(u16, Option<String>, Value)> {
     let client = reqwest::Client::new();
     let url = format!("http://{http_addr}/.api/webhooks/{receiver}");
@@ -126,7 +129,7 @@ async fn hold_delivery_writes(
 async fn post_while_held(
     app: &TestApp,
     receiver: &str,
-    requests: Vec<(Vec<(&'static str, String)>, Vec<u8>)>,
+    requests: Vec<SignedRequest>,
     held: (DatabaseConnection, DatabaseTransaction),
 ) -> Vec<(u16, Option<String>, Value)> {
     let answers = tokio::spawn(post_all(app.http_addr, receiver.to_owned(), requests));
