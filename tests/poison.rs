@@ -54,9 +54,10 @@ fn pull_request(
     (headers, body)
 }
 
-/// Posts `delivery`, expects 202, and waits until the worker is done with it.
 /// One request to send: its headers and its body.
 type SignedRequest = (Vec<(&'static str, String)>, Vec<u8>);
+
+/// Posts `delivery`, expects 202, and waits until the worker is done with it.
 
 async fn accepted_and_done(
     app: &TestApp,
