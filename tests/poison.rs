@@ -58,7 +58,6 @@ fn pull_request(
 type SignedRequest = (Vec<(&'static str, String)>, Vec<u8>);
 
 /// Posts `delivery`, expects 202, and waits until the worker is done with it.
-
 async fn accepted_and_done(
     app: &TestApp,
     receiver: &str,
