@@ -234,20 +234,14 @@ async fn intake(
         Err(why) => {
             let reason = why.to_string();
             tracing::info!(receiver = %receiver_id, %reason, "delivery rejected");
-            let response_body = json!({ "error": reason });
             // What the attempt claimed to be, for the log: from its headers, never its body.
             let claimed = hosts::claimed(host, &headers);
-            let rejected = NewDelivery {
+            let attempt = NewDelivery {
                 delivery_key: claimed.delivery_key,
                 event: claimed.event,
-                state: DeliveryState::Rejected,
-                response_status: StatusCode::UNAUTHORIZED.as_u16(),
-                response_body: response_body.to_string().into_bytes(),
-                last_error: Some(reason),
                 ..base
             };
-            log_unauthenticated(&state, rejected).await;
-            return reply(StatusCode::UNAUTHORIZED, response_body);
+            return rejected(&state, attempt, reason).await;
         }
     };
     if verified == Verified::UnsignedPing {
@@ -317,6 +311,21 @@ pub const REJECTED_LOGGED_PER_MINUTE: u32 = 60;
 
 /// The most headers kept of a request that was not authenticated (the first, by name).
 const UNAUTHENTICATED_HEADERS: usize = 32;
+
+/// 401 with `reason` for a request that was not authenticated; `attempt` (what it claimed to
+/// be, from its headers only) is logged as `REJECTED` with the same reason.
+async fn rejected(state: &IngressState, attempt: NewDelivery, reason: String) -> Response {
+    let response_body = json!({ "error": reason });
+    let row = NewDelivery {
+        state: DeliveryState::Rejected,
+        response_status: StatusCode::UNAUTHORIZED.as_u16(),
+        response_body: response_body.to_string().into_bytes(),
+        last_error: Some(reason),
+        ..attempt
+    };
+    log_unauthenticated(state, row).await;
+    reply(StatusCode::UNAUTHORIZED, response_body)
+}
 
 /// Stores the row of a request that was not authenticated, unless the receiver's log has had
 /// [`REJECTED_LOGGED_PER_MINUTE`] of them this minute. Only what its headers and path say is
@@ -487,17 +496,11 @@ async fn trigger(
             hosts::VerifyError::TokenMismatch | hosts::VerifyError::Mismatch => "secret does not match".to_owned(),
             malformed @ hosts::VerifyError::Malformed { .. } => malformed.to_string(),
         };
-        let response_body = json!({ "error": reason });
-        let rejected = NewDelivery {
+        let attempt = NewDelivery {
             delivery_key: None,
-            state: DeliveryState::Rejected,
-            response_status: StatusCode::UNAUTHORIZED.as_u16(),
-            response_body: response_body.to_string().into_bytes(),
-            last_error: Some(reason),
             ..base
         };
-        log_unauthenticated(&state, rejected).await;
-        return reply(StatusCode::UNAUTHORIZED, response_body);
+        return rejected(&state, attempt, reason).await;
     }
     if let Some(response) = admit(&state, receiver, base.delivery_key.as_deref()).await {
         return response;
