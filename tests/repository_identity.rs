@@ -10,7 +10,6 @@ use hookgate::admin::proto::{
     ListRepositoriesRequest, ListSyncRequestsRequest, ReceiverOptions, RegisterRepositoryRequest,
     Repository, RequestSyncRequest, WatchRequest, changeset_service_client::ChangesetServiceClient,
     event::Subject, event_service_client::EventServiceClient,
-    receiver_service_client::ReceiverServiceClient,
     repository_service_client::RepositoryServiceClient,
 };
 use serde_json::{Value, json};
@@ -458,21 +457,17 @@ async fn github_repository_renamed_and_transferred_events_rename_the_one_reposit
 
 /// A GitHub receiver that acts only on registered repositories.
 async fn strict_receiver(app: &TestApp) -> (String, String) {
-    let created = ReceiverServiceClient::new(app.channel().await)
-        .create_receiver(app.req(hookgate::admin::proto::CreateReceiverRequest {
-            name: "strict".to_owned(),
-            code_host_kind: CodeHostKind::Github as i32,
-            code_host_urn: "https://github.com".to_owned(),
-            options: Some(ReceiverOptions {
-                ignore_unmatched: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }))
-        .await
-        .expect("the receiver is created")
-        .into_inner();
-    (created.receiver.expect("a receiver").id, created.secret)
+    let options = ReceiverOptions {
+        ignore_unmatched: true,
+        ..Default::default()
+    };
+    app.create_receiver_with(
+        "strict",
+        CodeHostKind::Github,
+        "https://github.com",
+        options,
+    )
+    .await
 }
 
 async fn register(app: &TestApp, name: &str, external_id: &str) -> Repository {

@@ -8,8 +8,8 @@ mod common;
 
 use common::{Engine, TestApp, fixture, host_headers, json_body, sha256_signature};
 use hookgate::admin::proto::{
-    CodeHostKind, CreateReceiverRequest, DeliveryState, ListChangesetsRequest,
-    ListDeliveriesRequest, ReceiverOptions, changeset_service_client::ChangesetServiceClient,
+    CodeHostKind, DeliveryState, ListChangesetsRequest, ListDeliveriesRequest, ReceiverOptions,
+    changeset_service_client::ChangesetServiceClient,
 };
 use sea_orm::{ConnectionTrait, Database};
 
@@ -82,23 +82,12 @@ async fn receiver(app: &TestApp, kind: CodeHostKind, per_minute: u32) -> (String
         // Where the Bitbucket Server fixtures' repository lives.
         _ => "https://server.bitbucket.local",
     };
-    let created = app
-        .receivers()
+    let options = ReceiverOptions {
+        rate_limit_per_minute: per_minute,
+        ..Default::default()
+    };
+    app.create_receiver_with(&format!("r-{}", key()), kind, urn, options)
         .await
-        .create_receiver(app.req(CreateReceiverRequest {
-            name: format!("r-{}", key()),
-            code_host_kind: kind as i32,
-            code_host_urn: urn.into(),
-            options: Some(ReceiverOptions {
-                rate_limit_per_minute: per_minute,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }))
-        .await
-        .expect("the receiver is created")
-        .into_inner();
-    (created.receiver.expect("a receiver").id, created.secret)
 }
 
 /// Every delivery of a receiver, newest first, read page by page as a default tonic client does

@@ -322,6 +322,18 @@ impl TestApp {
         kind: hookgate::admin::proto::CodeHostKind,
         urn: &str,
     ) -> (String, String) {
+        self.create_receiver_with(name, kind, urn, Default::default())
+            .await
+    }
+
+    /// Like [`TestApp::create_receiver`], with `options`.
+    pub async fn create_receiver_with(
+        &self,
+        name: &str,
+        kind: hookgate::admin::proto::CodeHostKind,
+        urn: &str,
+        options: hookgate::admin::proto::ReceiverOptions,
+    ) -> (String, String) {
         let created = self
             .receivers()
             .await
@@ -329,6 +341,7 @@ impl TestApp {
                 name: name.to_owned(),
                 code_host_kind: kind as i32,
                 code_host_urn: urn.to_owned(),
+                options: Some(options),
                 ..Default::default()
             }))
             .await
