@@ -1,4 +1,4 @@
-//! hookgate: a webhook receiver for code hosts. See DESIGN.md for the map; `app` builds the whole
+//! hookgate: a webhook receiver for code hosts. See docs/architecture.md for the map; `app` builds the whole
 //! service, and `main` and the integration tests both start it through there.
 
 pub mod admin;
