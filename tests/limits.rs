@@ -419,15 +419,7 @@ async fn one_address_over_its_body_budget_gets_503_while_another_is_served() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let response = app.post(&id, &[], b"{}".to_vec()).await;
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.headers()["retry-after"], "1");
-    let answer = common::json_body(response).await;
-    assert!(
-        answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("--max-buffered-body-bytes-per-address")),
-        "{answer}"
-    );
+    assert_refused_by(response, "--max-buffered-body-bytes-per-address").await;
     assert_eq!(status_from(&app, &id, OTHER, &[]).await, Some(401));
     app.stop().await;
 }
@@ -444,15 +436,7 @@ async fn one_address_at_its_inflight_cap_gets_503_while_another_is_served() {
     let _held = stalled_requests(&app, &id, 2, 100).await;
 
     let response = app.post(&id, &[], b"{}".to_vec()).await;
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.headers()["retry-after"], "1");
-    let answer = common::json_body(response).await;
-    assert!(
-        answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("--max-inflight-requests-per-address")),
-        "{answer}"
-    );
+    assert_refused_by(response, "--max-inflight-requests-per-address").await;
     assert_eq!(status_from(&app, &id, OTHER, &[]).await, Some(401));
     app.stop().await;
 }
@@ -603,4 +587,15 @@ async fn an_admin_message_over_the_limit_is_invalid_argument() {
     // A message under the limit is served as usual.
     app.create_receiver("small", Gh, "https://github.com").await;
     app.stop().await;
+}
+
+/// `response` is a 503 with `Retry-After: 1` whose message names `flag`, the limit it met.
+async fn assert_refused_by(response: reqwest::Response, flag: &str) {
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer = common::json_body(response).await;
+    assert!(
+        answer["error"].as_str().is_some_and(|e| e.contains(flag)),
+        "the 503 names {flag}: {answer}"
+    );
 }
