@@ -1,5 +1,10 @@
 //! Compiles the admin API in proto/ with a protoc shipped as a crate, so a build needs nothing
 //! installed on the machine. `$PROTOC`, when set, wins.
+//!
+//! It also tells the tests whether their PostgreSQL variants run: `cfg(hookgate_postgres)` is set
+//! when `HOOKGATE_TEST_DATABASE_URL` is, and in CI (`CI` set), where those variants then fail
+//! loudly without a URL. Without it they are built `#[ignore]`d, so a run without PostgreSQL
+//! counts them as ignored in its summary instead of as passed.
 
 use std::path::PathBuf;
 
@@ -23,6 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("hookgate_descriptor.bin"))
         .compile_protos(&protos, &[PathBuf::from("proto"), well_known])?;
-    println!("cargo:rerun-if-changed=proto");
+    println!("cargo::rerun-if-changed=proto");
+    println!("cargo::rustc-check-cfg=cfg(hookgate_postgres)");
+    println!("cargo::rerun-if-env-changed=HOOKGATE_TEST_DATABASE_URL");
+    println!("cargo::rerun-if-env-changed=CI");
+    let has_url =
+        std::env::var("HOOKGATE_TEST_DATABASE_URL").is_ok_and(|url| !url.trim().is_empty());
+    if has_url || std::env::var_os("CI").is_some() {
+        println!("cargo::rustc-cfg=hookgate_postgres");
+    }
     Ok(())
 }

@@ -23,10 +23,9 @@ const URN: &str = "https://github.com/";
 /// How long the second writer is watched while the first holds its transaction open.
 const HELD: Duration = Duration::from_millis(300);
 
-/// A migrated database with one repository; `None` without PostgreSQL.
-async fn setup() -> Option<(TestDatabase, DatabaseConnection, repository::Model)> {
-    let server = common::postgres_url()?;
-    let test_db = TestDatabase::on_postgres(&server).await;
+/// A migrated PostgreSQL database with one repository.
+async fn setup() -> (TestDatabase, DatabaseConnection, repository::Model) {
+    let test_db = TestDatabase::on_postgres(&common::postgres_url()).await;
     let db = hookgate::db::connect(&test_db.url).await.unwrap();
     hookgate::db::migrate(&db).await.unwrap();
     let seen = RepositoryRef {
@@ -39,14 +38,16 @@ async fn setup() -> Option<(TestDatabase, DatabaseConnection, repository::Model)
         .await
         .unwrap()
         .expect("created");
-    Some((test_db, db, repo))
+    (test_db, db, repo)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
 async fn two_pushes_at_once_join_one_sync_request_and_both_are_counted() {
-    let Some((test_db, db, repo)) = setup().await else {
-        return;
-    };
+    let (test_db, db, repo) = setup().await;
     let push = |db: DatabaseConnection, repo: repository::Model| async move {
         let txn = db.begin().await?;
         let id =
@@ -83,10 +84,12 @@ async fn two_pushes_at_once_join_one_sync_request_and_both_are_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
 async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
-    let Some((test_db, db, repo)) = setup().await else {
-        return;
-    };
+    let (test_db, db, repo) = setup().await;
     let store = SyncRequestStore::new(db.clone());
     let first = requests::request(&db, &repo, None, &[], Duration::ZERO, Reason::Push, SECOND)
         .await
@@ -137,10 +140,12 @@ async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
 async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_wins() {
-    let Some((test_db, db, repo)) = setup().await else {
-        return;
-    };
+    let (test_db, db, repo) = setup().await;
     let effect = |fixture_name: &str| {
         let payload: serde_json::Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
         let mut effects = hosts::effects(Host::GitHub, "pull_request", &payload).unwrap();

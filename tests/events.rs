@@ -671,10 +671,11 @@ async fn lock_waiters(db: &DatabaseConnection) -> i64 {
 /// commit their events. A watcher that started before everything, and a watcher that read three
 /// events, left, and came back with its last cursor, each get every event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
 async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resuming_watchers_once() {
-    let Some(_) = common::postgres_url() else {
-        return;
-    };
     let app = TestApp::spawn(Engine::Postgres).await;
     let held_trigger = app
         .create_receiver("held", CodeHostKind::Generic, URN)

@@ -30,11 +30,12 @@ const CLIENTS_PER_REPLICA: usize = 3;
 const WITHIN: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
 async fn three_replicas_on_one_postgresql_share_the_deliveries_the_receivers_and_the_event_feed() {
-    let Some(server) = common::postgres_url() else {
-        return;
-    };
-    let db = TestDatabase::on_postgres(&server).await;
+    let db = TestDatabase::on_postgres(&common::postgres_url()).await;
     // All at once, on an empty database, with the one key file every replica needs (as
     // docs/operations.md says to run them): they take turns migrating it.
     let key_file = db.dir.path().join("replicas.key");
