@@ -183,29 +183,29 @@ fn summary(d: &proto::Delivery) -> Fields {
 /// A delivery for people: its outcome, its headers (sorted by name), its body decoded.
 fn print_delivery(d: &proto::Delivery) {
     summary(d).print();
-    println!();
-    println!("request headers:");
+    out!("");
+    out!("request headers:");
     let mut headers: Vec<_> = d.request_headers.iter().collect();
     headers.sort();
     for (name, value) in headers {
-        println!("  {name}: {value}");
+        out!("  {name}: {value}");
     }
-    println!();
+    out!("");
     if d.request_body.is_empty() && d.request_body_size == 0 {
-        println!("request body: none kept");
+        out!("request body: none kept");
     } else {
         let content_type = d
             .request_headers
             .get("content-type")
             .map(String::as_str)
             .unwrap_or("");
-        println!("request body ({} bytes):", d.request_body.len());
-        println!("{}", decode_body(&d.request_body, content_type));
+        out!("request body ({} bytes):", d.request_body.len());
+        out!("{}", decode_body(&d.request_body, content_type));
     }
     if !d.response_body.is_empty() {
-        println!();
-        println!("response body:");
-        println!("{}", decode_body(&d.response_body, ""));
+        out!("");
+        out!("response body:");
+        out!("{}", decode_body(&d.response_body, ""));
     }
 }
 

@@ -7,6 +7,14 @@
 //! The address is `--grpc-addr` (the flag `serve` listens on), the token `--admin-token`
 //! (`HOOKGATE_ADMIN_TOKEN`), and changes are recorded under `--actor` or the OS user name.
 
+/// `println!` for the client subcommands: a reader that went away (`| head`) ends the command
+/// quietly, as it does any Unix tool, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::render::write_line(format_args!($($arg)*))
+    };
+}
+
 mod changesets;
 mod connection;
 mod deliveries;

@@ -266,7 +266,7 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 .await?;
             match output {
                 Output::Json => render::print_json(&Value::Object(Default::default())),
-                Output::Table => println!("deleted receiver {id}"),
+                Output::Table => out!("deleted receiver {id}"),
             }
         }
         ReceiverCommand::Test { id } => {

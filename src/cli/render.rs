@@ -45,7 +45,7 @@ impl Table {
                     out.push_str(&format!("{cell:<width$}  "));
                 }
             }
-            println!("{}", out.trim_end());
+            out!("{}", out.trim_end());
         };
         line(self.headers.clone());
         for row in &self.rows {
@@ -79,14 +79,31 @@ impl Fields {
             .max()
             .unwrap_or(0);
         for (key, value) in &self.lines {
-            println!("{:<width$} {value}", format!("{key}:"));
+            out!("{:<width$} {value}", format!("{key}:"));
         }
+    }
+}
+
+/// Writes one line on stdout. When the reader has gone (a pipe into `head`), nothing more can be
+/// shown: the process ends there with success, as with any Unix tool.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
     }
 }
 
 /// Prints a JSON document on stdout, indented.
 pub fn print_json(value: &Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).expect("a serde_json::Value always serialises")
     );

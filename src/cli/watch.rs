@@ -58,8 +58,8 @@ pub async fn run(args: WatchArgs, api: &Api, output: Output) -> Result<(), Failu
             Ok(Some(event)) => {
                 last = event.cursor;
                 match output {
-                    Output::Json => println!("{}", event_json(&event)),
-                    Output::Table => println!("{}", line(&event)),
+                    Output::Json => out!("{}", event_json(&event)),
+                    Output::Table => out!("{}", line(&event)),
                 }
             }
             Ok(None) => {
