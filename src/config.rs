@@ -31,6 +31,10 @@ pub enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    /// The admin CLI: receiver, delivery, changeset, repository, sync and watch speak the gRPC
+    /// admin API at --grpc-addr.
+    #[command(flatten)]
+    Admin(crate::cli::AdminCommand),
 }
 
 /// The service's settings. Every flag may come from its environment variable instead.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod data_dir;

@@ -1,0 +1,568 @@
+//! The admin CLI (`hookgate receiver|delivery|changeset|repository|sync|watch`) driven as an admin
+//! types it, against the real `hookgate serve` on both engines: what it prints for people, the
+//! JSON it prints for scripts, and the exit codes scripts test.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::binary::{Served, run_to_exit};
+use common::{Engine, TestDatabase, fixture, host_headers};
+use hookgate::admin::proto::CodeHostKind;
+use serde_json::Value;
+
+/// The actor every command here is run as.
+const ACTOR: &str = "cli-tester";
+
+/// `hookgate --grpc-addr <served> <args>` with no token, address or log filter from the
+/// environment.
+fn hookgate(grpc_addr: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    command
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_GRPC_ADDR")
+        .env_remove("RUST_LOG")
+        .args(["--grpc-addr", grpc_addr])
+        .args(args)
+        .args(["--actor", ACTOR])
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs a client subcommand to its end.
+fn run(served: &Served, args: &[&str]) -> Output {
+    run_to_exit(hookgate(&served.grpc_addr, args))
+}
+
+/// Runs a client subcommand that must succeed; returns its stdout.
+fn ok(served: &Served, args: &[&str]) -> String {
+    let out = run(served, args);
+    assert!(
+        out.status.success(),
+        "hookgate {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+/// Runs a client subcommand with `--output json` that must succeed; returns what it printed.
+fn json(served: &Served, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let stdout = ok(served, &all);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("hookgate {args:?} printed JSON ({e}): {stdout}"))
+}
+
+/// Asserts that a command failed with `exit_code` and `error: <code name>: ...` on stderr.
+fn assert_fails(out: &Output, exit_code: i32, code_name: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit_code), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {code_name}: ")),
+        "{stderr}"
+    );
+}
+
+/// Creates a receiver with the CLI; returns (id, secret).
+fn create_receiver(served: &Served, name: &str, kind: &str, urn: &str) -> (String, String) {
+    let created = json(
+        served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            name,
+            "--kind",
+            kind,
+            "--code-host-urn",
+            urn,
+        ],
+    );
+    (
+        created["receiver"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned(),
+        created["secret"].as_str().expect("a secret").to_owned(),
+    )
+}
+
+/// Posts a signed GitHub delivery of `event` to the receiver; returns the delivery id.
+async fn deliver_github(
+    served: &Served,
+    receiver: &(String, String),
+    event: &str,
+    body: Vec<u8>,
+) -> String {
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "http://{}/.api/webhooks/{}",
+            served.http_addr, receiver.0
+        ))
+        .body(body.clone());
+    for (name, value) in host_headers(CodeHostKind::Github, event, &key, Some(&receiver.1), &body) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("the ingress answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    let answer: Value = response.json().await.expect("a JSON answer");
+    answer["delivery_id"]
+        .as_str()
+        .expect("a delivery id")
+        .to_owned()
+}
+
+/// Waits (up to 20 s) until the worker is done with a delivery; returns it as `delivery show
+/// --output json` prints it.
+fn wait_until_done(served: &Served, id: &str) -> Value {
+    for _ in 0..100 {
+        let delivery = json(served, &["delivery", "show", id]);
+        let state = delivery["state"].as_str().unwrap_or_default();
+        if state != "DELIVERY_STATE_PENDING" && state != "DELIVERY_STATE_PROCESSING" {
+            return delivery;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("delivery {id} was never processed");
+}
+
+/// Starts `hookgate <args>` (a watch), returns the first line it prints, and stops it; fails if it
+/// prints nothing within 30 s or exits instead of following the feed.
+fn first_watch_line(served: &Served, args: &[&str]) -> String {
+    let mut watch = hookgate(&served.grpc_addr, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hookgate watch starts");
+    let stdout = watch.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let still_running = watch.try_wait().expect("watch can be polled").is_none();
+    watch.kill().expect("watch can be stopped");
+    let output = watch.wait_with_output().expect("watch is reaped");
+    let first = first.unwrap_or_else(|_| {
+        panic!(
+            "watch printed nothing: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(still_running, "watch follows the feed instead of exiting");
+    first
+}
+
+async fn an_admin_manages_a_receiver_from_create_to_delete(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+
+    let created = ok(
+        &served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "github-main",
+            "--kind",
+            "github",
+            "--code-host-urn",
+            "https://GitHub.com",
+            "--min-sync-interval",
+            "1m",
+        ],
+    );
+    assert!(
+        created.contains("code host urn:      https://github.com/"),
+        "{created}"
+    );
+    assert!(created.contains("min sync interval:  1m"), "{created}");
+    let secret_line = created
+        .lines()
+        .find(|l| l.starts_with("secret:"))
+        .unwrap_or_else(|| panic!("the secret is shown on create: {created}"));
+    assert_eq!(
+        secret_line.split_whitespace().nth(1).map(str::len),
+        Some(40)
+    );
+
+    let listed = json(&served, &["receiver", "list"]);
+    assert_eq!(listed["totalSize"], 1, "{listed}");
+    assert_eq!(listed["nextPageToken"], "");
+    let receiver = &listed["receivers"][0];
+    let id = receiver["id"].as_str().expect("an id").to_owned();
+    assert_eq!(receiver["codeHostKind"], "CODE_HOST_KIND_GITHUB");
+    assert_eq!(receiver["options"]["minSyncInterval"], "60s");
+    assert_eq!(receiver["createdBy"], ACTOR);
+    assert!(receiver.get("secret").is_none(), "{receiver}");
+    assert_eq!(
+        receiver["url"],
+        format!("http://{}/.api/webhooks/{id}", served.http_addr)
+    );
+    let table = ok(&served, &["receiver", "list", "--kind", "github"]);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("github-main")),
+        "{table}"
+    );
+    let gitlab_only = json(&served, &["receiver", "list", "--kind", "gitlab"]);
+    assert_eq!(gitlab_only["totalSize"], 0, "{gitlab_only}");
+
+    let shown = ok(&served, &["receiver", "show", &id]);
+    assert!(shown.contains("name:               github-main"), "{shown}");
+    assert!(
+        !shown.lines().any(|l| l.starts_with("secret:")),
+        "the secret is never shown again: {shown}"
+    );
+
+    // Only the flags given change: the interval set on create stays.
+    let updated = json(
+        &served,
+        &[
+            "receiver",
+            "update",
+            &id,
+            "--name",
+            "github-renamed",
+            "--push-branch-filter",
+            "main,release/*",
+        ],
+    );
+    assert_eq!(updated["name"], "github-renamed");
+    assert_eq!(
+        updated["options"]["pushBranchFilter"],
+        serde_json::json!(["main", "release/*"])
+    );
+    assert_eq!(updated["options"]["minSyncInterval"], "60s", "{updated}");
+    let nothing = run(&served, &["receiver", "update", &id]);
+    assert_eq!(nothing.status.code(), Some(2), "an update with no flag");
+
+    let rotated = json(&served, &["receiver", "rotate", &id, "--overlap", "1h"]);
+    assert_eq!(rotated["secret"].as_str().map(str::len), Some(40));
+    assert!(rotated["previousSecretExpireTime"].is_string(), "{rotated}");
+    assert_eq!(rotated["receiver"]["updatedBy"], ACTOR);
+
+    let tested = ok(&served, &["receiver", "test", &id]);
+    assert!(tested.contains("http status: 200"), "{tested}");
+    assert!(tested.contains("message:     pong"), "{tested}");
+
+    let deleted = ok(&served, &["receiver", "delete", &id]);
+    assert_eq!(deleted.trim(), format!("deleted receiver {id}"));
+    assert_fails(&run(&served, &["receiver", "show", &id]), 15, "NOT_FOUND");
+
+    drop(served);
+    db.drop_database().await;
+}
+
+async fn an_admin_reads_a_signed_delivery_decoded_and_redelivers_it(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let receiver = create_receiver(&served, "github", "github", "https://github.com");
+
+    let opened = fixture("github/pull_request.opened.json");
+    let id = deliver_github(&served, &receiver, "pull_request", opened.clone()).await;
+    let delivery = wait_until_done(&served, &id);
+    assert_eq!(delivery["state"], "DELIVERY_STATE_PROCESSED", "{delivery}");
+    assert_eq!(delivery["event"], "pull_request/opened");
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(delivery["requestBody"].as_str().expect("a base64 body"))
+        .expect("the body is base64");
+    assert_eq!(body, opened, "--output json gives the body as received");
+
+    let listed = ok(&served, &["delivery", "list", "--receiver", &receiver.0]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("pull_request/opened")),
+        "{listed}"
+    );
+    let failed_only = json(&served, &["delivery", "list", "--state", "failed"]);
+    assert_eq!(failed_only["totalSize"], 0, "{failed_only}");
+
+    // For people: the headers, and the body decoded and pretty-printed.
+    let shown = ok(&served, &["delivery", "show", &id]);
+    assert!(shown.contains("  x-github-event: pull_request"), "{shown}");
+    assert!(shown.contains("\n  \"action\": \"opened\",\n"), "{shown}");
+    assert!(
+        shown.contains(&format!("request body ({} bytes):", opened.len())),
+        "{shown}"
+    );
+
+    let redelivered = json(&served, &["delivery", "redeliver", &id]);
+    assert_eq!(redelivered["id"], id.as_str());
+    assert_eq!(
+        redelivered["state"], "DELIVERY_STATE_PENDING",
+        "{redelivered}"
+    );
+    wait_until_done(&served, &id);
+
+    // A body larger than GetDelivery gives in full comes whole, through StreamDeliveryBody.
+    let mut ping: Value = serde_json::from_slice(&fixture("github/ping.json")).unwrap();
+    ping["padding"] = Value::from("x".repeat(900 * 1024));
+    let large = serde_json::to_vec(&ping).unwrap();
+    let large_id = deliver_github(&served, &receiver, "ping", large.clone()).await;
+    let whole = wait_until_done(&served, &large_id);
+    assert_eq!(
+        whole["requestBodyTruncated"], false,
+        "the whole body is fetched"
+    );
+    assert_eq!(whole["requestBodySize"], large.len().to_string());
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(whole["requestBody"].as_str().expect("a base64 body"))
+        .unwrap();
+    assert_eq!(body.len(), large.len());
+    let shown = ok(&served, &["delivery", "show", &large_id]);
+    assert!(
+        shown.contains(&format!("request body ({} bytes):", large.len())),
+        "the table shows the whole body too"
+    );
+
+    // The pull request is now a changeset with a timeline.
+    let changesets = json(
+        &served,
+        &[
+            "changeset",
+            "list",
+            "--repository",
+            "Codertocat/Hello-World",
+        ],
+    );
+    assert_eq!(changesets["totalSize"], 1, "{changesets}");
+    let changeset = &changesets["changesets"][0];
+    assert_eq!(changeset["number"], "2", "int64 is a string in proto3 JSON");
+    assert_eq!(changeset["state"], "CHANGESET_STATE_OPEN");
+    let changeset_id = changeset["id"].as_str().unwrap().to_owned();
+    let table = ok(&served, &["changeset", "list", "--state", "open"]);
+    assert!(table.contains("Codertocat/Hello-World  #2"), "{table}");
+    let merged = json(&served, &["changeset", "list", "--state", "merged"]);
+    assert_eq!(merged["totalSize"], 0);
+    let shown = ok(&served, &["changeset", "show", &changeset_id]);
+    assert!(
+        shown.contains("title:         Update the README with new information."),
+        "{shown}"
+    );
+    assert!(shown.contains("state:         OPEN"), "{shown}");
+    let events = json(&served, &["changeset", "events", &changeset_id]);
+    assert_eq!(events["events"][0]["kind"], "opened", "{events}");
+    assert_eq!(events["events"][0]["deliveryId"], id.as_str());
+    let timeline = ok(&served, &["changeset", "events", &changeset_id]);
+    assert!(timeline.contains("opened  Codertocat"), "{timeline}");
+
+    // watch prints the feed, one line an entry (JSON: one object a line), from --cursor on.
+    let line = first_watch_line(&served, &["watch"]);
+    assert!(
+        line.starts_with("1  ") && line.contains("CHANGESET_UPDATED"),
+        "{line}"
+    );
+    assert!(line.contains("Codertocat/Hello-World#2 OPEN"), "{line}");
+    let entry: Value =
+        serde_json::from_str(&first_watch_line(&served, &["watch", "--output", "json"]))
+            .expect("one JSON object a line");
+    assert_eq!(entry["kind"], "EVENT_KIND_CHANGESET_UPDATED", "{entry}");
+    assert_eq!(entry["cursor"], "1");
+    assert_eq!(entry["changeset"]["id"], changeset_id.as_str());
+
+    drop(served);
+    db.drop_database().await;
+}
+
+async fn a_sync_worker_claims_and_completes_a_requested_sync(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+
+    let registered = json(
+        &served,
+        &[
+            "repository",
+            "register",
+            "--code-host-urn",
+            "https://github.com",
+            "--name",
+            "octo-org/hello-world",
+            "--external-id",
+            "1296269",
+        ],
+    );
+    assert_eq!(registered["registered"], true, "{registered}");
+    assert_eq!(registered["codeHostUrn"], "https://github.com/");
+    let repository_id = registered["id"].as_str().unwrap().to_owned();
+    let listed = ok(&served, &["repository", "list"]);
+    assert!(
+        listed.lines().any(|l| l.starts_with(&repository_id)
+            && l.contains("octo-org/hello-world")
+            && l.contains("yes")),
+        "{listed}"
+    );
+
+    let requested = json(
+        &served,
+        &[
+            "repository",
+            "sync",
+            "--code-host-urn",
+            "https://github.com",
+            "--name",
+            "octo-org/hello-world",
+        ],
+    );
+    let request = &requested["syncRequests"][0];
+    assert_eq!(
+        request["state"], "SYNC_REQUEST_STATE_PENDING",
+        "{requested}"
+    );
+    assert_eq!(request["reason"], "manual");
+    let request_id = request["id"].as_str().unwrap().to_owned();
+    let by_id = json(&served, &["repository", "sync", &repository_id]);
+    assert_eq!(
+        by_id["syncRequests"][0]["id"],
+        request_id.as_str(),
+        "a second request joins the pending one"
+    );
+    assert_eq!(
+        run(&served, &["repository", "sync"]).status.code(),
+        Some(2),
+        "sync needs to know which repositories"
+    );
+
+    let pending = ok(&served, &["sync", "list", "--state", "pending"]);
+    assert!(
+        pending
+            .lines()
+            .any(|l| l.starts_with(&request_id) && l.contains("PENDING")),
+        "{pending}"
+    );
+    let claimed = json(
+        &served,
+        &["sync", "claim", "--worker", "worker-1", "--lease", "10m"],
+    );
+    assert_eq!(
+        claimed["syncRequests"][0]["id"],
+        request_id.as_str(),
+        "{claimed}"
+    );
+    assert_eq!(claimed["syncRequests"][0]["worker"], "worker-1");
+    assert_eq!(
+        claimed["syncRequests"][0]["state"],
+        "SYNC_REQUEST_STATE_CLAIMED"
+    );
+    let none_left = json(&served, &["sync", "claim", "--worker", "worker-2"]);
+    assert_eq!(none_left["syncRequests"], serde_json::json!([]));
+
+    let completed = ok(&served, &["sync", "complete", &request_id]);
+    assert!(
+        completed
+            .lines()
+            .any(|l| l.starts_with(&request_id) && l.contains("COMPLETED")),
+        "{completed}"
+    );
+    let done = json(&served, &["sync", "list", "--state", "completed"]);
+    assert_eq!(done["totalSize"], 1, "{done}");
+    assert_eq!(done["syncRequests"][0]["id"], request_id.as_str());
+
+    drop(served);
+    db.drop_database().await;
+}
+
+async fn failures_exit_with_the_grpc_code_and_its_message(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start_with(&db, &["--admin-token", "the-admin-token-of-this-test"]);
+    let with_token = |args: &[&str], token: &str| {
+        let mut command = hookgate(&served.grpc_addr, args);
+        command.env("HOOKGATE_ADMIN_TOKEN", token);
+        run_to_exit(command)
+    };
+
+    assert_fails(&run(&served, &["receiver", "list"]), 26, "UNAUTHENTICATED");
+    assert_fails(
+        &with_token(&["receiver", "list"], "a-wrong-token"),
+        26,
+        "UNAUTHENTICATED",
+    );
+    let listed = with_token(
+        &["receiver", "list", "--output", "json"],
+        "the-admin-token-of-this-test",
+    );
+    assert!(listed.status.success(), "{listed:?}");
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let not_found = with_token(
+        &["receiver", "show", &unknown],
+        "the-admin-token-of-this-test",
+    );
+    assert_fails(&not_found, 15, "NOT_FOUND");
+    let invalid = with_token(
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "no-scheme",
+            "--kind",
+            "github",
+            "--code-host-urn",
+            "github.com",
+        ],
+        "the-admin-token-of-this-test",
+    );
+    assert_fails(&invalid, 13, "INVALID_ARGUMENT");
+    assert!(
+        String::from_utf8_lossy(&invalid.stderr).contains("code_host_urn"),
+        "the server's message is passed on"
+    );
+
+    // A watch whose server stops fails with the cursor to resume from.
+    let mut watch = hookgate(&served.grpc_addr, &["watch"])
+        .env("HOOKGATE_ADMIN_TOKEN", "the-admin-token-of-this-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hookgate watch starts");
+    std::thread::sleep(Duration::from_millis(500));
+    let grpc_addr = served.grpc_addr.clone();
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    let stopped = wait_with_timeout(&mut watch, Duration::from_secs(30));
+    let stderr = std::io::read_to_string(watch.stderr.take().unwrap()).unwrap();
+    assert_eq!(stopped.code(), Some(24), "{stderr}");
+    assert!(stderr.starts_with("error: UNAVAILABLE: "), "{stderr}");
+    assert!(stderr.contains("--cursor 0"), "{stderr}");
+
+    // Nothing listens there any more.
+    let unavailable = run_to_exit(hookgate(&grpc_addr, &["receiver", "list"]));
+    assert_fails(&unavailable, 24, "UNAVAILABLE");
+    assert!(
+        String::from_utf8_lossy(&unavailable.stderr).contains("hookgate serve"),
+        "the message says what to check"
+    );
+
+    db.drop_database().await;
+}
+
+/// Waits up to `limit` for a child to exit; kills it and fails the test past that.
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("the child can be polled") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    panic!("the command did not exit within {limit:?}");
+}
+
+on_both_engines!(
+    an_admin_manages_a_receiver_from_create_to_delete,
+    an_admin_reads_a_signed_delivery_decoded_and_redelivers_it,
+    a_sync_worker_claims_and_completes_a_requested_sync,
+    failures_exit_with_the_grpc_code_and_its_message,
+);
