@@ -18,6 +18,7 @@ use hookgate::hosts::effects::RefUpdate;
 use hookgate::receivers::CodeHostUrn;
 use hookgate::sync::requests::{self, Reason};
 use hookgate::sync::{RepositoryStore, SyncRequestState as State, SyncRequestStore};
+use hookgate::time::Timestamp;
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -430,7 +431,7 @@ fn refs(new_sha: &str) -> Vec<RefUpdate> {
 async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
     let (test_db, db, store, repo) = store_setup(engine).await;
     let interval = Duration::from_secs(60);
-    let t0 = 1_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(1_000_000 * SECOND);
     requests::request(&db, &repo, None, &refs("a"), interval, Reason::Push, t0)
         .await
         .unwrap();
@@ -441,13 +442,13 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     store
-        .complete(claimed[0].id, true, "", t0 + SECOND)
+        .complete(claimed[0].id, true, "", t0.plus(Duration::from_secs(1)))
         .await
         .unwrap();
 
     // A push 2 s after the sync completed is due 60 s after it.
     let repo = RepositoryStore::new(db.clone())
-        .rows_by_id(repo.id.parse().unwrap())
+        .rows_by_id(repo.id.uuid())
         .await
         .unwrap();
     let id = requests::request(
@@ -457,15 +458,20 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         &refs("b"),
         interval,
         Reason::Push,
-        t0 + 3 * SECOND,
+        t0.plus(Duration::from_secs(3)),
     )
     .await
     .unwrap();
     let pending = store.get(id).await.unwrap();
-    assert_eq!(pending.due_time, t0 + 61 * SECOND);
+    assert_eq!(pending.due_time, t0.plus(Duration::from_secs(61)));
     assert!(
         store
-            .claim("w", 10, Duration::from_secs(30), t0 + 60 * SECOND)
+            .claim(
+                "w",
+                10,
+                Duration::from_secs(30),
+                t0.plus(Duration::from_secs(60))
+            )
             .await
             .unwrap()
             .is_empty()
@@ -478,12 +484,17 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         &refs("c"),
         interval,
         Reason::Push,
-        t0 + 30 * SECOND,
+        t0.plus(Duration::from_secs(30)),
     )
     .await
     .unwrap();
     let claimed = store
-        .claim("w", 10, Duration::from_secs(30), t0 + 61 * SECOND)
+        .claim(
+            "w",
+            10,
+            Duration::from_secs(30),
+            t0.plus(Duration::from_secs(61)),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -494,7 +505,7 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
 
 async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
     let (test_db, db, store, repo) = store_setup(engine).await;
-    let t0 = 2_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(2_000_000 * SECOND);
     requests::request(
         &db,
         &repo,
@@ -513,13 +524,18 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
     assert_eq!(first.len(), 1);
     assert!(
         store
-            .claim("other", 10, Duration::from_secs(30), t0 + 29 * SECOND)
+            .claim(
+                "other",
+                10,
+                Duration::from_secs(30),
+                t0.plus(Duration::from_secs(29))
+            )
             .await
             .unwrap()
             .is_empty()
     );
     let listed = store
-        .list(None, &[], None, 10, t0 + 30 * SECOND)
+        .list(None, &[], None, 10, t0.plus(Duration::from_secs(30)))
         .await
         .unwrap();
     assert_eq!(
@@ -528,7 +544,12 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
         "the lease ran out"
     );
     let again = store
-        .claim("other", 10, Duration::from_secs(30), t0 + 30 * SECOND)
+        .claim(
+            "other",
+            10,
+            Duration::from_secs(30),
+            t0.plus(Duration::from_secs(30)),
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -540,7 +561,7 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
 async fn concurrent_claimers_never_share_a_sync_request(engine: Engine) {
     let (test_db, db, store, _) = store_setup(engine).await;
     let repos = RepositoryStore::new(db.clone());
-    let t0 = 3_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(3_000_000 * SECOND);
     let mut all = HashSet::new();
     for i in 0..60 {
         let repo = repos
