@@ -69,6 +69,7 @@ on_both_engines!(
     a_claim_whose_lease_runs_out_returns_to_pending,
     concurrent_claimers_never_share_a_sync_request,
     request_sync_and_complete_refuse_bad_input,
+    a_sync_request_is_stored_as_text_and_an_older_row_loads,
 );
 
 async fn every_hosts_push_becomes_a_sync_request_with_its_refs(engine: Engine) {
@@ -729,4 +730,67 @@ async fn request_sync_and_complete_refuse_bad_input(engine: Engine) {
         "a pending request cannot be completed"
     );
     app.stop().await;
+}
+
+/// The stored form is what it always was (ids as hyphenated text, refs as JSON text, states and
+/// reasons as their words, an admin's request with an empty receiver), so a row an older
+/// hookgate wrote loads, and a row written now reads the same way.
+async fn a_sync_request_is_stored_as_text_and_an_older_row_loads(engine: Engine) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let (test_db, db, store, repo) = store_setup(engine).await;
+    let t0 = Timestamp::from_micros(4_000_000 * SECOND);
+    let made = requests::request(
+        &db,
+        &repo,
+        None,
+        &refs("a"),
+        Duration::ZERO,
+        Reason::Push,
+        t0,
+    )
+    .await
+    .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id, repository_id, receiver_id, state, refs, reason, rerun_refs \
+             FROM sync_requests",
+        ))
+        .await
+        .unwrap()
+        .expect("one row");
+    let text = |column: &str| row.try_get::<String>("", column).unwrap();
+    assert_eq!(text("id"), made.to_string());
+    assert_eq!(text("repository_id"), repo.id.to_string());
+    assert_eq!(text("receiver_id"), "");
+    assert_eq!(text("state"), "PENDING");
+    assert_eq!(text("reason"), "push");
+    assert_eq!(
+        text("refs"),
+        format!(
+            r#"[{{"name":"refs/heads/main","old_sha":"{}","new_sha":"a"}}]"#,
+            "0".repeat(40)
+        )
+    );
+    assert_eq!(text("rerun_refs"), "[]");
+
+    // A completed rerun, as an older hookgate wrote it.
+    let old = uuid::Uuid::new_v4();
+    db.execute_unprepared(&format!(
+        "INSERT INTO sync_requests (id, repository_id, receiver_id, state, push_count, refs, \
+         request_time, due_time, lease_expire_time, worker, reason, min_sync_interval_ms, rerun, \
+         rerun_refs, rerun_count, complete_time, error) VALUES ('{old}', '{}', '', 'COMPLETED', \
+         2, '[{{\"name\":\"refs/heads/x\",\"old_sha\":\"1\",\"new_sha\":\"2\"}}]', 5, 6, NULL, \
+         'w', 'pushed during a sync', 0, FALSE, '[]', 0, 7, NULL)",
+        repo.id
+    ))
+    .await
+    .unwrap();
+    let loaded = store.get(old).await.expect("an older row loads");
+    assert_eq!(loaded.state, State::Completed);
+    assert_eq!(loaded.reason, Reason::PushedDuringSync);
+    assert_eq!(loaded.receiver_id, None);
+    assert_eq!(loaded.refs[0].name, "refs/heads/x");
+    assert_eq!(loaded.request_time, Timestamp::from_micros(5));
+    test_db.drop_database().await;
 }
