@@ -106,7 +106,8 @@ impl<'de> Deserialize<'de> for Stamp {
     }
 }
 
-fn unknown(arrival: &Timestamp) -> bool {
+/// Whether an arrival is not known (left out of the stored JSON).
+fn arrival_unknown(arrival: &Timestamp) -> bool {
     *arrival == Timestamp::EPOCH
 }
 
@@ -116,7 +117,7 @@ pub struct StoredVote {
     pub vote: Vote,
     pub time: Timestamp,
     /// See [`Stamp::arrival`]; left out while unknown.
-    #[serde(default, skip_serializing_if = "unknown")]
+    #[serde(default, skip_serializing_if = "arrival_unknown")]
     pub arrival: Timestamp,
 }
 
@@ -128,7 +129,7 @@ pub struct StoredCheck {
     pub status: CheckStatus,
     pub time: Timestamp,
     /// See [`Stamp::arrival`]; left out while unknown.
-    #[serde(default, skip_serializing_if = "unknown")]
+    #[serde(default, skip_serializing_if = "arrival_unknown")]
     pub arrival: Timestamp,
 }
 
