@@ -5,9 +5,24 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm::DeriveValueType;
+use serde::{Deserialize, Serialize};
 
-/// An instant: microseconds since the Unix epoch, UTC. Stored as its `i64`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, DeriveValueType)]
+/// An instant: microseconds since the Unix epoch, UTC. Stored as its `i64` (in JSON too).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    DeriveValueType,
+    Serialize,
+    Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(i64);
 
 impl Timestamp {

@@ -15,7 +15,7 @@ use crate::receivers::Receiver;
 use crate::sync::Reason;
 use crate::sync::requests;
 use crate::text::{Cap, bounded};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// Which repositories a trigger call syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub async fn request_syncs<C: ConnectionTrait>(
 ) -> Result<usize, DbErr> {
     let urn = receiver.code_host_urn.as_str();
     let strict = receiver.options.ignore_unmatched;
-    let now = now_micros();
+    let now = Timestamp::now();
     let (rows, refs, reason) = match target {
         Target::All => {
             let rows = crate::sync::repositories::all_of(conn, urn).await?;

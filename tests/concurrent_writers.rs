@@ -15,11 +15,17 @@ use hookgate::hosts::effects::{Effect, RepositoryRef};
 use hookgate::hosts::{self, Host};
 use hookgate::sync::requests::{self, Reason};
 use hookgate::sync::{SyncRequestState, SyncRequestStore, changesets, repositories};
+use hookgate::time::Timestamp;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
-const SECOND: i64 = 1_000_000;
+const SECOND: Timestamp = Timestamp::from_micros(1_000_000);
 const URN: &str = "https://github.com/";
+/// `n` seconds after the epoch.
+fn seconds(n: i64) -> Timestamp {
+    Timestamp::from_micros(n * SECOND.micros())
+}
+
 /// How long the second writer is watched while the first holds its transaction open.
 const HELD: Duration = Duration::from_millis(300);
 
@@ -109,13 +115,13 @@ async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
         &[],
         Duration::ZERO,
         Reason::Push,
-        2 * SECOND,
+        seconds(2),
     )
     .await
     .unwrap();
     let completing = tokio::spawn({
         let store = store.clone();
-        async move { store.complete(first, true, "", 3 * SECOND).await }
+        async move { store.complete(first, true, "", seconds(3)).await }
     });
     tokio::time::sleep(HELD).await;
     assert!(
@@ -126,7 +132,7 @@ async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
     completing.await.unwrap().expect("the sync completes");
 
     let again = store
-        .claim("w", 10, Duration::from_secs(60), 100 * SECOND)
+        .claim("w", 10, Duration::from_secs(60), seconds(100))
         .await
         .unwrap();
     assert_eq!(
@@ -167,12 +173,18 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
     );
     // Each effect is applied as the worker does: the repository named (and held), then the
     // changeset, at the host time given.
-    let apply = |db: DatabaseConnection, effect: hosts::effects::ChangesetEffect, time: i64| async move {
+    let apply = |db: DatabaseConnection,
+                 effect: hosts::effects::ChangesetEffect,
+                 time: Timestamp| async move {
         let txn = db.begin().await?;
         let repo = repositories::seen(&txn, URN, &effect.repository, true, None, time)
             .await?
             .expect("known");
-        changesets::apply(&txn, &repo, &effect, Uuid::now_v7(), Uuid::nil(), time).await?;
+        let at = hookgate::sync::Stamp {
+            time,
+            arrival: time,
+        };
+        changesets::apply(&txn, &repo, &effect, Uuid::now_v7(), Uuid::nil(), at).await?;
         Ok::<_, sea_orm::DbErr>(txn)
     };
     apply(db.clone(), opened, SECOND)
@@ -184,10 +196,10 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
 
     // Closed at 30 s, still uncommitted, while an edit made at 20 s (whose snapshot says open)
     // is applied by another writer.
-    let first = apply(db.clone(), closed, 30 * SECOND).await.unwrap();
+    let first = apply(db.clone(), closed, seconds(30)).await.unwrap();
     let second = tokio::spawn({
         let db = db.clone();
-        async move { apply(db, edited, 20 * SECOND).await?.commit().await }
+        async move { apply(db, edited, seconds(20)).await?.commit().await }
     });
     tokio::time::sleep(HELD).await;
     assert!(
@@ -217,7 +229,7 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
         hookgate::hosts::effects::ChangesetState::Closed,
         "the close (newest) wins over the older edit applied after it: {changeset:?}"
     );
-    let (timeline, _) = store.events(changeset.id, None, 10).await.unwrap();
+    let (timeline, _) = store.timeline(changeset.id, None, 10).await.unwrap();
     assert_eq!(
         timeline.len(),
         3,

@@ -128,9 +128,16 @@ impl Handler for WritesThenFails {
             url: String::new(),
             clone_urls: vec![],
         };
-        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, None, 0)
-            .await
-            .map_err(|e| HandlerError::retry(e.to_string()))?;
+        hookgate::sync::repositories::seen(
+            txn,
+            "https://github.com/",
+            &seen,
+            true,
+            None,
+            hookgate::time::Timestamp::EPOCH,
+        )
+        .await
+        .map_err(|e| HandlerError::retry(e.to_string()))?;
         Err(HandlerError::retry("failed after writing"))
     }
 }
@@ -156,9 +163,16 @@ impl Handler for FailsSome {
             url: String::new(),
             clone_urls: vec![],
         };
-        hookgate::sync::repositories::seen(txn, "https://github.com/", &seen, true, None, 0)
-            .await
-            .map_err(|e| HandlerError::retry(e.to_string()))?;
+        hookgate::sync::repositories::seen(
+            txn,
+            "https://github.com/",
+            &seen,
+            true,
+            None,
+            hookgate::time::Timestamp::EPOCH,
+        )
+        .await
+        .map_err(|e| HandlerError::retry(e.to_string()))?;
         if self.fails.contains(&delivery.id) {
             return Err(HandlerError::retry("failed after writing"));
         }

@@ -18,6 +18,7 @@ use hookgate::hosts::effects::RefUpdate;
 use hookgate::receivers::CodeHostUrn;
 use hookgate::sync::requests::{self, Reason};
 use hookgate::sync::{RepositoryStore, SyncRequestState as State, SyncRequestStore};
+use hookgate::time::Timestamp;
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -68,6 +69,7 @@ on_both_engines!(
     a_claim_whose_lease_runs_out_returns_to_pending,
     concurrent_claimers_never_share_a_sync_request,
     request_sync_and_complete_refuse_bad_input,
+    a_sync_request_is_stored_as_text_and_an_older_row_loads,
 );
 
 async fn every_hosts_push_becomes_a_sync_request_with_its_refs(engine: Engine) {
@@ -430,7 +432,7 @@ fn refs(new_sha: &str) -> Vec<RefUpdate> {
 async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
     let (test_db, db, store, repo) = store_setup(engine).await;
     let interval = Duration::from_secs(60);
-    let t0 = 1_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(1_000_000 * SECOND);
     requests::request(&db, &repo, None, &refs("a"), interval, Reason::Push, t0)
         .await
         .unwrap();
@@ -441,13 +443,13 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     store
-        .complete(claimed[0].id, true, "", t0 + SECOND)
+        .complete(claimed[0].id, true, "", t0.plus(Duration::from_secs(1)))
         .await
         .unwrap();
 
     // A push 2 s after the sync completed is due 60 s after it.
     let repo = RepositoryStore::new(db.clone())
-        .rows_by_id(repo.id.parse().unwrap())
+        .rows_by_id(repo.id.uuid())
         .await
         .unwrap();
     let id = requests::request(
@@ -457,15 +459,20 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         &refs("b"),
         interval,
         Reason::Push,
-        t0 + 3 * SECOND,
+        t0.plus(Duration::from_secs(3)),
     )
     .await
     .unwrap();
     let pending = store.get(id).await.unwrap();
-    assert_eq!(pending.due_time, t0 + 61 * SECOND);
+    assert_eq!(pending.due_time, t0.plus(Duration::from_secs(61)));
     assert!(
         store
-            .claim("w", 10, Duration::from_secs(30), t0 + 60 * SECOND)
+            .claim(
+                "w",
+                10,
+                Duration::from_secs(30),
+                t0.plus(Duration::from_secs(60))
+            )
             .await
             .unwrap()
             .is_empty()
@@ -478,12 +485,17 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
         &refs("c"),
         interval,
         Reason::Push,
-        t0 + 30 * SECOND,
+        t0.plus(Duration::from_secs(30)),
     )
     .await
     .unwrap();
     let claimed = store
-        .claim("w", 10, Duration::from_secs(30), t0 + 61 * SECOND)
+        .claim(
+            "w",
+            10,
+            Duration::from_secs(30),
+            t0.plus(Duration::from_secs(61)),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -494,7 +506,7 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
 
 async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
     let (test_db, db, store, repo) = store_setup(engine).await;
-    let t0 = 2_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(2_000_000 * SECOND);
     requests::request(
         &db,
         &repo,
@@ -513,13 +525,18 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
     assert_eq!(first.len(), 1);
     assert!(
         store
-            .claim("other", 10, Duration::from_secs(30), t0 + 29 * SECOND)
+            .claim(
+                "other",
+                10,
+                Duration::from_secs(30),
+                t0.plus(Duration::from_secs(29))
+            )
             .await
             .unwrap()
             .is_empty()
     );
     let listed = store
-        .list(None, &[], None, 10, t0 + 30 * SECOND)
+        .list(None, &[], None, 10, t0.plus(Duration::from_secs(30)))
         .await
         .unwrap();
     assert_eq!(
@@ -528,7 +545,12 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
         "the lease ran out"
     );
     let again = store
-        .claim("other", 10, Duration::from_secs(30), t0 + 30 * SECOND)
+        .claim(
+            "other",
+            10,
+            Duration::from_secs(30),
+            t0.plus(Duration::from_secs(30)),
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -540,7 +562,7 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
 async fn concurrent_claimers_never_share_a_sync_request(engine: Engine) {
     let (test_db, db, store, _) = store_setup(engine).await;
     let repos = RepositoryStore::new(db.clone());
-    let t0 = 3_000_000 * SECOND;
+    let t0 = Timestamp::from_micros(3_000_000 * SECOND);
     let mut all = HashSet::new();
     for i in 0..60 {
         let repo = repos
@@ -708,4 +730,67 @@ async fn request_sync_and_complete_refuse_bad_input(engine: Engine) {
         "a pending request cannot be completed"
     );
     app.stop().await;
+}
+
+/// The stored form is what it always was (ids as hyphenated text, refs as JSON text, states and
+/// reasons as their words, an admin's request with an empty receiver), so a row an older
+/// hookgate wrote loads, and a row written now reads the same way.
+async fn a_sync_request_is_stored_as_text_and_an_older_row_loads(engine: Engine) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let (test_db, db, store, repo) = store_setup(engine).await;
+    let t0 = Timestamp::from_micros(4_000_000 * SECOND);
+    let made = requests::request(
+        &db,
+        &repo,
+        None,
+        &refs("a"),
+        Duration::ZERO,
+        Reason::Push,
+        t0,
+    )
+    .await
+    .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id, repository_id, receiver_id, state, refs, reason, rerun_refs \
+             FROM sync_requests",
+        ))
+        .await
+        .unwrap()
+        .expect("one row");
+    let text = |column: &str| row.try_get::<String>("", column).unwrap();
+    assert_eq!(text("id"), made.to_string());
+    assert_eq!(text("repository_id"), repo.id.to_string());
+    assert_eq!(text("receiver_id"), "");
+    assert_eq!(text("state"), "PENDING");
+    assert_eq!(text("reason"), "push");
+    assert_eq!(
+        text("refs"),
+        format!(
+            r#"[{{"name":"refs/heads/main","old_sha":"{}","new_sha":"a"}}]"#,
+            "0".repeat(40)
+        )
+    );
+    assert_eq!(text("rerun_refs"), "[]");
+
+    // A completed rerun, as an older hookgate wrote it.
+    let old = uuid::Uuid::new_v4();
+    db.execute_unprepared(&format!(
+        "INSERT INTO sync_requests (id, repository_id, receiver_id, state, push_count, refs, \
+         request_time, due_time, lease_expire_time, worker, reason, min_sync_interval_ms, rerun, \
+         rerun_refs, rerun_count, complete_time, error) VALUES ('{old}', '{}', '', 'COMPLETED', \
+         2, '[{{\"name\":\"refs/heads/x\",\"old_sha\":\"1\",\"new_sha\":\"2\"}}]', 5, 6, NULL, \
+         'w', 'pushed during a sync', 0, FALSE, '[]', 0, 7, NULL)",
+        repo.id
+    ))
+    .await
+    .unwrap();
+    let loaded = store.get(old).await.expect("an older row loads");
+    assert_eq!(loaded.state, State::Completed);
+    assert_eq!(loaded.reason, Reason::PushedDuringSync);
+    assert_eq!(loaded.receiver_id, None);
+    assert_eq!(loaded.refs[0].name, "refs/heads/x");
+    assert_eq!(loaded.request_time, Timestamp::from_micros(5));
+    test_db.drop_database().await;
 }

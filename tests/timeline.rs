@@ -2,7 +2,8 @@
 //! and words. Real comment payloads of each host, edited into two comments by one person in the
 //! same second, posted signed over HTTP, processed by the worker and read back over gRPC, on
 //! SQLite and PostgreSQL; and an entry of an older hookgate, kept by the migration with a key
-//! derived from what it stored.
+//! derived from what it stored; and facts of one host time, listed and applied in the order they
+//! arrived.
 
 mod common;
 
@@ -402,5 +403,94 @@ async fn an_entry_of_an_older_hookgate_is_kept_with_a_key_derived_from_what_it_s
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["comment", "opened"], "{events:?}");
     assert_eq!(events[0].external_id, "492700400");
+    app.stop().await;
+}
+
+on_both_engines!(facts_of_the_same_host_time_are_listed_and_applied_in_arrival_order,);
+
+/// Issue 18: entries with the same host time read in the order their deliveries arrived, and the
+/// later arrival's state wins, however late each is processed. Here the earlier arrivals are
+/// processed last: their receiver acts only on registered repositories, so they are ignored
+/// until the repository is registered and an admin redelivers them.
+async fn facts_of_the_same_host_time_are_listed_and_applied_in_arrival_order(engine: Engine) {
+    use hookgate::admin::proto::{
+        ChangesetState, ReceiverOptions, RedeliverDeliveryRequest, RegisterRepositoryRequest,
+        repository_service_client::RepositoryServiceClient,
+    };
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver_with(
+            "arrivals",
+            CodeHostKind::Github,
+            "https://github.com",
+            ReceiverOptions {
+                ignore_unmatched: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    // Real pull request events, each pair stamped by the host with one time.
+    let at = |name: &str, time: &str| {
+        let mut payload = load(&format!("github/pull_request.{name}.json"));
+        payload["pull_request"]["updated_at"] = json!(time);
+        payload
+    };
+    let (opened, reopened) = (
+        at("opened", "2019-05-15T15:20:33Z"),
+        at("reopened", "2019-05-15T15:20:33Z"),
+    );
+    let (to_draft, closed) = (
+        at("converted_to_draft", "2019-05-15T15:21:18Z"),
+        at("closed", "2019-05-15T15:21:18Z"),
+    );
+    let send = |body: Value| {
+        let (app, receiver) = (&app, &receiver);
+        async move {
+            app.deliver(CodeHostKind::Github, receiver, "pull_request", &body)
+                .await
+        }
+    };
+
+    // Arrive first, and are not acted on yet.
+    let early = [send(opened).await, send(to_draft).await];
+    for d in &early {
+        assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    }
+    RepositoryServiceClient::new(app.channel().await)
+        .register_repository(app.req(RegisterRepositoryRequest {
+            code_host_urn: "https://github.com".into(),
+            name: "Codertocat/Hello-World".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("the repository is registered");
+    // Arrive later, and are processed first.
+    for body in [reopened, closed] {
+        let d = send(body).await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    }
+    for d in &early {
+        app.deliveries()
+            .await
+            .redeliver_delivery(app.req(RedeliverDeliveryRequest { id: d.id.clone() }))
+            .await
+            .expect("redelivered");
+        let d = app.wait_for_state(&d.id, DeliveryState::Processed).await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    }
+
+    let events = timeline(&app, "Codertocat/Hello-World", 2).await;
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["opened", "reopened", "converted_to_draft", "closed"],
+        "{events:?}"
+    );
+    let changeset = app.changeset("Codertocat/Hello-World", 2).await;
+    assert_eq!(
+        changeset.state,
+        ChangesetState::Closed as i32,
+        "the close arrived after the conversion to a draft: {changeset:?}"
+    );
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! `hookgate.v1.ChangesetService`: changesets and their timelines over gRPC.
 
+use sea_orm::Iterable;
 use tonic::{Request, Response, Status};
 
 use super::proto::{self, changeset_service_server::ChangesetService};
@@ -8,7 +9,7 @@ use super::{AdminState, page_token};
 use crate::hosts::effects::ChangesetState;
 use crate::receivers::CodeHostUrn;
 use crate::sync::{Changeset, ChangesetFilter, CheckState, ReviewState};
-use crate::time::to_timestamp;
+use crate::time::Timestamp;
 
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 500;
@@ -92,7 +93,7 @@ impl ChangesetService for ChangesetAdmin {
         let (changesets, next_page_token) = page_token::page(
             page.changesets
                 .into_iter()
-                .map(|c| ((c.create_time, c.id), changeset_to_proto(c))),
+                .map(|c| ((c.create_time.micros(), c.id), changeset_to_proto(c))),
             page.has_more,
             &filter_key,
         );
@@ -112,23 +113,23 @@ impl ChangesetService for ChangesetAdmin {
         let limit = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let filter_key = format!("changeset={id}");
         let after = page_token::decode(&req.page_token, &filter_key)?;
-        let (events, has_more) = self
+        let (entries, has_more) = self
             .state
             .changesets
-            .events(id, after.map(|c| (c.key, c.id)), limit)
+            .timeline(id, after.map(|c| (c.key, c.id)), limit)
             .await?;
         let (events, next_page_token) = page_token::page(
-            events.into_iter().map(|e| {
-                let cursor = (e.occur_time, e.id);
-                let event = proto::ChangesetEvent {
+            entries.into_iter().map(|e| {
+                let cursor = (e.occur_time.micros(), e.id);
+                let entry = proto::ChangesetEvent {
                     kind: e.kind,
                     actor: e.actor,
-                    occur_time: Some(to_timestamp(e.occur_time)),
-                    delivery_id: e.delivery_id,
+                    occur_time: Some(e.occur_time.to_proto()),
+                    delivery_id: e.delivery_id.to_string(),
                     summary: e.summary,
                     external_id: e.external_id,
                 };
-                (cursor, event)
+                (cursor, entry)
             }),
             has_more,
             &filter_key,
@@ -150,13 +151,7 @@ fn state_to_proto(s: ChangesetState) -> proto::ChangesetState {
 }
 
 fn state_from_proto(raw: i32) -> Result<ChangesetState, Status> {
-    [
-        ChangesetState::Open,
-        ChangesetState::Draft,
-        ChangesetState::Closed,
-        ChangesetState::Merged,
-    ]
-    .into_iter()
+    ChangesetState::iter()
     .find(|s| state_to_proto(*s) as i32 == raw)
     .ok_or_else(|| {
         Status::invalid_argument(format!(
@@ -191,6 +186,6 @@ pub fn changeset_to_proto(c: Changeset) -> proto::Changeset {
         base_ref: c.base_ref,
         head_sha: c.head_sha,
         labels: c.labels,
-        host_update_time: c.host_update_time.map(to_timestamp),
+        host_update_time: c.host_update_time.map(Timestamp::to_proto),
     }
 }

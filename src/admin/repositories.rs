@@ -1,5 +1,6 @@
 //! `hookgate.v1.RepositoryService`: repositories over gRPC.
 
+use sea_orm::Iterable;
 use tonic::{Request, Response, Status};
 
 use super::proto::{self, repository_service_server::RepositoryService};
@@ -11,7 +12,7 @@ use crate::receivers::CodeHostUrn;
 use crate::sync::{
     CompleteError, Reason, Repository, SyncRequest, SyncRequestState, parse_repository_name,
 };
-use crate::time::{now_micros, to_timestamp};
+use crate::time::Timestamp;
 
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 500;
@@ -99,7 +100,7 @@ impl RepositoryService for RepositoryAdmin {
         let (repositories, next_page_token) = page_token::page(
             page.repositories
                 .into_iter()
-                .map(|r| ((r.create_time, r.id), repository_to_proto(r))),
+                .map(|r| ((r.create_time.micros(), r.id), repository_to_proto(r))),
             page.has_more,
             &filter,
         );
@@ -165,7 +166,7 @@ impl RepositoryService for RepositoryAdmin {
                 receiver,
                 Duration::ZERO,
                 Reason::Manual,
-                now_micros(),
+                Timestamp::now(),
             )
             .await?;
         tracing::info!(count = made.len(), %actor, "sync requested");
@@ -200,7 +201,7 @@ impl RepositoryService for RepositoryAdmin {
         let claimed = self
             .state
             .sync_requests
-            .claim(worker, max, lease, now_micros())
+            .claim(worker, max, lease, Timestamp::now())
             .await?;
         Ok(Response::new(proto::ClaimSyncRequestsResponse {
             sync_requests: claimed.into_iter().map(sync_request_to_proto).collect(),
@@ -216,7 +217,7 @@ impl RepositoryService for RepositoryAdmin {
         let done = self
             .state
             .sync_requests
-            .complete(id, req.success, req.error.trim(), now_micros())
+            .complete(id, req.success, req.error.trim(), Timestamp::now())
             .await
             .map_err(|e| match e {
                 CompleteError::Store(e) => Status::from(e),
@@ -239,8 +240,7 @@ impl RepositoryService for RepositoryAdmin {
             .states
             .iter()
             .map(|&raw| {
-                SyncRequestState::ALL
-                    .into_iter()
+                SyncRequestState::iter()
                     .find(|s| sync_state_to_proto(*s) as i32 == raw)
                     .ok_or_else(|| {
                         Status::invalid_argument(format!(
@@ -262,13 +262,13 @@ impl RepositoryService for RepositoryAdmin {
                 &states,
                 after.map(|c| (c.key, c.id)),
                 limit,
-                now_micros(),
+                Timestamp::now(),
             )
             .await?;
         let (sync_requests, next_page_token) = page_token::page(
             page.sync_requests
                 .into_iter()
-                .map(|r| ((r.request_time, r.id), sync_request_to_proto(r))),
+                .map(|r| ((r.request_time.micros(), r.id), sync_request_to_proto(r))),
             page.has_more,
             &filter,
         );
@@ -319,11 +319,11 @@ pub fn sync_request_to_proto(r: SyncRequest) -> proto::SyncRequest {
                 new_sha: r.new_sha,
             })
             .collect(),
-        request_time: Some(to_timestamp(r.request_time)),
-        due_time: Some(to_timestamp(r.due_time)),
-        lease_expire_time: r.lease_expire_time.map(to_timestamp),
+        request_time: Some(r.request_time.to_proto()),
+        due_time: Some(r.due_time.to_proto()),
+        lease_expire_time: r.lease_expire_time.map(Timestamp::to_proto),
         worker: r.worker,
-        reason: r.reason,
+        reason: r.reason.label(),
     }
 }
 

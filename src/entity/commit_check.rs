@@ -3,18 +3,21 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::id::Id;
+use crate::hosts::effects::CheckStatus;
+use crate::time::Timestamp;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "commit_checks")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub repository_id: String,
+    pub id: Id,
+    pub repository_id: Id,
     /// Lower-case.
     pub sha: String,
     pub context: String,
-    /// `PENDING`, `PASSED` or `FAILED`.
-    pub status: String,
-    pub time: i64,
+    pub status: CheckStatus,
+    pub time: Timestamp,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

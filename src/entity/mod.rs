@@ -1,13 +1,16 @@
 //! sea-orm entities: one file per table, columns as the migrations in `migrations/` make them.
-//! Times are microseconds since the Unix epoch, UTC.
+//! Times are [`crate::time::Timestamp`]s; ids stored as text are [`id::Id`]s; JSON stored as text
+//! is [`json::Json`].
 
 pub mod changeset;
-pub mod changeset_event;
 pub mod commit_check;
 pub mod delivery;
 pub mod event;
+pub mod id;
+pub mod json;
 pub mod receiver;
 pub mod repository;
 pub mod repository_alias;
 pub mod secret_key;
 pub mod sync_request;
+pub mod timeline_entry;

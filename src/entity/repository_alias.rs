@@ -3,6 +3,9 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::id::Id;
+use crate::time::Timestamp;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "repository_aliases")]
 pub struct Model {
@@ -12,9 +15,9 @@ pub struct Model {
     /// The former name.
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
-    pub repository_id: String,
+    pub repository_id: Id,
     /// When it stopped being the repository's name.
-    pub create_time: i64,
+    pub create_time: Timestamp,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

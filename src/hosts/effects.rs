@@ -76,12 +76,17 @@ pub enum Target {
     HeadSha(String),
 }
 
-/// The lifecycle state of a changeset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle state of a changeset (stored as its upper-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum ChangesetState {
+    #[sea_orm(string_value = "OPEN")]
     Open,
+    #[sea_orm(string_value = "DRAFT")]
     Draft,
+    #[sea_orm(string_value = "CLOSED")]
     Closed,
+    #[sea_orm(string_value = "MERGED")]
     Merged,
 }
 
@@ -104,8 +109,9 @@ pub struct ChangesetSnapshot {
     pub host_update_time: Option<i64>,
 }
 
-/// A reviewer's vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A reviewer's vote (stored, in a changeset's reviews, as its upper-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Vote {
     Approved,
     ChangesRequested,
@@ -122,11 +128,26 @@ pub struct ReviewVote {
     pub vote: Vote,
 }
 
-/// The result of one check on one commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The result of one check on one commit (stored as its upper-case name).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CheckStatus {
+    #[sea_orm(string_value = "PENDING")]
     Pending,
+    #[sea_orm(string_value = "PASSED")]
     Passed,
+    #[sea_orm(string_value = "FAILED")]
     Failed,
 }
 

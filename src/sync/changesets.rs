@@ -10,15 +10,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::tracked::{
-    CheckState, ReviewState, StoredCheck, Tracked, same_commit, state_from_str, state_str,
-};
-use crate::entity::{changeset, changeset_event, commit_check, repository};
+use super::tracked::{CheckState, ReviewState, Stamp, StoredCheck, Tracked, same_commit};
+use crate::entity::id::Id;
+use crate::entity::json::Json;
+use crate::entity::{changeset, commit_check, repository, timeline_entry};
 use crate::events::{self, EventKind};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// A changeset as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +38,8 @@ pub struct Changeset {
     pub base_ref: String,
     pub head_sha: String,
     pub labels: Vec<String>,
-    pub host_update_time: Option<i64>,
-    pub create_time: i64,
+    pub host_update_time: Option<Timestamp>,
+    pub create_time: Timestamp,
 }
 
 /// One timeline entry.
@@ -48,8 +48,9 @@ pub struct TimelineEntry {
     pub id: Uuid,
     pub kind: String,
     pub actor: String,
-    pub occur_time: i64,
-    pub delivery_id: String,
+    pub occur_time: Timestamp,
+    /// The delivery that told the latest fact about it.
+    pub delivery_id: Uuid,
     pub summary: String,
     /// The host's own key for what happened (see [`entry_key`]).
     pub external_id: String,
@@ -72,40 +73,41 @@ pub struct ChangesetPage {
     pub has_more: bool,
 }
 
-/// The changesets an effect was applied to (empty: it matched none).
+/// Applies an effect, told by delivery `delivery_id` and from `at` (its host time, and the
+/// delivery's receive time), to the changesets it names; returns them (empty: it matched none).
 pub async fn apply<C: ConnectionTrait>(
     conn: &C,
     repository: &repository::Model,
     effect: &ChangesetEffect,
     delivery_id: Uuid,
     receiver_id: Uuid,
-    time: i64,
+    at: Stamp,
 ) -> Result<Vec<Uuid>, DbErr> {
     let targets = match &effect.target {
-        Target::Number(number) => vec![find_or_create(conn, &repository.id, *number).await?],
+        Target::Number(number) => vec![find_or_create(conn, repository.id, *number).await?],
         Target::HeadSha(sha) => changeset::Entity::find()
-            .filter(changeset::Column::RepositoryId.eq(repository.id.clone()))
+            .filter(changeset::Column::RepositoryId.eq(repository.id))
             .all(conn)
             .await?
             .into_iter()
             .filter(|c| same_commit(&c.head_sha, sha))
             .collect(),
     };
-    let now = now_micros();
+    let now = Timestamp::now();
     // A result for a commit, named by no pull request, is kept for the repository: the
     // changeset whose head becomes that commit later takes it then.
     if let (Target::HeadSha(sha), Some(check)) = (&effect.target, &effect.check) {
-        keep_commit_check(conn, &repository.id, sha, check, time).await?;
+        keep_commit_check(conn, repository.id, sha, check, at.time).await?;
     }
     let mut applied = Vec::with_capacity(targets.len());
     for model in targets {
-        let id = Uuid::parse_str(&model.id).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let before = load(&model)?;
+        let id = model.id.uuid();
+        let before = load(&model);
         let mut tracked = before.clone();
-        tracked.apply(effect, time);
+        tracked.apply(effect, at);
         if tracked.head_sha != before.head_sha {
             // The new head may have results that arrived before this event.
-            for kept in commit_checks_of(conn, &repository.id, &tracked.head_sha).await? {
+            for kept in commit_checks_of(conn, repository.id, &tracked.head_sha).await? {
                 tracked.record_check(kept);
             }
         }
@@ -116,11 +118,11 @@ pub async fn apply<C: ConnectionTrait>(
                 EventKind::ChangesetUpdated,
                 Some(receiver_id),
                 id,
-                now,
+                now.micros(),
             )
             .await?;
         }
-        record_entry(conn, &model.id, effect, delivery_id, time, now).await?;
+        record_entry(conn, model.id, effect, delivery_id, at, now).await?;
         applied.push(id);
     }
     Ok(applied)
@@ -129,12 +131,30 @@ pub async fn apply<C: ConnectionTrait>(
 /// The key of a timeline entry: the host's own (`effect.external_id`), else, for what the host
 /// gives no id (a state change), its host time and summary: a redelivery or a resend tells the
 /// same time and words, two real changes differ in one or the other.
-pub fn entry_key(effect: &ChangesetEffect, time: i64) -> String {
+pub fn entry_key(effect: &ChangesetEffect, time: Timestamp) -> String {
     if effect.external_id.is_empty() {
-        format!("{time} {}", effect.summary)
+        format!("{} {}", time.micros(), effect.summary)
     } else {
         effect.external_id.clone()
     }
+}
+
+/// An id for a timeline entry that sorts as its arrival does: a UUID v7 whose time is the
+/// receive time of the delivery that told of it (milliseconds, then the microseconds within the
+/// millisecond in the 12 bits v7 leaves to the maker), the rest random. The timeline lists
+/// entries by host time, then by id, so entries of the same host time read in the order their
+/// deliveries arrived, whenever and wherever they were processed.
+pub fn arrival_ordered_id(arrival: Timestamp) -> Uuid {
+    let micros = u128::try_from(arrival.micros()).unwrap_or(0);
+    let (millis, sub_milli) = (micros / 1_000, micros % 1_000);
+    let random = Uuid::new_v4().as_u128() & ((1 << 62) - 1);
+    Uuid::from_u128(
+        ((millis & ((1 << 48) - 1)) << 80)
+            | (0x7 << 76)
+            | (sub_milli << 64)
+            | (0b10 << 62)
+            | random,
+    )
 }
 
 /// Adds `effect`'s entry to a changeset's timeline, once per (kind, key). A later fact about the
@@ -142,22 +162,22 @@ pub fn entry_key(effect: &ChangesetEffect, time: i64) -> String {
 /// summary, actor and delivery are the latest fact's, its time the earliest one's.
 async fn record_entry<C: ConnectionTrait>(
     conn: &C,
-    changeset_id: &str,
+    changeset_id: Id,
     effect: &ChangesetEffect,
     delivery_id: Uuid,
-    time: i64,
-    now: i64,
+    at: Stamp,
+    now: Timestamp,
 ) -> Result<(), DbErr> {
-    use changeset_event::Column as E;
+    use timeline_entry::Column as E;
+    let time = at.time;
     let key = entry_key(effect, time);
-    let inserted = changeset_event::Entity::insert(changeset_event::ActiveModel {
-        // Time-ordered, so entries at the same host time read in arrival order.
-        id: Set(Uuid::now_v7().to_string()),
-        changeset_id: Set(changeset_id.to_owned()),
+    let inserted = timeline_entry::Entity::insert(timeline_entry::ActiveModel {
+        id: Set(arrival_ordered_id(at.arrival).into()),
+        changeset_id: Set(changeset_id),
         kind: Set(effect.kind.clone()),
         actor: Set(effect.actor.clone()),
         occur_time: Set(time),
-        delivery_id: Set(delivery_id.to_string()),
+        delivery_id: Set(delivery_id.into()),
         summary: Set(effect.summary.clone()),
         create_time: Set(now),
         external_id: Set(key.clone()),
@@ -174,7 +194,7 @@ async fn record_entry<C: ConnectionTrait>(
         return Ok(());
     }
     let this_entry = || {
-        changeset_event::Entity::update_many()
+        timeline_entry::Entity::update_many()
             .filter(E::ChangesetId.eq(changeset_id))
             .filter(E::Kind.eq(effect.kind.clone()))
             .filter(E::ExternalId.eq(key.clone()))
@@ -182,7 +202,7 @@ async fn record_entry<C: ConnectionTrait>(
     this_entry()
         .col_expr(E::Summary, Expr::value(effect.summary.clone()))
         .col_expr(E::Actor, Expr::value(effect.actor.clone()))
-        .col_expr(E::DeliveryId, Expr::value(delivery_id.to_string()))
+        .col_expr(E::DeliveryId, Expr::value(Id::from(delivery_id)))
         .col_expr(E::ReviseTime, Expr::value(time))
         .filter(E::ReviseTime.lt(time))
         .exec(conn)
@@ -199,20 +219,20 @@ async fn record_entry<C: ConnectionTrait>(
 /// is kept.
 async fn keep_commit_check<C: ConnectionTrait>(
     conn: &C,
-    repository_id: &str,
+    repository_id: Id,
     sha: &str,
     check: &crate::hosts::effects::CheckResult,
-    time: i64,
+    time: Timestamp,
 ) -> Result<(), DbErr> {
     use commit_check::Column as K;
     let sha = sha.to_ascii_lowercase();
-    let status = super::tracked::check_str(check.status);
+    let status = check.status;
     commit_check::Entity::insert(commit_check::ActiveModel {
-        id: Set(Uuid::new_v4().to_string()),
-        repository_id: Set(repository_id.to_owned()),
+        id: Set(Id::new_v4()),
+        repository_id: Set(repository_id),
         sha: Set(sha.clone()),
         context: Set(check.context.clone()),
-        status: Set(status.to_owned()),
+        status: Set(status),
         time: Set(time),
     })
     .on_conflict(
@@ -237,7 +257,7 @@ async fn keep_commit_check<C: ConnectionTrait>(
 /// The kept results of the repository's commit `head` (which may be abbreviated).
 async fn commit_checks_of<C: ConnectionTrait>(
     conn: &C,
-    repository_id: &str,
+    repository_id: Id,
     head: &str,
 ) -> Result<Vec<StoredCheck>, DbErr> {
     if head.is_empty() {
@@ -255,6 +275,8 @@ async fn commit_checks_of<C: ConnectionTrait>(
             context: r.context,
             status: r.status,
             time: r.time,
+            // Kept results are ordered by host time alone.
+            arrival: Timestamp::EPOCH,
         })
         .collect())
 }
@@ -263,7 +285,7 @@ async fn commit_checks_of<C: ConnectionTrait>(
 /// concurrent creator.
 async fn find_or_create<C: ConnectionTrait>(
     conn: &C,
-    repository_id: &str,
+    repository_id: Id,
     number: i64,
 ) -> Result<changeset::Model, DbErr> {
     let find = || {
@@ -274,26 +296,26 @@ async fn find_or_create<C: ConnectionTrait>(
     if let Some(m) = find().one(conn).await? {
         return Ok(m);
     }
-    let now = now_micros();
+    let now = Timestamp::now();
     let empty = Tracked::default();
     changeset::Entity::insert(changeset::ActiveModel {
-        id: Set(Uuid::new_v4().to_string()),
-        repository_id: Set(repository_id.to_owned()),
+        id: Set(Id::new_v4()),
+        repository_id: Set(repository_id),
         number: Set(number),
         title: Set(String::new()),
         url: Set(String::new()),
         author: Set(String::new()),
-        state: Set(state_str(empty.state).to_owned()),
-        review_state: Set(empty.review_state().as_str().to_owned()),
-        check_state: Set(empty.check_state().as_str().to_owned()),
+        state: Set(empty.state),
+        review_state: Set(empty.review_state()),
+        check_state: Set(empty.check_state()),
         head_ref: Set(String::new()),
         base_ref: Set(String::new()),
         head_sha: Set(String::new()),
-        labels: Set("[]".to_owned()),
+        labels: Set(Json(empty.labels)),
         host_update_time: Set(None),
-        field_times: Set("{}".to_owned()),
-        reviews: Set("{}".to_owned()),
-        checks: Set("{}".to_owned()),
+        field_times: Set(Json(empty.field_times)),
+        reviews: Set(Json(empty.reviews)),
+        checks: Set(Json(empty.checks)),
         create_time: Set(now),
         update_time: Set(now),
     })
@@ -310,57 +332,48 @@ async fn find_or_create<C: ConnectionTrait>(
         .ok_or_else(|| DbErr::RecordNotFound(format!("changeset {number}")))
 }
 
-fn corrupt(id: &str, what: &str, e: impl std::fmt::Display) -> DbErr {
-    DbErr::Custom(format!("changeset {id}: {what}: {e}"))
-}
-
-fn load(m: &changeset::Model) -> Result<Tracked, DbErr> {
-    Ok(Tracked {
+/// The state a stored changeset holds.
+fn load(m: &changeset::Model) -> Tracked {
+    Tracked {
         title: m.title.clone(),
         url: m.url.clone(),
         author: m.author.clone(),
-        state: state_from_str(&m.state).ok_or_else(|| corrupt(&m.id, "state", &m.state))?,
+        state: m.state,
         head_ref: m.head_ref.clone(),
         base_ref: m.base_ref.clone(),
         head_sha: m.head_sha.clone(),
-        labels: serde_json::from_str(&m.labels).map_err(|e| corrupt(&m.id, "labels", e))?,
+        labels: m.labels.0.clone(),
         host_update_time: m.host_update_time,
-        field_times: serde_json::from_str(&m.field_times)
-            .map_err(|e| corrupt(&m.id, "field_times", e))?,
-        reviews: serde_json::from_str(&m.reviews).map_err(|e| corrupt(&m.id, "reviews", e))?,
-        checks: serde_json::from_str(&m.checks).map_err(|e| corrupt(&m.id, "checks", e))?,
-    })
+        field_times: m.field_times.0.clone(),
+        reviews: m.reviews.0.clone(),
+        checks: m.checks.0.clone(),
+    }
 }
 
 async fn save<C: ConnectionTrait>(
     conn: &C,
     model: changeset::Model,
     t: &Tracked,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), DbErr> {
     let mut row: changeset::ActiveModel = model.into();
     row.title = Set(t.title.clone());
     row.url = Set(t.url.clone());
     row.author = Set(t.author.clone());
-    row.state = Set(state_str(t.state).to_owned());
-    row.review_state = Set(t.review_state().as_str().to_owned());
-    row.check_state = Set(t.check_state().as_str().to_owned());
+    row.state = Set(t.state);
+    row.review_state = Set(t.review_state());
+    row.check_state = Set(t.check_state());
     row.head_ref = Set(t.head_ref.clone());
     row.base_ref = Set(t.base_ref.clone());
     row.head_sha = Set(t.head_sha.clone());
-    row.labels = Set(json(&t.labels));
+    row.labels = Set(Json(t.labels.clone()));
     row.host_update_time = Set(t.host_update_time);
-    row.field_times = Set(json(&t.field_times));
-    row.reviews = Set(json(&t.reviews));
-    row.checks = Set(json(&t.checks));
+    row.field_times = Set(Json(t.field_times.clone()));
+    row.reviews = Set(Json(t.reviews.clone()));
+    row.checks = Set(Json(t.checks.clone()));
     row.update_time = Set(now);
     sea_orm::ActiveModelTrait::update(row, conn).await?;
     Ok(())
-}
-
-/// A JSON column's text.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("maps and lists of strings always serialise")
 }
 
 /// Changesets and timelines for the admin API.
@@ -375,7 +388,7 @@ impl ChangesetStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Changeset, StoreError> {
-        let model = changeset::Entity::find_by_id(id.to_string())
+        let model = changeset::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("changeset", id))?;
@@ -409,7 +422,7 @@ impl ChangesetStore {
             query = query.filter(C::Number.eq(number));
         }
         if !filter.states.is_empty() {
-            query = query.filter(C::State.is_in(filter.states.iter().map(|s| state_str(*s))));
+            query = query.filter(C::State.is_in(filter.states.iter().copied()));
         }
         let total_size = query.clone().count(&self.db).await?;
         let (rows, has_more) = paging::page(
@@ -429,18 +442,19 @@ impl ChangesetStore {
         })
     }
 
-    /// A changeset's timeline, oldest first by host time, after the `(occur_time, id)` cursor.
-    pub async fn events(
+    /// A changeset's timeline, oldest first by host time and then by arrival (see
+    /// [`arrival_ordered_id`]), after the `(occur_time, id)` cursor.
+    pub async fn timeline(
         &self,
         changeset_id: Uuid,
         after: Option<(i64, Uuid)>,
         limit: u64,
     ) -> Result<(Vec<TimelineEntry>, bool), StoreError> {
-        use changeset_event::Column as C;
+        use timeline_entry::Column as C;
         // Not found is an error, an empty timeline is not.
         self.get(changeset_id).await?;
         let query =
-            changeset_event::Entity::find().filter(C::ChangesetId.eq(changeset_id.to_string()));
+            timeline_entry::Entity::find().filter(C::ChangesetId.eq(Id::from(changeset_id)));
         let (rows, has_more) = paging::page(
             query,
             C::OccurTime,
@@ -453,21 +467,16 @@ impl ChangesetStore {
         .await?;
         let entries = rows
             .into_iter()
-            .map(|e| {
-                Ok(TimelineEntry {
-                    id: Uuid::parse_str(&e.id).map_err(|err| StoreError::Corrupt {
-                        id: e.id.clone(),
-                        why: err.to_string(),
-                    })?,
-                    kind: e.kind,
-                    actor: e.actor,
-                    occur_time: e.occur_time,
-                    delivery_id: e.delivery_id,
-                    summary: e.summary,
-                    external_id: e.external_id,
-                })
+            .map(|e| TimelineEntry {
+                id: e.id.uuid(),
+                kind: e.kind,
+                actor: e.actor,
+                occur_time: e.occur_time,
+                delivery_id: e.delivery_id.uuid(),
+                summary: e.summary,
+                external_id: e.external_id,
             })
-            .collect::<Result<_, StoreError>>()?;
+            .collect();
         Ok((entries, has_more))
     }
 
@@ -476,26 +485,22 @@ impl ChangesetStore {
         &self,
         rows: Vec<changeset::Model>,
     ) -> Result<Vec<Changeset>, StoreError> {
-        let ids: Vec<String> = rows.iter().map(|r| r.repository_id.clone()).collect();
-        let repos: HashMap<String, repository::Model> = repository::Entity::find()
+        let ids: Vec<Id> = rows.iter().map(|r| r.repository_id).collect();
+        let repos: HashMap<Id, repository::Model> = repository::Entity::find()
             .filter(repository::Column::Id.is_in(ids))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| (r.id.clone(), r))
+            .map(|r| (r.id, r))
             .collect();
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|m| {
-                let tracked = load(&m).map_err(StoreError::Database)?;
+                let tracked = load(&m);
                 let repo = repos.get(&m.repository_id);
-                let bad = |why: String| StoreError::Corrupt {
-                    id: m.id.clone(),
-                    why,
-                };
-                Ok(Changeset {
-                    id: Uuid::parse_str(&m.id).map_err(|e| bad(e.to_string()))?,
-                    repository_id: Uuid::parse_str(&m.repository_id)
-                        .map_err(|e| bad(e.to_string()))?,
+                Changeset {
+                    id: m.id.uuid(),
+                    repository_id: m.repository_id.uuid(),
                     repository: repo.map(|r| r.name.clone()).unwrap_or_default(),
                     code_host_urn: repo.map(|r| r.code_host_urn.clone()).unwrap_or_default(),
                     number: m.number,
@@ -511,8 +516,8 @@ impl ChangesetStore {
                     labels: tracked.labels,
                     host_update_time: tracked.host_update_time,
                     create_time: m.create_time,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 }

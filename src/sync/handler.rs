@@ -5,15 +5,16 @@
 use sea_orm::DatabaseTransaction;
 
 use super::requests::{self, Reason};
+use super::tracked::Stamp;
 use super::{changesets, repositories};
 use crate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
 use crate::entity::repository;
 use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate, RepositoryRef};
 use crate::hosts::{self, Classified};
 use crate::receivers::{CodeHostUrn, Receiver};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
-/// Batch-change sync (and, once it lands, push sync).
+/// Batch-change sync and push sync: the delivery worker's handler.
 pub struct SyncHandler;
 
 #[tonic::async_trait]
@@ -92,12 +93,18 @@ async fn apply_changeset(
     effect: &ChangesetEffect,
     delivery: &ClaimedDelivery,
 ) -> Result<Result<(), String>, sea_orm::DbErr> {
-    let model = match matched(txn, receiver, &effect.repository, now_micros()).await? {
+    let model = match matched(txn, receiver, &effect.repository, Timestamp::now()).await? {
         Ok(model) => model,
         Err(reason) => return Ok(Err(reason)),
     };
-    let time = effect.occur_time.unwrap_or(delivery.receive_time);
-    let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, time).await?;
+    // The host's time of it (the delivery's when the host gives none); of two facts the host
+    // stamps with the same time, the one that arrived later is the later.
+    let arrival = Timestamp::from_micros(delivery.receive_time);
+    let at = Stamp {
+        time: effect.occur_time.map_or(arrival, Timestamp::from_micros),
+        arrival,
+    };
+    let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, at).await?;
     // A commit's result that matched no changeset yet is kept for the repository (see
     // `changesets::apply`), so it is not skipped.
     let kept_for_later =
@@ -131,7 +138,7 @@ async fn request_push_sync(
         Ok(refs) => refs,
         Err(reason) => return Ok(Err(reason)),
     };
-    let now = now_micros();
+    let now = Timestamp::now();
     let model = match matched(txn, receiver, repo, now).await? {
         Ok(model) => model,
         Err(reason) => return Ok(Err(reason)),
@@ -204,7 +211,7 @@ async fn apply_repository(
         repo,
         false,
         Some(receiver.id),
-        now_micros(),
+        Timestamp::now(),
     )
     .await?;
     Ok(match seen {
@@ -224,7 +231,7 @@ async fn matched(
     txn: &DatabaseTransaction,
     receiver: &Receiver,
     repo: &RepositoryRef,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Result<repository::Model, String>, sea_orm::DbErr> {
     let urn = &receiver.code_host_urn;
     if let Some(reason) = elsewhere(repo, urn) {

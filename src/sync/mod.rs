@@ -1,5 +1,5 @@
-//! Batch-change sync: repositories, changesets kept current from pull/merge request events, and
-//! the handler the delivery worker calls.
+//! Batch-change sync and push sync: repositories, changesets kept current from pull/merge request
+//! events with their timelines, sync requests, and the handler the delivery worker calls.
 
 pub mod changesets;
 mod handler;
@@ -11,4 +11,4 @@ pub use changesets::{Changeset, ChangesetFilter, ChangesetStore, TimelineEntry};
 pub use handler::{SyncHandler, filter_refs, on_code_host};
 pub use repositories::{Repository, RepositoryStore, parse_repository_name};
 pub use requests::{CompleteError, Reason, SyncRequest, SyncRequestState, SyncRequestStore};
-pub use tracked::{CheckState, ReviewState};
+pub use tracked::{CheckState, ReviewState, Stamp};

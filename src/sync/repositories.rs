@@ -16,13 +16,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::entity::id::Id;
+use crate::entity::json::Json;
 use crate::entity::{repository, repository_alias};
 use crate::events::{self, EventKind};
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// A repository as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub struct Repository {
     pub clone_urls: Vec<String>,
     /// Registered by an admin, not only seen in an event.
     pub registered: bool,
-    pub create_time: i64,
+    pub create_time: Timestamp,
     /// Names it had on its host before a rename or transfer, newest first.
     pub former_names: Vec<String>,
 }
@@ -89,7 +91,7 @@ impl RepositoryStore {
         external_id: &str,
     ) -> Result<Repository, StoreError> {
         let (urn, external_id) = (urn.as_str(), external_id.trim());
-        let now = now_micros();
+        let now = Timestamp::now();
         let txn = crate::db::begin_write(&self.db).await?;
         let model = if external_id.is_empty() {
             insert_if_absent(&*txn, urn, name, "", now).await?;
@@ -122,15 +124,15 @@ impl RepositoryStore {
         }
         let model = row.update(&*txn).await?;
         txn.commit().await?;
-        self.with_former_names(to_repository(model)?).await
+        self.with_former_names(to_repository(model)).await
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Repository, StoreError> {
-        let model = repository::Entity::find_by_id(id.to_string())
+        let model = repository::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("repository", id))?;
-        self.with_former_names(to_repository(model)?).await
+        self.with_former_names(to_repository(model)).await
     }
 
     /// The repository `name` of `urn`: the one with that name now, else the one that had it
@@ -142,7 +144,7 @@ impl RepositoryStore {
     ) -> Result<Option<Repository>, StoreError> {
         match self.row_by_name(urn, name).await? {
             None => Ok(None),
-            Some(model) => Ok(Some(self.with_former_names(to_repository(model)?).await?)),
+            Some(model) => Ok(Some(self.with_former_names(to_repository(model)).await?)),
         }
     }
 
@@ -175,10 +177,7 @@ impl RepositoryStore {
             &self.db,
         )
         .await?;
-        let repositories = rows
-            .into_iter()
-            .map(to_repository)
-            .collect::<Result<_, _>>()?;
+        let repositories = rows.into_iter().map(to_repository).collect();
         Ok(RepositoryPage {
             repositories: former_names(&self.db, repositories).await?,
             total_size,
@@ -188,7 +187,7 @@ impl RepositoryStore {
 
     /// The stored rows of one repository (by id) or of every repository of `urn`.
     pub async fn rows_by_id(&self, id: Uuid) -> Result<repository::Model, StoreError> {
-        repository::Entity::find_by_id(id.to_string())
+        repository::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("repository", id))
@@ -216,7 +215,7 @@ impl RepositoryStore {
 
     /// Deletes a repository, its changesets and its former names.
     pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
-        let result = repository::Entity::delete_by_id(id.to_string())
+        let result = repository::Entity::delete_by_id(Id::from(id))
             .exec(&self.db)
             .await?;
         if result.rows_affected == 0 {
@@ -234,14 +233,14 @@ async fn former_names<C: ConnectionTrait>(
     if repositories.is_empty() {
         return Ok(repositories);
     }
-    let ids: Vec<String> = repositories.iter().map(|r| r.id.to_string()).collect();
+    let ids: Vec<Id> = repositories.iter().map(|r| Id::from(r.id)).collect();
     let aliases = repository_alias::Entity::find()
         .filter(repository_alias::Column::RepositoryId.is_in(ids))
         .order_by_desc(repository_alias::Column::CreateTime)
         .order_by_asc(repository_alias::Column::Name)
         .all(conn)
         .await?;
-    let mut by_repository: HashMap<String, Vec<String>> = HashMap::new();
+    let mut by_repository: HashMap<Id, Vec<String>> = HashMap::new();
     for alias in aliases {
         by_repository
             .entry(alias.repository_id)
@@ -249,7 +248,7 @@ async fn former_names<C: ConnectionTrait>(
             .push(alias.name);
     }
     for r in &mut repositories {
-        r.former_names = by_repository.remove(&r.id.to_string()).unwrap_or_default();
+        r.former_names = by_repository.remove(&Id::from(r.id)).unwrap_or_default();
     }
     Ok(repositories)
 }
@@ -318,7 +317,7 @@ async fn alias_of<C: ConnectionTrait>(
     conn: &C,
     urn: &str,
     name: &str,
-) -> Result<Option<String>, DbErr> {
+) -> Result<Option<Id>, DbErr> {
     Ok(
         repository_alias::Entity::find_by_id((urn.to_owned(), name.to_owned()))
             .one(conn)
@@ -328,8 +327,8 @@ async fn alias_of<C: ConnectionTrait>(
 }
 
 /// Holds the repository `id`'s row until the transaction ends (see [`find_locked`]).
-pub async fn lock<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
-    repository::Entity::find_by_id(id.to_owned())
+pub async fn lock<C: ConnectionTrait>(conn: &C, id: Id) -> Result<(), DbErr> {
+    repository::Entity::find_by_id(id)
         .lock_exclusive()
         .one(conn)
         .await?;
@@ -344,15 +343,15 @@ async fn insert_if_absent<C: ConnectionTrait>(
     urn: &str,
     name: &str,
     external_id: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), DbErr> {
     let row = repository::ActiveModel {
-        id: Set(Uuid::new_v4().to_string()),
+        id: Set(Id::new_v4()),
         code_host_urn: Set(urn.to_owned()),
         name: Set(name.to_owned()),
         external_id: Set(external_id.to_owned()),
         url: Set(String::new()),
-        clone_urls: Set("[]".to_owned()),
+        clone_urls: Set(Json(Vec::new())),
         registered: Set(false),
         last_sync_time: Set(None),
         create_time: Set(now),
@@ -412,10 +411,10 @@ async fn find_seen_locked<C: ConnectionTrait>(
 async fn release_name<C: ConnectionTrait>(
     conn: &C,
     holder: repository::Model,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), DbErr> {
     let id = match holder.external_id.as_str() {
-        "" => holder.id.clone(),
+        "" => holder.id.to_string(),
         external => external.to_owned(),
     };
     let name = format!("{}@{id}", holder.name);
@@ -437,7 +436,7 @@ async fn rename<C: ConnectionTrait>(
     model: repository::Model,
     name: &str,
     receiver: Option<Uuid>,
-    now: i64,
+    now: Timestamp,
 ) -> Result<repository::Model, DbErr> {
     if model.name == name {
         return Ok(model);
@@ -451,7 +450,7 @@ async fn rename<C: ConnectionTrait>(
     repository_alias::Entity::insert(repository_alias::ActiveModel {
         code_host_urn: Set(urn.clone()),
         name: Set(model.name.clone()),
-        repository_id: Set(model.id.clone()),
+        repository_id: Set(model.id),
         create_time: Set(now),
     })
     .on_conflict(
@@ -473,14 +472,20 @@ async fn rename<C: ConnectionTrait>(
         .filter(repository_alias::Column::Name.eq(name))
         .exec(conn)
         .await?;
-    let subject = Uuid::parse_str(&model.id)
-        .map_err(|e| DbErr::Custom(format!("repository id {}: {e}", model.id)))?;
+    let subject = model.id.uuid();
     tracing::info!(repository = %model.id, from = %model.name, to = %name, %urn, "repository renamed");
     let mut row: repository::ActiveModel = model.into();
     row.name = Set(name.to_owned());
     row.update_time = Set(now);
     let model = row.update(conn).await?;
-    events::record(conn, EventKind::RepositoryRenamed, receiver, subject, now).await?;
+    events::record(
+        conn,
+        EventKind::RepositoryRenamed,
+        receiver,
+        subject,
+        now.micros(),
+    )
+    .await?;
     Ok(model)
 }
 
@@ -494,7 +499,7 @@ pub async fn seen<C: ConnectionTrait>(
     seen: &RepositoryRef,
     create: bool,
     receiver: Option<Uuid>,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Option<repository::Model>, DbErr> {
     let model = match find_seen_locked(conn, urn, seen).await? {
         Some(m) => m,
@@ -517,10 +522,9 @@ pub async fn seen<C: ConnectionTrait>(
         "" => model,
         name => rename(conn, model, name, receiver, now).await?,
     };
-    let clone_urls = serde_json::to_string(&seen.clone_urls).expect("strings serialise");
     let stale = (!seen.external_id.is_empty() && seen.external_id != model.external_id)
         || (!seen.url.is_empty() && seen.url != model.url)
-        || (!seen.clone_urls.is_empty() && clone_urls != model.clone_urls);
+        || (!seen.clone_urls.is_empty() && seen.clone_urls != model.clone_urls.0);
     if !stale {
         return Ok(Some(model));
     }
@@ -532,21 +536,17 @@ pub async fn seen<C: ConnectionTrait>(
         row.url = Set(seen.url.clone());
     }
     if !seen.clone_urls.is_empty() {
-        row.clone_urls = Set(clone_urls);
+        row.clone_urls = Set(Json(seen.clone_urls.clone()));
     }
     row.update_time = Set(now);
     row.update(conn).await.map(Some)
 }
 
-pub fn to_repository(m: repository::Model) -> Result<Repository, StoreError> {
-    let corrupt = |why: String| StoreError::Corrupt {
-        id: m.id.clone(),
-        why,
-    };
-    Ok(Repository {
-        id: Uuid::parse_str(&m.id).map_err(|e| corrupt(format!("id: {e}")))?,
-        clone_urls: serde_json::from_str(&m.clone_urls)
-            .map_err(|e| corrupt(format!("clone_urls: {e}")))?,
+/// A stored repository as the store shows it (without its former names).
+pub fn to_repository(m: repository::Model) -> Repository {
+    Repository {
+        id: m.id.uuid(),
+        clone_urls: m.clone_urls.0,
         code_host_urn: m.code_host_urn,
         name: m.name,
         external_id: m.external_id,
@@ -554,5 +554,5 @@ pub fn to_repository(m: repository::Model) -> Result<Repository, StoreError> {
         registered: m.registered,
         create_time: m.create_time,
         former_names: Vec::new(),
-    })
+    }
 }

@@ -11,58 +11,21 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QuerySelect, Set,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::entity::id::{Id, OptionalId};
+use crate::entity::json::Json;
+pub use crate::entity::sync_request::{Reason, StoredRef, SyncRequestState};
 use crate::entity::{repository, sync_request};
 use crate::events::{self, EventKind};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
 use crate::text::{Cap, MAX_REFS, bounded};
-use crate::time::duration_micros;
-
-/// Where a sync request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncRequestState {
-    Pending,
-    Claimed,
-    Completed,
-    Failed,
-}
-
-impl SyncRequestState {
-    pub const ALL: [SyncRequestState; 4] = [
-        SyncRequestState::Pending,
-        SyncRequestState::Claimed,
-        SyncRequestState::Completed,
-        SyncRequestState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncRequestState::Pending => "PENDING",
-            SyncRequestState::Claimed => "CLAIMED",
-            SyncRequestState::Completed => "COMPLETED",
-            SyncRequestState::Failed => "FAILED",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// A ref update as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredRef {
-    pub name: String,
-    pub old_sha: String,
-    pub new_sha: String,
-}
+use crate::time::Timestamp;
 
 /// A sync request as a worker or an admin sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +38,11 @@ pub struct SyncRequest {
     pub state: SyncRequestState,
     pub push_count: i32,
     pub refs: Vec<StoredRef>,
-    pub request_time: i64,
-    pub due_time: i64,
-    pub lease_expire_time: Option<i64>,
+    pub request_time: Timestamp,
+    pub due_time: Timestamp,
+    pub lease_expire_time: Option<Timestamp>,
     pub worker: String,
-    pub reason: String,
+    pub reason: Reason,
     pub receiver_id: Option<Uuid>,
     pub error: Option<String>,
 }
@@ -90,30 +53,9 @@ pub enum CompleteError {
     #[error(
         "sync request {0} is {1}, not claimed: only a claimed request can be completed (its lease may have run out and another worker taken it)"
     )]
-    NotClaimed(Uuid, &'static str),
+    NotClaimed(Uuid, String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Why a sync is being requested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// A push event: counts as a push, and carries refs.
-    Push,
-    /// A generic trigger URL was called.
-    Trigger,
-    /// An admin asked (RequestSync).
-    Manual,
-}
-
-impl Reason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Reason::Push => "push",
-            Reason::Trigger => "trigger",
-            Reason::Manual => "manual",
-        }
-    }
 }
 
 /// Requests a sync of `repo`, on `conn` (the caller's transaction): makes a pending request,
@@ -126,48 +68,44 @@ pub async fn request<C: ConnectionTrait>(
     refs: &[RefUpdate],
     min_interval: Duration,
     reason: Reason,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Uuid, DbErr> {
     use sync_request::Column as C;
     let pushes = i32::from(reason == Reason::Push);
     // The repository first, then its outstanding request: a concurrent request (another
     // replica's push) waits here and then joins what this one made, and a sync worker's claim
     // or completion of the request comes wholly before this or wholly after it.
-    super::repositories::lock(conn, &repo.id).await?;
+    super::repositories::lock(conn, repo.id).await?;
     let outstanding = sync_request::Entity::find()
-        .filter(C::RepositoryId.eq(repo.id.clone()))
-        .filter(C::State.is_in([
-            SyncRequestState::Pending.as_str(),
-            SyncRequestState::Claimed.as_str(),
-        ]))
+        .filter(C::RepositoryId.eq(repo.id))
+        .filter(C::State.is_in([SyncRequestState::Pending, SyncRequestState::Claimed]))
         .lock_exclusive()
         .one(conn)
         .await?;
-    let receiver = receiver_id.map(|r| r.to_string()).unwrap_or_default();
     let id = match outstanding {
         None => {
             let id = Uuid::new_v4();
             let due = match (reason, repo.last_sync_time) {
                 (Reason::Manual, _) | (_, None) => now,
-                (_, Some(last)) => now.max(last.saturating_add(duration_micros(min_interval))),
+                (_, Some(last)) => now.max(last.plus(min_interval)),
             };
             sync_request::Entity::insert(sync_request::ActiveModel {
-                id: Set(id.to_string()),
-                repository_id: Set(repo.id.clone()),
-                receiver_id: Set(receiver),
-                state: Set(SyncRequestState::Pending.as_str().to_owned()),
+                id: Set(id.into()),
+                repository_id: Set(repo.id),
+                receiver_id: Set(OptionalId(receiver_id)),
+                state: Set(SyncRequestState::Pending),
                 push_count: Set(pushes),
-                refs: Set(refs_json(&merge_refs(Vec::new(), refs))),
+                refs: Set(Json(merge_refs(Vec::new(), refs))),
                 request_time: Set(now),
                 due_time: Set(due),
                 lease_expire_time: Set(None),
                 worker: Set(String::new()),
-                reason: Set(reason.as_str().to_owned()),
+                reason: Set(reason),
                 min_sync_interval_ms: Set(
                     i64::try_from(min_interval.as_millis()).unwrap_or(i64::MAX)
                 ),
                 rerun: Set(false),
-                rerun_refs: Set("[]".to_owned()),
+                rerun_refs: Set(Json(Vec::new())),
                 rerun_count: Set(0),
                 complete_time: Set(None),
                 error: Set(None),
@@ -176,30 +114,37 @@ pub async fn request<C: ConnectionTrait>(
             .await?;
             id
         }
-        Some(m) if m.state == SyncRequestState::Pending.as_str() => {
-            let merged = merge_refs(parse_refs(&m.refs)?, refs);
+        Some(m) if m.state == SyncRequestState::Pending => {
+            let merged = merge_refs(m.refs.0.clone(), refs);
             let mut row: sync_request::ActiveModel = m.clone().into();
             row.push_count = Set(m.push_count.saturating_add(pushes));
-            row.refs = Set(refs_json(&merged));
+            row.refs = Set(Json(merged));
             if reason == Reason::Manual {
                 // An admin asked for it now.
                 row.due_time = Set(m.due_time.min(now));
             }
             sea_orm::ActiveModelTrait::update(row, conn).await?;
-            parse_id(&m.id)?
+            m.id.uuid()
         }
         Some(m) => {
             // Claimed: a worker is syncing. Whatever lands now needs another sync after it.
-            let merged = merge_refs(parse_refs(&m.rerun_refs)?, refs);
+            let merged = merge_refs(m.rerun_refs.0.clone(), refs);
             let mut row: sync_request::ActiveModel = m.clone().into();
             row.rerun = Set(true);
             row.rerun_count = Set(m.rerun_count.saturating_add(pushes));
-            row.rerun_refs = Set(refs_json(&merged));
+            row.rerun_refs = Set(Json(merged));
             sea_orm::ActiveModelTrait::update(row, conn).await?;
-            parse_id(&m.id)?
+            m.id.uuid()
         }
     };
-    events::record(conn, EventKind::SyncRequested, receiver_id, id, now).await?;
+    events::record(
+        conn,
+        EventKind::SyncRequested,
+        receiver_id,
+        id,
+        now.micros(),
+    )
+    .await?;
     Ok(id)
 }
 
@@ -220,18 +165,6 @@ fn merge_refs(mut refs: Vec<StoredRef>, new: &[RefUpdate]) -> Vec<StoredRef> {
         }
     }
     refs
-}
-
-fn refs_json(refs: &[StoredRef]) -> String {
-    serde_json::to_string(refs).expect("ref updates serialise")
-}
-
-fn parse_refs(json: &str) -> Result<Vec<StoredRef>, DbErr> {
-    serde_json::from_str(json).map_err(|e| DbErr::Custom(format!("sync request refs: {e}")))
-}
-
-fn parse_id(s: &str) -> Result<Uuid, DbErr> {
-    Uuid::parse_str(s).map_err(|e| DbErr::Custom(format!("sync request id {s}: {e}")))
 }
 
 /// One page of sync requests.
@@ -256,19 +189,19 @@ impl SyncRequestStore {
     /// How many requests are `PENDING` (for `/metrics`).
     pub async fn pending_count(&self) -> Result<u64, StoreError> {
         Ok(sync_request::Entity::find()
-            .filter(sync_request::Column::State.eq(SyncRequestState::Pending.as_str()))
+            .filter(sync_request::Column::State.eq(SyncRequestState::Pending))
             .count(&self.db)
             .await?)
     }
 
     /// Returns claims whose lease ran out to `PENDING`.
-    async fn release_expired(&self, now: i64) -> Result<(), DbErr> {
+    async fn release_expired(&self, now: Timestamp) -> Result<(), DbErr> {
         use sync_request::Column as C;
         sync_request::Entity::update_many()
-            .col_expr(C::State, Expr::value(SyncRequestState::Pending.as_str()))
-            .col_expr(C::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(C::State, Expr::value(SyncRequestState::Pending))
+            .col_expr(C::LeaseExpireTime, Expr::value(None::<Timestamp>))
             .col_expr(C::Worker, Expr::value(String::new()))
-            .filter(C::State.eq(SyncRequestState::Claimed.as_str()))
+            .filter(C::State.eq(SyncRequestState::Claimed))
             .filter(C::LeaseExpireTime.lte(now))
             .exec(&self.db)
             .await?;
@@ -282,7 +215,7 @@ impl SyncRequestStore {
         worker: &str,
         max: u64,
         lease: Duration,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Vec<SyncRequest>, StoreError> {
         use sync_request::Column as C;
         self.release_expired(now).await?;
@@ -291,7 +224,7 @@ impl SyncRequestStore {
             .from(sync_request::Entity)
             .cond_where(
                 Condition::all()
-                    .add(C::State.eq(SyncRequestState::Pending.as_str()))
+                    .add(C::State.eq(SyncRequestState::Pending))
                     .add(C::DueTime.lte(now)),
             )
             .order_by(C::DueTime, sea_orm::Order::Asc)
@@ -299,11 +232,8 @@ impl SyncRequestStore {
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .to_owned();
         let rows = sync_request::Entity::update_many()
-            .col_expr(C::State, Expr::value(SyncRequestState::Claimed.as_str()))
-            .col_expr(
-                C::LeaseExpireTime,
-                Expr::value(now.saturating_add(duration_micros(lease))),
-            )
+            .col_expr(C::State, Expr::value(SyncRequestState::Claimed))
+            .col_expr(C::LeaseExpireTime, Expr::value(now.plus(lease)))
             .col_expr(C::Worker, Expr::value(bounded(worker, Cap::LOGIN)))
             .filter(C::Id.in_subquery(due))
             .exec_with_returning(&self.db)
@@ -320,7 +250,7 @@ impl SyncRequestStore {
         id: Uuid,
         success: bool,
         error: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<SyncRequest, CompleteError> {
         use sync_request::Column as C;
         let state = if success {
@@ -334,62 +264,56 @@ impl SyncRequestStore {
         // The repository's row first, as every request for it does (`request`): a push that
         // lands now either comes before (and is in this request's rerun) or after (and makes a
         // new request).
-        let repository_id = sync_request::Entity::find_by_id(id.to_string())
+        let repository_id = sync_request::Entity::find_by_id(Id::from(id))
             .select_only()
             .column(C::RepositoryId)
-            .into_tuple::<String>()
+            .into_tuple::<Id>()
             .one(&txn)
             .await
             .map_err(StoreError::from)?
             .ok_or(StoreError::not_found("sync request", id))?;
-        super::repositories::lock(&txn, &repository_id)
+        super::repositories::lock(&txn, repository_id)
             .await
             .map_err(StoreError::from)?;
         // Write first: the conditional update decides whether the claim is still held.
         let updated = sync_request::Entity::update_many()
-            .col_expr(C::State, Expr::value(state.as_str()))
+            .col_expr(C::State, Expr::value(state))
             .col_expr(C::CompleteTime, Expr::value(now))
-            .col_expr(C::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(C::LeaseExpireTime, Expr::value(None::<Timestamp>))
             .col_expr(
                 C::Error,
                 Expr::value((!success).then(|| bounded(error, Cap::NOTE))),
             )
-            .filter(C::Id.eq(id.to_string()))
-            .filter(C::State.eq(SyncRequestState::Claimed.as_str()))
+            .filter(C::Id.eq(Id::from(id)))
+            .filter(C::State.eq(SyncRequestState::Claimed))
             .exec(&txn)
             .await
             .map_err(StoreError::from)?;
-        let model = sync_request::Entity::find_by_id(id.to_string())
+        let model = sync_request::Entity::find_by_id(Id::from(id))
             .one(&txn)
             .await
             .map_err(StoreError::from)?
             .ok_or(StoreError::not_found("sync request", id))?;
         if updated.rows_affected == 0 {
-            let now_state = SyncRequestState::from_db(&model.state)
-                .map(SyncRequestState::as_str)
-                .unwrap_or("unknown");
-            return Err(CompleteError::NotClaimed(id, now_state));
+            return Err(CompleteError::NotClaimed(id, model.state.to_value()));
         }
-        let repo = repository::Entity::find_by_id(model.repository_id.clone())
+        let repo = repository::Entity::find_by_id(model.repository_id)
             .one(&txn)
             .await
             .map_err(StoreError::from)?
             .ok_or_else(|| {
-                StoreError::Database(DbErr::RecordNotFound(model.repository_id.clone()))
+                StoreError::Database(DbErr::RecordNotFound(model.repository_id.to_string()))
             })?;
-        let receiver = match model.receiver_id.as_str() {
-            "" => None,
-            r => Some(parse_id(r).map_err(StoreError::from)?),
-        };
+        let receiver = model.receiver_id.0;
         if success {
             repository::Entity::update_many()
                 .col_expr(repository::Column::LastSyncTime, Expr::value(now))
-                .filter(repository::Column::Id.eq(repo.id.clone()))
+                .filter(repository::Column::Id.eq(repo.id))
                 .exec(&txn)
                 .await
                 .map_err(StoreError::from)?;
         }
-        events::record(&txn, EventKind::SyncCompleted, receiver, id, now)
+        events::record(&txn, EventKind::SyncCompleted, receiver, id, now.micros())
             .await
             .map_err(StoreError::from)?;
         if model.rerun {
@@ -401,23 +325,23 @@ impl SyncRequestStore {
             };
             let rerun_id = Uuid::new_v4();
             sync_request::Entity::insert(sync_request::ActiveModel {
-                id: Set(rerun_id.to_string()),
-                repository_id: Set(repo.id.clone()),
-                receiver_id: Set(model.receiver_id.clone()),
-                state: Set(SyncRequestState::Pending.as_str().to_owned()),
+                id: Set(rerun_id.into()),
+                repository_id: Set(repo.id),
+                receiver_id: Set(model.receiver_id),
+                state: Set(SyncRequestState::Pending),
                 push_count: Set(model.rerun_count),
                 refs: Set(model.rerun_refs.clone()),
                 request_time: Set(now),
                 due_time: Set(match last {
-                    Some(last) => now.max(last.saturating_add(duration_micros(interval))),
+                    Some(last) => now.max(last.plus(interval)),
                     None => now,
                 }),
                 lease_expire_time: Set(None),
                 worker: Set(String::new()),
-                reason: Set("pushed during a sync".to_owned()),
+                reason: Set(Reason::PushedDuringSync),
                 min_sync_interval_ms: Set(model.min_sync_interval_ms),
                 rerun: Set(false),
-                rerun_refs: Set("[]".to_owned()),
+                rerun_refs: Set(Json(Vec::new())),
                 rerun_count: Set(0),
                 complete_time: Set(None),
                 error: Set(None),
@@ -425,9 +349,15 @@ impl SyncRequestStore {
             .exec_without_returning(&txn)
             .await
             .map_err(StoreError::from)?;
-            events::record(&txn, EventKind::SyncRequested, receiver, rerun_id, now)
-                .await
-                .map_err(StoreError::from)?;
+            events::record(
+                &txn,
+                EventKind::SyncRequested,
+                receiver,
+                rerun_id,
+                now.micros(),
+            )
+            .await
+            .map_err(StoreError::from)?;
         }
         txn.commit().await.map_err(StoreError::from)?;
         Ok(self.get(id).await?)
@@ -441,7 +371,7 @@ impl SyncRequestStore {
         receiver_id: Option<Uuid>,
         min_interval: Duration,
         reason: Reason,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Vec<SyncRequest>, StoreError> {
         let txn = crate::db::begin_write(&self.db).await?;
         let mut ids = Vec::with_capacity(repositories.len());
@@ -457,7 +387,7 @@ impl SyncRequestStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<SyncRequest, StoreError> {
-        let model = sync_request::Entity::find_by_id(id.to_string())
+        let model = sync_request::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("sync request", id))?;
@@ -473,7 +403,7 @@ impl SyncRequestStore {
         states: &[SyncRequestState],
         after: Option<(i64, Uuid)>,
         limit: u64,
-        now: i64,
+        now: Timestamp,
     ) -> Result<SyncRequestPage, StoreError> {
         use sync_request::Column as C;
         self.release_expired(now).await?;
@@ -490,7 +420,7 @@ impl SyncRequestStore {
             );
         }
         if !states.is_empty() {
-            query = query.filter(C::State.is_in(states.iter().map(|s| s.as_str())));
+            query = query.filter(C::State.is_in(states.iter().copied()));
         }
         let total_size = query.clone().count(&self.db).await?;
         let (rows, has_more) = paging::page(
@@ -514,47 +444,36 @@ impl SyncRequestStore {
         &self,
         rows: Vec<sync_request::Model>,
     ) -> Result<Vec<SyncRequest>, StoreError> {
-        let ids: Vec<String> = rows.iter().map(|r| r.repository_id.clone()).collect();
-        let repos: std::collections::HashMap<String, repository::Model> =
-            repository::Entity::find()
-                .filter(repository::Column::Id.is_in(ids))
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .map(|r| (r.id.clone(), r))
-                .collect();
-        rows.into_iter()
+        let ids: Vec<Id> = rows.iter().map(|r| r.repository_id).collect();
+        let repos: std::collections::HashMap<Id, repository::Model> = repository::Entity::find()
+            .filter(repository::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        Ok(rows
+            .into_iter()
             .map(|m| {
                 let repo = repos.get(&m.repository_id);
-                let corrupt = |why: String| StoreError::Corrupt {
-                    id: m.id.clone(),
-                    why,
-                };
-                Ok(SyncRequest {
-                    id: Uuid::parse_str(&m.id).map_err(|e| corrupt(e.to_string()))?,
-                    repository_id: Uuid::parse_str(&m.repository_id)
-                        .map_err(|e| corrupt(e.to_string()))?,
+                SyncRequest {
+                    id: m.id.uuid(),
+                    repository_id: m.repository_id.uuid(),
                     repository: repo.map(|r| r.name.clone()).unwrap_or_default(),
                     code_host_urn: repo.map(|r| r.code_host_urn.clone()).unwrap_or_default(),
-                    clone_urls: repo
-                        .map(|r| serde_json::from_str(&r.clone_urls).unwrap_or_default())
-                        .unwrap_or_default(),
-                    state: SyncRequestState::from_db(&m.state)
-                        .ok_or_else(|| corrupt(format!("state {:?}", m.state)))?,
+                    clone_urls: repo.map(|r| r.clone_urls.0.clone()).unwrap_or_default(),
+                    state: m.state,
                     push_count: m.push_count,
-                    refs: parse_refs(&m.refs).map_err(StoreError::Database)?,
+                    refs: m.refs.0,
                     request_time: m.request_time,
                     due_time: m.due_time,
                     lease_expire_time: m.lease_expire_time,
                     worker: m.worker,
                     reason: m.reason,
-                    receiver_id: match m.receiver_id.as_str() {
-                        "" => None,
-                        r => Some(Uuid::parse_str(r).map_err(|e| corrupt(e.to_string()))?),
-                    },
+                    receiver_id: m.receiver_id.0,
                     error: m.error,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 }

@@ -4,6 +4,9 @@
 //!
 //! - Fields: each field remembers the host time of the change that set it; an older event does
 //!   not change it (a `reopened` at 10:00 arriving after a `closed` at 10:05 leaves it closed).
+//!   Of two changes with the same host time, the one that arrived later wins, whatever order they
+//!   are applied in (a retry, a redelivery, another replica's worker): each fact is applied at its
+//!   [`Stamp`], the host time and then the delivery's receive time.
 //! - Reviews: each reviewer's latest vote counts; any changes-requested wins, else any approval,
 //!   else pending; a withdrawn vote (dismissed, unapproved) removes the reviewer's vote.
 //! - Checks: the latest result per (commit, context) is kept; only the current head commit's
@@ -11,44 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::entity::changeset::{CheckState, ReviewState, Stamp, StoredCheck, StoredVote};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, CheckStatus, Vote};
-
-/// The review state of a changeset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewState {
-    Pending,
-    Approved,
-    ChangesRequested,
-}
-
-/// The check state of a changeset's head commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckState {
-    Unknown,
-    Pending,
-    Passed,
-    Failed,
-}
-
-/// A reviewer's latest vote and when it was cast.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredVote {
-    /// `APPROVED`, `CHANGES_REQUESTED` or `WITHDRAWN`.
-    pub vote: String,
-    pub time: i64,
-}
-
-/// The latest result of one check context on one commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredCheck {
-    pub sha: String,
-    pub context: String,
-    /// `PENDING`, `PASSED` or `FAILED`.
-    pub status: String,
-    pub time: i64,
-}
+use crate::time::Timestamp;
 
 /// At most this many check results are kept per changeset; past it, results on other commits
 /// than the head go first, oldest first.
@@ -65,9 +33,9 @@ pub struct Tracked {
     pub base_ref: String,
     pub head_sha: String,
     pub labels: Vec<String>,
-    pub host_update_time: Option<i64>,
-    /// Field name -> host time of the change that set it.
-    pub field_times: BTreeMap<String, i64>,
+    pub host_update_time: Option<Timestamp>,
+    /// Field name -> when the change that set it is from.
+    pub field_times: BTreeMap<String, Stamp>,
     /// Reviewer -> latest vote.
     pub reviews: BTreeMap<String, StoredVote>,
     /// `"<sha> <context>"` -> latest result.
@@ -104,14 +72,14 @@ pub fn same_commit(a: &str, b: &str) -> bool {
 }
 
 impl Tracked {
-    /// Applies what `effect` says, as of host time `time`. Returns whether anything changed.
-    pub fn apply(&mut self, effect: &ChangesetEffect, time: i64) -> bool {
+    /// Applies what `effect` says, as of `at`. Returns whether anything changed.
+    pub fn apply(&mut self, effect: &ChangesetEffect, at: Stamp) -> bool {
         let before = self.clone();
         let s = &effect.snapshot;
         macro_rules! field {
             ($name:ident) => {
                 if let Some(value) = &s.$name {
-                    if self.newer(stringify!($name), time) {
+                    if self.newer(stringify!($name), at) {
                         self.$name = value.clone();
                     }
                 }
@@ -125,11 +93,11 @@ impl Tracked {
         field!(head_sha);
         field!(labels);
         if let Some(state) = s.state
-            && self.newer("state", time)
+            && self.newer("state", at)
         {
             self.state = state;
         }
-        if let Some(t) = s.host_update_time
+        if let Some(t) = s.host_update_time.map(Timestamp::from_micros)
             && self.host_update_time.is_none_or(|current| t > current)
         {
             self.host_update_time = Some(t);
@@ -138,13 +106,14 @@ impl Tracked {
             let newer = self
                 .reviews
                 .get(&review.reviewer)
-                .is_none_or(|v| time >= v.time);
+                .is_none_or(|v| at >= v.stamp());
             if newer {
                 self.reviews.insert(
                     review.reviewer.clone(),
                     StoredVote {
-                        vote: vote_str(review.vote).to_owned(),
-                        time,
+                        vote: review.vote,
+                        time: at.time,
+                        arrival: at.arrival,
                     },
                 );
             }
@@ -153,8 +122,9 @@ impl Tracked {
             self.record_check(StoredCheck {
                 sha: check.sha.clone(),
                 context: check.context.clone(),
-                status: check_str(check.status).to_owned(),
-                time,
+                status: check.status,
+                time: at.time,
+                arrival: at.arrival,
             });
         }
         *self != before
@@ -163,18 +133,22 @@ impl Tracked {
     /// Keeps a check result unless a newer one of the same commit and context is kept.
     pub fn record_check(&mut self, check: StoredCheck) {
         let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
-        if self.checks.get(&key).is_none_or(|c| check.time >= c.time) {
+        if self
+            .checks
+            .get(&key)
+            .is_none_or(|c| check.stamp() >= c.stamp())
+        {
             self.checks.insert(key, check);
             self.prune_checks();
         }
     }
 
-    /// Whether a change at `time` to `field` is not older than the last one; if so, records it.
-    fn newer(&mut self, field: &str, time: i64) -> bool {
+    /// Whether a change from `at` to `field` is not older than the last one; if so, records it.
+    fn newer(&mut self, field: &str, at: Stamp) -> bool {
         match self.field_times.get(field) {
-            Some(&last) if time < last => false,
+            Some(&last) if at < last => false,
             _ => {
-                self.field_times.insert(field.to_owned(), time);
+                self.field_times.insert(field.to_owned(), at);
                 true
             }
         }
@@ -185,7 +159,7 @@ impl Tracked {
             let victim = self
                 .checks
                 .iter()
-                .min_by_key(|(_, c)| (same_commit(&c.sha, &self.head_sha), c.time))
+                .min_by_key(|(_, c)| (same_commit(&c.sha, &self.head_sha), c.stamp()))
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(k) => self.checks.remove(&k),
@@ -196,10 +170,10 @@ impl Tracked {
 
     /// Any changes requested wins, else any approval, else pending.
     pub fn review_state(&self) -> ReviewState {
-        let votes = || self.reviews.values().map(|v| v.vote.as_str());
-        if votes().any(|v| v == "CHANGES_REQUESTED") {
+        let votes = || self.reviews.values().map(|v| v.vote);
+        if votes().any(|v| v == Vote::ChangesRequested) {
             ReviewState::ChangesRequested
-        } else if votes().any(|v| v == "APPROVED") {
+        } else if votes().any(|v| v == Vote::Approved) {
             ReviewState::Approved
         } else {
             ReviewState::Pending
@@ -213,75 +187,18 @@ impl Tracked {
             .checks
             .values()
             .filter(|c| same_commit(&c.sha, &self.head_sha))
-            .map(|c| c.status.as_str())
+            .map(|c| c.status)
             .peekable();
         if statuses.peek().is_none() {
             return CheckState::Unknown;
         }
-        let statuses: Vec<&str> = statuses.collect();
-        if statuses.contains(&"FAILED") {
+        let statuses: Vec<CheckStatus> = statuses.collect();
+        if statuses.contains(&CheckStatus::Failed) {
             CheckState::Failed
-        } else if statuses.contains(&"PENDING") {
+        } else if statuses.contains(&CheckStatus::Pending) {
             CheckState::Pending
         } else {
             CheckState::Passed
-        }
-    }
-}
-
-fn vote_str(vote: Vote) -> &'static str {
-    match vote {
-        Vote::Approved => "APPROVED",
-        Vote::ChangesRequested => "CHANGES_REQUESTED",
-        Vote::Withdrawn => "WITHDRAWN",
-    }
-}
-
-pub fn check_str(status: CheckStatus) -> &'static str {
-    match status {
-        CheckStatus::Pending => "PENDING",
-        CheckStatus::Passed => "PASSED",
-        CheckStatus::Failed => "FAILED",
-    }
-}
-
-pub fn state_str(state: ChangesetState) -> &'static str {
-    match state {
-        ChangesetState::Open => "OPEN",
-        ChangesetState::Draft => "DRAFT",
-        ChangesetState::Closed => "CLOSED",
-        ChangesetState::Merged => "MERGED",
-    }
-}
-
-pub fn state_from_str(s: &str) -> Option<ChangesetState> {
-    [
-        ChangesetState::Open,
-        ChangesetState::Draft,
-        ChangesetState::Closed,
-        ChangesetState::Merged,
-    ]
-    .into_iter()
-    .find(|st| state_str(*st) == s)
-}
-
-impl ReviewState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewState::Pending => "PENDING",
-            ReviewState::Approved => "APPROVED",
-            ReviewState::ChangesRequested => "CHANGES_REQUESTED",
-        }
-    }
-}
-
-impl CheckState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckState::Unknown => "UNKNOWN",
-            CheckState::Pending => "PENDING",
-            CheckState::Passed => "PASSED",
-            CheckState::Failed => "FAILED",
         }
     }
 }
@@ -292,6 +209,14 @@ mod tests {
     use crate::hosts::effects::{
         ChangesetSnapshot, CheckResult, RepositoryRef, ReviewVote, Target,
     };
+
+    /// A fact of host time `micros` whose arrival is not known.
+    pub(super) fn at(micros: i64) -> Stamp {
+        Stamp {
+            time: Timestamp::from_micros(micros),
+            arrival: Timestamp::EPOCH,
+        }
+    }
 
     pub(super) fn effect() -> ChangesetEffect {
         ChangesetEffect {
@@ -357,11 +282,42 @@ mod tests {
     #[test]
     fn an_older_state_change_arriving_late_does_not_win() {
         let mut t = Tracked::default();
-        t.apply(&state(ChangesetState::Closed), 1005);
-        t.apply(&state(ChangesetState::Open), 1000);
+        t.apply(&state(ChangesetState::Closed), at(1005));
+        t.apply(&state(ChangesetState::Open), at(1000));
         assert_eq!(t.state, ChangesetState::Closed);
-        t.apply(&state(ChangesetState::Open), 1010);
+        t.apply(&state(ChangesetState::Open), at(1010));
         assert_eq!(t.state, ChangesetState::Open);
+    }
+
+    #[test]
+    fn of_two_changes_at_one_host_time_the_later_arrival_wins_in_either_order() {
+        let time = Timestamp::from_micros(1000);
+        let draft = (
+            state(ChangesetState::Draft),
+            Stamp {
+                time,
+                arrival: Timestamp::from_micros(1),
+            },
+        );
+        let closed = (
+            state(ChangesetState::Closed),
+            Stamp {
+                time,
+                arrival: Timestamp::from_micros(2),
+            },
+        );
+        for order in [[&draft, &closed], [&closed, &draft]] {
+            let mut t = Tracked::default();
+            for (effect, stamp) in order {
+                t.apply(effect, *stamp);
+            }
+            assert_eq!(t.state, ChangesetState::Closed);
+        }
+        // What an older hookgate stored has no arrival: a change at its time arrived after it.
+        let mut t = Tracked::default();
+        t.apply(&state(ChangesetState::Draft), at(1000));
+        t.apply(&closed.0, closed.1);
+        assert_eq!(t.state, ChangesetState::Closed);
     }
 
     #[test]
@@ -374,10 +330,10 @@ mod tests {
             },
             ..effect()
         };
-        t.apply(&titled("new"), 20);
+        t.apply(&titled("new"), at(20));
         // An old state change is still news for the state.
-        t.apply(&state(ChangesetState::Merged), 10);
-        t.apply(&titled("old"), 10);
+        t.apply(&state(ChangesetState::Merged), at(10));
+        t.apply(&titled("old"), at(10));
         assert_eq!(t.title, "new");
         assert_eq!(t.state, ChangesetState::Merged);
     }
@@ -385,54 +341,54 @@ mod tests {
     #[test]
     fn the_same_event_twice_changes_nothing_the_second_time() {
         let mut t = Tracked::default();
-        assert!(t.apply(&state(ChangesetState::Merged), 5));
-        assert!(!t.apply(&state(ChangesetState::Merged), 5));
-        assert!(t.apply(&vote("a", Vote::Approved), 6));
-        assert!(!t.apply(&vote("a", Vote::Approved), 6));
+        assert!(t.apply(&state(ChangesetState::Merged), at(5)));
+        assert!(!t.apply(&state(ChangesetState::Merged), at(5)));
+        assert!(t.apply(&vote("a", Vote::Approved), at(6)));
+        assert!(!t.apply(&vote("a", Vote::Approved), at(6)));
     }
 
     #[test]
     fn changes_requested_wins_over_approval_and_each_reviewers_latest_vote_counts() {
         let mut t = Tracked::default();
         assert_eq!(t.review_state(), ReviewState::Pending);
-        t.apply(&vote("alice", Vote::Approved), 1);
+        t.apply(&vote("alice", Vote::Approved), at(1));
         assert_eq!(t.review_state(), ReviewState::Approved);
-        t.apply(&vote("bob", Vote::ChangesRequested), 2);
+        t.apply(&vote("bob", Vote::ChangesRequested), at(2));
         assert_eq!(t.review_state(), ReviewState::ChangesRequested);
-        t.apply(&vote("bob", Vote::Approved), 3);
+        t.apply(&vote("bob", Vote::Approved), at(3));
         assert_eq!(t.review_state(), ReviewState::Approved);
         // bob's older request, delivered late, does not undo his approval.
-        t.apply(&vote("bob", Vote::ChangesRequested), 2);
+        t.apply(&vote("bob", Vote::ChangesRequested), at(2));
         assert_eq!(t.review_state(), ReviewState::Approved);
     }
 
     #[test]
     fn a_withdrawn_vote_removes_the_reviewers_vote() {
         let mut t = Tracked::default();
-        t.apply(&vote("alice", Vote::ChangesRequested), 1);
-        t.apply(&vote("alice", Vote::Withdrawn), 2);
+        t.apply(&vote("alice", Vote::ChangesRequested), at(1));
+        t.apply(&vote("alice", Vote::Withdrawn), at(2));
         assert_eq!(t.review_state(), ReviewState::Pending);
     }
 
     #[test]
     fn checks_count_for_the_head_commit_only_and_a_new_head_starts_unknown() {
         let mut t = Tracked::default();
-        t.apply(&head("aaaa1111"), 1);
+        t.apply(&head("aaaa1111"), at(1));
         assert_eq!(t.check_state(), CheckState::Unknown);
-        t.apply(&check("aaaa1111", "ci", CheckStatus::Pending), 2);
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Pending), at(2));
         assert_eq!(t.check_state(), CheckState::Pending);
-        t.apply(&check("aaaa1111", "lint", CheckStatus::Passed), 2);
-        t.apply(&check("aaaa1111", "ci", CheckStatus::Failed), 3);
+        t.apply(&check("aaaa1111", "lint", CheckStatus::Passed), at(2));
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Failed), at(3));
         assert_eq!(t.check_state(), CheckState::Failed);
-        t.apply(&head("bbbb2222"), 4);
+        t.apply(&head("bbbb2222"), at(4));
         assert_eq!(t.check_state(), CheckState::Unknown);
         // A late result for the old head does not count.
-        t.apply(&check("aaaa1111", "ci", CheckStatus::Passed), 5);
+        t.apply(&check("aaaa1111", "ci", CheckStatus::Passed), at(5));
         assert_eq!(t.check_state(), CheckState::Unknown);
-        t.apply(&check("bbbb2222", "ci", CheckStatus::Passed), 6);
+        t.apply(&check("bbbb2222", "ci", CheckStatus::Passed), at(6));
         assert_eq!(t.check_state(), CheckState::Passed);
         // An older result for the same context does not replace the newer one.
-        t.apply(&check("bbbb2222", "ci", CheckStatus::Failed), 5);
+        t.apply(&check("bbbb2222", "ci", CheckStatus::Failed), at(5));
         assert_eq!(t.check_state(), CheckState::Passed);
     }
 
@@ -450,10 +406,13 @@ mod tests {
     #[test]
     fn the_checks_kept_are_bounded_and_the_heads_survive() {
         let mut t = Tracked::default();
-        t.apply(&head("head"), 0);
-        t.apply(&check("head", "ci", CheckStatus::Passed), 0);
+        t.apply(&head("head"), at(0));
+        t.apply(&check("head", "ci", CheckStatus::Passed), at(0));
         for i in 0..300 {
-            t.apply(&check(&format!("old{i}"), "ci", CheckStatus::Failed), i + 1);
+            t.apply(
+                &check(&format!("old{i}"), "ci", CheckStatus::Failed),
+                at(i + 1),
+            );
         }
         assert!(t.checks.len() <= MAX_CHECKS);
         assert_eq!(t.check_state(), CheckState::Passed);
@@ -581,7 +540,7 @@ mod properties {
     fn applied(updates: &[(i64, ChangesetEffect)]) -> Tracked {
         let mut tracked = Tracked::default();
         for (time, effect) in updates {
-            tracked.apply(effect, *time);
+            tracked.apply(effect, super::tests::at(*time));
         }
         tracked
     }
@@ -615,7 +574,7 @@ mod properties {
             let mut tracked = applied(&arrived);
             let before = tracked.clone();
             let (time, effect) = &arrived[which.index(arrived.len())];
-            prop_assert!(!tracked.apply(effect, *time), "a duplicate reported a change");
+            prop_assert!(!tracked.apply(effect, super::tests::at(*time)), "a duplicate reported a change");
             prop_assert_eq!(tracked, before);
         }
 
@@ -625,8 +584,8 @@ mod properties {
             let mut tracked = Tracked::default();
             for (time, effect) in &arrived {
                 let before = tracked.clone();
-                tracked.apply(effect, *time);
-                let older = |field: &str| before.field_times.get(field).is_some_and(|t| *time < *t);
+                tracked.apply(effect, super::tests::at(*time));
+                let older = |field: &str| before.field_times.get(field).is_some_and(|t| *time < t.time.micros());
                 if older("title") { prop_assert_eq!(&tracked.title, &before.title); }
                 if older("author") { prop_assert_eq!(&tracked.author, &before.author); }
                 if older("state") { prop_assert_eq!(tracked.state, before.state); }
@@ -635,7 +594,7 @@ mod properties {
                 if older("labels") { prop_assert_eq!(&tracked.labels, &before.labels); }
                 if let Some(review) = &effect.review
                     && let Some(kept) = before.reviews.get(&review.reviewer)
-                    && *time < kept.time
+                    && *time < kept.time.micros()
                 {
                     prop_assert_eq!(tracked.reviews.get(&review.reviewer), Some(kept));
                 }
@@ -650,29 +609,29 @@ mod properties {
             prop_assert_eq!(&tracked.head_sha, &head_sha);
             let labels = latest(&in_order, |e| snapshot(e).labels).unwrap_or_default();
             prop_assert_eq!(&tracked.labels, &labels);
-            let newest_update = in_order.iter().filter_map(|(_, e)| e.snapshot.host_update_time).max();
+            let newest_update = in_order.iter().filter_map(|(_, e)| e.snapshot.host_update_time).max().map(Timestamp::from_micros);
             prop_assert_eq!(tracked.host_update_time, newest_update);
-            let mut votes: BTreeMap<String, (i64, &'static str)> = BTreeMap::new();
-            let mut checks: BTreeMap<String, (i64, &'static str)> = BTreeMap::new();
+            let mut votes: BTreeMap<String, (i64, Vote)> = BTreeMap::new();
+            let mut checks: BTreeMap<String, (i64, CheckStatus)> = BTreeMap::new();
             for (time, effect) in &in_order {
                 if let Some(review) = &effect.review {
-                    votes.insert(review.reviewer.clone(), (*time, vote_str(review.vote)));
+                    votes.insert(review.reviewer.clone(), (*time, review.vote));
                 }
                 if let Some(check) = &effect.check {
                     let key = format!("{} {}", check.sha.to_ascii_lowercase(), check.context);
-                    checks.insert(key, (*time, check_str(check.status)));
+                    checks.insert(key, (*time, check.status));
                 }
             }
-            let kept_votes: BTreeMap<String, (i64, &str)> = tracked
+            let kept_votes: BTreeMap<String, (i64, Vote)> = tracked
                 .reviews
                 .iter()
-                .map(|(who, v)| (who.clone(), (v.time, v.vote.as_str())))
+                .map(|(who, v)| (who.clone(), (v.time.micros(), v.vote)))
                 .collect();
             prop_assert_eq!(kept_votes, votes);
-            let kept_checks: BTreeMap<String, (i64, &str)> = tracked
+            let kept_checks: BTreeMap<String, (i64, CheckStatus)> = tracked
                 .checks
                 .iter()
-                .map(|(key, c)| (key.clone(), (c.time, c.status.as_str())))
+                .map(|(key, c)| (key.clone(), (c.time.micros(), c.status)))
                 .collect();
             prop_assert_eq!(kept_checks, checks);
         }
