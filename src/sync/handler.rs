@@ -96,7 +96,7 @@ async fn apply_changeset(
         Ok(model) => model,
         Err(reason) => return Ok(Err(reason)),
     };
-    let time = effect.occur_time.unwrap_or(delivery.receive_time);
+    let time = effect.occur_time.unwrap_or(delivery.receive_time.micros());
     let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, time).await?;
     // A commit's result that matched no changeset yet is kept for the repository (see
     // `changesets::apply`), so it is not skipped.
