@@ -192,6 +192,7 @@ on_both_engines!(
     a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease,
     concurrent_claimers_never_share_a_delivery,
     retention_deletes_deliveries_older_than_the_retention_period,
+    rows_stored_as_text_by_earlier_versions_load_and_stay_text,
 );
 
 async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
@@ -454,4 +455,143 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     );
     assert!(store.get(fresh).await.is_ok(), "the young delivery stays");
     app.stop().await;
+}
+
+/// One value of a raw query: `SELECT <one column> ...`.
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap()
+    .expect("a row")
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
+/// The entities' ids, states and times are typed, but a row keeps the form the columns have
+/// always had (ids as hyphenated text, states as upper-case names, times as microseconds): a
+/// row written as an earlier hookgate wrote it loads, is claimed, lists and deduplicates, and
+/// what the store writes is found by the same text.
+async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engine) {
+    use sea_orm::ConnectionTrait;
+    let s = setup(engine).await;
+    let bytes = |hex: &str| match engine {
+        Engine::Sqlite => format!("X'{hex}'"),
+        Engine::Postgres => format!("decode('{hex}', 'hex')"),
+    };
+    let old = Uuid::new_v4();
+    let t0 = 20_000 * SECOND;
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO deliveries (id, receiver_id, delivery_key, event, state, receive_time, method, \
+         path, request_headers, request_body, response_status, response_body, attempts, \
+         next_attempt_time) VALUES ('{old}', '{receiver}', 'old-key', 'push', 'PENDING', {t0}, \
+         'POST', '/', '{{\"x-github-event\":\"push\"}}', {body}, 202, {answer}, 0, {t0})",
+        receiver = s.receiver,
+        body = bytes("7b7d"),
+        answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+
+    let d = s.deliveries.get(old).await.unwrap();
+    assert_eq!(d.id, old);
+    assert_eq!(d.receiver_id, s.receiver);
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!(d.receive_time, time(t0));
+    assert_eq!(d.delivery_key.as_ref().map(|k| k.as_str()), Some("old-key"));
+    assert_eq!(d.request_headers["x-github-event"], "push");
+    assert_eq!(d.request_body.as_deref(), Some(&b"{}"[..]));
+    assert_eq!(
+        s.deliveries
+            .find_by_key(s.receiver, &DeliveryKey::parse("old-key").unwrap())
+            .await
+            .unwrap(),
+        Some(old)
+    );
+    let listed = s
+        .deliveries
+        .list(
+            &hookgate::deliveries::DeliveryFilter {
+                receiver_id: Some(s.receiver),
+                states: vec![DeliveryState::Pending],
+                since: Some(time(t0)),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.deliveries.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![old]
+    );
+    let claimed = s
+        .deliveries
+        .claim(10, Duration::from_secs(30), time(t0))
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![old]);
+
+    // What the store wrote is the text an earlier version reads: the claim on the old row, and
+    // a new delivery with its receiver's last delivery time.
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = '{old}' AND state = 'PROCESSING' \
+                 AND lease_expire_time = {}",
+                t0 + 30 * SECOND
+            )
+        )
+        .await,
+        1
+    );
+    let new = pending(&s, t0 + SECOND).await;
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = '{new}' AND receiver_id = '{}' \
+                 AND state = 'PENDING' AND receive_time = {}",
+                s.receiver,
+                t0 + SECOND
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM receivers WHERE id = '{}' AND code_host_kind = 'GITHUB' \
+                 AND last_delivery_time = {}",
+                s.receiver,
+                t0 + SECOND
+            )
+        )
+        .await,
+        1
+    );
+
+    // A body encoding no version writes is an error, never the bytes as they are.
+    let odd = Uuid::new_v4();
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO deliveries (id, receiver_id, event, state, receive_time, method, path, \
+         request_headers, request_body, request_body_encoding, response_status, response_body, \
+         attempts, next_attempt_time) VALUES ('{odd}', '{receiver}', 'push', 'PROCESSED', {t0}, \
+         'POST', '/', '{{}}', {body}, 'brotli', 202, {answer}, 1, {t0})",
+        receiver = s.receiver,
+        body = bytes("7b7d"),
+        answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+    let err = s.deliveries.get(odd).await.unwrap_err();
+    assert!(err.to_string().contains("brotli"), "{err}");
+    s.test_db.drop_database().await;
 }
