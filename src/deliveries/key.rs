@@ -2,8 +2,6 @@
 //! accepted delivery per key. A value of the type has passed its checks, so the log, the
 //! duplicate lookup and the admin API never hold an empty or over-long key.
 
-use std::fmt;
-
 use crate::text::{Cap, bounded};
 
 /// A host's delivery id (`X-GitHub-Delivery`, `X-Request-Id`, `Idempotency-Key`, ...): trimmed,
@@ -28,12 +26,6 @@ impl DeliveryKey {
 impl From<DeliveryKey> for String {
     fn from(key: DeliveryKey) -> String {
         key.0
-    }
-}
-
-impl fmt::Display for DeliveryKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

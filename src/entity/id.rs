@@ -31,12 +31,6 @@ impl From<Uuid> for Id {
     }
 }
 
-impl From<Id> for Uuid {
-    fn from(id: Id) -> Self {
-        id.0
-    }
-}
-
 /// A primary key sea-orm could take from an auto-increment counter; an id never is one.
 impl sea_orm::TryFromU64 for Id {
     fn try_from_u64(_: u64) -> Result<Self, sea_orm::DbErr> {
