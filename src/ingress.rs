@@ -19,13 +19,15 @@ use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus};
+use crate::deliveries::{
+    DeliveryKey, DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus,
+};
 use crate::hosts::{self, ClassifyError, Disposition, Verified};
 use crate::rate_limit::RateLimiter;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::text::{Cap, bounded};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// The default cap on a delivery's body: 25 MiB, GitHub's own cap.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -164,7 +166,7 @@ async fn intake(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let receive_time = now_micros();
+    let receive_time = Timestamp::now();
     let Ok(receiver_id) = Uuid::parse_str(&raw_id) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -237,7 +239,7 @@ async fn intake(
             // What the attempt claimed to be, for the log: from its headers, never its body.
             let claimed = hosts::claimed(host, &headers);
             let attempt = NewDelivery {
-                delivery_key: claimed.delivery_key,
+                delivery_key: claimed.delivery_key.as_deref().and_then(DeliveryKey::parse),
                 event: claimed.event,
                 ..base
             };
@@ -254,8 +256,11 @@ async fn intake(
         }
     };
     // After the signature: what a stranger sends cannot use up the host's allowance.
-    if let Some(response) = admit(&state, &entry.receiver, classified.delivery_key.as_deref()).await
-    {
+    let delivery_key = classified
+        .delivery_key
+        .as_deref()
+        .and_then(DeliveryKey::parse);
+    if let Some(response) = admit(&state, &entry.receiver, delivery_key.as_ref()).await {
         return response;
     }
     crate::observe::event(&classified.event);
@@ -282,7 +287,7 @@ async fn intake(
         Some(note) => json!({ "delivery_id": id, "message": note }),
     };
     let new = NewDelivery {
-        delivery_key: classified.delivery_key,
+        delivery_key,
         event: classified.event,
         state: delivery_state,
         request_body: Some(body.to_vec()),
@@ -343,7 +348,9 @@ async fn log_unauthenticated(state: &IngressState, row: NewDelivery) {
     }
     let cut = |value: String| bounded(value, Cap::UNAUTHENTICATED);
     let row = NewDelivery {
-        delivery_key: row.delivery_key.map(cut),
+        delivery_key: row
+            .delivery_key
+            .and_then(|k| DeliveryKey::parse(&cut(k.into()))),
         event: cut(row.event),
         path: cut(row.path),
         request_headers: row
@@ -374,7 +381,11 @@ fn duplicate(original: Uuid) -> Response {
 /// key the receiver already has is answered as the duplicate it is without taking from the limit
 /// (a host retrying what was stored must not crowd out new deliveries), so a limited receiver
 /// pays one indexed read per keyed delivery; an unlimited one pays nothing.
-async fn admit(state: &IngressState, receiver: &Receiver, key: Option<&str>) -> Option<Response> {
+async fn admit(
+    state: &IngressState,
+    receiver: &Receiver,
+    key: Option<&DeliveryKey>,
+) -> Option<Response> {
     if receiver.options.rate_limit_per_minute == 0 {
         return None;
     }
@@ -441,7 +452,7 @@ async fn trigger(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
-    receive_time: i64,
+    receive_time: Timestamp,
 ) -> Response {
     let receiver = &entry.receiver;
     if !matches!(method, Method::GET | Method::POST | Method::PUT) {
@@ -469,9 +480,7 @@ async fn trigger(
         delivery_key: headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned),
+            .and_then(DeliveryKey::parse),
         event: "trigger".to_owned(),
         state: DeliveryState::Processed,
         receive_time,
@@ -502,7 +511,7 @@ async fn trigger(
         };
         return rejected(&state, attempt, reason).await;
     }
-    if let Some(response) = admit(&state, receiver, base.delivery_key.as_deref()).await {
+    if let Some(response) = admit(&state, receiver, base.delivery_key.as_ref()).await {
         return response;
     }
     let body = match read_capped(&headers, body, state.max_body_bytes).await {

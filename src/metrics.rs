@@ -25,7 +25,7 @@ use crate::deliveries::{DeliveryState, DeliveryStore};
 use crate::observe::Outcome;
 use crate::receivers::CodeHostKind;
 use crate::sync::SyncRequestStore;
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// Every ingress request to `/.api/webhooks/...`, by outcome (whether or not the receiver exists).
 pub const INGRESS_REQUESTS: &str = "hookgate_ingress_requests_total";
@@ -176,8 +176,8 @@ pub fn ingress_answered(receiver: Option<(Uuid, CodeHostKind)>, outcome: Outcome
     metrics::histogram!(INGRESS_DURATION, "outcome" => outcome_label).record(took.as_secs_f64());
     match receiver {
         Some((id, kind)) => {
-            let (id, kind) = (id.to_string(), kind.as_str());
-            metrics::counter!(DELIVERIES, "receiver" => id.clone(), "kind" => kind, "outcome" => outcome_label)
+            let (id, kind) = (id.to_string(), kind.to_string());
+            metrics::counter!(DELIVERIES, "receiver" => id.clone(), "kind" => kind.clone(), "outcome" => outcome_label)
                 .increment(1);
             match outcome {
                 Outcome::Rejected => {
@@ -277,12 +277,16 @@ impl From<DeliveryState> for WorkerOutcome {
 }
 
 /// Records one try of a delivery by the worker: how long it took since `started`, and how long
-/// since the delivery was received (`receive_time`, microseconds since the epoch).
-pub fn delivery_processed(outcome: impl Into<WorkerOutcome>, started: Instant, receive_time: i64) {
+/// since the delivery was received.
+pub fn delivery_processed(
+    outcome: impl Into<WorkerOutcome>,
+    started: Instant,
+    receive_time: Timestamp,
+) {
     let outcome = outcome.into().as_str();
     metrics::histogram!(PROCESSING_DURATION, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
-    let lag = now_micros().saturating_sub(receive_time).max(0) as f64 / 1e6;
+    let lag = Timestamp::now().since(receive_time).as_secs_f64();
     metrics::histogram!(PROCESSING_LAG, "outcome" => outcome).record(lag);
 }
 
@@ -321,7 +325,7 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
     .await;
     let up = match read {
         Ok(Ok((depth, oldest, sync_pending))) => {
-            let age = oldest.map_or(0.0, |t| now_micros().saturating_sub(t).max(0) as f64 / 1e6);
+            let age = oldest.map_or(0.0, |t| Timestamp::now().since(t).as_secs_f64());
             gauge_text(
                 &mut text,
                 QUEUE_DEPTH,

@@ -154,7 +154,7 @@ fn with_record(f: impl FnOnce(&mut Record)) {
 pub fn receiver(receiver: &Receiver) {
     let span = tracing::Span::current();
     span.record("receiver", tracing::field::display(receiver.id));
-    span.record("kind", receiver.code_host_kind.as_str());
+    span.record("kind", receiver.code_host_kind.to_string());
     with_record(|r| r.receiver = Some((receiver.id, receiver.code_host_kind)));
 }
 

@@ -11,18 +11,24 @@ use std::time::Duration;
 
 use common::{Engine, TestApp, TestDatabase};
 use hookgate::deliveries::{
-    ClaimedDelivery, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery, NoEffects,
-    Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
+    ClaimedDelivery, DeliveryKey, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery,
+    NoEffects, Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
 };
 use hookgate::hosts::Classified;
 use hookgate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions,
     ReceiverSecret, ReceiverStore,
 };
+use hookgate::time::Timestamp;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use uuid::Uuid;
 
 const SECOND: i64 = 1_000_000;
+
+/// The instant `micros` microseconds after the epoch.
+fn time(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
 
 struct Setup {
     db: DatabaseConnection,
@@ -75,10 +81,10 @@ async fn pending(s: &Setup, at: i64) -> Uuid {
         .record(NewDelivery {
             id,
             receiver_id: s.receiver,
-            delivery_key: Some(Uuid::new_v4().to_string()),
+            delivery_key: DeliveryKey::parse(&Uuid::new_v4().to_string()),
             event: "push".into(),
             state: DeliveryState::Pending,
-            receive_time: at,
+            receive_time: time(at),
             method: "POST".into(),
             path: "/".into(),
             request_headers: headers,
@@ -200,6 +206,7 @@ on_both_engines!(
     a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease,
     concurrent_claimers_never_share_a_delivery,
     retention_deletes_deliveries_older_than_the_retention_period,
+    rows_stored_as_text_by_earlier_versions_load_and_stay_text,
 );
 
 async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
@@ -207,7 +214,7 @@ async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
     let t0 = 500 * SECOND;
     let id = pending(&s, t0).await;
     let w = worker(&s, Arc::new(WritesThenFails), Duration::from_secs(60));
-    assert_eq!(w.process_due(t0).await.unwrap(), 1);
+    assert_eq!(w.process_due(time(t0)).await.unwrap(), 1);
     let d = s.deliveries.get(id).await.unwrap();
     assert_eq!(d.state, DeliveryState::Pending, "to be retried");
     assert_eq!(d.last_error.as_deref(), Some("failed after writing"));
@@ -239,7 +246,7 @@ async fn a_failure_in_a_batch_undoes_only_that_deliverys_effects(engine: Engine)
         }),
         Duration::from_secs(60),
     );
-    assert_eq!(w.process_due(t0 + SECOND).await.unwrap(), 10);
+    assert_eq!(w.process_due(time(t0 + SECOND)).await.unwrap(), 10);
     let repos: HashSet<String> = hookgate::sync::RepositoryStore::new(s.db.clone())
         .list(None, None, 100)
         .await
@@ -272,7 +279,7 @@ async fn a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error(e
     let w = worker(&s, handler.clone(), Duration::from_secs(60));
 
     let mut now = t0;
-    assert_eq!(w.process_due(now).await.unwrap(), 1);
+    assert_eq!(w.process_due(time(now)).await.unwrap(), 1);
     for (retry, wait) in RETRY_BACKOFF.iter().enumerate() {
         let d = s.deliveries.get(id).await.unwrap();
         assert_eq!(d.state, DeliveryState::Pending, "after try {}", retry + 1);
@@ -280,24 +287,24 @@ async fn a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error(e
         assert_eq!(d.last_error.as_deref(), Some("the code host's API said no"));
         let wait = i64::try_from(wait.as_micros()).unwrap();
         // Not a moment before its backoff…
-        assert_eq!(w.process_due(now + wait - 1).await.unwrap(), 0);
+        assert_eq!(w.process_due(time(now + wait - 1)).await.unwrap(), 0);
         // …and at it.
         now += wait;
-        assert_eq!(w.process_due(now).await.unwrap(), 1);
+        assert_eq!(w.process_due(time(now)).await.unwrap(), 1);
     }
     let d = s.deliveries.get(id).await.unwrap();
     assert_eq!(d.state, DeliveryState::Failed);
     assert_eq!(d.attempts as usize, RETRY_BACKOFF.len() + 1);
     assert_eq!(d.last_error.as_deref(), Some("the code host's API said no"));
-    assert_eq!(d.process_time, Some(now));
+    assert_eq!(d.process_time, Some(time(now)));
     assert_eq!(handler.0.load(Ordering::SeqCst), RETRY_BACKOFF.len() + 1);
     // Failed is final until an admin redelivers it.
-    assert_eq!(w.process_due(now + 3600 * SECOND).await.unwrap(), 0);
-    let again = s.deliveries.redeliver(id, now).await.unwrap();
+    assert_eq!(w.process_due(time(now + 3600 * SECOND)).await.unwrap(), 0);
+    let again = s.deliveries.redeliver(id, time(now)).await.unwrap();
     assert_eq!(again.state, DeliveryState::Pending);
     assert_eq!(again.attempts, 0);
     let ok = worker(&s, Arc::new(NoEffects), Duration::from_secs(60));
-    assert_eq!(ok.process_due(now).await.unwrap(), 1);
+    assert_eq!(ok.process_due(time(now)).await.unwrap(), 1);
     assert_eq!(
         s.deliveries.get(id).await.unwrap().state,
         DeliveryState::Processed
@@ -312,7 +319,7 @@ async fn a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease(e
     // A worker claims it with a 30 s lease and dies without an outcome.
     let dead = s
         .deliveries
-        .claim(10, Duration::from_secs(30), t0)
+        .claim(10, Duration::from_secs(30), time(t0))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -323,11 +330,11 @@ async fn a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease(e
 
     let w = worker(&s, Arc::new(NoEffects), Duration::from_secs(30));
     assert_eq!(
-        w.process_due(t0 + 29 * SECOND).await.unwrap(),
+        w.process_due(time(t0 + 29 * SECOND)).await.unwrap(),
         0,
         "the lease still holds"
     );
-    assert_eq!(w.process_due(t0 + 30 * SECOND).await.unwrap(), 1);
+    assert_eq!(w.process_due(time(t0 + 30 * SECOND)).await.unwrap(), 1);
     let d = s.deliveries.get(id).await.unwrap();
     assert_eq!(d.state, DeliveryState::Processed);
     assert_eq!(d.attempts, 2);
@@ -338,7 +345,7 @@ async fn a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease(e
         &dead[0],
         DeliveryState::Failed,
         None,
-        t0 + 31 * SECOND,
+        time(t0 + 31 * SECOND),
     )
     .await
     .unwrap();
@@ -363,7 +370,10 @@ async fn concurrent_claimers_never_share_a_delivery(engine: Engine) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                match store.claim(7, Duration::from_secs(60), t0 + SECOND).await {
+                match store
+                    .claim(7, Duration::from_secs(60), time(t0 + SECOND))
+                    .await
+                {
                     Ok(batch) if batch.is_empty() => break,
                     Ok(batch) => mine.extend(batch.into_iter().map(|d| d.id)),
                     // SQLite may report a busy database under contention: try again.
@@ -395,7 +405,13 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     let old = pending(&s, now - 73 * 3600 * SECOND).await;
     let young = pending(&s, now - 71 * 3600 * SECOND).await;
     let cutoff = now - 72 * 3600 * SECOND;
-    assert_eq!(s.deliveries.purge_received_before(cutoff).await.unwrap(), 1);
+    assert_eq!(
+        s.deliveries
+            .purge_received_before(time(cutoff))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(s.deliveries.get(old).await.is_err());
     assert!(s.deliveries.get(young).await.is_ok());
     s.test_db.drop_database().await;
@@ -453,4 +469,143 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     );
     assert!(store.get(fresh).await.is_ok(), "the young delivery stays");
     app.stop().await;
+}
+
+/// One value of a raw query: `SELECT <one column> ...`.
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap()
+    .expect("a row")
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
+/// The entities' ids, states and times are typed, but a row keeps the form the columns have
+/// always had (ids as hyphenated text, states as upper-case names, times as microseconds): a
+/// row written as an earlier hookgate wrote it loads, is claimed, lists and deduplicates, and
+/// what the store writes is found by the same text.
+async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engine) {
+    use sea_orm::ConnectionTrait;
+    let s = setup(engine).await;
+    let bytes = |hex: &str| match engine {
+        Engine::Sqlite => format!("X'{hex}'"),
+        Engine::Postgres => format!("decode('{hex}', 'hex')"),
+    };
+    let old = Uuid::new_v4();
+    let t0 = 20_000 * SECOND;
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO deliveries (id, receiver_id, delivery_key, event, state, receive_time, method, \
+         path, request_headers, request_body, response_status, response_body, attempts, \
+         next_attempt_time) VALUES ('{old}', '{receiver}', 'old-key', 'push', 'PENDING', {t0}, \
+         'POST', '/', '{{\"x-github-event\":\"push\"}}', {body}, 202, {answer}, 0, {t0})",
+        receiver = s.receiver,
+        body = bytes("7b7d"),
+        answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+
+    let d = s.deliveries.get(old).await.unwrap();
+    assert_eq!(d.id, old);
+    assert_eq!(d.receiver_id, s.receiver);
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!(d.receive_time, time(t0));
+    assert_eq!(d.delivery_key.as_ref().map(|k| k.as_str()), Some("old-key"));
+    assert_eq!(d.request_headers["x-github-event"], "push");
+    assert_eq!(d.request_body.as_deref(), Some(&b"{}"[..]));
+    assert_eq!(
+        s.deliveries
+            .find_by_key(s.receiver, &DeliveryKey::parse("old-key").unwrap())
+            .await
+            .unwrap(),
+        Some(old)
+    );
+    let listed = s
+        .deliveries
+        .list(
+            &hookgate::deliveries::DeliveryFilter {
+                receiver_id: Some(s.receiver),
+                states: vec![DeliveryState::Pending],
+                since: Some(time(t0)),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.deliveries.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![old]
+    );
+    let claimed = s
+        .deliveries
+        .claim(10, Duration::from_secs(30), time(t0))
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![old]);
+
+    // What the store wrote is the text an earlier version reads: the claim on the old row, and
+    // a new delivery with its receiver's last delivery time.
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = '{old}' AND state = 'PROCESSING' \
+                 AND lease_expire_time = {}",
+                t0 + 30 * SECOND
+            )
+        )
+        .await,
+        1
+    );
+    let new = pending(&s, t0 + SECOND).await;
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = '{new}' AND receiver_id = '{}' \
+                 AND state = 'PENDING' AND receive_time = {}",
+                s.receiver,
+                t0 + SECOND
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM receivers WHERE id = '{}' AND code_host_kind = 'GITHUB' \
+                 AND last_delivery_time = {}",
+                s.receiver,
+                t0 + SECOND
+            )
+        )
+        .await,
+        1
+    );
+
+    // A body encoding no version writes is an error, never the bytes as they are.
+    let odd = Uuid::new_v4();
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO deliveries (id, receiver_id, event, state, receive_time, method, path, \
+         request_headers, request_body, request_body_encoding, response_status, response_body, \
+         attempts, next_attempt_time) VALUES ('{odd}', '{receiver}', 'push', 'PROCESSED', {t0}, \
+         'POST', '/', '{{}}', {body}, 'brotli', 202, {answer}, 1, {t0})",
+        receiver = s.receiver,
+        body = bytes("7b7d"),
+        answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+    let err = s.deliveries.get(odd).await.unwrap_err();
+    assert!(err.to_string().contains("brotli"), "{err}");
+    s.test_db.drop_database().await;
 }

@@ -403,13 +403,13 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
 
     let id = uuid::Uuid::parse_str(&r.id).unwrap();
     let secrets = store(&app).await.secrets(id).await.unwrap();
-    let now = hookgate::time::now_micros();
+    let now = hookgate::time::Timestamp::now();
     assert_eq!(
         secrets.accepted_at(now),
         vec![rotated.secret.as_str(), old.as_str()]
     );
     assert_eq!(
-        secrets.accepted_at(expire_micros),
+        secrets.accepted_at(hookgate::time::Timestamp::from_micros(expire_micros)),
         vec![rotated.secret.as_str()],
         "the previous secret stops at its expiry"
     );
@@ -463,7 +463,7 @@ async fn rotation_without_overlap_drops_the_previous_secret_at_once(engine: Engi
     let id = uuid::Uuid::parse_str(&r.id).unwrap();
     let secrets = store(&app).await.secrets(id).await.unwrap();
     assert_eq!(
-        secrets.accepted_at(hookgate::time::now_micros()),
+        secrets.accepted_at(hookgate::time::Timestamp::now()),
         vec![rotated.secret.as_str()]
     );
     app.stop().await;

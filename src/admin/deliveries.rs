@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 
+use sea_orm::Iterable;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -9,7 +10,7 @@ use super::proto::{self, delivery_service_server::DeliveryService};
 use super::status::{page_size, parse_id};
 use super::{AdminState, actor, page_token};
 use crate::deliveries::{Delivery, DeliveryFilter, DeliveryState, RedeliverError};
-use crate::time::{now_micros, to_timestamp};
+use crate::time::Timestamp;
 
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 500;
@@ -53,8 +54,8 @@ impl DeliveryService for DeliveryAdmin {
             .iter()
             .map(|&s| state_from_proto(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let since = req.since.map(|t| micros("since", t)).transpose()?;
-        let until = req.until.map(|t| micros("until", t)).transpose()?;
+        let since = req.since.map(|t| time("since", t)).transpose()?;
+        let until = req.until.map(|t| time("until", t)).transpose()?;
         let filter = DeliveryFilter {
             receiver_id,
             states,
@@ -68,12 +69,16 @@ impl DeliveryService for DeliveryAdmin {
         let page = self
             .state
             .deliveries
-            .list(&filter, after.map(|c| (c.key, c.id)), limit)
+            .list(
+                &filter,
+                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
+                limit,
+            )
             .await?;
         let (deliveries, next_page_token) = page_token::page(
             page.deliveries
                 .into_iter()
-                .map(|d| ((d.receive_time, d.id), delivery_to_proto(d))),
+                .map(|d| ((d.receive_time.micros(), d.id), delivery_to_proto(d))),
             page.has_more,
             &filter_key,
         );
@@ -144,7 +149,7 @@ impl DeliveryService for DeliveryAdmin {
         let delivery = self
             .state
             .deliveries
-            .redeliver(id, now_micros())
+            .redeliver(id, Timestamp::now())
             .await
             .map_err(|e| match e {
                 RedeliverError::Store(e) => Status::from(e),
@@ -156,7 +161,7 @@ impl DeliveryService for DeliveryAdmin {
     }
 }
 
-fn micros(field: &str, t: prost_types::Timestamp) -> Result<i64, Status> {
+fn time(field: &str, t: prost_types::Timestamp) -> Result<Timestamp, Status> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(Status::invalid_argument(format!(
             "{field} has nanos out of range"
@@ -165,6 +170,7 @@ fn micros(field: &str, t: prost_types::Timestamp) -> Result<i64, Status> {
     t.seconds
         .checked_mul(1_000_000)
         .and_then(|s| s.checked_add(i64::from(t.nanos / 1000)))
+        .map(Timestamp::from_micros)
         .ok_or_else(|| Status::invalid_argument(format!("{field} is out of range")))
 }
 
@@ -181,8 +187,7 @@ pub fn state_to_proto(state: DeliveryState) -> proto::DeliveryState {
 }
 
 fn state_from_proto(raw: i32) -> Result<DeliveryState, Status> {
-    DeliveryState::ALL
-        .into_iter()
+    DeliveryState::iter()
         .find(|s| state_to_proto(*s) as i32 == raw)
         .ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -200,10 +205,10 @@ pub fn delivery_to_proto(d: Delivery) -> proto::Delivery {
     proto::Delivery {
         id: d.id.to_string(),
         receiver_id: d.receiver_id.to_string(),
-        delivery_key: d.delivery_key.unwrap_or_default(),
+        delivery_key: d.delivery_key.map(String::from).unwrap_or_default(),
         event: d.event,
         state: state_to_proto(d.state) as i32,
-        receive_time: Some(to_timestamp(d.receive_time)),
+        receive_time: Some(d.receive_time.to_proto()),
         method: d.method,
         path: d.path,
         request_headers: d.request_headers.into_iter().collect(),
@@ -214,6 +219,6 @@ pub fn delivery_to_proto(d: Delivery) -> proto::Delivery {
         response_body: d.response_body,
         attempts: d.attempts,
         last_error: d.last_error.unwrap_or_default(),
-        process_time: d.process_time.map(to_timestamp),
+        process_time: d.process_time.map(Timestamp::to_proto),
     }
 }

@@ -11,7 +11,7 @@ use crate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions, ReceiverPatch,
     ReceiverSecret,
 };
-use crate::time::to_timestamp;
+use crate::time::Timestamp;
 
 /// The default and the largest page of `ListReceivers`.
 const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -57,11 +57,11 @@ impl ReceiverAdmin {
                 push_branch_filter: r.options.push_branch_filter,
                 rate_limit_per_minute: r.options.rate_limit_per_minute,
             }),
-            create_time: Some(to_timestamp(r.create_time)),
-            update_time: Some(to_timestamp(r.update_time)),
+            create_time: Some(r.create_time.to_proto()),
+            update_time: Some(r.update_time.to_proto()),
             created_by: r.created_by,
             updated_by: r.updated_by,
-            last_delivery_time: r.last_delivery_time.map(to_timestamp),
+            last_delivery_time: r.last_delivery_time.map(Timestamp::to_proto),
         }
     }
 }
@@ -109,17 +109,21 @@ impl ReceiverService for ReceiverAdmin {
             0 => None,
             n => Some(kind_from_proto(n)?),
         };
-        let filter = format!("kind={}", kind.map(CodeHostKind::as_str).unwrap_or(""));
+        let filter = format!("kind={}", kind.map(|k| k.to_string()).unwrap_or_default());
         let after = page_token::decode(&req.page_token, &filter)?;
         let page = self
             .state
             .receivers
-            .list(kind, after.map(|c| (c.key, c.id)), limit)
+            .list(
+                kind,
+                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
+                limit,
+            )
             .await?;
         let (receivers, next_page_token) = page_token::page(
             page.receivers
                 .into_iter()
-                .map(|r| ((r.create_time, r.id), self.to_proto(r))),
+                .map(|r| ((r.create_time.micros(), r.id), self.to_proto(r))),
             page.has_more,
             &filter,
         );
@@ -188,7 +192,9 @@ impl ReceiverService for ReceiverAdmin {
         Ok(Response::new(proto::RotateReceiverSecretResponse {
             receiver: Some(self.to_proto(rotated.receiver)),
             secret: secret.expose().to_owned(),
-            previous_secret_expire_time: rotated.previous_secret_expire_time.map(to_timestamp),
+            previous_secret_expire_time: rotated
+                .previous_secret_expire_time
+                .map(Timestamp::to_proto),
         }))
     }
 

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DeliveryStore;
 use crate::events::EventStore;
-use crate::time::{duration_micros, now_micros};
+use crate::time::Timestamp;
 
 /// How often the janitor runs.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(3600);
@@ -21,7 +21,7 @@ pub async fn run_janitor(
     stop: CancellationToken,
 ) {
     loop {
-        let cutoff = now_micros().saturating_sub(duration_micros(retention));
+        let cutoff = Timestamp::now().minus(retention);
         match store.purge_received_before(cutoff).await {
             Ok(0) => {}
             Ok(n) => {
@@ -30,7 +30,7 @@ pub async fn run_janitor(
             Err(e) => tracing::warn!(error = %e, "retention: could not delete old deliveries"),
         }
         // Events are kept as long as deliveries.
-        if let Err(e) = events.purge_before(cutoff).await {
+        if let Err(e) = events.purge_before(cutoff.micros()).await {
             tracing::warn!(error = %e, "retention: could not delete old events");
         }
         tokio::select! {

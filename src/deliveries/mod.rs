@@ -5,14 +5,15 @@
 pub mod body;
 mod intake;
 mod janitor;
-mod state;
+mod key;
 mod store;
 mod supervisor;
 mod worker;
 
+pub use crate::entity::delivery::DeliveryState;
 pub use intake::{Intake, IntakeConfig};
 pub use janitor::run_janitor;
-pub use state::DeliveryState;
+pub use key::DeliveryKey;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
     PreparedDelivery, RedeliverError, Stored,

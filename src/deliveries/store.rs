@@ -13,23 +13,23 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::DeliveryState;
-use super::body::StoredBody;
-use crate::entity::{delivery, receiver};
+use super::body::{BodyEncoding, StoredBody};
+use super::{DeliveryKey, DeliveryState};
+use crate::entity::{Id, delivery, receiver};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
 use crate::text::{Cap, bounded};
-use crate::time::duration_micros;
+use crate::time::Timestamp;
 
 /// A delivery as intake stores it.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub id: Uuid,
     pub receiver_id: Uuid,
-    pub delivery_key: Option<String>,
+    pub delivery_key: Option<DeliveryKey>,
     pub event: String,
     pub state: DeliveryState,
-    pub receive_time: i64,
+    pub receive_time: Timestamp,
     pub method: String,
     pub path: String,
     /// Lower-case names, secrets already redacted.
@@ -55,10 +55,10 @@ pub enum Stored {
 pub struct Delivery {
     pub id: Uuid,
     pub receiver_id: Uuid,
-    pub delivery_key: Option<String>,
+    pub delivery_key: Option<DeliveryKey>,
     pub event: String,
     pub state: DeliveryState,
-    pub receive_time: i64,
+    pub receive_time: Timestamp,
     pub method: String,
     pub path: String,
     pub request_headers: BTreeMap<String, String>,
@@ -68,7 +68,7 @@ pub struct Delivery {
     pub response_body: Vec<u8>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub process_time: Option<i64>,
+    pub process_time: Option<Timestamp>,
 }
 
 /// A delivery a worker has claimed: what the handler needs, and the claim it holds.
@@ -82,7 +82,7 @@ pub struct ClaimedDelivery {
     /// Tries so far, this one included. With the id it names the claim: a worker whose lease
     /// ran out finds its outcome refused, because the next claim raised it.
     pub attempts: i32,
-    pub receive_time: i64,
+    pub receive_time: Timestamp,
 }
 
 /// Which deliveries a listing shows.
@@ -94,9 +94,9 @@ pub struct DeliveryFilter {
     /// Only those answered outside 200-299, or `FAILED`.
     pub only_errors: bool,
     /// Received at or after.
-    pub since: Option<i64>,
+    pub since: Option<Timestamp>,
     /// Received before.
-    pub until: Option<i64>,
+    pub until: Option<Timestamp>,
 }
 
 /// One page of a listing, newest first.
@@ -129,19 +129,19 @@ pub struct DeliveryStore {
 /// The columns of a listing: everything but the bodies.
 #[derive(Debug, FromQueryResult)]
 struct ListedRow {
-    id: String,
-    receiver_id: String,
+    id: Id,
+    receiver_id: Id,
     delivery_key: Option<String>,
     event: String,
-    state: String,
-    receive_time: i64,
+    state: DeliveryState,
+    receive_time: Timestamp,
     method: String,
     path: String,
     request_headers: String,
     response_status: i32,
     attempts: i32,
     last_error: Option<String>,
-    process_time: Option<i64>,
+    process_time: Option<Timestamp>,
 }
 
 impl DeliveryStore {
@@ -198,20 +198,23 @@ impl DeliveryStore {
     ) -> Result<(), DbErr> {
         delivery::Entity::update_many()
             .col_expr(delivery::Column::ResponseBody, Expr::value(body))
-            .filter(delivery::Column::Id.eq(id.to_string()))
+            .filter(delivery::Column::Id.eq(Id::from(id)))
             .exec(conn)
             .await?;
         Ok(())
     }
 
     /// The accepted delivery of `receiver` with host delivery id `key`, if there is one.
-    pub async fn find_by_key(&self, receiver: Uuid, key: &str) -> Result<Option<Uuid>, StoreError> {
-        let id = find_by_key_on(&self.db, receiver, key).await?;
-        id.map(|id| parse_uuid(&id)).transpose()
+    pub async fn find_by_key(
+        &self,
+        receiver: Uuid,
+        key: &DeliveryKey,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(find_by_key_on(&self.db, receiver, key).await?.map(Id::uuid))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Delivery, StoreError> {
-        let m = delivery::Entity::find_by_id(id.to_string())
+        let m = delivery::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("delivery", id))?;
@@ -223,23 +226,22 @@ impl DeliveryStore {
     pub async fn list(
         &self,
         filter: &DeliveryFilter,
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
     ) -> Result<DeliveryPage, StoreError> {
         let mut query = delivery::Entity::find();
         if let Some(receiver) = filter.receiver_id {
-            query = query.filter(delivery::Column::ReceiverId.eq(receiver.to_string()));
+            query = query.filter(delivery::Column::ReceiverId.eq(Id::from(receiver)));
         }
         if !filter.states.is_empty() {
-            query = query
-                .filter(delivery::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+            query = query.filter(delivery::Column::State.is_in(filter.states.iter().copied()));
         }
         if filter.only_errors {
             query = query.filter(
                 Condition::any()
                     .add(delivery::Column::ResponseStatus.lt(200))
                     .add(delivery::Column::ResponseStatus.gt(299))
-                    .add(delivery::Column::State.eq(DeliveryState::Failed.as_str())),
+                    .add(delivery::Column::State.eq(DeliveryState::Failed)),
             );
         }
         if let Some(since) = filter.since {
@@ -249,11 +251,11 @@ impl DeliveryStore {
             query = query.filter(delivery::Column::ReceiveTime.lt(until));
         }
         let total_size = query.clone().count(&self.db).await?;
-        if let Some(cursor) = after {
+        if let Some((time, id)) = after {
             query = query.filter(paging::after(
                 delivery::Column::ReceiveTime,
                 delivery::Column::Id,
-                cursor,
+                (time.micros(), id),
                 Order::Descending,
             ));
         }
@@ -303,7 +305,7 @@ impl DeliveryStore {
                     attempts: r.attempts,
                     last_error: r.last_error,
                     process_time: r.process_time,
-                    next_attempt_time: 0,
+                    next_attempt_time: Timestamp::EPOCH,
                     lease_expire_time: None,
                 })
             })
@@ -317,7 +319,7 @@ impl DeliveryStore {
 
     /// Puts a processed, ignored or failed delivery back in the queue, as if new: due now,
     /// with its tries counted afresh.
-    pub async fn redeliver(&self, id: Uuid, now: i64) -> Result<Delivery, RedeliverError> {
+    pub async fn redeliver(&self, id: Uuid, now: Timestamp) -> Result<Delivery, RedeliverError> {
         let current = self.get(id).await?;
         match current.state {
             DeliveryState::Rejected => return Err(RedeliverError::Rejected(id)),
@@ -327,15 +329,15 @@ impl DeliveryStore {
             DeliveryState::Processed | DeliveryState::Ignored | DeliveryState::Failed => {}
         }
         let updated = delivery::Entity::update_many()
-            .col_expr(
-                delivery::Column::State,
-                Expr::value(DeliveryState::Pending.as_str()),
-            )
+            .col_expr(delivery::Column::State, Expr::value(DeliveryState::Pending))
             .col_expr(delivery::Column::Attempts, Expr::value(0))
             .col_expr(delivery::Column::NextAttemptTime, Expr::value(now))
-            .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
-            .filter(delivery::Column::Id.eq(id.to_string()))
-            .filter(delivery::Column::State.eq(current.state.as_str()))
+            .col_expr(
+                delivery::Column::LeaseExpireTime,
+                Expr::value(None::<Timestamp>),
+            )
+            .filter(delivery::Column::Id.eq(Id::from(id)))
+            .filter(delivery::Column::State.eq(current.state))
             .exec(&self.db)
             .await
             .map_err(StoreError::from)?;
@@ -354,7 +356,7 @@ impl DeliveryStore {
         &self,
         max: u64,
         lease: Duration,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         use delivery::Column as C;
         // Two claims, each a range of the queue index (partial on PENDING and PROCESSING, by
@@ -379,11 +381,8 @@ impl DeliveryStore {
         };
         let claim = |subquery| {
             delivery::Entity::update_many()
-                .col_expr(C::State, Expr::value(DeliveryState::Processing.as_str()))
-                .col_expr(
-                    C::LeaseExpireTime,
-                    Expr::value(now.saturating_add(duration_micros(lease))),
-                )
+                .col_expr(C::State, Expr::value(DeliveryState::Processing))
+                .col_expr(C::LeaseExpireTime, Expr::value(now.plus(lease)))
                 .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                 .filter(C::Id.in_subquery(subquery))
         };
@@ -391,7 +390,7 @@ impl DeliveryStore {
         let txn = crate::db::begin_background_write(&self.db).await?;
         let mut rows = claim(due(
             Condition::all()
-                .add(C::State.eq(DeliveryState::Processing.as_str()))
+                .add(C::State.eq(DeliveryState::Processing))
                 .add(C::LeaseExpireTime.lte(now)),
             false,
             max,
@@ -403,7 +402,7 @@ impl DeliveryStore {
             rows.extend(
                 claim(due(
                     Condition::all()
-                        .add(C::State.eq(DeliveryState::Pending.as_str()))
+                        .add(C::State.eq(DeliveryState::Pending))
                         .add(C::NextAttemptTime.lte(now)),
                     true,
                     left,
@@ -417,11 +416,11 @@ impl DeliveryStore {
             .into_iter()
             .map(|m| {
                 Ok(ClaimedDelivery {
-                    id: parse_uuid(&m.id)?,
-                    receiver_id: parse_uuid(&m.receiver_id)?,
+                    id: m.id.uuid(),
+                    receiver_id: m.receiver_id.uuid(),
                     event: m.event,
-                    request_headers: parse_headers(&m.id, &m.request_headers)?,
-                    request_body: decode_body(&m.id, m.request_body, m.request_body_encoding)?
+                    request_headers: parse_headers(m.id, &m.request_headers)?,
+                    request_body: decode_body(m.id, m.request_body, m.request_body_encoding)?
                         .unwrap_or_default(),
                     attempts: m.attempts,
                     receive_time: m.receive_time,
@@ -439,12 +438,15 @@ impl DeliveryStore {
         claimed: &ClaimedDelivery,
         state: DeliveryState,
         note: Option<&str>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, DbErr> {
         let result = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(state.as_str()))
+            .col_expr(delivery::Column::State, Expr::value(state))
             .col_expr(delivery::Column::ProcessTime, Expr::value(now))
-            .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(
+                delivery::Column::LeaseExpireTime,
+                Expr::value(None::<Timestamp>),
+            )
             .col_expr(
                 delivery::Column::LastError,
                 Expr::value(note.map(|n| bounded(n, Cap::NOTE))),
@@ -463,7 +465,7 @@ impl DeliveryStore {
         claimed: &ClaimedDelivery,
         error: &str,
         retry_after: Option<Duration>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<DeliveryState>, StoreError> {
         let txn = crate::db::begin_background_write(&self.db).await?;
         let state = Self::fail_on(&txn, claimed, error, retry_after, now).await?;
@@ -478,19 +480,19 @@ impl DeliveryStore {
         claimed: &ClaimedDelivery,
         error: &str,
         retry_after: Option<Duration>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<DeliveryState>, DbErr> {
         let (state, next) = match retry_after {
-            Some(wait) => (
-                DeliveryState::Pending,
-                now.saturating_add(duration_micros(wait)),
-            ),
+            Some(wait) => (DeliveryState::Pending, now.plus(wait)),
             None => (DeliveryState::Failed, now),
         };
         let mut update = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(state.as_str()))
+            .col_expr(delivery::Column::State, Expr::value(state))
             .col_expr(delivery::Column::NextAttemptTime, Expr::value(next))
-            .col_expr(delivery::Column::LeaseExpireTime, Expr::value(None::<i64>))
+            .col_expr(
+                delivery::Column::LeaseExpireTime,
+                Expr::value(None::<Timestamp>),
+            )
             .col_expr(
                 delivery::Column::LastError,
                 Expr::value(bounded(error, Cap::NOTE)),
@@ -506,7 +508,7 @@ impl DeliveryStore {
                 crate::events::EventKind::DeliveryFailed,
                 Some(claimed.receiver_id),
                 claimed.id,
-                now,
+                now.micros(),
             )
             .await?;
         }
@@ -514,7 +516,7 @@ impl DeliveryStore {
     }
 
     /// Deletes deliveries received before `cutoff`; returns how many.
-    pub async fn purge_received_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+    pub async fn purge_received_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         let result = delivery::Entity::delete_many()
             .filter(delivery::Column::ReceiveTime.lt(cutoff))
             .exec(&self.db)
@@ -523,10 +525,10 @@ impl DeliveryStore {
     }
 
     /// Deliveries waiting for the worker, and the receive time of the oldest.
-    pub async fn queue_depth(&self) -> Result<(u64, Option<i64>), StoreError> {
+    pub async fn queue_depth(&self) -> Result<(u64, Option<Timestamp>), StoreError> {
         let pending = delivery::Entity::find().filter(queued());
         let depth = pending.clone().count(&self.db).await?;
-        let oldest: Option<Option<i64>> = pending
+        let oldest: Option<Option<Timestamp>> = pending
             .select_only()
             .column_as(delivery::Column::ReceiveTime.min(), "oldest")
             .into_tuple()
@@ -542,19 +544,19 @@ impl DeliveryStore {
 pub struct PreparedDelivery {
     row: delivery::ActiveModel,
     receiver_id: Uuid,
-    delivery_key: Option<String>,
-    receive_time: i64,
+    delivery_key: Option<DeliveryKey>,
+    receive_time: Timestamp,
     /// The bytes the row holds, roughly: bounds how much one batch carries.
     size: usize,
 }
 
 impl PreparedDelivery {
-    /// Its text columns are [`bounded`] here, where every delivery enters the log.
+    /// Its text columns are [`bounded`] here, where every delivery enters the log (the key
+    /// already is: a [`DeliveryKey`] only exists bounded).
     pub fn new(new: NewDelivery) -> Self {
         // What a code host sent becomes text the store holds: the event (from a body's
-        // `action`), the key and the error; the body itself is kept as bytes.
+        // `action`) and the error; the body itself is kept as bytes.
         let new = NewDelivery {
-            delivery_key: new.delivery_key.map(|k| bounded(k, Cap::DELIVERY_KEY)),
             event: bounded(new.event, Cap::EVENT),
             path: bounded(new.path, Cap::PATH),
             last_error: new.last_error.map(|e| bounded(e, Cap::NOTE)),
@@ -573,19 +575,16 @@ impl PreparedDelivery {
             receive_time: new.receive_time,
             size,
             row: delivery::ActiveModel {
-                id: Set(new.id.to_string()),
-                receiver_id: Set(new.receiver_id.to_string()),
-                delivery_key: Set(new.delivery_key),
+                id: Set(new.id.into()),
+                receiver_id: Set(new.receiver_id.into()),
+                delivery_key: Set(new.delivery_key.map(String::from)),
                 event: Set(new.event),
-                state: Set(new.state.as_str().to_owned()),
+                state: Set(new.state),
                 receive_time: Set(new.receive_time),
                 method: Set(new.method),
                 path: Set(new.path),
                 request_headers: Set(headers),
-                request_body_encoding: Set(body
-                    .as_ref()
-                    .and_then(|b| b.encoding)
-                    .map(str::to_owned)),
+                request_body_encoding: Set(body.as_ref().and_then(|b| b.encoding)),
                 request_body: Set(body.map(|b| b.bytes)),
                 response_status: Set(i32::from(new.response_status)),
                 response_body: Set(new.response_body),
@@ -610,7 +609,7 @@ const ROWS_PER_INSERT: usize = 512;
 /// How far behind a receiver's `last_delivery_time` may be before a delivery moves it: it is
 /// written at most once a second per receiver, so concurrent batches (and replicas) do not all
 /// queue on that one row.
-const LAST_DELIVERY_RESOLUTION: i64 = 1_000_000;
+const LAST_DELIVERY_RESOLUTION: Duration = Duration::from_secs(1);
 
 /// Writes `batch` on `txn`: one multi-row INSERT that skips rows whose delivery key the receiver
 /// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys), the
@@ -619,7 +618,7 @@ async fn insert_all(
     txn: &crate::db::WriteTxn,
     batch: &[PreparedDelivery],
 ) -> Result<Vec<Stored>, DbErr> {
-    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+    let mut inserted: HashSet<Id> = HashSet::with_capacity(batch.len());
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut insert =
             delivery::Entity::insert_many(chunk.iter().map(|p| p.row.clone())).into_query();
@@ -627,11 +626,11 @@ async fn insert_all(
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .returning_col(delivery::Column::Id);
         for row in txn.query_all(&insert).await? {
-            inserted.insert(row.try_get::<String>("", "id")?);
+            inserted.insert(row.try_get::<Id>("", "id")?);
         }
     }
     let mut stored = Vec::with_capacity(batch.len());
-    let mut latest: HashMap<Uuid, i64> = HashMap::new();
+    let mut latest: HashMap<Uuid, Timestamp> = HashMap::new();
     for p in batch {
         let id = p.row.id.clone().unwrap();
         if inserted.contains(&id) {
@@ -651,20 +650,17 @@ async fn insert_all(
                 "delivery {id} was not inserted, and no accepted delivery has its key"
             ))
         })?;
-        stored.push(Stored::Duplicate(
-            Uuid::parse_str(&original).map_err(|e| DbErr::Custom(e.to_string()))?,
-        ));
+        stored.push(Stored::Duplicate(original.uuid()));
     }
     for (receiver_id, time) in latest {
         receiver::Entity::update_many()
             .col_expr(receiver::Column::LastDeliveryTime, Expr::value(time))
-            .filter(receiver::Column::Id.eq(receiver_id.to_string()))
+            .filter(receiver::Column::Id.eq(Id::from(receiver_id)))
             .filter(
                 Condition::any()
                     .add(receiver::Column::LastDeliveryTime.is_null())
                     .add(
-                        receiver::Column::LastDeliveryTime
-                            .lt(time.saturating_sub(LAST_DELIVERY_RESOLUTION)),
+                        receiver::Column::LastDeliveryTime.lt(time.minus(LAST_DELIVERY_RESOLUTION)),
                     ),
             )
             .exec(txn)
@@ -677,14 +673,14 @@ async fn insert_all(
 async fn find_by_key_on<C: ConnectionTrait>(
     conn: &C,
     receiver: Uuid,
-    key: &str,
-) -> Result<Option<String>, DbErr> {
+    key: &DeliveryKey,
+) -> Result<Option<Id>, DbErr> {
     delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
-        .filter(delivery::Column::ReceiverId.eq(receiver.to_string()))
-        .filter(delivery::Column::DeliveryKey.eq(key))
-        .filter(delivery::Column::State.ne(DeliveryState::Rejected.as_str()))
+        .filter(delivery::Column::ReceiverId.eq(Id::from(receiver)))
+        .filter(delivery::Column::DeliveryKey.eq(key.as_str()))
+        .filter(delivery::Column::State.ne(DeliveryState::Rejected))
         .into_tuple()
         .one(conn)
         .await
@@ -704,8 +700,8 @@ fn queued() -> sea_orm::sea_query::SimpleExpr {
 
 fn claim_held(claimed: &ClaimedDelivery) -> Condition {
     Condition::all()
-        .add(delivery::Column::Id.eq(claimed.id.to_string()))
-        .add(delivery::Column::State.eq(DeliveryState::Processing.as_str()))
+        .add(delivery::Column::Id.eq(Id::from(claimed.id)))
+        .add(delivery::Column::State.eq(DeliveryState::Processing))
         .add(delivery::Column::Attempts.eq(claimed.attempts))
 }
 
@@ -713,51 +709,40 @@ fn headers_json(headers: &BTreeMap<String, String>) -> String {
     serde_json::to_string(headers).expect("a map of strings always serialises")
 }
 
-fn parse_headers(id: &str, json: &str) -> Result<BTreeMap<String, String>, StoreError> {
+fn parse_headers(id: Id, json: &str) -> Result<BTreeMap<String, String>, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
+        id: id.to_string(),
         why: format!("request_headers: {e}"),
     })
 }
 
 /// A stored body as it was received.
 fn decode_body(
-    id: &str,
+    id: Id,
     bytes: Option<Vec<u8>>,
-    encoding: Option<String>,
+    encoding: Option<BodyEncoding>,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     bytes
-        .map(|b| StoredBody::decode(b, encoding.as_deref()))
+        .map(|b| StoredBody::decode(b, encoding))
         .transpose()
         .map_err(|why| StoreError::Corrupt {
-            id: id.to_owned(),
+            id: id.to_string(),
             why: format!("request_body: {why}"),
         })
 }
 
-fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt {
-        id: s.to_owned(),
-        why: format!("not a UUID: {e}"),
-    })
-}
-
 fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
-    let state = DeliveryState::from_db(&m.state).ok_or_else(|| StoreError::Corrupt {
-        id: m.id.clone(),
-        why: format!("unknown state {:?}", m.state),
-    })?;
     Ok(Delivery {
-        id: parse_uuid(&m.id)?,
-        receiver_id: parse_uuid(&m.receiver_id)?,
-        request_headers: parse_headers(&m.id, &m.request_headers)?,
-        delivery_key: m.delivery_key,
+        id: m.id.uuid(),
+        receiver_id: m.receiver_id.uuid(),
+        request_headers: parse_headers(m.id, &m.request_headers)?,
+        delivery_key: m.delivery_key.as_deref().and_then(DeliveryKey::parse),
         event: m.event,
-        state,
+        state: m.state,
         receive_time: m.receive_time,
         method: m.method,
         path: m.path,
-        request_body: decode_body(&m.id, m.request_body, m.request_body_encoding)?,
+        request_body: decode_body(m.id, m.request_body, m.request_body_encoding)?,
         response_status: u16::try_from(m.response_status).unwrap_or(0),
         response_body: m.response_body,
         attempts: m.attempts,
@@ -774,8 +759,8 @@ mod tests {
     fn the_queued_condition_names_the_queued_states_as_stored_and_as_the_index_says() {
         let expected = format!(
             "state IN ('{}', '{}')",
-            DeliveryState::Pending.as_str(),
-            DeliveryState::Processing.as_str()
+            DeliveryState::Pending,
+            DeliveryState::Processing
         );
         assert_eq!(QUEUED_SQL, expected);
         let index =

@@ -21,7 +21,7 @@ use crate::hosts::{self, Classified, Disposition};
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::text::storable;
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// How long to wait before each retry of a failed delivery; after the last, it is `FAILED`.
 pub const RETRY_BACKOFF: [Duration; 5] = [
@@ -176,7 +176,7 @@ impl Worker {
             if stop.is_cancelled() {
                 break;
             }
-            match self.process_due(now_micros()).await {
+            match self.process_due(Timestamp::now()).await {
                 Ok(n) if n as u64 == self.config.batch => {
                     failures = 0;
                     continue;
@@ -208,7 +208,7 @@ impl Worker {
     /// runs for the whole batch first, spread over the machine's cores. The effects are then
     /// written [`WorkerConfig::per_transaction`] deliveries to a transaction, each delivery in a
     /// savepoint of its own, so one that fails rolls back alone and one commit serves many.
-    pub async fn process_due(&self, now: i64) -> Result<usize, StoreError> {
+    pub async fn process_due(&self, now: Timestamp) -> Result<usize, StoreError> {
         let claimed = self
             .deliveries
             .claim(self.config.batch, self.config.lease, now)
@@ -247,7 +247,7 @@ impl Worker {
     /// [`WorkerConfig::transaction_budget`], and writes their effects and outcomes there. When
     /// the transaction itself fails (the database went away, a commit refused), each delivery it
     /// took is tried again on its own.
-    async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: i64) {
+    async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: Timestamp) {
         let txn = match crate::db::begin_background_write(&self.db).await {
             Ok(txn) => txn,
             Err(e) => {
@@ -322,7 +322,7 @@ impl Worker {
         &self,
         txn: &DatabaseTransaction,
         item: &Parsed,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<Option<DeliveryState>, HandlerError>, DbErr> {
         let savepoint = txn.begin().await?;
         match self.apply(&savepoint, item, now).await {
@@ -342,7 +342,7 @@ impl Worker {
     }
 
     /// Processes each delivery of `chunk` in a transaction of its own.
-    async fn one_by_one(&self, chunk: Vec<Parsed>, now: i64) {
+    async fn one_by_one(&self, chunk: Vec<Parsed>, now: Timestamp) {
         for item in chunk {
             let outcome = match crate::db::begin_background_write(&self.db).await {
                 Err(e) => Err(HandlerError::retry(format!("database: {e}"))),
@@ -435,7 +435,7 @@ impl Worker {
         &self,
         txn: &DatabaseTransaction,
         item: &Parsed,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<DeliveryState>, HandlerError> {
         let db_error = |e: &dyn std::fmt::Display| HandlerError::retry(format!("database: {e}"));
         let delivery = &item.delivery;

@@ -1,33 +1,74 @@
-//! The `deliveries` table: the delivery log and the worker's queue.
+//! The `deliveries` table: the delivery log and the worker's queue. The columns with a fixed set
+//! of values are enums here ([`DeliveryState`], [`BodyEncoding`]), stored as the text they have
+//! always been stored as.
 
 use sea_orm::entity::prelude::*;
+
+use super::id::Id;
+use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub receiver_id: String,
+    pub id: Id,
+    pub receiver_id: Id,
+    /// The host's delivery id (`deliveries::DeliveryKey`); `NULL` when it sent none.
     pub delivery_key: Option<String>,
     pub event: String,
-    /// `DeliveryState::as_str`.
-    pub state: String,
-    pub receive_time: i64,
+    pub state: DeliveryState,
+    pub receive_time: Timestamp,
     pub method: String,
     pub path: String,
     /// JSON object: lower-case header name to value, secrets redacted.
     pub request_headers: String,
     /// As stored: see `request_body_encoding`.
     pub request_body: Option<Vec<u8>>,
-    /// `NULL`: the body as received; `zstd`: compressed (`deliveries::body`).
-    pub request_body_encoding: Option<String>,
+    /// `NULL`: the body as received; else how it is encoded (`deliveries::body`).
+    pub request_body_encoding: Option<BodyEncoding>,
     pub response_status: i32,
     pub response_body: Vec<u8>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub process_time: Option<i64>,
-    pub next_attempt_time: i64,
-    pub lease_expire_time: Option<i64>,
+    pub process_time: Option<Timestamp>,
+    pub next_attempt_time: Timestamp,
+    pub lease_expire_time: Option<Timestamp>,
+}
+
+/// Where a delivery is in its life. `PENDING` → `PROCESSING` → `PROCESSED` (or back to `PENDING`
+/// after a failed try, and `FAILED` after the last); `IGNORED` and `REJECTED` are final at intake.
+/// Stored as its upper-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum DeliveryState {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "PROCESSING")]
+    Processing,
+    #[sea_orm(string_value = "PROCESSED")]
+    Processed,
+    #[sea_orm(string_value = "IGNORED")]
+    Ignored,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    #[sea_orm(string_value = "REJECTED")]
+    Rejected,
+}
+
+/// The stored name (`PENDING`), as logs and messages show a state.
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_value())
+    }
+}
+
+/// How a stored request body is encoded; a body stored as received has none (`NULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum BodyEncoding {
+    /// A zstd frame of the body.
+    #[sea_orm(string_value = "zstd")]
+    Zstd,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

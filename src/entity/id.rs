@@ -11,7 +11,10 @@ use uuid::Uuid;
 
 /// A row's id, or an id that points to another row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, DeriveValueType)]
-#[sea_orm(value_type = "String")]
+#[sea_orm(
+    value_type = "String",
+    column_type = "String(sea_orm::sea_query::StringLen::N(36))"
+)]
 pub struct Id(pub Uuid);
 
 impl Id {
@@ -88,5 +91,33 @@ impl FromStr for OptionalId {
             "" => Ok(Self(None)),
             s => Uuid::parse_str(s).map(|id| Self(Some(id))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_stored_as_hyphenated_lower_case_text() {
+        let id = Id::from(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef));
+        let stored = sea_orm::Value::from(id);
+        assert_eq!(
+            stored,
+            sea_orm::Value::String(Some("01234567-89ab-cdef-0123-456789abcdef".to_owned()))
+        );
+        assert_eq!(
+            <Id as sea_orm::sea_query::ValueType>::try_from(stored).unwrap(),
+            id
+        );
+    }
+
+    #[test]
+    fn an_absent_id_is_stored_as_empty_text() {
+        assert_eq!(
+            sea_orm::Value::from(OptionalId(None)),
+            sea_orm::Value::String(Some(String::new()))
+        );
+        assert_eq!("".parse::<OptionalId>().unwrap(), OptionalId(None));
     }
 }

@@ -14,3 +14,5 @@ pub mod repository_alias;
 pub mod secret_key;
 pub mod sync_request;
 pub mod timeline_entry;
+
+pub use id::Id;

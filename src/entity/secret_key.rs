@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::time::Timestamp;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "secret_key")]
 pub struct Model {
@@ -11,7 +13,7 @@ pub struct Model {
     /// `secret_key::KeyId` of the key in force.
     pub key_id: String,
     /// When the key came into force (first start, or the last `rotate-key`).
-    pub update_time: i64,
+    pub update_time: Timestamp,
 }
 
 /// The id of the one row.

@@ -1,39 +1,10 @@
-//! The code host kind of a receiver: it decides how a delivery is verified and parsed.
+//! The code host kind of a receiver: it decides how a delivery is verified and parsed. The enum
+//! itself is the `receivers.code_host_kind` column's (`entity::receiver::CodeHostKind`); what a
+//! kind means for deliveries is here.
 
-use std::fmt;
-
-/// The kind of code host a receiver takes deliveries from. Fixed when the receiver is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CodeHostKind {
-    GitHub,
-    GitLab,
-    BitbucketServer,
-    BitbucketCloud,
-    /// A plain "sync now" trigger for systems that cannot sign their requests.
-    Generic,
-}
+pub use crate::entity::receiver::CodeHostKind;
 
 impl CodeHostKind {
-    /// Every kind, in the order the admin API numbers them.
-    pub const ALL: [CodeHostKind; 5] = [
-        CodeHostKind::GitHub,
-        CodeHostKind::GitLab,
-        CodeHostKind::BitbucketServer,
-        CodeHostKind::BitbucketCloud,
-        CodeHostKind::Generic,
-    ];
-
-    /// The name stored in the database and shown in logs (`GITHUB`, `BITBUCKET_SERVER`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CodeHostKind::GitHub => "GITHUB",
-            CodeHostKind::GitLab => "GITLAB",
-            CodeHostKind::BitbucketServer => "BITBUCKET_SERVER",
-            CodeHostKind::BitbucketCloud => "BITBUCKET_CLOUD",
-            CodeHostKind::Generic => "GENERIC",
-        }
-    }
-
     /// The code host whose signing rules this kind's deliveries follow; `None` for the generic
     /// trigger, which is checked by its secret alone.
     pub fn host(self) -> Option<crate::hosts::Host> {
@@ -46,28 +17,27 @@ impl CodeHostKind {
             CodeHostKind::Generic => None,
         }
     }
-
-    /// The inverse of [`CodeHostKind::as_str`]; `None` for anything else.
-    pub fn from_db(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for CodeHostKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
     use super::*;
 
     #[test]
     fn every_kind_round_trips_through_its_stored_name() {
-        for kind in CodeHostKind::ALL {
-            assert_eq!(CodeHostKind::from_db(kind.as_str()), Some(kind));
+        for kind in CodeHostKind::iter() {
+            assert_eq!(
+                CodeHostKind::try_from_value(&kind.to_string()).ok(),
+                Some(kind)
+            );
         }
-        assert_eq!(CodeHostKind::from_db("github"), None);
+        assert_eq!(CodeHostKind::GitHub.to_string(), "GITHUB");
+        assert_eq!(
+            CodeHostKind::BitbucketServer.to_string(),
+            "BITBUCKET_SERVER"
+        );
+        assert!(CodeHostKind::try_from_value(&"github".to_owned()).is_err());
     }
 }

@@ -18,11 +18,11 @@ use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
 use crate::db::begin_write;
-use crate::entity::receiver;
+use crate::entity::{Id, receiver};
 use crate::secret_key::{self, SecretBox, Slot};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
-use crate::time::{duration_micros, now_micros};
+use crate::time::Timestamp;
 
 /// A receiver as the registry knows it, without its secret (which is read only to verify
 /// deliveries, and shown only when it is made).
@@ -35,13 +35,13 @@ pub struct Receiver {
     pub options: ReceiverOptions,
     /// Always true today: a receiver gets a generated secret when none is given.
     pub has_secret: bool,
-    pub create_time: i64,
-    pub update_time: i64,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
     /// Who made the receiver and who changed it last (the caller's `x-hookgate-actor`).
     pub created_by: String,
     pub updated_by: String,
     /// When the receiver last took a delivery; `None` until it has.
-    pub last_delivery_time: Option<i64>,
+    pub last_delivery_time: Option<Timestamp>,
 }
 
 /// Everything a new receiver needs, already checked.
@@ -80,7 +80,7 @@ pub struct ReceiverPage {
 pub struct RotatedSecret {
     pub receiver: Receiver,
     /// When the previous secret stops being accepted; `None` when it stopped at once.
-    pub previous_secret_expire_time: Option<i64>,
+    pub previous_secret_expire_time: Option<Timestamp>,
 }
 
 /// The secrets a receiver's deliveries may be signed with.
@@ -88,13 +88,13 @@ pub struct RotatedSecret {
 pub struct ReceiverSecrets {
     pub current: ReceiverSecret,
     /// The secret before the last rotation and when it stops being accepted.
-    pub previous: Option<(ReceiverSecret, i64)>,
+    pub previous: Option<(ReceiverSecret, Timestamp)>,
 }
 
 impl ReceiverSecrets {
-    /// The secrets accepted at `now` (microseconds): the current one, and the previous one while
-    /// its overlap lasts.
-    pub fn accepted_at(&self, now: i64) -> Vec<&str> {
+    /// The secrets accepted at `now`: the current one, and the previous one while its overlap
+    /// lasts.
+    pub fn accepted_at(&self, now: Timestamp) -> Vec<&str> {
         let mut accepted = vec![self.current.expose()];
         if let Some((previous, expire)) = &self.previous
             && now < *expire
@@ -194,7 +194,7 @@ impl ReceiverStore {
     /// is held as unusable).
     async fn refresh(&self, id: Uuid) -> Result<Option<Arc<ReceiverEntry>>, StoreError> {
         let _one_at_a_time = self.registry.refreshing.lock().await;
-        let model = receiver::Entity::find_by_id(id.to_string())
+        let model = receiver::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?;
         let mut entries = self.registry.entries.write().expect("registry lock");
@@ -213,7 +213,7 @@ impl ReceiverStore {
 
     /// A row as the registry holds it.
     fn hold(&self, model: receiver::Model) -> Held {
-        let id = model.id.clone();
+        let id = model.id;
         self.to_entry(model).map(Arc::new).inspect_err(|e| {
             tracing::error!(receiver = %id, error = %e, "registry: a receiver cannot be used; its deliveries are answered 503");
         })
@@ -244,11 +244,7 @@ impl ReceiverStore {
         let models = receiver::Entity::find().all(&self.db).await?;
         let mut loaded = HashMap::with_capacity(models.len());
         for model in models {
-            let id = Uuid::parse_str(&model.id).map_err(|e| StoreError::Corrupt {
-                id: model.id.clone(),
-                why: format!("id: {e}"),
-            })?;
-            loaded.insert(id, self.hold(model));
+            loaded.insert(model.id.uuid(), self.hold(model));
         }
         let count = loaded.len();
         *self.registry.entries.write().expect("registry lock") = loaded;
@@ -362,8 +358,8 @@ impl ReceiverStore {
     /// What changes whenever a receiver is made, changed or deleted, or the key in force is
     /// replaced: how many receivers there are, their latest update time, and when the key came
     /// into force.
-    async fn version(&self) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
-        let (count, latest): (i64, Option<i64>) = receiver::Entity::find()
+    async fn version(&self) -> Result<(i64, Option<Timestamp>, Option<Timestamp>), StoreError> {
+        let (count, latest): (i64, Option<Timestamp>) = receiver::Entity::find()
             .select_only()
             .column_as(receiver::Column::Id.count(), "count")
             .column_as(receiver::Column::UpdateTime.max(), "latest")
@@ -371,7 +367,7 @@ impl ReceiverStore {
             .one(&self.db)
             .await?
             .unwrap_or((0, None));
-        let key_time: Option<i64> = crate::entity::secret_key::Entity::find()
+        let key_time: Option<Timestamp> = crate::entity::secret_key::Entity::find()
             .select_only()
             .column(crate::entity::secret_key::Column::UpdateTime)
             .into_tuple()
@@ -383,14 +379,16 @@ impl ReceiverStore {
     /// Stores a new receiver made by `actor`, its secret sealed. A name already in use is
     /// `NameTaken`.
     pub async fn create(&self, new: NewReceiver, actor: &str) -> Result<Receiver, StoreError> {
-        let now = now_micros();
+        let now = Timestamp::now();
         let name = new.name.as_str().to_owned();
-        let id = Uuid::new_v4().to_string();
-        let sealed = self.secrets.seal(&id, Slot::Current, new.secret.expose());
+        let id = Id::from(Uuid::new_v4());
+        let sealed = self
+            .secrets
+            .seal(&id.to_string(), Slot::Current, new.secret.expose());
         let row = receiver::ActiveModel {
-            id: Set(id.clone()),
+            id: Set(id),
             name: Set(name.clone()),
-            code_host_kind: Set(new.code_host_kind.as_str().to_owned()),
+            code_host_kind: Set(new.code_host_kind),
             code_host_urn: Set(new.code_host_urn.as_str().to_owned()),
             secret: Set(sealed.value),
             secret_key_id: Set(Some(sealed.key_id)),
@@ -408,7 +406,7 @@ impl ReceiverStore {
             last_delivery_time: Set(None),
         };
         let txn = begin_write(&self.db).await?;
-        self.hold_key_in_force(&txn, &id).await?;
+        self.hold_key_in_force(&txn, id).await?;
         let model = row.insert(&txn).await.map_err(|e| name_clash(e, &name))?;
         txn.commit().await?;
         let receiver = to_receiver(model)?;
@@ -422,19 +420,19 @@ impl ReceiverStore {
     async fn hold_key_in_force(
         &self,
         txn: &sea_orm::DatabaseTransaction,
-        id: &str,
+        id: Id,
     ) -> Result<(), StoreError> {
         let in_force = secret_key::key_in_force(txn).await?;
         self.secrets
             .check_in_force(in_force.as_ref())
             .map_err(|source| StoreError::SecretKey {
-                id: id.to_owned(),
+                id: id.to_string(),
                 source,
             })
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Receiver, StoreError> {
-        let model = receiver::Entity::find_by_id(id.to_string())
+        let model = receiver::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("receiver", id))?;
@@ -443,7 +441,7 @@ impl ReceiverStore {
 
     /// The receiver's secrets, opened, for verifying its deliveries.
     pub async fn secrets(&self, id: Uuid) -> Result<ReceiverSecrets, StoreError> {
-        let m = receiver::Entity::find_by_id(id.to_string())
+        let m = receiver::Entity::find_by_id(Id::from(id))
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("receiver", id))?;
@@ -454,19 +452,19 @@ impl ReceiverStore {
     pub async fn list(
         &self,
         kind: Option<CodeHostKind>,
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
     ) -> Result<ReceiverPage, StoreError> {
         let mut query = receiver::Entity::find();
         if let Some(kind) = kind {
-            query = query.filter(receiver::Column::CodeHostKind.eq(kind.as_str()));
+            query = query.filter(receiver::Column::CodeHostKind.eq(kind));
         }
         let total_size = query.clone().count(&self.db).await?;
         let (rows, has_more) = paging::page(
             query,
             receiver::Column::CreateTime,
             receiver::Column::Id,
-            after,
+            after.map(|(time, id)| (time.micros(), id)),
             Order::Ascending,
             limit,
             &self.db,
@@ -493,7 +491,7 @@ impl ReceiverStore {
     ) -> Result<Receiver, StoreError> {
         use receiver::Column as C;
         let mut update = receiver::Entity::update_many()
-            .col_expr(C::UpdateTime, Expr::value(now_micros()))
+            .col_expr(C::UpdateTime, Expr::value(Timestamp::now()))
             .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()));
         let new_name = patch.name.map(|n| n.as_str().to_owned());
         if let Some(name) = &new_name {
@@ -515,7 +513,7 @@ impl ReceiverStore {
             update = update.col_expr(C::RateLimitPerMinute, Expr::value(i64::from(v)));
         }
         let result = update
-            .filter(C::Id.eq(id.to_string()))
+            .filter(C::Id.eq(Id::from(id)))
             .exec(&self.db)
             .await
             .map_err(|e| match &new_name {
@@ -531,7 +529,7 @@ impl ReceiverStore {
 
     /// Deletes the receiver and everything that belongs to it.
     pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
-        let result = receiver::Entity::delete_by_id(id.to_string())
+        let result = receiver::Entity::delete_by_id(Id::from(id))
             .exec(&self.db)
             .await?;
         self.changed(id).await;
@@ -557,16 +555,16 @@ impl ReceiverStore {
         use receiver::Column as C;
         let key = id.to_string();
         let txn = begin_write(&self.db).await?;
-        self.hold_key_in_force(&txn, &key).await?;
-        let Some(row) = receiver::Entity::find_by_id(key.clone())
+        self.hold_key_in_force(&txn, Id::from(id)).await?;
+        let Some(row) = receiver::Entity::find_by_id(Id::from(id))
             .lock_exclusive()
             .one(&txn)
             .await?
         else {
             return Err(StoreError::not_found("receiver", id));
         };
-        let now = now_micros();
-        let expire = (!overlap.is_zero()).then(|| now.saturating_add(duration_micros(overlap)));
+        let now = Timestamp::now();
+        let expire = (!overlap.is_zero()).then(|| now.plus(overlap));
         let (previous, previous_key_id) = match expire {
             Some(_) => {
                 let current = self.open(&row, Slot::Current)?;
@@ -584,7 +582,7 @@ impl ReceiverStore {
             .col_expr(C::SecretKeyId, Expr::value(sealed.key_id))
             .col_expr(C::UpdateTime, Expr::value(now))
             .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()))
-            .filter(C::Id.eq(key.as_str()))
+            .filter(C::Id.eq(Id::from(id)))
             .exec(&txn)
             .await?;
         txn.commit().await?;
@@ -643,15 +641,16 @@ impl ReceiverStore {
                 m.previous_secret_key_id.as_deref(),
             ),
         };
+        let id = m.id.to_string();
         let plain = self
             .secrets
-            .open(&m.id, slot, key_id, value)
+            .open(&id, slot, key_id, value)
             .map_err(|source| StoreError::SecretKey {
-                id: m.id.clone(),
+                id: id.clone(),
                 source,
             })?;
         ReceiverSecret::parse(&plain).map_err(|_| StoreError::Corrupt {
-            id: m.id.clone(),
+            id,
             why: format!("{} is not a valid secret once opened", slot.column()),
         })
     }
@@ -659,20 +658,17 @@ impl ReceiverStore {
 
 fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
     let corrupt = |why: String| StoreError::Corrupt {
-        id: m.id.clone(),
+        id: m.id.to_string(),
         why,
     };
-    let id = Uuid::parse_str(&m.id).map_err(|e| corrupt(format!("id: {e}")))?;
-    let code_host_kind = CodeHostKind::from_db(&m.code_host_kind)
-        .ok_or_else(|| corrupt(format!("unknown code_host_kind {:?}", m.code_host_kind)))?;
     let code_host_urn =
         CodeHostUrn::parse(&m.code_host_urn).map_err(|e| corrupt(format!("{e}")))?;
     let push_branch_filter: Vec<String> = serde_json::from_str(&m.push_branch_filter)
         .map_err(|e| corrupt(format!("push_branch_filter: {e}")))?;
     Ok(Receiver {
-        id,
+        id: m.id.uuid(),
         name: m.name,
-        code_host_kind,
+        code_host_kind: m.code_host_kind,
         code_host_urn,
         options: ReceiverOptions {
             ignore_unmatched: m.ignore_unmatched,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::db::begin_write;
 use crate::entity::{receiver, secret_key};
-use crate::time::now_micros;
+use crate::time::Timestamp;
 
 /// How many receivers a warning names at most.
 const NAMED_AT_MOST: usize = 10;
@@ -174,7 +174,7 @@ pub(super) async fn record_key<C: ConnectionTrait>(
     let row = secret_key::ActiveModel {
         id: Set(secret_key::ROW_ID),
         key_id: Set(id.as_str().to_owned()),
-        update_time: Set(now_micros()),
+        update_time: Set(Timestamp::now()),
     };
     let mut on_conflict = OnConflict::column(secret_key::Column::Id);
     if replace {
@@ -207,16 +207,17 @@ async fn encrypt_plaintext(db: &DatabaseConnection, sbox: &SecretBox) -> Result<
         .await?;
     let mut sealed = 0;
     for m in plain {
-        let mut update = receiver::Entity::update_many().filter(C::Id.eq(m.id.as_str()));
+        let id = m.id.to_string();
+        let mut update = receiver::Entity::update_many().filter(C::Id.eq(m.id));
         if m.secret_key_id.is_none() {
-            let s = sbox.seal(&m.id, Slot::Current, &m.secret);
+            let s = sbox.seal(&id, Slot::Current, &m.secret);
             update = update
                 .col_expr(C::Secret, Expr::value(s.value))
                 .col_expr(C::SecretKeyId, Expr::value(s.key_id));
             sealed += 1;
         }
         if let (Some(previous), None) = (&m.previous_secret, &m.previous_secret_key_id) {
-            let s = sbox.seal(&m.id, Slot::Previous, previous);
+            let s = sbox.seal(&id, Slot::Previous, previous);
             update = update
                 .col_expr(C::PreviousSecret, Expr::value(s.value))
                 .col_expr(C::PreviousSecretKeyId, Expr::value(s.key_id));
@@ -276,10 +277,10 @@ async fn warn_about_other_keys(db: &DatabaseConnection, sbox: &SecretBox) -> Res
         .all(db)
         .await?;
     if !stray.is_empty() {
-        let named: Vec<&str> = stray
+        let named: Vec<String> = stray
             .iter()
             .take(NAMED_AT_MOST)
-            .map(|m| m.id.as_str())
+            .map(|m| m.id.to_string())
             .collect();
         tracing::warn!(
             count = stray.len(),

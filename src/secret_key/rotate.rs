@@ -84,21 +84,22 @@ pub async fn rotate_key(
         .await?;
     let mut secrets = 0;
     for m in &rows {
+        let id = m.id.to_string();
         let current_secret = reopen(&old_box, m, Slot::Current)?;
-        let sealed = new_box.seal(&m.id, Slot::Current, &current_secret);
+        let sealed = new_box.seal(&id, Slot::Current, &current_secret);
         let mut update = receiver::Entity::update_many()
             .col_expr(C::Secret, Expr::value(sealed.value))
             .col_expr(C::SecretKeyId, Expr::value(sealed.key_id));
         secrets += 1;
         if m.previous_secret.is_some() {
             let previous = reopen(&old_box, m, Slot::Previous)?;
-            let sealed = new_box.seal(&m.id, Slot::Previous, &previous);
+            let sealed = new_box.seal(&id, Slot::Previous, &previous);
             update = update
                 .col_expr(C::PreviousSecret, Expr::value(sealed.value))
                 .col_expr(C::PreviousSecretKeyId, Expr::value(sealed.key_id));
             secrets += 1;
         }
-        update.filter(C::Id.eq(m.id.as_str())).exec(&txn).await?;
+        update.filter(C::Id.eq(m.id)).exec(&txn).await?;
     }
     record_key(&txn, new.id(), true).await?;
     // Dropping the transaction on any error above rolls every change back.
@@ -136,14 +137,13 @@ fn reopen(
     };
     match key_id {
         None => Ok(Zeroizing::new(value.to_owned())),
-        Some(_) => {
-            old.open(&m.id, slot, key_id, value)
-                .map_err(|source| SecretKeyError::Unreadable {
-                    receiver: m.id.clone(),
-                    column: slot.column(),
-                    source,
-                })
-        }
+        Some(_) => old
+            .open(&m.id.to_string(), slot, key_id, value)
+            .map_err(|source| SecretKeyError::Unreadable {
+                receiver: m.id.to_string(),
+                column: slot.column(),
+                source,
+            }),
     }
 }
 

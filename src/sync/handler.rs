@@ -99,7 +99,7 @@ async fn apply_changeset(
     };
     // The host's time of it (the delivery's when the host gives none); of two facts the host
     // stamps with the same time, the one that arrived later is the later.
-    let arrival = Timestamp::from_micros(delivery.receive_time);
+    let arrival = delivery.receive_time;
     let at = Stamp {
         time: effect.occur_time.map_or(arrival, Timestamp::from_micros),
         arrival,
