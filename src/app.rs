@@ -53,7 +53,7 @@ pub struct Application {
     public_url: String,
     db: DatabaseConnection,
     /// The ingress server's connection limits.
-    server_limits: crate::serve::ServerLimits,
+    server_limits: crate::ingress::serve::ServerLimits,
     /// How long shutdown may wait for in-flight work.
     shutdown_timeout: std::time::Duration,
     /// The largest admin API request message.
@@ -133,10 +133,10 @@ impl Application {
         }
         let http_router = http_router
             .layer(axum::middleware::from_fn_with_state(
-                crate::limits::IngressLimits::new(&config.operations),
-                crate::limits::enforce,
+                crate::ingress::limits::IngressLimits::new(&config.operations),
+                crate::ingress::limits::enforce,
             ))
-            .layer(axum::middleware::from_fn(crate::observe::track));
+            .layer(axum::middleware::from_fn(crate::ingress::observe::track));
         let grpc_routes = admin::routes(
             AdminState {
                 receivers: receivers.clone(),
@@ -250,13 +250,13 @@ impl Application {
             // The metrics listener is served as the ingress is, under the same connection
             // limits, and stops with it.
             tokio::join!(
-                crate::serve::serve(
+                crate::ingress::serve::serve(
                     self.http_listener,
                     self.http_router,
                     self.server_limits.clone(),
                     stop.clone(),
                 ),
-                crate::serve::serve(
+                crate::ingress::serve::serve(
                     self.metrics_listener,
                     self.metrics_router,
                     self.server_limits,
@@ -267,7 +267,7 @@ impl Application {
         };
         let grpc = async {
             tonic::transport::Server::builder()
-                .layer(crate::limits::admin_message_limit(
+                .layer(crate::ingress::limits::admin_message_limit(
                     self.max_admin_message_bytes,
                 ))
                 .add_routes(self.grpc_routes)

@@ -280,7 +280,7 @@ pub struct Operations {
         value_delimiter = ',',
         global = true
     )]
-    pub trusted_proxies: Vec<crate::peer::TrustedProxy>,
+    pub trusted_proxies: Vec<crate::ingress::peer::TrustedProxy>,
 
     /// The largest admin API request message in bytes; larger ones get INVALID_ARGUMENT.
     #[arg(

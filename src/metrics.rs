@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::deliveries::{DeliveryState, DeliveryStore};
-use crate::observe::Outcome;
+use crate::ingress::observe::Outcome;
 use crate::receivers::CodeHostKind;
 use crate::sync::SyncRequestStore;
 use crate::time::now_micros;

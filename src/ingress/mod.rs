@@ -5,6 +5,15 @@
 //! → event and delivery key → stored and committed → answered. Nothing is acknowledged with a 2xx
 //! before it is committed.
 
+pub mod connections;
+pub mod head;
+pub mod limits;
+pub mod observe;
+pub mod peer;
+pub mod rate_limit;
+pub mod serve;
+pub mod trigger;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,7 +30,7 @@ use uuid::Uuid;
 
 use crate::deliveries::{DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus};
 use crate::hosts::{self, ClassifyError, Disposition, Verified};
-use crate::rate_limit::RateLimiter;
+use crate::ingress::rate_limit::RateLimiter;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::text::{Cap, bounded};
@@ -176,7 +185,7 @@ async fn intake(
         Ok(None) => return error(StatusCode::NOT_FOUND, "no receiver has this id"),
         Err(e) => return store_failed(&e),
     };
-    crate::observe::receiver(&entry.receiver);
+    crate::ingress::observe::receiver(&entry.receiver);
     let kind = entry.receiver.code_host_kind;
     let Some(host) = kind.host() else {
         return trigger(
@@ -258,7 +267,7 @@ async fn intake(
     {
         return response;
     }
-    crate::observe::event(&classified.event);
+    crate::ingress::observe::event(&classified.event);
     let (delivery_state, status, note) = match classified.disposition {
         Disposition::Handled => (DeliveryState::Pending, StatusCode::ACCEPTED, None),
         Disposition::Ping => (
@@ -276,7 +285,7 @@ async fn intake(
         ),
     };
     let id = base.id;
-    crate::observe::stored_as(id, delivery_state);
+    crate::ingress::observe::stored_as(id, delivery_state);
     let response_body = match &note {
         None => json!({ "delivery_id": id }),
         Some(note) => json!({ "delivery_id": id, "message": note }),
@@ -363,7 +372,7 @@ async fn log_unauthenticated(state: &IngressState, row: NewDelivery) {
 /// 200 with the original delivery's id: the receiver already has a delivery with this key, so
 /// nothing is stored or processed again.
 fn duplicate(original: Uuid) -> Response {
-    crate::observe::duplicate(original);
+    crate::ingress::observe::duplicate(original);
     reply(
         StatusCode::OK,
         json!({ "delivery_id": original, "message": "duplicate delivery: already received" }),
@@ -407,8 +416,8 @@ async fn unsigned_ping(
         response_body: response_body.to_string().into_bytes(),
         ..base
     };
-    crate::observe::event(&ping.event);
-    crate::observe::stored_as(ping.id, DeliveryState::Processed);
+    crate::ingress::observe::event(&ping.event);
+    crate::ingress::observe::stored_as(ping.id, DeliveryState::Processed);
     log_unauthenticated(state, ping).await;
     reply(StatusCode::OK, response_body)
 }
@@ -514,11 +523,11 @@ async fn trigger(
             .find(|(k, _)| k == "repository")
             .map(|(_, v)| v.into_owned())
     });
-    let target = match crate::trigger::target(&body, repository_param.as_deref()) {
+    let target = match crate::ingress::trigger::target(&body, repository_param.as_deref()) {
         Ok(t) => t,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    if let crate::trigger::Target::Push { repository, .. } = &target
+    if let crate::ingress::trigger::Target::Push { repository, .. } = &target
         && !repository.url.is_empty()
         && !crate::sync::on_code_host(&repository.url, &receiver.code_host_urn)
     {
@@ -533,9 +542,9 @@ async fn trigger(
         );
     }
     let id = base.id;
-    crate::observe::stored_as(id, DeliveryState::Processed);
+    crate::ingress::observe::stored_as(id, DeliveryState::Processed);
     let event = match target {
-        crate::trigger::Target::Push { .. } => "trigger/push",
+        crate::ingress::trigger::Target::Push { .. } => "trigger/push",
         _ => "trigger",
     };
     let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -551,7 +560,8 @@ async fn trigger(
         .deliveries
         .record_with(new, move |txn| {
             Box::pin(async move {
-                let n = crate::trigger::request_syncs(txn, &receiver_for_txn, &target).await?;
+                let n =
+                    crate::ingress::trigger::request_syncs(txn, &receiver_for_txn, &target).await?;
                 count_in_txn.store(n, std::sync::atomic::Ordering::SeqCst);
                 // The log keeps the answer given, which only now says how many.
                 let answer = json!({ "delivery_id": id, "sync_requests": n });
@@ -589,11 +599,11 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
         return Err(too_large());
     }
     axum::body::to_bytes(body, max).await.map_err(|e| {
-        match crate::limits::BodyLimit::find(&e) {
-            Some(crate::limits::BodyLimit::TimedOut) => return body_timed_out(),
+        match crate::ingress::limits::BodyLimit::find(&e) {
+            Some(crate::ingress::limits::BodyLimit::TimedOut) => return body_timed_out(),
             Some(
-                limit @ (crate::limits::BodyLimit::OverBudget
-                | crate::limits::BodyLimit::OverAddressBudget),
+                limit @ (crate::ingress::limits::BodyLimit::OverBudget
+                | crate::ingress::limits::BodyLimit::OverAddressBudget),
             ) => return overloaded(&limit.to_string()),
             None => {}
         }
@@ -614,7 +624,7 @@ async fn read_capped(headers: &HeaderMap, body: Body, max: usize) -> Result<Byte
 /// 503 with `Retry-After: 1`, at once: the ingress is at one of its limits (`--max-inflight-requests`,
 /// `--max-buffered-body-bytes`, or their per-address shares); `why` says which.
 pub fn overloaded(why: &str) -> Response {
-    crate::observe::outcome(crate::observe::Outcome::Overloaded);
+    crate::ingress::observe::outcome(crate::ingress::observe::Outcome::Overloaded);
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, why);
     response
         .headers_mut()

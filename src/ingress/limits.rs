@@ -29,7 +29,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Operations;
-use crate::peer::{PeerAddr, TrustedProxies};
+use crate::ingress::peer::{PeerAddr, TrustedProxies};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
