@@ -49,7 +49,7 @@ pub struct IngressState {
 impl IngressState {
     /// 401 with `reason` for a request that was not authenticated; `attempt` (what it claimed
     /// to be, from its headers only) is logged as `REJECTED` with the same reason.
-    pub async fn rejected(&self, attempt: NewDelivery, reason: String) -> Response {
+    pub(super) async fn rejected(&self, attempt: NewDelivery, reason: String) -> Response {
         let response_body = json!({ "error": reason });
         let row = NewDelivery {
             state: DeliveryState::Rejected,
@@ -67,7 +67,7 @@ impl IngressState {
     /// what its headers and path say is kept, each value cut to [`Cap::UNAUTHENTICATED`], at
     /// most [`UNAUTHENTICATED_HEADERS`] headers, and never its body: nothing a stranger chose
     /// beyond a few bytes.
-    pub async fn log_unauthenticated(&self, row: NewDelivery) -> bool {
+    pub(super) async fn log_unauthenticated(&self, row: NewDelivery) -> bool {
         let receiver = row.receiver_id;
         if self
             .rejected_log
@@ -105,7 +105,7 @@ impl IngressState {
     /// delivery key the receiver already has is answered as the duplicate it is without taking
     /// from the limit (a host retrying what was stored must not crowd out new deliveries), so a
     /// limited receiver pays one indexed read per keyed delivery; an unlimited one pays nothing.
-    pub async fn admit(&self, receiver: &Receiver, key: Option<&str>) -> Option<Response> {
+    pub(super) async fn admit(&self, receiver: &Receiver, key: Option<&str>) -> Option<Response> {
         let limit = receiver.options.rate_limit_per_minute;
         if limit == 0 {
             return None;
