@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -21,7 +22,8 @@ use crate::deliveries::{
     supervise,
 };
 use crate::ingress::{self, IngressState};
-use crate::receivers::ReceiverStore;
+use crate::metrics::{DatabaseGauges, ScrapeSource};
+use crate::receivers::{CodeHostKind, ReceiverStore};
 use crate::secret_key;
 use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore};
 
@@ -53,7 +55,7 @@ pub struct Application {
     public_url: String,
     db: DatabaseConnection,
     /// The ingress server's connection limits.
-    server_limits: crate::serve::ServerLimits,
+    server_limits: ingress::serve::ServerLimits,
     /// How long shutdown may wait for in-flight work.
     shutdown_timeout: std::time::Duration,
     /// The largest admin API request message.
@@ -113,8 +115,11 @@ impl Application {
         let metrics = crate::metrics::install();
         let metrics_router = crate::metrics::router(crate::metrics::MetricsState {
             handle: metrics.clone(),
-            deliveries: deliveries.clone(),
-            sync_requests: SyncRequestStore::new(db.clone()),
+            source: Arc::new(ScrapeStores {
+                receivers: receivers.clone(),
+                deliveries: deliveries.clone(),
+                sync_requests: SyncRequestStore::new(db.clone()),
+            }),
         });
         let worker_status = WorkerStatus::default();
         let mut http_router = ingress::router(IngressState {
@@ -133,10 +138,10 @@ impl Application {
         }
         let http_router = http_router
             .layer(axum::middleware::from_fn_with_state(
-                crate::limits::IngressLimits::new(&config.operations),
-                crate::limits::enforce,
+                ingress::limits::IngressLimits::new(&config.operations),
+                ingress::limits::enforce,
             ))
-            .layer(axum::middleware::from_fn(crate::observe::track));
+            .layer(axum::middleware::from_fn(ingress::observe::track));
         let grpc_routes = admin::routes(
             AdminState {
                 receivers: receivers.clone(),
@@ -250,13 +255,13 @@ impl Application {
             // The metrics listener is served as the ingress is, under the same connection
             // limits, and stops with it.
             tokio::join!(
-                crate::serve::serve(
+                ingress::serve::serve(
                     self.http_listener,
                     self.http_router,
                     self.server_limits.clone(),
                     stop.clone(),
                 ),
-                crate::serve::serve(
+                ingress::serve::serve(
                     self.metrics_listener,
                     self.metrics_router,
                     self.server_limits,
@@ -267,7 +272,7 @@ impl Application {
         };
         let grpc = async {
             tonic::transport::Server::builder()
-                .layer(crate::limits::admin_message_limit(
+                .layer(ingress::limits::admin_message_limit(
                     self.max_admin_message_bytes,
                 ))
                 .add_routes(self.grpc_routes)
@@ -353,4 +358,28 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
     let db = db::connect_with(&config.database_url(), config.sqlite_synchronous).await?;
     db::migrate(&db).await?;
     Ok(db)
+}
+
+/// What `/metrics` reads from the stores when it is scraped (metrics itself reads no store).
+struct ScrapeStores {
+    receivers: ReceiverStore,
+    deliveries: DeliveryStore,
+    sync_requests: SyncRequestStore,
+}
+
+impl ScrapeSource for ScrapeStores {
+    fn receivers(&self) -> Vec<(uuid::Uuid, CodeHostKind)> {
+        self.receivers.known()
+    }
+
+    fn database_gauges(&self) -> BoxFuture<'_, anyhow::Result<DatabaseGauges>> {
+        Box::pin(async move {
+            let (queue_depth, queue_oldest_receive_time) = self.deliveries.queue_depth().await?;
+            Ok(DatabaseGauges {
+                queue_depth,
+                queue_oldest_receive_time,
+                sync_requests_pending: self.sync_requests.pending_count().await?,
+            })
+        })
+    }
 }

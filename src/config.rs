@@ -1,9 +1,14 @@
 //! Every setting hookgate has: its flag, its environment variable and its default, in one place.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+/// The default cap on a delivery's body (`--max-body-bytes`): 25 MiB, GitHub's own cap.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
 /// hookgate: a webhook receiver for code hosts (GitHub, GitLab, Bitbucket Server/Data Center,
 /// Bitbucket Cloud). Admins register receivers over gRPC; code hosts deliver to their URLs.
@@ -113,7 +118,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HOOKGATE_MAX_BODY_BYTES",
-        default_value_t = crate::ingress::DEFAULT_MAX_BODY_BYTES,
+        default_value_t = DEFAULT_MAX_BODY_BYTES,
         global = true
     )]
     pub max_body_bytes: usize,
@@ -284,7 +289,7 @@ pub struct Operations {
         value_delimiter = ',',
         global = true
     )]
-    pub trusted_proxies: Vec<crate::peer::TrustedProxy>,
+    pub trusted_proxies: Vec<TrustedProxy>,
 
     /// The largest admin API request message in bytes; larger ones get INVALID_ARGUMENT.
     #[arg(
@@ -375,5 +380,35 @@ impl Operations {
             );
         }
         Ok(())
+    }
+}
+
+/// One entry of `--trusted-proxies`: an address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(IpNet);
+
+/// Why an entry of `--trusted-proxies` was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an IP address or network: give one such as 10.0.0.7, 10.0.0.0/8 or fd00::/8")]
+pub struct BadTrustedProxy(String);
+
+impl FromStr for TrustedProxy {
+    type Err = BadTrustedProxy;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if let Ok(net) = raw.parse::<IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        raw.parse::<IpAddr>()
+            .map(|ip| Self(IpNet::from(ip)))
+            .map_err(|_| BadTrustedProxy(raw.to_owned()))
+    }
+}
+
+impl TrustedProxy {
+    /// Whether `ip` is this proxy, or in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip)
     }
 }

@@ -21,7 +21,13 @@ async fn main() -> ExitCode {
     let config = cli.config;
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         // The admin CLI reports its own failures, with exit codes scripts can test.
-        Command::Admin(command) => return hookgate::cli::run(command, &config).await,
+        Command::Admin(command) => {
+            let target = hookgate::cli::AdminApi {
+                grpc_addr: config.grpc_addr,
+                admin_token: config.admin_token().map(str::to_owned),
+            };
+            return hookgate::cli::run(command, &target).await;
+        }
         Command::Migrate => migrate(&config).await,
         Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
         Command::Serve => serve(&config).await,

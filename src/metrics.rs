@@ -4,9 +4,15 @@
 //!
 //! Labels are bounded: a receiver id only once the receiver is known to exist (receivers are
 //! created by admins), a code host kind, or an outcome from a fixed list. Nothing a stranger puts
-//! in a request becomes a label. Gauges that need the database (the queue, sync requests) are read
-//! when `/metrics` is scraped, with a short timeout; when the database does not answer they are
-//! left out and `hookgate_database_up` is 0, and the rest is served as usual.
+//! in a request becomes a label. Every series is shown from the start, at 0, for every label value
+//! it can have (each outcome; each receiver that exists), so an alert on its increase has a first
+//! value.
+//!
+//! This module only counts and renders: it reads no store. Gauges that need the database (the
+//! queue, sync requests) and the receivers that exist come from a [`ScrapeSource`] that whoever
+//! builds the service supplies (`app`), read when `/metrics` is scraped, with a short timeout;
+//! when the database does not answer its gauges are left out and `hookgate_database_up` is 0,
+//! and the rest is served as usual.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -17,14 +23,12 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::deliveries::{DeliveryState, DeliveryStore};
-use crate::observe::Outcome;
 use crate::receivers::CodeHostKind;
-use crate::sync::SyncRequestStore;
 use crate::time::Timestamp;
 
 /// Every ingress request to `/.api/webhooks/...`, by outcome (whether or not the receiver exists).
@@ -101,6 +105,7 @@ pub fn install() -> PrometheusHandle {
                 );
             }
             describe();
+            start_at_zero();
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
@@ -163,14 +168,140 @@ fn describe() {
         WORKER_RESTARTS,
         "Times the delivery worker's task ended while the service ran and was restarted."
     );
-    // Shown from the start, so that an alert on its increase has a first value.
-    metrics::counter!(WORKER_RESTARTS).increment(0);
     describe_gauge!(BUILD_INFO, "Always 1, labelled with the version running.");
+}
+
+/// Makes every series that is not a receiver's exist at 0, for each of its label values.
+fn start_at_zero() {
+    for counter in [
+        DELIVERIES_UNKNOWN_RECEIVER,
+        HTTP_CONNECTIONS_REFUSED,
+        HTTP_CONNECTIONS_CLOSED_IDLE,
+        WORKER_RESTARTS,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    for gauge in [INGRESS_INFLIGHT, INGRESS_BUFFERED_BYTES, HTTP_CONNECTIONS] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
+    for outcome in IngressOutcome::ALL.map(IngressOutcome::as_str) {
+        metrics::counter!(INGRESS_REQUESTS, "outcome" => outcome).increment(0);
+        let _ = metrics::histogram!(INGRESS_DURATION, "outcome" => outcome);
+    }
+    for outcome in WorkerOutcome::ALL.map(WorkerOutcome::as_str) {
+        let _ = metrics::histogram!(PROCESSING_DURATION, "outcome" => outcome);
+        let _ = metrics::histogram!(PROCESSING_LAG, "outcome" => outcome);
+    }
+}
+
+/// Makes the series of receiver `id` (of `kind`) exist at 0, for each outcome. Called for every
+/// receiver that exists when `/metrics` is scraped; a series that exists already is left as it is.
+fn receiver_at_zero(id: Uuid, kind: CodeHostKind) {
+    let (id, kind) = (id.to_string(), kind.to_string());
+    for outcome in IngressOutcome::ALL.map(IngressOutcome::as_str) {
+        metrics::counter!(DELIVERIES, "receiver" => id.clone(), "kind" => kind.clone(), "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::counter!(DELIVERIES_REJECTED, "receiver" => id.clone(), "kind" => kind.clone())
+        .increment(0);
+    metrics::counter!(DELIVERIES_RATE_LIMITED, "receiver" => id, "kind" => kind).increment(0);
+}
+
+/// How an ingress request ended, as the `outcome` label and the log's `outcome` field name it.
+/// The ingress derives it from the status it answered with (`ingress::observe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressOutcome {
+    /// 202: stored and queued.
+    Accepted,
+    /// 200: a ping.
+    Ping,
+    /// 200: stored as `IGNORED`.
+    Ignored,
+    /// 200: a delivery key the receiver already has.
+    Duplicate,
+    /// 400: a malformed id, a missing event header, a body that is not what its event must be.
+    BadRequest,
+    /// 401: a missing or wrong signature, token or secret.
+    Rejected,
+    /// 404 with no receiver: the id names none.
+    UnknownReceiver,
+    /// 404 for an existing receiver: a path it does not take.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 408: the body did not arrive within --body-read-timeout.
+    TimedOut,
+    /// 413.
+    TooLarge,
+    /// 429.
+    RateLimited,
+    /// 503 before the request was handled: --max-inflight-requests or the body budget.
+    Overloaded,
+    /// 503: the database could not answer or commit.
+    Unavailable,
+    /// 500: the database refused the delivery, or failed in a way retrying will not cure.
+    StoreFailed,
+    /// Anything else.
+    Other,
+}
+
+impl IngressOutcome {
+    /// Every outcome, in the README's order.
+    pub const ALL: [IngressOutcome; 16] = [
+        IngressOutcome::Accepted,
+        IngressOutcome::Ping,
+        IngressOutcome::Ignored,
+        IngressOutcome::Duplicate,
+        IngressOutcome::BadRequest,
+        IngressOutcome::Rejected,
+        IngressOutcome::UnknownReceiver,
+        IngressOutcome::NotFound,
+        IngressOutcome::MethodNotAllowed,
+        IngressOutcome::TimedOut,
+        IngressOutcome::TooLarge,
+        IngressOutcome::RateLimited,
+        IngressOutcome::Overloaded,
+        IngressOutcome::Unavailable,
+        IngressOutcome::StoreFailed,
+        IngressOutcome::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressOutcome::Accepted => "accepted",
+            IngressOutcome::Ping => "ping",
+            IngressOutcome::Ignored => "ignored",
+            IngressOutcome::Duplicate => "duplicate",
+            IngressOutcome::BadRequest => "bad_request",
+            IngressOutcome::Rejected => "rejected",
+            IngressOutcome::UnknownReceiver => "unknown_receiver",
+            IngressOutcome::NotFound => "not_found",
+            IngressOutcome::MethodNotAllowed => "method_not_allowed",
+            IngressOutcome::TimedOut => "timed_out",
+            IngressOutcome::TooLarge => "too_large",
+            IngressOutcome::RateLimited => "rate_limited",
+            IngressOutcome::Overloaded => "overloaded",
+            IngressOutcome::Unavailable => "unavailable",
+            IngressOutcome::StoreFailed => "store_failed",
+            IngressOutcome::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for IngressOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Counts one answered ingress request: always by outcome, and by receiver and kind when the
 /// receiver exists.
-pub fn ingress_answered(receiver: Option<(Uuid, CodeHostKind)>, outcome: Outcome, took: Duration) {
+pub fn ingress_answered(
+    receiver: Option<(Uuid, CodeHostKind)>,
+    outcome: IngressOutcome,
+    took: Duration,
+) {
     let outcome_label = outcome.as_str();
     metrics::counter!(INGRESS_REQUESTS, "outcome" => outcome_label).increment(1);
     metrics::histogram!(INGRESS_DURATION, "outcome" => outcome_label).record(took.as_secs_f64());
@@ -180,18 +311,18 @@ pub fn ingress_answered(receiver: Option<(Uuid, CodeHostKind)>, outcome: Outcome
             metrics::counter!(DELIVERIES, "receiver" => id.clone(), "kind" => kind.clone(), "outcome" => outcome_label)
                 .increment(1);
             match outcome {
-                Outcome::Rejected => {
+                IngressOutcome::Rejected => {
                     metrics::counter!(DELIVERIES_REJECTED, "receiver" => id, "kind" => kind)
                         .increment(1)
                 }
-                Outcome::RateLimited => {
+                IngressOutcome::RateLimited => {
                     metrics::counter!(DELIVERIES_RATE_LIMITED, "receiver" => id, "kind" => kind)
                         .increment(1)
                 }
                 _ => {}
             }
         }
-        None if outcome == Outcome::UnknownReceiver => {
+        None if outcome == IngressOutcome::UnknownReceiver => {
             metrics::counter!(DELIVERIES_UNKNOWN_RECEIVER).increment(1)
         }
         None => {}
@@ -238,7 +369,8 @@ pub fn http_connection_closed_idle() {
     metrics::counter!(HTTP_CONNECTIONS_CLOSED_IDLE).increment(1);
 }
 
-/// What the worker made of one try of a delivery.
+/// What the worker made of one try of a delivery, as the `outcome` label names it (the worker
+/// maps a delivery's new state onto it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerOutcome {
     /// Its effects are written.
@@ -254,7 +386,17 @@ pub enum WorkerOutcome {
 }
 
 impl WorkerOutcome {
-    fn as_str(self) -> &'static str {
+    /// Every outcome, in the README's order.
+    pub const ALL: [WorkerOutcome; 5] = [
+        WorkerOutcome::Processed,
+        WorkerOutcome::Ignored,
+        WorkerOutcome::Retry,
+        WorkerOutcome::Failed,
+        WorkerOutcome::Lost,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             WorkerOutcome::Processed => "processed",
             WorkerOutcome::Ignored => "ignored",
@@ -265,37 +407,41 @@ impl WorkerOutcome {
     }
 }
 
-impl From<DeliveryState> for WorkerOutcome {
-    fn from(state: DeliveryState) -> Self {
-        match state {
-            DeliveryState::Ignored => WorkerOutcome::Ignored,
-            DeliveryState::Failed => WorkerOutcome::Failed,
-            DeliveryState::Pending => WorkerOutcome::Retry,
-            _ => WorkerOutcome::Processed,
-        }
-    }
-}
-
 /// Records one try of a delivery by the worker: how long it took since `started`, and how long
 /// since the delivery was received.
-pub fn delivery_processed(
-    outcome: impl Into<WorkerOutcome>,
-    started: Instant,
-    receive_time: Timestamp,
-) {
-    let outcome = outcome.into().as_str();
+pub fn delivery_processed(outcome: WorkerOutcome, started: Instant, receive_time: Timestamp) {
+    let outcome = outcome.as_str();
     metrics::histogram!(PROCESSING_DURATION, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     let lag = Timestamp::now().since(receive_time).as_secs_f64();
     metrics::histogram!(PROCESSING_LAG, "outcome" => outcome).record(lag);
 }
 
+/// The gauges kept in the database, as a scrape reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseGauges {
+    /// Deliveries pending or being processed.
+    pub queue_depth: u64,
+    /// When the oldest of them was received (microseconds since the epoch); `None` when none.
+    pub queue_oldest_receive_time: Option<Timestamp>,
+    /// Sync requests waiting to be claimed.
+    pub sync_requests_pending: u64,
+}
+
+/// What a scrape reads from outside this module: the stores, which `app` hands in, so that
+/// metrics depends on none of them.
+pub trait ScrapeSource: Send + Sync + 'static {
+    /// Every receiver that exists now, with its code host kind (from memory).
+    fn receivers(&self) -> Vec<(Uuid, CodeHostKind)>;
+    /// The gauges kept in the database; an error when it does not answer.
+    fn database_gauges(&self) -> BoxFuture<'_, anyhow::Result<DatabaseGauges>>;
+}
+
 /// What `GET /metrics` reads.
 #[derive(Clone)]
 pub struct MetricsState {
     pub handle: PrometheusHandle,
-    pub deliveries: DeliveryStore,
-    pub sync_requests: SyncRequestStore,
+    pub source: std::sync::Arc<dyn ScrapeSource>,
 }
 
 /// `GET /metrics`.
@@ -316,15 +462,17 @@ pub async fn run_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
 }
 
 async fn scrape(State(state): State<MetricsState>) -> Response {
+    for (id, kind) in state.source.receivers() {
+        receiver_at_zero(id, kind);
+    }
     let mut text = state.handle.render();
-    let read = tokio::time::timeout(SCRAPE_DATABASE_TIMEOUT, async {
-        let (depth, oldest) = state.deliveries.queue_depth().await?;
-        let sync_pending = state.sync_requests.pending_count().await?;
-        Ok::<_, crate::store::StoreError>((depth, oldest, sync_pending))
-    })
-    .await;
+    let read = tokio::time::timeout(SCRAPE_DATABASE_TIMEOUT, state.source.database_gauges()).await;
     let up = match read {
-        Ok(Ok((depth, oldest, sync_pending))) => {
+        Ok(Ok(DatabaseGauges {
+            queue_depth: depth,
+            queue_oldest_receive_time: oldest,
+            sync_requests_pending: sync_pending,
+        })) => {
             let age = oldest.map_or(0.0, |t| Timestamp::now().since(t).as_secs_f64());
             gauge_text(
                 &mut text,
@@ -383,12 +531,30 @@ fn gauge_text(out: &mut String, name: &str, help: &str, value: f64) {
 mod tests {
     use super::*;
 
-    async fn scrape_text(db: sea_orm::DatabaseConnection) -> (StatusCode, String) {
+    /// A source with one receiver whose database answers `gauges`, or not at all.
+    struct Fake {
+        receiver: Uuid,
+        gauges: Option<DatabaseGauges>,
+    }
+
+    impl ScrapeSource for Fake {
+        fn receivers(&self) -> Vec<(Uuid, CodeHostKind)> {
+            vec![(self.receiver, CodeHostKind::GitLab)]
+        }
+
+        fn database_gauges(&self) -> BoxFuture<'_, anyhow::Result<DatabaseGauges>> {
+            Box::pin(async move {
+                self.gauges
+                    .ok_or_else(|| anyhow::anyhow!("the database is closed"))
+            })
+        }
+    }
+
+    async fn scrape_text(source: Fake) -> (StatusCode, String) {
         use tower::ServiceExt;
         let state = MetricsState {
             handle: install(),
-            deliveries: DeliveryStore::new(db.clone()),
-            sync_requests: SyncRequestStore::new(db),
+            source: std::sync::Arc::new(source),
         };
         let response = router(state)
             .oneshot(
@@ -407,20 +573,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_that_does_not_answer_leaves_its_gauges_out_and_the_rest_is_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::db::connect(&url).await.unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        let (status, text) = scrape_text(db.clone()).await;
+        let receiver = Uuid::new_v4();
+        let gauges = DatabaseGauges {
+            queue_depth: 0,
+            queue_oldest_receive_time: None,
+            sync_requests_pending: 3,
+        };
+        let (status, text) = scrape_text(Fake {
+            receiver,
+            gauges: Some(gauges),
+        })
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(
             text.contains("\nhookgate_delivery_queue_depth 0\n"),
             "{text}"
         );
+        assert!(
+            text.contains("\nhookgate_sync_requests_pending 3\n"),
+            "{text}"
+        );
         assert!(text.contains("\nhookgate_database_up 1\n"), "{text}");
 
-        db.close_by_ref().await.unwrap();
-        let (status, text) = scrape_text(db).await;
+        let (status, text) = scrape_text(Fake {
+            receiver,
+            gauges: None,
+        })
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(text.contains("\nhookgate_database_up 0\n"), "{text}");
         assert!(!text.contains(QUEUE_DEPTH), "{text}");
@@ -428,5 +607,25 @@ mod tests {
             text.contains(BUILD_INFO),
             "the process's own metrics are still served"
         );
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_exists_has_its_series_at_zero_before_its_first_request() {
+        let receiver = Uuid::new_v4();
+        let (_, text) = scrape_text(Fake {
+            receiver,
+            gauges: None,
+        })
+        .await;
+        for outcome in IngressOutcome::ALL {
+            let series = format!(
+                "hookgate_deliveries_total{{receiver=\"{receiver}\",kind=\"GITLAB\",outcome=\"{outcome}\"}} 0\n"
+            );
+            assert!(text.contains(&series), "{series} in:\n{text}");
+        }
+        let series = format!(
+            "hookgate_deliveries_rejected_total{{receiver=\"{receiver}\",kind=\"GITLAB\"}} 0\n"
+        );
+        assert!(text.contains(&series), "{series} in:\n{text}");
     }
 }

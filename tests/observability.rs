@@ -2,6 +2,8 @@
 //! receiver, kind and outcome; `--log-format json` logs JSON lines with a request id and never
 //! a secret, token, trigger path secret or body; SIGTERM lets an in-flight delivery finish and
 //! exits 0, and `--shutdown-timeout` bounds how long a request that never ends can hold it up.
+//! A fresh service shows every series the README's Metrics section lists, at 0, for every label
+//! value it names; a duplicate's log line names the one stored delivery.
 
 mod common;
 
@@ -45,6 +47,8 @@ fn key() -> String {
 on_both_engines!(
     metrics_count_known_deliveries_by_receiver_kind_and_outcome,
     metrics_are_served_on_their_own_listener_and_on_the_ingress_only_when_asked,
+    a_fresh_service_shows_every_series_the_readme_documents_at_zero,
+    a_duplicate_deliverys_log_line_names_only_the_stored_delivery,
 );
 
 async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Engine) {
@@ -214,6 +218,189 @@ async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Eng
     }
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
+    db.drop_database().await;
+}
+
+/// One row of the README's metrics table: the name, the type and the label names.
+struct Documented {
+    name: String,
+    kind: String,
+    labels: Vec<String>,
+}
+
+/// The words in backticks in `text`.
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The README's Metrics section: every metric of its table, the ingress outcomes it lists, and
+/// the worker's outcomes (listed in the processing-duration row).
+fn documented_metrics() -> (Vec<Documented>, Vec<String>, Vec<String>) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README has a Metrics section");
+    let mut metrics = Vec::new();
+    let mut worker_outcomes = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `hookgate_")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let name = backticked(cells[1]).remove(0);
+        if name == "hookgate_delivery_processing_duration_seconds" {
+            worker_outcomes = backticked(cells[4]);
+        }
+        metrics.push(Documented {
+            name,
+            kind: cells[2].to_owned(),
+            labels: backticked(cells[3]),
+        });
+    }
+    let ingress_outcomes = section
+        .split("The ingress outcomes:")
+        .nth(1)
+        .and_then(|s| s.split("\nA 431").next())
+        .map(backticked)
+        .expect("the README lists the ingress outcomes");
+    (metrics, ingress_outcomes, worker_outcomes)
+}
+
+async fn a_fresh_service_shows_every_series_the_readme_documents_at_zero(engine: Engine) {
+    let (documented, ingress_outcomes, worker_outcomes) = documented_metrics();
+    // A README that could not be read this way would prove nothing.
+    assert!(documented.len() >= 19, "{} metrics", documented.len());
+    assert!(ingress_outcomes.len() >= 16, "{ingress_outcomes:?}");
+    assert_eq!(
+        worker_outcomes,
+        ["processed", "ignored", "retry", "failed", "lost"]
+    );
+
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let (receiver, _) = served
+        .create_receiver("quiet", Gl, "https://gitlab.com", 0)
+        .await;
+    let metrics = prometheus::scrape(&served.metrics_addr).await;
+    let mut missing = Vec::new();
+    for metric in &documented {
+        let outcomes = if metric.name.starts_with("hookgate_delivery_processing_") {
+            &worker_outcomes
+        } else {
+            &ingress_outcomes
+        };
+        // Every combination of the label values a fresh service knows.
+        let mut series: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
+        for label in &metric.labels {
+            let values: Vec<&str> = match label.as_str() {
+                "outcome" => outcomes.iter().map(String::as_str).collect(),
+                "receiver" => vec![receiver.as_str()],
+                "kind" => vec!["GITLAB"],
+                "version" => vec![env!("CARGO_PKG_VERSION")],
+                other => panic!("the test does not know the label {other:?}: teach it"),
+            };
+            series = series
+                .into_iter()
+                .flat_map(|s| {
+                    values.iter().map(move |v| {
+                        let mut s = s.clone();
+                        s.push((label.as_str(), *v));
+                        s
+                    })
+                })
+                .collect();
+        }
+        let (sample, at_zero) = match metric.kind.as_str() {
+            "histogram" => (format!("{}_count", metric.name), true),
+            "counter" => (metric.name.clone(), true),
+            // Gauges say what is now (an open connection, the database up), not 0.
+            _ => (metric.name.clone(), false),
+        };
+        for labels in series {
+            match metrics.get(&sample, &labels) {
+                None => missing.push(format!("{sample} {labels:?}")),
+                Some(value) if at_zero && value != 0.0 => {
+                    missing.push(format!("{sample} {labels:?} is {value}, not 0"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "series the README documents that a fresh service does not show at 0:\n{}",
+        missing.join("\n")
+    );
+    drop(served);
+    db.drop_database().await;
+}
+
+/// POSTs a signed GitHub push with delivery key `key` to `receiver`; returns the status, the
+/// request id and the delivery id answered.
+async fn deliver_push(
+    served: &Served,
+    receiver: &str,
+    secret: &str,
+    key: &str,
+) -> (u16, String, String) {
+    let push = fixture("github/push.branch-updated.json");
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "http://{}/.api/webhooks/{receiver}",
+            served.http_addr
+        ))
+        .body(push.clone());
+    for (name, value) in host_headers(Gh, "push", key, Some(secret), &push) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("the ingress answers");
+    let status = response.status().as_u16();
+    let request_id = response.headers()["x-hookgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.expect("a JSON answer");
+    let delivery = body["delivery_id"]
+        .as_str()
+        .expect("a delivery id")
+        .to_owned();
+    (status, request_id, delivery)
+}
+
+async fn a_duplicate_deliverys_log_line_names_only_the_stored_delivery(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let (gh, secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
+    let key = key();
+    let (status, first_request, stored) = deliver_push(&served, &gh, &secret, &key).await;
+    assert_eq!(status, 202);
+    let (status, second_request, answered) = deliver_push(&served, &gh, &secret, &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answered, stored,
+        "a duplicate is answered with the stored delivery's id"
+    );
+
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
+    for request_id in [&first_request, &second_request] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(request_id.as_str()) && l.contains("delivery answered"))
+            .unwrap_or_else(|| panic!("a line for request {request_id}:\n{log}"));
+        let named: Vec<&str> = line
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("delivery="))
+            .map(|id| id.trim_end_matches(['}', ':', ',']))
+            .collect();
+        assert_eq!(named, [stored.as_str()], "{line}");
+    }
     db.drop_database().await;
 }
 

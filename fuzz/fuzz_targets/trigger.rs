@@ -1,4 +1,4 @@
-//! A call to a generic trigger: `hookgate::trigger::target` on the body and the `?repository=`
+//! A call to a generic trigger: `hookgate::ingress::trigger::scope` on the body and the `?repository=`
 //! parameter (see `hookgate_fuzz::trigger`).
 #![no_main]
 

@@ -40,7 +40,7 @@ pub fn trigger(data: &[u8]) {
     let Ok(call) = TriggerCall::read(&mut Unstructured::new(data)) else {
         return;
     };
-    let _ = hookgate::trigger::target(&call.body, call.repository.as_deref());
+    let _ = hookgate::ingress::trigger::scope(&call.body, call.repository.as_deref());
 }
 
 fn hookgate_host(host: HostKind) -> Host {

@@ -15,7 +15,16 @@ use crate::admin::proto::delivery_service_client::DeliveryServiceClient;
 use crate::admin::proto::event_service_client::EventServiceClient;
 use crate::admin::proto::receiver_service_client::ReceiverServiceClient;
 use crate::admin::proto::repository_service_client::RepositoryServiceClient;
-use crate::config::Config;
+
+/// Where the admin API is and how to authenticate to it: `--grpc-addr` and `--admin-token`, as
+/// `main` read them (the same flags `serve` listens and checks with).
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    /// The admin API's address.
+    pub grpc_addr: std::net::SocketAddr,
+    /// The admin token to send, if one is set.
+    pub admin_token: Option<String>,
+}
 
 /// The channel every client of one command shares, with its metadata added to each call.
 type Transport = InterceptedService<Channel, Credentials>;
@@ -28,9 +37,9 @@ pub struct Api {
 impl Api {
     /// Connects to the admin API at `--grpc-addr`, sending the admin token (if one is set) and
     /// `actor` (else the OS user name) with every call.
-    pub async fn connect(config: &Config, actor: Option<&str>) -> Result<Api, Failure> {
-        let address = format!("http://{}", config.grpc_addr);
-        let credentials = Credentials::new(config.admin_token(), actor)?;
+    pub async fn connect(target: &AdminApi, actor: Option<&str>) -> Result<Api, Failure> {
+        let address = format!("http://{}", target.grpc_addr);
+        let credentials = Credentials::new(target.admin_token.as_deref(), actor)?;
         let channel = Endpoint::from_shared(address.clone())
             .map_err(|e| Failure::Usage(format!("--grpc-addr gives the URI {address}: {e}")))?
             .connect_timeout(Duration::from_secs(10))

@@ -33,7 +33,7 @@ pub use receivers::ReceiverArgs;
 pub use repositories::{RepositoryArgs, SyncArgs};
 pub use watch::WatchArgs;
 
-use crate::config::Config;
+pub use connection::AdminApi;
 use connection::Api;
 use failure::Failure;
 
@@ -78,10 +78,10 @@ pub enum Output {
     Json,
 }
 
-/// Runs one client subcommand against the admin API `config` points at; the exit code says how
+/// Runs one client subcommand against the admin API at `target`; the exit code says how
 /// it went (see `failure::Failure::exit_code`), and a failure is reported on stderr.
-pub async fn run(command: AdminCommand, config: &Config) -> std::process::ExitCode {
-    match dispatch(command, config).await {
+pub async fn run(command: AdminCommand, target: &AdminApi) -> std::process::ExitCode {
+    match dispatch(command, target).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {failure}");
@@ -90,7 +90,7 @@ pub async fn run(command: AdminCommand, config: &Config) -> std::process::ExitCo
     }
 }
 
-async fn dispatch(command: AdminCommand, config: &Config) -> Result<(), Failure> {
+async fn dispatch(command: AdminCommand, target: &AdminApi) -> Result<(), Failure> {
     let client = match &command {
         AdminCommand::Receiver(args) => &args.client,
         AdminCommand::Delivery(args) => &args.client,
@@ -100,7 +100,7 @@ async fn dispatch(command: AdminCommand, config: &Config) -> Result<(), Failure>
         AdminCommand::Watch(args) => &args.client,
     };
     let output = client.output;
-    let api = Api::connect(config, client.actor.as_deref()).await?;
+    let api = Api::connect(target, client.actor.as_deref()).await?;
     match command {
         AdminCommand::Receiver(args) => receivers::run(args.command, &api, output).await,
         AdminCommand::Delivery(args) => deliveries::run(args.command, &api, output).await,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
 use crate::hosts::{self, Classified, Disposition};
+use crate::metrics::WorkerOutcome;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::text::storable;
@@ -390,12 +391,16 @@ impl Worker {
         let id = item.delivery.id;
         match state {
             Some(state) => {
-                crate::metrics::delivery_processed(state, item.started, item.delivery.receive_time);
+                crate::metrics::delivery_processed(
+                    worker_outcome(state),
+                    item.started,
+                    item.delivery.receive_time,
+                );
                 tracing::debug!(delivery = %id, %state, "delivery processed");
             }
             None => {
                 crate::metrics::delivery_processed(
-                    crate::metrics::WorkerOutcome::Lost,
+                    WorkerOutcome::Lost,
                     item.started,
                     item.delivery.receive_time,
                 );
@@ -411,7 +416,7 @@ impl Worker {
         match state {
             Some(DeliveryState::Failed) => {
                 crate::metrics::delivery_processed(
-                    DeliveryState::Failed,
+                    WorkerOutcome::Failed,
                     item.started,
                     delivery.receive_time,
                 );
@@ -419,7 +424,7 @@ impl Worker {
             }
             Some(_) => {
                 crate::metrics::delivery_processed(
-                    crate::metrics::WorkerOutcome::Retry,
+                    WorkerOutcome::Retry,
                     item.started,
                     delivery.receive_time,
                 );
@@ -617,5 +622,15 @@ impl Handler for NoEffects {
         _event: &Classified,
     ) -> Result<Outcome, HandlerError> {
         Ok(Outcome::Processed)
+    }
+}
+
+/// The metric's outcome for a try that left its delivery in `state`.
+fn worker_outcome(state: DeliveryState) -> WorkerOutcome {
+    match state {
+        DeliveryState::Ignored => WorkerOutcome::Ignored,
+        DeliveryState::Failed => WorkerOutcome::Failed,
+        DeliveryState::Pending => WorkerOutcome::Retry,
+        _ => WorkerOutcome::Processed,
     }
 }

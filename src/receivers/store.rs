@@ -180,6 +180,17 @@ impl ReceiverStore {
         }
     }
 
+    /// Every usable receiver in memory, with its code host kind: the receivers whose series
+    /// `/metrics` shows from 0.
+    pub fn known(&self) -> Vec<(Uuid, CodeHostKind)> {
+        let entries = self.registry.entries.read().expect("registry lock");
+        entries
+            .values()
+            .filter_map(|held| held.as_ref().ok())
+            .map(|entry| (entry.receiver.id, entry.receiver.code_host_kind))
+            .collect()
+    }
+
     fn cached(&self, id: Uuid) -> Option<Held> {
         self.registry
             .entries

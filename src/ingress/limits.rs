@@ -10,9 +10,9 @@
 //! queueing. A client is its peer address, or the address a trusted proxy names for it (see
 //! `peer`): one client reaching its share leaves the rest to the others. Body bytes are counted
 //! as they arrive, never on a declared `Content-Length`, so a request that declares much and
-//! sends nothing holds nothing but its in-flight slot. The body limits fail the body with a
-//! [`BodyLimit`] error; `ingress` turns that into its status code (408 or 503), as it does every
-//! other.
+//! sends nothing holds nothing but its in-flight slot. A limit met is an error value here
+//! ([`InflightLimit`], or [`BodyLimit`] failing the body); `reply` turns it into its status code
+//! (408 or 503), as it does every other.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,10 +28,22 @@ use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::peer::{PeerAddr, TrustedProxies};
+use super::reply;
 use crate::config::Operations;
-use crate::peer::{PeerAddr, TrustedProxies};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request was refused before it was handled: too many are being handled at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InflightLimit {
+    #[error("too many deliveries are being handled at once; retry shortly")]
+    Service,
+    #[error(
+        "too many deliveries from this client address are being handled at once (--max-inflight-requests-per-address); retry shortly"
+    )]
+    Address,
+}
 
 /// Why a delivery body was cut off before its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -165,7 +177,7 @@ pub async fn enforce(
     let client = limits.trusted_proxies.client(peer, request.headers());
     let _slot = match InflightSlot::take(&limits, client) {
         Ok(slot) => slot,
-        Err(why) => return crate::ingress::overloaded(why),
+        Err(limit) => return reply::overloaded(&limit),
     };
     let held = Arc::new(Held::new(limits.clone(), client));
     let deadline = tokio::time::sleep(limits.body_read_timeout);
@@ -189,15 +201,13 @@ struct InflightSlot {
 
 impl InflightSlot {
     /// The client's slot first, so a client at its own cap never takes one of the service's.
-    fn take(limits: &Arc<IngressLimits>, client: IpAddr) -> Result<Self, &'static str> {
+    fn take(limits: &Arc<IngressLimits>, client: IpAddr) -> Result<Self, InflightLimit> {
         if !limits.inflight_per_address.take(client, 1) {
-            return Err(
-                "too many deliveries from this client address are being handled at once (--max-inflight-requests-per-address); retry shortly",
-            );
+            return Err(InflightLimit::Address);
         }
         let Ok(permit) = limits.inflight.clone().try_acquire_owned() else {
             limits.inflight_per_address.give_back(client, 1);
-            return Err("too many deliveries are being handled at once; retry shortly");
+            return Err(InflightLimit::Service);
         };
         crate::metrics::ingress_inflight(true);
         Ok(Self {

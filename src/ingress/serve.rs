@@ -2,9 +2,9 @@
 //! connections are served here with hyper's HTTP/1.1 connection directly (code hosts deliver
 //! over HTTP/1.1): a request's head must arrive within `--header-read-timeout` (an idle
 //! keep-alive connection is closed after the same time), and a head over `--max-header-bytes` or
-//! with more than [`crate::head::MAX_HEADERS`] header fields is answered 431 (400 for a
+//! with more than [`super::head::MAX_HEADERS`] header fields is answered 431 (400 for a
 //! `Content-Length` past any body) with a body that says which (`head`). Which connections are
-//! let in is [`crate::connections`]'s: fair per peer address, idle ones closed first to make
+//! let in is [`crate::ingress::connections`]'s: fair per peer address, idle ones closed first to make
 //! room. Every request carries its connection's [`PeerAddr`] for the limits kept per client.
 //!
 //! Shutdown: when `stop` is cancelled the listener is closed (no new connections), idle
@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::connections::Connections;
-use crate::peer::{PeerAddr, TrustedProxies};
+use super::connections::Connections;
+use super::peer::{PeerAddr, TrustedProxies};
 
 /// The connection-level limits.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes)
-        .max_headers(crate::head::MAX_HEADERS)
+        .max_headers(super::head::MAX_HEADERS)
         // hyper's read buffer: a head that does not fit is answered 431 without being read
         // further. It cannot be under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
@@ -111,7 +111,7 @@ pub async fn serve(
             }
         });
         let connection = http.serve_connection(
-            TokioIo::new(crate::head::HeadCheck::new(stream, limits.max_header_bytes)),
+            TokioIo::new(super::head::HeadCheck::new(stream, limits.max_header_bytes)),
             service,
         );
         connections.spawn(async move {

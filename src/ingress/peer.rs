@@ -4,38 +4,15 @@
 //! cannot pick its own address by sending the header.
 
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
 use axum::http::HeaderMap;
-use ipnet::IpNet;
+
+use crate::config::TrustedProxy;
 
 /// The peer address of the connection a request arrived on; the server loop puts it in every
 /// request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
-
-/// One entry of `--trusted-proxies`: an address (`10.0.0.7`) or a network (`10.0.0.0/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrustedProxy(IpNet);
-
-/// Why an entry of `--trusted-proxies` was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not an IP address or network: give one such as 10.0.0.7, 10.0.0.0/8 or fd00::/8")]
-pub struct BadTrustedProxy(String);
-
-impl FromStr for TrustedProxy {
-    type Err = BadTrustedProxy;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let raw = raw.trim();
-        if let Ok(net) = raw.parse::<IpNet>() {
-            return Ok(Self(net.trunc()));
-        }
-        raw.parse::<IpAddr>()
-            .map(|ip| Self(IpNet::from(ip)))
-            .map_err(|_| BadTrustedProxy(raw.to_owned()))
-    }
-}
 
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +26,7 @@ impl TrustedProxies {
     /// Whether `ip` is one of the trusted proxies.
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.0.iter().any(|p| p.0.contains(&ip))
+        self.0.iter().any(|p| p.contains(ip))
     }
 
     /// The client a request from `peer` with `headers` stands for. From a trusted proxy, the

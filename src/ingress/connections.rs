@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::peer::TrustedProxies;
+use super::peer::TrustedProxies;
 
 /// Whether a connection has a request in hand; the server loop marks each request's start and
 /// end.

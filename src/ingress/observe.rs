@@ -21,6 +21,7 @@ use tracing::field::Empty;
 use uuid::Uuid;
 
 use crate::deliveries::DeliveryState;
+use crate::metrics::IngressOutcome;
 use crate::receivers::{CodeHostKind, Receiver};
 
 /// The response header that carries hookgate's request id. Not `X-Request-Id`: Bitbucket Server
@@ -30,74 +31,6 @@ pub const REQUEST_ID_HEADER: &str = "x-hookgate-request-id";
 /// The path prefix of every delivery route.
 const WEBHOOK_PREFIX: &str = "/.api/webhooks/";
 
-/// How an ingress request ended, as metrics and logs name it. Derived from the status answered,
-/// refined by what the ingress reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// 202: stored and queued.
-    Accepted,
-    /// 200: a ping.
-    Ping,
-    /// 200: stored as `IGNORED`.
-    Ignored,
-    /// 200: a delivery key the receiver already has.
-    Duplicate,
-    /// 400: a malformed id, a missing event header, a body that is not what its event must be.
-    BadRequest,
-    /// 401: a missing or wrong signature, token or secret.
-    Rejected,
-    /// 404 with no receiver: the id names none.
-    UnknownReceiver,
-    /// 404 for an existing receiver: a path it does not take.
-    NotFound,
-    /// 405.
-    MethodNotAllowed,
-    /// 408: the body did not arrive within --body-read-timeout.
-    TimedOut,
-    /// 413.
-    TooLarge,
-    /// 429.
-    RateLimited,
-    /// 503 before the request was handled: --max-inflight-requests or the body budget.
-    Overloaded,
-    /// 503: the database could not answer or commit.
-    Unavailable,
-    /// 500: the database refused the delivery, or failed in a way retrying will not cure.
-    StoreFailed,
-    /// Anything else.
-    Other,
-}
-
-impl Outcome {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Ping => "ping",
-            Outcome::Ignored => "ignored",
-            Outcome::Duplicate => "duplicate",
-            Outcome::BadRequest => "bad_request",
-            Outcome::Rejected => "rejected",
-            Outcome::UnknownReceiver => "unknown_receiver",
-            Outcome::NotFound => "not_found",
-            Outcome::MethodNotAllowed => "method_not_allowed",
-            Outcome::TimedOut => "timed_out",
-            Outcome::TooLarge => "too_large",
-            Outcome::RateLimited => "rate_limited",
-            Outcome::Overloaded => "overloaded",
-            Outcome::Unavailable => "unavailable",
-            Outcome::StoreFailed => "store_failed",
-            Outcome::Other => "other",
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What the ingress reported about the request in hand.
 #[derive(Debug, Default)]
 struct Record {
@@ -106,34 +39,35 @@ struct Record {
     /// How a verified delivery is stored (pending, a ping, ignored).
     stored_as: Option<DeliveryState>,
     /// An outcome the status alone cannot tell.
-    outcome: Option<Outcome>,
+    outcome: Option<IngressOutcome>,
 }
 
 impl Record {
-    fn outcome(&self, status: StatusCode) -> Outcome {
+    /// How the request ended: what the ingress said, else what its status says.
+    fn outcome(&self, status: StatusCode) -> IngressOutcome {
         if let Some(outcome) = self.outcome {
             return outcome;
         }
         match status.as_u16() {
-            202 => Outcome::Accepted,
+            202 => IngressOutcome::Accepted,
             200 => match self.stored_as {
-                Some(DeliveryState::Ignored) => Outcome::Ignored,
-                Some(DeliveryState::Processed) => Outcome::Ping,
+                Some(DeliveryState::Ignored) => IngressOutcome::Ignored,
+                Some(DeliveryState::Processed) => IngressOutcome::Ping,
                 // A delivery that would be queued but is answered 200 is a duplicate.
-                Some(_) => Outcome::Duplicate,
-                None => Outcome::Other,
+                Some(_) => IngressOutcome::Duplicate,
+                None => IngressOutcome::Other,
             },
-            400 => Outcome::BadRequest,
-            401 => Outcome::Rejected,
-            404 if self.receiver.is_none() => Outcome::UnknownReceiver,
-            404 => Outcome::NotFound,
-            405 => Outcome::MethodNotAllowed,
-            408 => Outcome::TimedOut,
-            413 => Outcome::TooLarge,
-            429 => Outcome::RateLimited,
-            500 => Outcome::StoreFailed,
-            503 => Outcome::Unavailable,
-            _ => Outcome::Other,
+            400 => IngressOutcome::BadRequest,
+            401 => IngressOutcome::Rejected,
+            404 if self.receiver.is_none() => IngressOutcome::UnknownReceiver,
+            404 => IngressOutcome::NotFound,
+            405 => IngressOutcome::MethodNotAllowed,
+            408 => IngressOutcome::TimedOut,
+            413 => IngressOutcome::TooLarge,
+            429 => IngressOutcome::RateLimited,
+            500 => IngressOutcome::StoreFailed,
+            503 => IngressOutcome::Unavailable,
+            _ => IngressOutcome::Other,
         }
     }
 }
@@ -163,20 +97,26 @@ pub fn event(event: &str) {
     tracing::Span::current().record("event", event);
 }
 
-/// The verified delivery gets the id `id` and is stored as `state` if it is stored.
-pub fn stored_as(id: Uuid, state: DeliveryState) {
-    tracing::Span::current().record("delivery", tracing::field::display(id));
+/// The verified delivery is to be stored as `state` (pending, a ping, ignored).
+pub fn stored_as(state: DeliveryState) {
     with_record(|r| r.stored_as = Some(state));
+}
+
+/// The delivery is stored, with the id `id`. Said only once it is: a delivery that turned out
+/// to be a duplicate names the stored one instead ([`duplicate`]), so a request's log line
+/// carries one `delivery` id, and one that is stored.
+pub fn delivery(id: Uuid) {
+    tracing::Span::current().record("delivery", tracing::field::display(id));
 }
 
 /// The delivery was answered with the id of the one already stored under its key.
 pub fn duplicate(original: Uuid) {
     tracing::Span::current().record("delivery", tracing::field::display(original));
-    with_record(|r| r.outcome = Some(Outcome::Duplicate));
+    with_record(|r| r.outcome = Some(IngressOutcome::Duplicate));
 }
 
 /// The request ends with `outcome`, whatever its status says (for the limits).
-pub fn outcome(outcome: Outcome) {
+pub fn outcome(outcome: IngressOutcome) {
     with_record(|r| r.outcome = Some(outcome));
 }
 
@@ -205,7 +145,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     let status = response.status();
     let (receiver, outcome) = match record.lock() {
         Ok(r) => (r.receiver, r.outcome(status)),
-        Err(_) => (None, Outcome::Other),
+        Err(_) => (None, IngressOutcome::Other),
     };
     let took = started.elapsed();
     crate::metrics::ingress_answered(receiver, outcome, took);
@@ -231,21 +171,27 @@ mod tests {
     #[test]
     fn the_outcome_follows_the_status_unless_the_ingress_said_more() {
         let mut r = Record::default();
-        assert_eq!(r.outcome(StatusCode::NOT_FOUND), Outcome::UnknownReceiver);
-        assert_eq!(r.outcome(StatusCode::BAD_REQUEST), Outcome::BadRequest);
+        assert_eq!(
+            r.outcome(StatusCode::NOT_FOUND),
+            IngressOutcome::UnknownReceiver
+        );
+        assert_eq!(
+            r.outcome(StatusCode::BAD_REQUEST),
+            IngressOutcome::BadRequest
+        );
         r.receiver = Some((Uuid::new_v4(), CodeHostKind::GitHub));
-        assert_eq!(r.outcome(StatusCode::NOT_FOUND), Outcome::NotFound);
+        assert_eq!(r.outcome(StatusCode::NOT_FOUND), IngressOutcome::NotFound);
         r.stored_as = Some(DeliveryState::Pending);
-        assert_eq!(r.outcome(StatusCode::ACCEPTED), Outcome::Accepted);
-        assert_eq!(r.outcome(StatusCode::OK), Outcome::Duplicate);
+        assert_eq!(r.outcome(StatusCode::ACCEPTED), IngressOutcome::Accepted);
+        assert_eq!(r.outcome(StatusCode::OK), IngressOutcome::Duplicate);
         r.stored_as = Some(DeliveryState::Processed);
-        assert_eq!(r.outcome(StatusCode::OK), Outcome::Ping);
+        assert_eq!(r.outcome(StatusCode::OK), IngressOutcome::Ping);
         r.stored_as = Some(DeliveryState::Ignored);
-        assert_eq!(r.outcome(StatusCode::OK), Outcome::Ignored);
-        r.outcome = Some(Outcome::Overloaded);
+        assert_eq!(r.outcome(StatusCode::OK), IngressOutcome::Ignored);
+        r.outcome = Some(IngressOutcome::Overloaded);
         assert_eq!(
             r.outcome(StatusCode::SERVICE_UNAVAILABLE),
-            Outcome::Overloaded
+            IngressOutcome::Overloaded
         );
     }
 }
