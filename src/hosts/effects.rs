@@ -300,8 +300,8 @@ pub fn parse_time(value: &Value) -> Option<i64> {
 }
 
 /// Reading an event's payload: what it must carry (an absent value is an error that names it
-/// as a dotted path) and who did it. A host's event type supplies the three accessors; the rest
-/// is shared.
+/// as a dotted path), who did it, and the changeset effect it makes. A host's event type
+/// supplies the four accessors; the rest is shared by every host.
 pub trait EventPayload<'p> {
     /// The classified event name (`pull_request/opened`), for error messages.
     fn event_name(&self) -> &'p str;
@@ -309,11 +309,21 @@ pub trait EventPayload<'p> {
     fn payload(&self) -> &'p Value;
     /// Who did it (login / username); empty when the payload does not say.
     fn actor(&self) -> &'p str;
+    /// The repository the event is about, as the host names it.
+    fn repository(&self) -> Result<RepositoryRef, EffectError>;
 
     /// The error for a payload without the value at `pointer`.
     fn missing(&self, pointer: &str) -> EffectError {
-        let field = pointer.trim_start_matches('/').replace('/', ".");
-        EffectError::new(self.event_name(), format!("missing {field}"))
+        EffectError::new(self.event_name(), format!("missing {}", dotted(pointer)))
+    }
+
+    /// The array at `pointer` (from the payload root), which the event must carry.
+    fn need_array(&self, pointer: &str) -> Result<&'p [Value], EffectError> {
+        self.payload()
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .ok_or_else(|| self.missing(pointer))
     }
 
     /// The string at `pointer` (from the payload root), which the event must carry.
@@ -341,6 +351,38 @@ pub trait EventPayload<'p> {
             actor => actor,
         }
     }
+
+    /// A changeset effect of this event on its repository, by its actor, with no review and no
+    /// check (a caller adds those); `external_id` is the host's key for its timeline entry
+    /// (empty for a pull request's own changes, which have none).
+    fn changeset(
+        &self,
+        target: Target,
+        occur_time: Option<i64>,
+        kind: &str,
+        summary: String,
+        external_id: String,
+        snapshot: ChangesetSnapshot,
+    ) -> Result<ChangesetEffect, EffectError> {
+        Ok(ChangesetEffect {
+            repository: self.repository()?,
+            target,
+            occur_time,
+            kind: kind.to_owned(),
+            actor: self.actor().to_owned(),
+            summary,
+            external_id,
+            snapshot,
+            review: None,
+            check: None,
+        })
+    }
+}
+
+/// A JSON pointer as the dotted path an error message names: `/pull_request/number` is
+/// `pull_request.number`, `/changes/0/ref/id` is `changes.0.ref.id`.
+pub fn dotted(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
 }
 
 /// The first 7 characters of a commit SHA, as hosts show it.

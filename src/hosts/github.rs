@@ -207,9 +207,7 @@ impl<'p> EventPayload<'p> for Event<'p> {
     fn actor(&self) -> &'p str {
         self.actor
     }
-}
 
-impl<'p> Event<'p> {
     /// The repository every GitHub event carries, by `full_name` and `id` (one may be absent).
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
         RepositoryRef {
@@ -223,7 +221,9 @@ impl<'p> Event<'p> {
         }
         .identified(self.event, "repository.full_name")
     }
+}
 
+impl<'p> Event<'p> {
     /// A `repository` event: `renamed` and `transferred` say what the repository is now called
     /// (the same id); the other actions say nothing hookgate keeps.
     fn renamed_or_transferred(&self) -> Result<Vec<Effect>, EffectError> {
@@ -231,32 +231,6 @@ impl<'p> Event<'p> {
             "renamed" | "transferred" => Ok(vec![Effect::Repository(self.repository()?)]),
             _ => Ok(Vec::new()),
         }
-    }
-
-    /// A changeset effect of this event with no review and no check; `external_id` is the
-    /// host's key for its timeline entry (empty for a pull request's own changes, which have
-    /// none).
-    fn changeset(
-        &self,
-        target: Target,
-        occur_time: Option<i64>,
-        kind: &str,
-        summary: String,
-        external_id: String,
-        snapshot: ChangesetSnapshot,
-    ) -> Result<ChangesetEffect, EffectError> {
-        Ok(ChangesetEffect {
-            repository: self.repository()?,
-            target,
-            occur_time,
-            kind: kind.to_owned(),
-            actor: self.actor.to_owned(),
-            summary,
-            external_id,
-            snapshot,
-            review: None,
-            check: None,
-        })
     }
 
     /// `pull_request/*`: the action is the timeline kind, except that a closed pull request

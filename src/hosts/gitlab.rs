@@ -148,9 +148,7 @@ impl<'p> EventPayload<'p> for Event<'p> {
     fn actor(&self) -> &'p str {
         self.actor
     }
-}
 
-impl<'p> Event<'p> {
     /// The project every GitLab event carries, by `path_with_namespace` and `id` (or the
     /// event's `project_id`); one may be absent.
     fn repository(&self) -> Result<RepositoryRef, EffectError> {
@@ -174,33 +172,9 @@ impl<'p> Event<'p> {
         }
         .identified(self.event, "project.path_with_namespace")
     }
+}
 
-    /// A changeset effect of this event with no review and no check; `external_id` is the
-    /// host's key for its timeline entry (empty for a merge request's own changes, which have
-    /// none).
-    fn changeset(
-        &self,
-        target: Target,
-        occur_time: Option<i64>,
-        kind: &str,
-        summary: String,
-        external_id: String,
-        snapshot: ChangesetSnapshot,
-    ) -> Result<ChangesetEffect, EffectError> {
-        Ok(ChangesetEffect {
-            repository: self.repository()?,
-            target,
-            occur_time,
-            kind: kind.to_owned(),
-            actor: self.actor.to_owned(),
-            summary,
-            external_id,
-            snapshot,
-            review: None,
-            check: None,
-        })
-    }
-
+impl<'p> Event<'p> {
     /// `Merge Request Hook/*`: the action as a timeline kind, and a vote for approvals.
     fn merge_request(&self) -> Result<Effect, EffectError> {
         let attributes = self.need("/object_attributes")?;
