@@ -6,7 +6,7 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, EventPayload,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, HostEvent,
     PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, id_text,
     parse_time, str_at, string_at,
 };
@@ -82,7 +82,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }));
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             ("User-Agent", "Bitbucket-Webhooks/2.0".to_owned()),
             (EVENT, "repo:push".to_owned()),
             (DELIVERY, key.to_owned()),
@@ -104,6 +103,7 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         event,
         payload,
         actor: user_name(payload.get("actor")).unwrap_or_default(),
+        host: BitbucketCloud,
     };
     if let Some(action) = event.strip_prefix("pullrequest:") {
         return on.pull_request(action).map(|e| vec![e]);
@@ -117,33 +117,19 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
     }
 }
 
-/// One event being turned into effects: what every kind of event reads the same way.
-struct Event<'p> {
-    /// The event name (`pullrequest:created`), for error messages.
-    event: &'p str,
-    payload: &'p Value,
-    /// The `actor`'s handle: who did it.
-    actor: &'p str,
-}
+/// What the Bitbucket Cloud module adds to an event being turned into effects: nothing but how
+/// it finds the event's repository.
+struct BitbucketCloud;
 
-impl<'p> EventPayload<'p> for Event<'p> {
-    fn event_name(&self) -> &'p str {
-        self.event
-    }
+/// One Bitbucket Cloud event being turned into effects.
+type Event<'p> = effects::Event<'p, BitbucketCloud>;
 
-    fn payload(&self) -> &'p Value {
-        self.payload
-    }
-
-    fn actor(&self) -> &'p str {
-        self.actor
-    }
-
+impl HostEvent for BitbucketCloud {
     /// The event's `repository`: its `full_name`, `uuid` (one of the two may be absent), web
     /// page and clone URLs. Webhook bodies carry no clone links, so unless one is listed the
     /// https and ssh URLs are made from the name.
-    fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        let repo = self.need("/repository")?;
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        let repo = event.need("/repository")?;
         let full_name = str_at(repo, "/full_name").unwrap_or_default();
         let listed: Vec<String> = repo
             .pointer("/links/clone")
@@ -168,7 +154,7 @@ impl<'p> EventPayload<'p> for Event<'p> {
             url,
             clone_urls,
         }
-        .identified(self.event, "repository.full_name")
+        .identified(event.event, "repository.full_name")
     }
 }
 

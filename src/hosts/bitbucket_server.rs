@@ -8,7 +8,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, EventPayload,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, HostEvent,
     PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, dotted, ending,
     i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
@@ -84,7 +84,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     let body = br#"{"test": true}"#.to_vec();
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             (
                 "User-Agent",
                 "Atlassian HttpClient (Bitbucket; hookgate-test)".to_owned(),
@@ -118,7 +117,9 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         event,
         payload,
         actor,
-        repository_at: repository_at.to_owned(),
+        host: BitbucketServer {
+            repository_at: repository_at.to_owned(),
+        },
     };
     match event {
         "repo:refs_changed" => on("/repository").push().map(|e| vec![e]),
@@ -130,36 +131,22 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
     }
 }
 
-/// One event being turned into effects: what every kind of event reads the same way.
-struct Event<'p> {
-    /// The event name (`pr:opened`), for error messages.
-    event: &'p str,
-    payload: &'p Value,
-    /// Who did it: the native `actor`, or the plugin's `user`.
-    actor: &'p str,
+/// What the Bitbucket Server module adds to an event being turned into effects.
+struct BitbucketServer {
     /// Where the repository an effect is about is rendered: the pull request's target
     /// repository for a `pr:*` event (`/pullRequest/toRef/repository`), else `/repository`.
     repository_at: String,
 }
 
-impl<'p> EventPayload<'p> for Event<'p> {
-    fn event_name(&self) -> &'p str {
-        self.event
-    }
+/// One Bitbucket Server event being turned into effects.
+type Event<'p> = effects::Event<'p, BitbucketServer>;
 
-    fn payload(&self) -> &'p Value {
-        self.payload
-    }
-
-    fn actor(&self) -> &'p str {
-        self.actor
-    }
-
+impl HostEvent for BitbucketServer {
     /// A repository as Bitbucket Server renders it: `PROJECTKEY/slug`, its id (one of the two
     /// may be absent), its browse page and its clone links.
-    fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        let at = self.repository_at.as_str();
-        let repo = self.need(at)?;
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        let at = event.host.repository_at.as_str();
+        let repo = event.need(at)?;
         let name = match (str_at(repo, "/project/key"), str_at(repo, "/slug")) {
             (Some(key), Some(slug)) => format!("{key}/{slug}"),
             _ => String::new(),
@@ -177,7 +164,7 @@ impl<'p> EventPayload<'p> for Event<'p> {
                 .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
                 .unwrap_or_default(),
         }
-        .identified(self.event, &format!("{at}.project.key or {at}.slug"))
+        .identified(event.event, &format!("{at}.project.key or {at}.slug"))
     }
 }
 
@@ -395,7 +382,9 @@ impl Event<'_> {
             .map(|(i, pr)| {
                 let number = self.need_i64(&format!("/pullRequests/{i}/id"))?;
                 let on = Event {
-                    repository_at: format!("/pullRequests/{i}/toRef/repository"),
+                    host: BitbucketServer {
+                        repository_at: format!("/pullRequests/{i}/toRef/repository"),
+                    },
                     ..*self
                 };
                 effect(&on, Target::Number(number), snapshot(pr))

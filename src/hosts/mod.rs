@@ -256,9 +256,11 @@ pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelive
         Host::BitbucketServer => bitbucket_server::test_delivery(secret, delivery_key),
         Host::BitbucketCloud => bitbucket_cloud::test_delivery(secret, delivery_key),
     };
-    delivery
-        .headers
-        .push((TEST_DELIVERY_HEADER, "1".to_owned()));
+    // Every host's test event is JSON.
+    delivery.headers.extend([
+        ("Content-Type", "application/json".to_owned()),
+        (TEST_DELIVERY_HEADER, "1".to_owned()),
+    ]);
     delivery
 }
 
