@@ -6,7 +6,9 @@ mod common;
 use common::{Engine, TestApp, fixture, host_headers, json_body};
 use hookgate::admin::proto::{
     CodeHostKind, DeliveryState, GetReceiverRequest, ListDeliveriesRequest,
-    RedeliverDeliveryRequest, RotateReceiverSecretRequest, SendTestDeliveryRequest,
+    ListRepositoriesRequest, ListSyncRequestsRequest, RedeliverDeliveryRequest,
+    RotateReceiverSecretRequest, SendTestDeliveryRequest,
+    repository_service_client::RepositoryServiceClient,
 };
 use prost::Message;
 use sea_orm::{ConnectionTrait, Database};
@@ -1212,22 +1214,45 @@ async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Eng
             .await
             .unwrap()
             .into_inner();
-        assert!(
-            sent.http_status == 200 || sent.http_status == 202,
-            "{kind:?}: {sent:?}"
+        assert_eq!(sent.http_status, 200, "{kind:?}: {sent:?}");
+        assert_eq!(
+            sent.message,
+            "test delivery: verified with the receiver's secret and stored; nothing applied",
+            "{kind:?}"
         );
+        // A test is recorded as a successful test of the event it imitates, whatever that
+        // event would otherwise do, and stays one when an admin redelivers it.
         let stored = app.get_delivery(&sent.delivery_id).await;
         assert_eq!(stored.receiver_id, id);
-        assert_eq!(stored.event, event, "{kind:?}");
-        // A test event changes nothing: a ping is processed, a test push (of a repository on
-        // no real host) is ignored; neither is rejected nor fails.
+        assert_test_outcome(&stored, event, kind);
+        let redelivered = app
+            .deliveries()
+            .await
+            .redeliver_delivery(app.req(RedeliverDeliveryRequest {
+                id: sent.delivery_id.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(redelivered.id, sent.delivery_id);
         let done = app.wait_until_done(&sent.delivery_id).await;
-        assert!(
-            done.state == DeliveryState::Processed as i32
-                || done.state == DeliveryState::Ignored as i32,
-            "{kind:?}: {done:?}"
-        );
+        assert_test_outcome(&done, event, kind);
     }
+    // Nothing a test delivery imitates (pushes of a placeholder repository) reached the store.
+    let mut repositories = RepositoryServiceClient::new(app.channel().await);
+    let listed = repositories
+        .list_repositories(app.req(ListRepositoriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0, "{listed:#?}");
+    let requests = repositories
+        .list_sync_requests(app.req(ListSyncRequestsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(requests.total_size, 0, "{requests:#?}");
+
     let (generic, _) = app
         .create_receiver("trigger", CodeHostKind::Generic, "https://git.example.com")
         .await;
@@ -1239,6 +1264,19 @@ async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Eng
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     app.stop().await;
+}
+
+/// What a stored test delivery of a `kind` receiver shows: the host's `event`, marked as a
+/// test, processed, with no error.
+fn assert_test_outcome(stored: &hookgate::admin::proto::Delivery, event: &str, kind: CodeHostKind) {
+    assert_eq!(stored.event, format!("{event} (test delivery)"), "{kind:?}");
+    assert_eq!(
+        stored.state,
+        DeliveryState::Processed as i32,
+        "{kind:?}: {stored:?}"
+    );
+    assert_eq!(stored.last_error, "", "{kind:?}");
+    assert_eq!(stored.response_status, 200, "{kind:?}");
 }
 
 async fn deleting_a_receiver_deletes_its_deliveries(engine: Engine) {

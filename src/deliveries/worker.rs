@@ -455,7 +455,8 @@ impl Worker {
             None => return Err(HandlerError::permanent("the delivery was not parsed")),
         };
         let (state, note) = match classified.disposition {
-            Disposition::Ping => (DeliveryState::Processed, None),
+            // hookgate's test delivery, redelivered: still only a test.
+            Disposition::Ping | Disposition::Test => (DeliveryState::Processed, None),
             Disposition::Ignored => (
                 DeliveryState::Ignored,
                 Some(format!("no handler takes {} events", classified.event)),

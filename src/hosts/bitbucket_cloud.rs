@@ -6,8 +6,8 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, i64_at, id_text,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, HostEvent,
+    PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, id_text,
     parse_time, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
@@ -82,7 +82,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }));
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             ("User-Agent", "Bitbucket-Webhooks/2.0".to_owned()),
             (EVENT, "repo:push".to_owned()),
             (DELIVERY, key.to_owned()),
@@ -100,191 +99,309 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
 /// pull request, a `repo:commit_status_*` is a check on a commit (which names no pull request),
 /// and `repo:push` is a push.
 pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
+    let on = Event {
+        event,
+        payload,
+        actor: user_name(payload.get("actor")).unwrap_or_default(),
+        host: BitbucketCloud,
+    };
     if let Some(action) = event.strip_prefix("pullrequest:") {
-        return Ok(vec![Effect::Changeset(pull_request(
-            event, action, payload,
-        )?)]);
+        return on.pull_request(action).map(|e| vec![e]);
     }
     match event {
-        "repo:push" => Ok(vec![Effect::Push(push(event, payload)?)]),
+        "repo:push" => on.push().map(|e| vec![e]),
         "repo:commit_status_created" | "repo:commit_status_updated" => {
-            Ok(vec![Effect::Changeset(commit_status(event, payload)?)])
+            on.commit_status().map(|e| vec![e])
         }
         _ => Ok(Vec::new()),
     }
 }
 
-/// The effect of a `pullrequest:<action>` event on its pull request.
-fn pull_request(
-    event: &str,
-    action: &str,
-    payload: &Value,
-) -> Result<ChangesetEffect, EffectError> {
-    let pr = payload
-        .get("pullrequest")
-        .filter(|pr| pr.is_object())
-        .ok_or_else(|| EffectError::new(event, "pullrequest is missing"))?;
-    let number =
-        i64_at(pr, "/id").ok_or_else(|| EffectError::new(event, "pullrequest.id is missing"))?;
-    let repository = repository(event, payload)?;
-    let snapshot = snapshot(pr);
-    let actor = user_name(payload.get("actor")).unwrap_or_default();
-    let who = if actor.is_empty() {
-        "someone"
-    } else {
-        actor.as_str()
-    };
-    let titled = match &snapshot.title {
-        Some(title) => format!("#{number} \"{title}\""),
-        None => format!("#{number}"),
-    };
-    // The object whose time and user this event is about: the approval, the changes request
-    // or the comment; the pull request itself for the rest.
-    let vote = |at: &str, vote: Vote| -> Result<ReviewVote, EffectError> {
-        Ok(ReviewVote {
-            reviewer: user_name(payload.pointer(&format!("/{at}/user")))
-                .ok_or_else(|| EffectError::new(event, format!("{at}.user is missing")))?,
-            vote,
-        })
-    };
-    // The timeline key: the comment's id, or for a vote (which has no id) the voter and the
-    // vote's time; the pull request's own changes have none.
-    let voted = |review: &ReviewVote, at: &str| match time(payload, &format!("/{at}/date")) {
-        Some(t) => format!("{} {t}", review.reviewer),
-        None => String::new(),
-    };
-    let (kind, review, summary, occur_time, external_id) = match action {
-        "created" => ("opened", None, format!("{who} opened {titled}"), None, None),
-        "updated" => (
-            "edited",
-            None,
-            format!("{who} updated {titled}"),
-            None,
-            None,
-        ),
-        "fulfilled" => ("merged", None, format!("{who} merged {titled}"), None, None),
-        "rejected" => (
-            "closed",
-            None,
-            format!("{who} declined {titled}"),
-            None,
-            None,
-        ),
-        "superseded" => (
-            "closed",
-            None,
-            format!("{who} superseded {titled}"),
-            None,
-            None,
-        ),
-        "approved" | "unapproved" => {
-            let review = vote(
-                "approval",
-                if action == "approved" {
-                    Vote::Approved
-                } else {
-                    Vote::Withdrawn
-                },
-            )?;
-            let summary = match review.vote {
-                Vote::Approved => format!("{} approved #{number}", review.reviewer),
-                _ => format!("{} withdrew their approval of #{number}", review.reviewer),
-            };
-            let key = voted(&review, "approval");
-            (
-                action,
-                Some(review),
-                summary,
-                time(payload, "/approval/date"),
-                Some(key),
-            )
+/// What the Bitbucket Cloud module adds to an event being turned into effects: nothing but how
+/// it finds the event's repository.
+struct BitbucketCloud;
+
+/// One Bitbucket Cloud event being turned into effects.
+type Event<'p> = effects::Event<'p, BitbucketCloud>;
+
+impl HostEvent for BitbucketCloud {
+    /// The event's `repository`: its `full_name`, `uuid` (one of the two may be absent), web
+    /// page and clone URLs. Webhook bodies carry no clone links, so unless one is listed the
+    /// https and ssh URLs are made from the name.
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        let repo = event.need("/repository")?;
+        let full_name = str_at(repo, "/full_name").unwrap_or_default();
+        let listed: Vec<String> = repo
+            .pointer("/links/clone")
+            .and_then(Value::as_array)
+            .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
+            .unwrap_or_default();
+        let clone_urls = if !listed.is_empty() || full_name.is_empty() {
+            listed
+        } else {
+            vec![
+                format!("https://bitbucket.org/{full_name}.git"),
+                format!("git@bitbucket.org:{full_name}.git"),
+            ]
+        };
+        let url = string_at(repo, "/links/html/href").unwrap_or_else(|| match full_name {
+            "" => String::new(),
+            name => format!("https://bitbucket.org/{name}"),
+        });
+        RepositoryRef {
+            name: full_name.to_owned(),
+            external_id: string_at(repo, "/uuid").unwrap_or_default(),
+            url,
+            clone_urls,
         }
-        "changes_request_created" | "changes_request_removed" => {
-            let created = action == "changes_request_created";
-            let review = vote(
-                "changes_request",
-                if created {
-                    Vote::ChangesRequested
-                } else {
-                    Vote::Withdrawn
-                },
-            )?;
-            let summary = if created {
-                format!("{} requested changes on #{number}", review.reviewer)
-            } else {
-                format!(
-                    "{} withdrew their changes request on #{number}",
-                    review.reviewer
-                )
-            };
-            let kind = if created {
-                "changes_requested"
-            } else {
-                "changes_request_removed"
-            };
-            let key = voted(&review, "changes_request");
-            (
-                kind,
-                Some(review),
-                summary,
-                time(payload, "/changes_request/date"),
-                Some(key),
-            )
-        }
-        comment if comment.starts_with("comment_") => {
-            let verb = match comment {
-                "comment_updated" => "edited a comment on",
-                "comment_deleted" => "deleted a comment on",
-                "comment_resolved" => "resolved a comment on",
-                "comment_reopened" => "reopened a comment on",
-                _ => "commented on",
-            };
-            let occur_time = time(payload, "/comment/updated_on")
-                .or_else(|| time(payload, "/comment/created_on"));
-            // Edits share the comment's entry; a deletion is one of its own, and so is each
-            // resolution or reopening (at its time).
-            let id = id_text(payload.pointer("/comment/id"));
-            let key = match (comment, occur_time) {
-                ("comment_deleted", _) => ending(id, true, "deleted"),
-                ("comment_resolved" | "comment_reopened", Some(t)) => {
-                    let word = comment.trim_start_matches("comment_");
-                    ending(id, true, &format!("{word}/{t}"))
-                }
-                _ => id,
-            };
-            (
-                "comment",
-                None,
-                format!("{who} {verb} #{number}"),
-                occur_time,
-                Some(key),
-            )
-        }
-        other => (
-            other,
-            None,
-            format!("{who}: {other} on #{number}"),
-            None,
-            None,
-        ),
-    };
-    Ok(ChangesetEffect {
-        repository,
-        target: Target::Number(number),
-        occur_time: occur_time.or(snapshot.host_update_time),
-        kind: kind.to_owned(),
-        actor,
-        summary,
-        external_id: external_id.unwrap_or_default(),
-        snapshot,
-        review,
-        check: None,
-    })
+        .identified(event.event, "repository.full_name")
+    }
 }
 
-/// The time at a JSON pointer of the payload.
-fn time(payload: &Value, pointer: &str) -> Option<i64> {
-    payload.pointer(pointer).and_then(parse_time)
+impl Event<'_> {
+    /// The effect of a `pullrequest:<action>` event on its pull request.
+    fn pull_request(&self, action: &str) -> Result<Effect, EffectError> {
+        let pr = self.need("/pullrequest")?;
+        let number = self.need_i64("/pullrequest/id")?;
+        let snapshot = snapshot(pr);
+        let who = self.who();
+        let titled = match &snapshot.title {
+            Some(title) => format!("#{number} \"{title}\""),
+            None => format!("#{number}"),
+        };
+        // The object whose time and user this event is about: the approval, the changes
+        // request or the comment; the pull request itself for the rest.
+        let vote = |at: &str, vote: Vote| -> Result<ReviewVote, EffectError> {
+            Ok(ReviewVote {
+                reviewer: user_name(self.payload.pointer(&format!("/{at}/user")))
+                    .ok_or_else(|| self.missing(&format!("/{at}/user")))?
+                    .to_owned(),
+                vote,
+            })
+        };
+        // The timeline key: the comment's id, or for a vote (which has no id) the voter and
+        // the vote's time; the pull request's own changes have none.
+        let voted = |review: &ReviewVote, at: &str| match self.time(&format!("/{at}/date")) {
+            Some(t) => format!("{} {t}", review.reviewer),
+            None => String::new(),
+        };
+        let (kind, review, summary, occur_time, external_id) = match action {
+            "created" => ("opened", None, format!("{who} opened {titled}"), None, None),
+            "updated" => (
+                "edited",
+                None,
+                format!("{who} updated {titled}"),
+                None,
+                None,
+            ),
+            "fulfilled" => ("merged", None, format!("{who} merged {titled}"), None, None),
+            "rejected" => (
+                "closed",
+                None,
+                format!("{who} declined {titled}"),
+                None,
+                None,
+            ),
+            "superseded" => (
+                "closed",
+                None,
+                format!("{who} superseded {titled}"),
+                None,
+                None,
+            ),
+            "approved" | "unapproved" => {
+                let review = vote(
+                    "approval",
+                    if action == "approved" {
+                        Vote::Approved
+                    } else {
+                        Vote::Withdrawn
+                    },
+                )?;
+                let summary = match review.vote {
+                    Vote::Approved => format!("{} approved #{number}", review.reviewer),
+                    _ => format!("{} withdrew their approval of #{number}", review.reviewer),
+                };
+                let key = voted(&review, "approval");
+                (
+                    action,
+                    Some(review),
+                    summary,
+                    self.time("/approval/date"),
+                    Some(key),
+                )
+            }
+            "changes_request_created" | "changes_request_removed" => {
+                let created = action == "changes_request_created";
+                let review = vote(
+                    "changes_request",
+                    if created {
+                        Vote::ChangesRequested
+                    } else {
+                        Vote::Withdrawn
+                    },
+                )?;
+                let summary = if created {
+                    format!("{} requested changes on #{number}", review.reviewer)
+                } else {
+                    format!(
+                        "{} withdrew their changes request on #{number}",
+                        review.reviewer
+                    )
+                };
+                let kind = if created {
+                    "changes_requested"
+                } else {
+                    "changes_request_removed"
+                };
+                let key = voted(&review, "changes_request");
+                (
+                    kind,
+                    Some(review),
+                    summary,
+                    self.time("/changes_request/date"),
+                    Some(key),
+                )
+            }
+            comment if comment.starts_with("comment_") => {
+                let verb = match comment {
+                    "comment_updated" => "edited a comment on",
+                    "comment_deleted" => "deleted a comment on",
+                    "comment_resolved" => "resolved a comment on",
+                    "comment_reopened" => "reopened a comment on",
+                    _ => "commented on",
+                };
+                let occur_time = self
+                    .time("/comment/updated_on")
+                    .or_else(|| self.time("/comment/created_on"));
+                // Edits share the comment's entry; a deletion is one of its own, and so is each
+                // resolution or reopening (at its time).
+                let id = id_text(self.payload.pointer("/comment/id"));
+                let key = match (comment, occur_time) {
+                    ("comment_deleted", _) => ending(id, true, "deleted"),
+                    ("comment_resolved" | "comment_reopened", Some(t)) => {
+                        let word = comment.trim_start_matches("comment_");
+                        ending(id, true, &format!("{word}/{t}"))
+                    }
+                    _ => id,
+                };
+                (
+                    "comment",
+                    None,
+                    format!("{who} {verb} #{number}"),
+                    occur_time,
+                    Some(key),
+                )
+            }
+            other => (
+                other,
+                None,
+                format!("{who}: {other} on #{number}"),
+                None,
+                None,
+            ),
+        };
+        let occur_time = occur_time.or(snapshot.host_update_time);
+        let effect = self.changeset(
+            Target::Number(number),
+            occur_time,
+            kind,
+            summary,
+            external_id.unwrap_or_default(),
+            snapshot,
+        )?;
+        Ok(Effect::Changeset(ChangesetEffect { review, ..effect }))
+    }
+
+    /// The time at a JSON pointer of the payload.
+    fn time(&self, pointer: &str) -> Option<i64> {
+        self.payload.pointer(pointer).and_then(parse_time)
+    }
+
+    /// A `repo:commit_status_*`: a check on the commit, for every changeset whose head it is.
+    fn commit_status(&self) -> Result<Effect, EffectError> {
+        let status = self.need("/commit_status")?;
+        // Older bodies link the commit (`.../commit/<hash>`) instead of embedding it.
+        let sha = str_at(status, "/commit/hash")
+            .or_else(|| {
+                str_at(status, "/links/commit/href")
+                    .and_then(|href| href.rsplit('/').next())
+                    .filter(|hash| !hash.is_empty())
+            })
+            .ok_or_else(|| self.missing("/commit_status/commit/hash"))?;
+        let context = self.need_str("/commit_status/key")?;
+        let check_status = match self.need_str("/commit_status/state")? {
+            "SUCCESSFUL" => CheckStatus::Passed,
+            "FAILED" | "STOPPED" => CheckStatus::Failed,
+            // INPROGRESS, and any state newer than this code: not a result yet.
+            _ => CheckStatus::Pending,
+        };
+        let name = str_at(status, "/name")
+            .filter(|n| !n.is_empty())
+            .unwrap_or(context);
+        let effect = self.changeset(
+            Target::HeadSha(sha.to_owned()),
+            status
+                .get("updated_on")
+                .or_else(|| status.get("created_on"))
+                .and_then(parse_time),
+            "check",
+            check_summary(name, check_status, sha),
+            // A status is Bitbucket's (commit, key): its entry follows it from in progress to
+            // done.
+            format!("{context} {sha}"),
+            ChangesetSnapshot::default(),
+        )?;
+        Ok(Effect::Changeset(ChangesetEffect {
+            check: Some(CheckResult {
+                context: context.to_owned(),
+                sha: sha.to_owned(),
+                status: check_status,
+            }),
+            ..effect
+        }))
+    }
+
+    /// A `repo:push`: each changed branch or tag, with its old and new commit (empty for a ref
+    /// that was created or deleted, whose `old` or `new` is null).
+    fn push(&self) -> Result<Effect, EffectError> {
+        let repository = self.repository()?;
+        let changes = self.need_array("/push/changes")?;
+        let refs = changes
+            .iter()
+            .enumerate()
+            .map(|(i, change)| {
+                let side = ["/new", "/old"]
+                    .iter()
+                    .filter_map(|s| change.pointer(s))
+                    .find(|s| s.is_object())
+                    .ok_or_else(|| {
+                        EffectError::new(
+                            self.event,
+                            format!("push.changes[{i}] has neither new nor old"),
+                        )
+                    })?;
+                let name = str_at(side, "/name").ok_or_else(|| {
+                    EffectError::new(self.event, format!("push.changes[{i}] names no ref"))
+                })?;
+                let prefix = match str_at(side, "/type") {
+                    Some("tag" | "annotated_tag") => "refs/tags/",
+                    // `branch`, and Mercurial's `named_branch` and `bookmark` of old.
+                    _ => "refs/heads/",
+                };
+                Ok(RefUpdate {
+                    name: format!("{prefix}{name}"),
+                    old_sha: string_at(change, "/old/target/hash").unwrap_or_default(),
+                    new_sha: string_at(change, "/new/target/hash").unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, EffectError>>()?;
+        Ok(Effect::Push(PushEffect {
+            repository,
+            refs,
+            actor: self.actor.to_owned(),
+        }))
+    }
 }
 
 /// What a pull request says about itself. Bitbucket Cloud has no labels; its hashes are the
@@ -294,7 +411,7 @@ fn snapshot(pr: &Value) -> ChangesetSnapshot {
     ChangesetSnapshot {
         title: string_at(pr, "/title"),
         url: string_at(pr, "/links/html/href"),
-        author: user_name(pr.get("author")),
+        author: user_name(pr.get("author")).map(str::to_owned),
         state: match str_at(pr, "/state") {
             Some("OPEN") if draft => Some(ChangesetState::Draft),
             Some("OPEN") => Some(ChangesetState::Open),
@@ -311,136 +428,11 @@ fn snapshot(pr: &Value) -> ChangesetSnapshot {
 }
 
 /// A user's handle: `nickname`, else the older `username`, else `display_name`.
-fn user_name(user: Option<&Value>) -> Option<String> {
+fn user_name(user: Option<&Value>) -> Option<&str> {
     let user = user?;
     ["/nickname", "/username", "/display_name"]
         .iter()
         .find_map(|pointer| str_at(user, pointer).filter(|s| !s.is_empty()))
-        .map(str::to_owned)
-}
-
-/// The event's `repository`: its `full_name`, `uuid` (one of the two may be absent), web page
-/// and clone URLs. Webhook bodies carry no clone links, so unless one is listed the https and ssh
-/// URLs are made from the name.
-fn repository(event: &str, payload: &Value) -> Result<RepositoryRef, EffectError> {
-    let repo = payload
-        .get("repository")
-        .filter(|r| r.is_object())
-        .ok_or_else(|| EffectError::new(event, "repository is missing"))?;
-    let full_name = str_at(repo, "/full_name").unwrap_or_default();
-    let listed: Vec<String> = repo
-        .pointer("/links/clone")
-        .and_then(Value::as_array)
-        .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
-        .unwrap_or_default();
-    let clone_urls = if !listed.is_empty() || full_name.is_empty() {
-        listed
-    } else {
-        vec![
-            format!("https://bitbucket.org/{full_name}.git"),
-            format!("git@bitbucket.org:{full_name}.git"),
-        ]
-    };
-    let url = string_at(repo, "/links/html/href").unwrap_or_else(|| match full_name {
-        "" => String::new(),
-        name => format!("https://bitbucket.org/{name}"),
-    });
-    RepositoryRef {
-        name: full_name.to_owned(),
-        external_id: string_at(repo, "/uuid").unwrap_or_default(),
-        url,
-        clone_urls,
-    }
-    .identified(event, "repository.full_name")
-}
-
-/// A `repo:commit_status_*`: a check on the commit, for every changeset whose head it is.
-fn commit_status(event: &str, payload: &Value) -> Result<ChangesetEffect, EffectError> {
-    let status = payload
-        .get("commit_status")
-        .filter(|s| s.is_object())
-        .ok_or_else(|| EffectError::new(event, "commit_status is missing"))?;
-    // Older bodies link the commit (`.../commit/<hash>`) instead of embedding it.
-    let sha = str_at(status, "/commit/hash")
-        .or_else(|| {
-            str_at(status, "/links/commit/href")
-                .and_then(|href| href.rsplit('/').next())
-                .filter(|hash| !hash.is_empty())
-        })
-        .ok_or_else(|| EffectError::new(event, "commit_status.commit.hash is missing"))?;
-    let context = str_at(status, "/key")
-        .ok_or_else(|| EffectError::new(event, "commit_status.key is missing"))?;
-    let check_status = match str_at(status, "/state") {
-        Some("SUCCESSFUL") => CheckStatus::Passed,
-        Some("FAILED" | "STOPPED") => CheckStatus::Failed,
-        // INPROGRESS, and any state newer than this code: not a result yet.
-        Some(_) => CheckStatus::Pending,
-        None => return Err(EffectError::new(event, "commit_status.state is missing")),
-    };
-    let name = str_at(status, "/name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(context);
-    Ok(ChangesetEffect {
-        repository: repository(event, payload)?,
-        target: Target::HeadSha(sha.to_owned()),
-        occur_time: status
-            .get("updated_on")
-            .or_else(|| status.get("created_on"))
-            .and_then(parse_time),
-        kind: "check".to_owned(),
-        actor: user_name(payload.get("actor")).unwrap_or_default(),
-        summary: check_summary(name, check_status, sha),
-        // A status is Bitbucket's (commit, key): its entry follows it from in progress to done.
-        external_id: format!("{context} {sha}"),
-        snapshot: ChangesetSnapshot::default(),
-        review: None,
-        check: Some(CheckResult {
-            context: context.to_owned(),
-            sha: sha.to_owned(),
-            status: check_status,
-        }),
-    })
-}
-
-/// A `repo:push`: each changed branch or tag, with its old and new commit (empty for a ref that
-/// was created or deleted, whose `old` or `new` is null).
-fn push(event: &str, payload: &Value) -> Result<PushEffect, EffectError> {
-    let repository = repository(event, payload)?;
-    let changes = payload
-        .pointer("/push/changes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| EffectError::new(event, "push.changes is missing"))?;
-    let refs = changes
-        .iter()
-        .enumerate()
-        .map(|(i, change)| {
-            let side = ["/new", "/old"]
-                .iter()
-                .filter_map(|s| change.pointer(s))
-                .find(|s| s.is_object())
-                .ok_or_else(|| {
-                    EffectError::new(event, format!("push.changes[{i}] has neither new nor old"))
-                })?;
-            let name = str_at(side, "/name").ok_or_else(|| {
-                EffectError::new(event, format!("push.changes[{i}] names no ref"))
-            })?;
-            let prefix = match str_at(side, "/type") {
-                Some("tag" | "annotated_tag") => "refs/tags/",
-                // `branch`, and Mercurial's `named_branch` and `bookmark` of old.
-                _ => "refs/heads/",
-            };
-            Ok(RefUpdate {
-                name: format!("{prefix}{name}"),
-                old_sha: string_at(change, "/old/target/hash").unwrap_or_default(),
-                new_sha: string_at(change, "/new/target/hash").unwrap_or_default(),
-            })
-        })
-        .collect::<Result<_, EffectError>>()?;
-    Ok(PushEffect {
-        repository,
-        refs,
-        actor: user_name(payload.get("actor")).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]
@@ -793,7 +785,7 @@ mod effect_tests {
         let e = effects("pullrequest:approved", &payload).expect_err("no user");
         assert_eq!(
             e.to_string(),
-            "pullrequest:approved payload: approval.user is missing"
+            "pullrequest:approved payload: missing approval.user"
         );
     }
 
@@ -869,7 +861,7 @@ mod effect_tests {
         let e = effects("pullrequest:created", &payload).expect_err("no id");
         assert_eq!(
             e.to_string(),
-            "pullrequest:created payload: pullrequest.id is missing"
+            "pullrequest:created payload: missing pullrequest.id"
         );
 
         let mut payload = body("pullrequest_created.json");
@@ -878,7 +870,7 @@ mod effect_tests {
             .expect("an object")
             .remove("repository");
         let e = effects("pullrequest:created", &payload).expect_err("no repository");
-        assert_eq!(e.message, "repository is missing");
+        assert_eq!(e.message, "missing repository");
 
         let mut payload = body("pullrequest_created.json");
         let repository = payload["repository"].as_object_mut().expect("an object");
@@ -976,7 +968,7 @@ mod effect_tests {
         let e = effects("repo:commit_status_updated", &payload).expect_err("no commit");
         assert_eq!(
             e.to_string(),
-            "repo:commit_status_updated payload: commit_status.commit.hash is missing"
+            "repo:commit_status_updated payload: missing commit_status.commit.hash"
         );
     }
 
@@ -1039,7 +1031,7 @@ mod effect_tests {
             .expect("an object")
             .remove("changes");
         let e = effects("repo:push", &payload).expect_err("no changes");
-        assert_eq!(e.to_string(), "repo:push payload: push.changes is missing");
+        assert_eq!(e.to_string(), "repo:push payload: missing push.changes");
 
         let delivery = test_delivery("s", "k");
         let payload: Value = serde_json::from_slice(&delivery.body).expect("JSON");

@@ -8,9 +8,9 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, PushEffect,
-    RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, ending, i64_at, id_text,
-    parse_time, short_sha, str_at, string_at,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, HostEvent,
+    PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, check_summary, dotted, ending,
+    i64_at, id_text, parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -84,7 +84,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     let body = br#"{"test": true}"#.to_vec();
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             (
                 "User-Agent",
                 "Atlassian HttpClient (Bitbucket; hookgate-test)".to_owned(),
@@ -110,11 +109,62 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
 /// current ones send `createdDate` (epoch milliseconds), `user`, the event's `action`, the
 /// `activity` behind a `pr:activity:*` event, and `refChanges` instead of `changes`.
 pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
+    // Who did it: the native `actor`, or the plugin's `user`.
+    let actor = str_at(payload, "/actor/name")
+        .or_else(|| str_at(payload, "/user/name"))
+        .unwrap_or_default();
+    let on = |repository_at: &str| Event {
+        event,
+        payload,
+        actor,
+        host: BitbucketServer {
+            repository_at: repository_at.to_owned(),
+        },
+    };
     match event {
-        "repo:refs_changed" => Ok(vec![Effect::Push(push(event, payload)?)]),
-        "repo:build_status" => build_status(event, payload),
-        e if e.starts_with("pr:") => Ok(vec![Effect::Changeset(pull_request(event, payload)?)]),
+        "repo:refs_changed" => on("/repository").push().map(|e| vec![e]),
+        "repo:build_status" => on("/repository").build_status(),
+        e if e.starts_with("pr:") => on("/pullRequest/toRef/repository")
+            .pull_request()
+            .map(|e| vec![e]),
         _ => Ok(Vec::new()),
+    }
+}
+
+/// What the Bitbucket Server module adds to an event being turned into effects.
+struct BitbucketServer {
+    /// Where the repository an effect is about is rendered: the pull request's target
+    /// repository for a `pr:*` event (`/pullRequest/toRef/repository`), else `/repository`.
+    repository_at: String,
+}
+
+/// One Bitbucket Server event being turned into effects.
+type Event<'p> = effects::Event<'p, BitbucketServer>;
+
+impl HostEvent for BitbucketServer {
+    /// A repository as Bitbucket Server renders it: `PROJECTKEY/slug`, its id (one of the two
+    /// may be absent), its browse page and its clone links.
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        let at = event.host.repository_at.as_str();
+        let repo = event.need(at)?;
+        let name = match (str_at(repo, "/project/key"), str_at(repo, "/slug")) {
+            (Some(key), Some(slug)) => format!("{key}/{slug}"),
+            _ => String::new(),
+        };
+        let at = dotted(at);
+        RepositoryRef {
+            name,
+            external_id: i64_at(repo, "/id")
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            url: string_at(repo, "/links/self/0/href").unwrap_or_default(),
+            clone_urls: repo
+                .pointer("/links/clone")
+                .and_then(Value::as_array)
+                .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
+                .unwrap_or_default(),
+        }
+        .identified(event.event, &format!("{at}.project.key or {at}.slug"))
     }
 }
 
@@ -188,46 +238,188 @@ fn plugin_change(action: &str, payload: &Value) -> Change {
     }
 }
 
-/// The effect of a `pr:*` event on its pull request.
-fn pull_request(event: &str, payload: &Value) -> Result<ChangesetEffect, EffectError> {
-    let pr = payload
-        .get("pullRequest")
-        .filter(|pr| pr.is_object())
-        .ok_or_else(|| EffectError::new(event, "pullRequest is missing"))?;
-    let number =
-        i64_at(pr, "/id").ok_or_else(|| EffectError::new(event, "pullRequest.id is missing"))?;
-    let repository = repository(
-        event,
-        pr.pointer("/toRef/repository"),
-        "pullRequest.toRef.repository",
-    )?;
-    let change = change(event, payload);
-    let mut snapshot = snapshot(pr);
-    if change == Change::Deleted {
-        snapshot.state = Some(ChangesetState::Closed);
+impl Event<'_> {
+    /// The effect of a `pr:*` event on its pull request.
+    fn pull_request(&self) -> Result<Effect, EffectError> {
+        let pr = self.need("/pullRequest")?;
+        let number = self.need_i64("/pullRequest/id")?;
+        let change = change(self.event, self.payload);
+        let mut snapshot = snapshot(pr);
+        if change == Change::Deleted {
+            snapshot.state = Some(ChangesetState::Closed);
+        }
+        let review = match &change {
+            Change::Vote(vote, _) => Some(ReviewVote {
+                reviewer: reviewer(self.payload)
+                    .ok_or_else(|| self.missing("/participant/user/name"))?,
+                vote: *vote,
+            }),
+            _ => None,
+        };
+        let summary = self.summary(&change, number, review.as_ref(), &snapshot);
+        let effect = self.changeset(
+            Target::Number(number),
+            occur_time(self.payload, Some(pr)),
+            &kind(&change),
+            summary,
+            entry_id(&change, self.payload),
+            snapshot,
+        )?;
+        Ok(Effect::Changeset(ChangesetEffect { review, ..effect }))
     }
-    let actor = actor(payload);
-    let review = match &change {
-        Change::Vote(vote, _) => Some(ReviewVote {
-            reviewer: reviewer(payload)
-                .ok_or_else(|| EffectError::new(event, "participant.user.name is missing"))?,
-            vote: *vote,
-        }),
-        _ => None,
-    };
-    let summary = summary(&change, number, &actor, review.as_ref(), &snapshot);
-    Ok(ChangesetEffect {
-        repository,
-        target: Target::Number(number),
-        occur_time: occur_time(payload, Some(pr)),
-        kind: kind(&change),
-        actor,
-        summary,
-        external_id: entry_id(&change, payload),
-        snapshot,
-        review,
-        check: None,
-    })
+
+    /// One line for a person: `gopher opened #5 "Update README"`, `tux approved #5`.
+    fn summary(
+        &self,
+        change: &Change,
+        number: i64,
+        review: Option<&ReviewVote>,
+        snapshot: &ChangesetSnapshot,
+    ) -> String {
+        let who = self.who();
+        let titled = match &snapshot.title {
+            Some(title) => format!("#{number} \"{title}\""),
+            None => format!("#{number}"),
+        };
+        match change {
+            Change::Opened => format!("{who} opened {titled}"),
+            Change::Reopened => format!("{who} reopened {titled}"),
+            Change::Edited => format!("{who} edited {titled}"),
+            Change::Rescoped => match snapshot.head_sha.as_deref() {
+                Some(sha) => format!("{who} updated #{number} to {}", short_sha(sha)),
+                None => format!("{who} updated the source branch of #{number}"),
+            },
+            Change::Merged => format!("{who} merged {titled}"),
+            Change::Declined => format!("{who} declined {titled}"),
+            Change::Deleted => format!("{who} deleted {titled}"),
+            Change::Comment(verb) => format!("{who} {verb} #{number}"),
+            Change::Vote(vote, word) => {
+                let reviewer = review.map_or(who, |r| r.reviewer.as_str());
+                match (vote, *word) {
+                    (Vote::Approved, _) => format!("{reviewer} approved #{number}"),
+                    (Vote::Withdrawn, _) => {
+                        format!("{reviewer} withdrew their review of #{number}")
+                    }
+                    (Vote::ChangesRequested, "changes_requested") => {
+                        format!("{reviewer} requested changes on #{number}")
+                    }
+                    (Vote::ChangesRequested, _) => {
+                        format!("{reviewer} marked #{number} as needs work")
+                    }
+                }
+            }
+            Change::ReviewersUpdated => format!("{who} updated the reviewers of #{number}"),
+            Change::Other(word) => format!("{who}: {word} on #{number}"),
+        }
+    }
+
+    /// A `repo:build_status` (sent by the Sourcegraph plugin): the check on `commit`, for each
+    /// pull request the plugin found it in. With none, only a body that names its repository
+    /// can target the commit's changesets (`Target::HeadSha`); the plugin's does not, and a
+    /// commit in no pull request belongs to no changeset, so that is no effect.
+    fn build_status(&self) -> Result<Vec<Effect>, EffectError> {
+        let sha = self.need_str("/commit")?;
+        let context = self.need_str("/status/key")?;
+        let status = match self.need_str("/status/state")? {
+            "SUCCESSFUL" => CheckStatus::Passed,
+            "FAILED" | "STOPPED" | "CANCELLED" => CheckStatus::Failed,
+            // INPROGRESS, and any state newer than this code: not a result yet.
+            _ => CheckStatus::Pending,
+        };
+        let check = CheckResult {
+            context: context.to_owned(),
+            sha: sha.to_owned(),
+            status,
+        };
+        let name = str_at(self.payload, "/status/name")
+            .filter(|n| !n.is_empty())
+            .unwrap_or(context);
+        let summary = check_summary(name, status, sha);
+        let occur_time = self
+            .payload
+            .get("createdDate")
+            .and_then(parse_time)
+            .or_else(|| {
+                self.payload
+                    .pointer("/status/dateAdded")
+                    .and_then(parse_time)
+            })
+            .or_else(|| self.payload.get("date").and_then(|d| plugin_date(d, None)));
+        let effect = |on: &Event, target, snapshot| -> Result<Effect, EffectError> {
+            // The plugin's build status carries no id: its time and summary key it.
+            let effect = on.changeset(
+                target,
+                occur_time,
+                "check",
+                summary.clone(),
+                String::new(),
+                snapshot,
+            )?;
+            Ok(Effect::Changeset(ChangesetEffect {
+                check: Some(check.clone()),
+                ..effect
+            }))
+        };
+
+        let prs = self
+            .payload
+            .get("pullRequests")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if prs.is_empty() {
+            return match self.payload.get("repository") {
+                Some(_) => Ok(vec![effect(
+                    self,
+                    Target::HeadSha(sha.to_owned()),
+                    ChangesetSnapshot::default(),
+                )?]),
+                None => Ok(Vec::new()),
+            };
+        }
+        prs.iter()
+            .enumerate()
+            .map(|(i, pr)| {
+                let number = self.need_i64(&format!("/pullRequests/{i}/id"))?;
+                let on = Event {
+                    host: BitbucketServer {
+                        repository_at: format!("/pullRequests/{i}/toRef/repository"),
+                    },
+                    ..*self
+                };
+                effect(&on, Target::Number(number), snapshot(pr))
+            })
+            .collect()
+    }
+
+    /// A `repo:refs_changed`: each changed ref with its old and new commit as sent (a created
+    /// ref's `fromHash` and a deleted one's `toHash` are all zeros). The plugin names the list
+    /// `refChanges`.
+    fn push(&self) -> Result<Effect, EffectError> {
+        let repository = self.repository()?;
+        let changes = self
+            .need_array("/changes")
+            .or_else(|missing| self.need_array("/refChanges").map_err(|_| missing))?;
+        let refs = changes
+            .iter()
+            .enumerate()
+            .map(|(i, change)| {
+                let name = str_at(change, "/ref/id")
+                    .or_else(|| str_at(change, "/refId"))
+                    .ok_or_else(|| self.missing(&format!("/changes/{i}/ref/id")))?;
+                Ok(RefUpdate {
+                    name: name.to_owned(),
+                    old_sha: string_at(change, "/fromHash").unwrap_or_default(),
+                    new_sha: string_at(change, "/toHash").unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, EffectError>>()?;
+        Ok(Effect::Push(PushEffect {
+            repository,
+            refs,
+            actor: self.actor.to_owned(),
+        }))
+    }
 }
 
 /// The timeline kind of a change.
@@ -266,75 +458,6 @@ fn entry_id(change: &Change, payload: &Value) -> String {
     }
 }
 
-/// One line for a person: `gopher opened #5 "Update README"`, `tux approved #5`.
-fn summary(
-    change: &Change,
-    number: i64,
-    actor: &str,
-    review: Option<&ReviewVote>,
-    snapshot: &ChangesetSnapshot,
-) -> String {
-    let who = if actor.is_empty() { "someone" } else { actor };
-    let titled = match &snapshot.title {
-        Some(title) => format!("#{number} \"{title}\""),
-        None => format!("#{number}"),
-    };
-    match change {
-        Change::Opened => format!("{who} opened {titled}"),
-        Change::Reopened => format!("{who} reopened {titled}"),
-        Change::Edited => format!("{who} edited {titled}"),
-        Change::Rescoped => match snapshot.head_sha.as_deref() {
-            Some(sha) => format!("{who} updated #{number} to {}", short_sha(sha)),
-            None => format!("{who} updated the source branch of #{number}"),
-        },
-        Change::Merged => format!("{who} merged {titled}"),
-        Change::Declined => format!("{who} declined {titled}"),
-        Change::Deleted => format!("{who} deleted {titled}"),
-        Change::Comment(verb) => format!("{who} {verb} #{number}"),
-        Change::Vote(vote, word) => {
-            let reviewer = review.map_or(who, |r| r.reviewer.as_str());
-            match (vote, *word) {
-                (Vote::Approved, _) => format!("{reviewer} approved #{number}"),
-                (Vote::Withdrawn, _) => format!("{reviewer} withdrew their review of #{number}"),
-                (Vote::ChangesRequested, "changes_requested") => {
-                    format!("{reviewer} requested changes on #{number}")
-                }
-                (Vote::ChangesRequested, _) => {
-                    format!("{reviewer} marked #{number} as needs work")
-                }
-            }
-        }
-        Change::ReviewersUpdated => format!("{who} updated the reviewers of #{number}"),
-        Change::Other(word) => format!("{who}: {word} on #{number}"),
-    }
-}
-
-/// A repository as Bitbucket Server renders it: `PROJECTKEY/slug`, its id (one of the two may be
-/// absent), its browse page and its clone links. `at` names where it was looked for, for the
-/// error.
-fn repository(event: &str, repo: Option<&Value>, at: &str) -> Result<RepositoryRef, EffectError> {
-    let repo = repo
-        .filter(|r| r.is_object())
-        .ok_or_else(|| EffectError::new(event, format!("{at} is missing")))?;
-    let name = match (str_at(repo, "/project/key"), str_at(repo, "/slug")) {
-        (Some(key), Some(slug)) => format!("{key}/{slug}"),
-        _ => String::new(),
-    };
-    RepositoryRef {
-        name,
-        external_id: i64_at(repo, "/id")
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
-        url: string_at(repo, "/links/self/0/href").unwrap_or_default(),
-        clone_urls: repo
-            .pointer("/links/clone")
-            .and_then(Value::as_array)
-            .map(|links| links.iter().filter_map(|l| string_at(l, "/href")).collect())
-            .unwrap_or_default(),
-    }
-    .identified(event, &format!("{at}.project.key or {at}.slug"))
-}
-
 /// What a rendered pull request says about itself. Bitbucket Server has no labels.
 fn snapshot(pr: &Value) -> ChangesetSnapshot {
     let draft = pr.get("draft").and_then(Value::as_bool) == Some(true);
@@ -364,14 +487,6 @@ fn branch(git_ref: Option<&Value>) -> Option<String> {
         .and_then(|id| id.strip_prefix("refs/heads/"))
         .or_else(|| str_at(git_ref, "/displayId"))
         .map(str::to_owned)
-}
-
-/// Who did it: the native `actor`, or the plugin's `user`.
-fn actor(payload: &Value) -> String {
-    str_at(payload, "/actor/name")
-        .or_else(|| str_at(payload, "/user/name"))
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Whose vote it is: the native `participant`, else the plugin activity's user, else the actor.
@@ -454,117 +569,6 @@ fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
         // Saturating: `updatedDate` is epoch milliseconds from the body, any number at all.
         .find(|&t| t >= floor.saturating_sub(1_000_000))
         .or(Some(written))
-}
-
-/// A `repo:build_status` (sent by the Sourcegraph plugin): the check on `commit`, for each pull
-/// request the plugin found it in. With none, only a body that names its repository can target
-/// the commit's changesets (`Target::HeadSha`); the plugin's does not, and a commit in no pull
-/// request belongs to no changeset, so that is no effect.
-fn build_status(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
-    let sha =
-        str_at(payload, "/commit").ok_or_else(|| EffectError::new(event, "commit is missing"))?;
-    let context = str_at(payload, "/status/key")
-        .ok_or_else(|| EffectError::new(event, "status.key is missing"))?;
-    let status = match str_at(payload, "/status/state") {
-        Some("SUCCESSFUL") => CheckStatus::Passed,
-        Some("FAILED" | "STOPPED" | "CANCELLED") => CheckStatus::Failed,
-        // INPROGRESS, and any state newer than this code: not a result yet.
-        Some(_) => CheckStatus::Pending,
-        None => return Err(EffectError::new(event, "status.state is missing")),
-    };
-    let check = CheckResult {
-        context: context.to_owned(),
-        sha: sha.to_owned(),
-        status,
-    };
-    let name = str_at(payload, "/status/name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(context);
-    let summary = check_summary(name, status, sha);
-    let actor = actor(payload);
-    let occur_time = payload
-        .get("createdDate")
-        .and_then(parse_time)
-        .or_else(|| payload.pointer("/status/dateAdded").and_then(parse_time))
-        .or_else(|| payload.get("date").and_then(|d| plugin_date(d, None)));
-    let effect = |repository, target, snapshot| {
-        Effect::Changeset(ChangesetEffect {
-            repository,
-            target,
-            occur_time,
-            kind: "check".to_owned(),
-            actor: actor.clone(),
-            summary: summary.clone(),
-            // The plugin's build status carries no id: its time and summary key it.
-            external_id: String::new(),
-            snapshot,
-            review: None,
-            check: Some(check.clone()),
-        })
-    };
-
-    let prs = payload
-        .get("pullRequests")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if prs.is_empty() {
-        return match payload.get("repository") {
-            Some(repo) => Ok(vec![effect(
-                repository(event, Some(repo), "repository")?,
-                Target::HeadSha(sha.to_owned()),
-                ChangesetSnapshot::default(),
-            )]),
-            None => Ok(Vec::new()),
-        };
-    }
-    prs.iter()
-        .enumerate()
-        .map(|(i, pr)| {
-            let number = i64_at(pr, "/id").ok_or_else(|| {
-                EffectError::new(event, format!("pullRequests[{i}].id is missing"))
-            })?;
-            let repository = repository(
-                event,
-                pr.pointer("/toRef/repository"),
-                &format!("pullRequests[{i}].toRef.repository"),
-            )?;
-            Ok(effect(repository, Target::Number(number), snapshot(pr)))
-        })
-        .collect()
-}
-
-/// A `repo:refs_changed`: each changed ref with its old and new commit as sent (a created ref's
-/// `fromHash` and a deleted one's `toHash` are all zeros). The plugin names the list
-/// `refChanges`.
-fn push(event: &str, payload: &Value) -> Result<PushEffect, EffectError> {
-    let repository = repository(event, payload.get("repository"), "repository")?;
-    let changes = payload
-        .get("changes")
-        .or_else(|| payload.get("refChanges"))
-        .and_then(Value::as_array)
-        .ok_or_else(|| EffectError::new(event, "changes is missing"))?;
-    let refs = changes
-        .iter()
-        .enumerate()
-        .map(|(i, change)| {
-            let name = str_at(change, "/ref/id")
-                .or_else(|| str_at(change, "/refId"))
-                .ok_or_else(|| {
-                    EffectError::new(event, format!("changes[{i}].ref.id is missing"))
-                })?;
-            Ok(RefUpdate {
-                name: name.to_owned(),
-                old_sha: string_at(change, "/fromHash").unwrap_or_default(),
-                new_sha: string_at(change, "/toHash").unwrap_or_default(),
-            })
-        })
-        .collect::<Result<_, EffectError>>()?;
-    Ok(PushEffect {
-        repository,
-        refs,
-        actor: actor(payload),
-    })
 }
 
 #[cfg(test)]
@@ -1117,10 +1121,7 @@ mod effect_tests {
             .expect("an object")
             .remove("id");
         let e = effects("pr:opened", &payload).expect_err("no id");
-        assert_eq!(
-            e.to_string(),
-            "pr:opened payload: pullRequest.id is missing"
-        );
+        assert_eq!(e.to_string(), "pr:opened payload: missing pullRequest.id");
 
         let mut payload = body("pr_opened.json");
         payload["pullRequest"]["toRef"]["repository"]["project"]
@@ -1147,7 +1148,7 @@ mod effect_tests {
         );
 
         let e = effects("pr:merged", &json!({"eventKey": "pr:merged"})).expect_err("no PR");
-        assert_eq!(e.message, "pullRequest is missing");
+        assert_eq!(e.message, "missing pullRequest");
     }
 
     #[test]
@@ -1224,13 +1225,13 @@ mod effect_tests {
             .expect("an object")
             .remove("changes");
         let e = effects("repo:refs_changed", &payload).expect_err("no changes");
-        assert_eq!(e.message, "changes is missing");
+        assert_eq!(e.message, "missing changes");
         payload
             .as_object_mut()
             .expect("an object")
             .remove("repository");
         let e = effects("repo:refs_changed", &payload).expect_err("no repository");
-        assert_eq!(e.message, "repository is missing");
+        assert_eq!(e.message, "missing repository");
     }
 
     // The Sourcegraph Bitbucket Server plugin.
@@ -1619,10 +1620,7 @@ mod effect_tests {
         let mut payload = plugin_build_status("FAILED", vec![]);
         payload.as_object_mut().expect("an object").remove("commit");
         let e = effects("repo:build_status", &payload).expect_err("no commit");
-        assert_eq!(
-            e.to_string(),
-            "repo:build_status payload: commit is missing"
-        );
+        assert_eq!(e.to_string(), "repo:build_status payload: missing commit");
 
         let mut payload = plugin_build_status("FAILED", vec![]);
         payload["status"]
@@ -1630,7 +1628,7 @@ mod effect_tests {
             .expect("an object")
             .remove("key");
         let e = effects("repo:build_status", &payload).expect_err("no key");
-        assert_eq!(e.message, "status.key is missing");
+        assert_eq!(e.message, "missing status.key");
     }
 
     #[test]

@@ -320,48 +320,117 @@ pub fn parse_time(value: &Value) -> Option<i64> {
     }
 }
 
-/// Reading an event's payload: what it must carry (an absent value is an error that names it
-/// as a dotted path) and who did it. A host's event type supplies the three accessors; the rest
-/// is shared.
-pub trait EventPayload<'p> {
+/// One event being turned into effects, as every host reads it: its name, its payload and who
+/// did it, with `host`, what the host module adds (where it finds the event's repository, what
+/// it read once). The readers here are shared by every host: what the event must carry (an
+/// absent value is an error that names it as a dotted path), who did it for a summary, and its
+/// changeset effect. Each host module adds its own methods on `Event<'_, ItsHost>`.
+pub struct Event<'p, H> {
     /// The classified event name (`pull_request/opened`), for error messages.
-    fn event_name(&self) -> &'p str;
+    pub event: &'p str,
     /// The whole payload.
-    fn payload(&self) -> &'p Value;
+    pub payload: &'p Value,
     /// Who did it (login / username); empty when the payload does not say.
-    fn actor(&self) -> &'p str;
+    pub actor: &'p str,
+    /// What the host module adds.
+    pub host: H,
+}
+
+/// What a host module adds to an [`Event`]: how it finds the repository an event is about.
+pub trait HostEvent: Sized {
+    /// The repository `event` is about, as the host names it.
+    fn repository(event: &Event<'_, Self>) -> Result<RepositoryRef, EffectError>;
+}
+
+impl<'p, H: HostEvent> Event<'p, H> {
+    /// The repository the event is about, as the host names it.
+    pub fn repository(&self) -> Result<RepositoryRef, EffectError> {
+        H::repository(self)
+    }
 
     /// The error for a payload without the value at `pointer`.
-    fn missing(&self, pointer: &str) -> EffectError {
-        let field = pointer.trim_start_matches('/').replace('/', ".");
-        EffectError::new(self.event_name(), format!("missing {field}"))
+    pub fn missing(&self, pointer: &str) -> EffectError {
+        EffectError::new(self.event, format!("missing {}", dotted(pointer)))
+    }
+
+    /// The array at `pointer` (from the payload root), which the event must carry.
+    pub fn need_array(&self, pointer: &str) -> Result<&'p [Value], EffectError> {
+        self.payload
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .ok_or_else(|| self.missing(pointer))
     }
 
     /// The string at `pointer` (from the payload root), which the event must carry.
-    fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
-        str_at(self.payload(), pointer).ok_or_else(|| self.missing(pointer))
+    pub fn need_str(&self, pointer: &str) -> Result<&'p str, EffectError> {
+        str_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
     }
 
     /// The object at `pointer` (from the payload root), which the event must carry.
-    fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
-        self.payload()
+    pub fn need(&self, pointer: &str) -> Result<&'p Value, EffectError> {
+        self.payload
             .pointer(pointer)
             .filter(|v| v.is_object())
             .ok_or_else(|| self.missing(pointer))
     }
 
     /// The integer at `pointer` (a number, or digits in a string), which the event must carry.
-    fn need_i64(&self, pointer: &str) -> Result<i64, EffectError> {
-        i64_at(self.payload(), pointer).ok_or_else(|| self.missing(pointer))
+    pub fn need_i64(&self, pointer: &str) -> Result<i64, EffectError> {
+        i64_at(self.payload, pointer).ok_or_else(|| self.missing(pointer))
     }
 
     /// Who did it, for a summary: the actor, or "someone" when the payload does not say.
-    fn who(&self) -> &'p str {
-        match self.actor() {
+    pub fn who(&self) -> &'p str {
+        match self.actor {
             "" => "someone",
             actor => actor,
         }
     }
+
+    /// A changeset effect of this event on its repository, by its actor, with no review and no
+    /// check (a caller adds those); `external_id` is the host's key for its timeline entry
+    /// (empty for a pull request's own changes, which have none).
+    pub fn changeset(
+        &self,
+        target: Target,
+        occur_time: Option<i64>,
+        kind: &str,
+        summary: String,
+        external_id: String,
+        snapshot: ChangesetSnapshot,
+    ) -> Result<ChangesetEffect, EffectError> {
+        Ok(ChangesetEffect {
+            repository: self.repository()?,
+            target,
+            occur_time,
+            kind: kind.to_owned(),
+            actor: self.actor.to_owned(),
+            summary,
+            external_id,
+            snapshot,
+            review: None,
+            check: None,
+        })
+    }
+}
+
+/// A JSON pointer as the dotted path an error message names: `/pull_request/number` is
+/// `pull_request.number`, `/changes/0/ref/id` is `changes.0.ref.id`.
+pub fn dotted(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+/// The `field` of each of an object's `labels` (GitHub's `name`, GitLab's `title`), when the
+/// object has that list.
+pub fn label_list(object: &Value, field: &str) -> Option<Vec<String>> {
+    let labels = object.get("labels")?.as_array()?;
+    Some(
+        labels
+            .iter()
+            .filter_map(|l| l.get(field).and_then(Value::as_str).map(str::to_owned))
+            .collect(),
+    )
 }
 
 /// The first 7 characters of a commit SHA, as hosts show it.

@@ -9,9 +9,9 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, EventPayload, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
-    check_summary, ending, i64_at, id_text, parse_time, short_sha, str_at, string_at,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
+    EffectError, HostEvent, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
+    check_summary, ending, i64_at, id_text, label_list, parse_time, short_sha, str_at, string_at,
 };
 use super::signature::{self, Algorithm, Prefix};
 use super::{
@@ -137,7 +137,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }));
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             ("User-Agent", "GitHub-Hookshot/hookgate-test".to_owned()),
             (EVENT, "ping".to_owned()),
             (DELIVERY, key.to_owned()),
@@ -167,8 +166,8 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
     let on = Event {
         event,
         payload,
-        action,
         actor,
+        host: GitHub { action },
     };
     match name {
         "pull_request" => on.pull_request().map(|e| vec![e]),
@@ -184,79 +183,39 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
     }
 }
 
-/// One event being turned into effects: what every kind of event reads the same way.
-struct Event<'p> {
-    /// The classified event name (`pull_request/opened`), for error messages.
-    event: &'p str,
-    payload: &'p Value,
+/// What the GitHub module adds to an event being turned into effects.
+struct GitHub<'p> {
     /// The body's `action`; empty for events that have none (`status`, `push`).
     action: &'p str,
-    /// `sender.login`: who did it.
-    actor: &'p str,
 }
 
-impl<'p> EventPayload<'p> for Event<'p> {
-    fn event_name(&self) -> &'p str {
-        self.event
-    }
+/// One GitHub event being turned into effects.
+type Event<'p> = effects::Event<'p, GitHub<'p>>;
 
-    fn payload(&self) -> &'p Value {
-        self.payload
-    }
-
-    fn actor(&self) -> &'p str {
-        self.actor
+impl HostEvent for GitHub<'_> {
+    /// The repository every GitHub event carries, by `full_name` and `id` (one may be absent).
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        RepositoryRef {
+            name: string_at(event.payload, "/repository/full_name").unwrap_or_default(),
+            external_id: id_text(event.payload.pointer("/repository/id")),
+            url: string_at(event.payload, "/repository/html_url").unwrap_or_default(),
+            clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
+                .iter()
+                .filter_map(|p| string_at(event.payload, p))
+                .collect(),
+        }
+        .identified(event.event, "repository.full_name")
     }
 }
 
 impl<'p> Event<'p> {
-    /// The repository every GitHub event carries, by `full_name` and `id` (one may be absent).
-    fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        RepositoryRef {
-            name: string_at(self.payload, "/repository/full_name").unwrap_or_default(),
-            external_id: id_text(self.payload.pointer("/repository/id")),
-            url: string_at(self.payload, "/repository/html_url").unwrap_or_default(),
-            clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .filter_map(|p| string_at(self.payload, p))
-                .collect(),
-        }
-        .identified(self.event, "repository.full_name")
-    }
-
     /// A `repository` event: `renamed` and `transferred` say what the repository is now called
     /// (the same id); the other actions say nothing hookgate keeps.
     fn renamed_or_transferred(&self) -> Result<Vec<Effect>, EffectError> {
-        match self.action {
+        match self.host.action {
             "renamed" | "transferred" => Ok(vec![Effect::Repository(self.repository()?)]),
             _ => Ok(Vec::new()),
         }
-    }
-
-    /// A changeset effect of this event with no review and no check; `external_id` is the
-    /// host's key for its timeline entry (empty for a pull request's own changes, which have
-    /// none).
-    fn changeset(
-        &self,
-        target: Target,
-        occur_time: Option<i64>,
-        kind: &str,
-        summary: String,
-        external_id: String,
-        snapshot: ChangesetSnapshot,
-    ) -> Result<ChangesetEffect, EffectError> {
-        Ok(ChangesetEffect {
-            repository: self.repository()?,
-            target,
-            occur_time,
-            kind: kind.to_owned(),
-            actor: self.actor.to_owned(),
-            summary,
-            external_id,
-            snapshot,
-            review: None,
-            check: None,
-        })
     }
 
     /// `pull_request/*`: the action is the timeline kind, except that a closed pull request
@@ -265,7 +224,7 @@ impl<'p> Event<'p> {
         let pr = self.need("/pull_request")?;
         let number = self.need_i64("/pull_request/number")?;
         let snapshot = pull_request_snapshot(pr);
-        let kind = match self.action {
+        let kind = match self.host.action {
             "closed" if snapshot.state == Some(ChangesetState::Merged) => "merged",
             "" => return Err(self.missing("/action")),
             action => action,
@@ -334,7 +293,7 @@ impl<'p> Event<'p> {
         let state = str_at(review, "/state")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let vote = match (self.action, state.as_str()) {
+        let vote = match (self.host.action, state.as_str()) {
             ("dismissed", _) => Some(Vote::Withdrawn),
             ("submitted" | "edited", "approved") => Some(Vote::Approved),
             ("submitted" | "edited", "changes_requested") => Some(Vote::ChangesRequested),
@@ -351,7 +310,7 @@ impl<'p> Event<'p> {
             None => None,
         };
         let who = self.who();
-        let summary = match (self.action, vote) {
+        let summary = match (self.host.action, vote) {
             ("dismissed", _) => format!(
                 "{who} dismissed {}'s review on #{number}",
                 reviewer.unwrap_or("someone")
@@ -365,14 +324,14 @@ impl<'p> Event<'p> {
         let pr_updated = pr.get("updated_at").and_then(parse_time);
         // `submitted_at` dates the review, not its dismissal; the later of it and the pull
         // request's `updated_at` (as of the dismissal) is the closer bound.
-        let occur_time = match self.action {
+        let occur_time = match self.host.action {
             "dismissed" => submitted.max(pr_updated),
             _ => submitted.or(pr_updated),
         };
         // A dismissal is an entry of its own; an edit updates the review's.
         let external_id = ending(
             self.id_at("/review/id"),
-            self.action == "dismissed",
+            self.host.action == "dismissed",
             "dismissed",
         );
         let effect = self.changeset(
@@ -431,7 +390,7 @@ impl<'p> Event<'p> {
     fn comment_id(&self) -> String {
         ending(
             self.id_at("/comment/id"),
-            self.action == "deleted",
+            self.host.action == "deleted",
             "deleted",
         )
     }
@@ -444,7 +403,7 @@ impl<'p> Event<'p> {
             .get("updated_at")
             .and_then(parse_time)
             .or_else(|| comment.get("created_at").and_then(parse_time));
-        match self.action {
+        match self.host.action {
             "deleted" => time.max(on.get("updated_at").and_then(parse_time)),
             _ => time,
         }
@@ -459,7 +418,7 @@ impl<'p> Event<'p> {
     /// `octocat commented on #2`, worded for the action.
     fn comment_summary(&self, number: i64) -> String {
         let who = self.who();
-        match self.action {
+        match self.host.action {
             "edited" => format!("{who} edited a comment on #{number}"),
             "deleted" => format!("{who} deleted a comment on #{number}"),
             _ => format!("{who} commented on #{number}"),
@@ -639,7 +598,7 @@ fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
         head_ref: string_at(pr, "/head/ref"),
         base_ref: string_at(pr, "/base/ref"),
         head_sha: string_at(pr, "/head/sha"),
-        labels: label_names(pr),
+        labels: label_list(pr, "name"),
         host_update_time: pr.get("updated_at").and_then(parse_time),
     }
 }
@@ -653,7 +612,7 @@ fn issue_snapshot(issue: &Value) -> ChangesetSnapshot {
         url: string_at(issue, "/html_url"),
         author: string_at(issue, "/user/login"),
         state: state(str_at(issue, "/state"), merged, issue.get("draft")),
-        labels: label_names(issue),
+        labels: label_list(issue, "name"),
         host_update_time: issue.get("updated_at").and_then(parse_time),
         ..ChangesetSnapshot::default()
     }
@@ -686,17 +645,6 @@ fn state(
         "open" => Some(ChangesetState::Open),
         _ => None,
     }
-}
-
-/// The names of `labels`, when the object has that list.
-fn label_names(object: &Value) -> Option<Vec<String>> {
-    let labels = object.get("labels")?.as_array()?;
-    Some(
-        labels
-            .iter()
-            .filter_map(|l| string_at(l, "/name"))
-            .collect(),
-    )
 }
 
 /// The status of a check run or suite: not completed is pending; completed passes with a

@@ -6,9 +6,9 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::effects::{
-    ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
-    EffectError, EventPayload, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
-    check_summary, id_text, parse_time, short_sha, str_at, string_at,
+    self, ChangesetEffect, ChangesetSnapshot, ChangesetState, CheckResult, CheckStatus, Effect,
+    EffectError, HostEvent, PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote,
+    check_summary, id_text, label_list, parse_time, short_sha, str_at, string_at,
 };
 use super::signature;
 use super::{
@@ -97,7 +97,6 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }));
     TestDelivery {
         headers: vec![
-            ("Content-Type", "application/json".to_owned()),
             ("User-Agent", "GitLab/hookgate-test".to_owned()),
             (EVENT, "Push Hook".to_owned()),
             ("X-Gitlab-Event-UUID", key.to_owned()),
@@ -117,6 +116,7 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         event,
         payload,
         actor: str_at(payload, "/user/username").unwrap_or_default(),
+        host: GitLab,
     };
     match name {
         "Merge Request Hook" => on.merge_request().map(|e| vec![e]),
@@ -127,80 +127,40 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
     }
 }
 
-/// One event being turned into effects: what every kind of event reads the same way.
-struct Event<'p> {
-    /// The classified event name (`Merge Request Hook/open`), for error messages.
-    event: &'p str,
-    payload: &'p Value,
-    /// `user.username`: who did it (pushes name the pusher elsewhere).
-    actor: &'p str,
-}
+/// What the GitLab module adds to an event being turned into effects: nothing but how
+/// it finds the event's repository.
+struct GitLab;
 
-impl<'p> EventPayload<'p> for Event<'p> {
-    fn event_name(&self) -> &'p str {
-        self.event
-    }
+/// One GitLab event being turned into effects.
+type Event<'p> = effects::Event<'p, GitLab>;
 
-    fn payload(&self) -> &'p Value {
-        self.payload
-    }
-
-    fn actor(&self) -> &'p str {
-        self.actor
-    }
-}
-
-impl<'p> Event<'p> {
+impl HostEvent for GitLab {
     /// The project every GitLab event carries, by `path_with_namespace` and `id` (or the
     /// event's `project_id`); one may be absent.
-    fn repository(&self) -> Result<RepositoryRef, EffectError> {
-        let name = string_at(self.payload, "/project/path_with_namespace").unwrap_or_default();
-        let id = self
+    fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
+        let name = string_at(event.payload, "/project/path_with_namespace").unwrap_or_default();
+        let id = event
             .payload
             .pointer("/project/id")
-            .or_else(|| self.payload.get("project_id"));
+            .or_else(|| event.payload.get("project_id"));
         let clone_url = |key: &str| {
-            string_at(self.payload, &format!("/project/{key}"))
-                .or_else(|| string_at(self.payload, &format!("/repository/{key}")))
+            string_at(event.payload, &format!("/project/{key}"))
+                .or_else(|| string_at(event.payload, &format!("/repository/{key}")))
         };
         RepositoryRef {
             name,
             external_id: id_text(id),
-            url: string_at(self.payload, "/project/web_url").unwrap_or_default(),
+            url: string_at(event.payload, "/project/web_url").unwrap_or_default(),
             clone_urls: ["git_http_url", "git_ssh_url"]
                 .iter()
                 .filter_map(|key| clone_url(key))
                 .collect(),
         }
-        .identified(self.event, "project.path_with_namespace")
+        .identified(event.event, "project.path_with_namespace")
     }
+}
 
-    /// A changeset effect of this event with no review and no check; `external_id` is the
-    /// host's key for its timeline entry (empty for a merge request's own changes, which have
-    /// none).
-    fn changeset(
-        &self,
-        target: Target,
-        occur_time: Option<i64>,
-        kind: &str,
-        summary: String,
-        external_id: String,
-        snapshot: ChangesetSnapshot,
-    ) -> Result<ChangesetEffect, EffectError> {
-        Ok(ChangesetEffect {
-            repository: self.repository()?,
-            target,
-            occur_time,
-            kind: kind.to_owned(),
-            actor: self.actor.to_owned(),
-            summary,
-            external_id,
-            snapshot,
-            review: None,
-            check: None,
-        })
-    }
-
+impl<'p> Event<'p> {
     /// `Merge Request Hook/*`: the action as a timeline kind, and a vote for approvals.
     fn merge_request(&self) -> Result<Effect, EffectError> {
         let attributes = self.need("/object_attributes")?;
@@ -208,7 +168,7 @@ impl<'p> Event<'p> {
         let mut snapshot = merge_request_snapshot(attributes, self.payload);
         if snapshot.labels.is_none() {
             // The hook's top-level `labels` is the merge request's.
-            snapshot.labels = label_titles(self.payload);
+            snapshot.labels = label_list(self.payload, "title");
         }
         let kind = self.merge_request_kind(attributes);
         let vote = match str_at(attributes, "/action") {
@@ -418,7 +378,7 @@ fn merge_request_snapshot(mr: &Value, payload: &Value) -> ChangesetSnapshot {
         head_ref: string_at(mr, "/source_branch"),
         base_ref: string_at(mr, "/target_branch"),
         head_sha: string_at(mr, "/last_commit/id"),
-        labels: label_titles(mr),
+        labels: label_list(mr, "title"),
         host_update_time: mr.get("updated_at").and_then(parse_time),
     }
 }
@@ -443,17 +403,6 @@ fn state(mr: &Value) -> Option<ChangesetState> {
         "merged" => Some(ChangesetState::Merged),
         _ => None,
     }
-}
-
-/// The titles of `labels`, when the object has that list.
-fn label_titles(object: &Value) -> Option<Vec<String>> {
-    let labels = object.get("labels")?.as_array()?;
-    Some(
-        labels
-            .iter()
-            .filter_map(|l| string_at(l, "/title"))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

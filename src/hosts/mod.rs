@@ -1,7 +1,7 @@
 //! What each code host sends, and nothing else: for GitHub, GitLab, Bitbucket Server/Data Center
 //! and Bitbucket Cloud, how a delivery proves it is the host's ([`verify`]), what event it is and
-//! under which delivery key ([`classify`]), and what the host's own test event looks like
-//! ([`test_delivery`]). It is pure: it takes headers and body bytes and returns a verdict, with no
+//! under which delivery key ([`classify`], or [`classify_outline`] when only the outline of the
+//! body is needed), and what the host's own test event looks like ([`test_delivery`]). It is pure: it takes headers and body bytes and returns a verdict, with no
 //! HTTP server, database or clock, so every real fixture is a cheap unit test. One file per host;
 //! `signature` holds the constant-time checks they share. The generic trigger is not a host.
 
@@ -111,6 +111,22 @@ pub enum Disposition {
     Handled,
     /// Anything else: stored as ignored and answered 200.
     Ignored,
+    /// hookgate's own test delivery ([`test_delivery`], marked with [`TEST_DELIVERY_HEADER`]):
+    /// answered 200 and stored as a successful test, whatever event it imitates; it changes
+    /// nothing and touches no repository.
+    Test,
+}
+
+/// The header hookgate adds to its [`test_delivery`], on every host. It is read only from a
+/// delivery that passed [`verify`] with one of the receiver's secrets (an unsigned ping never
+/// reaches [`classify`]), so only someone who holds a secret can mark a delivery as a test, and
+/// a test can only ever do less than the event it imitates.
+pub const TEST_DELIVERY_HEADER: &str = "X-Hookgate-Test-Delivery";
+
+/// What a test delivery's event is called: the event it imitates, marked, so that the delivery
+/// log says what it was (`Push Hook (test delivery)`).
+fn test_event(event: &str) -> String {
+    format!("{event} (test delivery)")
 }
 
 /// Why a delivery could not be classified; answered 400.
@@ -125,33 +141,39 @@ pub enum ClassifyError {
     BadBody(String),
 }
 
-/// Names the event of a delivery, finds its delivery key and parses its body. Call it after
-/// [`verify`]: it trusts what it reads.
+/// Names the event of a delivery, finds its delivery key and parses the whole body, for the
+/// handlers. Call it after [`verify`]: it trusts what it reads.
 pub fn classify(host: Host, headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
-    classify_as(host, headers, body)
+    classify_into(host, headers, body)
 }
 
-/// Like [`classify`], but keeps only the body's [`Outline`]: what the ingress needs (the event,
-/// the key, and that the body is the JSON its event must be), at a fraction of the cost.
-pub fn identify(
+/// [`classify`] at the ingress's depth: the body is checked to be the JSON its event must be,
+/// but only its [`Outline`] is kept (what names the event), at a fraction of the cost.
+pub fn classify_outline(
     host: Host,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Classified<Outline>, ClassifyError> {
-    classify_as(host, headers, body)
+    classify_into(host, headers, body)
 }
 
-fn classify_as<P: Payload>(
+/// Classifies a delivery, reading its body into `P`: the depth [`classify`] and
+/// [`classify_outline`] differ by.
+fn classify_into<P: Payload>(
     host: Host,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Classified<P>, ClassifyError> {
-    let classified = match host {
+    let mut classified = match host {
         Host::GitHub => github::classify(headers, body),
         Host::GitLab => gitlab::classify(headers, body),
         Host::BitbucketServer => bitbucket_server::classify(headers, body),
         Host::BitbucketCloud => bitbucket_cloud::classify(headers, body),
     }?;
+    if headers.contains_key(TEST_DELIVERY_HEADER) {
+        classified.event = test_event(&classified.event);
+        classified.disposition = Disposition::Test;
+    }
     // What the log and the handlers see of the event and its key, however long the host's.
     Ok(Classified {
         event: bounded(classified.event, Cap::EVENT),
@@ -225,14 +247,21 @@ pub struct TestDelivery {
 
 /// Builds the host's test event, signed with `secret` as the host would sign it, under
 /// `delivery_key`: a GitHub `ping`, a GitLab `Push Hook` with no commits, a Bitbucket Server
-/// `diagnostics:ping` (signed), a Bitbucket Cloud `repo:push` with no changes.
+/// `diagnostics:ping` (signed), a Bitbucket Cloud `repo:push` with no changes. It carries
+/// [`TEST_DELIVERY_HEADER`], so it classifies as [`Disposition::Test`].
 pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelivery {
-    match host {
+    let mut delivery = match host {
         Host::GitHub => github::test_delivery(secret, delivery_key),
         Host::GitLab => gitlab::test_delivery(secret, delivery_key),
         Host::BitbucketServer => bitbucket_server::test_delivery(secret, delivery_key),
         Host::BitbucketCloud => bitbucket_cloud::test_delivery(secret, delivery_key),
-    }
+    };
+    // Every host's test event is JSON.
+    delivery.headers.extend([
+        ("Content-Type", "application/json".to_owned()),
+        (TEST_DELIVERY_HEADER, "1".to_owned()),
+    ]);
+    delivery
 }
 
 /// The first value of `name` as text, trimmed; `None` when absent, empty or not UTF-8.
@@ -424,23 +453,28 @@ pub(crate) mod testing {
     }
 
     /// Checks that `host`'s test delivery verifies with its secret, not with another, and
-    /// classifies to `event` and `disposition` under the key it was given.
+    /// classifies as a test of `event` under the key it was given; without hookgate's mark, it
+    /// is the host's own `event`, of `disposition`.
     pub(crate) fn assert_test_delivery_round_trips(
         host: Host,
         event: &str,
         disposition: Disposition,
     ) {
         let delivery = super::test_delivery(host, "test-secret", "key-0001");
-        let headers = test_delivery_headers(&delivery);
+        let mut headers = test_delivery_headers(&delivery);
         assert_eq!(
             verify(host, &headers, &delivery.body, &["test-secret"]),
             Ok(Verified::Signed)
         );
         assert!(verify(host, &headers, &delivery.body, &["other-secret"]).is_err());
         let classified = classify(host, &headers, &delivery.body).expect("it classifies");
-        assert_eq!(classified.event, event);
-        assert_eq!(classified.disposition, disposition);
+        assert_eq!(classified.event, format!("{event} (test delivery)"));
+        assert_eq!(classified.disposition, Disposition::Test);
         assert_eq!(classified.delivery_key.as_deref(), Some("key-0001"));
+        headers.remove(super::TEST_DELIVERY_HEADER);
+        let unmarked = classify(host, &headers, &delivery.body).expect("it classifies");
+        assert_eq!(unmarked.event, event);
+        assert_eq!(unmarked.disposition, disposition);
         assert_eq!(
             headers.get("content-type").map(|v| v.as_bytes()),
             Some(&b"application/json"[..])

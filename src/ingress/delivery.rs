@@ -74,7 +74,7 @@ pub async fn deliver(
     if verified == Verified::UnsignedPing {
         return unsigned_ping(&state, host, &headers, base).await;
     }
-    let classified = match hosts::identify(host, &headers, &body) {
+    let classified = match hosts::classify_outline(host, &headers, &body) {
         Ok(c) => c,
         Err(e @ ClassifyError::MissingEventHeader(_)) | Err(e @ ClassifyError::BadBody(_)) => {
             return reply::error(StatusCode::BAD_REQUEST, e.to_string());
@@ -95,6 +95,14 @@ pub async fn deliver(
             DeliveryState::Processed,
             StatusCode::OK,
             Some("pong".to_owned()),
+        ),
+        Disposition::Test => (
+            DeliveryState::Processed,
+            StatusCode::OK,
+            Some(
+                "test delivery: verified with the receiver's secret and stored; nothing applied"
+                    .to_owned(),
+            ),
         ),
         Disposition::Ignored => (
             DeliveryState::Ignored,
