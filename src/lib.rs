@@ -10,7 +10,6 @@ pub mod data_dir;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
-pub mod events;
 pub mod head;
 pub mod hosts;
 pub mod ingress;

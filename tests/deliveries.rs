@@ -421,25 +421,25 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     let stale = pending(&s, now - 2 * 3600 * SECOND).await;
     let fresh = pending(&s, now).await;
     // Feed events are kept as long as deliveries.
-    hookgate::events::record(
+    hookgate::sync::feed::record(
         &s.db,
-        hookgate::events::EventKind::DeliveryFailed,
+        hookgate::sync::feed::EventKind::DeliveryFailed,
         None,
         stale,
         now - 2 * 3600 * SECOND,
     )
     .await
     .unwrap();
-    hookgate::events::record(
+    hookgate::sync::feed::record(
         &s.db,
-        hookgate::events::EventKind::DeliveryFailed,
+        hookgate::sync::feed::EventKind::DeliveryFailed,
         None,
         fresh,
         now,
     )
     .await
     .unwrap();
-    let feed = hookgate::events::EventStore::new(s.db.clone());
+    let feed = hookgate::sync::feed::EventStore::new(s.db.clone());
     let store = s.deliveries.clone();
     let app = TestApp::start(s.test_db, |c| {
         c.delivery_retention = Duration::from_secs(3600).into();
@@ -447,12 +447,17 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     .await;
     // The janitor deletes old deliveries, then old events: wait until both are done.
     let failed_events = || async {
-        feed.after(0, None, &[hookgate::events::EventKind::DeliveryFailed], 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.subject_id)
-            .collect::<Vec<_>>()
+        feed.after(
+            0,
+            None,
+            &[hookgate::sync::feed::EventKind::DeliveryFailed],
+            10,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject_id)
+        .collect::<Vec<_>>()
     };
     let mut purged = false;
     for _ in 0..200 {

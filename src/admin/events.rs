@@ -12,8 +12,8 @@ use super::deliveries::delivery_to_proto;
 use super::proto::{self, event_service_server::EventService};
 use super::repositories::{repository_to_proto, sync_request_to_proto};
 use super::status::parse_id;
-use crate::events::{Event, EventKind, EventStore};
 use crate::store::StoreError;
+use crate::sync::feed::{Event, EventKind, EventStore};
 use crate::time::to_timestamp;
 
 /// How often a watcher looks for new events when it has seen them all.
@@ -72,7 +72,7 @@ impl EventService for EventAdmin {
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                // Cursors become visible in increasing order (see `crate::events`), so a cursor
+                // Cursors become visible in increasing order (see `crate::sync::feed`), so a cursor
                 // missing below the newest one is gone for good (rolled back, or purged): the
                 // feed reads straight on.
                 let batch = match events.after(cursor, None, &[], 200).await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryStore;
-use crate::events::EventStore;
+use crate::sync::feed::EventStore;
 use crate::time::Timestamp;
 
 /// How often the janitor runs.

@@ -503,9 +503,9 @@ impl DeliveryStore {
         let result = update.filter(claim_held(claimed)).exec(conn).await?;
         let held = result.rows_affected == 1;
         if held && state == DeliveryState::Failed {
-            crate::events::record(
+            crate::sync::feed::record(
                 conn,
-                crate::events::EventKind::DeliveryFailed,
+                crate::sync::feed::EventKind::DeliveryFailed,
                 Some(claimed.receiver_id),
                 claimed.id,
                 now.micros(),

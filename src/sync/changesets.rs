@@ -14,10 +14,10 @@ use super::tracked::{CheckState, ReviewState, Stamp, StoredCheck, Tracked, same_
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{changeset, commit_check, repository, timeline_entry};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self as events, EventKind};
 use crate::time::Timestamp;
 
 /// A changeset as the admin API shows it.

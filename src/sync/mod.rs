@@ -2,6 +2,7 @@
 //! events with their timelines, sync requests, and the handler the delivery worker calls.
 
 pub mod changesets;
+pub mod feed;
 mod handler;
 pub mod repositories;
 pub mod requests;

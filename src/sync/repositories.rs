@@ -19,11 +19,11 @@ use uuid::Uuid;
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{repository, repository_alias};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self as events, EventKind};
 use crate::time::Timestamp;
 
 /// A repository as the store knows it.

@@ -20,10 +20,10 @@ use crate::entity::id::{Id, OptionalId};
 use crate::entity::json::Json;
 pub use crate::entity::sync_request::{Reason, StoredRef, SyncRequestState};
 use crate::entity::{repository, sync_request};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self as events, EventKind};
 use crate::text::{Cap, MAX_REFS, bounded};
 use crate::time::Timestamp;
 

@@ -9,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     /// The event's place in the feed, what a client resumes after: given once the row is
-    /// committed, so cursors become visible in increasing order (see `crate::events`). `None`
+    /// committed, so cursors become visible in increasing order (see `crate::sync::feed`). `None`
     /// until then.
     pub cursor: Option<i64>,
     pub time: i64,

@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::event;
+use crate::entity::feed_entry as event;
 use crate::store::StoreError;
 
 /// What an event tells.
