@@ -19,6 +19,7 @@ use hookgate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions,
     ReceiverSecret, ReceiverStore,
 };
+use hookgate::sync::feed::{self, FeedEntryKind, FeedStore};
 use hookgate::time::Timestamp;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use uuid::Uuid;
@@ -420,48 +421,37 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     let s = setup(engine).await;
     let stale = pending(&s, now - 2 * 3600 * SECOND).await;
     let fresh = pending(&s, now).await;
-    // Feed events are kept as long as deliveries.
-    hookgate::sync::feed::record(
+    // Feed entries are kept as long as deliveries.
+    feed::append(
         &s.db,
-        hookgate::sync::feed::EventKind::DeliveryFailed,
+        FeedEntryKind::DeliveryFailed,
         None,
         stale,
-        now - 2 * 3600 * SECOND,
+        time(now - 2 * 3600 * SECOND),
     )
     .await
     .unwrap();
-    hookgate::sync::feed::record(
-        &s.db,
-        hookgate::sync::feed::EventKind::DeliveryFailed,
-        None,
-        fresh,
-        now,
-    )
-    .await
-    .unwrap();
-    let feed = hookgate::sync::feed::EventStore::new(s.db.clone());
+    feed::append(&s.db, FeedEntryKind::DeliveryFailed, None, fresh, time(now))
+        .await
+        .unwrap();
+    let feed = FeedStore::new(s.db.clone());
     let store = s.deliveries.clone();
     let app = TestApp::start(s.test_db, |c| {
         c.delivery_retention = Duration::from_secs(3600).into();
     })
     .await;
-    // The janitor deletes old deliveries, then old events: wait until both are done.
-    let failed_events = || async {
-        feed.after(
-            0,
-            None,
-            &[hookgate::sync::feed::EventKind::DeliveryFailed],
-            10,
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.subject_id)
-        .collect::<Vec<_>>()
+    // The janitor deletes old deliveries, then old feed entries: wait until both are done.
+    let failed_entries = || async {
+        feed.after(0, None, &[FeedEntryKind::DeliveryFailed], 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.subject_id)
+            .collect::<Vec<_>>()
     };
     let mut purged = false;
     for _ in 0..200 {
-        if store.get(stale).await.is_err() && failed_events().await == vec![fresh] {
+        if store.get(stale).await.is_err() && failed_entries().await == vec![fresh] {
             purged = true;
             break;
         }
@@ -469,8 +459,8 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     }
     assert!(
         purged,
-        "the janitor deleted the delivery and the event older than the retention: {:?}",
-        failed_events().await
+        "the janitor deleted the delivery and the feed entry older than the retention: {:?}",
+        failed_entries().await
     );
     assert!(store.get(fresh).await.is_ok(), "the young delivery stays");
     app.stop().await;

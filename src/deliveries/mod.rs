@@ -12,7 +12,7 @@ mod worker;
 
 pub use crate::entity::delivery::DeliveryState;
 pub use intake::{Intake, IntakeConfig};
-pub use janitor::run_janitor;
+pub use janitor::{KeptWithDeliveries, run_janitor};
 pub use key::DeliveryKey;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,

@@ -1,14 +1,15 @@
-//! The event feed: a row per thing automation wants to hear about (a changeset updated, a sync
-//! requested or completed, a delivery failed, a repository renamed), written in the same transaction as the change it
-//! tells of, and read by `EventService.Watch` in cursor order. Every replica writes to and reads
-//! from the same table, so a client on any replica sees every replica's events.
+//! The event feed: a feed entry per thing automation wants to hear about (a changeset updated, a
+//! sync requested or completed, a delivery failed, a repository renamed), written in the same
+//! transaction as the change it tells of, and followed by `EventService.Watch` in cursor order
+//! ([`FeedStore::follow`]). Every replica writes to and reads from the same table, so a client on
+//! any replica sees every replica's entries.
 //!
-//! A watcher that has read up to cursor `c` never reads below `c` again, so an event must never
-//! become visible with a cursor below one already visible. An event therefore gets its cursor
+//! A watcher that has read up to cursor `c` never reads below `c` again, so an entry must never
+//! become visible with a cursor below one already visible. An entry therefore gets its cursor
 //! when it is committed, not when it is written (a writer's transaction may take any time to
 //! commit: it may wait for a repository's row, on another replica):
 //!
-//! - on PostgreSQL it is written without a cursor, and [`EventStore::give_cursors`] numbers the
+//! - on PostgreSQL it is written without a cursor, and [`FeedStore::give_cursors`] numbers the
 //!   committed rows that have none, one numbering at a time across every replica (an advisory
 //!   lock); one numbering's cursors are all above the previous one's, which was committed
 //!   before it began, so cursors become visible in increasing order;
@@ -16,105 +17,103 @@
 //!   are committed in the order they are written, and each takes its row id as its cursor as it
 //!   is written (a trigger; migration 000017).
 
-use std::fmt;
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::entity::feed_entry as event;
+use crate::deliveries::KeptWithDeliveries;
+use crate::entity::feed_entry;
+pub use crate::entity::feed_entry::FeedEntryKind;
 use crate::store::StoreError;
+use crate::time::Timestamp;
 
-/// What an event tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    ChangesetUpdated,
-    SyncRequested,
-    SyncCompleted,
-    DeliveryFailed,
-    /// A repository has a new name on its host (renamed or moved), the same repository.
-    RepositoryRenamed,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 5] = [
-        EventKind::ChangesetUpdated,
-        EventKind::SyncRequested,
-        EventKind::SyncCompleted,
-        EventKind::DeliveryFailed,
-        EventKind::RepositoryRenamed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::ChangesetUpdated => "CHANGESET_UPDATED",
-            EventKind::SyncRequested => "SYNC_REQUESTED",
-            EventKind::SyncCompleted => "SYNC_COMPLETED",
-            EventKind::DeliveryFailed => "DELIVERY_FAILED",
-            EventKind::RepositoryRenamed => "REPOSITORY_RENAMED",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One event of the feed.
+/// One entry of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct FeedEntry {
+    /// Its place in the feed: what a follower resumes after.
     pub cursor: i64,
-    pub time: i64,
-    pub kind: EventKind,
-    /// The receiver it came through, if any.
+    /// When it was written, in the transaction of the change it tells of.
+    pub time: Timestamp,
+    pub kind: FeedEntryKind,
+    /// The receiver the change came through, if any.
     pub receiver_id: Option<Uuid>,
     /// The changeset, sync request, delivery or repository it is about.
     pub subject_id: Uuid,
 }
 
-/// Appends an event, on `conn` (the transaction of the change it tells of).
-pub async fn record<C: ConnectionTrait>(
+/// Appends an entry, on `conn` (the transaction of the change it tells of).
+pub async fn append<C: ConnectionTrait>(
     conn: &C,
-    kind: EventKind,
+    kind: FeedEntryKind,
     receiver_id: Option<Uuid>,
     subject_id: Uuid,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), DbErr> {
-    event::Entity::insert(event::ActiveModel {
-        time: Set(now),
-        kind: Set(kind.as_str().to_owned()),
-        receiver_id: Set(receiver_id.map(|r| r.to_string()).unwrap_or_default()),
-        subject_id: Set(subject_id.to_string()),
-        ..Default::default()
-    })
+    feed_entry::Entity::insert(feed_entry::ActiveModel::entry(
+        kind,
+        receiver_id,
+        subject_id,
+        now,
+    ))
     .exec_without_returning(conn)
     .await?;
     Ok(())
 }
 
-/// The PostgreSQL advisory lock one numbering of committed events holds: "hookfeed" in ASCII.
-const NUMBERING_LOCK: i64 = 0x686f_6f6b_6665_6564;
-/// How many events one numbering gives cursors to, at most.
-const NUMBERING_BATCH: u64 = 1000;
+/// Which entries a follower wants: those that came through `receiver` (every receiver's and
+/// admins' when `None`), of `kinds` (every kind when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedFilter {
+    pub receiver: Option<Uuid>,
+    pub kinds: Vec<FeedEntryKind>,
+}
 
-/// Reads the feed.
+impl FeedFilter {
+    /// Whether `entry` is one the follower wants.
+    pub fn admits(&self, entry: &FeedEntry) -> bool {
+        self.receiver.is_none_or(|r| entry.receiver_id == Some(r))
+            && (self.kinds.is_empty() || self.kinds.contains(&entry.kind))
+    }
+}
+
+/// Why a followed feed ended before its follower left.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The service is stopping. Nothing is lost: the follower resumes, on this service once it is
+    /// back or on another replica, after the last cursor it received.
+    #[error("the service is stopping")]
+    Stopping,
+    /// The feed could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The PostgreSQL advisory lock one numbering of committed entries holds: "hookfeed" in ASCII.
+const NUMBERING_LOCK: i64 = 0x686f_6f6b_6665_6564;
+/// How many entries one numbering gives cursors to, at most.
+const NUMBERING_BATCH: u64 = 1000;
+/// How many entries a follower reads at a time.
+const FOLLOW_BATCH: u64 = 200;
+/// How often a follower looks for new entries once it has read them all.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Reads and follows the feed, and deletes what is past retention.
 #[derive(Debug, Clone)]
-pub struct EventStore {
+pub struct FeedStore {
     db: DatabaseConnection,
-    /// Whether committed events wait for [`EventStore::give_cursors`] to get their cursor
+    /// Whether committed entries wait for [`FeedStore::give_cursors`] to get their cursor
     /// (PostgreSQL), rather than taking it as they are written (SQLite).
     numbered_on_commit: bool,
 }
 
-impl EventStore {
+impl FeedStore {
     pub fn new(db: DatabaseConnection) -> Self {
         let numbered_on_commit = db.get_database_backend() == DbBackend::Postgres;
         Self {
@@ -123,9 +122,9 @@ impl EventStore {
         }
     }
 
-    /// Gives every committed event that has no cursor yet the next cursors, in the order the
-    /// events were written. A reader calls it before it reads: events then reach it as soon as
-    /// they are committed, whoever wrote them. When another replica or watcher is numbering at
+    /// Gives every committed entry that has no cursor yet the next cursors, in the order the
+    /// entries were written. A reader calls it before it reads: entries then reach it as soon as
+    /// they are committed, whoever wrote them. When another replica or follower is numbering at
     /// the moment, this one leaves it to them (their cursors are visible once they commit).
     pub async fn give_cursors(&self) -> Result<(), StoreError> {
         if !self.numbered_on_commit {
@@ -133,10 +132,10 @@ impl EventStore {
         }
         loop {
             // A look first, on the partial index of rows without a cursor: nearly always none.
-            let waiting = event::Entity::find()
+            let waiting = feed_entry::Entity::find()
                 .select_only()
-                .column(event::Column::Id)
-                .filter(event::Column::Cursor.is_null())
+                .column(feed_entry::Column::Id)
+                .filter(feed_entry::Column::Cursor.is_null())
                 .limit(1)
                 .into_tuple::<i64>()
                 .one(&self.db)
@@ -177,26 +176,26 @@ impl EventStore {
         }
     }
 
-    /// Up to `limit` events after `cursor`, oldest first, of `receiver` (if given) and of
-    /// `kinds` (all when empty). Committed events still without a cursor are numbered first
-    /// ([`EventStore::give_cursors`]), so a reader sees every event committed before it asked.
+    /// Up to `limit` entries after `cursor`, oldest first, of `receiver` (if given) and of
+    /// `kinds` (all when empty). Committed entries still without a cursor are numbered first
+    /// ([`FeedStore::give_cursors`]), so a reader sees every entry committed before it asked.
     pub async fn after(
         &self,
         cursor: i64,
         receiver: Option<Uuid>,
-        kinds: &[EventKind],
+        kinds: &[FeedEntryKind],
         limit: u64,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Vec<FeedEntry>, StoreError> {
         self.give_cursors().await?;
-        let mut query = event::Entity::find().filter(event::Column::Cursor.gt(cursor));
+        let mut query = feed_entry::Entity::find().filter(feed_entry::Column::Cursor.gt(cursor));
         if let Some(receiver) = receiver {
-            query = query.filter(event::Column::ReceiverId.eq(receiver.to_string()));
+            query = query.filter(feed_entry::Column::ReceiverId.eq(receiver.to_string()));
         }
         if !kinds.is_empty() {
-            query = query.filter(event::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+            query = query.filter(feed_entry::Column::Kind.is_in(kinds.iter().copied()));
         }
         let rows = query
-            .order_by_asc(event::Column::Cursor)
+            .order_by_asc(feed_entry::Column::Cursor)
             .limit(limit)
             .all(&self.db)
             .await?;
@@ -206,11 +205,10 @@ impl EventStore {
                     id: m.id.to_string(),
                     why,
                 };
-                Ok(Event {
+                Ok(FeedEntry {
                     cursor: m.cursor.ok_or_else(|| corrupt("no cursor".to_owned()))?,
                     time: m.time,
-                    kind: EventKind::from_db(&m.kind)
-                        .ok_or_else(|| corrupt(format!("kind {:?}", m.kind)))?,
+                    kind: m.kind,
                     receiver_id: match m.receiver_id.as_str() {
                         "" => None,
                         id => Some(Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?),
@@ -222,23 +220,91 @@ impl EventStore {
             .collect()
     }
 
-    /// The newest cursor, or 0 when the feed is empty.
-    pub async fn last_cursor(&self) -> Result<i64, StoreError> {
-        let last: Option<Option<i64>> = event::Entity::find()
-            .select_only()
-            .column(event::Column::Cursor)
-            .filter(event::Column::Cursor.is_not_null())
-            .order_by_desc(event::Column::Cursor)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok(last.flatten().unwrap_or(0))
+    /// Every entry after cursor `after` that `filter` admits, then new ones as they are
+    /// committed, each once and in cursor order, for as long as the stream is polled. It ends
+    /// after its first error: [`FollowError::Stopping`] once `stop` is cancelled (the follower
+    /// resumes after the last cursor it received), or the store's.
+    ///
+    /// Cursors become visible in increasing order, so a cursor missing below the newest one is
+    /// gone for good (rolled back, or purged): the follower reads straight on. The filter is
+    /// applied to what is read rather than in the query, so a follower of rare entries still
+    /// moves its cursor on past the others instead of reading them again at every look.
+    pub fn follow(
+        &self,
+        after: i64,
+        filter: FeedFilter,
+        stop: CancellationToken,
+    ) -> impl Stream<Item = Result<FeedEntry, FollowError>> + Send + 'static {
+        /// Where a follower is.
+        struct Follower {
+            feed: FeedStore,
+            filter: FeedFilter,
+            stop: CancellationToken,
+            /// The last cursor read (admitted or not).
+            cursor: i64,
+            /// Entries read and admitted, not handed out yet.
+            ready: VecDeque<FeedEntry>,
+            /// Set once the error that ends the stream is handed out.
+            ended: bool,
+        }
+        let follower = Follower {
+            feed: self.clone(),
+            filter,
+            stop,
+            cursor: after,
+            ready: VecDeque::new(),
+            ended: false,
+        };
+        futures_util::stream::unfold(follower, |mut f| async move {
+            loop {
+                if f.ended {
+                    return None;
+                }
+                // Checked before every hand-out too, so a follower that is never idle (a long
+                // backlog) still ends promptly when the service stops.
+                if f.stop.is_cancelled() {
+                    f.ended = true;
+                    return Some((Err(FollowError::Stopping), f));
+                }
+                if let Some(entry) = f.ready.pop_front() {
+                    return Some((Ok(entry), f));
+                }
+                let batch = match f.feed.after(f.cursor, None, &[], FOLLOW_BATCH).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        f.ended = true;
+                        return Some((Err(e.into()), f));
+                    }
+                };
+                let full = batch.len() as u64 == FOLLOW_BATCH;
+                for entry in batch {
+                    f.cursor = entry.cursor;
+                    if f.filter.admits(&entry) {
+                        f.ready.push_back(entry);
+                    }
+                }
+                if !f.ready.is_empty() || full {
+                    continue;
+                }
+                tokio::select! {
+                    () = f.stop.cancelled() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            }
+        })
+    }
+}
+
+/// Entries are kept as long as deliveries: the delivery janitor deletes them with the deliveries.
+#[tonic::async_trait]
+impl KeptWithDeliveries for FeedStore {
+    fn what(&self) -> &'static str {
+        "feed entries"
     }
 
-    /// Deletes events older than `cutoff` (they are kept as long as deliveries).
-    pub async fn purge_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        Ok(event::Entity::delete_many()
-            .filter(event::Column::Time.lt(cutoff))
+    async fn purge_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        Ok(feed_entry::Entity::delete_many()
+            .filter(feed_entry::Column::Time.lt(cutoff))
             .exec(&self.db)
             .await?
             .rows_affected)

@@ -23,7 +23,7 @@ use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
-use crate::sync::feed::{self as events, EventKind};
+use crate::sync::feed::{self, FeedEntryKind};
 use crate::time::Timestamp;
 
 /// A repository as the store knows it.
@@ -478,12 +478,12 @@ async fn rename<C: ConnectionTrait>(
     row.name = Set(name.to_owned());
     row.update_time = Set(now);
     let model = row.update(conn).await?;
-    events::record(
+    feed::append(
         conn,
-        EventKind::RepositoryRenamed,
+        FeedEntryKind::RepositoryRenamed,
         receiver,
         subject,
-        now.micros(),
+        now,
     )
     .await?;
     Ok(model)
