@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Engine, TestApp, TestDatabase};
 use hookgate::deliveries::{
     ClaimedDelivery, DeliveryKey, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery,
-    NoEffects, Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
+    Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
 };
 use hookgate::hosts::Classified;
 use hookgate::receivers::{
@@ -98,6 +98,22 @@ async fn pending(s: &Setup, at: i64) -> Uuid {
         .unwrap();
     assert_eq!(stored, Stored::New);
     id
+}
+
+/// A handler that processes every delivery with no effects: the queue's own behaviour, alone.
+struct NoEffects;
+
+#[tonic::async_trait]
+impl Handler for NoEffects {
+    async fn handle(
+        &self,
+        _: &DatabaseTransaction,
+        _: &Receiver,
+        _: &ClaimedDelivery,
+        _: &Classified,
+    ) -> Result<Outcome, HandlerError> {
+        Ok(Outcome::Processed)
+    }
 }
 
 /// A handler that fails every time and counts its calls.

@@ -19,4 +19,4 @@ pub use store::{
     PreparedDelivery, RedeliverError, Stored,
 };
 pub use supervisor::{WorkerStatus, supervise};
-pub use worker::{Handler, HandlerError, NoEffects, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};
+pub use worker::{Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

@@ -602,20 +602,3 @@ fn header_map(headers: &std::collections::BTreeMap<String, String>) -> http::Hea
     }
     map
 }
-
-/// The handler until batch-change and push sync land: a verified, recognised event is processed
-/// with no effects.
-pub struct NoEffects;
-
-#[tonic::async_trait]
-impl Handler for NoEffects {
-    async fn handle(
-        &self,
-        _txn: &DatabaseTransaction,
-        _receiver: &Receiver,
-        _delivery: &ClaimedDelivery,
-        _event: &Classified,
-    ) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::Processed)
-    }
-}
