@@ -25,7 +25,7 @@ pub trait KeptWithDeliveries: Send + Sync + 'static {
 }
 
 /// Deletes deliveries received more than `retention` ago, and the rows of `kept_with` written
-/// before then, now and every [`JANITOR_INTERVAL`], until `stop`.
+/// before then, now and every hour (`JANITOR_INTERVAL`), until `stop`.
 pub async fn run_janitor(
     store: DeliveryStore,
     kept_with: impl KeptWithDeliveries,

@@ -132,7 +132,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// The delivery worker of one process. A clone is the same worker afresh, which is how the
-/// supervisor ([`super::supervisor`]) restarts it.
+/// supervisor ([`super::supervise`]) restarts it.
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
