@@ -6,6 +6,7 @@
 use sea_orm::Set;
 use sea_orm::entity::prelude::*;
 
+use crate::entity::id::{Id, OptionalId};
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -21,10 +22,10 @@ pub struct Model {
     /// When the entry was written (in the transaction of the change it tells of).
     pub time: Timestamp,
     pub kind: FeedEntryKind,
-    /// The receiver the change came through; empty for an admin's action.
-    pub receiver_id: String,
+    /// The receiver the change came through; none (stored empty) for an admin's action.
+    pub receiver_id: OptionalId,
     /// The changeset, sync request, delivery or repository it is about.
-    pub subject_id: String,
+    pub subject_id: Id,
 }
 
 /// What a feed entry tells, stored as its name in capitals.
@@ -66,8 +67,8 @@ impl ActiveModel {
         Self {
             time: Set(time),
             kind: Set(kind),
-            receiver_id: Set(receiver_id.map(|r| r.to_string()).unwrap_or_default()),
-            subject_id: Set(subject_id.to_string()),
+            receiver_id: Set(receiver_id.into()),
+            subject_id: Set(subject_id.into()),
             ..Default::default()
         }
     }

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::deliveries::KeptWithDeliveries;
 use crate::entity::feed_entry;
 pub use crate::entity::feed_entry::FeedEntryKind;
+use crate::entity::id::OptionalId;
 use crate::store::StoreError;
 use crate::time::Timestamp;
 
@@ -189,7 +190,7 @@ impl FeedStore {
         self.give_cursors().await?;
         let mut query = feed_entry::Entity::find().filter(feed_entry::Column::Cursor.gt(cursor));
         if let Some(receiver) = receiver {
-            query = query.filter(feed_entry::Column::ReceiverId.eq(receiver.to_string()));
+            query = query.filter(feed_entry::Column::ReceiverId.eq(OptionalId(Some(receiver))));
         }
         if !kinds.is_empty() {
             query = query.filter(feed_entry::Column::Kind.is_in(kinds.iter().copied()));
@@ -201,20 +202,15 @@ impl FeedStore {
             .await?;
         rows.into_iter()
             .map(|m| {
-                let corrupt = |why: String| StoreError::Corrupt {
-                    id: m.id.to_string(),
-                    why,
-                };
                 Ok(FeedEntry {
-                    cursor: m.cursor.ok_or_else(|| corrupt("no cursor".to_owned()))?,
+                    cursor: m.cursor.ok_or_else(|| StoreError::Corrupt {
+                        id: m.id.to_string(),
+                        why: "a feed entry read after its cursor has none".to_owned(),
+                    })?,
                     time: m.time,
                     kind: m.kind,
-                    receiver_id: match m.receiver_id.as_str() {
-                        "" => None,
-                        id => Some(Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?),
-                    },
-                    subject_id: Uuid::parse_str(&m.subject_id)
-                        .map_err(|e| corrupt(e.to_string()))?,
+                    receiver_id: m.receiver_id.0,
+                    subject_id: m.subject_id.uuid(),
                 })
             })
             .collect()
