@@ -296,7 +296,7 @@ impl Application {
         let follower = tokio::spawn(self.receivers.follow(stop.clone()));
         let janitor = tokio::spawn(run_janitor(
             self.deliveries,
-            crate::events::EventStore::new(self.db.clone()),
+            crate::sync::FeedStore::new(self.db.clone()),
             self.retention,
             stop.clone(),
         ));

@@ -30,7 +30,7 @@ pub enum Command {
     Migrate,
     /// Re-encrypt every receiver secret under a new key, in one transaction, then exit. Run it
     /// with every replica stopped; the current key is --secret-key-file, else
-    /// <data-dir>/secret.key.
+    /// `<data-dir>/secret.key`.
     RotateKey {
         /// The new key: a file holding 32 random bytes in base64 (`openssl rand -base64 32`).
         #[arg(long)]
@@ -80,7 +80,7 @@ pub struct Config {
     pub metrics_on_ingress: bool,
 
     /// The base of every receiver's URL, as code hosts reach this service
-    /// (e.g. https://hooks.example.com). Default: http://<http-addr>.
+    /// (e.g. `https://hooks.example.com`). Default: `http://<http-addr>`.
     #[arg(long, env = "HOOKGATE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
@@ -94,7 +94,7 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// The database: postgres://user@host/db for PostgreSQL.
-    /// Default: sqlite://<data-dir>/hookgate.db?mode=rwc (WAL mode).
+    /// Default: `sqlite://<data-dir>/hookgate.db?mode=rwc` (WAL mode).
     #[arg(long, env = "HOOKGATE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
@@ -108,7 +108,7 @@ pub struct Config {
     pub admin_token: Option<String>,
 
     /// The key receiver secrets are encrypted with: a file holding 32 random bytes in base64.
-    /// Default: <data-dir>/secret.key, made with mode 0600 on first start. Every replica
+    /// Default: `<data-dir>/secret.key`, made with mode 0600 on first start. Every replica
     /// sharing a database needs the same key.
     #[arg(long, env = "HOOKGATE_SECRET_KEY_FILE", global = true)]
     pub secret_key_file: Option<PathBuf>,

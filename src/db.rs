@@ -139,12 +139,12 @@ fn postgres_port(url: &str) -> Option<u16> {
 /// Sets `TCP_NODELAY` on every TCP connection of this process to `port`.
 ///
 /// sqlx leaves Nagle's algorithm on for its PostgreSQL connections. A message that takes several
-/// TCP segments (a batch of deliveries is) then has its last one held back until the one before
-/// it is acknowledged, which PostgreSQL's side delays by up to 40 ms: every second group commit
-/// or so waited that long (p90 of 44 ms at the ingress, against 5 ms over a Unix socket). sqlx
-/// offers no setting and no access to its sockets, so each new connection looks for them among
-/// the process's open files (Linux: `/proc/self/fd`); a file that is not such a socket, or is
-/// closed meanwhile, is left alone.
+/// TCP segments (a batch of deliveries is) would then have its last one held back until the one
+/// before it is acknowledged, which PostgreSQL's side delays by up to 40 ms: a group commit, and
+/// every answer waiting on it, would take that long instead of a few milliseconds. sqlx offers no
+/// setting and no access to its sockets, so each new connection looks for them among the
+/// process's open files (Linux: `/proc/self/fd`); a file that is not such a socket, or is closed
+/// meanwhile, is left alone.
 fn no_delay_to(port: u16) {
     #[cfg(target_os = "linux")]
     for_each_tcp_socket_to(port, |socket| {

@@ -9,7 +9,6 @@ pub mod data_dir;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
-pub mod events;
 pub mod hosts;
 pub mod ingress;
 pub mod logging;

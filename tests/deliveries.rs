@@ -12,13 +12,14 @@ use std::time::Duration;
 use common::{Engine, TestApp, TestDatabase};
 use hookgate::deliveries::{
     ClaimedDelivery, DeliveryKey, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery,
-    NoEffects, Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
+    Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
 };
 use hookgate::hosts::Classified;
 use hookgate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions,
     ReceiverSecret, ReceiverStore,
 };
+use hookgate::sync::feed::{self, FeedEntryKind, FeedStore};
 use hookgate::time::Timestamp;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use uuid::Uuid;
@@ -97,6 +98,22 @@ async fn pending(s: &Setup, at: i64) -> Uuid {
         .unwrap();
     assert_eq!(stored, Stored::New);
     id
+}
+
+/// A handler that processes every delivery with no effects: the queue's own behaviour, alone.
+struct NoEffects;
+
+#[tonic::async_trait]
+impl Handler for NoEffects {
+    async fn handle(
+        &self,
+        _: &DatabaseTransaction,
+        _: &Receiver,
+        _: &ClaimedDelivery,
+        _: &Classified,
+    ) -> Result<Outcome, HandlerError> {
+        Ok(Outcome::Processed)
+    }
 }
 
 /// A handler that fails every time and counts its calls.
@@ -420,34 +437,28 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     let s = setup(engine).await;
     let stale = pending(&s, now - 2 * 3600 * SECOND).await;
     let fresh = pending(&s, now).await;
-    // Feed events are kept as long as deliveries.
-    hookgate::events::record(
+    // Feed entries are kept as long as deliveries.
+    feed::append(
         &s.db,
-        hookgate::events::EventKind::DeliveryFailed,
+        FeedEntryKind::DeliveryFailed,
         None,
         stale,
-        now - 2 * 3600 * SECOND,
+        time(now - 2 * 3600 * SECOND),
     )
     .await
     .unwrap();
-    hookgate::events::record(
-        &s.db,
-        hookgate::events::EventKind::DeliveryFailed,
-        None,
-        fresh,
-        now,
-    )
-    .await
-    .unwrap();
-    let feed = hookgate::events::EventStore::new(s.db.clone());
+    feed::append(&s.db, FeedEntryKind::DeliveryFailed, None, fresh, time(now))
+        .await
+        .unwrap();
+    let feed = FeedStore::new(s.db.clone());
     let store = s.deliveries.clone();
     let app = TestApp::start(s.test_db, |c| {
         c.delivery_retention = Duration::from_secs(3600).into();
     })
     .await;
-    // The janitor deletes old deliveries, then old events: wait until both are done.
-    let failed_events = || async {
-        feed.after(0, None, &[hookgate::events::EventKind::DeliveryFailed], 10)
+    // The janitor deletes old deliveries, then old feed entries: wait until both are done.
+    let failed_entries = || async {
+        feed.after(0, None, &[FeedEntryKind::DeliveryFailed], 10)
             .await
             .unwrap()
             .into_iter()
@@ -456,7 +467,7 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     };
     let mut purged = false;
     for _ in 0..200 {
-        if store.get(stale).await.is_err() && failed_events().await == vec![fresh] {
+        if store.get(stale).await.is_err() && failed_entries().await == vec![fresh] {
             purged = true;
             break;
         }
@@ -464,8 +475,8 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     }
     assert!(
         purged,
-        "the janitor deleted the delivery and the event older than the retention: {:?}",
-        failed_events().await
+        "the janitor deleted the delivery and the feed entry older than the retention: {:?}",
+        failed_entries().await
     );
     assert!(store.get(fresh).await.is_ok(), "the young delivery stays");
     app.stop().await;

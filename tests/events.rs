@@ -1,7 +1,8 @@
 //! `EventService.Watch` end to end, on SQLite and PostgreSQL: events made by real trigger calls,
 //! sync workers and GitHub deliveries are replayed in cursor order, resumed from a cursor without
 //! a loss or a repeat, streamed live, filtered by kind and receiver, and followed with grpcurl
-//! against the built binary; and, on PostgreSQL, a transaction that holds its event uncommitted
+//! against the built binary; a watcher open when the service stops gets `UNAVAILABLE` saying to
+//! resume from its last cursor; and, on PostgreSQL, a transaction that holds its event uncommitted
 //! for 10 s while others commit theirs loses nothing for a live or a resuming watcher.
 
 mod common;
@@ -212,7 +213,7 @@ on_both_engines!(
     watch_from_cursor_0_replays_every_event_in_order_with_its_subject,
     a_watch_resumed_after_the_last_cursor_seen_gets_exactly_the_newer_events,
     an_open_watch_receives_events_made_after_it_started,
-    an_open_watch_ends_when_the_service_stops,
+    an_open_watch_ends_unavailable_with_a_reconnect_hint_when_the_service_stops,
     kinds_and_receiver_id_limit_what_is_streamed,
     a_negative_cursor_an_unknown_kind_or_a_malformed_receiver_is_invalid_argument,
     an_admin_follows_the_feed_with_grpcurl,
@@ -347,7 +348,9 @@ async fn an_open_watch_receives_events_made_after_it_started(engine: Engine) {
     app.stop().await;
 }
 
-async fn an_open_watch_ends_when_the_service_stops(engine: Engine) {
+async fn an_open_watch_ends_unavailable_with_a_reconnect_hint_when_the_service_stops(
+    engine: Engine,
+) {
     let app = TestApp::spawn(engine).await;
     let trig = app
         .create_receiver("trigger", CodeHostKind::Generic, URN)
@@ -361,11 +364,22 @@ async fn an_open_watch_ends_when_the_service_stops(engine: Engine) {
     tokio::time::timeout(EXPECT_WITHIN, app.stop())
         .await
         .expect("the service stops within 10 s while a watcher is connected");
-    match tokio::time::timeout(EXPECT_WITHIN, feed.message()).await {
-        Ok(Ok(None)) | Ok(Err(_)) => {}
+    // Not a silent end, which a client cannot tell from "nothing more will ever come": an error
+    // that says to come back, and how.
+    let status = match tokio::time::timeout(EXPECT_WITHIN, feed.message()).await {
+        Ok(Err(status)) => status,
+        Ok(Ok(None)) => panic!("the feed ended silently when the service stopped"),
         Ok(Ok(Some(event))) => panic!("an event after the stop: {event:?}"),
         Err(_) => panic!("the feed is still open 10 s after the service stopped"),
-    }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.contains("shutting down")
+            && message.contains("after_cursor")
+            && message.contains("last cursor you received"),
+        "the message says to reconnect with the last cursor: {message}"
+    );
 }
 
 async fn kinds_and_receiver_id_limit_what_is_streamed(engine: Engine) {

@@ -1,8 +1,12 @@
-//! `hookgate.v1.EventService`: the live, resumable event feed.
+//! `hookgate.v1.EventService`: the live, resumable event feed. The following itself (cursors,
+//! filters, new entries, the end at shutdown) is `sync/feed.rs`'s [`FeedStore::follow`]; this
+//! service maps a `WatchRequest` to it and each feed entry to the streamed `Event`, with its
+//! subject as it is now.
 
 use std::pin::Pin;
-use std::time::Duration;
 
+use futures_util::StreamExt;
+use sea_orm::Iterable;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -12,22 +16,18 @@ use super::deliveries::delivery_to_proto;
 use super::proto::{self, event_service_server::EventService};
 use super::repositories::{repository_to_proto, sync_request_to_proto};
 use super::status::parse_id;
-use crate::events::{Event, EventKind, EventStore};
 use crate::store::StoreError;
-use crate::time::to_timestamp;
-
-/// How often a watcher looks for new events when it has seen them all.
-const POLL: Duration = Duration::from_millis(200);
+use crate::sync::{FeedEntry, FeedEntryKind, FeedFilter, FeedStore};
 
 /// Serves `EventService`.
 pub struct EventAdmin {
     state: AdminState,
-    events: EventStore,
+    feed: FeedStore,
 }
 
 impl EventAdmin {
-    pub fn new(state: AdminState, events: EventStore) -> Self {
-        Self { state, events }
+    pub fn new(state: AdminState, feed: FeedStore) -> Self {
+        Self { state, feed }
     }
 }
 
@@ -55,8 +55,7 @@ impl EventService for EventAdmin {
             .kinds
             .iter()
             .map(|&raw| {
-                EventKind::ALL
-                    .into_iter()
+                FeedEntryKind::iter()
                     .find(|k| kind_to_proto(*k) as i32 == raw)
                     .ok_or_else(|| {
                         Status::invalid_argument(format!(
@@ -65,111 +64,80 @@ impl EventService for EventAdmin {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let events = self.events.clone();
         let state = self.state.clone();
-        let mut cursor = req.after_cursor;
-        let shutdown = self.state.shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                // Cursors become visible in increasing order (see `crate::events`), so a cursor
-                // missing below the newest one is gone for good (rolled back, or purged): the
-                // feed reads straight on.
-                let batch = match events.after(cursor, None, &[], 200).await {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(Status::unavailable(format!("event feed: {e}"))))
-                            .await;
-                        return;
-                    }
-                };
-                for event in batch {
-                    cursor = event.cursor;
-                    let wanted = receiver.is_none_or(|r| event.receiver_id == Some(r))
-                        && (kinds.is_empty() || kinds.contains(&event.kind));
-                    if !wanted {
-                        continue;
-                    }
-                    let message = match to_proto(&state, &event).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            let _ = tx
-                                .send(Err(Status::unavailable(format!("event feed: {e}"))))
-                                .await;
-                            return;
-                        }
-                    };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return; // The client left.
+        let events = self
+            .feed
+            .follow(
+                req.after_cursor,
+                FeedFilter { receiver, kinds },
+                self.state.shutdown.clone(),
+            )
+            .then(move |followed| {
+                let state = state.clone();
+                async move {
+                    match followed {
+                        Ok(entry) => Ok(to_proto(&state, &entry).await?),
+                        Err(e) => Err(Status::from(e)),
                     }
                 }
-                tokio::select! {
-                    () = tx.closed() => return,
-                    // The service is stopping: end the stream (the client resumes elsewhere
-                    // from its last cursor) rather than hold up the shutdown.
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(POLL) => {},
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+            });
+        Ok(Response::new(Box::pin(events)))
     }
 }
 
-fn kind_to_proto(kind: EventKind) -> proto::EventKind {
+fn kind_to_proto(kind: FeedEntryKind) -> proto::EventKind {
     match kind {
-        EventKind::ChangesetUpdated => proto::EventKind::ChangesetUpdated,
-        EventKind::SyncRequested => proto::EventKind::SyncRequested,
-        EventKind::SyncCompleted => proto::EventKind::SyncCompleted,
-        EventKind::DeliveryFailed => proto::EventKind::DeliveryFailed,
-        EventKind::RepositoryRenamed => proto::EventKind::RepositoryRenamed,
+        FeedEntryKind::ChangesetUpdated => proto::EventKind::ChangesetUpdated,
+        FeedEntryKind::SyncRequested => proto::EventKind::SyncRequested,
+        FeedEntryKind::SyncCompleted => proto::EventKind::SyncCompleted,
+        FeedEntryKind::DeliveryFailed => proto::EventKind::DeliveryFailed,
+        FeedEntryKind::RepositoryRenamed => proto::EventKind::RepositoryRenamed,
     }
 }
 
-/// The streamed message: the event with its subject as it is now.
-async fn to_proto(state: &AdminState, event: &Event) -> Result<proto::Event, StoreError> {
+/// The streamed message: the feed entry with its subject as it is now.
+async fn to_proto(state: &AdminState, entry: &FeedEntry) -> Result<proto::Event, StoreError> {
     use proto::event::Subject;
     let gone = |r: Result<Subject, StoreError>| match r {
         Ok(s) => Ok(Some(s)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     };
-    let subject = match event.kind {
-        EventKind::ChangesetUpdated => gone(
+    let subject = match entry.kind {
+        FeedEntryKind::ChangesetUpdated => gone(
             state
                 .changesets
-                .get(event.subject_id)
+                .get(entry.subject_id)
                 .await
                 .map(|c| Subject::Changeset(changeset_to_proto(c))),
         )?,
-        EventKind::SyncRequested | EventKind::SyncCompleted => gone(
+        FeedEntryKind::SyncRequested | FeedEntryKind::SyncCompleted => gone(
             state
                 .sync_requests
-                .get(event.subject_id)
+                .get(entry.subject_id)
                 .await
                 .map(|r| Subject::SyncRequest(sync_request_to_proto(r))),
         )?,
-        EventKind::DeliveryFailed => gone(state.deliveries.get(event.subject_id).await.map(|d| {
-            let mut d = delivery_to_proto(d);
-            d.request_body.clear();
-            d.request_body_truncated = d.request_body_size > 0;
-            Subject::Delivery(d)
-        }))?,
-        EventKind::RepositoryRenamed => gone(
+        FeedEntryKind::DeliveryFailed => {
+            gone(state.deliveries.get(entry.subject_id).await.map(|d| {
+                let mut d = delivery_to_proto(d);
+                d.request_body.clear();
+                d.request_body_truncated = d.request_body_size > 0;
+                Subject::Delivery(d)
+            }))?
+        }
+        FeedEntryKind::RepositoryRenamed => gone(
             state
                 .repositories
-                .get(event.subject_id)
+                .get(entry.subject_id)
                 .await
                 .map(|r| Subject::Repository(repository_to_proto(r))),
         )?,
     };
     Ok(proto::Event {
-        cursor: event.cursor,
-        time: Some(to_timestamp(event.time)),
-        kind: kind_to_proto(event.kind) as i32,
+        cursor: entry.cursor,
+        time: Some(entry.time.to_proto()),
+        kind: kind_to_proto(entry.kind) as i32,
         subject,
     })
 }

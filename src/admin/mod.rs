@@ -105,7 +105,7 @@ pub async fn routes(
     let events = InterceptedService::new(
         EventServiceServer::new(EventAdmin::new(
             state.clone(),
-            crate::events::EventStore::new(state.db.clone()),
+            crate::sync::FeedStore::new(state.db.clone()),
         ))
         .max_decoding_message_size(max),
         auth.clone(),

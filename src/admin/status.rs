@@ -4,6 +4,7 @@ use tonic::Status;
 
 use crate::receivers::ValidationError;
 use crate::store::StoreError;
+use crate::sync::FollowError;
 
 impl From<ValidationError> for Status {
     fn from(err: ValidationError) -> Self {
@@ -39,6 +40,19 @@ impl From<StoreError> for Status {
                 tracing::error!(error = %err, "admin call failed: corrupt row");
                 Status::internal(err.to_string())
             }
+        }
+    }
+}
+
+impl From<FollowError> for Status {
+    fn from(err: FollowError) -> Self {
+        match err {
+            FollowError::Stopping => Status::unavailable(
+                "the server is shutting down: call Watch again (on this server once it is back, or \
+                 on another replica) with after_cursor set to the last cursor you received, and \
+                 the feed goes on with nothing lost or repeated",
+            ),
+            FollowError::Store(e) => e.into(),
         }
     }
 }

@@ -12,11 +12,11 @@ mod worker;
 
 pub use crate::entity::delivery::DeliveryState;
 pub use intake::{Intake, IntakeConfig};
-pub use janitor::run_janitor;
+pub use janitor::{KeptWithDeliveries, run_janitor};
 pub use key::DeliveryKey;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
     PreparedDelivery, RedeliverError, Stored,
 };
 pub use supervisor::{WorkerStatus, supervise};
-pub use worker::{Handler, HandlerError, NoEffects, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};
+pub use worker::{Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::body::{BodyEncoding, StoredBody};
 use super::{DeliveryKey, DeliveryState};
+use crate::entity::feed_entry::{self, FeedEntryKind};
 use crate::entity::{Id, delivery, receiver};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
@@ -503,13 +504,13 @@ impl DeliveryStore {
         let result = update.filter(claim_held(claimed)).exec(conn).await?;
         let held = result.rows_affected == 1;
         if held && state == DeliveryState::Failed {
-            crate::events::record(
-                conn,
-                crate::events::EventKind::DeliveryFailed,
+            feed_entry::Entity::insert(feed_entry::ActiveModel::entry(
+                FeedEntryKind::DeliveryFailed,
                 Some(claimed.receiver_id),
                 claimed.id,
-                now.micros(),
-            )
+                now,
+            ))
+            .exec_without_returning(conn)
             .await?;
         }
         Ok(held.then_some(state))

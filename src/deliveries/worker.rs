@@ -133,7 +133,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// The delivery worker of one process. A clone is the same worker afresh, which is how the
-/// supervisor ([`super::supervisor`]) restarts it.
+/// supervisor ([`super::supervise`]) restarts it.
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
@@ -607,23 +607,6 @@ fn header_map(headers: &std::collections::BTreeMap<String, String>) -> http::Hea
         }
     }
     map
-}
-
-/// The handler until batch-change and push sync land: a verified, recognised event is processed
-/// with no effects.
-pub struct NoEffects;
-
-#[tonic::async_trait]
-impl Handler for NoEffects {
-    async fn handle(
-        &self,
-        _txn: &DatabaseTransaction,
-        _receiver: &Receiver,
-        _delivery: &ClaimedDelivery,
-        _event: &Classified,
-    ) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::Processed)
-    }
 }
 
 /// The metric's outcome for a try that left its delivery in `state`.

@@ -5,7 +5,7 @@
 pub mod changeset;
 pub mod commit_check;
 pub mod delivery;
-pub mod event;
+pub mod feed_entry;
 pub mod id;
 pub mod json;
 pub mod receiver;

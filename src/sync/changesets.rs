@@ -14,10 +14,10 @@ use super::tracked::{CheckState, ReviewState, Stamp, StoredCheck, Tracked, same_
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{changeset, commit_check, repository, timeline_entry};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self, FeedEntryKind};
 use crate::time::Timestamp;
 
 /// A changeset as the admin API shows it.
@@ -113,12 +113,12 @@ pub async fn apply<C: ConnectionTrait>(
         }
         if tracked != before {
             save(conn, model.clone(), &tracked, now).await?;
-            events::record(
+            feed::append(
                 conn,
-                EventKind::ChangesetUpdated,
+                FeedEntryKind::ChangesetUpdated,
                 Some(receiver_id),
                 id,
-                now.micros(),
+                now,
             )
             .await?;
         }

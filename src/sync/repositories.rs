@@ -19,11 +19,11 @@ use uuid::Uuid;
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{repository, repository_alias};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self, FeedEntryKind};
 use crate::time::Timestamp;
 
 /// A repository as the store knows it.
@@ -326,7 +326,7 @@ async fn alias_of<C: ConnectionTrait>(
     )
 }
 
-/// Holds the repository `id`'s row until the transaction ends (see [`find_locked`]).
+/// Holds the repository `id`'s row until the transaction ends (see `find_locked`).
 pub async fn lock<C: ConnectionTrait>(conn: &C, id: Id) -> Result<(), DbErr> {
     repository::Entity::find_by_id(id)
         .lock_exclusive()
@@ -478,12 +478,12 @@ async fn rename<C: ConnectionTrait>(
     row.name = Set(name.to_owned());
     row.update_time = Set(now);
     let model = row.update(conn).await?;
-    events::record(
+    feed::append(
         conn,
-        EventKind::RepositoryRenamed,
+        FeedEntryKind::RepositoryRenamed,
         receiver,
         subject,
-        now.micros(),
+        now,
     )
     .await?;
     Ok(model)
@@ -491,7 +491,7 @@ async fn rename<C: ConnectionTrait>(
 
 /// The repository an event names, created (unregistered) if `create` and it is new, with what
 /// the event says about it (name, id, URL, clone URLs) brought up to date: the same id under a
-/// new name is renamed (see [`rename`]; `receiver` is where the event came from, for the feed).
+/// new name is renamed (see `rename`; `receiver` is where the event came from, for the feed).
 /// `None` when it is unknown and not to be created, or named only by an id no repository has.
 pub async fn seen<C: ConnectionTrait>(
     conn: &C,

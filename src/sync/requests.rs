@@ -20,10 +20,10 @@ use crate::entity::id::{Id, OptionalId};
 use crate::entity::json::Json;
 pub use crate::entity::sync_request::{Reason, StoredRef, SyncRequestState};
 use crate::entity::{repository, sync_request};
-use crate::events::{self, EventKind};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
+use crate::sync::feed::{self, FeedEntryKind};
 use crate::text::{Cap, MAX_REFS, bounded};
 use crate::time::Timestamp;
 
@@ -137,14 +137,7 @@ pub async fn request<C: ConnectionTrait>(
             m.id.uuid()
         }
     };
-    events::record(
-        conn,
-        EventKind::SyncRequested,
-        receiver_id,
-        id,
-        now.micros(),
-    )
-    .await?;
+    feed::append(conn, FeedEntryKind::SyncRequested, receiver_id, id, now).await?;
     Ok(id)
 }
 
@@ -313,7 +306,7 @@ impl SyncRequestStore {
                 .await
                 .map_err(StoreError::from)?;
         }
-        events::record(&txn, EventKind::SyncCompleted, receiver, id, now.micros())
+        feed::append(&txn, FeedEntryKind::SyncCompleted, receiver, id, now)
             .await
             .map_err(StoreError::from)?;
         if model.rerun {
@@ -349,15 +342,9 @@ impl SyncRequestStore {
             .exec_without_returning(&txn)
             .await
             .map_err(StoreError::from)?;
-            events::record(
-                &txn,
-                EventKind::SyncRequested,
-                receiver,
-                rerun_id,
-                now.micros(),
-            )
-            .await
-            .map_err(StoreError::from)?;
+            feed::append(&txn, FeedEntryKind::SyncRequested, receiver, rerun_id, now)
+                .await
+                .map_err(StoreError::from)?;
         }
         txn.commit().await.map_err(StoreError::from)?;
         Ok(self.get(id).await?)
