@@ -254,7 +254,10 @@ async fn an_admin_manages_a_receiver_from_create_to_delete(engine: Engine) {
 
     let tested = ok(&served, &["receiver", "test", &id]);
     assert!(tested.contains("http status: 200"), "{tested}");
-    assert!(tested.contains("message:     pong"), "{tested}");
+    assert!(
+        tested.contains("message:     test delivery: verified with the receiver's secret"),
+        "{tested}"
+    );
 
     let deleted = ok(&served, &["receiver", "delete", &id]);
     assert_eq!(deleted.trim(), format!("deleted receiver {id}"));
