@@ -40,10 +40,15 @@ async fn repositories(app: &TestApp) -> RepositoryServiceClient<tonic::transport
 
 /// Registers repository `name` of [`URN`].
 async fn register(app: &TestApp, name: &str) -> Repository {
+    register_in(app, URN, name).await
+}
+
+/// Registers repository `name` of `urn`.
+async fn register_in(app: &TestApp, urn: &str, name: &str) -> Repository {
     repositories(app)
         .await
         .register_repository(app.req(RegisterRepositoryRequest {
-            code_host_urn: URN.into(),
+            code_host_urn: urn.into(),
             name: name.into(),
             external_id: String::new(),
         }))
@@ -699,6 +704,9 @@ async fn an_event_committed_10_s_after_it_took_its_place_reaches_live_and_resumi
         .await;
     register(&app, "octo/a-first").await;
     let held = register(&app, "octo/z-held").await;
+    for n in 1..=5 {
+        register_in(&app, OTHER_URN, &format!("other/{n}")).await;
+    }
     let live = watch(&app, after(0)).await;
     let mut leaving = watch(&app, after(0)).await;
 

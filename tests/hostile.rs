@@ -534,6 +534,9 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
             .create_receiver("limited", Gh, "https://github.com", 1)
             .await,
     });
+    served
+        .register_repository("https://git.example.com", "hostile/repo")
+        .await;
     let addr = served.http_addr.clone();
     let base = format!("http://{addr}");
     let gh_path = format!("/.api/webhooks/{}", receivers.github.0);

@@ -478,6 +478,9 @@ async fn json_logs_carry_a_request_id_and_never_a_secret_token_or_body() {
         .await;
     let marker = format!("BODY-MARKER-{}", key());
     let wrong = format!("WRONG-SECRET-{}", key());
+    served
+        .register_repository("https://git.example.com", &format!("octo/{marker}"))
+        .await;
 
     let mut push: serde_json::Value =
         serde_json::from_slice(&fixture("github/push.branch-updated.json")).unwrap();

@@ -134,6 +134,10 @@ async fn three_replicas_on_one_postgresql_share_the_deliveries_the_receivers_and
     let mut triggered = BTreeSet::new();
     for (r, served) in replicas.iter().enumerate() {
         let repository = format!("scale-out/replica-{r}");
+        // A trigger names only repositories hookgate knows (an unknown name is a 404).
+        served
+            .register_repository("https://git.example.com", &repository)
+            .await;
         let url = format!(
             "http://{}/.api/webhooks/{trigger_id}?repository={repository}",
             served.http_addr

@@ -207,7 +207,7 @@ on_both_engines!(
     an_accepted_call_is_logged_with_the_answer_it_was_given,
     an_empty_body_syncs_every_repository_of_the_code_host,
     the_repository_parameter_syncs_only_that_repository,
-    a_repository_the_receiver_does_not_know_is_synced_unless_it_ignores_unmatched,
+    an_unknown_repository_name_is_answered_404_and_creates_nothing,
     a_github_push_payload_syncs_only_its_repository_with_its_refs,
     a_gitlab_push_payload_syncs_only_its_repository_with_its_refs,
     a_push_payload_of_another_code_host_does_not_rewrite_the_repository_urls,
@@ -548,61 +548,27 @@ async fn the_repository_parameter_syncs_only_that_repository(engine: Engine) {
     app.stop().await;
 }
 
-async fn a_repository_the_receiver_does_not_know_is_synced_unless_it_ignores_unmatched(
-    engine: Engine,
-) {
+async fn an_unknown_repository_name_is_answered_404_and_creates_nothing(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (id, secret) = trigger_receiver(&app).await;
+    register(&app, "octo/known").await;
     let r = call(
         &app,
         Method::POST,
-        &format!("{id}/{secret}?repository=octo/new"),
+        &format!("{id}/{secret}?repository=octo/knwon"),
         &[],
         Vec::new(),
     )
     .await;
-    accepted(r, 1).await;
-    assert_eq!(names(&pending(&app).await), ["octo/new"]);
-    assert!(!repository(&app, "octo/new").await.registered);
-
-    let strict = app
-        .receivers()
-        .await
-        .create_receiver(app.req(CreateReceiverRequest {
-            name: "strict".into(),
-            code_host_kind: CodeHostKind::Generic as i32,
-            code_host_urn: URN.into(),
-            options: Some(ReceiverOptions {
-                ignore_unmatched: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let strict_id = strict.receiver.unwrap().id;
-    register(&app, "octo/registered").await;
-    let r = call(
-        &app,
-        Method::POST,
-        &format!("{strict_id}/{}?repository=octo/unknown", strict.secret),
-        &[],
-        Vec::new(),
+    refused(
+        r,
+        404,
+        &format!(
+            "no repository \"octo/knwon\" is known for {URN}: check the name, or register it first (RepositoryService/RegisterRepository, `hookgate repository register`)"
+        ),
     )
     .await;
-    accepted(r, 0).await;
-    // Every repository, for a strict receiver, is every registered one.
-    let r = call(
-        &app,
-        Method::POST,
-        &format!("{strict_id}/{}", strict.secret),
-        &[],
-        Vec::new(),
-    )
-    .await;
-    accepted(r, 1).await;
-    assert_eq!(names(&pending(&app).await), ["octo/new", "octo/registered"]);
+    assert!(pending(&app).await.is_empty(), "no sync request is made");
     let listed = repositories(&app)
         .await
         .list_repositories(app.req(ListRepositoriesRequest {
@@ -612,7 +578,30 @@ async fn a_repository_the_receiver_does_not_know_is_synced_unless_it_ignores_unm
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.total_size, 2, "octo/unknown was not created");
+    assert_eq!(listed.total_size, 1, "octo/knwon was not created");
+    let stored = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            receiver_id: id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stored.deliveries.is_empty(), "nothing is stored: {stored:?}");
+
+    // The name it knows is synced as before.
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("{id}/{secret}?repository=octo/known"),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    accepted(r, 1).await;
+    assert_eq!(names(&pending(&app).await), ["octo/known"]);
     app.stop().await;
 }
 

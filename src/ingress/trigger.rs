@@ -143,6 +143,23 @@ pub async fn call(
             ),
         );
     }
+    // A name is only ever one hookgate knows: a typo must not make a repository with no URL and
+    // a sync request no worker can clone.
+    if let TriggerScope::Named(name) = &scope {
+        let urn = receiver.code_host_urn.as_str();
+        match crate::sync::repositories::known(&state.db, urn, name).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return reply::error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no repository {name:?} is known for {urn}: check the name, or register it first (RepositoryService/RegisterRepository, `hookgate repository register`)"
+                    ),
+                );
+            }
+            Err(e) => return reply::store_failed(&e.into()),
+        }
+    }
     let id = base.id;
     observe::stored_as(DeliveryState::Processed);
     let event = match scope {
@@ -240,8 +257,9 @@ pub async fn request_syncs<C: ConnectionTrait>(
                 url: String::new(),
                 clone_urls: Vec::new(),
             };
+            // Known (checked before the delivery was stored), so never created here.
             let row =
-                crate::sync::repositories::seen(conn, urn, &seen, !strict, Some(receiver.id), now)
+                crate::sync::repositories::seen(conn, urn, &seen, false, Some(receiver.id), now)
                     .await?;
             let row = row.filter(|r| !strict || r.registered);
             (row.into_iter().collect(), Vec::new(), Reason::Trigger)

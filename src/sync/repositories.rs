@@ -274,6 +274,11 @@ pub async fn find<C: ConnectionTrait>(
     by_name(urn, name).one(conn).await
 }
 
+/// Whether `urn` has a repository called `name`, now or before a rename.
+pub async fn known<C: ConnectionTrait>(conn: &C, urn: &str, name: &str) -> Result<bool, DbErr> {
+    Ok(find(conn, urn, name).await?.is_some() || alias_of(conn, urn, name).await?.is_some())
+}
+
 /// The repository `name` of `urn`, as a query.
 fn by_name(urn: &str, name: &str) -> sea_orm::Select<repository::Entity> {
     repository::Entity::find()

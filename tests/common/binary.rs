@@ -157,6 +157,21 @@ impl Served {
         (created.receiver.expect("a receiver").id, created.secret)
     }
 
+    /// Registers repository `name` of `urn` over the admin API.
+    pub async fn register_repository(&self, urn: &str, name: &str) {
+        use hookgate::admin::proto::{
+            RegisterRepositoryRequest, repository_service_client::RepositoryServiceClient,
+        };
+        RepositoryServiceClient::new(self.channel().await)
+            .register_repository(RegisterRepositoryRequest {
+                code_host_urn: urn.into(),
+                name: name.into(),
+                external_id: String::new(),
+            })
+            .await
+            .expect("the repository is registered");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         self.send_sigterm();
