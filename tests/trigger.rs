@@ -564,7 +564,7 @@ async fn an_unknown_repository_name_is_answered_404_and_creates_nothing(engine: 
         r,
         404,
         &format!(
-            "no repository \"octo/knwon\" is known for {URN}: check the name, or register it first (RepositoryService/RegisterRepository, `hookgate repository register`)"
+            "no repository \"octo/knwon\" is known for {URN}/: check the name, or register it first (RepositoryService/RegisterRepository, `hookgate repository register`)"
         ),
     )
     .await;
@@ -589,7 +589,10 @@ async fn an_unknown_repository_name_is_answered_404_and_creates_nothing(engine: 
         .await
         .unwrap()
         .into_inner();
-    assert!(stored.deliveries.is_empty(), "nothing is stored: {stored:?}");
+    assert!(
+        stored.deliveries.is_empty(),
+        "nothing is stored: {stored:?}"
+    );
 
     // The name it knows is synced as before.
     let r = call(
