@@ -5,7 +5,7 @@
 use crate::text::{Cap, bounded};
 
 /// A host's delivery id (`X-GitHub-Delivery`, `X-Request-Id`, `Idempotency-Key`, ...): trimmed,
-/// not empty, and at most [`Cap::DELIVERY_KEY`] bytes ([`bounded`]: a longer one is cut and
+/// not empty, and at most `Cap::DELIVERY_KEY` bytes (`text::bounded`: a longer one is cut and
 /// ends in `…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeliveryKey(String);

@@ -552,7 +552,7 @@ pub struct PreparedDelivery {
 }
 
 impl PreparedDelivery {
-    /// Its text columns are [`bounded`] here, where every delivery enters the log (the key
+    /// Its text columns are `bounded` here, where every delivery enters the log (the key
     /// already is: a [`DeliveryKey`] only exists bounded).
     pub fn new(new: NewDelivery) -> Self {
         // What a code host sent becomes text the store holds: the event (from a body's

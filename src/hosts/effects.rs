@@ -208,7 +208,7 @@ pub struct PushEffect {
 }
 
 impl Effect {
-    /// The effect with every text value cut to its stored column's [`Cap`] and every list to
+    /// The effect with every text value cut to its stored column's `Cap` and every list to
     /// its most items: what a payload says can be stored, however much it says.
     pub fn bounded(self) -> Self {
         match self {

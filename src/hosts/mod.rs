@@ -194,7 +194,7 @@ struct HeaderNames {
 }
 
 /// What a request that was not authenticated claims to be, read from its headers alone (never
-/// from its body), each value cut to [`Cap::UNAUTHENTICATED`]: for the log of a `REJECTED`
+/// from its body), each value cut to `Cap::UNAUTHENTICATED`: for the log of a `REJECTED`
 /// attempt or an unsigned ping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claimed {

@@ -66,7 +66,7 @@ impl IngressState {
 
     /// Stores the row of a request that was not authenticated, unless the receiver's log has
     /// had [`REJECTED_LOGGED_PER_MINUTE`] of them this minute; `true` when it was stored. Only
-    /// what its headers and path say is kept, each value cut to [`Cap::UNAUTHENTICATED`], at
+    /// what its headers and path say is kept, each value cut to `Cap::UNAUTHENTICATED`, at
     /// most [`UNAUTHENTICATED_HEADERS`] headers, and never its body: nothing a stranger chose
     /// beyond a few bytes.
     pub(super) async fn log_unauthenticated(&self, row: NewDelivery) -> bool {
