@@ -154,6 +154,19 @@ async fn delivery(app: &TestApp, id: &str) -> Delivery {
         .into_inner()
 }
 
+/// Every delivery the log holds for `receiver` (the first page).
+async fn logged(app: &TestApp, receiver: &str) -> hookgate::admin::proto::ListDeliveriesResponse {
+    app.deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            receiver_id: receiver.to_owned(),
+            ..Default::default()
+        }))
+        .await
+        .expect("the delivery log is listed")
+        .into_inner()
+}
+
 /// The receiver's deliveries in `state`, newest first, with their bodies.
 async fn deliveries_in(app: &TestApp, receiver: &str, state: DeliveryState) -> Vec<Delivery> {
     let listed = app
@@ -344,16 +357,7 @@ async fn a_wrong_or_missing_secret_is_401_changes_nothing_and_is_logged_without_
     assert_eq!(sync_requests(&app).await, [], "nothing was synced");
     let rejected = deliveries_in(&app, &id, DeliveryState::Rejected).await;
     assert_eq!(rejected.len(), 4, "{rejected:?}");
-    let accepted = app
-        .deliveries()
-        .await
-        .list_deliveries(app.req(ListDeliveriesRequest {
-            receiver_id: id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let accepted = logged(&app, &id).await;
     assert_eq!(
         accepted.total_size, 4,
         "only the rejected attempts are logged"
@@ -579,16 +583,7 @@ async fn an_unknown_repository_name_is_answered_404_and_creates_nothing(engine: 
         .unwrap()
         .into_inner();
     assert_eq!(listed.total_size, 1, "octo/knwon was not created");
-    let stored = app
-        .deliveries()
-        .await
-        .list_deliveries(app.req(ListDeliveriesRequest {
-            receiver_id: id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let stored = logged(&app, &id).await;
     assert!(
         stored.deliveries.is_empty(),
         "nothing is stored: {stored:?}"
