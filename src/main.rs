@@ -63,29 +63,26 @@ async fn rotate_key(config: &Config, new_key_file: &Path) -> anyhow::Result<()> 
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    // The handlers are installed before anything listens: a SIGTERM that comes as soon as the
+    // listeners are up is a graceful stop, never the default kill.
+    let shutdown = shutdown_signal()?;
     let app = Application::build(config).await?;
     tracing::info!(database = %redact_url(&config.database_url()), "database ready");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c()
-            .await
-            .expect("installing the SIGINT handler works on this platform");
-    };
-    let term = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler works on this platform")
-            .recv()
-            .await;
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received: finishing in-flight requests");
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now; the future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        tracing::info!("shutdown signal received: finishing in-flight requests");
+    })
 }
