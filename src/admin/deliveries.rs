@@ -133,6 +133,22 @@ impl DeliveryService for DeliveryAdmin {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
+    async fn redeliver_deliveries(
+        &self,
+        _request: Request<proto::RedeliverDeliveriesRequest>,
+    ) -> Result<Response<proto::RedeliverDeliveriesResponse>, Status> {
+        Err(Status::unimplemented(
+            "RedeliverDeliveries is not built yet",
+        ))
+    }
+
+    async fn list_unmatched(
+        &self,
+        _request: Request<proto::ListUnmatchedRequest>,
+    ) -> Result<Response<proto::ListUnmatchedResponse>, Status> {
+        Err(Status::unimplemented("ListUnmatched is not built yet"))
+    }
+
     async fn redeliver_delivery(
         &self,
         request: Request<proto::RedeliverDeliveryRequest>,

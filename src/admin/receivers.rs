@@ -62,6 +62,7 @@ impl ReceiverAdmin {
             created_by: r.created_by,
             updated_by: r.updated_by,
             last_delivery_time: r.last_delivery_time.map(Timestamp::to_proto),
+            health: None,
         }
     }
 }
@@ -206,6 +207,13 @@ impl ReceiverService for ReceiverAdmin {
         let sent = self.send_test(id).await?;
         tracing::info!(receiver = %id, http_status = sent.http_status, "test delivery sent");
         Ok(Response::new(sent))
+    }
+
+    async fn get_receiver_health(
+        &self,
+        _request: Request<proto::GetReceiverHealthRequest>,
+    ) -> Result<Response<proto::ReceiverHealth>, Status> {
+        Err(Status::unimplemented("GetReceiverHealth is not built yet"))
     }
 }
 

@@ -99,6 +99,7 @@ pub async fn run(command: DeliveryCommand, api: &Api, output: Output) -> Result<
                         until,
                         page_size,
                         page_token,
+                        ..Default::default()
                     };
                     async move {
                         let listed = client.list_deliveries(request).await?.into_inner();

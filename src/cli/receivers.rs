@@ -173,6 +173,7 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                                 page_size,
                                 page_token,
                                 code_host_kind: kind.unwrap_or_default(),
+                                ..Default::default()
                             })
                             .await?
                             .into_inner();
