@@ -1,4 +1,5 @@
-//! Builds and runs the whole service: the database, the HTTP ingress and the gRPC admin API.
+//! Builds and runs the whole service: the database, the HTTP ingress, the gRPC admin API and the
+//! web console.
 //! `main` and the integration tests both start hookgate through [`Application`], so the tests run
 //! exactly what operators run.
 
@@ -27,10 +28,12 @@ use crate::receivers::{CodeHostKind, ReceiverStore};
 use crate::secret_key;
 use crate::sync::{ChangesetStore, RepositoryStore, SyncHandler, SyncRequestStore};
 
-/// A built service: database migrated, both listeners bound, not yet serving.
+/// A built service: database migrated, every listener bound, not yet serving.
 pub struct Application {
     http_listener: TcpListener,
     grpc_listener: TcpListener,
+    /// The web console's listener and pages (`--console-addr`); `None` when it is off.
+    console: Option<(TcpListener, axum::Router)>,
     /// Where `/metrics` is served (`--metrics-addr`).
     metrics_listener: TcpListener,
     http_router: axum::Router,
@@ -76,6 +79,9 @@ impl Application {
                 config.grpc_addr
             );
         }
+        if let Some(addr) = config.console_addr.addr() {
+            crate::console::check_address(addr, admin_token)?;
+        }
         config.operations.check(config.max_body_bytes)?;
         let db = open_database(config).await?;
 
@@ -88,6 +94,14 @@ impl Application {
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("cannot listen on --metrics-addr {}", config.metrics_addr))?;
+        let console_listener = match config.console_addr.addr() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on --console-addr {addr}"))?,
+            ),
+            None => None,
+        };
         let public_url = config.public_url(http_listener.local_addr()?)?;
         if config.public_url.is_none() && config.http_addr.ip().is_unspecified() {
             tracing::warn!(
@@ -142,18 +156,28 @@ impl Application {
                 ingress::limits::enforce,
             ))
             .layer(axum::middleware::from_fn(ingress::observe::track));
+        let admin_state = AdminState {
+            receivers: receivers.clone(),
+            deliveries: deliveries.clone(),
+            repositories: RepositoryStore::new(db.clone()),
+            changesets: ChangesetStore::new(db.clone()),
+            sync_requests: SyncRequestStore::new(db.clone()),
+            db: db.clone(),
+            shutdown: stop.clone(),
+            public_url: public_url.clone(),
+            worker_wake: worker_wake.clone(),
+        };
+        // The console calls the same admin services in-process, behind its own login.
+        let console = console_listener.map(|listener| {
+            let state = crate::console::ConsoleState::new(
+                admin_state.clone(),
+                admin_token,
+                stop.clone(),
+            );
+            (listener, crate::console::router(state))
+        });
         let grpc_routes = admin::routes(
-            AdminState {
-                receivers: receivers.clone(),
-                deliveries: deliveries.clone(),
-                repositories: RepositoryStore::new(db.clone()),
-                changesets: ChangesetStore::new(db.clone()),
-                sync_requests: SyncRequestStore::new(db.clone()),
-                db: db.clone(),
-                shutdown: stop.clone(),
-                public_url: public_url.clone(),
-                worker_wake: worker_wake.clone(),
-            },
+            admin_state,
             AdminAuth::new(admin_token),
             config.operations.max_admin_message_bytes,
         )
@@ -173,6 +197,7 @@ impl Application {
         Ok(Self {
             http_listener,
             grpc_listener,
+            console,
             metrics_listener,
             http_router,
             metrics_router,
@@ -215,6 +240,15 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where the web console listens; `None` with `--console-addr off`.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(|(listener, _)| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
+    }
+
     /// Where `/metrics` is served.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_listener
@@ -227,7 +261,7 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves the three ports until `shutdown` completes, then stops taking connections, lets
+    /// Serves every port until `shutdown` completes, then stops taking connections, lets
     /// in-flight requests and the worker's batch finish and returns. When that takes longer than
     /// `--shutdown-timeout`, it returns anyway, leaving the rest to be dropped with the process:
     /// a request not answered yet was not acknowledged (its sender retries it), and a delivery
@@ -251,6 +285,19 @@ impl Application {
         tracing::info!(%http_addr, public_url = %self.public_url, "webhook ingress listening");
         tracing::info!(%metrics_addr, "metrics listening");
         tracing::info!(%grpc_addr, "admin API listening");
+        let console_addr = self.console_addr();
+        match console_addr {
+            Some(console_addr) => tracing::info!(%console_addr, "console listening"),
+            None => tracing::info!("console off (--console-addr off)"),
+        }
+        let console = async {
+            match self.console {
+                Some((listener, router)) => {
+                    crate::console::serve(listener, router, stop.clone()).await
+                }
+                None => Ok(()),
+            }
+        };
         let http = async {
             // The metrics listener is served as the ingress is, under the same connection
             // limits, and stops with it.
@@ -311,6 +358,11 @@ impl Application {
                 },
                 async {
                     let r = grpc.await;
+                    stop.cancel();
+                    r
+                },
+                async {
+                    let r = console.await;
                     stop.cancel();
                     r
                 }

@@ -74,6 +74,17 @@ pub struct Config {
     )]
     pub metrics_addr: SocketAddr,
 
+    /// Where the web console (pages for the admin, beside the gRPC API) listens, or `off`.
+    /// Loopback by default; a non-loopback address needs --admin-token, which the console then
+    /// asks for once (a login form). Port 0 picks a free port (logged as console_addr).
+    #[arg(
+        long,
+        env = "HOOKGATE_CONSOLE_ADDR",
+        default_value = "127.0.0.1:8081",
+        global = true
+    )]
+    pub console_addr: ConsoleAddr,
+
     /// Serve GET /metrics on the ingress (--http-addr) as well, to anyone who can reach it: only
     /// for a scraper that can reach nothing else.
     #[arg(long, env = "HOOKGATE_METRICS_ON_INGRESS", global = true)]
@@ -380,6 +391,44 @@ impl Operations {
             );
         }
         Ok(())
+    }
+}
+
+/// `--console-addr`: where the web console listens, or `off` for no console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleAddr {
+    /// No console.
+    Off,
+    /// Served on this address.
+    On(SocketAddr),
+}
+
+impl ConsoleAddr {
+    /// The address, unless the console is off.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Self::Off => None,
+            Self::On(addr) => Some(addr),
+        }
+    }
+}
+
+/// Why a `--console-addr` was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an address: give one such as 127.0.0.1:8081, or `off` for no console")]
+pub struct BadConsoleAddr(String);
+
+impl FromStr for ConsoleAddr {
+    type Err = BadConsoleAddr;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        raw.parse()
+            .map(Self::On)
+            .map_err(|_| BadConsoleAddr(raw.to_owned()))
     }
 }
 

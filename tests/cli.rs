@@ -344,6 +344,37 @@ fn serve_without_a_token_on_a_public_admin_address_exits_with_advice() {
 }
 
 #[test]
+fn serve_without_a_token_on_a_public_console_address_exits_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--console-addr",
+            "0.0.0.0:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("the console would listen on 0.0.0.0:0 with no admin token")
+            && log.contains("set --admin-token")
+            && log.contains("--console-addr off"),
+        "{log}"
+    );
+}
+
+#[test]
 fn help_shows_every_flag_with_its_environment_variable() {
     let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .arg("--help")
@@ -354,6 +385,7 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--http-addr", "HOOKGATE_HTTP_ADDR"),
         ("--grpc-addr", "HOOKGATE_GRPC_ADDR"),
         ("--metrics-addr", "HOOKGATE_METRICS_ADDR"),
+        ("--console-addr", "HOOKGATE_CONSOLE_ADDR"),
         ("--metrics-on-ingress", "HOOKGATE_METRICS_ON_INGRESS"),
         ("--public-url", "HOOKGATE_PUBLIC_URL"),
         ("--data-dir", "HOOKGATE_DATA_DIR"),

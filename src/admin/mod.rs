@@ -15,7 +15,7 @@ pub use changesets::ChangesetAdmin;
 pub use deliveries::DeliveryAdmin;
 pub use events::EventAdmin;
 pub use receivers::ReceiverAdmin;
-pub use repositories::RepositoryAdmin;
+pub use repositories::{RepositoryAdmin, sync_request_to_proto};
 
 /// The generated protobuf types and services of `hookgate.v1`.
 pub mod proto {

@@ -506,7 +506,7 @@ impl DeliveryStore {
         if held && state == DeliveryState::Failed {
             feed_entry::Entity::insert(feed_entry::ActiveModel::entry(
                 FeedEntryKind::DeliveryFailed,
-                Some(claimed.receiver_id),
+                feed_entry::Source::delivery(claimed.receiver_id, claimed.id),
                 claimed.id,
                 now,
             ))
@@ -536,6 +536,35 @@ impl DeliveryStore {
             .one(&self.db)
             .await?;
         Ok((depth, oldest.flatten()))
+    }
+
+    /// The newest `limit` deliveries of `receiver` (of every receiver when `None`): each one's
+    /// id, state and tries, newest first. Cheap (the receive-time indexes), and it changes when
+    /// a delivery arrives, is processed or is queued again, whichever replica did it: what an
+    /// open console page looks at to know that its list is out of date.
+    pub async fn newest_states(
+        &self,
+        receiver: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<(Uuid, DeliveryState, i32)>, StoreError> {
+        use delivery::Column as C;
+        let mut query = delivery::Entity::find();
+        if let Some(receiver) = receiver {
+            query = query.filter(C::ReceiverId.eq(Id::from(receiver)));
+        }
+        let rows: Vec<(Id, DeliveryState, i32)> = query
+            .select_only()
+            .columns([C::Id, C::State, C::Attempts])
+            .order_by_desc(C::ReceiveTime)
+            .order_by_desc(C::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, state, attempts)| (id.uuid(), state, attempts))
+            .collect())
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Model {
     pub receiver_id: OptionalId,
     /// The changeset, sync request, delivery or repository it is about.
     pub subject_id: Id,
+    /// The delivery whose processing wrote it; none (stored empty) for an admin's action or a
+    /// sync worker's report.
+    pub delivery_id: OptionalId,
 }
 
 /// What a feed entry tells, stored as its name in capitals.
@@ -49,6 +52,33 @@ pub enum FeedEntryKind {
     RepositoryRenamed,
 }
 
+/// Where the change a feed entry tells of came from: the receiver and the delivery whose
+/// processing made it (both `None` for an admin's action; a sync worker's report names the
+/// receiver of its request and no delivery).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    pub receiver_id: Option<Uuid>,
+    pub delivery_id: Option<Uuid>,
+}
+
+impl Source {
+    /// A change made by processing `delivery`, which came to `receiver`.
+    pub fn delivery(receiver: Uuid, delivery: Uuid) -> Self {
+        Self {
+            receiver_id: Some(receiver),
+            delivery_id: Some(delivery),
+        }
+    }
+
+    /// A change through `receiver` (if any) that no one delivery made.
+    pub fn receiver(receiver: Option<Uuid>) -> Self {
+        Self {
+            receiver_id: receiver,
+            delivery_id: None,
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
@@ -56,18 +86,14 @@ impl ActiveModelBehavior for ActiveModel {}
 
 impl ActiveModel {
     /// A new entry, to insert in the transaction of the change it tells of: `kind` about
-    /// `subject_id`, through `receiver_id` (`None` for an admin's action), written at `time`. Its
-    /// id and cursor come from the database.
-    pub fn entry(
-        kind: FeedEntryKind,
-        receiver_id: Option<Uuid>,
-        subject_id: Uuid,
-        time: Timestamp,
-    ) -> Self {
+    /// `subject_id`, through `source` (none for an admin's action), written at `time`. Its id
+    /// and cursor come from the database.
+    pub fn entry(kind: FeedEntryKind, source: Source, subject_id: Uuid, time: Timestamp) -> Self {
         Self {
             time: Set(time),
             kind: Set(kind),
-            receiver_id: Set(receiver_id.into()),
+            receiver_id: Set(source.receiver_id.into()),
+            delivery_id: Set(source.delivery_id.into()),
             subject_id: Set(subject_id.into()),
             ..Default::default()
         }

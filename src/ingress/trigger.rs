@@ -179,7 +179,7 @@ pub async fn call(
         .deliveries
         .record_with(new, move |txn| {
             Box::pin(async move {
-                let n = request_syncs(txn, &receiver_for_txn, &scope).await?;
+                let n = request_syncs(txn, &receiver_for_txn, id, &scope).await?;
                 count_in_txn.store(n, Ordering::SeqCst);
                 // The log keeps the answer given, which only now says how many.
                 let answer = json!({ "delivery_id": id, "sync_requests": n });
@@ -231,11 +231,13 @@ pub fn scope(body: &[u8], repository_param: Option<&str>) -> Result<TriggerScope
     }
 }
 
-/// Requests the syncs `scope` asks for, on `conn`; returns how many requests were made or
-/// joined. Repositories the receiver does not act on (`ignore_unmatched`) are left out.
+/// Requests the syncs `scope` asks for (by the trigger call stored as delivery `delivery_id`), on
+/// `conn`; returns how many requests were made or joined. Repositories the receiver does not act
+/// on (`ignore_unmatched`) are left out.
 pub async fn request_syncs<C: ConnectionTrait>(
     conn: &C,
     receiver: &Receiver,
+    delivery_id: uuid::Uuid,
     scope: &TriggerScope,
 ) -> Result<usize, DbErr> {
     let urn = receiver.code_host_urn.as_str();
@@ -285,7 +287,7 @@ pub async fn request_syncs<C: ConnectionTrait>(
         requests::request(
             conn,
             row,
-            Some(receiver.id),
+            crate::sync::feed::Source::delivery(receiver.id, delivery_id),
             &refs,
             receiver.options.min_sync_interval,
             reason,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set,
+    QueryFilter, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ pub async fn apply<C: ConnectionTrait>(
             feed::append(
                 conn,
                 FeedEntryKind::ChangesetUpdated,
-                Some(receiver_id),
+                feed::Source::delivery(receiver_id, delivery_id),
                 id,
                 now,
             )
@@ -440,6 +440,22 @@ impl ChangesetStore {
             total_size,
             has_more,
         })
+    }
+
+    /// The changesets whose timeline has an entry told (last) by `delivery`, at most `limit`:
+    /// what a delivery did to batch-change sync.
+    pub async fn told_by(&self, delivery: Uuid, limit: u64) -> Result<Vec<Uuid>, StoreError> {
+        use timeline_entry::Column as C;
+        let ids = timeline_entry::Entity::find()
+            .select_only()
+            .column(C::ChangesetId)
+            .distinct()
+            .filter(C::DeliveryId.eq(Id::from(delivery)))
+            .limit(limit)
+            .into_tuple::<Id>()
+            .all(&self.db)
+            .await?;
+        Ok(ids.into_iter().map(Id::uuid).collect())
     }
 
     /// A changeset's timeline, oldest first by host time and then by arrival (see

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::deliveries::KeptWithDeliveries;
 use crate::entity::feed_entry;
-pub use crate::entity::feed_entry::FeedEntryKind;
+pub use crate::entity::feed_entry::{FeedEntryKind, Source};
 use crate::entity::id::OptionalId;
 use crate::store::StoreError;
 use crate::time::Timestamp;
@@ -53,15 +53,12 @@ pub struct FeedEntry {
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
     kind: FeedEntryKind,
-    receiver_id: Option<Uuid>,
+    source: Source,
     subject_id: Uuid,
     now: Timestamp,
 ) -> Result<(), DbErr> {
     feed_entry::Entity::insert(feed_entry::ActiveModel::entry(
-        kind,
-        receiver_id,
-        subject_id,
-        now,
+        kind, source, subject_id, now,
     ))
     .exec_without_returning(conn)
     .await?;
@@ -214,6 +211,40 @@ impl FeedStore {
                 })
             })
             .collect()
+    }
+
+    /// The newest cursor given so far (0 when the feed is empty): where a follower that wants
+    /// only what comes next starts.
+    pub async fn newest_cursor(&self) -> Result<i64, StoreError> {
+        self.give_cursors().await?;
+        let newest = feed_entry::Entity::find()
+            .select_only()
+            .column_as(feed_entry::Column::Cursor.max(), "newest")
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?;
+        Ok(newest.flatten().unwrap_or(0))
+    }
+
+    /// The entries written while processing `delivery`, oldest first: what it did (the
+    /// changesets it updated, the sync requests it made or joined).
+    pub async fn of_delivery(&self, delivery: Uuid) -> Result<Vec<FeedEntry>, StoreError> {
+        let rows = feed_entry::Entity::find()
+            .filter(feed_entry::Column::DeliveryId.eq(OptionalId(Some(delivery))))
+            .order_by_asc(feed_entry::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| FeedEntry {
+                // Not yet numbered (PostgreSQL, just committed): shown all the same.
+                cursor: m.cursor.unwrap_or_default(),
+                time: m.time,
+                kind: m.kind,
+                receiver_id: m.receiver_id.0,
+                subject_id: m.subject_id.uuid(),
+            })
+            .collect())
     }
 
     /// Every entry after cursor `after` that `filter` admits, then new ones as they are

@@ -49,7 +49,7 @@ impl Handler for SyncHandler {
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
                 },
-                Effect::Push(p) => match request_push_sync(txn, receiver, p).await {
+                Effect::Push(p) => match request_push_sync(txn, receiver, p, delivery.id).await {
                     Ok(Ok(())) => applied += 1,
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
@@ -123,11 +123,13 @@ async fn apply_changeset(
     Ok(Ok(()))
 }
 
-/// Turns a push into a sync request of its repository, unless the receiver's rules skip it.
+/// Turns a push (of delivery `delivery_id`) into a sync request of its repository, unless the
+/// receiver's rules skip it.
 async fn request_push_sync(
     txn: &DatabaseTransaction,
     receiver: &Receiver,
     push: &PushEffect,
+    delivery_id: uuid::Uuid,
 ) -> Result<Result<(), String>, sea_orm::DbErr> {
     let urn = &receiver.code_host_urn;
     let repo = &push.repository;
@@ -146,7 +148,7 @@ async fn request_push_sync(
     requests::request(
         txn,
         &model,
-        Some(receiver.id),
+        super::feed::Source::delivery(receiver.id, delivery_id),
         &refs,
         receiver.options.min_sync_interval,
         Reason::Push,

@@ -486,7 +486,7 @@ async fn rename<C: ConnectionTrait>(
     feed::append(
         conn,
         FeedEntryKind::RepositoryRenamed,
-        receiver,
+        feed::Source::receiver(receiver),
         subject,
         now,
     )

@@ -23,7 +23,7 @@ use crate::entity::{repository, sync_request};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
 use crate::store::paging::{self, Order};
-use crate::sync::feed::{self, FeedEntryKind};
+use crate::sync::feed::{self, FeedEntryKind, Source};
 use crate::text::{Cap, MAX_REFS, bounded};
 use crate::time::Timestamp;
 
@@ -59,18 +59,20 @@ pub enum CompleteError {
 }
 
 /// Requests a sync of `repo`, on `conn` (the caller's transaction): makes a pending request,
-/// or joins the outstanding one. Returns its id.
+/// or joins the outstanding one. Returns its id. `source` says through which receiver, and
+/// which delivery made it, if any (kept with its feed entry).
 #[allow(clippy::too_many_arguments)]
 pub async fn request<C: ConnectionTrait>(
     conn: &C,
     repo: &repository::Model,
-    receiver_id: Option<Uuid>,
+    source: Source,
     refs: &[RefUpdate],
     min_interval: Duration,
     reason: Reason,
     now: Timestamp,
 ) -> Result<Uuid, DbErr> {
     use sync_request::Column as C;
+    let receiver_id = source.receiver_id;
     let pushes = i32::from(reason == Reason::Push);
     // The repository first, then its outstanding request: a concurrent request (another
     // replica's push) waits here and then joins what this one made, and a sync worker's claim
@@ -137,7 +139,7 @@ pub async fn request<C: ConnectionTrait>(
             m.id.uuid()
         }
     };
-    feed::append(conn, FeedEntryKind::SyncRequested, receiver_id, id, now).await?;
+    feed::append(conn, FeedEntryKind::SyncRequested, source, id, now).await?;
     Ok(id)
 }
 
@@ -306,7 +308,13 @@ impl SyncRequestStore {
                 .await
                 .map_err(StoreError::from)?;
         }
-        feed::append(&txn, FeedEntryKind::SyncCompleted, receiver, id, now)
+        feed::append(
+            &txn,
+            FeedEntryKind::SyncCompleted,
+            Source::receiver(receiver),
+            id,
+            now,
+        )
             .await
             .map_err(StoreError::from)?;
         if model.rerun {
@@ -342,7 +350,13 @@ impl SyncRequestStore {
             .exec_without_returning(&txn)
             .await
             .map_err(StoreError::from)?;
-            feed::append(&txn, FeedEntryKind::SyncRequested, receiver, rerun_id, now)
+            feed::append(
+                &txn,
+                FeedEntryKind::SyncRequested,
+                Source::receiver(receiver),
+                rerun_id,
+                now,
+            )
                 .await
                 .map_err(StoreError::from)?;
         }
@@ -363,7 +377,8 @@ impl SyncRequestStore {
         let txn = crate::db::begin_write(&self.db).await?;
         let mut ids = Vec::with_capacity(repositories.len());
         for repo in repositories {
-            ids.push(request(&txn, repo, receiver_id, &[], min_interval, reason, now).await?);
+            let source = Source::receiver(receiver_id);
+            ids.push(request(&txn, repo, source, &[], min_interval, reason, now).await?);
         }
         txn.commit().await?;
         let mut out = Vec::with_capacity(ids.len());

@@ -17,8 +17,8 @@ pub struct Served {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-/// The `hookgate` binary set up for `db` (its data directory and database URL, metrics on a free
-/// loopback port, no admin token, public URL or secret key file from the environment); add the
+/// The `hookgate` binary set up for `db` (its data directory and database URL, metrics and the
+/// console on free loopback ports, no admin token, public URL or secret key file from the environment); add the
 /// command and its flags.
 pub fn hookgate(db: &TestDatabase) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
@@ -26,8 +26,9 @@ pub fn hookgate(db: &TestDatabase) -> Command {
         .arg("--data-dir")
         .arg(db.dir.path())
         .env("HOOKGATE_DATABASE_URL", &db.url)
-        // Many tests serve at once: none may take the default metrics port.
+        // Many tests serve at once: none may take the default metrics or console port.
         .env("HOOKGATE_METRICS_ADDR", "127.0.0.1:0")
+        .env("HOOKGATE_CONSOLE_ADDR", "127.0.0.1:0")
         .env_remove("HOOKGATE_ADMIN_TOKEN")
         .env_remove("HOOKGATE_PUBLIC_URL")
         .env_remove("HOOKGATE_SECRET_KEY_FILE")

@@ -165,6 +165,8 @@ pub struct TestApp {
     pub grpc_addr: SocketAddr,
     /// Where `/metrics` is served (not on the ingress).
     pub metrics_addr: SocketAddr,
+    /// Where the web console is served (`None` with `--console-addr off`).
+    pub console_addr: Option<SocketAddr>,
     pub public_url: String,
     pub db: TestDatabase,
     /// The admin token the service was started with, sent by [`TestApp::req`].
@@ -173,7 +175,7 @@ pub struct TestApp {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// The configuration a test starts hookgate with: every port 0, loopback, the given database, and
+/// The configuration a test starts hookgate with: every port 0 (the console's too), loopback, the given database, and
 /// every other setting at the default an operator gets (parsed as the command line is, so a new
 /// setting needs no change here).
 pub fn test_config(db: &TestDatabase) -> Config {
@@ -184,6 +186,8 @@ pub fn test_config(db: &TestDatabase) -> Config {
         "--grpc-addr",
         "127.0.0.1:0",
         "--metrics-addr",
+        "127.0.0.1:0",
+        "--console-addr",
         "127.0.0.1:0",
     ])
     .expect("the test command line parses")
@@ -236,12 +240,14 @@ impl TestApp {
         let http_addr = app.http_addr();
         let grpc_addr = app.grpc_addr();
         let metrics_addr = app.metrics_addr();
+        let console_addr = app.console_addr();
         let public_url = app.public_url().to_owned();
         let task = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         Self {
             http_addr,
             grpc_addr,
             metrics_addr,
+            console_addr,
             public_url,
             db,
             admin_token: config.admin_token().map(str::to_owned),

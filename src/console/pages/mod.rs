@@ -1,0 +1,53 @@
+//! The console's pages, by what they show: receivers (the list, one receiver with its guide,
+//! health and delivery log, and the forms that change them), deliveries (one delivery as it came
+//! in and what it did), and sync (repositories, changesets with their timelines, the sync
+//! request queue). Each handler calls the admin API and renders its answer.
+
+pub mod deliveries;
+pub mod receivers;
+pub mod sync;
+
+use std::collections::HashMap;
+
+/// The parameters of a query string or of a urlencoded form: never refused, whatever was sent
+/// (a page says what is wrong with a value it needs, in words).
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, Vec<String>>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Self {
+        let mut all: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, value) in form_urlencoded::parse(raw) {
+            all.entry(name.into_owned())
+                .or_default()
+                .push(value.into_owned());
+        }
+        Self(all)
+    }
+
+    pub fn query(raw: Option<String>) -> Self {
+        Self::parse(raw.unwrap_or_default().as_bytes())
+    }
+
+    /// The first value of `name`, trimmed; empty when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .and_then(|v| v.first())
+            .map(|v| v.trim())
+            .unwrap_or_default()
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .get(name)
+            .map(|v| v.iter().map(|s| s.trim()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a checkbox `name` was ticked.
+    pub fn ticked(&self, name: &str) -> bool {
+        !self.get(name).is_empty()
+    }
+}
