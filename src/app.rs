@@ -169,11 +169,8 @@ impl Application {
         };
         // The console calls the same admin services in-process, behind its own login.
         let console = console_listener.map(|listener| {
-            let state = crate::console::ConsoleState::new(
-                admin_state.clone(),
-                admin_token,
-                stop.clone(),
-            );
+            let state =
+                crate::console::ConsoleState::new(admin_state.clone(), admin_token, stop.clone());
             (listener, crate::console::router(state))
         });
         let grpc_routes = admin::routes(

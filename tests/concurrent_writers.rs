@@ -56,8 +56,16 @@ async fn two_pushes_at_once_join_one_sync_request_and_both_are_counted() {
     let (test_db, db, repo) = setup().await;
     let push = |db: DatabaseConnection, repo: repository::Model| async move {
         let txn = db.begin().await?;
-        let id =
-            requests::request(&txn, &repo, None, &[], Duration::ZERO, Reason::Push, SECOND).await?;
+        let id = requests::request(
+            &txn,
+            &repo,
+            Default::default(),
+            &[],
+            Duration::ZERO,
+            Reason::Push,
+            SECOND,
+        )
+        .await?;
         Ok::<_, sea_orm::DbErr>((txn, id))
     };
     let (first, first_id) = push(db.clone(), repo.clone()).await.unwrap();
@@ -97,9 +105,17 @@ async fn two_pushes_at_once_join_one_sync_request_and_both_are_counted() {
 async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
     let (test_db, db, repo) = setup().await;
     let store = SyncRequestStore::new(db.clone());
-    let first = requests::request(&db, &repo, None, &[], Duration::ZERO, Reason::Push, SECOND)
-        .await
-        .unwrap();
+    let first = requests::request(
+        &db,
+        &repo,
+        Default::default(),
+        &[],
+        Duration::ZERO,
+        Reason::Push,
+        SECOND,
+    )
+    .await
+    .unwrap();
     let claimed = store
         .claim("w", 1, Duration::from_secs(60), SECOND)
         .await
@@ -111,7 +127,7 @@ async fn a_push_while_a_worker_completes_the_sync_is_synced_again_not_lost() {
     requests::request(
         &txn,
         &repo,
-        None,
+        Default::default(),
         &[],
         Duration::ZERO,
         Reason::Push,

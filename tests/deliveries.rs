@@ -441,15 +441,21 @@ async fn retention_deletes_deliveries_older_than_the_retention_period(engine: En
     feed::append(
         &s.db,
         FeedEntryKind::DeliveryFailed,
-        None,
+        Default::default(),
         stale,
         time(now - 2 * 3600 * SECOND),
     )
     .await
     .unwrap();
-    feed::append(&s.db, FeedEntryKind::DeliveryFailed, None, fresh, time(now))
-        .await
-        .unwrap();
+    feed::append(
+        &s.db,
+        FeedEntryKind::DeliveryFailed,
+        Default::default(),
+        fresh,
+        time(now),
+    )
+    .await
+    .unwrap();
     let feed = FeedStore::new(s.db.clone());
     let store = s.deliveries.clone();
     let app = TestApp::start(s.test_db, |c| {

@@ -433,9 +433,17 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
     let (test_db, db, store, repo) = store_setup(engine).await;
     let interval = Duration::from_secs(60);
     let t0 = Timestamp::from_micros(1_000_000 * SECOND);
-    requests::request(&db, &repo, None, &refs("a"), interval, Reason::Push, t0)
-        .await
-        .unwrap();
+    requests::request(
+        &db,
+        &repo,
+        Default::default(),
+        &refs("a"),
+        interval,
+        Reason::Push,
+        t0,
+    )
+    .await
+    .unwrap();
     // Never synced: due at once.
     let claimed = store
         .claim("w", 10, Duration::from_secs(30), t0)
@@ -455,7 +463,7 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
     let id = requests::request(
         &db,
         &repo,
-        None,
+        Default::default(),
         &refs("b"),
         interval,
         Reason::Push,
@@ -481,7 +489,7 @@ async fn the_minimum_interval_delays_the_next_sync(engine: Engine) {
     requests::request(
         &db,
         &repo,
-        None,
+        Default::default(),
         &refs("c"),
         interval,
         Reason::Push,
@@ -510,7 +518,7 @@ async fn a_claim_whose_lease_runs_out_returns_to_pending(engine: Engine) {
     requests::request(
         &db,
         &repo,
-        None,
+        Default::default(),
         &refs("a"),
         Duration::ZERO,
         Reason::Push,
@@ -575,9 +583,17 @@ async fn concurrent_claimers_never_share_a_sync_request(engine: Engine) {
             .unwrap();
         let row = repos.rows_by_id(repo.id).await.unwrap();
         all.insert(
-            requests::request(&db, &row, None, &[], Duration::ZERO, Reason::Manual, t0)
-                .await
-                .unwrap(),
+            requests::request(
+                &db,
+                &row,
+                Default::default(),
+                &[],
+                Duration::ZERO,
+                Reason::Manual,
+                t0,
+            )
+            .await
+            .unwrap(),
         );
     }
     let mut tasks = Vec::new();
@@ -742,7 +758,7 @@ async fn a_sync_request_is_stored_as_text_and_an_older_row_loads(engine: Engine)
     let made = requests::request(
         &db,
         &repo,
-        None,
+        Default::default(),
         &refs("a"),
         Duration::ZERO,
         Reason::Push,

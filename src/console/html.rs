@@ -168,9 +168,7 @@ pub fn http_status(code: tonic::Code) -> StatusCode {
         C::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         C::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        C::Cancelled | C::Unknown | C::Internal | C::DataLoss => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        C::Cancelled | C::Unknown | C::Internal | C::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -188,11 +186,7 @@ impl From<crate::store::StoreError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let title = self
-            .status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned();
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let body = html! {
             h1 { (self.status.as_u16()) " " (title) }
             p.notice.error role="alert" { (self.message) }
@@ -412,7 +406,10 @@ mod tests {
             http_status(tonic::Code::InvalidArgument),
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(http_status(tonic::Code::AlreadyExists), StatusCode::CONFLICT);
+        assert_eq!(
+            http_status(tonic::Code::AlreadyExists),
+            StatusCode::CONFLICT
+        );
         assert_eq!(
             http_status(tonic::Code::Unavailable),
             StatusCode::SERVICE_UNAVAILABLE

@@ -118,7 +118,10 @@ pub fn router(state: ConsoleState) -> Router {
             get(receivers::redeliver_form).post(receivers::redeliver),
         )
         .route("/deliveries/{id}", get(deliveries::show))
-        .route("/deliveries/{id}/summary", get(deliveries::summary_fragment))
+        .route(
+            "/deliveries/{id}/summary",
+            get(deliveries::summary_fragment),
+        )
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route("/repositories", get(sync::repositories))
         .route("/repositories/{id}", get(sync::repository))

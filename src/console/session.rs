@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use subtle::ConstantTimeEq;
 
+use super::ConsoleState;
 use super::csrf;
 use super::html::{Notice, PageError, page_without_nav};
-use super::ConsoleState;
 
 /// The cookie that carries the session id.
 pub const COOKIE: &str = "hookgate_console";
@@ -80,7 +80,12 @@ impl Sessions {
             Session {
                 csrf: csrf::random_token(),
                 logged_in,
-                expires: now + if logged_in { LOGGED_IN_FOR } else { ANONYMOUS_FOR },
+                expires: now
+                    + if logged_in {
+                        LOGGED_IN_FOR
+                    } else {
+                        ANONYMOUS_FOR
+                    },
                 notices: Vec::new(),
             },
         );
@@ -188,12 +193,16 @@ pub async fn guard(State(state): State<ConsoleState>, request: Request, next: Ne
     if request.uri().path().starts_with("/assets/") {
         return next.run(request).await;
     }
-    let found = cookie_id(request.headers()).and_then(|id| state.sessions.get(&id).map(|s| (id, s)));
+    let found =
+        cookie_id(request.headers()).and_then(|id| state.sessions.get(&id).map(|s| (id, s)));
     let (id, session, fresh) = match found {
         Some((id, session)) => (id, session, false),
         None => {
             let id = state.sessions.create(state.token.is_none());
-            let session = state.sessions.get(&id).expect("a session just made is live");
+            let session = state
+                .sessions
+                .get(&id)
+                .expect("a session just made is live");
             (id, session, true)
         }
     };
@@ -306,7 +315,9 @@ pub async fn login(
         return login_form(
             &ctx,
             StatusCode::UNAUTHORIZED,
-            Some("That is not the admin token: check --admin-token (HOOKGATE_ADMIN_TOKEN) and try again."),
+            Some(
+                "That is not the admin token: check --admin-token (HOOKGATE_ADMIN_TOKEN) and try again.",
+            ),
         );
     }
     let id = state.sessions.log_in(&ctx.id);

@@ -315,8 +315,8 @@ impl SyncRequestStore {
             id,
             now,
         )
-            .await
-            .map_err(StoreError::from)?;
+        .await
+        .map_err(StoreError::from)?;
         if model.rerun {
             let interval = Duration::from_millis(model.min_sync_interval_ms.max(0) as u64);
             let last = if success {
@@ -357,8 +357,8 @@ impl SyncRequestStore {
                 rerun_id,
                 now,
             )
-                .await
-                .map_err(StoreError::from)?;
+            .await
+            .map_err(StoreError::from)?;
         }
         txn.commit().await.map_err(StoreError::from)?;
         Ok(self.get(id).await?)

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod console;
 pub mod exactly_once;
 pub mod postgres_server;
 pub mod prometheus;

@@ -511,10 +511,7 @@ impl DeliveryFilters {
                 ("errors", if self.only_errors { "1" } else { "" }),
                 ("state", &self.state),
                 ("event", &self.event),
-                (
-                    "page_token",
-                    if with_token { &self.page_token } else { "" },
-                ),
+                ("page_token", if with_token { &self.page_token } else { "" }),
             ],
         )
     }
@@ -533,9 +530,7 @@ pub async fn deliveries_fragment(
 ) -> Result<Html<String>, PageError> {
     let filters = DeliveryFilters::from(&Params::query(query))?;
     Ok(Html(
-        deliveries_table(&state, &id, &filters)
-            .await?
-            .into_string(),
+        deliveries_table(&state, &id, &filters).await?.into_string(),
     ))
 }
 
@@ -713,7 +708,12 @@ pub async fn rotate(
         secret: String::new(),
         overlap,
     };
-    match state.api.receivers.rotate_receiver_secret(call(request)).await {
+    match state
+        .api
+        .receivers
+        .rotate_receiver_secret(call(request))
+        .await
+    {
         Ok(answer) => {
             let answer = answer.into_inner();
             match &answer.receiver {
@@ -804,7 +804,10 @@ pub async fn send_test(
         Notice::error(text)
     };
     if !answer.delivery_id.is_empty() {
-        notice = notice.with_link("See the delivery", format!("/deliveries/{}", answer.delivery_id));
+        notice = notice.with_link(
+            "See the delivery",
+            format!("/deliveries/{}", answer.delivery_id),
+        );
     }
     state.sessions.notify(&ctx.id, notice);
     Ok(Redirect::to(&format!("/receivers/{id}")))
@@ -899,9 +902,7 @@ fn parse_form_time(raw: &str) -> Result<Option<prost_types::Timestamp>, String> 
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
                 .map(|t| t.and_utc())
         })
-        .map_err(|_| {
-            format!("{raw:?} is not a time: give one such as 2026-12-02T05:50 (UTC)")
-        })?;
+        .map_err(|_| format!("{raw:?} is not a time: give one such as 2026-12-02T05:50 (UTC)"))?;
     Ok(Some(prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
@@ -1033,7 +1034,9 @@ mod tests {
     fn form_times_are_utc() {
         let t = parse_form_time("1970-01-01T00:01").unwrap().unwrap();
         assert_eq!(t.seconds, 60);
-        let t = parse_form_time("1970-01-01T01:00:00+01:00").unwrap().unwrap();
+        let t = parse_form_time("1970-01-01T01:00:00+01:00")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.seconds, 0);
         assert_eq!(parse_form_time("").unwrap(), None);
         assert!(parse_form_time("yesterday").is_err());
