@@ -22,6 +22,7 @@ use crate::deliveries::{
     DeliveryStore, Handler, Intake, IntakeConfig, Worker, WorkerConfig, WorkerStatus, run_janitor,
     supervise,
 };
+use crate::health;
 use crate::ingress::{self, IngressState};
 use crate::metrics::{DatabaseGauges, ScrapeSource};
 use crate::receivers::{CodeHostKind, ReceiverStore};
@@ -136,6 +137,8 @@ impl Application {
             }),
         });
         let worker_status = WorkerStatus::default();
+        let tally = Arc::new(health::Tally::default());
+        let unmatched = Arc::new(health::Unmatched::default());
         let mut http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -146,6 +149,8 @@ impl Application {
             rate_limiter: Default::default(),
             rejected_log: Default::default(),
             worker: (!config.ingress_only).then(|| worker_status.clone()),
+            tally: tally.clone(),
+            unmatched: unmatched.clone(),
         });
         if config.metrics_on_ingress {
             http_router = http_router.merge(metrics_router.clone());
@@ -166,6 +171,8 @@ impl Application {
             shutdown: stop.clone(),
             public_url: public_url.clone(),
             worker_wake: worker_wake.clone(),
+            health: health::HealthStore::new(db.clone(), tally, public_url.clone()),
+            unmatched,
         };
         // The console calls the same admin services in-process, behind its own login.
         let console = console_listener.map(|listener| {

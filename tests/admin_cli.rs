@@ -550,6 +550,93 @@ async fn failures_exit_with_the_grpc_code_and_its_message(engine: Engine) {
     db.drop_database().await;
 }
 
+async fn an_admin_reads_a_receivers_health_and_the_diagnosis_of_each(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let receiver = create_receiver(&served, "github", "github", "https://github.com");
+
+    // Nothing has come yet: the sentence says which URL to paste, and the exit code says
+    // "not healthy" to a script.
+    let fresh = run(&served, &["receiver", "health", &receiver.0]);
+    assert_eq!(fresh.status.code(), Some(1), "{fresh:?}");
+    let stdout = String::from_utf8_lossy(&fresh.stdout);
+    assert!(stdout.contains("diagnosis:     NEVER_RECEIVED"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "http://{}/.api/webhooks/{}",
+            served.http_addr, receiver.0
+        )),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&fresh.stderr).starts_with("error: the receiver is NEVER_RECEIVED"),
+        "{fresh:?}"
+    );
+
+    let id = deliver_github(
+        &served,
+        &receiver,
+        "pull_request",
+        fixture("github/pull_request.opened.json"),
+    )
+    .await;
+    wait_until_done(&served, &id);
+    let shown = ok(&served, &["receiver", "health", &receiver.0]);
+    assert!(shown.contains("diagnosis:     HEALTHY"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["processed", "1", "1"]),
+        "{shown}"
+    );
+    let health = json(&served, &["receiver", "health", &receiver.0]);
+    assert_eq!(health["diagnosis"], "DIAGNOSIS_HEALTHY", "{health}");
+    assert_eq!(health["lastHour"]["accepted"], "1", "int64 as a string");
+    assert_eq!(health["lastDay"]["rateLimited"], "0");
+    assert!(health["lastAcceptedTime"].is_string(), "{health}");
+    assert!(
+        health.get("lastError").is_none(),
+        "unset messages are left out"
+    );
+
+    let other = create_receiver(&served, "gitlab", "gitlab", "https://gitlab.example.com");
+    let table = ok(&served, &["receiver", "list", "--health"]);
+    assert!(
+        table.lines().next().unwrap().ends_with("DIAGNOSIS"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&receiver.0) && l.ends_with("HEALTHY")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&other.0) && l.ends_with("NEVER_RECEIVED")),
+        "{table}"
+    );
+    let listed = json(&served, &["receiver", "list", "--health"]);
+    assert_eq!(
+        listed["receivers"][1]["health"]["diagnosis"], "DIAGNOSIS_NEVER_RECEIVED",
+        "{listed}"
+    );
+    let plain = json(&served, &["receiver", "list"]);
+    assert!(
+        plain["receivers"][0].get("health").is_none(),
+        "the plain list has no health: {plain}"
+    );
+    assert_fails(
+        &run(&served, &["receiver", "health", "not-a-uuid"]),
+        13,
+        "INVALID_ARGUMENT",
+    );
+
+    drop(served);
+    db.drop_database().await;
+}
+
 /// Waits up to `limit` for a child to exit; kills it and fails the test past that.
 fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
@@ -568,4 +655,5 @@ on_both_engines!(
     an_admin_reads_a_signed_delivery_decoded_and_redelivers_it,
     a_sync_worker_claims_and_completes_a_requested_sync,
     failures_exit_with_the_grpc_code_and_its_message,
+    an_admin_reads_a_receivers_health_and_the_diagnosis_of_each,
 );

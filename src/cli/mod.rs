@@ -41,7 +41,7 @@ use failure::Failure;
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum AdminCommand {
     /// Receivers over the admin API: create, list, show, update, rotate the secret, delete, send
-    /// a test delivery.
+    /// a test delivery, show health.
     Receiver(ReceiverArgs),
     /// The delivery log over the admin API: list, show one with its body decoded, redeliver.
     Delivery(DeliveryArgs),
