@@ -5,6 +5,12 @@
 //! when `HOOKGATE_TEST_DATABASE_URL` is, and in CI (`CI` set), where those variants then fail
 //! loudly without a URL. Without it they are built `#[ignore]`d, so a run without PostgreSQL
 //! counts them as ignored in its summary instead of as passed.
+//!
+//! The same for the console's browser tests: `cfg(hookgate_browser)` is set when a chromedriver
+//! is installed at `/usr/bin/chromedriver` (Debian's `chromium-driver`), when
+//! `HOOKGATE_BROWSER` is set, and in CI, where a missing browser is then a failure. Without it
+//! they are built `#[ignore]`d. (Installing the driver later: `touch build.rs`, or set
+//! `HOOKGATE_BROWSER=1`.)
 
 use std::path::PathBuf;
 
@@ -36,6 +42,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("HOOKGATE_TEST_DATABASE_URL").is_ok_and(|url| !url.trim().is_empty());
     if has_url || std::env::var_os("CI").is_some() {
         println!("cargo::rustc-cfg=hookgate_postgres");
+    }
+    println!("cargo::rustc-check-cfg=cfg(hookgate_browser)");
+    println!("cargo::rerun-if-env-changed=HOOKGATE_BROWSER");
+    let driver = std::path::Path::new("/usr/bin/chromedriver");
+    if driver.exists() {
+        println!("cargo::rerun-if-changed=/usr/bin/chromedriver");
+    }
+    if driver.exists()
+        || std::env::var_os("HOOKGATE_BROWSER").is_some()
+        || std::env::var_os("CI").is_some()
+    {
+        println!("cargo::rustc-cfg=hookgate_browser");
     }
     Ok(())
 }

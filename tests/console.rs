@@ -351,11 +351,7 @@ async fn receivers_are_created_renamed_rotated_and_deleted_through_forms_with_th
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(
-        bad.body.contains("is not an absolute URL"),
-        "{}",
-        bad.body
-    );
+    assert!(bad.body.contains("is not an absolute URL"), "{}", bad.body);
     assert!(
         bad.body.contains("value=\"from-the-console\""),
         "{}",
@@ -958,15 +954,19 @@ async fn send_test_delivery_shows_the_answer(engine: Engine) {
         .await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER);
     let page = browser.get(&format!("/receivers/{}", receiver.0)).await;
+    // The answer as the ingress gave it, and the delivery it was stored as, linked.
     assert!(
-        page.body.contains("Test delivery answered HTTP 200: pong"),
+        page.body
+            .contains("Test delivery answered HTTP 200: test delivery: verified"),
         "{}",
         page.body
     );
-    let delivery = common::console::field_value(&page.body, "See the delivery</a>")
-        .map(|_| ())
-        .and(common::console::field_value(&page.body, "role=\"status\">"));
-    assert!(delivery.is_some());
+    let delivery = common::console::field_value(&page.body, "role=\"status\">")
+        .and_then(|_| common::console::field_value(&page.body, "<a href=\"/deliveries/"))
+        .expect("a link to the test delivery");
+    let stored = app.get_delivery(&delivery).await;
+    assert_eq!(stored.receiver_id, receiver.0);
+    assert!(stored.event.contains("(test delivery)"), "{stored:?}");
     assert!(page.body.contains("See the delivery"), "{}", page.body);
     // A generic trigger has no test event: the API's reason, as a page.
     let (generic, _) = app

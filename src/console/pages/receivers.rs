@@ -85,12 +85,13 @@ pub async fn list(
     let params = Params::query(query);
     let token = params.get("page_token");
     let table = receivers_table(&state, token).await?;
+    // A side panel: when it cannot be read, the list is still shown, with the reason.
     let unmatched = state
         .api
         .deliveries
         .list_unmatched(call(proto::ListUnmatchedRequest {}))
-        .await?
-        .into_inner();
+        .await
+        .map(tonic::Response::into_inner);
     let body = html! {
         div.title {
             h1 { "Receivers" }
@@ -104,6 +105,20 @@ pub async fn list(
         }
         section #unmatched {
             h2 { "Requests to unknown receiver URLs" }
+            @match &unmatched {
+                Err(e) => p.notice.error { "Cannot be listed: " (e.message()) }
+                Ok(unmatched) => (unmatched_table(unmatched)),
+            }
+        }
+    };
+    Ok(Frame::new(&ctx, "Receivers")
+        .notices(ctx.notices(&state))
+        .live("/live")
+        .render(body))
+}
+
+fn unmatched_table(unmatched: &proto::ListUnmatchedResponse) -> Markup {
+    html! {
             @if unmatched.receivers.is_empty() {
                 p.muted { "None since this replica started: every request named a receiver that exists." }
             } @else {
@@ -124,12 +139,7 @@ pub async fn list(
                     }
                 }
             }
-        }
-    };
-    Ok(Frame::new(&ctx, "Receivers")
-        .notices(ctx.notices(&state))
-        .live("/live")
-        .render(body))
+    }
 }
 
 /// GET /receivers/table: the list's table alone, for live refresh.
