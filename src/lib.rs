@@ -14,7 +14,8 @@
 //! streams). [`health`] reads a receiver's health from the delivery log and from what the ingress
 //! answered without storing anything (duplicates, rate-limited requests, unknown receiver ids),
 //! and words its diagnosis. [`admin`] maps the gRPC API onto those stores and nothing else;
-//! [`cli`] is the same binary as a client of that API. Beneath them: [`entity`] (the typed tables), [`db`] (connecting,
+//! [`cli`] is the same binary as a client of that API, and [`console`] serves web pages over the
+//! same services, called in-process. Beneath them: [`entity`] (the typed tables), [`db`] (connecting,
 //! migrating, SQLite's write lock), [`store`] (errors and paging every store shares),
 //! [`secret_key`] (receiver secrets sealed at rest), [`config`] (every setting and its default),
 //! [`time`] (the one time type). Private to the crate: `metrics` (counting and `/metrics`),

@@ -4,13 +4,13 @@
 //! one delivery as it came in and what it did, repositories, changesets, the sync request queue.
 //!
 //! It is a separate module, and a separate listener, because it is a client of the admin API and
-//! nothing more: every page calls the admin services in-process ([`api`]), with the actor
+//! nothing more: every page calls the admin services in-process (`api`), with the actor
 //! `console`, so validation, errors and the record of who changed what are the gRPC API's own.
 //! What is here is HTML for proto messages, and what a browser needs to be safe with it: a
-//! session behind the admin token ([`session`]), a CSRF token on every form ([`csrf`]), security
-//! headers on every answer ([`headers`]), and every value escaped (maud escapes whatever it
+//! session behind the admin token (`session`), a CSRF token on every form (`csrf`), security
+//! headers on every answer (`headers`), and every value escaped (maud escapes whatever it
 //! renders; a delivery's headers and body are whatever a stranger sent). Pages work without
-//! JavaScript; a little ([`assets`]) adds copy buttons and live refresh ([`live`]).
+//! JavaScript; a little (`assets`) adds copy buttons and live refresh (`live`).
 
 mod api;
 mod assets;

@@ -451,8 +451,8 @@ async fn health_section(state: &ConsoleState, id: &str) -> Result<Markup, PageEr
         .get_receiver_health(call(proto::GetReceiverHealthRequest { id: id.to_owned() }))
         .await?
         .into_inner();
-    let hour = h.last_hour.clone().unwrap_or_default();
-    let day = h.last_day.clone().unwrap_or_default();
+    let hour = h.last_hour.unwrap_or_default();
+    let day = h.last_day.unwrap_or_default();
     let rows: [(&str, i64, i64); 7] = [
         ("accepted", hour.accepted, day.accepted),
         ("processed", hour.processed, day.processed),
