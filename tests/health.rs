@@ -8,10 +8,12 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::binary::{grpcurl, grpcurl_available, grpcurl_json};
 use common::{Engine, TestApp, TestDatabase, fixture, host_headers, json_body};
 use hookgate::admin::proto::{
     CodeHostKind, DeliveryState, Diagnosis, GetReceiverHealthRequest, ListDeliveriesRequest,
     ListReceiversRequest, ReceiverHealth, ReceiverOptions, ReceiverView,
+    RedeliverDeliveriesRequest, RedeliverDeliveriesResponse,
 };
 use hookgate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
 use hookgate::hosts::Classified;
@@ -29,6 +31,11 @@ on_both_engines!(
     traffic_that_stopped_a_day_ago_is_silent,
     the_health_view_of_list_receivers_gives_each_its_health_and_the_basic_view_none,
     health_of_a_bad_or_unknown_id_is_refused_with_a_clear_message,
+    redeliver_deliveries_counts_first_then_queues_the_failed_ones_which_get_processed,
+    redeliver_deliveries_pages_with_a_token_and_never_queues_a_delivery_twice,
+    redeliver_deliveries_refuses_bad_arguments_with_clear_messages_and_changes_nothing,
+    list_deliveries_filters_by_event_exactly,
+    an_admin_asks_for_health_and_redelivers_what_failed_with_grpcurl,
 );
 
 const GITHUB: &str = "https://github.com";
@@ -556,5 +563,505 @@ async fn health_of_a_bad_or_unknown_id_is_refused_with_a_clear_message(engine: E
     let missing = client.get_receiver_health(ask(&unknown)).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(missing.message(), format!("receiver {unknown} not found"));
+    app.stop().await;
+}
+
+/// `RedeliverDeliveries` as `actor` calls it.
+async fn redeliver(
+    app: &TestApp,
+    actor: &str,
+    request: RedeliverDeliveriesRequest,
+) -> Result<RedeliverDeliveriesResponse, tonic::Status> {
+    let mut request = app.req(request);
+    request
+        .metadata_mut()
+        .insert("x-hookgate-actor", actor.parse().expect("an ASCII actor"));
+    app.deliveries()
+        .await
+        .redeliver_deliveries(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The deliveries of `receiver` in `state`, newest first.
+async fn in_state(
+    app: &TestApp,
+    receiver: &str,
+    state: DeliveryState,
+) -> Vec<hookgate::admin::proto::Delivery> {
+    app.deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            receiver_id: receiver.to_owned(),
+            states: vec![state as i32],
+            page_size: 500,
+            ..Default::default()
+        }))
+        .await
+        .expect("deliveries are listed")
+        .into_inner()
+        .deliveries
+}
+
+async fn redeliver_deliveries_counts_first_then_queues_the_failed_ones_which_get_processed(
+    engine: Engine,
+) {
+    let (app, broken) = spawn_with_breakable_handler(engine).await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, GITHUB)
+        .await;
+    let fine = deliver_pull_request(&app, &github).await;
+    broken.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let d = deliver_pull_request(&app, &github).await;
+        assert_eq!(d.state, DeliveryState::Failed as i32, "{d:?}");
+    }
+    // The outage is over.
+    broken.store(false, Ordering::SeqCst);
+
+    let all_failed = RedeliverDeliveriesRequest {
+        receiver_id: github.0.clone(),
+        ..Default::default()
+    };
+    let counted = redeliver(
+        &app,
+        "alice",
+        RedeliverDeliveriesRequest {
+            validate_only: true,
+            ..all_failed.clone()
+        },
+    )
+    .await
+    .expect("validate_only answers");
+    assert_eq!(
+        counted,
+        RedeliverDeliveriesResponse {
+            matched: 3,
+            ..Default::default()
+        }
+    );
+    let failed = in_state(&app, &github.0, DeliveryState::Failed).await;
+    assert_eq!(failed.len(), 3, "validate_only changes nothing");
+    assert!(failed.iter().all(|d| d.redelivered_by.is_empty()));
+    // PROCESSED ones only when asked for.
+    let processed_too = redeliver(
+        &app,
+        "alice",
+        RedeliverDeliveriesRequest {
+            states: vec![
+                DeliveryState::Failed as i32,
+                DeliveryState::Processed as i32,
+            ],
+            validate_only: true,
+            ..all_failed.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(processed_too.matched, 4);
+    // And only in the time range asked for.
+    let since_the_second = redeliver(
+        &app,
+        "alice",
+        RedeliverDeliveriesRequest {
+            since: failed[1].receive_time,
+            validate_only: true,
+            ..all_failed.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(since_the_second.matched, 2, "the newest two");
+
+    let done = redeliver(&app, "alice", all_failed.clone()).await.unwrap();
+    assert_eq!(
+        done,
+        RedeliverDeliveriesResponse {
+            matched: 3,
+            queued: 3,
+            already_queued: 0,
+            next_page_token: String::new(),
+        }
+    );
+    for d in &failed {
+        let again = app.wait_until_done(&d.id).await;
+        assert_eq!(again.state, DeliveryState::Processed as i32, "{again:?}");
+        assert_eq!(again.redelivered_by, "alice", "recorded as the caller's");
+        assert!(again.redeliver_time.is_some());
+        assert_eq!(again.attempts, 1, "its tries counted afresh");
+    }
+    assert!(
+        app.get_delivery(&fine.id).await.redelivered_by.is_empty(),
+        "a processed delivery was not asked for"
+    );
+    let h = health(&app, &github.0).await;
+    assert_eq!(diagnosis(&h), Diagnosis::Healthy, "{h:?}");
+    assert_eq!(h.last_day.unwrap().failed, 0);
+    app.stop().await;
+}
+
+async fn redeliver_deliveries_pages_with_a_token_and_never_queues_a_delivery_twice(engine: Engine) {
+    let (app, broken) = spawn_with_breakable_handler(engine).await;
+    broken.store(true, Ordering::SeqCst);
+    let paged = app
+        .create_receiver("paged", CodeHostKind::Github, GITHUB)
+        .await;
+    let raced = app
+        .create_receiver("raced", CodeHostKind::Github, GITHUB)
+        .await;
+    for receiver in [&paged, &raced] {
+        for _ in 0..5 {
+            deliver_pull_request(&app, receiver).await;
+        }
+    }
+    // Started again without a worker, so what is queued stays in the queue to be looked at.
+    let db = app.shut_down().await;
+    let app = TestApp::start(db, |config| config.ingress_only = true).await;
+
+    let mut request = RedeliverDeliveriesRequest {
+        receiver_id: paged.0.clone(),
+        page_size: 2,
+        ..Default::default()
+    };
+    let mut answers = Vec::new();
+    loop {
+        let answer = redeliver(&app, "bob", request.clone()).await.unwrap();
+        let token = answer.next_page_token.clone();
+        answers.push(answer);
+        if token.is_empty() {
+            break;
+        }
+        request.page_token = token;
+    }
+    let seen: Vec<(i64, i64, i64, bool)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a.matched,
+                a.queued,
+                a.already_queued,
+                a.next_page_token.is_empty(),
+            )
+        })
+        .collect();
+    // Each call counts what still matches, queues two, and says where to go on.
+    assert_eq!(
+        seen,
+        vec![(5, 2, 0, false), (3, 2, 0, false), (1, 1, 0, true)]
+    );
+    let pending = in_state(&app, &paged.0, DeliveryState::Pending).await;
+    assert_eq!(pending.len(), 5);
+    assert!(
+        pending
+            .iter()
+            .all(|d| d.redelivered_by == "bob" && d.attempts == 0)
+    );
+    // Asked again, nothing matches: what is queued is not queued a second time.
+    let again = redeliver(
+        &app,
+        "bob",
+        RedeliverDeliveriesRequest {
+            receiver_id: paged.0.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.matched, again.queued), (0, 0));
+    // A token is good only for the request it was made for.
+    let misused = redeliver(
+        &app,
+        "bob",
+        RedeliverDeliveriesRequest {
+            receiver_id: paged.0.clone(),
+            states: vec![DeliveryState::Ignored as i32],
+            page_token: answers[0].next_page_token.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(misused.code(), Code::InvalidArgument);
+    assert!(misused.message().contains("page_token"), "{misused:?}");
+
+    // Four admins at once: between them every delivery is queued once.
+    let all = RedeliverDeliveriesRequest {
+        receiver_id: raced.0.clone(),
+        ..Default::default()
+    };
+    let admins = ["carol", "dave", "erin", "frank"];
+    let answers: Vec<RedeliverDeliveriesResponse> = futures_util::future::join_all(
+        admins
+            .iter()
+            .map(|admin| redeliver(&app, admin, all.clone())),
+    )
+    .await
+    .into_iter()
+    .map(|a| a.expect("each call answers"))
+    .collect();
+    let queued: i64 = answers.iter().map(|a| a.queued).sum();
+    assert_eq!(queued, 5, "{answers:?}");
+    for a in &answers {
+        // What one call found but another queued first is reported, not queued again.
+        assert!(a.queued + a.already_queued <= a.matched, "{answers:?}");
+    }
+    let pending = in_state(&app, &raced.0, DeliveryState::Pending).await;
+    assert_eq!(pending.len(), 5);
+    for (admin, answer) in admins.iter().zip(&answers) {
+        let by = pending
+            .iter()
+            .filter(|d| d.redelivered_by == *admin)
+            .count();
+        assert_eq!(by as i64, answer.queued, "each recorded by who queued it");
+    }
+    app.stop().await;
+}
+
+async fn redeliver_deliveries_refuses_bad_arguments_with_clear_messages_and_changes_nothing(
+    engine: Engine,
+) {
+    let (app, broken) = spawn_with_breakable_handler(engine).await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, GITHUB)
+        .await;
+    broken.store(true, Ordering::SeqCst);
+    deliver_pull_request(&app, &github).await;
+    let (trigger, _) = app
+        .create_receiver("cron", CodeHostKind::Generic, GITHUB)
+        .await;
+    let valid = RedeliverDeliveriesRequest {
+        receiver_id: github.0.clone(),
+        ..Default::default()
+    };
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let t = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    let cases: Vec<(RedeliverDeliveriesRequest, Code, String)> = vec![
+        (
+            RedeliverDeliveriesRequest::default(),
+            Code::InvalidArgument,
+            "receiver_id is required".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                receiver_id: "github".into(),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "receiver_id \"github\" is not a UUID".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                receiver_id: unknown.clone(),
+                ..Default::default()
+            },
+            Code::NotFound,
+            format!("receiver {unknown} not found"),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                states: vec![DeliveryState::Pending as i32],
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "states has DELIVERY_STATE_PENDING, which cannot be redelivered (such a delivery is in the queue already)".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                states: vec![
+                    DeliveryState::Failed as i32,
+                    DeliveryState::Rejected as i32,
+                ],
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "states has DELIVERY_STATE_REJECTED, which cannot be redelivered (a rejected delivery was kept without its body)".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                states: vec![42],
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "states has 42, which is not a delivery state".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                since: t(2_000_000_000),
+                until: t(1_900_000_000),
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "since must be before until".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                page_size: 10_001,
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "page_size 10001 is over the maximum of 10000".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                page_size: -1,
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "page_size must not be negative".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                page_token: "not-a-token".into(),
+                ..valid.clone()
+            },
+            Code::InvalidArgument,
+            "page_token is not one this listing returned".into(),
+        ),
+        (
+            RedeliverDeliveriesRequest {
+                receiver_id: trigger.clone(),
+                ..Default::default()
+            },
+            Code::FailedPrecondition,
+            format!("receiver {trigger} is a generic trigger"),
+        ),
+    ];
+    for (request, code, message) in cases {
+        let refused = redeliver(&app, "mallory", request.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), code, "{request:?}: {refused:?}");
+        assert!(
+            refused.message().starts_with(&message),
+            "{request:?}: {:?} does not start with {message:?}",
+            refused.message()
+        );
+    }
+    let failed = in_state(&app, &github.0, DeliveryState::Failed).await;
+    assert_eq!(failed.len(), 1, "nothing was queued");
+    assert!(failed[0].redelivered_by.is_empty());
+    app.stop().await;
+}
+
+async fn list_deliveries_filters_by_event_exactly(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, GITHUB)
+        .await;
+    let opened = deliver_pull_request(&app, &github).await;
+    deliver_pull_request(&app, &github).await;
+    let ping = app
+        .deliver(
+            CodeHostKind::Github,
+            &github,
+            "ping",
+            &serde_json::from_slice(&fixture("github/ping.json")).unwrap(),
+        )
+        .await;
+    let client = app.deliveries().await;
+    let list = |event: &str, page_size: i32, page_token: String| {
+        let request = app.req(ListDeliveriesRequest {
+            event: event.to_owned(),
+            page_size,
+            page_token,
+            ..Default::default()
+        });
+        let mut client = client.clone();
+        async move {
+            client
+                .list_deliveries(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let pings = list("ping", 0, String::new()).await.unwrap();
+    assert_eq!(pings.total_size, 1);
+    assert_eq!(pings.deliveries[0].id, ping.id);
+    let first = list("pull_request/opened", 1, String::new()).await.unwrap();
+    assert_eq!(first.total_size, 2);
+    let second = list("pull_request/opened", 1, first.next_page_token.clone())
+        .await
+        .unwrap();
+    assert_eq!(second.deliveries[0].id, opened.id, "the older one, second");
+    assert!(second.next_page_token.is_empty());
+    // Exactly: the event's name without its action is another event.
+    let none = list("pull_request", 0, String::new()).await.unwrap();
+    assert_eq!(none.total_size, 0);
+    let everything = list("", 0, String::new()).await.unwrap();
+    assert_eq!(everything.total_size, 3);
+    // A token made under one event is refused under another.
+    let misused = list("ping", 1, first.next_page_token).await.unwrap_err();
+    assert_eq!(misused.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+async fn an_admin_asks_for_health_and_redelivers_what_failed_with_grpcurl(engine: Engine) {
+    if !grpcurl_available() {
+        return;
+    }
+    let (app, broken) = spawn_with_breakable_handler(engine).await;
+    let addr = app.grpc_addr.to_string();
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, GITHUB)
+        .await;
+    broken.store(true, Ordering::SeqCst);
+    let failed = [
+        deliver_pull_request(&app, &github).await,
+        deliver_pull_request(&app, &github).await,
+    ];
+    broken.store(false, Ordering::SeqCst);
+
+    let health = grpcurl_json(&[
+        "-plaintext",
+        "-d",
+        &format!(r#"{{"id": "{}"}}"#, github.0),
+        &addr,
+        "hookgate.v1.ReceiverService/GetReceiverHealth",
+    ]);
+    assert_eq!(health["diagnosis"], "DIAGNOSIS_FAILING", "{health}");
+    assert_eq!(health["lastDay"]["failed"], "2", "{health}");
+    assert_eq!(health["lastError"]["deliveryId"], failed[1].id.as_str());
+
+    let counted = grpcurl_json(&[
+        "-plaintext",
+        "-H",
+        "x-hookgate-actor: ops-oncall",
+        "-d",
+        &format!(
+            r#"{{"receiver_id": "{}", "states": ["DELIVERY_STATE_FAILED"], "validate_only": true}}"#,
+            github.0
+        ),
+        &addr,
+        "hookgate.v1.DeliveryService/RedeliverDeliveries",
+    ]);
+    assert_eq!(counted, serde_json::json!({"matched": "2"}));
+    let queued = grpcurl_json(&[
+        "-plaintext",
+        "-H",
+        "x-hookgate-actor: ops-oncall",
+        "-d",
+        &format!(r#"{{"receiver_id": "{}"}}"#, github.0),
+        &addr,
+        "hookgate.v1.DeliveryService/RedeliverDeliveries",
+    ]);
+    assert_eq!(queued, serde_json::json!({"matched": "2", "queued": "2"}));
+    for d in &failed {
+        let again = app.wait_until_done(&d.id).await;
+        assert_eq!(again.state, DeliveryState::Processed as i32);
+        assert_eq!(again.redelivered_by, "ops-oncall");
+    }
+    let (ok, _, stderr) = grpcurl(&[
+        "-plaintext",
+        "-d",
+        &format!(
+            r#"{{"receiver_id": "{}", "states": ["DELIVERY_STATE_PENDING"]}}"#,
+            github.0
+        ),
+        &addr,
+        "hookgate.v1.DeliveryService/RedeliverDeliveries",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("Code: InvalidArgument"), "{stderr}");
+    assert!(stderr.contains("cannot be redelivered"), "{stderr}");
     app.stop().await;
 }

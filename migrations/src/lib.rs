@@ -20,7 +20,8 @@ mod m20261202_000015_timeline_entry_keys;
 mod m20261202_000016_repository_identity;
 mod m20261202_000017_event_cursor_on_commit;
 mod m20261203_000018_delivery_receiver_state_index;
-mod m20261210_000019_feed_entry_delivery;
+mod m20261203_000019_delivery_redelivered_by;
+mod m20261210_000020_feed_entry_delivery;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -43,7 +44,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_repository_identity::Migration),
             Box::new(m20261202_000017_event_cursor_on_commit::Migration),
             Box::new(m20261203_000018_delivery_receiver_state_index::Migration),
-            Box::new(m20261210_000019_feed_entry_delivery::Migration),
+            Box::new(m20261203_000019_delivery_redelivered_by::Migration),
+            Box::new(m20261210_000020_feed_entry_delivery::Migration),
         ]
     }
 }
