@@ -299,7 +299,11 @@ impl Application {
                 Some((listener, router)) => {
                     crate::console::serve(listener, router, stop.clone()).await
                 }
-                None => Ok(()),
+                // Off: nothing to serve, but ending now would stop the others.
+                None => {
+                    stop.cancelled().await;
+                    Ok(())
+                }
             }
         };
         let http = async {
