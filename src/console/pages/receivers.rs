@@ -172,15 +172,17 @@ async fn receivers_table(state: &ConsoleState, token: &str) -> Result<Markup, Pa
             p.muted { "No receivers yet. " a href="/receivers/new" { "Make one" } " for each code host that should send webhooks here." }
         } @else {
             table.receivers {
-                thead { tr { th { "Name" } th { "Kind" } th { "Code host" } th { "Health" } th { "URL" } } }
+                thead { tr { th { "Receiver" } th { "Health" } } }
                 tbody {
                     @for r in &page.receivers {
                         tr {
-                            td { a href=(format!("/receivers/{}", r.id)) { (r.name) } }
-                            td { (kind(r.code_host_kind)) }
-                            td { code { (r.code_host_urn) } }
+                            td.receiver {
+                                a.name href=(format!("/receivers/{}", r.id)) { (r.name) }
+                                " " (badge(kind(r.code_host_kind), "muted"))
+                                " " code.urn { (r.code_host_urn) }
+                                div.url { (copyable(&format!("url-{}", r.id), &r.url)) }
+                            }
                             td { (health(r.health.as_ref())) }
-                            td { (copyable(&format!("url-{}", r.id), &r.url)) }
                         }
                     }
                 }
