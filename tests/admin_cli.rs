@@ -637,7 +637,9 @@ async fn an_admin_reads_a_receivers_health_and_the_diagnosis_of_each(engine: Eng
     db.drop_database().await;
 }
 
-async fn an_admin_redelivers_every_match_page_by_page_and_lists_by_event(engine: Engine) {
+async fn an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched(
+    engine: Engine,
+) {
     let db = TestDatabase::new(engine).await;
     let served = Served::start(&db);
     let receiver = create_receiver(&served, "github", "github", "https://github.com");
@@ -749,6 +751,33 @@ async fn an_admin_redelivers_every_match_page_by_page_and_lists_by_event(engine:
         "NOT_FOUND",
     );
 
+    // An old URL still set at a code host.
+    for _ in 0..2 {
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "http://{}/.api/webhooks/{unknown}",
+                served.http_addr
+            ))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+    }
+    let unmatched = ok(&served, &["delivery", "unmatched"]);
+    assert!(unmatched.starts_with("RECEIVER ID"), "{unmatched}");
+    let row: Vec<&str> = unmatched
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..2], [unknown.as_str(), "2"], "{unmatched}");
+    let unmatched = json(&served, &["delivery", "unmatched"]);
+    assert_eq!(unmatched["receivers"][0]["receiverId"], unknown.as_str());
+    assert_eq!(unmatched["receivers"][0]["count"], "2", "{unmatched}");
+    assert!(unmatched["receivers"][0]["lastTime"].is_string());
+
     drop(served);
     db.drop_database().await;
 }
@@ -772,5 +801,5 @@ on_both_engines!(
     a_sync_worker_claims_and_completes_a_requested_sync,
     failures_exit_with_the_grpc_code_and_its_message,
     an_admin_reads_a_receivers_health_and_the_diagnosis_of_each,
-    an_admin_redelivers_every_match_page_by_page_and_lists_by_event,
+    an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched,
 );

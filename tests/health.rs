@@ -12,7 +12,7 @@ use common::binary::{grpcurl, grpcurl_available, grpcurl_json};
 use common::{Engine, TestApp, TestDatabase, fixture, host_headers, json_body};
 use hookgate::admin::proto::{
     CodeHostKind, DeliveryState, Diagnosis, GetReceiverHealthRequest, ListDeliveriesRequest,
-    ListReceiversRequest, ReceiverHealth, ReceiverOptions, ReceiverView,
+    ListReceiversRequest, ListUnmatchedRequest, ReceiverHealth, ReceiverOptions, ReceiverView,
     RedeliverDeliveriesRequest, RedeliverDeliveriesResponse,
 };
 use hookgate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
@@ -36,6 +36,7 @@ on_both_engines!(
     redeliver_deliveries_refuses_bad_arguments_with_clear_messages_and_changes_nothing,
     list_deliveries_filters_by_event_exactly,
     an_admin_asks_for_health_and_redelivers_what_failed_with_grpcurl,
+    requests_to_unknown_receiver_ids_are_listed_most_recent_first_and_bounded_to_100,
 );
 
 const GITHUB: &str = "https://github.com";
@@ -1063,5 +1064,83 @@ async fn an_admin_asks_for_health_and_redelivers_what_failed_with_grpcurl(engine
     assert!(!ok);
     assert!(stderr.contains("Code: InvalidArgument"), "{stderr}");
     assert!(stderr.contains("cannot be redelivered"), "{stderr}");
+    app.stop().await;
+}
+
+async fn requests_to_unknown_receiver_ids_are_listed_most_recent_first_and_bounded_to_100(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, GITHUB)
+        .await;
+    deliver_pull_request(&app, &github).await;
+    let client = reqwest::Client::new();
+    let post = |path: String| {
+        let client = client.clone();
+        let url = format!("http://{}/.api/webhooks/{path}", app.http_addr);
+        async move {
+            client
+                .post(url)
+                .body("{}")
+                .send()
+                .await
+                .expect("the ingress answers")
+                .status()
+                .as_u16()
+        }
+    };
+    let ids: Vec<String> = (0..105).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for id in &ids {
+        assert_eq!(post(id.clone()).await, 404);
+    }
+    // Not a UUID: 400, and not kept.
+    assert_eq!(post("not-a-receiver-id".into()).await, 400);
+    // A generic trigger's form of URL: the id is kept, never the secret.
+    let with_secret = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        post(format!("{with_secret}/the-secret-pasted-in-the-url")).await,
+        404
+    );
+    // An old URL still set at a code host sends again, upper-case this time.
+    assert_eq!(post(ids[10].to_uppercase()).await, 404);
+
+    let listed = app
+        .deliveries()
+        .await
+        .list_unmatched(app.req(ListUnmatchedRequest {}))
+        .await
+        .expect("ListUnmatched answers")
+        .into_inner()
+        .receivers;
+    assert_eq!(listed.len(), 100, "the most recent 100 distinct ids");
+    let order: Vec<(&str, i64)> = listed
+        .iter()
+        .map(|u| (u.receiver_id.as_str(), u.count))
+        .take(3)
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (ids[10].as_str(), 2),
+            (with_secret.as_str(), 1),
+            (ids[104].as_str(), 1)
+        ]
+    );
+    assert_eq!(
+        listed.last().unwrap().receiver_id,
+        ids[6],
+        "the six heard from longest ago went"
+    );
+    let times: Vec<i64> = listed.iter().map(|u| micros(&u.last_time)).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "most recent first: {times:?}"
+    );
+    assert!(listed.iter().all(|u| u.receiver_id != github.0));
+    assert!(
+        !format!("{listed:?}").contains("secret") && !format!("{listed:?}").contains("not-a"),
+        "nothing but ids is kept"
+    );
     app.stop().await;
 }

@@ -224,7 +224,18 @@ impl DeliveryService for DeliveryAdmin {
         &self,
         _request: Request<proto::ListUnmatchedRequest>,
     ) -> Result<Response<proto::ListUnmatchedResponse>, Status> {
-        Err(Status::unimplemented("ListUnmatched is not built yet"))
+        let receivers = self
+            .state
+            .unmatched
+            .list()
+            .into_iter()
+            .map(|u| proto::UnmatchedReceiver {
+                receiver_id: u.receiver_id.to_string(),
+                count: count(u.count),
+                last_time: Some(u.last_time.to_proto()),
+            })
+            .collect();
+        Ok(Response::new(proto::ListUnmatchedResponse { receivers }))
     }
 
     async fn redeliver_delivery(

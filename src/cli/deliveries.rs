@@ -83,6 +83,9 @@ pub enum DeliveryCommand {
         #[arg(long)]
         page_size: Option<i32>,
     },
+    /// Lists the receiver ids requests named that no receiver has (an old URL still set at a
+    /// code host), the most recent first: the last 100, as the replica answering remembers them.
+    Unmatched,
 }
 
 /// A time flag: RFC 3339, or a duration before now.
@@ -245,6 +248,41 @@ pub async fn run(command: DeliveryCommand, api: &Api, output: Output) -> Result<
                             .add("already queued", already_queued.to_string())
                     };
                     fields.print();
+                }
+            }
+        }
+        DeliveryCommand::Unmatched => {
+            let listed = client
+                .list_unmatched(proto::ListUnmatchedRequest {})
+                .await?
+                .into_inner();
+            match output {
+                Output::Json => render::print_json(&render::object([(
+                    "receivers",
+                    Value::Array(
+                        listed
+                            .receivers
+                            .iter()
+                            .map(|u| {
+                                render::object([
+                                    ("receiverId", Value::from(u.receiver_id.clone())),
+                                    ("count", render::int64(u.count)),
+                                    ("lastTime", render::time_json(&u.last_time)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                )])),
+                Output::Table => {
+                    let mut table = Table::new(&["RECEIVER ID", "REQUESTS", "LAST"]);
+                    for u in &listed.receivers {
+                        table.row(vec![
+                            u.receiver_id.clone(),
+                            u.count.to_string(),
+                            render::time(&u.last_time),
+                        ]);
+                    }
+                    table.print();
                 }
             }
         }

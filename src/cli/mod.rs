@@ -44,7 +44,7 @@ pub enum AdminCommand {
     /// a test delivery, show health.
     Receiver(ReceiverArgs),
     /// The delivery log over the admin API: list, show one with its body decoded, redeliver one
-    /// or all that match.
+    /// or all that match, list requests to receiver ids that do not exist.
     Delivery(DeliveryArgs),
     /// Changesets (pull/merge requests) over the admin API: list, show, their timeline.
     Changeset(ChangesetArgs),
