@@ -33,6 +33,7 @@ on_both_engines!(
     changesets_timelines_and_sync_requests_show_what_real_deliveries_did,
     bad_ids_and_unknown_paths_get_a_page_with_the_reason,
     the_live_stream_tells_of_arrivals_and_ends_at_shutdown,
+    requests_to_unknown_receiver_ids_are_listed_with_the_receivers,
 );
 
 async fn console(app: &TestApp) -> ConsoleClient {
@@ -1284,4 +1285,36 @@ async fn the_live_stream_tells_of_arrivals_and_ends_at_shutdown(engine: Engine) 
     })
     .await;
     assert!(ended.is_ok(), "the stream ends at shutdown");
+}
+
+async fn requests_to_unknown_receiver_ids_are_listed_with_the_receivers(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut browser = console(&app).await;
+    let before = browser.get("/receivers").await;
+    assert!(
+        before.body.contains("None since this replica started"),
+        "{}",
+        before.body
+    );
+    // An old URL still pasted at a code host: its id names no receiver.
+    let old = uuid::Uuid::new_v4().to_string();
+    for _ in 0..2 {
+        let answer = app
+            .post(
+                &old,
+                &[("x-github-event", "push".to_owned())],
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(answer.status().as_u16(), 404);
+    }
+    let page = browser.get("/receivers").await;
+    let row_start = page
+        .body
+        .find(&format!("<code>{old}</code>"))
+        .unwrap_or_else(|| panic!("the unknown id is listed: {}", page.body));
+    let row = &page.body[row_start..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("<td class=\"num\">2</td>"), "{row}");
+    app.stop().await;
 }
