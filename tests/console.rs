@@ -46,7 +46,8 @@ async fn github(app: &TestApp, name: &str, urn: &str) -> (String, String) {
 }
 
 /// Posts a GitHub delivery of `event` with `body`, signed with `secret` (or wrongly), plus
-/// `extra` headers; returns the status and the delivery id, if one came back.
+/// `extra` headers (which replace those of the same name); returns the status and the delivery
+/// id, if one came back.
 async fn post_github(
     app: &TestApp,
     receiver: &(String, String),
@@ -62,6 +63,8 @@ async fn post_github(
         "not-the-secret-at-all".to_owned()
     };
     let mut headers = host_headers(CodeHostKind::Github, event, &key, Some(&secret), body);
+    // An extra header replaces the host's own of that name (the content type).
+    headers.retain(|(name, _)| !extra.iter().any(|(e, _)| e == name));
     headers.extend_from_slice(extra);
     let response = app.post(&receiver.0, &headers, body.to_vec()).await;
     let status = response.status().as_u16();
@@ -73,6 +76,18 @@ async fn post_github(
             .unwrap_or_default()
             .to_owned(),
     )
+}
+
+/// GitHub's ping fixture form-encoded (`payload=<JSON>`), with `extra` appended as it is.
+fn form_encoded_ping(extra: &[u8]) -> Vec<u8> {
+    let json = String::from_utf8(fixture("github/ping.json")).unwrap();
+    let mut body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &json)
+        .finish()
+        .into_bytes();
+    body.push(b'&');
+    body.extend_from_slice(extra);
+    body
 }
 
 fn assert_absent(page: &Answer, raw: &str, what: &str) {
@@ -594,26 +609,16 @@ async fn every_value_from_a_delivery_is_escaped_on_every_page(engine: Engine) {
     .await;
     assert_eq!(status, 202);
     app.wait_until_done(&push_delivery).await;
-    // A body that is not JSON, from a receiver that takes anything: a generic trigger's.
-    let (trigger_id, trigger_secret) = app
-        .create_receiver("trigger", CodeHostKind::Generic, "https://github.com")
-        .await;
-    let text_body = format!("plain {SCRIPT} {IMG}");
-    let answer = app
-        .post(
-            &trigger_id,
-            &[
-                ("x-hook-secret", trigger_secret.clone()),
-                ("x-evil-img", IMG.to_owned()),
-            ],
-            text_body.into_bytes(),
-        )
-        .await;
-    let trigger_status = answer.status().as_u16();
-    let trigger_delivery = json_body(answer).await["delivery_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    // A body that is not JSON: GitHub's form encoding, with markup in a field of its own.
+    let form_body = form_encoded_ping(format!("note={SCRIPT}{IMG}").as_bytes());
+    let form_headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    let (status, form_delivery) =
+        post_github(&app, &receiver, "ping", &form_body, true, &form_headers).await;
+    assert_eq!(status, 200, "a form-encoded ping is taken");
+    assert!(!form_delivery.is_empty());
 
     let mut browser = console(&app).await;
     let changeset = app.changeset(&repo_name, 2).await;
@@ -632,9 +637,7 @@ async fn every_value_from_a_delivery_is_escaped_on_every_page(engine: Engine) {
         format!("/changesets/{}", changeset.id),
         "/sync-requests".to_owned(),
     ];
-    if !trigger_delivery.is_empty() {
-        pages.push(format!("/deliveries/{trigger_delivery}"));
-    }
+    pages.push(format!("/deliveries/{form_delivery}"));
     let mut seen_script = 0;
     let mut seen_img = 0;
     for path in &pages {
@@ -674,19 +677,14 @@ async fn every_value_from_a_delivery_is_escaped_on_every_page(engine: Engine) {
         seen_script >= 6 && seen_img >= 6,
         "{seen_script} {seen_img}"
     );
-    if !trigger_delivery.is_empty() {
-        let page = browser
-            .get(&format!("/deliveries/{trigger_delivery}"))
-            .await;
-        assert!(
-            page.body
-                .contains(&format!("plain {SCRIPT_ESCAPED} {IMG_ESCAPED}")),
-            "{trigger_status}: {}",
-            page.body
-        );
-        assert!(page.body.contains("data-kind=\"text\""), "{}", page.body);
-        assert_absent(&page, &trigger_secret, "a trigger's secret");
-    }
+    let page = browser.get(&format!("/deliveries/{form_delivery}")).await;
+    assert!(
+        page.body
+            .contains(&format!("note={SCRIPT_ESCAPED}{IMG_ESCAPED}")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-kind=\"text\""), "{}", page.body);
     app.stop().await;
 }
 
@@ -739,31 +737,53 @@ async fn the_delivery_page_shows_pretty_json_and_redacted_headers(engine: Engine
     // The answer hookgate gave, and where processing stands.
     assert!(page.body.contains("delivery_id"), "the answer body");
     assert!(page.body.contains("PROCESSED"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"redeliver\""),
+        "a processed delivery can be redelivered"
+    );
     // What it did: the sync request of the pushed project, linked.
     assert!(page.body.contains("id=\"effect-syncs\""), "{}", page.body);
     assert!(page.body.contains("mike/diaspora"), "{}", page.body);
-    // A body that is not text is counted, not shown.
+    // A body that is not text is counted, not shown: a form-encoded GitHub ping with bytes
+    // that are not UTF-8 in a field of its own.
+    let github = app
+        .create_receiver("github", CodeHostKind::Github, "https://github.com")
+        .await;
+    let binary = form_encoded_ping(b"junk=\xff\xfe");
+    let size = binary.len();
+    let form_headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    let (status, id) = post_github(&app, &github, "ping", &binary, true, &form_headers).await;
+    assert_eq!(status, 200);
+    let page = browser.get(&format!("/deliveries/{id}")).await;
+    assert!(
+        page.body.contains(&format!("binary, {size} bytes")),
+        "{}",
+        page.body
+    );
+    // A generic trigger's call: its secret header redacted, and no Redeliver (its sync requests
+    // were made when it came).
     let (trigger, trigger_secret) = app
-        .create_receiver("binary", CodeHostKind::Generic, "https://github.com")
+        .create_receiver("trigger", CodeHostKind::Generic, "https://github.com")
         .await;
     let answer = app
         .post(
             &trigger,
             &[("x-hook-secret", trigger_secret.clone())],
-            vec![0xff, 0xfe, 0x00, 0x01],
+            Vec::new(),
         )
         .await;
-    let status = answer.status().as_u16();
-    if let Some(binary) = json_body(answer).await["delivery_id"].as_str() {
-        let page = browser.get(&format!("/deliveries/{binary}")).await;
-        assert!(
-            page.body.contains("binary, 4 bytes"),
-            "{status}: {}",
-            page.body
-        );
-        assert!(page.body.contains("[REDACTED]"), "x-hook-secret");
-        assert_absent(&page, &trigger_secret, "x-hook-secret");
-    }
+    assert_eq!(answer.status().as_u16(), 202);
+    let called = json_body(answer).await["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = browser.get(&format!("/deliveries/{called}")).await;
+    assert!(page.body.contains("[REDACTED]"), "x-hook-secret");
+    assert_absent(&page, &trigger_secret, "x-hook-secret");
+    assert!(!page.body.contains("id=\"redeliver\""), "{}", page.body);
     app.stop().await;
 }
 

@@ -40,14 +40,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
     let d = get_delivery(&state, &id).await?;
-    let receiver = state
-        .api
-        .receivers
-        .get_receiver(call(proto::GetReceiverRequest {
-            id: d.receiver_id.clone(),
-        }))
-        .await?
-        .into_inner();
+    let receiver = get_receiver(&state, &d.receiver_id).await?;
     let effects = what_it_did(&state, &d).await?;
     let headers: BTreeMap<&String, &String> = d.request_headers.iter().collect();
     let title = if d.event.is_empty() {
@@ -63,7 +56,7 @@ pub async fn show(
         }
         section {
             div #summary data-live-src=(format!("/deliveries/{}/summary", d.id)) {
-                (summary(&ctx, &d))
+                (summary(&ctx, &d, &receiver))
             }
         }
         section {
@@ -110,16 +103,27 @@ pub async fn summary_fragment(
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
     let d = get_delivery(&state, &id).await?;
-    Ok(Html(summary(&ctx, &d).into_string()))
+    let receiver = get_receiver(&state, &d.receiver_id).await?;
+    Ok(Html(summary(&ctx, &d, &receiver).into_string()))
 }
 
-/// The state, tries, times and error of a delivery, and its Redeliver button.
-fn summary(ctx: &Ctx, d: &proto::Delivery) -> Markup {
+async fn get_receiver(state: &ConsoleState, id: &str) -> Result<proto::Receiver, PageError> {
+    Ok(state
+        .api
+        .receivers
+        .get_receiver(call(proto::GetReceiverRequest { id: id.to_owned() }))
+        .await?
+        .into_inner())
+}
+
+/// The state, tries, times and error of a delivery, and its Redeliver button (for a delivery
+/// that is done, and not a generic trigger's call, whose effects were made when it came).
+fn summary(ctx: &Ctx, d: &proto::Delivery, receiver: &proto::Receiver) -> Markup {
     use proto::DeliveryState as S;
     let redeliverable = matches!(
         S::try_from(d.state),
         Ok(S::Processed | S::Ignored | S::Failed)
-    );
+    ) && receiver.code_host_kind != proto::CodeHostKind::Generic as i32;
     html! {
         dl.facts {
             dt { "State" } dd #state { (delivery_state(d.state)) }
