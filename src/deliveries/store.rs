@@ -412,7 +412,7 @@ impl DeliveryStore {
     /// `actor`; the worker is not woken here. A delivery another caller queued in the meantime
     /// is left as it is (`already_queued`): each write takes only rows still in a matching
     /// state, so two calls that race never queue one delivery twice. The writes are
-    /// transactions of at most [`REDELIVER_PER_TRANSACTION`] deliveries.
+    /// transactions of at most `REDELIVER_PER_TRANSACTION` (500) deliveries.
     pub async fn redeliver_matching(
         &self,
         filter: &RedeliverFilter,
