@@ -69,16 +69,12 @@ impl DeliveryService for DeliveryAdmin {
         let page = self
             .state
             .deliveries
-            .list(
-                &filter,
-                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
-                limit,
-            )
+            .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
         let (deliveries, next_page_token) = page_token::page(
             page.deliveries
                 .into_iter()
-                .map(|d| ((d.receive_time.micros(), d.id), delivery_to_proto(d))),
+                .map(|d| ((d.receive_time, d.id), delivery_to_proto(d))),
             page.has_more,
             &filter_key,
         );

@@ -115,16 +115,12 @@ impl ReceiverService for ReceiverAdmin {
         let page = self
             .state
             .receivers
-            .list(
-                kind,
-                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
-                limit,
-            )
+            .list(kind, after.map(|c| (c.key, c.id)), limit)
             .await?;
         let (receivers, next_page_token) = page_token::page(
             page.receivers
                 .into_iter()
-                .map(|r| ((r.create_time.micros(), r.id), self.to_proto(r))),
+                .map(|r| ((r.create_time, r.id), self.to_proto(r))),
             page.has_more,
             &filter,
         );
