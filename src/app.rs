@@ -21,6 +21,7 @@ use crate::deliveries::{
     DeliveryStore, Handler, Intake, IntakeConfig, Worker, WorkerConfig, WorkerStatus, run_janitor,
     supervise,
 };
+use crate::health;
 use crate::ingress::{self, IngressState};
 use crate::metrics::{DatabaseGauges, ScrapeSource};
 use crate::receivers::{CodeHostKind, ReceiverStore};
@@ -122,6 +123,8 @@ impl Application {
             }),
         });
         let worker_status = WorkerStatus::default();
+        let tally = Arc::new(health::Tally::default());
+        let unmatched = Arc::new(health::Unmatched::default());
         let mut http_router = ingress::router(IngressState {
             db: db.clone(),
             receivers: receivers.clone(),
@@ -132,6 +135,8 @@ impl Application {
             rate_limiter: Default::default(),
             rejected_log: Default::default(),
             worker: (!config.ingress_only).then(|| worker_status.clone()),
+            tally: tally.clone(),
+            unmatched: unmatched.clone(),
         });
         if config.metrics_on_ingress {
             http_router = http_router.merge(metrics_router.clone());
@@ -153,6 +158,8 @@ impl Application {
                 shutdown: stop.clone(),
                 public_url: public_url.clone(),
                 worker_wake: worker_wake.clone(),
+                health: health::HealthStore::new(db.clone(), tally, public_url.clone()),
+                unmatched,
             },
             AdminAuth::new(admin_token),
             config.operations.max_admin_message_bytes,

@@ -11,8 +11,10 @@
 //! genuine and what it means, then commits it to [`deliveries`] (the delivery log, group commit,
 //! and the worker that processes it). The worker hands each delivery's effects to [`sync`]
 //! (repositories, changesets and their timeline, sync requests, and the event feed `Watch`
-//! streams). [`admin`] maps the gRPC API onto those stores and nothing else; [`cli`] is the same
-//! binary as a client of that API. Beneath them: [`entity`] (the typed tables), [`db`] (connecting,
+//! streams). [`health`] reads a receiver's health from the delivery log and from what the ingress
+//! answered without storing anything (duplicates, rate-limited requests, unknown receiver ids),
+//! and words its diagnosis. [`admin`] maps the gRPC API onto those stores and nothing else;
+//! [`cli`] is the same binary as a client of that API. Beneath them: [`entity`] (the typed tables), [`db`] (connecting,
 //! migrating, SQLite's write lock), [`store`] (errors and paging every store shares),
 //! [`secret_key`] (receiver secrets sealed at rest), [`config`] (every setting and its default),
 //! [`time`] (the one time type). Private to the crate: `metrics` (counting and `/metrics`),
@@ -29,6 +31,7 @@ mod data_dir;
 pub mod db;
 pub mod deliveries;
 pub mod entity;
+pub mod health;
 pub mod hosts;
 pub mod ingress;
 pub mod logging;

@@ -550,6 +550,238 @@ async fn failures_exit_with_the_grpc_code_and_its_message(engine: Engine) {
     db.drop_database().await;
 }
 
+async fn an_admin_reads_a_receivers_health_and_the_diagnosis_of_each(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let receiver = create_receiver(&served, "github", "github", "https://github.com");
+
+    // Nothing has come yet: the sentence says which URL to paste, and the exit code says
+    // "not healthy" to a script.
+    let fresh = run(&served, &["receiver", "health", &receiver.0]);
+    assert_eq!(fresh.status.code(), Some(1), "{fresh:?}");
+    let stdout = String::from_utf8_lossy(&fresh.stdout);
+    assert!(stdout.contains("diagnosis:     NEVER_RECEIVED"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "http://{}/.api/webhooks/{}",
+            served.http_addr, receiver.0
+        )),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&fresh.stderr).starts_with("error: the receiver is NEVER_RECEIVED"),
+        "{fresh:?}"
+    );
+
+    let id = deliver_github(
+        &served,
+        &receiver,
+        "pull_request",
+        fixture("github/pull_request.opened.json"),
+    )
+    .await;
+    wait_until_done(&served, &id);
+    let shown = ok(&served, &["receiver", "health", &receiver.0]);
+    assert!(shown.contains("diagnosis:     HEALTHY"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["processed", "1", "1"]),
+        "{shown}"
+    );
+    let health = json(&served, &["receiver", "health", &receiver.0]);
+    assert_eq!(health["diagnosis"], "DIAGNOSIS_HEALTHY", "{health}");
+    assert_eq!(health["lastHour"]["accepted"], "1", "int64 as a string");
+    assert_eq!(health["lastDay"]["rateLimited"], "0");
+    assert!(health["lastAcceptedTime"].is_string(), "{health}");
+    assert!(
+        health.get("lastError").is_none(),
+        "unset messages are left out"
+    );
+
+    let other = create_receiver(&served, "gitlab", "gitlab", "https://gitlab.example.com");
+    let table = ok(&served, &["receiver", "list", "--health"]);
+    assert!(
+        table.lines().next().unwrap().ends_with("DIAGNOSIS"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&receiver.0) && l.ends_with("HEALTHY")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&other.0) && l.ends_with("NEVER_RECEIVED")),
+        "{table}"
+    );
+    let listed = json(&served, &["receiver", "list", "--health"]);
+    assert_eq!(
+        listed["receivers"][1]["health"]["diagnosis"], "DIAGNOSIS_NEVER_RECEIVED",
+        "{listed}"
+    );
+    let plain = json(&served, &["receiver", "list"]);
+    assert!(
+        plain["receivers"][0].get("health").is_none(),
+        "the plain list has no health: {plain}"
+    );
+    assert_fails(
+        &run(&served, &["receiver", "health", "not-a-uuid"]),
+        13,
+        "INVALID_ARGUMENT",
+    );
+
+    drop(served);
+    db.drop_database().await;
+}
+
+async fn an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched(
+    engine: Engine,
+) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let receiver = create_receiver(&served, "github", "github", "https://github.com");
+    let opened = fixture("github/pull_request.opened.json");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = deliver_github(&served, &receiver, "pull_request", opened.clone()).await;
+        wait_until_done(&served, &id);
+        ids.push(id);
+    }
+    let ping = deliver_github(&served, &receiver, "ping", fixture("github/ping.json")).await;
+    wait_until_done(&served, &ping);
+
+    let by_event = json(
+        &served,
+        &["delivery", "list", "--event", "pull_request/opened"],
+    );
+    assert_eq!(by_event["totalSize"], 2, "{by_event}");
+    let pings = ok(&served, &["delivery", "list", "--event", "ping"]);
+    assert_eq!(pings.lines().count(), 2, "the titles and one row: {pings}");
+    assert!(pings.lines().nth(1).unwrap().starts_with(&ping), "{pings}");
+
+    // Nothing failed: the default (failed) matches none.
+    let none = json(
+        &served,
+        &["delivery", "redeliver-all", "--receiver", &receiver.0],
+    );
+    assert_eq!(none["matched"], "0", "{none}");
+    let dry = ok(
+        &served,
+        &[
+            "delivery",
+            "redeliver-all",
+            "--receiver",
+            &receiver.0,
+            "--state",
+            "processed",
+            "--dry-run",
+        ],
+    );
+    assert!(dry.contains("matched: 3"), "{dry}");
+    assert!(
+        dry.contains("queued:  0 (dry run: nothing changed)"),
+        "{dry}"
+    );
+    let shown = json(&served, &["delivery", "show", &ids[0]]);
+    assert_eq!(shown["redeliveredBy"], "", "a dry run changes nothing");
+
+    // One a call: the command follows the tokens until every match is queued.
+    let since = json(&served, &["delivery", "show", &ids[0]])["receiveTime"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let all = json(
+        &served,
+        &[
+            "delivery",
+            "redeliver-all",
+            "--receiver",
+            &receiver.0,
+            "--state",
+            "processed",
+            "--since",
+            &since,
+            "--page-size",
+            "1",
+        ],
+    );
+    assert_eq!(all["matched"], "3", "{all}");
+    assert_eq!(all["queued"], "3", "{all}");
+    assert_eq!(all["alreadyQueued"], "0", "{all}");
+    assert_eq!(all["calls"], 3, "{all}");
+    for id in ids.iter().chain([&ping]) {
+        let done = wait_until_done(&served, id);
+        assert_eq!(done["redeliveredBy"], ACTOR, "{done}");
+        assert_eq!(done["state"], "DELIVERY_STATE_PROCESSED", "{done}");
+    }
+    let table = ok(&served, &["delivery", "show", &ids[1]]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("redelivered:") && l.ends_with(&format!("by {ACTOR}"))),
+        "{table}"
+    );
+
+    let refused = run(
+        &served,
+        &[
+            "delivery",
+            "redeliver-all",
+            "--receiver",
+            &receiver.0,
+            "--state",
+            "pending",
+        ],
+    );
+    assert_fails(&refused, 13, "INVALID_ARGUMENT");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cannot be redelivered"),
+        "{refused:?}"
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_fails(
+        &run(
+            &served,
+            &["delivery", "redeliver-all", "--receiver", &unknown],
+        ),
+        15,
+        "NOT_FOUND",
+    );
+
+    // An old URL still set at a code host.
+    for _ in 0..2 {
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "http://{}/.api/webhooks/{unknown}",
+                served.http_addr
+            ))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+    }
+    let unmatched = ok(&served, &["delivery", "unmatched"]);
+    assert!(unmatched.starts_with("RECEIVER ID"), "{unmatched}");
+    let row: Vec<&str> = unmatched
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..2], [unknown.as_str(), "2"], "{unmatched}");
+    let unmatched = json(&served, &["delivery", "unmatched"]);
+    assert_eq!(unmatched["receivers"][0]["receiverId"], unknown.as_str());
+    assert_eq!(unmatched["receivers"][0]["count"], "2", "{unmatched}");
+    assert!(unmatched["receivers"][0]["lastTime"].is_string());
+
+    drop(served);
+    db.drop_database().await;
+}
+
 /// Waits up to `limit` for a child to exit; kills it and fails the test past that.
 fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
@@ -568,4 +800,6 @@ on_both_engines!(
     an_admin_reads_a_signed_delivery_decoded_and_redelivers_it,
     a_sync_worker_claims_and_completes_a_requested_sync,
     failures_exit_with_the_grpc_code_and_its_message,
+    an_admin_reads_a_receivers_health_and_the_diagnosis_of_each,
+    an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched,
 );

@@ -317,7 +317,11 @@ async fn a_failing_delivery_is_retried_with_backoff_then_failed_with_its_error(e
     assert_eq!(handler.0.load(Ordering::SeqCst), RETRY_BACKOFF.len() + 1);
     // Failed is final until an admin redelivers it.
     assert_eq!(w.process_due(time(now + 3600 * SECOND)).await.unwrap(), 0);
-    let again = s.deliveries.redeliver(id, time(now)).await.unwrap();
+    let again = s
+        .deliveries
+        .redeliver(id, "tester", time(now))
+        .await
+        .unwrap();
     assert_eq!(again.state, DeliveryState::Pending);
     assert_eq!(again.attempts, 0);
     let ok = worker(&s, Arc::new(NoEffects), Duration::from_secs(60));

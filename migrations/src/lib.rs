@@ -19,6 +19,8 @@ mod m20261201_000010_queue_index_with_receive_time;
 mod m20261202_000015_timeline_entry_keys;
 mod m20261202_000016_repository_identity;
 mod m20261202_000017_event_cursor_on_commit;
+mod m20261203_000018_delivery_receiver_state_index;
+mod m20261203_000019_delivery_redelivered_by;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_timeline_entry_keys::Migration),
             Box::new(m20261202_000016_repository_identity::Migration),
             Box::new(m20261202_000017_event_cursor_on_commit::Migration),
+            Box::new(m20261203_000018_delivery_receiver_state_index::Migration),
+            Box::new(m20261203_000019_delivery_redelivered_by::Migration),
         ]
     }
 }

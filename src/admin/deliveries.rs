@@ -9,11 +9,16 @@ use tonic::{Request, Response, Status};
 use super::proto::{self, delivery_service_server::DeliveryService};
 use super::status::{page_size, parse_id};
 use super::{AdminState, actor, page_token};
-use crate::deliveries::{Delivery, DeliveryFilter, DeliveryState, RedeliverError};
+use crate::deliveries::{
+    Delivery, DeliveryFilter, DeliveryState, REDELIVERABLE, RedeliverError, RedeliverFilter,
+};
 use crate::time::Timestamp;
 
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 500;
+
+/// The most deliveries one `RedeliverDeliveries` call queues, and the default.
+const MAX_REDELIVER_PAGE: u64 = 10_000;
 
 /// The most body bytes `GetDelivery` gives (the rest is left out, and said so), and the size of
 /// each of `StreamDeliveryBody`'s chunks: 768 KiB, so either answer stays well under a client's
@@ -62,6 +67,7 @@ impl DeliveryService for DeliveryAdmin {
             only_errors: req.only_errors,
             since,
             until,
+            event: (!req.event.is_empty()).then_some(req.event),
         };
         // The token is bound to the filter it was made under.
         let filter_key = format!("{filter:?}");
@@ -131,18 +137,95 @@ impl DeliveryService for DeliveryAdmin {
 
     async fn redeliver_deliveries(
         &self,
-        _request: Request<proto::RedeliverDeliveriesRequest>,
+        request: Request<proto::RedeliverDeliveriesRequest>,
     ) -> Result<Response<proto::RedeliverDeliveriesResponse>, Status> {
-        Err(Status::unimplemented(
-            "RedeliverDeliveries is not built yet",
-        ))
+        let actor = actor(&request)?;
+        let req = request.into_inner();
+        let receiver_id = parse_id("receiver_id", &req.receiver_id)?;
+        let states = redeliverable_states(&req.states)?;
+        let since = req.since.map(|t| time("since", t)).transpose()?;
+        let until = req.until.map(|t| time("until", t)).transpose()?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since >= until
+        {
+            return Err(Status::invalid_argument(
+                "since must be before until: deliveries received at or after since and before until are redelivered",
+            ));
+        }
+        let limit = page_size(req.page_size, MAX_REDELIVER_PAGE, MAX_REDELIVER_PAGE)?;
+        let receiver = self.state.receivers.get(receiver_id).await?;
+        if receiver.code_host_kind.host().is_none() {
+            return Err(Status::failed_precondition(format!(
+                "receiver {receiver_id} is a generic trigger, whose calls made their sync requests when they came: call the trigger URL again instead"
+            )));
+        }
+        let filter = RedeliverFilter {
+            receiver_id,
+            states,
+            since,
+            until,
+        };
+        // The token is bound to the filter it was made under.
+        let filter_key = format!("{filter:?}");
+        let after = page_token::decode(&req.page_token, &filter_key)?;
+        let deliveries = &self.state.deliveries;
+        if req.validate_only {
+            let matched = deliveries.count_redeliverable(&filter).await?;
+            return Ok(Response::new(proto::RedeliverDeliveriesResponse {
+                matched: count(matched),
+                ..Default::default()
+            }));
+        }
+        let done = deliveries
+            .redeliver_matching(
+                &filter,
+                after.map(|c| (c.key, c.id)),
+                limit,
+                &actor,
+                Timestamp::now(),
+            )
+            .await?;
+        if done.queued > 0 {
+            self.state.worker_wake.notify_one();
+        }
+        tracing::info!(
+            receiver = %receiver_id,
+            matched = done.matched,
+            queued = done.queued,
+            already_queued = done.already_queued,
+            more = done.next.is_some(),
+            %actor,
+            "deliveries queued again"
+        );
+        Ok(Response::new(proto::RedeliverDeliveriesResponse {
+            matched: count(done.matched),
+            queued: count(done.queued),
+            already_queued: count(done.already_queued),
+            next_page_token: done
+                .next
+                .map(|(time, id)| {
+                    page_token::encode(&page_token::Cursor { key: time, id }, &filter_key)
+                })
+                .unwrap_or_default(),
+        }))
     }
 
     async fn list_unmatched(
         &self,
         _request: Request<proto::ListUnmatchedRequest>,
     ) -> Result<Response<proto::ListUnmatchedResponse>, Status> {
-        Err(Status::unimplemented("ListUnmatched is not built yet"))
+        let receivers = self
+            .state
+            .unmatched
+            .list()
+            .into_iter()
+            .map(|u| proto::UnmatchedReceiver {
+                receiver_id: u.receiver_id.to_string(),
+                count: count(u.count),
+                last_time: Some(u.last_time.to_proto()),
+            })
+            .collect();
+        Ok(Response::new(proto::ListUnmatchedResponse { receivers }))
     }
 
     async fn redeliver_delivery(
@@ -161,7 +244,7 @@ impl DeliveryService for DeliveryAdmin {
         let delivery = self
             .state
             .deliveries
-            .redeliver(id, Timestamp::now())
+            .redeliver(id, &actor, Timestamp::now())
             .await
             .map_err(|e| match e {
                 RedeliverError::Store(e) => Status::from(e),
@@ -171,6 +254,37 @@ impl DeliveryService for DeliveryAdmin {
         tracing::info!(delivery = %id, %actor, "delivery queued again");
         Ok(Response::new(delivery_to_proto(delivery)))
     }
+}
+
+/// The states of a `RedeliverDeliveries` request: FAILED when none is given; a state that
+/// cannot be redelivered is refused, saying why.
+fn redeliverable_states(raw: &[i32]) -> Result<Vec<DeliveryState>, Status> {
+    if raw.is_empty() {
+        return Ok(vec![DeliveryState::Failed]);
+    }
+    let mut states = Vec::new();
+    for &r in raw {
+        let state = state_from_proto(r)?;
+        if !REDELIVERABLE.contains(&state) {
+            let name = state_to_proto(state).as_str_name();
+            let why = match state {
+                DeliveryState::Rejected => "a rejected delivery was kept without its body",
+                _ => "such a delivery is in the queue already",
+            };
+            return Err(Status::invalid_argument(format!(
+                "states has {name}, which cannot be redelivered ({why}): give DELIVERY_STATE_PROCESSED, DELIVERY_STATE_IGNORED or DELIVERY_STATE_FAILED, or none for FAILED"
+            )));
+        }
+        if !states.contains(&state) {
+            states.push(state);
+        }
+    }
+    Ok(states)
+}
+
+/// A count as the API gives it.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn time(field: &str, t: prost_types::Timestamp) -> Result<Timestamp, Status> {
@@ -232,5 +346,7 @@ pub fn delivery_to_proto(d: Delivery) -> proto::Delivery {
         attempts: d.attempts,
         last_error: d.last_error.unwrap_or_default(),
         process_time: d.process_time.map(Timestamp::to_proto),
+        redelivered_by: d.redelivered_by.unwrap_or_default(),
+        redeliver_time: d.redeliver_time.map(Timestamp::to_proto),
     }
 }

@@ -47,6 +47,10 @@ pub struct AdminState {
     pub worker_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The base of receiver URLs, no trailing slash.
     pub public_url: String,
+    /// Receivers' health (`GetReceiverHealth`, `ListReceivers` with the health view).
+    pub health: crate::health::HealthStore,
+    /// Requests to receiver ids that do not exist, as this process's ingress saw them.
+    pub unmatched: std::sync::Arc<crate::health::Unmatched>,
 }
 
 /// The admin API's routes: every service behind the admin token, plus reflection (v1 and

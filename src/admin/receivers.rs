@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::proto::{self, receiver_service_server::ReceiverService};
 use super::status::{page_size, parse_id};
 use super::{AdminState, actor, page_token};
+use crate::health::{Diagnosis, OutcomeCounts, ReceiverHealth};
 use crate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions, ReceiverPatch,
     ReceiverSecret,
@@ -110,6 +111,16 @@ impl ReceiverService for ReceiverAdmin {
             0 => None,
             n => Some(kind_from_proto(n)?),
         };
+        let with_health = match proto::ReceiverView::try_from(req.view) {
+            Ok(proto::ReceiverView::Unspecified | proto::ReceiverView::Basic) => false,
+            Ok(proto::ReceiverView::Health) => true,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "view {} is not a receiver view: use RECEIVER_VIEW_BASIC or RECEIVER_VIEW_HEALTH",
+                    req.view
+                )));
+            }
+        };
         let filter = format!("kind={}", kind.map(|k| k.to_string()).unwrap_or_default());
         let after = page_token::decode(&req.page_token, &filter)?;
         let page = self
@@ -117,10 +128,20 @@ impl ReceiverService for ReceiverAdmin {
             .receivers
             .list(kind, after.map(|c| (c.key, c.id)), limit)
             .await?;
+        // The health of the whole page in a few statements, not a few per receiver.
+        let mut healths = if with_health {
+            self.state.health.of_all(&page.receivers).await?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         let (receivers, next_page_token) = page_token::page(
-            page.receivers
-                .into_iter()
-                .map(|r| ((r.create_time, r.id), self.to_proto(r))),
+            page.receivers.into_iter().map(|r| {
+                let key = (r.create_time, r.id);
+                let mut receiver = self.to_proto(r);
+                receiver.health = healths.next().map(health_to_proto);
+                (key, receiver)
+            }),
             page.has_more,
             &filter,
         );
@@ -207,9 +228,12 @@ impl ReceiverService for ReceiverAdmin {
 
     async fn get_receiver_health(
         &self,
-        _request: Request<proto::GetReceiverHealthRequest>,
+        request: Request<proto::GetReceiverHealthRequest>,
     ) -> Result<Response<proto::ReceiverHealth>, Status> {
-        Err(Status::unimplemented("GetReceiverHealth is not built yet"))
+        let id = parse_id("id", &request.get_ref().id)?;
+        let receiver = self.state.receivers.get(id).await?;
+        let health = self.state.health.of(&receiver).await?;
+        Ok(Response::new(health_to_proto(health)))
     }
 }
 
@@ -259,6 +283,53 @@ impl ReceiverAdmin {
             message,
         })
     }
+}
+
+/// A receiver's health as the admin API gives it.
+pub fn health_to_proto(h: ReceiverHealth) -> proto::ReceiverHealth {
+    let counts = |c: OutcomeCounts| proto::OutcomeCounts {
+        accepted: saturating(c.accepted),
+        duplicate: saturating(c.duplicate),
+        ignored: saturating(c.ignored),
+        rejected: saturating(c.rejected),
+        rate_limited: saturating(c.rate_limited),
+        processed: saturating(c.processed),
+        failed: saturating(c.failed),
+    };
+    proto::ReceiverHealth {
+        receiver_id: h.receiver_id.to_string(),
+        last_delivery_time: h.last_delivery_time.map(Timestamp::to_proto),
+        last_accepted_time: h.last_accepted_time.map(Timestamp::to_proto),
+        last_rejected_time: h.last_rejected_time.map(Timestamp::to_proto),
+        last_failed_time: h.last_failed_time.map(Timestamp::to_proto),
+        last_hour: Some(counts(h.last_hour)),
+        last_day: Some(counts(h.last_day)),
+        last_error: h.last_error.map(|e| proto::ReceiverError {
+            delivery_id: e.delivery_id.to_string(),
+            time: Some(e.time.to_proto()),
+            message: e.message,
+        }),
+        diagnosis: diagnosis_to_proto(h.diagnosis) as i32,
+        diagnosis_message: h.diagnosis_message,
+        compute_time: Some(h.compute_time.to_proto()),
+    }
+}
+
+fn diagnosis_to_proto(d: Diagnosis) -> proto::Diagnosis {
+    use proto::Diagnosis as P;
+    match d {
+        Diagnosis::Healthy => P::Healthy,
+        Diagnosis::NeverReceived => P::NeverReceived,
+        Diagnosis::SignatureFailing => P::SignatureFailing,
+        Diagnosis::Ignoring => P::Ignoring,
+        Diagnosis::Failing => P::Failing,
+        Diagnosis::RateLimited => P::RateLimited,
+        Diagnosis::Silent => P::Silent,
+    }
+}
+
+fn saturating(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn secret_or_generated(raw: &str) -> Result<ReceiverSecret, Status> {

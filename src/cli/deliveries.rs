@@ -42,6 +42,9 @@ pub enum DeliveryCommand {
         /// Only deliveries received before this time (same forms as --since).
         #[arg(long, value_parser = parse_time)]
         until: Option<prost_types::Timestamp>,
+        /// Only deliveries of this event, exactly as listed (pull_request/opened, push, ...).
+        #[arg(long)]
+        event: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
@@ -56,6 +59,33 @@ pub enum DeliveryCommand {
         /// The delivery's id.
         id: String,
     },
+    /// Puts every delivery of a receiver that matches back in the queue (by default the failed
+    /// ones), as many calls as it takes, and prints how many matched and were queued. The
+    /// usual use: `--since` the start of an outage.
+    RedeliverAll {
+        /// The receiver whose deliveries to redeliver.
+        #[arg(long)]
+        receiver: String,
+        /// Only deliveries in this state (processed, ignored, failed; default failed); repeat
+        /// for several.
+        #[arg(long, value_parser = parse_enum::<DeliveryState>)]
+        state: Vec<i32>,
+        /// Only deliveries received at or after this time: RFC 3339 or a duration ago (2h).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<prost_types::Timestamp>,
+        /// Only deliveries received before this time (same forms as --since).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<prost_types::Timestamp>,
+        /// Count what matches and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many per call (the server's default and most: 10000).
+        #[arg(long)]
+        page_size: Option<i32>,
+    },
+    /// Lists the receiver ids requests named that no receiver has (an old URL still set at a
+    /// code host), the most recent first: the last 100, as the replica answering remembers them.
+    Unmatched,
 }
 
 /// A time flag: RFC 3339, or a duration before now.
@@ -86,6 +116,7 @@ pub async fn run(command: DeliveryCommand, api: &Api, output: Output) -> Result<
             only_errors,
             since,
             until,
+            event,
             paging,
         } => {
             let page = paging
@@ -99,7 +130,7 @@ pub async fn run(command: DeliveryCommand, api: &Api, output: Output) -> Result<
                         until,
                         page_size,
                         page_token,
-                        ..Default::default()
+                        event: event.clone().unwrap_or_default(),
                     };
                     async move {
                         let listed = client.list_deliveries(request).await?.into_inner();
@@ -161,6 +192,100 @@ pub async fn run(command: DeliveryCommand, api: &Api, output: Output) -> Result<
                 Output::Table => summary(&delivery).print(),
             }
         }
+        DeliveryCommand::RedeliverAll {
+            receiver,
+            state,
+            since,
+            until,
+            dry_run,
+            page_size,
+        } => {
+            let request = proto::RedeliverDeliveriesRequest {
+                receiver_id: receiver,
+                states: state,
+                since,
+                until,
+                validate_only: dry_run,
+                page_size: page_size.unwrap_or(0),
+                page_token: String::new(),
+            };
+            // The first call says how many match; each call queues a page, until none is left.
+            let first = client
+                .redeliver_deliveries(request.clone())
+                .await?
+                .into_inner();
+            let (matched, mut queued, mut already_queued, mut calls) =
+                (first.matched, first.queued, first.already_queued, 1);
+            let mut token = first.next_page_token;
+            while !token.is_empty() {
+                let next = client
+                    .redeliver_deliveries(proto::RedeliverDeliveriesRequest {
+                        page_token: std::mem::take(&mut token),
+                        ..request.clone()
+                    })
+                    .await?
+                    .into_inner();
+                queued += next.queued;
+                already_queued += next.already_queued;
+                calls += 1;
+                token = next.next_page_token;
+            }
+            match output {
+                Output::Json => render::print_json(&render::object([
+                    ("matched", render::int64(matched)),
+                    ("queued", render::int64(queued)),
+                    ("alreadyQueued", render::int64(already_queued)),
+                    ("calls", Value::from(calls)),
+                    ("dryRun", Value::from(dry_run)),
+                ])),
+                Output::Table => {
+                    let mut fields = Fields::new().add("matched", matched.to_string());
+                    fields = if dry_run {
+                        fields.add("queued", "0 (dry run: nothing changed)")
+                    } else {
+                        fields
+                            .add("queued", queued.to_string())
+                            .add("already queued", already_queued.to_string())
+                    };
+                    fields.print();
+                }
+            }
+        }
+        DeliveryCommand::Unmatched => {
+            let listed = client
+                .list_unmatched(proto::ListUnmatchedRequest {})
+                .await?
+                .into_inner();
+            match output {
+                Output::Json => render::print_json(&render::object([(
+                    "receivers",
+                    Value::Array(
+                        listed
+                            .receivers
+                            .iter()
+                            .map(|u| {
+                                render::object([
+                                    ("receiverId", Value::from(u.receiver_id.clone())),
+                                    ("count", render::int64(u.count)),
+                                    ("lastTime", render::time_json(&u.last_time)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                )])),
+                Output::Table => {
+                    let mut table = Table::new(&["RECEIVER ID", "REQUESTS", "LAST"]);
+                    for u in &listed.receivers {
+                        table.row(vec![
+                            u.receiver_id.clone(),
+                            u.count.to_string(),
+                            render::time(&u.last_time),
+                        ]);
+                    }
+                    table.print();
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -179,6 +304,17 @@ fn summary(d: &proto::Delivery) -> Fields {
         .add("attempts", d.attempts.to_string())
         .add("last error", render::or_dash(&d.last_error))
         .add("processed", render::time(&d.process_time))
+        .add(
+            "redelivered",
+            match &d.redeliver_time {
+                Some(_) => format!(
+                    "{} by {}",
+                    render::time(&d.redeliver_time),
+                    d.redelivered_by
+                ),
+                None => "-".to_owned(),
+            },
+        )
 }
 
 /// A delivery for people: its outcome, its headers (sorted by name), its body decoded.
@@ -262,5 +398,7 @@ pub fn delivery_json(d: &proto::Delivery) -> Value {
             Value::from(d.request_body_truncated),
         ),
         ("requestBodySize", render::int64(d.request_body_size)),
+        ("redeliveredBy", Value::from(d.redelivered_by.clone())),
+        ("redeliverTime", render::time_json(&d.redeliver_time)),
     ])
 }

@@ -41,9 +41,10 @@ use failure::Failure;
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum AdminCommand {
     /// Receivers over the admin API: create, list, show, update, rotate the secret, delete, send
-    /// a test delivery.
+    /// a test delivery, show health.
     Receiver(ReceiverArgs),
-    /// The delivery log over the admin API: list, show one with its body decoded, redeliver.
+    /// The delivery log over the admin API: list, show one with its body decoded, redeliver one
+    /// or all that match, list requests to receiver ids that do not exist.
     Delivery(DeliveryArgs),
     /// Changesets (pull/merge requests) over the admin API: list, show, their timeline.
     Changeset(ChangesetArgs),

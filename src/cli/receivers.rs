@@ -10,7 +10,7 @@ use super::failure::Failure;
 use super::paging::{Page, Paging};
 use super::render::{self, Fields, Table, enum_short, parse_enum};
 use super::{ClientOptions, Output};
-use crate::admin::proto::{self, CodeHostKind};
+use crate::admin::proto::{self, CodeHostKind, Diagnosis};
 
 /// `hookgate receiver <command>`.
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -46,8 +46,18 @@ pub enum ReceiverCommand {
         /// Only receivers of this code host kind.
         #[arg(long, value_parser = parse_enum::<CodeHostKind>)]
         kind: Option<i32>,
+        /// With each receiver's health: a DIAGNOSIS column (the JSON has the whole health).
+        #[arg(long)]
+        health: bool,
         #[command(flatten)]
         paging: Paging,
+    },
+    /// Shows what a receiver's recent traffic says: the diagnosis in a sentence, the last
+    /// times, counts by outcome over the last hour and 24 hours, the last error. Exits 1 unless
+    /// the diagnosis is HEALTHY.
+    Health {
+        /// The receiver's id.
+        id: String,
     },
     /// Shows one receiver (never its secret).
     Show {
@@ -163,7 +173,16 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 .into_inner();
             print_with_secret(output, created.receiver.as_ref(), &created.secret, None);
         }
-        ReceiverCommand::List { kind, paging } => {
+        ReceiverCommand::List {
+            kind,
+            health,
+            paging,
+        } => {
+            let view = if health {
+                proto::ReceiverView::Health
+            } else {
+                proto::ReceiverView::Unspecified
+            };
             let page = paging
                 .fetch(|page_size, page_token| {
                     let mut client = client.clone();
@@ -173,7 +192,7 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                                 page_size,
                                 page_token,
                                 code_host_kind: kind.unwrap_or_default(),
-                                ..Default::default()
+                                view: view as i32,
                             })
                             .await?
                             .into_inner();
@@ -186,19 +205,46 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 })
                 .await?;
             page.print(output, "receivers", receiver_json, |receivers| {
-                let mut table =
-                    Table::new(&["ID", "NAME", "KIND", "CODE HOST URN", "LAST DELIVERY"]);
+                let mut headers = vec!["ID", "NAME", "KIND", "CODE HOST URN", "LAST DELIVERY"];
+                if health {
+                    headers.push("DIAGNOSIS");
+                }
+                let mut table = Table::new(&headers);
                 for r in receivers {
-                    table.row(vec![
+                    let mut row = vec![
                         r.id.clone(),
                         r.name.clone(),
                         enum_short::<CodeHostKind>(r.code_host_kind),
                         r.code_host_urn.clone(),
                         render::time(&r.last_delivery_time),
-                    ]);
+                    ];
+                    if health {
+                        row.push(
+                            r.health
+                                .as_ref()
+                                .map_or("-".to_owned(), |h| enum_short::<Diagnosis>(h.diagnosis)),
+                        );
+                    }
+                    table.row(row);
                 }
                 table
             });
+        }
+        ReceiverCommand::Health { id } => {
+            let health = client
+                .get_receiver_health(proto::GetReceiverHealthRequest { id })
+                .await?
+                .into_inner();
+            match output {
+                Output::Json => render::print_json(&receiver_health_json(&health)),
+                Output::Table => print_health(&health),
+            }
+            if health.diagnosis != Diagnosis::Healthy as i32 {
+                return Err(Failure::Outcome(format!(
+                    "the receiver is {}",
+                    enum_short::<Diagnosis>(health.diagnosis)
+                )));
+            }
         }
         ReceiverCommand::Show { id } => {
             let receiver = client
@@ -421,5 +467,98 @@ pub fn receiver_json(r: &proto::Receiver) -> Value {
         ("createdBy", Value::from(r.created_by.clone())),
         ("updatedBy", Value::from(r.updated_by.clone())),
         ("lastDeliveryTime", render::time_json(&r.last_delivery_time)),
+        (
+            "health",
+            r.health.as_ref().map_or(Value::Null, receiver_health_json),
+        ),
+    ])
+}
+
+/// A receiver's health for people: the diagnosis and its sentence, the last times and the last
+/// error, then the counts by outcome.
+fn print_health(h: &proto::ReceiverHealth) {
+    let last_error = match &h.last_error {
+        Some(e) => format!(
+            "{} delivery {}: {}",
+            render::time(&e.time),
+            e.delivery_id,
+            e.message
+        ),
+        None => "-".to_owned(),
+    };
+    Fields::new()
+        .add("receiver", h.receiver_id.clone())
+        .add("diagnosis", enum_short::<Diagnosis>(h.diagnosis))
+        .add("message", h.diagnosis_message.clone())
+        .add("last delivery", render::time(&h.last_delivery_time))
+        .add("last accepted", render::time(&h.last_accepted_time))
+        .add("last rejected", render::time(&h.last_rejected_time))
+        .add("last failed", render::time(&h.last_failed_time))
+        .add("last error", last_error)
+        .add("computed", render::time(&h.compute_time))
+        .print();
+    out!("");
+    let (hour, day) = (
+        h.last_hour.unwrap_or_default(),
+        h.last_day.unwrap_or_default(),
+    );
+    let mut table = Table::new(&["OUTCOME", "LAST HOUR", "LAST 24 HOURS"]);
+    for (name, of) in [
+        (
+            "accepted",
+            (|c: &proto::OutcomeCounts| c.accepted) as fn(&_) -> i64,
+        ),
+        ("processed", |c| c.processed),
+        ("ignored", |c| c.ignored),
+        ("failed", |c| c.failed),
+        ("rejected", |c| c.rejected),
+        ("duplicate", |c| c.duplicate),
+        ("rate limited", |c| c.rate_limited),
+    ] {
+        table.row(vec![
+            name.to_owned(),
+            of(&hour).to_string(),
+            of(&day).to_string(),
+        ]);
+    }
+    table.print();
+    out!("(duplicate, rate limited, and rejected past the log's cap: this replica's count only)");
+}
+
+/// `hookgate.v1.ReceiverHealth` in proto3 JSON.
+pub fn receiver_health_json(h: &proto::ReceiverHealth) -> Value {
+    let counts = |c: &Option<proto::OutcomeCounts>| match c {
+        None => Value::Null,
+        Some(c) => render::object([
+            ("accepted", render::int64(c.accepted)),
+            ("duplicate", render::int64(c.duplicate)),
+            ("ignored", render::int64(c.ignored)),
+            ("rejected", render::int64(c.rejected)),
+            ("rateLimited", render::int64(c.rate_limited)),
+            ("processed", render::int64(c.processed)),
+            ("failed", render::int64(c.failed)),
+        ]),
+    };
+    render::object([
+        ("receiverId", Value::from(h.receiver_id.clone())),
+        ("lastDeliveryTime", render::time_json(&h.last_delivery_time)),
+        ("lastAcceptedTime", render::time_json(&h.last_accepted_time)),
+        ("lastRejectedTime", render::time_json(&h.last_rejected_time)),
+        ("lastFailedTime", render::time_json(&h.last_failed_time)),
+        ("lastHour", counts(&h.last_hour)),
+        ("lastDay", counts(&h.last_day)),
+        (
+            "lastError",
+            h.last_error.as_ref().map_or(Value::Null, |e| {
+                render::object([
+                    ("deliveryId", Value::from(e.delivery_id.clone())),
+                    ("time", render::time_json(&e.time)),
+                    ("message", Value::from(e.message.clone())),
+                ])
+            }),
+        ),
+        ("diagnosis", render::enum_json::<Diagnosis>(h.diagnosis)),
+        ("diagnosisMessage", Value::from(h.diagnosis_message.clone())),
+        ("computeTime", render::time_json(&h.compute_time)),
     ])
 }

@@ -210,6 +210,8 @@ proto_enums!(
     CheckState => "CHECK_STATE_",
     SyncRequestState => "SYNC_REQUEST_STATE_",
     EventKind => "EVENT_KIND_",
+    Diagnosis => "DIAGNOSIS_",
+    ReceiverView => "RECEIVER_VIEW_",
 );
 
 /// An enum value in JSON: its full name, or its number if this build does not know it.

@@ -16,7 +16,7 @@ pub use janitor::{KeptWithDeliveries, run_janitor};
 pub use key::DeliveryKey;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
-    PreparedDelivery, RedeliverError, Stored,
+    PreparedDelivery, REDELIVERABLE, RedeliverError, RedeliverFilter, Redelivered, Stored,
 };
 pub use supervisor::{WorkerStatus, supervise};
 pub use worker::{Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

@@ -71,6 +71,9 @@ pub struct Delivery {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub process_time: Option<Timestamp>,
+    /// Who last put it back in the queue, and when; `None` if nobody did.
+    pub redelivered_by: Option<String>,
+    pub redeliver_time: Option<Timestamp>,
 }
 
 /// A delivery a worker has claimed: what the handler needs, and the claim it holds.
@@ -99,7 +102,49 @@ pub struct DeliveryFilter {
     pub since: Option<Timestamp>,
     /// Received before.
     pub until: Option<Timestamp>,
+    /// Only this event, exactly (`pull_request/opened`, `push`).
+    pub event: Option<String>,
 }
+
+/// The states a delivery can be put back in the queue from: the worker is done with it and it
+/// has a body. `PENDING` and `PROCESSING` ones are in the queue already; a `REJECTED` one was
+/// kept without its body.
+pub const REDELIVERABLE: [DeliveryState; 3] = [
+    DeliveryState::Processed,
+    DeliveryState::Ignored,
+    DeliveryState::Failed,
+];
+
+/// Which deliveries a bulk redelivery puts back in the queue: one receiver's, in some of the
+/// [`REDELIVERABLE`] states, received in a time range.
+#[derive(Debug, Clone)]
+pub struct RedeliverFilter {
+    pub receiver_id: Uuid,
+    /// Not empty, each one of [`REDELIVERABLE`].
+    pub states: Vec<DeliveryState>,
+    /// Received at or after.
+    pub since: Option<Timestamp>,
+    /// Received before.
+    pub until: Option<Timestamp>,
+}
+
+/// What one call of [`DeliveryStore::redeliver_matching`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redelivered {
+    /// How many deliveries matched the filter (on every page) when the call began.
+    pub matched: u64,
+    /// How many this call put back in the queue.
+    pub queued: u64,
+    /// How many of this page it left as they were: someone else queued them first.
+    pub already_queued: u64,
+    /// Where the next call goes on, after this `(receive_time, id)`; `None` when done.
+    pub next: Option<(Timestamp, Uuid)>,
+}
+
+/// How many deliveries one write transaction of a bulk redelivery puts back in the queue: a
+/// short hold of SQLite's write lock (intake goes on between two), and well under either
+/// engine's bound on parameters.
+const REDELIVER_PER_TRANSACTION: usize = 500;
 
 /// One page of a listing, newest first.
 #[derive(Debug)]
@@ -144,6 +189,8 @@ struct ListedRow {
     attempts: i32,
     last_error: Option<String>,
     process_time: Option<Timestamp>,
+    redelivered_by: Option<String>,
+    redeliver_time: Option<Timestamp>,
 }
 
 impl DeliveryStore {
@@ -252,6 +299,9 @@ impl DeliveryStore {
         if let Some(until) = filter.until {
             query = query.filter(delivery::Column::ReceiveTime.lt(until));
         }
+        if let Some(event) = &filter.event {
+            query = query.filter(delivery::Column::Event.eq(event.as_str()));
+        }
         let total_size = query.clone().count(&self.db).await?;
         if let Some((time, id)) = after {
             let sort = Sort::newest_first(delivery::Column::ReceiveTime, delivery::Column::Id);
@@ -274,6 +324,8 @@ impl DeliveryStore {
                 C::Attempts,
                 C::LastError,
                 C::ProcessTime,
+                C::RedeliveredBy,
+                C::RedeliverTime,
             ])
             .order_by_desc(C::ReceiveTime)
             .order_by_desc(C::Id)
@@ -305,6 +357,8 @@ impl DeliveryStore {
                     process_time: r.process_time,
                     next_attempt_time: Timestamp::EPOCH,
                     lease_expire_time: None,
+                    redelivered_by: r.redelivered_by,
+                    redeliver_time: r.redeliver_time,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -316,8 +370,13 @@ impl DeliveryStore {
     }
 
     /// Puts a processed, ignored or failed delivery back in the queue, as if new: due now,
-    /// with its tries counted afresh.
-    pub async fn redeliver(&self, id: Uuid, now: Timestamp) -> Result<Delivery, RedeliverError> {
+    /// with its tries counted afresh, and recorded as redelivered by `actor`.
+    pub async fn redeliver(
+        &self,
+        id: Uuid,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Delivery, RedeliverError> {
         let current = self.get(id).await?;
         match current.state {
             DeliveryState::Rejected => return Err(RedeliverError::Rejected(id)),
@@ -326,14 +385,7 @@ impl DeliveryStore {
             }
             DeliveryState::Processed | DeliveryState::Ignored | DeliveryState::Failed => {}
         }
-        let updated = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(DeliveryState::Pending))
-            .col_expr(delivery::Column::Attempts, Expr::value(0))
-            .col_expr(delivery::Column::NextAttemptTime, Expr::value(now))
-            .col_expr(
-                delivery::Column::LeaseExpireTime,
-                Expr::value(None::<Timestamp>),
-            )
+        let updated = queue_again(actor, now)
             .filter(delivery::Column::Id.eq(Id::from(id)))
             .filter(delivery::Column::State.eq(current.state))
             .exec(&self.db)
@@ -345,6 +397,65 @@ impl DeliveryStore {
             return Err(RedeliverError::Queued(id, now_state));
         }
         Ok(self.get(id).await?)
+    }
+
+    /// How many deliveries `filter` matches now.
+    pub async fn count_redeliverable(&self, filter: &RedeliverFilter) -> Result<u64, StoreError> {
+        Ok(redeliverable(filter).count(&self.db).await?)
+    }
+
+    /// Puts up to `limit` of the deliveries `filter` matches back in the queue, oldest first
+    /// from after the `(receive_time, id)` cursor `after`, each recorded as redelivered by
+    /// `actor`; the worker is not woken here. A delivery another caller queued in the meantime
+    /// is left as it is (`already_queued`): each write takes only rows still in a matching
+    /// state, so two calls that race never queue one delivery twice. The writes are
+    /// transactions of at most `REDELIVER_PER_TRANSACTION` (500) deliveries.
+    pub async fn redeliver_matching(
+        &self,
+        filter: &RedeliverFilter,
+        after: Option<(Timestamp, Uuid)>,
+        limit: u64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Redelivered, StoreError> {
+        use delivery::Column as C;
+        let matched = self.count_redeliverable(filter).await?;
+        let mut page = redeliverable(filter);
+        let sort = Sort::oldest_first(C::ReceiveTime, C::Id);
+        if let Some(cursor) = after {
+            page = page.filter(sort.after(cursor));
+        }
+        let mut candidates: Vec<(Id, Timestamp)> = sort
+            .order(page)
+            .select_only()
+            .columns([C::Id, C::ReceiveTime])
+            .limit(limit + 1)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let has_more = candidates.len() as u64 > limit;
+        candidates.truncate(limit as usize);
+        let mut queued = 0u64;
+        for chunk in candidates.chunks(REDELIVER_PER_TRANSACTION) {
+            let txn = crate::db::begin_write(&self.db).await?;
+            let result = queue_again(actor, now)
+                .filter(C::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                // Only those still as the filter found them: one queued meanwhile stays as is.
+                .filter(C::State.is_in(filter.states.iter().copied()))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            queued += result.rows_affected;
+        }
+        Ok(Redelivered {
+            matched,
+            queued,
+            already_queued: (candidates.len() as u64).saturating_sub(queued),
+            next: match candidates.last() {
+                Some((id, time)) if has_more => Some((*time, id.uuid())),
+                _ => None,
+            },
+        })
     }
 
     /// Claims up to `max` due deliveries for `lease`: pending ones whose next try is due, and
@@ -596,6 +707,8 @@ impl PreparedDelivery {
                 process_time: Set(None),
                 next_attempt_time: Set(new.receive_time),
                 lease_expire_time: Set(None),
+                redelivered_by: Set(None),
+                redeliver_time: Set(None),
             },
         }
     }
@@ -689,6 +802,35 @@ async fn find_by_key_on<C: ConnectionTrait>(
         .await
 }
 
+/// The update that puts deliveries back in the queue as if new (due `now`, tries counted
+/// afresh), recorded as redelivered by `actor` at `now`.
+fn queue_again(actor: &str, now: Timestamp) -> sea_orm::UpdateMany<delivery::Entity> {
+    use delivery::Column as C;
+    delivery::Entity::update_many()
+        .col_expr(C::State, Expr::value(DeliveryState::Pending))
+        .col_expr(C::Attempts, Expr::value(0))
+        .col_expr(C::NextAttemptTime, Expr::value(now))
+        .col_expr(C::LeaseExpireTime, Expr::value(None::<Timestamp>))
+        .col_expr(C::RedeliveredBy, Expr::value(actor.to_owned()))
+        .col_expr(C::RedeliverTime, Expr::value(now))
+}
+
+/// The deliveries a bulk redelivery's `filter` matches (by the index of a receiver's
+/// deliveries by state and receive time).
+fn redeliverable(filter: &RedeliverFilter) -> sea_orm::Select<delivery::Entity> {
+    use delivery::Column as C;
+    let mut query = delivery::Entity::find()
+        .filter(C::ReceiverId.eq(Id::from(filter.receiver_id)))
+        .filter(C::State.is_in(filter.states.iter().copied()));
+    if let Some(since) = filter.since {
+        query = query.filter(C::ReceiveTime.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(C::ReceiveTime.lt(until));
+    }
+    query
+}
+
 /// The condition that a claim is still held: same delivery, still processing, same try.
 const QUEUED_SQL: &str = "state IN ('PENDING', 'PROCESSING')";
 
@@ -740,6 +882,8 @@ fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
         attempts: m.attempts,
         last_error: m.last_error,
         process_time: m.process_time,
+        redelivered_by: m.redelivered_by,
+        redeliver_time: m.redeliver_time,
     })
 }
 

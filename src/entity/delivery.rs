@@ -36,6 +36,10 @@ pub struct Model {
     pub process_time: Option<Timestamp>,
     pub next_attempt_time: Timestamp,
     pub lease_expire_time: Option<Timestamp>,
+    /// Who last put it back in the queue (the admin's `x-hookgate-actor`); `NULL` if nobody.
+    pub redelivered_by: Option<String>,
+    /// When that was.
+    pub redeliver_time: Option<Timestamp>,
 }
 
 /// Where a delivery is in its life. `PENDING` → `PROCESSING` → `PROCESSED` (or back to `PENDING`

@@ -137,7 +137,7 @@ pub async fn deliver(
             }
             reply::reply(status, response_body)
         }
-        Ok(Stored::Duplicate(original)) => reply::duplicate(original),
+        Ok(Stored::Duplicate(original)) => state.duplicate(receiver_id, original),
         Err(e) => reply::store_failed(&e),
     }
 }

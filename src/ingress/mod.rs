@@ -98,7 +98,10 @@ async fn route(
     };
     let entry = match state.receivers.lookup(receiver_id).await {
         Ok(Some(entry)) => entry,
-        Ok(None) => return reply::error(StatusCode::NOT_FOUND, "no receiver has this id"),
+        Ok(None) => {
+            state.unmatched.record(receiver_id, arrival.receive_time);
+            return reply::error(StatusCode::NOT_FOUND, "no receiver has this id");
+        }
         Err(e) => return reply::store_failed(&e),
     };
     observe::receiver(&entry.receiver);

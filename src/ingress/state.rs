@@ -1,7 +1,8 @@
 //! What the ingress handlers share: the state every request is handled with, and the two steps
 //! that the delivery handler and the generic trigger both take with it: the receiver's rate
 //! limit (after a look for a duplicate), and the bounded log of requests that were not
-//! authenticated.
+//! authenticated. Answers given without storing a delivery (a duplicate, a 429, a 401 past the
+//! log's cap) are counted in the health tally here too.
 
 use std::sync::Arc;
 
@@ -10,14 +11,17 @@ use axum::response::Response;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::rate_limit::RateLimiter;
 use super::reply;
 use crate::deliveries::{
     DeliveryKey, DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus,
 };
+use crate::health::{Tally, Unmatched, Unstored};
 use crate::receivers::{Receiver, ReceiverStore};
 use crate::text::{Cap, bounded};
+use crate::time::Timestamp;
 
 /// The most rows of requests that were not authenticated (`REJECTED` 401s and unsigned pings)
 /// a receiver's log gains a minute (a burst of as many, then one a second). Past it such a
@@ -46,6 +50,10 @@ pub struct IngressState {
     pub rejected_log: Arc<RateLimiter>,
     /// Whether this process's delivery worker runs; `None` with `--ingress-only` (no worker).
     pub worker: Option<WorkerStatus>,
+    /// Counts what is answered without storing a delivery, for receiver health.
+    pub tally: Arc<Tally>,
+    /// The receiver ids requests named that no receiver has (`ListUnmatched`).
+    pub unmatched: Arc<Unmatched>,
 }
 
 impl IngressState {
@@ -60,7 +68,11 @@ impl IngressState {
             last_error: Some(reason),
             ..attempt
         };
-        self.log_unauthenticated(row).await;
+        let (receiver, at) = (row.receiver_id, row.receive_time);
+        if !self.log_unauthenticated(row).await {
+            // Not in the log, so health counts it from memory.
+            self.tally.count(receiver, Unstored::Rejected, at);
+        }
         reply::reply(StatusCode::UNAUTHORIZED, response_body)
     }
 
@@ -120,12 +132,21 @@ impl IngressState {
         }
         if let Some(key) = key {
             match self.deliveries.find_by_key(receiver.id, key).await {
-                Ok(Some(original)) => return Some(reply::duplicate(original)),
+                Ok(Some(original)) => return Some(self.duplicate(receiver.id, original)),
                 Ok(None) => {}
                 Err(e) => return Some(reply::store_failed(&e)),
             }
         }
         let wait = self.rate_limiter.check(receiver.id, limit).err()?;
+        self.tally
+            .count(receiver.id, Unstored::RateLimited, Timestamp::now());
         Some(reply::rate_limited(limit, wait))
+    }
+
+    /// 200 for a delivery `receiver` already has (`original`), counted for its health.
+    pub(super) fn duplicate(&self, receiver: Uuid, original: Uuid) -> Response {
+        self.tally
+            .count(receiver, Unstored::Duplicate, Timestamp::now());
+        reply::duplicate(original)
     }
 }

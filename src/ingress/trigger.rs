@@ -196,7 +196,7 @@ pub async fn call(
                 json!({ "delivery_id": id, "sync_requests": n }),
             )
         }
-        Ok(Stored::Duplicate(original)) => reply::duplicate(original),
+        Ok(Stored::Duplicate(original)) => state.duplicate(receiver.id, original),
         Err(e) => reply::store_failed(&e),
     }
 }
