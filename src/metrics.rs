@@ -422,7 +422,7 @@ pub fn delivery_processed(outcome: WorkerOutcome, started: Instant, receive_time
 pub struct DatabaseGauges {
     /// Deliveries pending or being processed.
     pub queue_depth: u64,
-    /// When the oldest of them was received (microseconds since the epoch); `None` when none.
+    /// When the oldest of them was received; `None` when none.
     pub queue_oldest_receive_time: Option<Timestamp>,
     /// Sync requests waiting to be claimed.
     pub sync_requests_pending: u64,

@@ -134,55 +134,91 @@ impl Failure {
     }
 }
 
-/// Keyset pagination, shared by every listing: rows are ordered by `(key, id)` (a time in
-/// microseconds, then the UUID that breaks ties), and a page starts after the last row of the
+/// Keyset pagination, shared by every listing: rows are ordered by `(key, id)` (a time, then
+/// the UUID that breaks ties), and a page starts after the last row of the
 /// previous one.
 pub mod paging {
     use sea_orm::{
-        ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-        QuerySelect, Select,
+        ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+        QueryOrder, QuerySelect, Select,
     };
     use uuid::Uuid;
 
-    /// Which way a listing runs.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Order {
-        /// Oldest first.
-        Ascending,
-        /// Newest first.
-        Descending,
-    }
+    use crate::time::Timestamp;
 
-    /// The condition "comes after the row `(key, id)`" in a listing in `order`.
-    pub fn after<K: ColumnTrait, I: ColumnTrait>(
+    /// How a listing is sorted: by a time column, then by the id column that breaks ties, one
+    /// way or the other.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Sort<K, I> {
         key: K,
         id: I,
-        cursor: (i64, Uuid),
-        order: Order,
-    ) -> Condition {
-        let (k, i) = cursor;
-        let i = i.to_string();
-        match order {
-            Order::Ascending => Condition::any()
-                .add(key.gt(k))
-                .add(Condition::all().add(key.eq(k)).add(id.gt(i))),
-            Order::Descending => Condition::any()
-                .add(key.lt(k))
-                .add(Condition::all().add(key.eq(k)).add(id.lt(i))),
+        newest_first: bool,
+    }
+
+    impl<K: ColumnTrait, I: ColumnTrait> Sort<K, I> {
+        /// Oldest first by `key`, then by `id`.
+        pub fn oldest_first(key: K, id: I) -> Self {
+            Self {
+                key,
+                id,
+                newest_first: false,
+            }
+        }
+
+        /// Newest first by `key`, then by `id`.
+        pub fn newest_first(key: K, id: I) -> Self {
+            Self {
+                key,
+                id,
+                newest_first: true,
+            }
+        }
+
+        /// The condition "comes after the row `(key, id)`" in this order.
+        pub fn after(&self, cursor: (Timestamp, Uuid)) -> Condition {
+            let (k, i) = cursor;
+            let i = i.to_string();
+            let (key, id) = (self.key, self.id);
+            if self.newest_first {
+                Condition::any()
+                    .add(key.lt(k))
+                    .add(Condition::all().add(key.eq(k)).add(id.lt(i)))
+            } else {
+                Condition::any()
+                    .add(key.gt(k))
+                    .add(Condition::all().add(key.eq(k)).add(id.gt(i)))
+            }
+        }
+
+        /// `query` in this order.
+        pub fn order<E: EntityTrait>(&self, query: Select<E>) -> Select<E> {
+            if self.newest_first {
+                query.order_by_desc(self.key).order_by_desc(self.id)
+            } else {
+                query.order_by_asc(self.key).order_by_asc(self.id)
+            }
         }
     }
 
-    /// One page of `query`: at most `limit` rows after `cursor`, in `order`, and whether more
-    /// follow.
+    /// One page of a listing.
+    #[derive(Debug)]
+    pub struct Page<M> {
+        pub rows: Vec<M>,
+        /// Whether another page follows.
+        pub has_more: bool,
+        /// The rows of the whole listing, on every page (0 when not counted).
+        pub total_size: u64,
+    }
+
+    /// One page of `query`: at most `limit` rows after `cursor`, sorted by `sort`, and whether
+    /// more follow.
     pub async fn page<E, K, I, C>(
         query: Select<E>,
-        key: K,
-        id: I,
-        cursor: Option<(i64, Uuid)>,
-        order: Order,
+        sort: Sort<K, I>,
+        cursor: Option<(Timestamp, Uuid)>,
         limit: u64,
         conn: &C,
-    ) -> Result<(Vec<E::Model>, bool), DbErr>
+    ) -> Result<Page<E::Model>, DbErr>
     where
         E: EntityTrait,
         K: ColumnTrait,
@@ -191,17 +227,37 @@ pub mod paging {
     {
         let mut query = query;
         if let Some(cursor) = cursor {
-            query = query.filter(after(key, id, cursor, order));
+            query = query.filter(sort.after(cursor));
         }
-        query = match order {
-            Order::Ascending => query.order_by_asc(key).order_by_asc(id),
-            Order::Descending => query.order_by_desc(key).order_by_desc(id),
-        };
         // One more than asked tells whether another page follows.
-        let mut rows = query.limit(limit + 1).all(conn).await?;
+        let mut rows = sort.order(query).limit(limit + 1).all(conn).await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        Ok((rows, has_more))
+        Ok(Page {
+            rows,
+            has_more,
+            total_size: 0,
+        })
+    }
+
+    /// [`page`], with the number of rows `query` matches on every page.
+    pub async fn counted_page<E, K, I, C>(
+        query: Select<E>,
+        sort: Sort<K, I>,
+        cursor: Option<(Timestamp, Uuid)>,
+        limit: u64,
+        conn: &C,
+    ) -> Result<Page<E::Model>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+        K: ColumnTrait,
+        I: ColumnTrait,
+        C: ConnectionTrait,
+    {
+        let total_size = query.clone().count(conn).await?;
+        let page = page(query, sort, cursor, limit, conn).await?;
+        Ok(Page { total_size, ..page })
     }
 }
 

@@ -31,7 +31,13 @@ impl Timestamp {
 
     /// Now.
     pub fn now() -> Self {
-        Self(now_micros())
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the system clock is after 1970");
+        Self(
+            i64::try_from(since.as_micros())
+                .expect("microseconds since 1970 fit an i64 until year 294247"),
+        )
     }
 
     /// A stored time, as its microseconds since the epoch.
@@ -61,7 +67,10 @@ impl Timestamp {
 
     /// As a protobuf `Timestamp`.
     pub fn to_proto(self) -> prost_types::Timestamp {
-        to_timestamp(self.0)
+        prost_types::Timestamp {
+            seconds: self.0.div_euclid(1_000_000),
+            nanos: (self.0.rem_euclid(1_000_000) * 1_000) as i32,
+        }
     }
 
     /// From a protobuf `Timestamp` (nanoseconds below a microsecond are dropped).
@@ -80,24 +89,8 @@ impl From<Timestamp> for i64 {
     }
 }
 
-/// Now, in microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the system clock is after 1970");
-    i64::try_from(since.as_micros()).expect("microseconds since 1970 fit an i64 until year 294247")
-}
-
-/// A stored time as a protobuf `Timestamp`.
-pub fn to_timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
-}
-
 /// A duration in whole microseconds, saturating at `i64::MAX`.
-pub fn duration_micros(d: Duration) -> i64 {
+fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -107,7 +100,7 @@ mod tests {
 
     #[test]
     fn timestamps_split_seconds_and_nanos() {
-        let ts = to_timestamp(1_700_000_000_123_456);
+        let ts = Timestamp::from_micros(1_700_000_000_123_456).to_proto();
         assert_eq!(ts.seconds, 1_700_000_000);
         assert_eq!(ts.nanos, 123_456_000);
     }

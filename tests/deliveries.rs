@@ -422,7 +422,7 @@ async fn concurrent_claimers_never_share_a_delivery(engine: Engine) {
 async fn retention_deletes_deliveries_older_than_the_retention_period(engine: Engine) {
     // The store: only what was received before the cut-off goes.
     let s = setup(engine).await;
-    let now = hookgate::time::now_micros();
+    let now = hookgate::time::Timestamp::now().micros();
     let old = pending(&s, now - 73 * 3600 * SECOND).await;
     let young = pending(&s, now - 71 * 3600 * SECOND).await;
     let cutoff = now - 72 * 3600 * SECOND;

@@ -535,7 +535,7 @@ async fn cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the
     migration::Migrator::up(&conn, Some(10))
         .await
         .expect("the schema before 000017");
-    let now = hookgate::time::now_micros();
+    let now = hookgate::time::Timestamp::now().micros();
     for _ in 0..5 {
         conn.execute_unprepared(&format!(
             "INSERT INTO events (time, kind, receiver_id, subject_id) \

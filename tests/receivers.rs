@@ -379,7 +379,7 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
     let created = create(&app, github("rotating")).await;
     let old = created.secret.clone();
     let r = created.receiver.unwrap();
-    let before = hookgate::time::now_micros();
+    let before = hookgate::time::Timestamp::now().micros();
     let rotated = app
         .receivers()
         .await
@@ -399,7 +399,7 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_one_for_the_overla
     let expire = rotated.previous_secret_expire_time.expect("an expiry");
     let expire_micros = micros(Some(expire));
     assert!(expire_micros >= before + 3_600_000_000);
-    assert!(expire_micros <= hookgate::time::now_micros() + 3_600_000_000);
+    assert!(expire_micros <= hookgate::time::Timestamp::now().micros() + 3_600_000_000);
 
     let id = uuid::Uuid::parse_str(&r.id).unwrap();
     let secrets = store(&app).await.secrets(id).await.unwrap();

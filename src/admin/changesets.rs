@@ -93,7 +93,7 @@ impl ChangesetService for ChangesetAdmin {
         let (changesets, next_page_token) = page_token::page(
             page.changesets
                 .into_iter()
-                .map(|c| ((c.create_time.micros(), c.id), changeset_to_proto(c))),
+                .map(|c| ((c.create_time, c.id), changeset_to_proto(c))),
             page.has_more,
             &filter_key,
         );
@@ -120,7 +120,7 @@ impl ChangesetService for ChangesetAdmin {
             .await?;
         let (events, next_page_token) = page_token::page(
             entries.into_iter().map(|e| {
-                let cursor = (e.occur_time.micros(), e.id);
+                let cursor = (e.occur_time, e.id);
                 let entry = proto::ChangesetEvent {
                     kind: e.kind,
                     actor: e.actor,

@@ -75,16 +75,12 @@ impl DeliveryService for DeliveryAdmin {
         let page = self
             .state
             .deliveries
-            .list(
-                &filter,
-                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
-                limit,
-            )
+            .list(&filter, after.map(|c| (c.key, c.id)), limit)
             .await?;
         let (deliveries, next_page_token) = page_token::page(
             page.deliveries
                 .into_iter()
-                .map(|d| ((d.receive_time.micros(), d.id), delivery_to_proto(d))),
+                .map(|d| ((d.receive_time, d.id), delivery_to_proto(d))),
             page.has_more,
             &filter_key,
         );
@@ -183,7 +179,7 @@ impl DeliveryService for DeliveryAdmin {
         let done = deliveries
             .redeliver_matching(
                 &filter,
-                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
+                after.map(|c| (c.key, c.id)),
                 limit,
                 &actor,
                 Timestamp::now(),
@@ -208,13 +204,7 @@ impl DeliveryService for DeliveryAdmin {
             next_page_token: done
                 .next
                 .map(|(time, id)| {
-                    page_token::encode(
-                        &page_token::Cursor {
-                            key: time.micros(),
-                            id,
-                        },
-                        &filter_key,
-                    )
+                    page_token::encode(&page_token::Cursor { key: time, id }, &filter_key)
                 })
                 .unwrap_or_default(),
         }))

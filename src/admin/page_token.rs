@@ -6,18 +6,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::time::Timestamp;
+
 /// Where the next page starts: after the row with this sort key and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    /// The sort key of the last row shown (a time in microseconds).
-    pub key: i64,
+    /// The sort key of the last row shown.
+    pub key: Timestamp,
     /// The id of the last row shown, which breaks ties in `key`.
     pub id: Uuid,
 }
 
 /// Encodes a cursor for a listing under `filter` (any string that identifies the filter).
 pub fn encode(cursor: &Cursor, filter: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1|{}|{}|{}", cursor.key, cursor.id, filter))
+    URL_SAFE_NO_PAD.encode(format!(
+        "v1|{}|{}|{}",
+        cursor.key.micros(),
+        cursor.id,
+        filter
+    ))
 }
 
 /// The most bytes of messages one page of a listing carries: well under the 4 MiB a gRPC client
@@ -29,7 +36,7 @@ pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 /// and a token is still given, when its messages would pass [`MAX_PAGE_BYTES`]; it always holds
 /// at least one row, so paging goes on whatever is stored.
 pub fn page<T: prost::Message>(
-    rows: impl IntoIterator<Item = ((i64, Uuid), T)>,
+    rows: impl IntoIterator<Item = ((Timestamp, Uuid), T)>,
     has_more: bool,
     filter: &str,
 ) -> (Vec<T>, String) {
@@ -76,7 +83,7 @@ pub fn decode(token: &str, filter: &str) -> Result<Option<Cursor>, Status> {
         return Err(invalid());
     }
     Ok(Some(Cursor {
-        key: key.parse().map_err(|_| invalid())?,
+        key: Timestamp::from_micros(key.parse().map_err(|_| invalid())?),
         id: Uuid::parse_str(id).map_err(|_| invalid())?,
     }))
 }
@@ -89,7 +96,7 @@ mod tests {
     #[test]
     fn a_token_round_trips_under_its_own_filter_only() {
         let cursor = Cursor {
-            key: 42,
+            key: Timestamp::from_micros(42),
             id: Uuid::new_v4(),
         };
         let token = encode(&cursor, "kind=GITHUB");
@@ -101,18 +108,26 @@ mod tests {
     fn a_page_ends_early_by_bytes_and_still_gives_a_token() {
         // Twenty strings of 1 MiB: each page takes what fits under MAX_PAGE_BYTES.
         let rows: Vec<_> = (0..20)
-            .map(|i| ((i, Uuid::from_u128(i as u128)), "x".repeat(1 << 20)))
+            .map(|i| {
+                (
+                    (Timestamp::from_micros(i), Uuid::from_u128(i as u128)),
+                    "x".repeat(1 << 20),
+                )
+            })
             .collect();
         let (page1, token) = page(rows.clone(), false, "f");
         assert!(!page1.is_empty() && page1.len() < 20);
         let encoded: usize = page1.iter().map(|m| m.encoded_len() + 10).sum();
         assert!(encoded <= MAX_PAGE_BYTES, "{encoded}");
         let cursor = decode(&token, "f").unwrap().expect("a next page");
-        assert_eq!(cursor.key, page1.len() as i64 - 1);
+        assert_eq!(cursor.key.micros(), page1.len() as i64 - 1);
         // One row larger than the whole budget still makes a page of one, with a token.
         let huge = vec![
-            ((1, Uuid::nil()), "y".repeat(5 << 20)),
-            ((2, Uuid::nil()), String::new()),
+            (
+                (Timestamp::from_micros(1), Uuid::nil()),
+                "y".repeat(5 << 20),
+            ),
+            ((Timestamp::from_micros(2), Uuid::nil()), String::new()),
         ];
         let (alone, token) = page(huge, false, "f");
         assert_eq!(alone.len(), 1);

@@ -126,11 +126,7 @@ impl ReceiverService for ReceiverAdmin {
         let page = self
             .state
             .receivers
-            .list(
-                kind,
-                after.map(|c| (Timestamp::from_micros(c.key), c.id)),
-                limit,
-            )
+            .list(kind, after.map(|c| (c.key, c.id)), limit)
             .await?;
         // The health of the whole page in a few statements, not a few per receiver.
         let mut healths = if with_health {
@@ -141,7 +137,7 @@ impl ReceiverService for ReceiverAdmin {
         .into_iter();
         let (receivers, next_page_token) = page_token::page(
             page.receivers.into_iter().map(|r| {
-                let key = (r.create_time.micros(), r.id);
+                let key = (r.create_time, r.id);
                 let mut receiver = self.to_proto(r);
                 receiver.health = healths.next().map(health_to_proto);
                 (key, receiver)

@@ -100,7 +100,7 @@ impl RepositoryService for RepositoryAdmin {
         let (repositories, next_page_token) = page_token::page(
             page.repositories
                 .into_iter()
-                .map(|r| ((r.create_time.micros(), r.id), repository_to_proto(r))),
+                .map(|r| ((r.create_time, r.id), repository_to_proto(r))),
             page.has_more,
             &filter,
         );
@@ -268,7 +268,7 @@ impl RepositoryService for RepositoryAdmin {
         let (sync_requests, next_page_token) = page_token::page(
             page.sync_requests
                 .into_iter()
-                .map(|r| ((r.request_time.micros(), r.id), sync_request_to_proto(r))),
+                .map(|r| ((r.request_time, r.id), sync_request_to_proto(r))),
             page.has_more,
             &filter,
         );

@@ -4,7 +4,10 @@
 
 use sea_orm::entity::prelude::*;
 
+use std::collections::BTreeMap;
+
 use super::id::Id;
+use super::json::Json;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -20,8 +23,8 @@ pub struct Model {
     pub receive_time: Timestamp,
     pub method: String,
     pub path: String,
-    /// JSON object: lower-case header name to value, secrets redacted.
-    pub request_headers: String,
+    /// Lower-case header name to value, secrets redacted; stored as a JSON object.
+    pub request_headers: Json<BTreeMap<String, String>>,
     /// As stored: see `request_body_encoding`.
     pub request_body: Option<Vec<u8>>,
     /// `NULL`: the body as received; else how it is encoded (`deliveries::body`).

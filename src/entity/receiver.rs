@@ -4,6 +4,7 @@
 use sea_orm::entity::prelude::*;
 
 use super::id::Id;
+use super::json::Json;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -30,8 +31,8 @@ pub struct Model {
     pub previous_secret_expire_time: Option<Timestamp>,
     pub ignore_unmatched: bool,
     pub min_sync_interval_ms: i64,
-    /// JSON array of glob patterns.
-    pub push_branch_filter: String,
+    /// Glob patterns on branch names; stored as a JSON array.
+    pub push_branch_filter: Json<Vec<String>>,
     pub rate_limit_per_minute: i64,
     pub create_time: Timestamp,
     pub update_time: Timestamp,

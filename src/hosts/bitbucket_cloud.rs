@@ -23,6 +23,7 @@ pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
     event: EVENT,
     keys: &[DELIVERY],
 };
+use crate::time::Timestamp;
 const DELIVERY: &str = "X-Request-UUID";
 
 pub(super) fn verify(
@@ -182,7 +183,7 @@ impl Event<'_> {
         // The timeline key: the comment's id, or for a vote (which has no id) the voter and
         // the vote's time; the pull request's own changes have none.
         let voted = |review: &ReviewVote, at: &str| match self.time(&format!("/{at}/date")) {
-            Some(t) => format!("{} {t}", review.reviewer),
+            Some(t) => format!("{} {}", review.reviewer, t.micros()),
             None => String::new(),
         };
         let (kind, review, summary, occur_time, external_id) = match action {
@@ -281,7 +282,7 @@ impl Event<'_> {
                     ("comment_deleted", _) => ending(id, true, "deleted"),
                     ("comment_resolved" | "comment_reopened", Some(t)) => {
                         let word = comment.trim_start_matches("comment_");
-                        ending(id, true, &format!("{word}/{t}"))
+                        ending(id, true, &format!("{word}/{}", t.micros()))
                     }
                     _ => id,
                 };
@@ -314,7 +315,7 @@ impl Event<'_> {
     }
 
     /// The time at a JSON pointer of the payload.
-    fn time(&self, pointer: &str) -> Option<i64> {
+    fn time(&self, pointer: &str) -> Option<Timestamp> {
         self.payload.pointer(pointer).and_then(parse_time)
     }
 
@@ -570,7 +571,7 @@ mod effect_tests {
     }
 
     /// Pull request 735 of amuniz/test-repos ("BUILD test", feature/test at d31df3425c5b).
-    fn build_test(state: ChangesetState, updated_on: i64) -> ChangesetSnapshot {
+    fn build_test(state: ChangesetState, updated_on: Timestamp) -> ChangesetSnapshot {
         ChangesetSnapshot {
             title: Some("BUILD test".to_owned()),
             url: Some("https://bitbucket.org/amuniz/test-repos/pull-requests/735".to_owned()),
@@ -591,12 +592,15 @@ mod effect_tests {
             ChangesetEffect {
                 repository: test_repos(),
                 target: Target::Number(735),
-                occur_time: Some(1_731_157_377_098_060), // 2024-11-09T13:02:57.098060+00:00
+                occur_time: Some(Timestamp::from_micros(1_731_157_377_098_060)), // 2024-11-09T13:02:57.098060+00:00
                 kind: "opened".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco opened #735 \"BUILD test\"".to_owned(),
                 external_id: String::new(),
-                snapshot: build_test(ChangesetState::Open, 1_731_157_377_098_060),
+                snapshot: build_test(
+                    ChangesetState::Open,
+                    Timestamp::from_micros(1_731_157_377_098_060)
+                ),
                 review: None,
                 check: None,
             }
@@ -610,12 +614,15 @@ mod effect_tests {
             ChangesetEffect {
                 repository: test_repos(),
                 target: Target::Number(735),
-                occur_time: Some(1_731_158_073_659_528), // 2024-11-09T13:14:33.659528+00:00
+                occur_time: Some(Timestamp::from_micros(1_731_158_073_659_528)), // 2024-11-09T13:14:33.659528+00:00
                 kind: "closed".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco declined #735 \"BUILD test\"".to_owned(),
                 external_id: String::new(),
-                snapshot: build_test(ChangesetState::Closed, 1_731_158_073_659_528),
+                snapshot: build_test(
+                    ChangesetState::Closed,
+                    Timestamp::from_micros(1_731_158_073_659_528)
+                ),
                 review: None,
                 check: None,
             }
@@ -632,7 +639,7 @@ mod effect_tests {
                     "{3deb8c29-778a-450c-8f69-3e50a18079df}"
                 ),
                 target: Target::Number(1),
-                occur_time: Some(1_785_375_349_207_341), // 2026-07-30T01:35:49.207341+00:00
+                occur_time: Some(Timestamp::from_micros(1_785_375_349_207_341)), // 2026-07-30T01:35:49.207341+00:00
                 kind: "edited".to_owned(),
                 actor: "Nikolas Falco".to_owned(),
                 summary: "Nikolas Falco updated #1 \"Release/release 1\"".to_owned(),
@@ -648,7 +655,7 @@ mod effect_tests {
                     base_ref: Some("master".to_owned()),
                     head_sha: Some("f945c96c71d0".to_owned()),
                     labels: None,
-                    host_update_time: Some(1_785_375_349_207_341),
+                    host_update_time: Some(Timestamp::from_micros(1_785_375_349_207_341)),
                 },
                 review: None,
                 check: None,
@@ -663,7 +670,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: repo("cloudbeers/temp", "{708c9715-0ecc-4a5d-87ed-63c4ba48ea06}"),
                 target: Target::Number(2),
-                occur_time: Some(1_488_796_919_551_194), // 2017-03-06T10:41:59.551194+00:00
+                occur_time: Some(Timestamp::from_micros(1_488_796_919_551_194)), // 2017-03-06T10:41:59.551194+00:00
                 kind: "merged".to_owned(),
                 actor: "stephenc".to_owned(),
                 summary: "stephenc merged #2 \"README.md edited online with Bitbucket\"".to_owned(),
@@ -677,7 +684,7 @@ mod effect_tests {
                     base_ref: Some("main".to_owned()),
                     head_sha: Some("a72355f35fde".to_owned()),
                     labels: None,
-                    host_update_time: Some(1_488_796_919_551_194),
+                    host_update_time: Some(Timestamp::from_micros(1_488_796_919_551_194)),
                 },
                 review: None,
                 check: None,
@@ -698,7 +705,7 @@ mod effect_tests {
             base_ref: Some("develop".to_owned()),
             head_sha: Some("123db174babc".to_owned()),
             labels: None,
-            host_update_time: Some(1_581_352_117_177_914),
+            host_update_time: Some(Timestamp::from_micros(1_581_352_117_177_914)),
         }
     }
 
@@ -716,7 +723,7 @@ mod effect_tests {
                     "{2c2g914f-14eg-47a3-d35e-dc334cae1db1}"
                 ),
                 target: Target::Number(198),
-                occur_time: Some(1_581_352_200_000_000), // 2020-02-10T16:30:00Z
+                occur_time: Some(Timestamp::from_micros(1_581_352_200_000_000)), // 2020-02-10T16:30:00Z
                 kind: "approved".to_owned(),
                 actor: "me-nickname".to_owned(),
                 summary: "me-nickname approved #198".to_owned(),
@@ -731,7 +738,7 @@ mod effect_tests {
         );
         assert_eq!(
             changeset("pullrequest:approved", &body("pullrequest_approved.json")).occur_time,
-            Some(1_581_352_117_177_914) // 2020-02-10T16:28:37.177914+00:00
+            Some(Timestamp::from_micros(1_581_352_117_177_914)) // 2020-02-10T16:28:37.177914+00:00
         );
     }
 
@@ -762,7 +769,10 @@ mod effect_tests {
         let created = changeset("pullrequest:changes_request_created", &changes);
         assert_eq!(created.kind, "changes_requested");
         assert_eq!(created.summary, "me-nickname requested changes on #198");
-        assert_eq!(created.occur_time, Some(1_581_408_000_000_000));
+        assert_eq!(
+            created.occur_time,
+            Some(Timestamp::from_micros(1_581_408_000_000_000))
+        );
         assert_eq!(
             created.review,
             Some(ReviewVote {
@@ -797,7 +807,7 @@ mod effect_tests {
                 "{4402cbae-7790-453a-b29e-5fcab61a84df}",
             ),
             target: Target::Number(1),
-            occur_time: Some(1_656_022_209_939_978), // 2022-06-23T22:10:09.939978+00:00
+            occur_time: Some(Timestamp::from_micros(1_656_022_209_939_978)), // 2022-06-23T22:10:09.939978+00:00
             kind: "comment".to_owned(),
             actor: "Rutvij Mehta".to_owned(),
             summary: "Rutvij Mehta commented on #1".to_owned(),
@@ -814,7 +824,7 @@ mod effect_tests {
                 base_ref: Some("2021.x".to_owned()),
                 head_sha: Some("b9437f32dddd".to_owned()),
                 labels: None,
-                host_update_time: Some(1_656_022_209_939_978),
+                host_update_time: Some(Timestamp::from_micros(1_656_022_209_939_978)),
             },
             review: None,
             check: None,
@@ -830,7 +840,7 @@ mod effect_tests {
             .remove("updated_on");
         assert_eq!(
             changeset("pullrequest:comment_created", &created_only).occur_time,
-            Some(1_656_022_209_939_925) // 2022-06-23T22:10:09.939925+00:00
+            Some(Timestamp::from_micros(1_656_022_209_939_925)) // 2022-06-23T22:10:09.939925+00:00
         );
         let edited = changeset("pullrequest:comment_updated", &payload);
         assert_eq!(edited.kind, "comment");
@@ -919,7 +929,7 @@ mod effect_tests {
             ),
             check(
                 CheckStatus::Pending,
-                1_742_806_136_572_450, // 2025-03-24T08:48:56.572450+00:00
+                Timestamp::from_micros(1_742_806_136_572_450), // 2025-03-24T08:48:56.572450+00:00
                 "Pipeline #4 for main is pending on bdf6fac"
             )
         );
@@ -930,7 +940,7 @@ mod effect_tests {
             ),
             check(
                 CheckStatus::Passed,
-                1_742_806_182_838_984, // 2025-03-24T08:49:42.838984+00:00
+                Timestamp::from_micros(1_742_806_182_838_984), // 2025-03-24T08:49:42.838984+00:00
                 "Pipeline #4 for main passed on bdf6fac"
             )
         );

@@ -4,7 +4,10 @@
 //! and with any body, and the Sourcegraph Bitbucket Server plugin wrote the signature as bare hex
 //! before 2020, so both forms are accepted.
 
+use std::time::Duration;
+
 use http::HeaderMap;
+
 use serde_json::Value;
 
 use super::effects::{
@@ -25,6 +28,7 @@ pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
     event: EVENT,
     keys: &[DELIVERY],
 };
+use crate::time::Timestamp;
 const DELIVERY: &str = "X-Request-Id";
 /// The event of the "Test connection" button.
 const PING: &str = "diagnostics:ping";
@@ -508,7 +512,7 @@ fn reviewer(payload: &Value) -> Option<String> {
 /// A native body has `eventKey` and writes `date` with two-digit hours and minutes. The plugin's
 /// first release also sent `eventKey`, but its `h:m` clock writes one digit below 10, which is
 /// how its dates are told apart (one at 10:10 to 12:59 cannot be, and is read as written).
-fn occur_time(payload: &Value, pr: Option<&Value>) -> Option<i64> {
+fn occur_time(payload: &Value, pr: Option<&Value>) -> Option<Timestamp> {
     let updated = pr.and_then(|pr| pr.get("updatedDate")).and_then(parse_time);
     let date = payload.get("date");
     let native = payload.get("eventKey").is_some()
@@ -547,8 +551,8 @@ fn two_digit_hours_and_minutes(date: &str) -> bool {
 /// and 00:31 `12:31`, so the text read as written can be 12 hours early (or late). Of the
 /// instants it can mean, this is the first not before `floor`, the pull request's last update
 /// (less a second: the text drops the milliseconds); with no floor, the text as written.
-fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
-    const HALF_DAY: i64 = 12 * 60 * 60 * 1_000_000;
+fn plugin_date(value: &Value, floor: Option<Timestamp>) -> Option<Timestamp> {
+    const HALF_DAY: Duration = Duration::from_secs(12 * 60 * 60);
     let written = parse_time(value)?;
     let hour = value
         .as_str()
@@ -556,8 +560,8 @@ fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
         .and_then(|(_, time)| time.split(':').next())
         .and_then(|h| h.parse::<u32>().ok());
     let candidates = match hour {
-        Some(12) => [written - HALF_DAY, written],
-        Some(1..=11) => [written, written + HALF_DAY],
+        Some(12) => [written.minus(HALF_DAY), written],
+        Some(1..=11) => [written, written.plus(HALF_DAY)],
         // 0 and 13 to 23 only exist on a 24-hour clock: the text means what it says.
         _ => return Some(written),
     };
@@ -567,7 +571,7 @@ fn plugin_date(value: &Value, floor: Option<i64>) -> Option<i64> {
     candidates
         .into_iter()
         // Saturating: `updatedDate` is epoch milliseconds from the body, any number at all.
-        .find(|&t| t >= floor.saturating_sub(1_000_000))
+        .find(|&t| t >= floor.minus(Duration::from_secs(1)))
         .or(Some(written))
 }
 
@@ -762,7 +766,10 @@ mod tests {
         // No instant the text can mean is before the floor: the date as written.
         let written = parse_time(&serde_json::json!("2019-03-01T10:08:35+0100"));
         assert_eq!(effect.occur_time, written);
-        assert_eq!(effect.snapshot.host_update_time, Some(i64::MIN));
+        assert_eq!(
+            effect.snapshot.host_update_time,
+            Some(Timestamp::from_micros(i64::MIN))
+        );
     }
 
     #[test]
@@ -821,7 +828,7 @@ mod effect_tests {
             base_ref: Some("master".to_owned()),
             head_sha: Some("32a0b8a740c2963c6f56bd8baf3dc05683d299e0".to_owned()),
             labels: None,
-            host_update_time: Some(1_551_432_675_860_000),
+            host_update_time: Some(Timestamp::from_micros(1_551_432_675_860_000)),
         }
     }
 
@@ -832,7 +839,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(5),
-                occur_time: Some(1_551_432_675_000_000), // 2019-03-01T10:31:15+0100
+                occur_time: Some(Timestamp::from_micros(1_551_432_675_000_000)), // 2019-03-01T10:31:15+0100
                 kind: "opened".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher opened #5 \"Update README\"".to_owned(),
@@ -860,7 +867,7 @@ mod effect_tests {
                     ],
                 },
                 target: Target::Number(3),
-                occur_time: Some(1_551_431_988_000_000), // 2019-03-01T10:19:48+0100
+                occur_time: Some(Timestamp::from_micros(1_551_431_988_000_000)), // 2019-03-01T10:19:48+0100
                 kind: "edited".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher edited #3 \"Feature/wip\"".to_owned(),
@@ -877,7 +884,7 @@ mod effect_tests {
                     base_ref: Some("master".to_owned()),
                     head_sha: Some("591f702354b3abf1faaca4d23811620d1b2ac984".to_owned()),
                     labels: None,
-                    host_update_time: Some(1_551_431_988_769_000),
+                    host_update_time: Some(Timestamp::from_micros(1_551_431_988_769_000)),
                 },
                 review: None,
                 check: None,
@@ -900,7 +907,7 @@ mod effect_tests {
                     ],
                 },
                 target: Target::Number(1),
-                occur_time: Some(1_586_265_574_000_000), // 2020-04-07T15:19:34+0200
+                occur_time: Some(Timestamp::from_micros(1_586_265_574_000_000)), // 2020-04-07T15:19:34+0200
                 kind: "synchronize".to_owned(),
                 actor: "me-name".to_owned(),
                 summary: "me-name updated #1 to 522764f".to_owned(),
@@ -917,7 +924,7 @@ mod effect_tests {
                     base_ref: Some("master".to_owned()),
                     head_sha: Some("522764f1602ae7d4abcd18197827cafdb3aef11".to_owned()),
                     labels: None,
-                    host_update_time: Some(1_586_265_574_452_000),
+                    host_update_time: Some(Timestamp::from_micros(1_586_265_574_452_000)),
                 },
                 review: None,
                 check: None,
@@ -932,14 +939,14 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(5),
-                occur_time: Some(1_551_433_034_000_000), // 2019-03-01T10:37:14+0100
+                occur_time: Some(Timestamp::from_micros(1_551_433_034_000_000)), // 2019-03-01T10:37:14+0100
                 kind: "merged".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher merged #5 \"Update README\"".to_owned(),
                 external_id: String::new(),
                 snapshot: ChangesetSnapshot {
                     state: Some(ChangesetState::Merged),
-                    host_update_time: Some(1_551_433_034_286_000),
+                    host_update_time: Some(Timestamp::from_micros(1_551_433_034_286_000)),
                     ..pull_request_5()
                 },
                 review: None,
@@ -963,7 +970,7 @@ mod effect_tests {
             base_ref: Some("master".to_owned()),
             head_sha: Some("50a8ee1fae3abf75738a85f9039b4b2de4947174".to_owned()),
             labels: None,
-            host_update_time: Some(updated_ms * 1000),
+            host_update_time: Some(Timestamp::from_micros(updated_ms * 1000)),
         }
     }
 
@@ -974,7 +981,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(2),
-                occur_time: Some(1_551_431_555_000_000), // 2019-03-01T10:12:35+0100
+                occur_time: Some(Timestamp::from_micros(1_551_431_555_000_000)), // 2019-03-01T10:12:35+0100
                 kind: "closed".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher declined #2 \"Update README\"".to_owned(),
@@ -993,7 +1000,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(2),
-                occur_time: Some(1_551_431_315_000_000), // 2019-03-01T10:08:35+0100
+                occur_time: Some(Timestamp::from_micros(1_551_431_315_000_000)), // 2019-03-01T10:08:35+0100
                 kind: "comment".to_owned(),
                 actor: "gopher".to_owned(),
                 summary: "gopher commented on #2".to_owned(),
@@ -1012,7 +1019,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(5),
-                occur_time: Some(1_551_432_938_000_000), // 2019-03-01T10:35:38+0100
+                occur_time: Some(Timestamp::from_micros(1_551_432_938_000_000)), // 2019-03-01T10:35:38+0100
                 kind: "approved".to_owned(),
                 actor: "tux".to_owned(),
                 summary: "tux approved #5".to_owned(),
@@ -1037,7 +1044,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::Number(5),
-                occur_time: Some(1_551_432_893_000_000), // 2019-03-01T10:34:53+0100
+                occur_time: Some(Timestamp::from_micros(1_551_432_893_000_000)), // 2019-03-01T10:34:53+0100
                 kind: "needs_work".to_owned(),
                 actor: "tux".to_owned(),
                 summary: "tux marked #5 as needs work".to_owned(),
@@ -1109,7 +1116,7 @@ mod effect_tests {
         payload.as_object_mut().expect("an object").remove("date");
         assert_eq!(
             changeset("pr:opened", &payload).occur_time,
-            Some(1_551_432_675_860_000)
+            Some(Timestamp::from_micros(1_551_432_675_860_000))
         );
     }
 
@@ -1263,7 +1270,7 @@ mod effect_tests {
             base_ref: Some("master".to_owned()),
             head_sha: Some("2b9cff39d08fad011ab3607836988760b30f66e1".to_owned()),
             labels: None,
-            host_update_time: Some(1_574_317_913_743_000),
+            host_update_time: Some(Timestamp::from_micros(1_574_317_913_743_000)),
         }
     }
 
@@ -1276,7 +1283,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: rep_1(),
                 target: Target::Number(2),
-                occur_time: Some(1_574_317_914_000_000), // 2019-11-21T06:31:54Z
+                occur_time: Some(Timestamp::from_micros(1_574_317_914_000_000)), // 2019-11-21T06:31:54Z
                 kind: "opened".to_owned(),
                 actor: "admin".to_owned(),
                 summary: "admin opened #2 \"add_file.txt edited online with Bitbucket\"".to_owned(),
@@ -1290,7 +1297,7 @@ mod effect_tests {
 
     #[test]
     fn a_plugin_date_is_read_on_a_twelve_hour_clock_against_the_last_update() {
-        let hour = 3_600_000_000;
+        let hour = Duration::from_secs(3600);
         let at = |s: &str| parse_time(&json!(s)).expect("a time");
         // Morning: the text is right.
         let floor = Some(at("2019-11-20T09:00:00Z"));
@@ -1302,7 +1309,7 @@ mod effect_tests {
         let floor = Some(at("2019-11-20T21:00:00Z"));
         assert_eq!(
             plugin_date(&json!("2019-11-20T1:05:09-0800"), floor),
-            Some(at("2019-11-20T01:05:09-0800") + 12 * hour)
+            Some(at("2019-11-20T01:05:09-0800").plus(12 * hour))
         );
         // "12" is noon or, written for 00:xx, 12 hours earlier.
         let floor = Some(at("2019-11-20T07:59:00Z"));
@@ -1337,13 +1344,13 @@ mod effect_tests {
         payload["pullRequest"]["updatedDate"] = json!(1_574_341_508_500i64);
         assert_eq!(
             changeset("pr:opened", &payload).occur_time,
-            Some(1_574_341_509_000_000) // 2019-11-21T13:05:09Z
+            Some(Timestamp::from_micros(1_574_341_509_000_000)) // 2019-11-21T13:05:09Z
         );
         // A native date is read as written, even when the pull request changed after it.
         payload["date"] = json!("2019-11-21T01:05:09+0000");
         assert_eq!(
             changeset("pr:opened", &payload).occur_time,
-            Some(1_574_298_309_000_000) // 2019-11-21T01:05:09Z
+            Some(Timestamp::from_micros(1_574_298_309_000_000)) // 2019-11-21T01:05:09Z
         );
     }
 
@@ -1471,7 +1478,11 @@ mod effect_tests {
             let effect = changeset(event, &payload);
             assert_eq!(effect.repository, rep_1(), "{action}");
             assert_eq!(effect.target, Target::Number(2), "{action}");
-            assert_eq!(effect.occur_time, Some(1_574_400_000_000_000), "{action}");
+            assert_eq!(
+                effect.occur_time,
+                Some(Timestamp::from_micros(1_574_400_000_000_000)),
+                "{action}"
+            );
             assert_eq!(effect.kind, kind, "{action}");
             assert_eq!(effect.actor, "admin", "{action}");
             assert_eq!(effect.summary, summary, "{action}");
@@ -1506,7 +1517,10 @@ mod effect_tests {
                 vote: Vote::Withdrawn
             })
         );
-        assert_eq!(effect.occur_time, Some(1_574_400_000_000_000));
+        assert_eq!(
+            effect.occur_time,
+            Some(Timestamp::from_micros(1_574_400_000_000_000))
+        );
     }
 
     /// A `repo:build_status` as the plugin sends it, for commit 2b9cff3 of the fixture's pull
@@ -1538,7 +1552,7 @@ mod effect_tests {
             Effect::Changeset(ChangesetEffect {
                 repository: rep_1(),
                 target: Target::Number(number),
-                occur_time: Some(1_574_400_100_000_000),
+                occur_time: Some(Timestamp::from_micros(1_574_400_100_000_000)),
                 kind: "check".to_owned(),
                 actor: "ci-bot".to_owned(),
                 summary: "CI build passed on 2b9cff3".to_owned(),
@@ -1599,7 +1613,7 @@ mod effect_tests {
             ChangesetEffect {
                 repository: webhook_test(),
                 target: Target::HeadSha("2b9cff39d08fad011ab3607836988760b30f66e1".to_owned()),
-                occur_time: Some(1_574_400_100_000_000),
+                occur_time: Some(Timestamp::from_micros(1_574_400_100_000_000)),
                 kind: "check".to_owned(),
                 actor: "ci-bot".to_owned(),
                 summary: "CI build failed on 2b9cff3".to_owned(),

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::text::{Cap, MAX_REFS, bounded, bounded_list};
+use crate::time::Timestamp;
 
 /// A repository as an event names it: by the host's own id, by name, or both (never neither).
 /// The id is what identifies it; the name is what people read, and what matches when the event
@@ -105,8 +106,8 @@ pub struct ChangesetSnapshot {
     pub base_ref: Option<String>,
     pub head_sha: Option<String>,
     pub labels: Option<Vec<String>>,
-    /// The host's last update time of the changeset (microseconds since the epoch, UTC).
-    pub host_update_time: Option<i64>,
+    /// The host's last update time of the changeset.
+    pub host_update_time: Option<Timestamp>,
 }
 
 /// A reviewer's vote (stored, in a changeset's reviews, as its upper-case name).
@@ -166,9 +167,9 @@ pub struct CheckResult {
 pub struct ChangesetEffect {
     pub repository: RepositoryRef,
     pub target: Target,
-    /// The host's time for this event (microseconds since the epoch, UTC); `None` when the
-    /// payload has none (the delivery's receive time is used).
-    pub occur_time: Option<i64>,
+    /// The host's time for this event; `None` when the payload has none (the delivery's
+    /// receive time is used).
+    pub occur_time: Option<Timestamp>,
     /// The timeline entry's kind: `opened`, `closed`, `merged`, `reopened`, `edited`,
     /// `synchronize`, `ready_for_review`, `converted_to_draft`, `labeled`, `review`,
     /// `comment`, `check`, ...
@@ -290,11 +291,15 @@ impl EffectError {
     }
 }
 
-/// A time as hosts write it, in microseconds since the epoch (UTC): RFC 3339
+/// A time as hosts write it: RFC 3339
 /// (`2019-05-15T15:20:33Z`, `2017-09-19T09:58:11+10:00`), `+1000` offsets without a colon
 /// (Bitbucket Server), GitLab's `2013-12-03 17:23:34 UTC` and `2013-12-03 17:23:34 +0100`, and
 /// epoch milliseconds as a number (Bitbucket Server's `createdDate`).
-pub fn parse_time(value: &Value) -> Option<i64> {
+pub fn parse_time(value: &Value) -> Option<Timestamp> {
+    parse_micros(value).map(Timestamp::from_micros)
+}
+
+fn parse_micros(value: &Value) -> Option<i64> {
     use chrono::{DateTime, NaiveDateTime};
     match value {
         Value::Number(n) => n.as_i64().map(|ms| ms.saturating_mul(1000)),
@@ -394,7 +399,7 @@ impl<'p, H: HostEvent> Event<'p, H> {
     pub fn changeset(
         &self,
         target: Target,
-        occur_time: Option<i64>,
+        occur_time: Option<Timestamp>,
         kind: &str,
         summary: String,
         external_id: String,
@@ -495,7 +500,7 @@ mod tests {
 
     #[test]
     fn every_time_format_the_hosts_use_parses_to_the_same_instant() {
-        let expected = Some(1_386_091_414_000_000); // 2013-12-03T17:23:34Z
+        let expected = Some(Timestamp::from_micros(1_386_091_414_000_000)); // 2013-12-03T17:23:34Z
         for t in [
             json!("2013-12-03T17:23:34Z"),
             json!("2013-12-03T18:23:34+01:00"),

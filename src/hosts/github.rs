@@ -29,6 +29,7 @@ pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
     event: EVENT,
     keys: &[DELIVERY],
 };
+use crate::time::Timestamp;
 const DELIVERY: &str = "X-GitHub-Delivery";
 
 /// Events a handler takes (DESIGN.md): batch-change sync and push sync, and `repository` (a
@@ -398,7 +399,7 @@ impl<'p> Event<'p> {
     /// A comment's time: when it was last updated, else when it was made. A deletion carries the
     /// comment as it was, so the later of that and its pull request's (or issue's) `updated_at`
     /// is the closer bound.
-    fn comment_time(&self, comment: &Value, on: &Value) -> Option<i64> {
+    fn comment_time(&self, comment: &Value, on: &Value) -> Option<Timestamp> {
         let time = comment
             .get("updated_at")
             .and_then(parse_time)
@@ -454,7 +455,7 @@ impl<'p> Event<'p> {
         check: &Value,
         pointer: &str,
         context: &str,
-        occur_time: Option<i64>,
+        occur_time: Option<Timestamp>,
         id: &str,
     ) -> Result<Vec<Effect>, EffectError> {
         let sha = self.need_str(&format!("{pointer}/head_sha"))?;
@@ -512,7 +513,7 @@ impl<'p> Event<'p> {
     fn check_effect(
         &self,
         target: Target,
-        occur_time: Option<i64>,
+        occur_time: Option<Timestamp>,
         summary: String,
         id: &str,
         snapshot: ChangesetSnapshot,
@@ -1002,7 +1003,7 @@ mod tests {
     }
 
     /// Pull request #2 of Codertocat/Hello-World as its fixtures state it.
-    fn readme_pr(state: Option<ChangesetState>, updated: i64) -> ChangesetSnapshot {
+    fn readme_pr(state: Option<ChangesetState>, updated: Timestamp) -> ChangesetSnapshot {
         ChangesetSnapshot {
             title: Some("Update the README with new information.".to_owned()),
             url: Some("https://github.com/Codertocat/Hello-World/pull/2".to_owned()),
@@ -1019,7 +1020,7 @@ mod tests {
     /// A Hello-World changeset effect with no review and no check.
     fn entry(
         target: Target,
-        occur_time: Option<i64>,
+        occur_time: Option<Timestamp>,
         kind: &str,
         summary: &str,
         snapshot: ChangesetSnapshot,
@@ -1048,13 +1049,13 @@ mod tests {
 
     const README_SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
     /// 2019-05-15T15:20:33Z
-    const T_15_20_33: i64 = 1_557_933_633_000_000;
+    const T_15_20_33: Timestamp = Timestamp::from_micros(1_557_933_633_000_000);
     /// 2019-05-15T15:20:35Z
-    const T_15_20_35: i64 = 1_557_933_635_000_000;
+    const T_15_20_35: Timestamp = Timestamp::from_micros(1_557_933_635_000_000);
     /// 2019-05-15T15:20:38Z
-    const T_15_20_38: i64 = 1_557_933_638_000_000;
+    const T_15_20_38: Timestamp = Timestamp::from_micros(1_557_933_638_000_000);
     /// 2019-05-15T15:21:18Z
-    const T_15_21_18: i64 = 1_557_933_678_000_000;
+    const T_15_21_18: Timestamp = Timestamp::from_micros(1_557_933_678_000_000);
 
     #[test]
     fn an_opened_pull_request_is_an_opened_entry_with_everything_the_payload_states() {
@@ -1107,7 +1108,7 @@ mod tests {
 
     #[test]
     fn a_closed_pull_request_that_was_merged_is_a_merged_entry() {
-        let t = Some(1_584_946_016_000_000); // 2020-03-23T06:46:56Z
+        let t = Some(Timestamp::from_micros(1_584_946_016_000_000)); // 2020-03-23T06:46:56Z
         let expected = ChangesetEffect {
             repository: RepositoryRef {
                 name: "robvanderleek/create-issue-branch".to_owned(),
@@ -1148,7 +1149,7 @@ mod tests {
 
     #[test]
     fn an_edited_pull_request_from_before_drafts_existed_is_open() {
-        let t = Some(1_529_953_819_000_000); // 2018-06-25T19:10:19Z
+        let t = Some(Timestamp::from_micros(1_529_953_819_000_000)); // 2018-06-25T19:10:19Z
         let expected = ChangesetEffect {
             repository: RepositoryRef {
                 name: "bradrydzewski/drone-test-go".to_owned(),
@@ -1293,7 +1294,10 @@ mod tests {
         let mut payload = json_fixture("pull_request_review.dismissed.json");
         payload["pull_request"]["updated_at"] = json!("2019-05-16T08:00:00Z");
         let e = only_changeset(effects_of_json("pull_request_review", &payload).expect("parses"));
-        assert_eq!(e.occur_time, Some(1_557_993_600_000_000));
+        assert_eq!(
+            e.occur_time,
+            Some(Timestamp::from_micros(1_557_993_600_000_000))
+        );
 
         let mut payload = json_fixture("pull_request_review.submitted.json");
         payload["review"]["state"] = json!("approved");
@@ -1364,7 +1368,7 @@ mod tests {
             "html_url": "https://github.com/Codertocat/Hello-World/pull/1",
             "merged_at": null
         });
-        let t = Some(1_557_933_621_000_000); // 2019-05-15T15:20:21Z
+        let t = Some(Timestamp::from_micros(1_557_933_621_000_000)); // 2019-05-15T15:20:21Z
         let expected = ChangesetEffect {
             external_id: "492700400".to_owned(),
             ..entry(
@@ -1407,14 +1411,20 @@ mod tests {
         let edited = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
         assert_eq!(
             (edited.external_id.as_str(), edited.occur_time),
-            ("492700400", Some(1_557_933_681_000_000))
+            (
+                "492700400",
+                Some(Timestamp::from_micros(1_557_933_681_000_000))
+            )
         );
         payload["action"] = json!("deleted");
         payload["issue"]["updated_at"] = json!("2019-05-15T15:22:00Z");
         let deleted = only_changeset(effects_of_json("issue_comment", &payload).expect("ok"));
         assert_eq!(
             (deleted.external_id.as_str(), deleted.occur_time),
-            ("492700400/deleted", Some(1_557_933_720_000_000))
+            (
+                "492700400/deleted",
+                Some(Timestamp::from_micros(1_557_933_720_000_000))
+            )
         );
         // A payload without the comment's id leaves the key to its time and summary.
         payload["comment"]["id"] = json!(null);
@@ -1441,7 +1451,7 @@ mod tests {
     }
 
     /// 2019-05-15T15:21:12Z, when the fixture's check run started and completed.
-    const T_15_21_12: i64 = 1_557_933_672_000_000;
+    const T_15_21_12: Timestamp = Timestamp::from_micros(1_557_933_672_000_000);
 
     #[test]
     fn a_completed_check_run_is_a_check_on_each_pull_request_it_names() {
@@ -1565,7 +1575,7 @@ mod tests {
             external_id: "118578147".to_owned(),
             ..entry(
                 Target::Number(2),
-                Some(1_557_933_674_000_000), // 2019-05-15T15:21:14Z
+                Some(Timestamp::from_micros(1_557_933_674_000_000)), // 2019-05-15T15:21:14Z
                 "check",
                 "octocoders-linter passed on ec26c3e",
                 pr_2_branches(),
@@ -1599,7 +1609,7 @@ mod tests {
             external_id: "6805126730".to_owned(),
             ..entry(
                 Target::HeadSha(sha.to_owned()),
-                Some(1_557_933_655_000_000), // 2019-05-15T15:20:55+00:00
+                Some(Timestamp::from_micros(1_557_933_655_000_000)), // 2019-05-15T15:20:55+00:00
                 "check",
                 "default passed on 6113728",
                 ChangesetSnapshot::default(),

@@ -413,6 +413,7 @@ mod tests {
         test_delivery_headers,
     };
     use crate::hosts::{Host, classify, verify};
+    use crate::time::Timestamp;
     use Disposition::{Handled, Ignored};
 
     #[rustfmt::skip]
@@ -593,7 +594,7 @@ mod tests {
     }
 
     /// Merge request !1 of gitlab-org/hello-world (closed and merged fixtures).
-    fn update_readme(state: ChangesetState, updated: i64) -> ChangesetSnapshot {
+    fn update_readme(state: ChangesetState, updated: Timestamp) -> ChangesetSnapshot {
         ChangesetSnapshot {
             title: Some("update readme".to_owned()),
             url: Some("https://gitlab.com/gitlab-org/hello-world/merge_requests/1".to_owned()),
@@ -611,7 +612,7 @@ mod tests {
     fn entry(
         repository: RepositoryRef,
         iid: i64,
-        occur_time: i64,
+        occur_time: Timestamp,
         kind: &str,
         actor: &str,
         summary: &str,
@@ -632,7 +633,7 @@ mod tests {
     }
 
     /// 2013-12-03T17:23:34Z
-    const T_OPEN: i64 = 1_386_091_414_000_000;
+    const T_OPEN: Timestamp = Timestamp::from_micros(1_386_091_414_000_000);
 
     /// The changeset effect of `merge_request.open.json`.
     fn ms_viewport_opened() -> ChangesetEffect {
@@ -673,8 +674,8 @@ mod tests {
 
     #[test]
     fn closing_and_merging_a_merge_request_are_closed_and_merged_entries() {
-        let closed_at = 1_512_925_366_000_000; // 2017-12-10 17:02:46 UTC
-        let merged_at = 1_512_925_687_000_000; // 2017-12-10 17:08:07 UTC
+        let closed_at = Timestamp::from_micros(1_512_925_366_000_000); // 2017-12-10 17:02:46 UTC
+        let merged_at = Timestamp::from_micros(1_512_925_687_000_000); // 2017-12-10 17:08:07 UTC
         let cases = [
             (
                 "merge_request.close.json",
@@ -712,7 +713,7 @@ mod tests {
 
     #[test]
     fn an_update_that_brought_commits_is_a_synchronize_entry() {
-        let t = 1_632_718_881_000_000; // 2021-09-27 05:01:21 UTC
+        let t = Timestamp::from_micros(1_632_718_881_000_000); // 2021-09-27 05:01:21 UTC
         let expected = entry(
             project(
                 "test/woodpecker",
@@ -827,7 +828,7 @@ mod tests {
 
     const PIPELINE_SHA: &str = "bcbb5ec396a2c0f828686f14fac9b80b780504f2";
     /// 2016-08-12 15:26:29 UTC, when the fixture's pipeline finished.
-    const T_PIPELINE_FINISHED: i64 = 1_471_015_589_000_000;
+    const T_PIPELINE_FINISHED: Timestamp = Timestamp::from_micros(1_471_015_589_000_000);
 
     fn pipeline_project() -> RepositoryRef {
         project(
@@ -944,7 +945,10 @@ mod tests {
         payload["object_attributes"]["status"] = json!("running");
         payload["object_attributes"]["finished_at"] = json!(null);
         let e = only_changeset(effects_of_json("Pipeline Hook", &payload).expect("ok"));
-        assert_eq!(e.occur_time, Some(1_471_015_408_000_000)); // 2016-08-12 15:23:28 UTC
+        assert_eq!(
+            e.occur_time,
+            Some(Timestamp::from_micros(1_471_015_408_000_000))
+        ); // 2016-08-12 15:23:28 UTC
         assert_eq!(e.summary, "pipeline is pending on bcbb5ec");
     }
 
@@ -960,7 +964,7 @@ mod tests {
                     "git@example.com:gitlab-org/gitlab-test.git",
                 ),
                 1,
-                1_431_886_896_000_000, // 2015-05-17 18:21:36 UTC
+                Timestamp::from_micros(1_431_886_896_000_000), // 2015-05-17 18:21:36 UTC
                 "comment",
                 "root",
                 "root commented on !1",
@@ -973,7 +977,7 @@ mod tests {
                     base_ref: Some("markdown".to_owned()),
                     head_sha: Some("562e173be03b8ff2efb05345d12df18815438a4b".to_owned()),
                     labels: Some(vec!["Afterpod".to_owned(), "Element".to_owned()]),
-                    host_update_time: Some(1_426_962_447_000_000), // 2015-03-21 18:27:27 UTC
+                    host_update_time: Some(Timestamp::from_micros(1_426_962_447_000_000)), // 2015-03-21 18:27:27 UTC
                 },
             )
         };

@@ -25,9 +25,8 @@ pub mod state;
 pub mod trigger;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{any, get};
 use uuid::Uuid;
@@ -68,12 +67,8 @@ async fn healthz(State(state): State<IngressState>) -> (StatusCode, &'static str
 async fn to_receiver(
     State(state): State<IngressState>,
     Path(raw_id): Path<String>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Body,
+    arrival: Arrival,
 ) -> Response {
-    let arrival = arrived(method, uri, headers, body);
     route(state, raw_id, None, arrival).await
 }
 
@@ -81,23 +76,9 @@ async fn to_receiver(
 async fn to_receiver_with_path_secret(
     State(state): State<IngressState>,
     Path((raw_id, secret)): Path<(String, String)>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Body,
+    arrival: Arrival,
 ) -> Response {
-    let arrival = arrived(method, uri, headers, body);
     route(state, raw_id, Some(secret), arrival).await
-}
-
-fn arrived(method: Method, uri: axum::http::Uri, headers: HeaderMap, body: Body) -> Arrival {
-    Arrival {
-        method,
-        uri,
-        headers,
-        body,
-        receive_time: crate::time::Timestamp::now(),
-    }
 }
 
 /// Finds the receiver the path names (400 for a malformed id, 404 for none) and hands the

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 
@@ -27,8 +28,30 @@ pub struct Arrival {
     pub headers: HeaderMap,
     /// Not read yet: [`read_capped`] reads it.
     pub body: Body,
-    /// When it arrived, in microseconds since the epoch.
+    /// When it arrived.
     pub receive_time: crate::time::Timestamp,
+}
+
+/// The request as it arrived: taken last by a route's handler, after the path.
+impl<S: Send + Sync> FromRequest<S> for Arrival {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let receive_time = crate::time::Timestamp::now();
+        // The path as the client sent it, before any nesting stripped a prefix.
+        let uri = match request.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(uri)) => uri.clone(),
+            None => request.uri().clone(),
+        };
+        let (parts, body) = request.into_parts();
+        Ok(Arrival {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body,
+            receive_time,
+        })
+    }
 }
 
 /// Reads the body, refusing (413) one over `max` bytes before reading it when it says its

@@ -10,18 +10,19 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, SqlErr,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
 use crate::db::begin_write;
+use crate::entity::json::Json;
 use crate::entity::{Id, receiver};
 use crate::secret_key::{self, SecretBox, Slot};
 use crate::store::StoreError;
-use crate::store::paging::{self, Order};
+use crate::store::paging::{self, Sort};
 use crate::time::Timestamp;
 
 /// A receiver as the registry knows it, without its secret (which is read only to verify
@@ -408,7 +409,7 @@ impl ReceiverStore {
             previous_secret_expire_time: Set(None),
             ignore_unmatched: Set(new.options.ignore_unmatched),
             min_sync_interval_ms: Set(millis(new.options.min_sync_interval)),
-            push_branch_filter: Set(filter_json(&new.options.push_branch_filter)),
+            push_branch_filter: Set(Json(new.options.push_branch_filter.clone())),
             rate_limit_per_minute: Set(i64::from(new.options.rate_limit_per_minute)),
             create_time: Set(now),
             update_time: Set(now),
@@ -470,25 +471,17 @@ impl ReceiverStore {
         if let Some(kind) = kind {
             query = query.filter(receiver::Column::CodeHostKind.eq(kind));
         }
-        let total_size = query.clone().count(&self.db).await?;
-        let (rows, has_more) = paging::page(
-            query,
-            receiver::Column::CreateTime,
-            receiver::Column::Id,
-            after.map(|(time, id)| (time.micros(), id)),
-            Order::Ascending,
-            limit,
-            &self.db,
-        )
-        .await?;
-        let receivers = rows
+        let sort = Sort::oldest_first(receiver::Column::CreateTime, receiver::Column::Id);
+        let page = paging::counted_page(query, sort, after, limit, &self.db).await?;
+        let receivers = page
+            .rows
             .into_iter()
             .map(to_receiver)
             .collect::<Result<_, _>>()?;
         Ok(ReceiverPage {
             receivers,
-            total_size,
-            has_more,
+            total_size: page.total_size,
+            has_more: page.has_more,
         })
     }
 
@@ -518,7 +511,7 @@ impl ReceiverStore {
             update = update.col_expr(C::MinSyncIntervalMs, Expr::value(millis(v)));
         }
         if let Some(v) = patch.push_branch_filter {
-            update = update.col_expr(C::PushBranchFilter, Expr::value(filter_json(&v)));
+            update = update.col_expr(C::PushBranchFilter, Expr::value(Json(v)));
         }
         if let Some(v) = patch.rate_limit_per_minute {
             update = update.col_expr(C::RateLimitPerMinute, Expr::value(i64::from(v)));
@@ -609,10 +602,6 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn filter_json(patterns: &[String]) -> String {
-    serde_json::to_string(patterns).expect("a list of strings always serialises")
-}
-
 /// A unique-constraint violation on insert or update can only be the name.
 fn name_clash(err: DbErr, name: &str) -> StoreError {
     match err.sql_err() {
@@ -674,8 +663,6 @@ fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
     };
     let code_host_urn =
         CodeHostUrn::parse(&m.code_host_urn).map_err(|e| corrupt(format!("{e}")))?;
-    let push_branch_filter: Vec<String> = serde_json::from_str(&m.push_branch_filter)
-        .map_err(|e| corrupt(format!("push_branch_filter: {e}")))?;
     Ok(Receiver {
         id: m.id.uuid(),
         name: m.name,
@@ -684,7 +671,7 @@ fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
         options: ReceiverOptions {
             ignore_unmatched: m.ignore_unmatched,
             min_sync_interval: Duration::from_millis(m.min_sync_interval_ms.max(0) as u64),
-            push_branch_filter,
+            push_branch_filter: m.push_branch_filter.0,
             rate_limit_per_minute: u32::try_from(m.rate_limit_per_minute).unwrap_or(u32::MAX),
         },
         has_secret: !m.secret.is_empty(),

@@ -1,12 +1,10 @@
 //! Changesets in the database: applying an event's effect in the worker's transaction, and
 //! reading changesets and their timelines for the admin API.
 
-use std::collections::HashMap;
-
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -16,7 +14,7 @@ use crate::entity::json::Json;
 use crate::entity::{changeset, commit_check, repository, timeline_entry};
 use crate::hosts::effects::{ChangesetEffect, ChangesetState, Target};
 use crate::store::StoreError;
-use crate::store::paging::{self, Order};
+use crate::store::paging::{self, Sort};
 use crate::sync::feed::{self, FeedEntryKind};
 use crate::time::Timestamp;
 
@@ -400,7 +398,7 @@ impl ChangesetStore {
     pub async fn list(
         &self,
         filter: &ChangesetFilter,
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
     ) -> Result<ChangesetPage, StoreError> {
         use changeset::Column as C;
@@ -424,21 +422,12 @@ impl ChangesetStore {
         if !filter.states.is_empty() {
             query = query.filter(C::State.is_in(filter.states.iter().copied()));
         }
-        let total_size = query.clone().count(&self.db).await?;
-        let (rows, has_more) = paging::page(
-            query,
-            C::CreateTime,
-            C::Id,
-            after,
-            Order::Ascending,
-            limit,
-            &self.db,
-        )
-        .await?;
+        let sort = Sort::oldest_first(C::CreateTime, C::Id);
+        let page = paging::counted_page(query, sort, after, limit, &self.db).await?;
         Ok(ChangesetPage {
-            changesets: self.with_repositories(rows).await?,
-            total_size,
-            has_more,
+            changesets: self.with_repositories(page.rows).await?,
+            total_size: page.total_size,
+            has_more: page.has_more,
         })
     }
 
@@ -463,7 +452,7 @@ impl ChangesetStore {
     pub async fn timeline(
         &self,
         changeset_id: Uuid,
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
     ) -> Result<(Vec<TimelineEntry>, bool), StoreError> {
         use timeline_entry::Column as C;
@@ -471,17 +460,10 @@ impl ChangesetStore {
         self.get(changeset_id).await?;
         let query =
             timeline_entry::Entity::find().filter(C::ChangesetId.eq(Id::from(changeset_id)));
-        let (rows, has_more) = paging::page(
-            query,
-            C::OccurTime,
-            C::Id,
-            after,
-            Order::Ascending,
-            limit,
-            &self.db,
-        )
-        .await?;
-        let entries = rows
+        let sort = Sort::oldest_first(C::OccurTime, C::Id);
+        let page = paging::page(query, sort, after, limit, &self.db).await?;
+        let entries = page
+            .rows
             .into_iter()
             .map(|e| TimelineEntry {
                 id: e.id.uuid(),
@@ -493,7 +475,7 @@ impl ChangesetStore {
                 external_id: e.external_id,
             })
             .collect();
-        Ok((entries, has_more))
+        Ok((entries, page.has_more))
     }
 
     /// Changesets with their repository's name and URN.
@@ -501,14 +483,8 @@ impl ChangesetStore {
         &self,
         rows: Vec<changeset::Model>,
     ) -> Result<Vec<Changeset>, StoreError> {
-        let ids: Vec<Id> = rows.iter().map(|r| r.repository_id).collect();
-        let repos: HashMap<Id, repository::Model> = repository::Entity::find()
-            .filter(repository::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+        let repos =
+            super::repositories::by_ids(&self.db, rows.iter().map(|r| r.repository_id)).await?;
         Ok(rows
             .into_iter()
             .map(|m| {

@@ -101,7 +101,7 @@ async fn apply_changeset(
     // stamps with the same time, the one that arrived later is the later.
     let arrival = delivery.receive_time;
     let at = Stamp {
-        time: effect.occur_time.map_or(arrival, Timestamp::from_micros),
+        time: effect.occur_time.unwrap_or(arrival),
         arrival,
     };
     let applied = changesets::apply(txn, &model, effect, delivery.id, receiver.id, at).await?;

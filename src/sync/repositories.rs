@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ use crate::entity::{repository, repository_alias};
 use crate::hosts::effects::RepositoryRef;
 use crate::receivers::{CodeHostUrn, ValidationError};
 use crate::store::StoreError;
-use crate::store::paging::{self, Order};
+use crate::store::paging::{self, Sort};
 use crate::sync::feed::{self, FeedEntryKind};
 use crate::time::Timestamp;
 
@@ -158,7 +158,7 @@ impl RepositoryStore {
     pub async fn list(
         &self,
         urn: Option<&str>,
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
     ) -> Result<RepositoryPage, StoreError> {
         use repository::Column as C;
@@ -166,18 +166,10 @@ impl RepositoryStore {
         if let Some(urn) = urn {
             query = query.filter(C::CodeHostUrn.eq(urn));
         }
-        let total_size = query.clone().count(&self.db).await?;
-        let (rows, has_more) = paging::page(
-            query,
-            C::CreateTime,
-            C::Id,
-            after,
-            Order::Ascending,
-            limit,
-            &self.db,
-        )
-        .await?;
-        let repositories = rows.into_iter().map(to_repository).collect();
+        let sort = Sort::oldest_first(C::CreateTime, C::Id);
+        let page = paging::counted_page(query, sort, after, limit, &self.db).await?;
+        let (total_size, has_more) = (page.total_size, page.has_more);
+        let repositories = page.rows.into_iter().map(to_repository).collect();
         Ok(RepositoryPage {
             repositories: former_names(&self.db, repositories).await?,
             total_size,
@@ -251,6 +243,20 @@ async fn former_names<C: ConnectionTrait>(
         r.former_names = by_repository.remove(&Id::from(r.id)).unwrap_or_default();
     }
     Ok(repositories)
+}
+
+/// The repositories with these ids, by id (for listings of rows that name their repository).
+pub async fn by_ids<C: ConnectionTrait>(
+    conn: &C,
+    ids: impl IntoIterator<Item = Id>,
+) -> Result<std::collections::HashMap<Id, repository::Model>, DbErr> {
+    Ok(repository::Entity::find()
+        .filter(repository::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect())
 }
 
 /// Every repository of `urn`, by name.

@@ -22,7 +22,7 @@ pub use crate::entity::sync_request::{Reason, StoredRef, SyncRequestState};
 use crate::entity::{repository, sync_request};
 use crate::hosts::effects::RefUpdate;
 use crate::store::StoreError;
-use crate::store::paging::{self, Order};
+use crate::store::paging::{self, Sort};
 use crate::sync::feed::{self, FeedEntryKind, Source};
 use crate::text::{Cap, MAX_REFS, bounded};
 use crate::time::Timestamp;
@@ -403,7 +403,7 @@ impl SyncRequestStore {
         &self,
         urn: Option<&str>,
         states: &[SyncRequestState],
-        after: Option<(i64, Uuid)>,
+        after: Option<(Timestamp, Uuid)>,
         limit: u64,
         now: Timestamp,
     ) -> Result<SyncRequestPage, StoreError> {
@@ -424,21 +424,12 @@ impl SyncRequestStore {
         if !states.is_empty() {
             query = query.filter(C::State.is_in(states.iter().copied()));
         }
-        let total_size = query.clone().count(&self.db).await?;
-        let (rows, has_more) = paging::page(
-            query,
-            C::RequestTime,
-            C::Id,
-            after,
-            Order::Descending,
-            limit,
-            &self.db,
-        )
-        .await?;
+        let sort = Sort::newest_first(C::RequestTime, C::Id);
+        let page = paging::counted_page(query, sort, after, limit, &self.db).await?;
         Ok(SyncRequestPage {
-            sync_requests: self.with_repositories(rows).await?,
-            total_size,
-            has_more,
+            sync_requests: self.with_repositories(page.rows).await?,
+            total_size: page.total_size,
+            has_more: page.has_more,
         })
     }
 
@@ -446,14 +437,8 @@ impl SyncRequestStore {
         &self,
         rows: Vec<sync_request::Model>,
     ) -> Result<Vec<SyncRequest>, StoreError> {
-        let ids: Vec<Id> = rows.iter().map(|r| r.repository_id).collect();
-        let repos: std::collections::HashMap<Id, repository::Model> = repository::Entity::find()
-            .filter(repository::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+        let repos =
+            super::repositories::by_ids(&self.db, rows.iter().map(|r| r.repository_id)).await?;
         Ok(rows
             .into_iter()
             .map(|m| {

@@ -97,7 +97,7 @@ impl Tracked {
         {
             self.state = state;
         }
-        if let Some(t) = s.host_update_time.map(Timestamp::from_micros)
+        if let Some(t) = s.host_update_time
             && self.host_update_time.is_none_or(|current| t > current)
         {
             self.host_update_time = Some(t);
@@ -492,7 +492,7 @@ mod properties {
                         head_ref,
                         head_sha,
                         labels,
-                        host_update_time,
+                        host_update_time: host_update_time.map(Timestamp::from_micros),
                         ..ChangesetSnapshot::default()
                     }
                 },
@@ -609,7 +609,7 @@ mod properties {
             prop_assert_eq!(&tracked.head_sha, &head_sha);
             let labels = latest(&in_order, |e| snapshot(e).labels).unwrap_or_default();
             prop_assert_eq!(&tracked.labels, &labels);
-            let newest_update = in_order.iter().filter_map(|(_, e)| e.snapshot.host_update_time).max().map(Timestamp::from_micros);
+            let newest_update = in_order.iter().filter_map(|(_, e)| e.snapshot.host_update_time).max();
             prop_assert_eq!(tracked.host_update_time, newest_update);
             let mut votes: BTreeMap<String, (i64, Vote)> = BTreeMap::new();
             let mut checks: BTreeMap<String, (i64, CheckStatus)> = BTreeMap::new();
