@@ -142,14 +142,19 @@ async fn fill(browser: &Client, css: &str, value: &str) {
     field.send_keys(value).await.expect("a field takes keys");
 }
 
+/// Clicks the element `css`. Live parts of a page are replaced when they are re-fetched, so an
+/// element found a moment ago may be gone: it is looked up again until the click lands.
 async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    until(browser, &format!("a click on {css}"), || async {
+        browser
+            .find(Locator::Css(css))
+            .await
+            .ok()?
+            .click()
+            .await
+            .ok()
+    })
+    .await;
 }
 
 /// Posts `body` as GitHub would for `event`, signed with `secret`; returns the HTTP status.
@@ -309,26 +314,20 @@ async fn a_person_follows_a_receiver_live_in_a_real_browser(engine: Engine) {
             .filter(|t| t.contains("Saved"))
     })
     .await;
-    let push_row = until(&browser, "the push row", || async {
+    // Open the push: click its link (looked up again if the live list was just re-fetched).
+    until(&browser, "a click on the push's link", || async {
         let rows = browser
             .find_all(Locator::Css("#deliveries tr.delivery"))
             .await
             .ok()?;
         for row in rows {
             if row.text().await.ok()?.contains("push") {
-                return Some(row);
+                return row.find(Locator::Css("a")).await.ok()?.click().await.ok();
             }
         }
         None
     })
     .await;
-    push_row
-        .find(Locator::Css("a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
     until(&browser, "the delivery page", || async {
         text(&browser, "#state").await.filter(|t| t == "IGNORED")
     })
