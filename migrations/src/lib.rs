@@ -21,7 +21,7 @@ mod m20261202_000016_repository_identity;
 mod m20261202_000017_event_cursor_on_commit;
 mod m20261203_000018_delivery_receiver_state_index;
 mod m20261203_000019_delivery_redelivered_by;
-mod m20261210_000020_feed_entry_delivery;
+mod m20261203_000020_feed_entry_delivery;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -45,7 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_event_cursor_on_commit::Migration),
             Box::new(m20261203_000018_delivery_receiver_state_index::Migration),
             Box::new(m20261203_000019_delivery_redelivered_by::Migration),
-            Box::new(m20261210_000020_feed_entry_delivery::Migration),
+            Box::new(m20261203_000020_feed_entry_delivery::Migration),
         ]
     }
 }
