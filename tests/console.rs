@@ -34,6 +34,7 @@ on_both_engines!(
     bad_ids_and_unknown_paths_get_a_page_with_the_reason,
     the_live_stream_tells_of_arrivals_and_ends_at_shutdown,
     requests_to_unknown_receiver_ids_are_listed_with_the_receivers,
+    wrong_tokens_from_one_address_stop_its_logins_for_a_minute_and_no_other,
 );
 
 async fn console(app: &TestApp) -> ConsoleClient {
@@ -160,6 +161,47 @@ async fn the_console_asks_for_the_admin_token_once(engine: Engine) {
     let mut after = console(&app).await;
     after.cookie = Some(session);
     assert_eq!(after.get("/receivers").await.location(), "/login");
+    app.stop().await;
+}
+
+async fn wrong_tokens_from_one_address_stop_its_logins_for_a_minute_and_no_other(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| c.admin_token = Some(TOKEN.into())).await;
+    let mut guesser = console(&app).await;
+    guesser.get("/login").await;
+    for _ in 0..hookgate::console::WRONG_TOKENS_PER_MINUTE {
+        let wrong = guesser.post("/login", &[("token", "a-guess")]).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    }
+    // Past the limit the form is not checked at all: even the right token is refused, with
+    // how long to wait.
+    let refused = guesser.post("/login", &[("token", TOKEN)]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("Too many wrong tokens from this address"),
+        "{}",
+        refused.body
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(guesser.get("/receivers").await.location(), "/login");
+
+    // Another client address is not held back by the first one's guesses.
+    let mut admin = ConsoleClient::from_address(&app, "127.0.0.2".parse().unwrap());
+    admin.get("/login").await;
+    let right = admin.post("/login", &[("token", TOKEN)]).await;
+    assert_eq!(right.status, StatusCode::SEE_OTHER, "{}", right.body);
+    assert_eq!(admin.get("/receivers").await.status, StatusCode::OK);
     app.stop().await;
 }
 

@@ -22,6 +22,8 @@ mod live;
 mod pages;
 mod session;
 
+pub use session::WRONG_TOKENS_PER_MINUTE;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub struct Inner {
     stores: AdminState,
     /// Who is logged in.
     sessions: session::Sessions,
+    /// Wrong admin tokens given to the login form, by client address.
+    logins: session::LoginThrottle,
     /// The admin token a login must give; `None`: no login (the console is on loopback).
     token: Option<Arc<str>>,
     /// Cancelled when the service stops: open live streams end.
@@ -66,6 +70,7 @@ impl ConsoleState {
             api: api::Api::new(stores.clone()),
             stores,
             sessions: session::Sessions::default(),
+            logins: session::LoginThrottle::default(),
             token: token.map(Arc::from),
             stop,
         }))
@@ -148,7 +153,9 @@ pub async fn serve(
     router: Router,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
+    // Each request knows its client's address: the login form counts wrong tokens by it.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
         .map_err(|e| anyhow::anyhow!("the console failed: {e}"))

@@ -5,13 +5,16 @@
 //! without one (the console is then on loopback) every session is logged in from the start.
 //!
 //! Sessions live in memory: a restart, or another replica, asks for the token again. Their
-//! number is bounded; the oldest go first.
+//! number is bounded; the oldest go first. A client address that gives the wrong token
+//! [`WRONG_TOKENS_PER_MINUTE`] times is not heard for the rest of that minute (429), so the
+//! token cannot be guessed at the speed of the network.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -33,6 +36,57 @@ const ANONYMOUS_FOR: Duration = Duration::from_secs(3600);
 const MAX_SESSIONS: usize = 10_000;
 /// The largest form the console reads.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Wrong admin tokens one client address may give the login form in a minute; past that its
+/// logins are refused, unchecked, until the minute is over.
+pub const WRONG_TOKENS_PER_MINUTE: u32 = 5;
+/// Client addresses the login throttle remembers at most.
+const MAX_THROTTLED_ADDRESSES: usize = 10_000;
+
+/// Wrong tokens given to the login form, by client address: each address's count in the minute
+/// that began with its first wrong token.
+#[derive(Default)]
+pub struct LoginThrottle {
+    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl LoginThrottle {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `address` must wait before a login is checked again; `None`: it may try now.
+    fn wait(&self, address: IpAddr) -> Option<Duration> {
+        let (start, wrong) = *self.lock().get(&address)?;
+        let left = Self::WINDOW.checked_sub(start.elapsed())?;
+        (wrong >= WRONG_TOKENS_PER_MINUTE).then_some(left)
+    }
+
+    /// Counts a wrong token from `address`.
+    fn wrong(&self, address: IpAddr) {
+        let now = Instant::now();
+        let mut by_address = self.lock();
+        if by_address.len() >= MAX_THROTTLED_ADDRESSES {
+            by_address.retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
+        }
+        if by_address.len() >= MAX_THROTTLED_ADDRESSES && !by_address.contains_key(&address) {
+            // Full of addresses all inside their minute: forget the oldest.
+            if let Some(oldest) = by_address
+                .iter()
+                .min_by_key(|(_, (s, _))| *s)
+                .map(|(a, _)| *a)
+            {
+                by_address.remove(&oldest);
+            }
+        }
+        let entry = by_address.entry(address).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Self::WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
 
 /// One browser's session.
 #[derive(Debug, Clone)]
@@ -300,18 +354,30 @@ fn login_form(ctx: &Ctx, status: StatusCode, error: Option<&str>) -> Response {
 /// cookie) and goes on to the receivers.
 pub async fn login(
     State(state): State<ConsoleState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ctx: Ctx,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
     let Some(expected) = &state.token else {
         return Redirect::to("/receivers").into_response();
     };
+    if let Some(wait) = state.logins.wait(client.ip()) {
+        let seconds = wait.as_secs() + 1;
+        tracing::warn!(client = %client.ip(), "console login refused: too many wrong tokens");
+        let message = format!("Too many wrong tokens from this address: try again in {seconds} s.");
+        let mut response = login_form(&ctx, StatusCode::TOO_MANY_REQUESTS, Some(&message));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     let given = form.get("token").map(|t| t.trim()).unwrap_or_default();
     if given.is_empty() {
         return login_form(&ctx, StatusCode::BAD_REQUEST, Some("Give the admin token."));
     }
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        tracing::warn!("console login refused: wrong admin token");
+        state.logins.wrong(client.ip());
+        tracing::warn!(client = %client.ip(), "console login refused: wrong admin token");
         return login_form(
             &ctx,
             StatusCode::UNAUTHORIZED,
@@ -352,6 +418,24 @@ mod tests {
         );
         assert_eq!(cookie_id(&headers).as_deref(), Some("abc"));
         assert_eq!(cookie_id(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn an_address_is_throttled_after_its_wrong_tokens_and_others_are_not() {
+        let throttle = LoginThrottle::default();
+        let (one, other): (IpAddr, IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        for _ in 0..WRONG_TOKENS_PER_MINUTE - 1 {
+            throttle.wrong(one);
+            assert_eq!(throttle.wait(one), None);
+        }
+        throttle.wrong(one);
+        let wait = throttle.wait(one).expect("throttled");
+        assert!(
+            wait <= LoginThrottle::WINDOW && wait > Duration::from_secs(50),
+            "{wait:?}"
+        );
+        assert_eq!(throttle.wait(other), None);
     }
 
     #[test]

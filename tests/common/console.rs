@@ -68,11 +68,18 @@ pub struct ConsoleClient {
 
 impl ConsoleClient {
     pub fn new(app: &TestApp) -> Self {
+        Self::from_address(app, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// A client whose connections come from `local` (any 127.0.0.0/8 address is this
+    /// machine: 127.0.0.2 is a second client).
+    pub fn from_address(app: &TestApp, local: std::net::IpAddr) -> Self {
         let addr = app.console_addr.expect("the console is on");
         Self {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(local)
                 .build()
                 .expect("an HTTP client builds"),
             cookie: None,
