@@ -9,9 +9,9 @@ use axum::extract::{Path, State};
 use axum::response::{Html, Redirect};
 use maud::{Markup, html};
 
+use super::get_receiver;
 use crate::admin::proto::{
     self, changeset_service_server::ChangesetService, delivery_service_server::DeliveryService,
-    receiver_service_server::ReceiverService,
 };
 use crate::console::ConsoleState;
 use crate::console::api::call;
@@ -105,15 +105,6 @@ pub async fn summary_fragment(
     let d = get_delivery(&state, &id).await?;
     let receiver = get_receiver(&state, &d.receiver_id).await?;
     Ok(Html(summary(&ctx, &d, &receiver).into_string()))
-}
-
-async fn get_receiver(state: &ConsoleState, id: &str) -> Result<proto::Receiver, PageError> {
-    Ok(state
-        .api
-        .receivers
-        .get_receiver(call(proto::GetReceiverRequest { id: id.to_owned() }))
-        .await?
-        .into_inner())
 }
 
 /// The state, tries, times and error of a delivery, and its Redeliver button (for a delivery

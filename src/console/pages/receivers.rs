@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::Params;
+use super::{Params, get_receiver};
 use crate::admin::proto::{
     self, delivery_service_server::DeliveryService, receiver_service_server::ReceiverService,
 };
@@ -60,15 +60,7 @@ fn kind_from_form(raw: &str) -> i32 {
 }
 
 fn state_from_form(raw: &str) -> Result<i32, PageError> {
-    STATES
-        .iter()
-        .find(|(name, _)| *name == raw)
-        .map(|(_, s)| *s as i32)
-        .ok_or_else(|| {
-            PageError::bad_request(format!(
-                "state {raw:?} is not a delivery state: use PENDING, PROCESSING, PROCESSED, IGNORED, FAILED or REJECTED"
-            ))
-        })
+    super::state_named(&STATES, raw, "delivery state")
 }
 
 /// GET /: the receivers.
@@ -429,15 +421,6 @@ pub async fn show(
         .render(body))
 }
 
-async fn get_receiver(state: &ConsoleState, id: &str) -> Result<proto::Receiver, PageError> {
-    Ok(state
-        .api
-        .receivers
-        .get_receiver(call(proto::GetReceiverRequest { id: id.to_owned() }))
-        .await?
-        .into_inner())
-}
-
 /// GET /receivers/{id}/health: the health part of a receiver's page, for live refresh.
 pub async fn health_fragment(
     State(state): State<ConsoleState>,
@@ -551,11 +534,7 @@ async fn deliveries_table(
     receiver_id: &str,
     filters: &DeliveryFilters,
 ) -> Result<Markup, PageError> {
-    let states = if filters.state.is_empty() {
-        Vec::new()
-    } else {
-        vec![state_from_form(&filters.state)?]
-    };
+    let states = super::state_filter(&STATES, &filters.state, "delivery state")?;
     let page = state
         .api
         .deliveries

@@ -97,20 +97,7 @@ pub async fn repository(
     let params = Params::query(query);
     let token = params.get("page_token");
     let chosen = params.get("state");
-    let states = match chosen {
-        "" => Vec::new(),
-        raw => vec![
-            CHANGESET_STATES
-                .iter()
-                .find(|(name, _)| *name == raw)
-                .map(|(_, s)| *s as i32)
-                .ok_or_else(|| {
-                    PageError::bad_request(format!(
-                        "state {raw:?} is not a changeset state: use OPEN, DRAFT, CLOSED or MERGED"
-                    ))
-                })?,
-        ],
-    };
+    let states = super::state_filter(&CHANGESET_STATES, chosen, "changeset state")?;
     let repo = state
         .api
         .repositories
@@ -270,20 +257,7 @@ pub async fn sync_requests(
     let params = Params::query(query);
     let token = params.get("page_token");
     let chosen = params.get("state");
-    let states = match chosen {
-        "" => Vec::new(),
-        raw => vec![
-            SYNC_STATES
-                .iter()
-                .find(|(name, _)| *name == raw)
-                .map(|(_, s)| *s as i32)
-                .ok_or_else(|| {
-                    PageError::bad_request(format!(
-                        "state {raw:?} is not a sync request state: use PENDING, CLAIMED, COMPLETED or FAILED"
-                    ))
-                })?,
-        ],
-    };
+    let states = super::state_filter(&SYNC_STATES, chosen, "sync request state")?;
     let page = state
         .api
         .repositories
