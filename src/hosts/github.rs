@@ -1,5 +1,6 @@
 //! GitHub: deliveries signed with `X-Hub-Signature-256: sha256=<hex>` (or only the legacy
-//! `X-Hub-Signature: sha1=<hex>`), named by `X-GitHub-Event` plus the body's `action`, keyed by
+//! `X-Hub-Signature`, holding `sha1=<hex>` or, as some GitHub-compatible senders write it,
+//! `sha256=<hex>`), named by `X-GitHub-Event` plus the body's `action`, keyed by
 //! `X-GitHub-Delivery`. A hook configured as *form* sends the JSON in a `payload` form field; the
 //! signature covers the form bytes, the event is read from the decoded JSON.
 
@@ -21,8 +22,9 @@ use super::{
 
 /// Where GitHub puts the current signature.
 const SIGNATURE_256: &str = "X-Hub-Signature-256";
-/// Where GitHub puts the legacy HMAC-SHA1 signature.
-const SIGNATURE_SHA1: &str = "X-Hub-Signature";
+/// Where GitHub puts the legacy HMAC-SHA1 signature (and some GitHub-compatible senders an
+/// HMAC-SHA256 one).
+const SIGNATURE_LEGACY: &str = "X-Hub-Signature";
 const EVENT: &str = "X-GitHub-Event";
 /// Where this host names the event and the delivery key.
 pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
@@ -47,13 +49,19 @@ const HANDLED: &[&str] = &[
     "push",
 ];
 
+/// How the legacy header may be written: GitHub itself puts `sha1=<hex>` there, some
+/// GitHub-compatible senders `sha256=<hex>`.
+const LEGACY_EXPECTED: &str = "sha256=<64 hex digits> or sha1=<40 hex digits>";
+
 pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     secrets: &[&str],
 ) -> Result<Verified, VerifyError> {
-    // When the SHA-256 header is present it alone decides: a good legacy SHA-1 next to a bad
-    // SHA-256 must not pass.
+    // When the SHA-256 header is present it alone decides: a good legacy signature next to a
+    // bad SHA-256 one must not pass. Without it, the legacy header is read as whichever
+    // algorithm its prefix names; it holds one value, so `sha1=` is only ever consulted when no
+    // SHA-256 signature was sent at all.
     let signature = match signature::read_signature(
         headers,
         SIGNATURE_256,
@@ -61,12 +69,15 @@ pub(super) fn verify(
         Prefix::Required,
     )? {
         Some(s) => s,
-        None => {
-            signature::read_signature(headers, SIGNATURE_SHA1, Algorithm::Sha1, Prefix::Required)?
-                .ok_or(VerifyError::Missing {
-                header: SIGNATURE_256,
-            })?
-        }
+        None => signature::read_prefixed_signature(
+            headers,
+            SIGNATURE_LEGACY,
+            &[Algorithm::Sha256, Algorithm::Sha1],
+            LEGACY_EXPECTED,
+        )?
+        .ok_or(VerifyError::Missing {
+            header: SIGNATURE_256,
+        })?,
     };
     signature::check_hmac(&signature, body, secrets)?;
     Ok(Verified::Signed)
@@ -143,7 +154,7 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
             (DELIVERY, key.to_owned()),
             ("X-GitHub-Hook-ID", "0".to_owned()),
             (
-                SIGNATURE_SHA1,
+                SIGNATURE_LEGACY,
                 signature::header_value(Algorithm::Sha1, secret, &body),
             ),
             (
@@ -799,16 +810,47 @@ mod tests {
     }
 
     #[test]
-    fn a_sha256_signature_in_the_legacy_header_is_malformed() {
-        let body = b"{}";
-        let sha256 = format!("sha256={}", sign_hmac_sha256_hex(SECRET, body));
-        let h = headers(&[("X-Hub-Signature", &sha256)]);
+    fn a_sha256_signature_in_the_legacy_header_is_checked_with_hmac_sha256() {
+        let body = fixture("github/pull_request.opened.json");
+        let good = signature::header_value(Algorithm::Sha256, SECRET, &body);
+        let h = headers(&[("X-Hub-Signature", &good)]);
         assert_eq!(
-            verify(Host::GitHub, &h, body, &[SECRET]),
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Ok(Verified::Signed)
+        );
+        let bad = signature::header_value(Algorithm::Sha256, "other", &body);
+        let h = headers(&[("X-Hub-Signature", &bad)]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Err(VerifyError::Mismatch)
+        );
+        // The SHA-256 digits under the SHA-1 name do not pass as anything else.
+        let h = headers(&[("X-Hub-Signature", good.trim_start_matches("sha256="))]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
             Err(VerifyError::Malformed {
                 header: "X-Hub-Signature",
-                expected: "sha1=<40 hex digits>"
+                expected: "sha256=<64 hex digits> or sha1=<40 hex digits>"
             })
+        );
+    }
+
+    #[test]
+    fn a_right_legacy_sha256_signature_does_not_rescue_a_wrong_sha256_header() {
+        let body = fixture("github/push.branch-updated.json");
+        let h = headers(&[
+            (
+                "X-Hub-Signature",
+                &signature::header_value(Algorithm::Sha256, SECRET, &body),
+            ),
+            (
+                "X-Hub-Signature-256",
+                &signature::header_value(Algorithm::Sha256, "other", &body),
+            ),
+        ]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Err(VerifyError::Mismatch)
         );
     }
 
