@@ -42,6 +42,7 @@ const HANDLED: &[&str] = &[
     "pull_request",
     "pull_request_review",
     "pull_request_review_comment",
+    "pull_request_review_thread",
     "issue_comment",
     "check_run",
     "check_suite",
@@ -185,6 +186,7 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         "pull_request" => on.pull_request().map(|e| vec![e]),
         "pull_request_review" => on.review().map(|e| vec![e]),
         "pull_request_review_comment" => on.review_comment().map(|e| vec![e]),
+        "pull_request_review_thread" => on.review_thread().map(|e| e.into_iter().collect()),
         "issue_comment" => on.issue_comment().map(|e| e.into_iter().collect()),
         "check_run" => on.check_run(),
         "check_suite" => on.check_suite(),
@@ -374,6 +376,42 @@ impl<'p> Event<'p> {
             pull_request_snapshot(pr),
         )
         .map(Effect::Changeset)
+    }
+
+    /// `pull_request_review_thread/resolved` and `/unresolved`: a timeline entry of that kind
+    /// (`thread_resolved`, `thread_unresolved`) keyed by the thread's id, so a thread resolved,
+    /// reopened and resolved again keeps one entry of each kind, showing its latest fact. The
+    /// payload carries no time of the resolution: the pull request's `updated_at` is the
+    /// closest bound. Other actions give nothing.
+    fn review_thread(&self) -> Result<Option<Effect>, EffectError> {
+        let kind = match self.host.action {
+            "resolved" => "thread_resolved",
+            "unresolved" => "thread_unresolved",
+            _ => return Ok(None),
+        };
+        let pr = self.need("/pull_request")?;
+        let number = self.need_i64("/pull_request/number")?;
+        self.need("/thread")?;
+        // GitHub's thread has only a GraphQL `node_id`; a numeric `id` is taken if a sender
+        // adds one.
+        let thread_id = match self.id_at("/thread/node_id") {
+            id if id.is_empty() => self.id_at("/thread/id"),
+            id => id,
+        };
+        if thread_id.is_empty() {
+            return Err(self.missing("/thread/node_id"));
+        }
+        let who = self.who();
+        let summary = format!("{who} {} a review thread on #{number}", self.host.action);
+        self.changeset(
+            Target::Number(number),
+            pr.get("updated_at").and_then(parse_time),
+            kind,
+            summary,
+            thread_id,
+            pull_request_snapshot(pr),
+        )
+        .map(|effect| Some(Effect::Changeset(effect)))
     }
 
     /// `issue_comment/*`: a comment on a pull request's conversation, or nothing when the issue
@@ -699,6 +737,8 @@ mod tests {
         ("pull_request_review.dismissed.json", "pull_request_review", "pull_request_review/dismissed", Handled),
         ("pull_request_review.submitted.json", "pull_request_review", "pull_request_review/submitted", Handled),
         ("pull_request_review_comment.created.json", "pull_request_review_comment", "pull_request_review_comment/created", Handled),
+        ("pull_request_review_thread.resolved.json", "pull_request_review_thread", "pull_request_review_thread/resolved", Handled),
+        ("pull_request_review_thread.unresolved.json", "pull_request_review_thread", "pull_request_review_thread/unresolved", Handled),
         ("push.branch-created.json", "push", "push", Handled),
         ("push.branch-updated.json", "push", "push", Handled),
         ("push.tag-deleted.json", "push", "push", Handled),
@@ -1390,6 +1430,54 @@ mod tests {
                 "pull_request_review_comment.created.json"
             ),
             vec![Effect::Changeset(expected)]
+        );
+    }
+
+    #[test]
+    fn a_resolved_or_unresolved_review_thread_is_an_entry_keyed_by_the_thread() {
+        for (action, kind) in [
+            ("resolved", "thread_resolved"),
+            ("unresolved", "thread_unresolved"),
+        ] {
+            let expected = ChangesetEffect {
+                external_id: "PRRT_kwDOFd42Pc4rQOUv".to_owned(),
+                ..entry(
+                    Target::Number(2),
+                    Some(T_15_20_38),
+                    kind,
+                    &format!("Codertocat {action} a review thread on #2"),
+                    readme_pr(Some(ChangesetState::Open), T_15_20_38),
+                )
+            };
+            assert_eq!(
+                effects_of(
+                    "pull_request_review_thread",
+                    &format!("pull_request_review_thread.{action}.json")
+                ),
+                vec![Effect::Changeset(expected)],
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_review_thread_without_an_id_is_an_error_and_other_actions_give_nothing() {
+        let mut payload = json_fixture("pull_request_review_thread.resolved.json");
+        payload["thread"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("node_id");
+        let e = effects_of_json("pull_request_review_thread", &payload).expect_err("no id");
+        assert_eq!(e.message, "missing thread.node_id");
+        // A numeric id, if a sender gives one, keys the entry instead.
+        payload["thread"]["id"] = json!(42);
+        let effect =
+            only_changeset(effects_of_json("pull_request_review_thread", &payload).expect("ok"));
+        assert_eq!(effect.external_id, "42");
+        payload["action"] = json!("created");
+        assert_eq!(
+            effects_of_json("pull_request_review_thread", &payload),
+            Ok(vec![])
         );
     }
 
