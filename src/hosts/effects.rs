@@ -108,6 +108,12 @@ pub struct ChangesetSnapshot {
     pub labels: Option<Vec<String>>,
     /// The host's last update time of the changeset.
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue (GitHub `pull_request` `enqueued` /
+    /// `dequeued`).
+    pub in_merge_queue: Option<bool>,
+    /// Whether it is set to merge by itself once its requirements are met (GitHub
+    /// `pull_request` `auto_merge_enabled` / `auto_merge_disabled`).
+    pub auto_merge: Option<bool>,
 }
 
 /// A reviewer's vote (stored, in a changeset's reviews, as its upper-case name).

@@ -233,11 +233,19 @@ impl<'p> Event<'p> {
     }
 
     /// `pull_request/*`: the action is the timeline kind, except that a closed pull request
-    /// that was merged is `merged`.
+    /// that was merged is `merged`. `enqueued` / `dequeued` say whether it is in the merge
+    /// queue, `auto_merge_enabled` / `auto_merge_disabled` whether it is set to auto-merge.
     fn pull_request(&self) -> Result<Effect, EffectError> {
         let pr = self.need("/pull_request")?;
         let number = self.need_i64("/pull_request/number")?;
-        let snapshot = pull_request_snapshot(pr);
+        let mut snapshot = pull_request_snapshot(pr);
+        match self.host.action {
+            "enqueued" => snapshot.in_merge_queue = Some(true),
+            "dequeued" => snapshot.in_merge_queue = Some(false),
+            "auto_merge_enabled" => snapshot.auto_merge = Some(true),
+            "auto_merge_disabled" => snapshot.auto_merge = Some(false),
+            _ => {}
+        }
         let kind = match self.host.action {
             "closed" if snapshot.state == Some(ChangesetState::Merged) => "merged",
             "" => return Err(self.missing("/action")),
@@ -294,6 +302,14 @@ impl<'p> Event<'p> {
                 "{who} removed the review request for {} on #{number}",
                 reviewer()
             ),
+            "enqueued" => format!("{who} added #{number} to the merge queue"),
+            // GitHub says why (`MANUAL`, `MERGE`, `CI_FAILURE`, ...) in `reason`.
+            "dequeued" => match str_at(self.payload, "/reason").filter(|r| !r.is_empty()) {
+                Some(reason) => format!("{who} removed #{number} from the merge queue ({reason})"),
+                None => format!("{who} removed #{number} from the merge queue"),
+            },
+            "auto_merge_enabled" => format!("{who} enabled auto-merge on #{number}"),
+            "auto_merge_disabled" => format!("{who} disabled auto-merge on #{number}"),
             other => format!("{who} {} {titled}", other.replace('_', " ")),
         }
     }
@@ -650,6 +666,8 @@ fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
         head_sha: string_at(pr, "/head/sha"),
         labels: label_list(pr, "name"),
         host_update_time: pr.get("updated_at").and_then(parse_time),
+        in_merge_queue: None,
+        auto_merge: None,
     }
 }
 
@@ -728,6 +746,10 @@ mod tests {
         ("pull_request.closed.json", "pull_request", "pull_request/closed", Handled),
         ("pull_request.closed.merged.json", "pull_request", "pull_request/closed", Handled),
         ("pull_request.converted_to_draft.json", "pull_request", "pull_request/converted_to_draft", Handled),
+        ("pull_request.auto_merge_disabled.json", "pull_request", "pull_request/auto_merge_disabled", Handled),
+        ("pull_request.auto_merge_enabled.json", "pull_request", "pull_request/auto_merge_enabled", Handled),
+        ("pull_request.dequeued.json", "pull_request", "pull_request/dequeued", Handled),
+        ("pull_request.enqueued.json", "pull_request", "pull_request/enqueued", Handled),
         ("pull_request.edited.json", "pull_request", "pull_request/edited", Handled),
         ("pull_request.labeled.json", "pull_request", "pull_request/labeled", Handled),
         ("pull_request.opened.json", "pull_request", "pull_request/opened", Handled),
@@ -1096,6 +1118,8 @@ mod tests {
             head_sha: Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821".to_owned()),
             labels: Some(vec!["bug".to_owned()]),
             host_update_time: Some(updated),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -1189,6 +1213,45 @@ mod tests {
     }
 
     #[test]
+    fn enqueued_dequeued_and_auto_merge_set_their_flag_and_are_entries() {
+        #[rustfmt::skip]
+        let cases = [
+            ("enqueued", "Codertocat added #2 to the merge queue", Some(true), None),
+            ("dequeued", "Codertocat removed #2 from the merge queue (MANUAL)", Some(false), None),
+            ("auto_merge_enabled", "Codertocat enabled auto-merge on #2", None, Some(true)),
+            ("auto_merge_disabled", "Codertocat disabled auto-merge on #2", None, Some(false)),
+        ];
+        for (action, summary, in_merge_queue, auto_merge) in cases {
+            let expected = entry(
+                Target::Number(2),
+                Some(T_15_20_33),
+                action,
+                summary,
+                ChangesetSnapshot {
+                    in_merge_queue,
+                    auto_merge,
+                    ..readme_pr(Some(ChangesetState::Open), T_15_20_33)
+                },
+            );
+            assert_eq!(
+                effects_of("pull_request", &format!("pull_request.{action}.json")),
+                vec![Effect::Changeset(expected)],
+                "{action}"
+            );
+        }
+        // A dequeue without a reason says none; other actions leave both flags alone.
+        let mut payload = json_fixture("pull_request.dequeued.json");
+        payload.as_object_mut().expect("an object").remove("reason");
+        let effect = only_changeset(effects_of_json("pull_request", &payload).expect("ok"));
+        assert_eq!(effect.summary, "Codertocat removed #2 from the merge queue");
+        let opened = only_changeset(effects_of("pull_request", "pull_request.opened.json"));
+        assert_eq!(
+            (opened.snapshot.in_merge_queue, opened.snapshot.auto_merge),
+            (None, None)
+        );
+    }
+
+    #[test]
     fn a_closed_pull_request_that_was_merged_is_a_merged_entry() {
         let t = Some(Timestamp::from_micros(1_584_946_016_000_000)); // 2020-03-23T06:46:56Z
         let expected = ChangesetEffect {
@@ -1219,6 +1282,8 @@ mod tests {
                 head_sha: Some("59a63ccd828afb5fc4739ad8d3176d5c36eaebf6".to_owned()),
                 labels: Some(vec![]),
                 host_update_time: t,
+                in_merge_queue: None,
+                auto_merge: None,
             },
             review: None,
             check: None,
@@ -1258,6 +1323,8 @@ mod tests {
                 head_sha: Some("d2b75aa7797ec26b088fa2dd527e9d2c052fcedd".to_owned()),
                 labels: Some(vec![]),
                 host_update_time: t,
+                in_merge_queue: None,
+                auto_merge: None,
             },
             review: None,
             check: None,

@@ -34,6 +34,10 @@ pub struct Tracked {
     pub head_sha: String,
     pub labels: Vec<String>,
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue.
+    pub in_merge_queue: bool,
+    /// Whether it is set to auto-merge.
+    pub auto_merge: bool,
     /// Field name -> when the change that set it is from.
     pub field_times: BTreeMap<String, Stamp>,
     /// Reviewer -> latest vote.
@@ -54,6 +58,8 @@ impl Default for Tracked {
             head_sha: String::new(),
             labels: Vec::new(),
             host_update_time: None,
+            in_merge_queue: false,
+            auto_merge: false,
             field_times: BTreeMap::new(),
             reviews: BTreeMap::new(),
             checks: BTreeMap::new(),
@@ -92,6 +98,8 @@ impl Tracked {
         field!(base_ref);
         field!(head_sha);
         field!(labels);
+        field!(in_merge_queue);
+        field!(auto_merge);
         if let Some(state) = s.state
             && self.newer("state", at)
         {
