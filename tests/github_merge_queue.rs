@@ -3,13 +3,16 @@
 //! `pull_request.opened` payload, see `tests/fixtures/README.md`) posted signed over real HTTP,
 //! processed by the worker and read back over gRPC, on SQLite and PostgreSQL: the timeline
 //! entries, the changeset's `in_merge_queue` and `auto_merge` set and cleared, and out-of-order
-//! delivery leaving what the later host time says.
+//! delivery leaving what the later host time says. And `merge_group` (the real
+//! `checks_requested` capture, and `destroyed` derived from it): recorded on the pull request its
+//! head ref names when hookgate has it, else `IGNORED` with the reason; and checks of the merge
+//! group's commit leaving the pull request's own check state alone.
 
 mod common;
 
 use common::{Engine, TestApp, fixture};
 use hookgate::admin::proto::{
-    Changeset, ChangesetEvent, CodeHostKind, DeliveryState, ListChangesetEventsRequest,
+    Changeset, ChangesetEvent, CheckState, CodeHostKind, DeliveryState, ListChangesetEventsRequest,
     ListChangesetsRequest, changeset_service_client::ChangesetServiceClient,
 };
 use serde_json::{Value, json};
@@ -80,6 +83,9 @@ fn kinds_and_summaries(events: &[ChangesetEvent]) -> Vec<(&str, &str)> {
 on_both_engines!(
     enqueued_dequeued_and_auto_merge_set_and_clear_their_fields_with_timeline_entries,
     a_dequeue_delivered_before_an_older_enqueue_leaves_it_out_of_the_queue,
+    a_merge_group_is_recorded_on_the_pull_request_its_head_ref_names,
+    a_merge_group_for_no_known_pull_request_is_ignored_with_the_reason,
+    checks_of_a_merge_groups_commit_leave_the_pull_requests_check_state_alone,
 );
 
 async fn enqueued_dequeued_and_auto_merge_set_and_clear_their_fields_with_timeline_entries(
@@ -219,5 +225,194 @@ async fn a_dequeue_delivered_before_an_older_enqueue_leaves_it_out_of_the_queue(
     )
     .await;
     assert!(the_changeset(&app).await.in_merge_queue);
+    app.stop().await;
+}
+
+/// The merge group's head commit in the fixture.
+const GROUP_SHA: &str = "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d";
+/// A merge queue branch for Hello-World #2 into master.
+const GROUP_REF_2: &str =
+    "refs/heads/gh-readonly-queue/master/pr-2-ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+/// The merge group fixture `merge_group.<action>.json` made Hello-World's group for #2.
+fn hello_world_group(action: &str) -> Value {
+    let mut body = load(&format!("github/merge_group.{action}.json"));
+    body["repository"] = load("github/pull_request.opened.json")["repository"].clone();
+    body["merge_group"]["head_ref"] = json!(GROUP_REF_2);
+    body["merge_group"]["base_ref"] = json!("refs/heads/master");
+    body
+}
+
+async fn delivered(
+    app: &TestApp,
+    receiver: &(String, String),
+    event: &str,
+    body: &Value,
+) -> hookgate::admin::proto::Delivery {
+    app.deliver(CodeHostKind::Github, receiver, event, body)
+        .await
+}
+
+async fn a_merge_group_is_recorded_on_the_pull_request_its_head_ref_names(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let r = receiver(&app).await;
+    deliver(
+        &app,
+        &r,
+        "pull_request",
+        &load("github/pull_request.opened.json"),
+    )
+    .await;
+    let before = the_changeset(&app).await;
+    deliver(
+        &app,
+        &r,
+        "merge_group",
+        &hello_world_group("checks_requested"),
+    )
+    .await;
+    deliver(&app, &r, "merge_group", &hello_world_group("destroyed")).await;
+    // A resend adds nothing.
+    deliver(
+        &app,
+        &r,
+        "merge_group",
+        &hello_world_group("checks_requested"),
+    )
+    .await;
+    let after = the_changeset(&app).await;
+    assert_eq!(
+        after, before,
+        "a merge group says nothing of the pull request's fields"
+    );
+    let events = timeline(&app, &after).await;
+    let groups: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("merge_group"))
+        .map(|e| (e.kind.as_str(), e.external_id.as_str(), e.summary.as_str()))
+        .collect();
+    let destroyed_key = format!("{GROUP_SHA}/destroyed");
+    assert_eq!(
+        groups,
+        [
+            (
+                "merge_group_checks_requested",
+                GROUP_SHA,
+                "the merge group 2ffea6d of #2 into master requested checks"
+            ),
+            (
+                "merge_group_destroyed",
+                destroyed_key.as_str(),
+                "the merge group 2ffea6d of #2 into master was destroyed (merged)"
+            ),
+        ],
+        "{events:?}"
+    );
+    app.stop().await;
+}
+
+async fn a_merge_group_for_no_known_pull_request_is_ignored_with_the_reason(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let r = receiver(&app).await;
+    // The real capture: octo-org/octo-repo's group for #104, which hookgate has never seen.
+    let d = delivered(
+        &app,
+        &r,
+        "merge_group",
+        &load("github/merge_group.checks_requested.json"),
+    )
+    .await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert_eq!(
+        d.last_error,
+        "merge group refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64 \
+         is for #104, and no changeset of octo-org/octo-repo is #104"
+    );
+    // A head ref that is no merge queue branch names no pull request.
+    let mut body = hello_world_group("destroyed");
+    body["merge_group"]["head_ref"] = json!("refs/heads/changes");
+    deliver(
+        &app,
+        &r,
+        "pull_request",
+        &load("github/pull_request.opened.json"),
+    )
+    .await;
+    let d = delivered(&app, &r, "merge_group", &body).await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert!(
+        d.last_error
+            .starts_with("merge group head ref refs/heads/changes names no pull request"),
+        "{}",
+        d.last_error
+    );
+    // Neither created a changeset nor touched #2's timeline.
+    let c = the_changeset(&app).await;
+    assert!(
+        timeline(&app, &c)
+            .await
+            .iter()
+            .all(|e| !e.kind.starts_with("merge_group"))
+    );
+    let all = ChangesetServiceClient::new(app.channel().await)
+        .list_changesets(app.req(ListChangesetsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size, 1, "{all:?}");
+    app.stop().await;
+}
+
+async fn checks_of_a_merge_groups_commit_leave_the_pull_requests_check_state_alone(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let r = receiver(&app).await;
+    deliver(
+        &app,
+        &r,
+        "pull_request",
+        &load("github/pull_request.opened.json"),
+    )
+    .await;
+    deliver(
+        &app,
+        &r,
+        "check_run",
+        &load("github/check_run.completed.json"),
+    )
+    .await;
+    let before = the_changeset(&app).await;
+    assert_eq!(before.check_state, CheckState::Passed as i32, "{before:?}");
+    deliver(
+        &app,
+        &r,
+        "merge_group",
+        &hello_world_group("checks_requested"),
+    )
+    .await;
+
+    // The same linter failing on the group's commit, on its queue branch; GitHub's listing of
+    // the pull request is not taken as the pull request's head.
+    let mut run = load("github/check_run.completed.json");
+    run["check_run"]["head_sha"] = json!(GROUP_SHA);
+    run["check_run"]["conclusion"] = json!("failure");
+    run["check_run"]["completed_at"] = json!("2019-05-15T15:30:00Z");
+    run["check_run"]["id"] = json!(128620999);
+    run["check_run"]["check_suite"]["head_branch"] =
+        json!(GROUP_REF_2.trim_start_matches("refs/heads/"));
+    run["check_run"]["check_suite"]["head_sha"] = json!(GROUP_SHA);
+    run["check_run"]["pull_requests"][0]["head"]["sha"] = json!(GROUP_SHA);
+    run["check_run"]["pull_requests"][0]["head"]["ref"] =
+        json!(GROUP_REF_2.trim_start_matches("refs/heads/"));
+    delivered(&app, &r, "check_run", &run).await;
+    // And a failing commit status on the group's commit.
+    let mut status = load("github/status.json");
+    status["sha"] = json!(GROUP_SHA);
+    status["state"] = json!("failure");
+    delivered(&app, &r, "status", &status).await;
+
+    let after = the_changeset(&app).await;
+    assert_eq!(after.check_state, CheckState::Passed as i32, "{after:?}");
+    assert_eq!(after.head_sha, before.head_sha);
+    assert_eq!(after.head_ref, before.head_ref);
     app.stop().await;
 }

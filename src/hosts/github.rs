@@ -48,7 +48,11 @@ const HANDLED: &[&str] = &[
     "check_suite",
     "status",
     "push",
+    "merge_group",
 ];
+
+/// Where GitHub's merge queue puts a merge group's branch: `gh-readonly-queue/<base>/...`.
+const MERGE_QUEUE_PREFIX: &str = "gh-readonly-queue/";
 
 /// How the legacy header may be written: GitHub itself puts `sha1=<hex>` there, some
 /// GitHub-compatible senders `sha256=<hex>`.
@@ -168,10 +172,10 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
 }
 
 /// The effects of a `Handled` event (see `super::effects`): pull request events, reviews,
-/// review comments and issue comments on pull requests, check runs, check suites and commit
-/// statuses each give one changeset effect (check runs and suites one per pull request they
-/// name); a push gives one push effect; a repository renamed or transferred gives one
-/// repository effect (its other actions none).
+/// review comments, review threads resolved or unresolved and issue comments on pull requests,
+/// check runs, check suites, commit statuses and merge groups each give one changeset effect
+/// (check runs and suites one per pull request they name); a push gives one push effect; a
+/// repository renamed or transferred gives one repository effect (its other actions none).
 pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
     let name = event.split('/').next().unwrap_or(event);
     let action = str_at(payload, "/action").unwrap_or_default();
@@ -192,6 +196,7 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         "check_suite" => on.check_suite(),
         "status" => on.status().map(|e| vec![e]),
         "push" => on.push().map(|e| vec![e]),
+        "merge_group" => on.merge_group().map(|e| e.into_iter().collect()),
         "repository" => on.renamed_or_transferred(),
         _ => Ok(Vec::new()),
     }
@@ -491,6 +496,68 @@ impl<'p> Event<'p> {
         }
     }
 
+    /// `merge_group/checks_requested` and `/destroyed`: a timeline entry on the changeset of
+    /// the pull request the group is for, keyed by the group's head commit (`<sha>/destroyed`
+    /// for its end). GitHub makes one group per queued pull request, on a branch named
+    /// `gh-readonly-queue/<base>/pr-<number>-<sha>` after it; a group that also holds pull
+    /// requests queued ahead of it is still named after (and recorded on) the last one, whose
+    /// merge it tests. Only a changeset hookgate already has is touched (see
+    /// [`Target::MergeGroup`]); the group says nothing about the pull request's own fields.
+    /// `checks_requested` is timed by the group's head commit; `destroyed` carries no time (the
+    /// delivery's is used). Other actions give nothing.
+    fn merge_group(&self) -> Result<Option<Effect>, EffectError> {
+        let destroyed = match self.host.action {
+            "checks_requested" => false,
+            "destroyed" => true,
+            _ => return Ok(None),
+        };
+        self.need("/merge_group")?;
+        let head_ref = self.need_str("/merge_group/head_ref")?;
+        let head_sha = self.need_str("/merge_group/head_sha")?;
+        let number = merge_group_number(head_ref);
+        let base = str_at(self.payload, "/merge_group/base_ref")
+            .map(|r| r.trim_start_matches("refs/heads/"))
+            .unwrap_or("its base");
+        let group = match number {
+            Some(n) => format!(
+                "the merge group {} of #{n} into {base}",
+                short_sha(head_sha)
+            ),
+            None => format!("the merge group {} into {base}", short_sha(head_sha)),
+        };
+        let summary = if destroyed {
+            match str_at(self.payload, "/reason").filter(|r| !r.is_empty()) {
+                Some(reason) => format!("{group} was destroyed ({reason})"),
+                None => format!("{group} was destroyed"),
+            }
+        } else {
+            format!("{group} requested checks")
+        };
+        let occur_time = match destroyed {
+            true => None,
+            false => self
+                .payload
+                .pointer("/merge_group/head_commit/timestamp")
+                .and_then(parse_time),
+        };
+        let kind = match destroyed {
+            true => "merge_group_destroyed",
+            false => "merge_group_checks_requested",
+        };
+        self.changeset(
+            Target::MergeGroup {
+                head_ref: head_ref.to_owned(),
+                number,
+            },
+            occur_time,
+            kind,
+            summary,
+            ending(head_sha.to_owned(), destroyed, "destroyed"),
+            ChangesetSnapshot::default(),
+        )
+        .map(|effect| Some(Effect::Changeset(effect)))
+    }
+
     /// `check_run/*`: one check named after the run, on its head commit.
     fn check_run(&self) -> Result<Vec<Effect>, EffectError> {
         let run = self.need("/check_run")?;
@@ -531,15 +598,24 @@ impl<'p> Event<'p> {
         };
         let summary = check_summary(&result.context, result.status, &result.sha);
         let repository_id = self.payload.pointer("/repository/id");
+        // A check of a merge group (on its `gh-readonly-queue/...` branch) tests the group's
+        // merge commit, not the pull request: whatever pull requests it lists, it targets only
+        // its own commit, which is no pull request's head, so it never counts toward a pull
+        // request's check state nor moves its head.
+        let head_branch = str_at(check, "/head_branch")
+            .or_else(|| str_at(check, "/check_suite/head_branch"))
+            .unwrap_or_default();
+        let listed = if is_merge_queue_branch(head_branch) {
+            &[][..]
+        } else {
+            check
+                .get("pull_requests")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
         let mut targets = Vec::new();
-        for (i, pr) in check
-            .get("pull_requests")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, pr) in listed.iter().enumerate() {
             // A check on a branch that is also the head of a pull request in another
             // repository (a fork's upstream) lists that pull request too; its number means
             // nothing here.
@@ -650,6 +726,28 @@ impl<'p> Event<'p> {
 
 /// What a full pull request object (`pull_request` of a pull request, review or review comment
 /// event) says about the changeset.
+/// Whether `branch` (with or without `refs/heads/`) is a merge queue's branch.
+fn is_merge_queue_branch(branch: &str) -> bool {
+    branch
+        .trim_start_matches("refs/heads/")
+        .starts_with(MERGE_QUEUE_PREFIX)
+}
+
+/// The pull request number a merge group's head ref names:
+/// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` (the base may hold slashes) gives
+/// `<number>`; any other ref `None`.
+fn merge_group_number(head_ref: &str) -> Option<i64> {
+    let rest = head_ref
+        .trim_start_matches("refs/heads/")
+        .strip_prefix(MERGE_QUEUE_PREFIX)?;
+    let (base, last) = rest.rsplit_once('/')?;
+    let (digits, sha) = last.strip_prefix("pr-")?.split_once('-')?;
+    if base.is_empty() || sha.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
     // Review and review comment events leave out `merged`, but carry `merged_at`.
     let merged = match pr.get("merged") {
@@ -741,6 +839,8 @@ mod tests {
     const CASES: &[FixtureCase] = &[
         ("check_run.completed.json", "check_run", "check_run/completed", Handled),
         ("check_suite.completed.json", "check_suite", "check_suite/completed", Handled),
+        ("merge_group.checks_requested.json", "merge_group", "merge_group/checks_requested", Handled),
+        ("merge_group.destroyed.json", "merge_group", "merge_group/destroyed", Handled),
         ("issue_comment.created.json", "issue_comment", "issue_comment/created", Handled),
         ("ping.json", "ping", "ping", Ping),
         ("pull_request.closed.json", "pull_request", "pull_request/closed", Handled),
@@ -1667,6 +1767,119 @@ mod tests {
             effects_of("check_run", "check_run.completed.json"),
             vec![Effect::Changeset(expected)]
         );
+    }
+
+    const GROUP_SHA: &str = "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d";
+    const GROUP_REF: &str =
+        "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64";
+
+    #[test]
+    fn a_merge_group_is_an_entry_for_the_pull_request_its_head_ref_names() {
+        let [checks, destroyed] = ["checks_requested", "destroyed"].map(|action| {
+            only_changeset(effects_of(
+                "merge_group",
+                &format!("merge_group.{action}.json"),
+            ))
+        });
+        let target = Target::MergeGroup {
+            head_ref: GROUP_REF.to_owned(),
+            number: Some(104),
+        };
+        assert_eq!(checks.target, target);
+        assert_eq!(checks.kind, "merge_group_checks_requested");
+        assert_eq!(checks.external_id, GROUP_SHA);
+        assert_eq!(
+            checks.summary,
+            "the merge group 2ffea6d of #104 into main requested checks"
+        );
+        // Timed by the group's head commit (2019-05-15T15:20:30Z).
+        assert_eq!(
+            checks.occur_time,
+            Some(Timestamp::from_micros(1_557_933_630_000_000))
+        );
+        assert_eq!(checks.repository.name, "octo-org/octo-repo");
+        assert_eq!(checks.snapshot, ChangesetSnapshot::default());
+        assert_eq!((checks.check, checks.review), (None, None));
+
+        assert_eq!(destroyed.target, target);
+        assert_eq!(destroyed.kind, "merge_group_destroyed");
+        assert_eq!(destroyed.external_id, format!("{GROUP_SHA}/destroyed"));
+        assert_eq!(
+            destroyed.summary,
+            "the merge group 2ffea6d of #104 into main was destroyed (merged)"
+        );
+        assert_eq!(destroyed.occur_time, None, "destroyed carries no time");
+        assert_eq!(destroyed.snapshot, ChangesetSnapshot::default());
+    }
+
+    #[test]
+    fn a_merge_group_whose_head_ref_names_no_pull_request_has_no_number() {
+        let mut payload = json_fixture("merge_group.checks_requested.json");
+        payload["merge_group"]["head_ref"] = json!("refs/heads/some-branch");
+        let effect = only_changeset(effects_of_json("merge_group", &payload).expect("ok"));
+        assert_eq!(
+            effect.target,
+            Target::MergeGroup {
+                head_ref: "refs/heads/some-branch".to_owned(),
+                number: None
+            }
+        );
+        assert_eq!(
+            effect.summary,
+            "the merge group 2ffea6d into main requested checks"
+        );
+        payload["action"] = json!("created");
+        assert_eq!(effects_of_json("merge_group", &payload), Ok(vec![]));
+        let mut payload = json_fixture("merge_group.destroyed.json");
+        payload["merge_group"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("head_ref");
+        let e = effects_of_json("merge_group", &payload).expect_err("no head ref");
+        assert_eq!(e.message, "missing merge_group.head_ref");
+    }
+
+    #[test]
+    fn merge_group_numbers_are_read_from_the_queue_branch_name_only() {
+        for (head_ref, number) in [
+            (GROUP_REF, Some(104)),
+            ("gh-readonly-queue/main/pr-7-abc", Some(7)),
+            (
+                "refs/heads/gh-readonly-queue/release/1.x/pr-12-abc",
+                Some(12),
+            ),
+            ("refs/heads/gh-readonly-queue/main/pr-x-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr-12", None),
+            ("refs/heads/gh-readonly-queue/pr-12-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr-0-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr--3-abc", None),
+            ("refs/heads/feature/pr-12-abc", None),
+            ("", None),
+        ] {
+            assert_eq!(merge_group_number(head_ref), number, "{head_ref}");
+        }
+    }
+
+    #[test]
+    fn a_check_on_a_merge_queue_branch_targets_only_its_commit_whatever_it_lists() {
+        let queue_branch = json!("gh-readonly-queue/master/pr-2-ec26c3e");
+        let mut run = json_fixture("check_run.completed.json");
+        run["check_run"]["check_suite"]["head_branch"] = queue_branch.clone();
+        run["check_run"]["head_sha"] = json!(GROUP_SHA);
+        let mut suite = json_fixture("check_suite.completed.json");
+        suite["check_suite"]["head_branch"] = queue_branch;
+        suite["check_suite"]["head_sha"] = json!(GROUP_SHA);
+        for (event, payload) in [("check_run", run), ("check_suite", suite)] {
+            let effects = effects_of_json(event, &payload).expect("ok");
+            assert!(!effects.is_empty(), "{event}");
+            for effect in effects {
+                let Effect::Changeset(c) = effect else {
+                    panic!("{event}: a changeset effect")
+                };
+                assert_eq!(c.target, Target::HeadSha(GROUP_SHA.to_owned()), "{event}");
+                assert_eq!(c.snapshot, ChangesetSnapshot::default(), "{event}");
+            }
+        }
     }
 
     #[test]

@@ -87,6 +87,17 @@ pub async fn apply<C: ConnectionTrait>(
 ) -> Result<Vec<Uuid>, DbErr> {
     let targets = match &effect.target {
         Target::Number(number) => vec![find_or_create(conn, repository.id, *number).await?],
+        Target::MergeGroup { number: None, .. } => Vec::new(),
+        Target::MergeGroup {
+            number: Some(number),
+            ..
+        } => {
+            changeset::Entity::find()
+                .filter(changeset::Column::RepositoryId.eq(repository.id))
+                .filter(changeset::Column::Number.eq(*number))
+                .all(conn)
+                .await?
+        }
         Target::HeadSha(sha) => changeset::Entity::find()
             .filter(changeset::Column::RepositoryId.eq(repository.id))
             .all(conn)
