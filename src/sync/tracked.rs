@@ -287,6 +287,36 @@ mod tests {
         }
     }
 
+    fn flags(in_merge_queue: Option<bool>, auto_merge: Option<bool>) -> ChangesetEffect {
+        ChangesetEffect {
+            snapshot: ChangesetSnapshot {
+                in_merge_queue,
+                auto_merge,
+                ..Default::default()
+            },
+            ..effect()
+        }
+    }
+
+    #[test]
+    fn merge_queue_and_auto_merge_go_to_the_later_host_time_each_on_its_own() {
+        let mut t = Tracked::default();
+        assert!(!t.in_merge_queue && !t.auto_merge);
+        // Dequeued at 1005 arrives before enqueued at 1000: still out of the queue.
+        t.apply(&flags(Some(false), None), at(1005));
+        assert!(!t.in_merge_queue);
+        t.apply(&flags(Some(true), None), at(1000));
+        assert!(!t.in_merge_queue);
+        // Auto-merge is a field of its own: an older queue time does not hold it back.
+        t.apply(&flags(None, Some(true)), at(1001));
+        assert!(t.auto_merge && !t.in_merge_queue);
+        t.apply(&flags(Some(true), Some(false)), at(1010));
+        assert!(t.in_merge_queue && !t.auto_merge);
+        // Saying nothing of a flag leaves it.
+        t.apply(&flags(None, None), at(1020));
+        assert!(t.in_merge_queue && !t.auto_merge);
+    }
+
     #[test]
     fn an_older_state_change_arriving_late_does_not_win() {
         let mut t = Tracked::default();
