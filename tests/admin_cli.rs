@@ -355,11 +355,36 @@ async fn an_admin_reads_a_signed_delivery_decoded_and_redelivers_it(engine: Engi
         "{shown}"
     );
     assert!(shown.contains("state:         OPEN"), "{shown}");
+    assert!(shown.contains("merge queue:   no"), "{shown}");
+    assert!(shown.contains("auto-merge:    no"), "{shown}");
+    assert_eq!(changeset["inMergeQueue"], false, "{changeset}");
+    assert_eq!(changeset["autoMerge"], false, "{changeset}");
     let events = json(&served, &["changeset", "events", &changeset_id]);
     assert_eq!(events["events"][0]["kind"], "opened", "{events}");
     assert_eq!(events["events"][0]["deliveryId"], id.as_str());
     let timeline = ok(&served, &["changeset", "events", &changeset_id]);
     assert!(timeline.contains("opened  Codertocat"), "{timeline}");
+    // Put in the merge queue and set to auto-merge (later than the opening): show says so.
+    for action in ["enqueued", "auto_merge_enabled"] {
+        let mut body: Value =
+            serde_json::from_slice(&fixture(&format!("github/pull_request.{action}.json")))
+                .unwrap();
+        body["pull_request"]["updated_at"] = Value::from("2019-05-15T15:30:00Z");
+        let id = deliver_github(
+            &served,
+            &receiver,
+            "pull_request",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+        wait_until_done(&served, &id);
+    }
+    let shown = ok(&served, &["changeset", "show", &changeset_id]);
+    assert!(shown.contains("merge queue:   yes"), "{shown}");
+    assert!(shown.contains("auto-merge:    yes"), "{shown}");
+    let shown = json(&served, &["changeset", "show", &changeset_id]);
+    assert_eq!(shown["inMergeQueue"], true, "{shown}");
+    assert_eq!(shown["autoMerge"], true, "{shown}");
 
     // watch prints the feed, one line an entry (JSON: one object a line), from --cursor on.
     let line = first_watch_line(&served, &["watch"]);

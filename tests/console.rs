@@ -1114,6 +1114,16 @@ async fn changesets_timelines_and_sync_requests_show_what_real_deliveries_did(en
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("id=\"timeline\""), "{}", page.body);
     assert!(page.body.contains("opened"), "{}", page.body);
+    assert!(
+        page.body.contains("<dd id=\"in-merge-queue\">no</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<dd id=\"auto-merge\">not set</dd>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(&format!("/deliveries/{}", delivered[0])));
     assert!(page.body.contains(&format!("/deliveries/{}", delivered[1])));
     assert!(page.body.contains("Codertocat"));
@@ -1167,6 +1177,29 @@ async fn changesets_timelines_and_sync_requests_show_what_real_deliveries_did(en
         nothing.body.contains("id=\"no-effects\""),
         "{}",
         nothing.body
+    );
+
+    // Put in the merge queue and set to auto-merge, later than the opening: the page says so.
+    for action in ["enqueued", "auto_merge_enabled"] {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&fixture(&format!("github/pull_request.{action}.json")))
+                .unwrap();
+        body["pull_request"]["updated_at"] = serde_json::json!("2019-05-15T15:30:00Z");
+        let body = serde_json::to_vec(&body).unwrap();
+        let (status, id) = post_github(&app, &receiver, "pull_request", &body, true, &[]).await;
+        assert_eq!(status, 202, "{action}");
+        app.wait_until_done(&id).await;
+    }
+    let page = browser.get(&format!("/changesets/{}", changeset.id)).await;
+    assert!(
+        page.body.contains("<dd id=\"in-merge-queue\">yes</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<dd id=\"auto-merge\">set</dd>"),
+        "{}",
+        page.body
     );
     app.stop().await;
 }

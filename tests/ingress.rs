@@ -150,6 +150,62 @@ const CASES: &[Case] = &[
         "pull_request_review_comment/created",
         202,
     ),
+    case(
+        Gh,
+        "github/pull_request.enqueued.json",
+        "pull_request",
+        "pull_request/enqueued",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.dequeued.json",
+        "pull_request",
+        "pull_request/dequeued",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.auto_merge_enabled.json",
+        "pull_request",
+        "pull_request/auto_merge_enabled",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request.auto_merge_disabled.json",
+        "pull_request",
+        "pull_request/auto_merge_disabled",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request_review_thread.resolved.json",
+        "pull_request_review_thread",
+        "pull_request_review_thread/resolved",
+        202,
+    ),
+    case(
+        Gh,
+        "github/pull_request_review_thread.unresolved.json",
+        "pull_request_review_thread",
+        "pull_request_review_thread/unresolved",
+        202,
+    ),
+    case(
+        Gh,
+        "github/merge_group.checks_requested.json",
+        "merge_group",
+        "merge_group/checks_requested",
+        202,
+    ),
+    case(
+        Gh,
+        "github/merge_group.destroyed.json",
+        "merge_group",
+        "merge_group/destroyed",
+        202,
+    ),
     case(Gh, "github/push.branch-created.json", "push", "push", 202),
     case(Gh, "github/push.branch-updated.json", "push", "push", 202),
     case(Gh, "github/push.tag-deleted.json", "push", "push", 202),
@@ -414,6 +470,7 @@ on_both_engines!(
     a_store_that_fails_for_good_answers_500_and_a_resend_after_the_repair_is_accepted,
     tokens_and_secrets_are_redacted_in_the_log,
     github_form_encoded_deliveries_are_accepted,
+    github_accepts_sha256_in_the_legacy_header_and_sha1_only_without_sha256,
     the_previous_secret_is_accepted_only_during_the_rotation_overlap,
     deliveries_are_listed_newest_first_with_filters_and_pages,
     a_processed_delivery_can_be_redelivered_but_a_rejected_one_cannot,
@@ -864,6 +921,69 @@ async fn github_form_encoded_deliveries_are_accepted(engine: Engine) {
         .wait_for_state(&delivery_id, DeliveryState::Processed)
         .await;
     assert_eq!(d.event, "pull_request/opened");
+    app.stop().await;
+}
+
+/// `HMAC-SHA1(secret, body)` as GitHub writes it in `X-Hub-Signature`.
+fn sha1_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `X-Hub-Signature: sha256=<hex>` (some GitHub-compatible senders) is the same HMAC-SHA256; a
+/// `sha1=` signature counts only when no SHA-256 one was sent.
+async fn github_accepts_sha256_in_the_legacy_header_and_sha1_only_without_sha256(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("gh", Gh, "https://github.com").await;
+    let body = fixture("github/pull_request.opened.json");
+    let sha256 = |s: &str| format!("sha256={}", hookgate::hosts::sign_hmac_sha256_hex(s, &body));
+    let post = |signatures: Vec<(&'static str, String)>| {
+        let mut h = vec![
+            ("content-type", "application/json".to_owned()),
+            ("X-GitHub-Event", "pull_request".to_owned()),
+            ("X-GitHub-Delivery", key()),
+        ];
+        h.extend(signatures);
+        let app = &app;
+        let id = &id;
+        let body = body.clone();
+        async move { app.post(id, &h, body).await.status() }
+    };
+    assert_eq!(
+        post(vec![("X-Hub-Signature", sha256(&secret))]).await,
+        202,
+        "sha256= in X-Hub-Signature is accepted"
+    );
+    assert_eq!(
+        post(vec![("X-Hub-Signature", sha256("not-the-secret"))]).await,
+        401,
+        "a wrong sha256= in X-Hub-Signature is refused"
+    );
+    assert_eq!(
+        post(vec![
+            ("X-Hub-Signature", sha1_signature(&secret, &body)),
+            ("X-Hub-Signature-256", sha256("not-the-secret")),
+        ])
+        .await,
+        401,
+        "a right sha1= does not rescue a wrong SHA-256 signature"
+    );
+    assert_eq!(
+        post(vec![("X-Hub-Signature", sha1_signature(&secret, &body))]).await,
+        202,
+        "sha1= alone is still accepted"
+    );
+    assert_eq!(
+        post(vec![(
+            "X-Hub-Signature",
+            sha1_signature("not-the-secret", &body)
+        )])
+        .await,
+        401,
+        "a wrong sha1= alone is refused"
+    );
     app.stop().await;
 }
 

@@ -3,7 +3,7 @@
 //! same second, posted signed over HTTP, processed by the worker and read back over gRPC, on
 //! SQLite and PostgreSQL; and an entry of an older hookgate, kept by the migration with a key
 //! derived from what it stored; and facts of one host time, listed and applied in the order they
-//! arrived.
+//! arrived; and GitHub's review threads, resolved and unresolved, keyed by the thread.
 
 mod common;
 
@@ -264,6 +264,7 @@ on_both_engines!(
     two_bitbucket_cloud_comments_in_one_second_are_two_entries,
     an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded,
     an_entry_of_an_older_hookgate_is_kept_with_a_key_derived_from_what_it_stored,
+    a_resolved_and_unresolved_review_thread_are_entries_keyed_by_the_thread,
 );
 
 async fn two_github_comments_in_one_second_are_two_entries(engine: Engine) {
@@ -320,6 +321,63 @@ async fn an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded(engin
         "{events:?}"
     );
     assert_eq!(events[2].summary, "Codertocat deleted a comment on #1");
+    app.stop().await;
+}
+
+/// GitHub's `pull_request_review_thread` resolved and unresolved (the real fixtures, one
+/// thread of Hello-World #2): one entry of each kind keyed by the thread's id, a resend changing
+/// neither, a later resolution updating the resolved entry rather than adding one.
+async fn a_resolved_and_unresolved_review_thread_are_entries_keyed_by_the_thread(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("threads", CodeHostKind::Github, "https://github.com")
+        .await;
+    let host = Comments {
+        event: "pull_request_review_thread",
+        ..github()
+    };
+    let resolved = load("github/pull_request_review_thread.resolved.json");
+    let mut unresolved = load("github/pull_request_review_thread.unresolved.json");
+    unresolved["pull_request"]["updated_at"] = json!("2019-05-15T15:21:00Z");
+    deliver(&app, &host, &receiver, &resolved).await;
+    deliver(&app, &host, &receiver, &unresolved).await;
+    deliver(&app, &host, &receiver, &resolved).await;
+    let events = timeline(&app, "Codertocat/Hello-World", 2).await;
+    let threads: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("thread_"))
+        .map(|e| (e.kind.as_str(), e.external_id.as_str(), e.summary.as_str()))
+        .collect();
+    assert_eq!(
+        threads,
+        [
+            (
+                "thread_resolved",
+                "PRRT_kwDOFd42Pc4rQOUv",
+                "Codertocat resolved a review thread on #2"
+            ),
+            (
+                "thread_unresolved",
+                "PRRT_kwDOFd42Pc4rQOUv",
+                "Codertocat unresolved a review thread on #2"
+            ),
+        ],
+        "{events:?}"
+    );
+
+    // Resolved again later: the resolved entry tells the latest resolution, still one entry.
+    let mut again = resolved.clone();
+    again["pull_request"]["updated_at"] = json!("2019-05-15T15:22:00Z");
+    again["sender"]["login"] = json!("octocat");
+    deliver(&app, &host, &receiver, &again).await;
+    let after = timeline(&app, "Codertocat/Hello-World", 2).await;
+    let resolved_entries: Vec<_> = after
+        .iter()
+        .filter(|e| e.kind == "thread_resolved")
+        .collect();
+    assert_eq!(resolved_entries.len(), 1, "{after:?}");
+    assert_eq!(resolved_entries[0].actor, "octocat");
+    assert_eq!(after.len(), events.len(), "{after:?}");
     app.stop().await;
 }
 

@@ -187,5 +187,7 @@ pub fn changeset_to_proto(c: Changeset) -> proto::Changeset {
         head_sha: c.head_sha,
         labels: c.labels,
         host_update_time: c.host_update_time.map(Timestamp::to_proto),
+        in_merge_queue: c.in_merge_queue,
+        auto_merge: c.auto_merge,
     }
 }

@@ -138,6 +138,8 @@ pub async fn run(command: ChangesetCommand, api: &Api, output: Output) -> Result
                     .add("base", c.base_ref.clone())
                     .add("labels", render::list_or(&c.labels, "-"))
                     .add("host updated", render::time(&c.host_update_time))
+                    .add("merge queue", yes_no(c.in_merge_queue))
+                    .add("auto-merge", yes_no(c.auto_merge))
                     .print(),
             }
         }
@@ -199,7 +201,14 @@ pub fn changeset_json(c: &proto::Changeset) -> Value {
         ("headSha", Value::from(c.head_sha.clone())),
         ("labels", render::strings(&c.labels)),
         ("hostUpdateTime", render::time_json(&c.host_update_time)),
+        ("inMergeQueue", Value::from(c.in_merge_queue)),
+        ("autoMerge", Value::from(c.auto_merge)),
     ])
+}
+
+/// `yes` or `no`, for a flag in a table.
+fn yes_no(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_owned()
 }
 
 /// `hookgate.v1.ChangesetEvent` in proto3 JSON.

@@ -30,6 +30,11 @@ pub struct Model {
     pub head_sha: String,
     pub labels: Json<Vec<String>>,
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue (migration `000021`; false before).
+    pub in_merge_queue: bool,
+    /// Whether it is set to merge by itself once its requirements are met (migration
+    /// `000021`; false before).
+    pub auto_merge: bool,
     /// Field name -> when the change that set it last is from.
     pub field_times: Json<BTreeMap<String, Stamp>>,
     /// Reviewer -> latest vote.

@@ -425,6 +425,8 @@ fn snapshot(pr: &Value) -> ChangesetSnapshot {
         head_sha: string_at(pr, "/source/commit/hash"),
         labels: None,
         host_update_time: pr.get("updated_on").and_then(parse_time),
+        in_merge_queue: None,
+        auto_merge: None,
     }
 }
 
@@ -582,6 +584,8 @@ mod effect_tests {
             head_sha: Some("d31df3425c5b".to_owned()),
             labels: None,
             host_update_time: Some(updated_on),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -656,6 +660,8 @@ mod effect_tests {
                     head_sha: Some("f945c96c71d0".to_owned()),
                     labels: None,
                     host_update_time: Some(Timestamp::from_micros(1_785_375_349_207_341)),
+                    in_merge_queue: None,
+                    auto_merge: None,
                 },
                 review: None,
                 check: None,
@@ -685,6 +691,8 @@ mod effect_tests {
                     head_sha: Some("a72355f35fde".to_owned()),
                     labels: None,
                     host_update_time: Some(Timestamp::from_micros(1_488_796_919_551_194)),
+                    in_merge_queue: None,
+                    auto_merge: None,
                 },
                 review: None,
                 check: None,
@@ -706,6 +714,8 @@ mod effect_tests {
             head_sha: Some("123db174babc".to_owned()),
             labels: None,
             host_update_time: Some(Timestamp::from_micros(1_581_352_117_177_914)),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -824,7 +834,7 @@ mod effect_tests {
                 base_ref: Some("2021.x".to_owned()),
                 head_sha: Some("b9437f32dddd".to_owned()),
                 labels: None,
-                host_update_time: Some(Timestamp::from_micros(1_656_022_209_939_978)),
+                host_update_time: Some(Timestamp::from_micros(1_656_022_209_939_978)), in_merge_queue: None, auto_merge: None,
             },
             review: None,
             check: None,

@@ -481,6 +481,8 @@ fn snapshot(pr: &Value) -> ChangesetSnapshot {
         head_sha: string_at(pr, "/fromRef/latestCommit"),
         labels: None,
         host_update_time: pr.get("updatedDate").and_then(parse_time),
+        in_merge_queue: None,
+        auto_merge: None,
     }
 }
 
@@ -829,6 +831,8 @@ mod effect_tests {
             head_sha: Some("32a0b8a740c2963c6f56bd8baf3dc05683d299e0".to_owned()),
             labels: None,
             host_update_time: Some(Timestamp::from_micros(1_551_432_675_860_000)),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -884,7 +888,7 @@ mod effect_tests {
                     base_ref: Some("master".to_owned()),
                     head_sha: Some("591f702354b3abf1faaca4d23811620d1b2ac984".to_owned()),
                     labels: None,
-                    host_update_time: Some(Timestamp::from_micros(1_551_431_988_769_000)),
+                    host_update_time: Some(Timestamp::from_micros(1_551_431_988_769_000)), in_merge_queue: None, auto_merge: None,
                 },
                 review: None,
                 check: None,
@@ -925,6 +929,8 @@ mod effect_tests {
                     head_sha: Some("522764f1602ae7d4abcd18197827cafdb3aef11".to_owned()),
                     labels: None,
                     host_update_time: Some(Timestamp::from_micros(1_586_265_574_452_000)),
+                    in_merge_queue: None,
+                    auto_merge: None,
                 },
                 review: None,
                 check: None,
@@ -971,6 +977,8 @@ mod effect_tests {
             head_sha: Some("50a8ee1fae3abf75738a85f9039b4b2de4947174".to_owned()),
             labels: None,
             host_update_time: Some(Timestamp::from_micros(updated_ms * 1000)),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -1271,6 +1279,8 @@ mod effect_tests {
             head_sha: Some("2b9cff39d08fad011ab3607836988760b30f66e1".to_owned()),
             labels: None,
             host_update_time: Some(Timestamp::from_micros(1_574_317_913_743_000)),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 

@@ -75,6 +75,14 @@ pub enum Target {
     /// no pull request). A shorter SHA on either side matches as a prefix (Bitbucket Cloud sends
     /// 12-character hashes in pull requests and full ones in statuses).
     HeadSha(String),
+    /// The pull request a GitHub merge group is for: `number` as its head ref names it
+    /// (`refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>`; `None` when the ref is not of
+    /// that form), if hookgate already has a changeset for it; a merge group never creates one.
+    MergeGroup {
+        /// The group's `head_ref`, for the reason when it matches nothing.
+        head_ref: String,
+        number: Option<i64>,
+    },
 }
 
 /// The lifecycle state of a changeset (stored as its upper-case name).
@@ -108,6 +116,12 @@ pub struct ChangesetSnapshot {
     pub labels: Option<Vec<String>>,
     /// The host's last update time of the changeset.
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue (GitHub `pull_request` `enqueued` /
+    /// `dequeued`).
+    pub in_merge_queue: Option<bool>,
+    /// Whether it is set to merge by itself once its requirements are met (GitHub
+    /// `pull_request` `auto_merge_enabled` / `auto_merge_disabled`).
+    pub auto_merge: Option<bool>,
 }
 
 /// A reviewer's vote (stored, in a changeset's reviews, as its upper-case name).
@@ -217,6 +231,10 @@ impl Effect {
                 repository: e.repository.bounded(),
                 target: match e.target {
                     Target::HeadSha(sha) => Target::HeadSha(bounded(sha, Cap::SHA)),
+                    Target::MergeGroup { head_ref, number } => Target::MergeGroup {
+                        head_ref: bounded(head_ref, Cap::REF),
+                        number,
+                    },
                     number => number,
                 },
                 kind: bounded(e.kind, Cap::KIND),

@@ -1,5 +1,6 @@
 //! GitHub: deliveries signed with `X-Hub-Signature-256: sha256=<hex>` (or only the legacy
-//! `X-Hub-Signature: sha1=<hex>`), named by `X-GitHub-Event` plus the body's `action`, keyed by
+//! `X-Hub-Signature`, holding `sha1=<hex>` or, as some GitHub-compatible senders write it,
+//! `sha256=<hex>`), named by `X-GitHub-Event` plus the body's `action`, keyed by
 //! `X-GitHub-Delivery`. A hook configured as *form* sends the JSON in a `payload` form field; the
 //! signature covers the form bytes, the event is read from the decoded JSON.
 
@@ -21,8 +22,9 @@ use super::{
 
 /// Where GitHub puts the current signature.
 const SIGNATURE_256: &str = "X-Hub-Signature-256";
-/// Where GitHub puts the legacy HMAC-SHA1 signature.
-const SIGNATURE_SHA1: &str = "X-Hub-Signature";
+/// Where GitHub puts the legacy HMAC-SHA1 signature (and some GitHub-compatible senders an
+/// HMAC-SHA256 one).
+const SIGNATURE_LEGACY: &str = "X-Hub-Signature";
 const EVENT: &str = "X-GitHub-Event";
 /// Where this host names the event and the delivery key.
 pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
@@ -40,20 +42,31 @@ const HANDLED: &[&str] = &[
     "pull_request",
     "pull_request_review",
     "pull_request_review_comment",
+    "pull_request_review_thread",
     "issue_comment",
     "check_run",
     "check_suite",
     "status",
     "push",
+    "merge_group",
 ];
+
+/// Where GitHub's merge queue puts a merge group's branch: `gh-readonly-queue/<base>/...`.
+const MERGE_QUEUE_PREFIX: &str = "gh-readonly-queue/";
+
+/// How the legacy header may be written: GitHub itself puts `sha1=<hex>` there, some
+/// GitHub-compatible senders `sha256=<hex>`.
+const LEGACY_EXPECTED: &str = "sha256=<64 hex digits> or sha1=<40 hex digits>";
 
 pub(super) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     secrets: &[&str],
 ) -> Result<Verified, VerifyError> {
-    // When the SHA-256 header is present it alone decides: a good legacy SHA-1 next to a bad
-    // SHA-256 must not pass.
+    // When the SHA-256 header is present it alone decides: a good legacy signature next to a
+    // bad SHA-256 one must not pass. Without it, the legacy header is read as whichever
+    // algorithm its prefix names; it holds one value, so `sha1=` is only ever consulted when no
+    // SHA-256 signature was sent at all.
     let signature = match signature::read_signature(
         headers,
         SIGNATURE_256,
@@ -61,12 +74,15 @@ pub(super) fn verify(
         Prefix::Required,
     )? {
         Some(s) => s,
-        None => {
-            signature::read_signature(headers, SIGNATURE_SHA1, Algorithm::Sha1, Prefix::Required)?
-                .ok_or(VerifyError::Missing {
-                header: SIGNATURE_256,
-            })?
-        }
+        None => signature::read_prefixed_signature(
+            headers,
+            SIGNATURE_LEGACY,
+            &[Algorithm::Sha256, Algorithm::Sha1],
+            LEGACY_EXPECTED,
+        )?
+        .ok_or(VerifyError::Missing {
+            header: SIGNATURE_256,
+        })?,
     };
     signature::check_hmac(&signature, body, secrets)?;
     Ok(Verified::Signed)
@@ -143,7 +159,7 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
             (DELIVERY, key.to_owned()),
             ("X-GitHub-Hook-ID", "0".to_owned()),
             (
-                SIGNATURE_SHA1,
+                SIGNATURE_LEGACY,
                 signature::header_value(Algorithm::Sha1, secret, &body),
             ),
             (
@@ -156,10 +172,10 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
 }
 
 /// The effects of a `Handled` event (see `super::effects`): pull request events, reviews,
-/// review comments and issue comments on pull requests, check runs, check suites and commit
-/// statuses each give one changeset effect (check runs and suites one per pull request they
-/// name); a push gives one push effect; a repository renamed or transferred gives one
-/// repository effect (its other actions none).
+/// review comments, review threads resolved or unresolved and issue comments on pull requests,
+/// check runs, check suites, commit statuses and merge groups each give one changeset effect
+/// (check runs and suites one per pull request they name); a push gives one push effect; a
+/// repository renamed or transferred gives one repository effect (its other actions none).
 pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, EffectError> {
     let name = event.split('/').next().unwrap_or(event);
     let action = str_at(payload, "/action").unwrap_or_default();
@@ -174,11 +190,13 @@ pub(super) fn effects(event: &str, payload: &Value) -> Result<Vec<Effect>, Effec
         "pull_request" => on.pull_request().map(|e| vec![e]),
         "pull_request_review" => on.review().map(|e| vec![e]),
         "pull_request_review_comment" => on.review_comment().map(|e| vec![e]),
+        "pull_request_review_thread" => on.review_thread().map(|e| e.into_iter().collect()),
         "issue_comment" => on.issue_comment().map(|e| e.into_iter().collect()),
         "check_run" => on.check_run(),
         "check_suite" => on.check_suite(),
         "status" => on.status().map(|e| vec![e]),
         "push" => on.push().map(|e| vec![e]),
+        "merge_group" => on.merge_group().map(|e| e.into_iter().collect()),
         "repository" => on.renamed_or_transferred(),
         _ => Ok(Vec::new()),
     }
@@ -220,11 +238,19 @@ impl<'p> Event<'p> {
     }
 
     /// `pull_request/*`: the action is the timeline kind, except that a closed pull request
-    /// that was merged is `merged`.
+    /// that was merged is `merged`. `enqueued` / `dequeued` say whether it is in the merge
+    /// queue, `auto_merge_enabled` / `auto_merge_disabled` whether it is set to auto-merge.
     fn pull_request(&self) -> Result<Effect, EffectError> {
         let pr = self.need("/pull_request")?;
         let number = self.need_i64("/pull_request/number")?;
-        let snapshot = pull_request_snapshot(pr);
+        let mut snapshot = pull_request_snapshot(pr);
+        match self.host.action {
+            "enqueued" => snapshot.in_merge_queue = Some(true),
+            "dequeued" => snapshot.in_merge_queue = Some(false),
+            "auto_merge_enabled" => snapshot.auto_merge = Some(true),
+            "auto_merge_disabled" => snapshot.auto_merge = Some(false),
+            _ => {}
+        }
         let kind = match self.host.action {
             "closed" if snapshot.state == Some(ChangesetState::Merged) => "merged",
             "" => return Err(self.missing("/action")),
@@ -281,6 +307,14 @@ impl<'p> Event<'p> {
                 "{who} removed the review request for {} on #{number}",
                 reviewer()
             ),
+            "enqueued" => format!("{who} added #{number} to the merge queue"),
+            // GitHub says why (`MANUAL`, `MERGE`, `CI_FAILURE`, ...) in `reason`.
+            "dequeued" => match str_at(self.payload, "/reason").filter(|r| !r.is_empty()) {
+                Some(reason) => format!("{who} removed #{number} from the merge queue ({reason})"),
+                None => format!("{who} removed #{number} from the merge queue"),
+            },
+            "auto_merge_enabled" => format!("{who} enabled auto-merge on #{number}"),
+            "auto_merge_disabled" => format!("{who} disabled auto-merge on #{number}"),
             other => format!("{who} {} {titled}", other.replace('_', " ")),
         }
     }
@@ -365,6 +399,42 @@ impl<'p> Event<'p> {
         .map(Effect::Changeset)
     }
 
+    /// `pull_request_review_thread/resolved` and `/unresolved`: a timeline entry of that kind
+    /// (`thread_resolved`, `thread_unresolved`) keyed by the thread's id, so a thread resolved,
+    /// reopened and resolved again keeps one entry of each kind, showing its latest fact. The
+    /// payload carries no time of the resolution: the pull request's `updated_at` is the
+    /// closest bound. Other actions give nothing.
+    fn review_thread(&self) -> Result<Option<Effect>, EffectError> {
+        let kind = match self.host.action {
+            "resolved" => "thread_resolved",
+            "unresolved" => "thread_unresolved",
+            _ => return Ok(None),
+        };
+        let pr = self.need("/pull_request")?;
+        let number = self.need_i64("/pull_request/number")?;
+        self.need("/thread")?;
+        // GitHub's thread has only a GraphQL `node_id`; a numeric `id` is taken if a sender
+        // adds one.
+        let thread_id = match self.id_at("/thread/node_id") {
+            id if id.is_empty() => self.id_at("/thread/id"),
+            id => id,
+        };
+        if thread_id.is_empty() {
+            return Err(self.missing("/thread/node_id"));
+        }
+        let who = self.who();
+        let summary = format!("{who} {} a review thread on #{number}", self.host.action);
+        self.changeset(
+            Target::Number(number),
+            pr.get("updated_at").and_then(parse_time),
+            kind,
+            summary,
+            thread_id,
+            pull_request_snapshot(pr),
+        )
+        .map(|effect| Some(Effect::Changeset(effect)))
+    }
+
     /// `issue_comment/*`: a comment on a pull request's conversation, or nothing when the issue
     /// is not a pull request.
     fn issue_comment(&self) -> Result<Option<Effect>, EffectError> {
@@ -426,6 +496,68 @@ impl<'p> Event<'p> {
         }
     }
 
+    /// `merge_group/checks_requested` and `/destroyed`: a timeline entry on the changeset of
+    /// the pull request the group is for, keyed by the group's head commit (`<sha>/destroyed`
+    /// for its end). GitHub makes one group per queued pull request, on a branch named
+    /// `gh-readonly-queue/<base>/pr-<number>-<sha>` after it; a group that also holds pull
+    /// requests queued ahead of it is still named after (and recorded on) the last one, whose
+    /// merge it tests. Only a changeset hookgate already has is touched (see
+    /// [`Target::MergeGroup`]); the group says nothing about the pull request's own fields.
+    /// `checks_requested` is timed by the group's head commit; `destroyed` carries no time (the
+    /// delivery's is used). Other actions give nothing.
+    fn merge_group(&self) -> Result<Option<Effect>, EffectError> {
+        let destroyed = match self.host.action {
+            "checks_requested" => false,
+            "destroyed" => true,
+            _ => return Ok(None),
+        };
+        self.need("/merge_group")?;
+        let head_ref = self.need_str("/merge_group/head_ref")?;
+        let head_sha = self.need_str("/merge_group/head_sha")?;
+        let number = merge_group_number(head_ref);
+        let base = str_at(self.payload, "/merge_group/base_ref")
+            .map(|r| r.trim_start_matches("refs/heads/"))
+            .unwrap_or("its base");
+        let group = match number {
+            Some(n) => format!(
+                "the merge group {} of #{n} into {base}",
+                short_sha(head_sha)
+            ),
+            None => format!("the merge group {} into {base}", short_sha(head_sha)),
+        };
+        let summary = if destroyed {
+            match str_at(self.payload, "/reason").filter(|r| !r.is_empty()) {
+                Some(reason) => format!("{group} was destroyed ({reason})"),
+                None => format!("{group} was destroyed"),
+            }
+        } else {
+            format!("{group} requested checks")
+        };
+        let occur_time = match destroyed {
+            true => None,
+            false => self
+                .payload
+                .pointer("/merge_group/head_commit/timestamp")
+                .and_then(parse_time),
+        };
+        let kind = match destroyed {
+            true => "merge_group_destroyed",
+            false => "merge_group_checks_requested",
+        };
+        self.changeset(
+            Target::MergeGroup {
+                head_ref: head_ref.to_owned(),
+                number,
+            },
+            occur_time,
+            kind,
+            summary,
+            ending(head_sha.to_owned(), destroyed, "destroyed"),
+            ChangesetSnapshot::default(),
+        )
+        .map(|effect| Some(Effect::Changeset(effect)))
+    }
+
     /// `check_run/*`: one check named after the run, on its head commit.
     fn check_run(&self) -> Result<Vec<Effect>, EffectError> {
         let run = self.need("/check_run")?;
@@ -466,15 +598,24 @@ impl<'p> Event<'p> {
         };
         let summary = check_summary(&result.context, result.status, &result.sha);
         let repository_id = self.payload.pointer("/repository/id");
+        // A check of a merge group (on its `gh-readonly-queue/...` branch) tests the group's
+        // merge commit, not the pull request: whatever pull requests it lists, it targets only
+        // its own commit, which is no pull request's head, so it never counts toward a pull
+        // request's check state nor moves its head.
+        let head_branch = str_at(check, "/head_branch")
+            .or_else(|| str_at(check, "/check_suite/head_branch"))
+            .unwrap_or_default();
+        let listed = if is_merge_queue_branch(head_branch) {
+            &[][..]
+        } else {
+            check
+                .get("pull_requests")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
         let mut targets = Vec::new();
-        for (i, pr) in check
-            .get("pull_requests")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
+        for (i, pr) in listed.iter().enumerate() {
             // A check on a branch that is also the head of a pull request in another
             // repository (a fork's upstream) lists that pull request too; its number means
             // nothing here.
@@ -585,6 +726,28 @@ impl<'p> Event<'p> {
 
 /// What a full pull request object (`pull_request` of a pull request, review or review comment
 /// event) says about the changeset.
+/// Whether `branch` (with or without `refs/heads/`) is a merge queue's branch.
+fn is_merge_queue_branch(branch: &str) -> bool {
+    branch
+        .trim_start_matches("refs/heads/")
+        .starts_with(MERGE_QUEUE_PREFIX)
+}
+
+/// The pull request number a merge group's head ref names:
+/// `refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>` (the base may hold slashes) gives
+/// `<number>`; any other ref `None`.
+fn merge_group_number(head_ref: &str) -> Option<i64> {
+    let rest = head_ref
+        .trim_start_matches("refs/heads/")
+        .strip_prefix(MERGE_QUEUE_PREFIX)?;
+    let (base, last) = rest.rsplit_once('/')?;
+    let (digits, sha) = last.strip_prefix("pr-")?.split_once('-')?;
+    if base.is_empty() || sha.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
     // Review and review comment events leave out `merged`, but carry `merged_at`.
     let merged = match pr.get("merged") {
@@ -601,6 +764,8 @@ fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
         head_sha: string_at(pr, "/head/sha"),
         labels: label_list(pr, "name"),
         host_update_time: pr.get("updated_at").and_then(parse_time),
+        in_merge_queue: None,
+        auto_merge: None,
     }
 }
 
@@ -674,11 +839,17 @@ mod tests {
     const CASES: &[FixtureCase] = &[
         ("check_run.completed.json", "check_run", "check_run/completed", Handled),
         ("check_suite.completed.json", "check_suite", "check_suite/completed", Handled),
+        ("merge_group.checks_requested.json", "merge_group", "merge_group/checks_requested", Handled),
+        ("merge_group.destroyed.json", "merge_group", "merge_group/destroyed", Handled),
         ("issue_comment.created.json", "issue_comment", "issue_comment/created", Handled),
         ("ping.json", "ping", "ping", Ping),
         ("pull_request.closed.json", "pull_request", "pull_request/closed", Handled),
         ("pull_request.closed.merged.json", "pull_request", "pull_request/closed", Handled),
         ("pull_request.converted_to_draft.json", "pull_request", "pull_request/converted_to_draft", Handled),
+        ("pull_request.auto_merge_disabled.json", "pull_request", "pull_request/auto_merge_disabled", Handled),
+        ("pull_request.auto_merge_enabled.json", "pull_request", "pull_request/auto_merge_enabled", Handled),
+        ("pull_request.dequeued.json", "pull_request", "pull_request/dequeued", Handled),
+        ("pull_request.enqueued.json", "pull_request", "pull_request/enqueued", Handled),
         ("pull_request.edited.json", "pull_request", "pull_request/edited", Handled),
         ("pull_request.labeled.json", "pull_request", "pull_request/labeled", Handled),
         ("pull_request.opened.json", "pull_request", "pull_request/opened", Handled),
@@ -688,6 +859,8 @@ mod tests {
         ("pull_request_review.dismissed.json", "pull_request_review", "pull_request_review/dismissed", Handled),
         ("pull_request_review.submitted.json", "pull_request_review", "pull_request_review/submitted", Handled),
         ("pull_request_review_comment.created.json", "pull_request_review_comment", "pull_request_review_comment/created", Handled),
+        ("pull_request_review_thread.resolved.json", "pull_request_review_thread", "pull_request_review_thread/resolved", Handled),
+        ("pull_request_review_thread.unresolved.json", "pull_request_review_thread", "pull_request_review_thread/unresolved", Handled),
         ("push.branch-created.json", "push", "push", Handled),
         ("push.branch-updated.json", "push", "push", Handled),
         ("push.tag-deleted.json", "push", "push", Handled),
@@ -799,16 +972,47 @@ mod tests {
     }
 
     #[test]
-    fn a_sha256_signature_in_the_legacy_header_is_malformed() {
-        let body = b"{}";
-        let sha256 = format!("sha256={}", sign_hmac_sha256_hex(SECRET, body));
-        let h = headers(&[("X-Hub-Signature", &sha256)]);
+    fn a_sha256_signature_in_the_legacy_header_is_checked_with_hmac_sha256() {
+        let body = fixture("github/pull_request.opened.json");
+        let good = signature::header_value(Algorithm::Sha256, SECRET, &body);
+        let h = headers(&[("X-Hub-Signature", &good)]);
         assert_eq!(
-            verify(Host::GitHub, &h, body, &[SECRET]),
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Ok(Verified::Signed)
+        );
+        let bad = signature::header_value(Algorithm::Sha256, "other", &body);
+        let h = headers(&[("X-Hub-Signature", &bad)]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Err(VerifyError::Mismatch)
+        );
+        // The SHA-256 digits under the SHA-1 name do not pass as anything else.
+        let h = headers(&[("X-Hub-Signature", good.trim_start_matches("sha256="))]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
             Err(VerifyError::Malformed {
                 header: "X-Hub-Signature",
-                expected: "sha1=<40 hex digits>"
+                expected: "sha256=<64 hex digits> or sha1=<40 hex digits>"
             })
+        );
+    }
+
+    #[test]
+    fn a_right_legacy_sha256_signature_does_not_rescue_a_wrong_sha256_header() {
+        let body = fixture("github/push.branch-updated.json");
+        let h = headers(&[
+            (
+                "X-Hub-Signature",
+                &signature::header_value(Algorithm::Sha256, SECRET, &body),
+            ),
+            (
+                "X-Hub-Signature-256",
+                &signature::header_value(Algorithm::Sha256, "other", &body),
+            ),
+        ]);
+        assert_eq!(
+            verify(Host::GitHub, &h, &body, &[SECRET]),
+            Err(VerifyError::Mismatch)
         );
     }
 
@@ -1014,6 +1218,8 @@ mod tests {
             head_sha: Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821".to_owned()),
             labels: Some(vec!["bug".to_owned()]),
             host_update_time: Some(updated),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -1107,6 +1313,45 @@ mod tests {
     }
 
     #[test]
+    fn enqueued_dequeued_and_auto_merge_set_their_flag_and_are_entries() {
+        #[rustfmt::skip]
+        let cases = [
+            ("enqueued", "Codertocat added #2 to the merge queue", Some(true), None),
+            ("dequeued", "Codertocat removed #2 from the merge queue (MANUAL)", Some(false), None),
+            ("auto_merge_enabled", "Codertocat enabled auto-merge on #2", None, Some(true)),
+            ("auto_merge_disabled", "Codertocat disabled auto-merge on #2", None, Some(false)),
+        ];
+        for (action, summary, in_merge_queue, auto_merge) in cases {
+            let expected = entry(
+                Target::Number(2),
+                Some(T_15_20_33),
+                action,
+                summary,
+                ChangesetSnapshot {
+                    in_merge_queue,
+                    auto_merge,
+                    ..readme_pr(Some(ChangesetState::Open), T_15_20_33)
+                },
+            );
+            assert_eq!(
+                effects_of("pull_request", &format!("pull_request.{action}.json")),
+                vec![Effect::Changeset(expected)],
+                "{action}"
+            );
+        }
+        // A dequeue without a reason says none; other actions leave both flags alone.
+        let mut payload = json_fixture("pull_request.dequeued.json");
+        payload.as_object_mut().expect("an object").remove("reason");
+        let effect = only_changeset(effects_of_json("pull_request", &payload).expect("ok"));
+        assert_eq!(effect.summary, "Codertocat removed #2 from the merge queue");
+        let opened = only_changeset(effects_of("pull_request", "pull_request.opened.json"));
+        assert_eq!(
+            (opened.snapshot.in_merge_queue, opened.snapshot.auto_merge),
+            (None, None)
+        );
+    }
+
+    #[test]
     fn a_closed_pull_request_that_was_merged_is_a_merged_entry() {
         let t = Some(Timestamp::from_micros(1_584_946_016_000_000)); // 2020-03-23T06:46:56Z
         let expected = ChangesetEffect {
@@ -1137,6 +1382,8 @@ mod tests {
                 head_sha: Some("59a63ccd828afb5fc4739ad8d3176d5c36eaebf6".to_owned()),
                 labels: Some(vec![]),
                 host_update_time: t,
+                in_merge_queue: None,
+                auto_merge: None,
             },
             review: None,
             check: None,
@@ -1176,6 +1423,8 @@ mod tests {
                 head_sha: Some("d2b75aa7797ec26b088fa2dd527e9d2c052fcedd".to_owned()),
                 labels: Some(vec![]),
                 host_update_time: t,
+                in_merge_queue: None,
+                auto_merge: None,
             },
             review: None,
             check: None,
@@ -1352,6 +1601,54 @@ mod tests {
     }
 
     #[test]
+    fn a_resolved_or_unresolved_review_thread_is_an_entry_keyed_by_the_thread() {
+        for (action, kind) in [
+            ("resolved", "thread_resolved"),
+            ("unresolved", "thread_unresolved"),
+        ] {
+            let expected = ChangesetEffect {
+                external_id: "PRRT_kwDOFd42Pc4rQOUv".to_owned(),
+                ..entry(
+                    Target::Number(2),
+                    Some(T_15_20_38),
+                    kind,
+                    &format!("Codertocat {action} a review thread on #2"),
+                    readme_pr(Some(ChangesetState::Open), T_15_20_38),
+                )
+            };
+            assert_eq!(
+                effects_of(
+                    "pull_request_review_thread",
+                    &format!("pull_request_review_thread.{action}.json")
+                ),
+                vec![Effect::Changeset(expected)],
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_review_thread_without_an_id_is_an_error_and_other_actions_give_nothing() {
+        let mut payload = json_fixture("pull_request_review_thread.resolved.json");
+        payload["thread"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("node_id");
+        let e = effects_of_json("pull_request_review_thread", &payload).expect_err("no id");
+        assert_eq!(e.message, "missing thread.node_id");
+        // A numeric id, if a sender gives one, keys the entry instead.
+        payload["thread"]["id"] = json!(42);
+        let effect =
+            only_changeset(effects_of_json("pull_request_review_thread", &payload).expect("ok"));
+        assert_eq!(effect.external_id, "42");
+        payload["action"] = json!("created");
+        assert_eq!(
+            effects_of_json("pull_request_review_thread", &payload),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
     fn an_issue_comment_on_an_issue_that_is_not_a_pull_request_gives_nothing() {
         assert_eq!(
             effects_of("issue_comment", "issue_comment.created.json"),
@@ -1470,6 +1767,119 @@ mod tests {
             effects_of("check_run", "check_run.completed.json"),
             vec![Effect::Changeset(expected)]
         );
+    }
+
+    const GROUP_SHA: &str = "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d";
+    const GROUP_REF: &str =
+        "refs/heads/gh-readonly-queue/main/pr-104-929f8209d40f77f4abc622a499c93a83babdbe64";
+
+    #[test]
+    fn a_merge_group_is_an_entry_for_the_pull_request_its_head_ref_names() {
+        let [checks, destroyed] = ["checks_requested", "destroyed"].map(|action| {
+            only_changeset(effects_of(
+                "merge_group",
+                &format!("merge_group.{action}.json"),
+            ))
+        });
+        let target = Target::MergeGroup {
+            head_ref: GROUP_REF.to_owned(),
+            number: Some(104),
+        };
+        assert_eq!(checks.target, target);
+        assert_eq!(checks.kind, "merge_group_checks_requested");
+        assert_eq!(checks.external_id, GROUP_SHA);
+        assert_eq!(
+            checks.summary,
+            "the merge group 2ffea6d of #104 into main requested checks"
+        );
+        // Timed by the group's head commit (2019-05-15T15:20:30Z).
+        assert_eq!(
+            checks.occur_time,
+            Some(Timestamp::from_micros(1_557_933_630_000_000))
+        );
+        assert_eq!(checks.repository.name, "octo-org/octo-repo");
+        assert_eq!(checks.snapshot, ChangesetSnapshot::default());
+        assert_eq!((checks.check, checks.review), (None, None));
+
+        assert_eq!(destroyed.target, target);
+        assert_eq!(destroyed.kind, "merge_group_destroyed");
+        assert_eq!(destroyed.external_id, format!("{GROUP_SHA}/destroyed"));
+        assert_eq!(
+            destroyed.summary,
+            "the merge group 2ffea6d of #104 into main was destroyed (merged)"
+        );
+        assert_eq!(destroyed.occur_time, None, "destroyed carries no time");
+        assert_eq!(destroyed.snapshot, ChangesetSnapshot::default());
+    }
+
+    #[test]
+    fn a_merge_group_whose_head_ref_names_no_pull_request_has_no_number() {
+        let mut payload = json_fixture("merge_group.checks_requested.json");
+        payload["merge_group"]["head_ref"] = json!("refs/heads/some-branch");
+        let effect = only_changeset(effects_of_json("merge_group", &payload).expect("ok"));
+        assert_eq!(
+            effect.target,
+            Target::MergeGroup {
+                head_ref: "refs/heads/some-branch".to_owned(),
+                number: None
+            }
+        );
+        assert_eq!(
+            effect.summary,
+            "the merge group 2ffea6d into main requested checks"
+        );
+        payload["action"] = json!("created");
+        assert_eq!(effects_of_json("merge_group", &payload), Ok(vec![]));
+        let mut payload = json_fixture("merge_group.destroyed.json");
+        payload["merge_group"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("head_ref");
+        let e = effects_of_json("merge_group", &payload).expect_err("no head ref");
+        assert_eq!(e.message, "missing merge_group.head_ref");
+    }
+
+    #[test]
+    fn merge_group_numbers_are_read_from_the_queue_branch_name_only() {
+        for (head_ref, number) in [
+            (GROUP_REF, Some(104)),
+            ("gh-readonly-queue/main/pr-7-abc", Some(7)),
+            (
+                "refs/heads/gh-readonly-queue/release/1.x/pr-12-abc",
+                Some(12),
+            ),
+            ("refs/heads/gh-readonly-queue/main/pr-x-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr-12", None),
+            ("refs/heads/gh-readonly-queue/pr-12-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr-0-abc", None),
+            ("refs/heads/gh-readonly-queue/main/pr--3-abc", None),
+            ("refs/heads/feature/pr-12-abc", None),
+            ("", None),
+        ] {
+            assert_eq!(merge_group_number(head_ref), number, "{head_ref}");
+        }
+    }
+
+    #[test]
+    fn a_check_on_a_merge_queue_branch_targets_only_its_commit_whatever_it_lists() {
+        let queue_branch = json!("gh-readonly-queue/master/pr-2-ec26c3e");
+        let mut run = json_fixture("check_run.completed.json");
+        run["check_run"]["check_suite"]["head_branch"] = queue_branch.clone();
+        run["check_run"]["head_sha"] = json!(GROUP_SHA);
+        let mut suite = json_fixture("check_suite.completed.json");
+        suite["check_suite"]["head_branch"] = queue_branch;
+        suite["check_suite"]["head_sha"] = json!(GROUP_SHA);
+        for (event, payload) in [("check_run", run), ("check_suite", suite)] {
+            let effects = effects_of_json(event, &payload).expect("ok");
+            assert!(!effects.is_empty(), "{event}");
+            for effect in effects {
+                let Effect::Changeset(c) = effect else {
+                    panic!("{event}: a changeset effect")
+                };
+                assert_eq!(c.target, Target::HeadSha(GROUP_SHA.to_owned()), "{event}");
+                assert_eq!(c.snapshot, ChangesetSnapshot::default(), "{event}");
+            }
+        }
     }
 
     #[test]

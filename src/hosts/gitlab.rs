@@ -380,6 +380,8 @@ fn merge_request_snapshot(mr: &Value, payload: &Value) -> ChangesetSnapshot {
         head_sha: string_at(mr, "/last_commit/id"),
         labels: label_list(mr, "title"),
         host_update_time: mr.get("updated_at").and_then(parse_time),
+        in_merge_queue: None,
+        auto_merge: None,
     }
 }
 
@@ -605,6 +607,8 @@ mod tests {
             head_sha: Some("c4c79227ed610f1151f05bbc5be33b4f340d39c8".to_owned()),
             labels: Some(vec![]),
             host_update_time: Some(updated),
+            in_merge_queue: None,
+            auto_merge: None,
         }
     }
 
@@ -660,6 +664,8 @@ mod tests {
                 head_sha: Some("da1560886d4f094c3e6c9ef40349f7d38b5d27d7".to_owned()),
                 labels: Some(vec!["API".to_owned()]),
                 host_update_time: Some(T_OPEN),
+                in_merge_queue: None,
+                auto_merge: None,
             },
         )
     }
@@ -737,6 +743,8 @@ mod tests {
                 head_sha: Some("0ab96a10266b95b4b533dcfd98738015fbe70889".to_owned()),
                 labels: Some(vec![]),
                 host_update_time: Some(t),
+                in_merge_queue: None,
+                auto_merge: None,
             },
         );
         assert_eq!(
@@ -978,6 +986,8 @@ mod tests {
                     head_sha: Some("562e173be03b8ff2efb05345d12df18815438a4b".to_owned()),
                     labels: Some(vec!["Afterpod".to_owned(), "Element".to_owned()]),
                     host_update_time: Some(Timestamp::from_micros(1_426_962_447_000_000)), // 2015-03-21 18:27:27 UTC
+                    in_merge_queue: None,
+                    auto_merge: None,
                 },
             )
         };

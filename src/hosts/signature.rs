@@ -14,7 +14,8 @@ use super::VerifyError;
 /// The hash an HMAC signature header is made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Algorithm {
-    /// HMAC-SHA256, written `sha256=<64 hex digits>`; what every host uses today.
+    /// HMAC-SHA256, written `sha256=<64 hex digits>`; what every host uses today (and what
+    /// some GitHub-compatible senders put in GitHub's legacy `X-Hub-Signature`).
     Sha256,
     /// HMAC-SHA1, written `sha1=<40 hex digits>`; GitHub's legacy `X-Hub-Signature`.
     Sha1,
@@ -87,6 +88,35 @@ pub(super) fn read_signature(
         (Some(rest), _) => rest,
         (None, Prefix::Optional) => value,
         (None, Prefix::Required) => return Err(malformed),
+    };
+    match hex::decode(hex_digits) {
+        Ok(digest) if digest.len() == algorithm.digest_len() => {
+            Ok(Some(Signature { algorithm, digest }))
+        }
+        _ => Err(malformed),
+    }
+}
+
+/// Reads a signature header that may be written with any of `algorithms`, each with its prefix
+/// (`sha256=<hex>` or `sha1=<hex>`): the prefix names the algorithm. `Ok(None)` when the request
+/// has no such header; `Malformed` (saying `expected`) when the value has none of the prefixes,
+/// or digits of the wrong length for the one it names.
+pub(super) fn read_prefixed_signature(
+    headers: &HeaderMap,
+    header: &'static str,
+    algorithms: &[Algorithm],
+    expected: &'static str,
+) -> Result<Option<Signature>, VerifyError> {
+    let malformed = VerifyError::Malformed { header, expected };
+    let Some(value) = single_value(headers, header).map_err(|()| malformed.clone())? else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    let Some((algorithm, hex_digits)) = algorithms
+        .iter()
+        .find_map(|&a| value.strip_prefix(a.prefix()).map(|rest| (a, rest)))
+    else {
+        return Err(malformed);
     };
     match hex::decode(hex_digits) {
         Ok(digest) if digest.len() == algorithm.digest_len() => {
@@ -241,6 +271,42 @@ mod tests {
         assert!(matches!(
             read_signature(&h, "X-Hub-Signature", Algorithm::Sha256, Prefix::Required),
             Err(VerifyError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_prefixed_signature_names_its_algorithm_by_its_prefix() {
+        let both = [Algorithm::Sha256, Algorithm::Sha1];
+        let expected = "sha256=<64 hex digits> or sha1=<40 hex digits>";
+        for algorithm in both {
+            let h = headers(&[("X-Hub-Signature", &header_value(algorithm, "s", b"b"))]);
+            let sig = read_prefixed_signature(&h, "X-Hub-Signature", &both, expected)
+                .expect("well-formed")
+                .expect("present");
+            assert_eq!(sig.algorithm, algorithm);
+            assert_eq!(check_hmac(&sig, b"b", &["s"]), Ok(()));
+        }
+        // The prefix decides the length: SHA-1 digits after `sha256=` are malformed.
+        let sha1_digits = sign_hex(Algorithm::Sha1, "s", b"b");
+        for value in [
+            format!("sha256={sha1_digits}"),
+            sha1_digits.clone(),
+            "md5=00".into(),
+        ] {
+            let h = headers(&[("X-Hub-Signature", &value)]);
+            let e =
+                read_prefixed_signature(&h, "X-Hub-Signature", &both, expected).expect_err(&value);
+            assert_eq!(
+                e,
+                VerifyError::Malformed {
+                    header: "X-Hub-Signature",
+                    expected
+                }
+            );
+        }
+        assert!(matches!(
+            read_prefixed_signature(&headers(&[]), "X-Hub-Signature", &both, expected),
+            Ok(None)
         ));
     }
 

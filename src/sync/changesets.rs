@@ -37,6 +37,10 @@ pub struct Changeset {
     pub head_sha: String,
     pub labels: Vec<String>,
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue.
+    pub in_merge_queue: bool,
+    /// Whether it is set to auto-merge.
+    pub auto_merge: bool,
     pub create_time: Timestamp,
 }
 
@@ -83,6 +87,17 @@ pub async fn apply<C: ConnectionTrait>(
 ) -> Result<Vec<Uuid>, DbErr> {
     let targets = match &effect.target {
         Target::Number(number) => vec![find_or_create(conn, repository.id, *number).await?],
+        Target::MergeGroup { number: None, .. } => Vec::new(),
+        Target::MergeGroup {
+            number: Some(number),
+            ..
+        } => {
+            changeset::Entity::find()
+                .filter(changeset::Column::RepositoryId.eq(repository.id))
+                .filter(changeset::Column::Number.eq(*number))
+                .all(conn)
+                .await?
+        }
         Target::HeadSha(sha) => changeset::Entity::find()
             .filter(changeset::Column::RepositoryId.eq(repository.id))
             .all(conn)
@@ -311,6 +326,8 @@ async fn find_or_create<C: ConnectionTrait>(
         head_sha: Set(String::new()),
         labels: Set(Json(empty.labels)),
         host_update_time: Set(None),
+        in_merge_queue: Set(false),
+        auto_merge: Set(false),
         field_times: Set(Json(empty.field_times)),
         reviews: Set(Json(empty.reviews)),
         checks: Set(Json(empty.checks)),
@@ -342,6 +359,8 @@ fn load(m: &changeset::Model) -> Tracked {
         head_sha: m.head_sha.clone(),
         labels: m.labels.0.clone(),
         host_update_time: m.host_update_time,
+        in_merge_queue: m.in_merge_queue,
+        auto_merge: m.auto_merge,
         field_times: m.field_times.0.clone(),
         reviews: m.reviews.0.clone(),
         checks: m.checks.0.clone(),
@@ -366,6 +385,8 @@ async fn save<C: ConnectionTrait>(
     row.head_sha = Set(t.head_sha.clone());
     row.labels = Set(Json(t.labels.clone()));
     row.host_update_time = Set(t.host_update_time);
+    row.in_merge_queue = Set(t.in_merge_queue);
+    row.auto_merge = Set(t.auto_merge);
     row.field_times = Set(Json(t.field_times.clone()));
     row.reviews = Set(Json(t.reviews.clone()));
     row.checks = Set(Json(t.checks.clone()));
@@ -507,6 +528,8 @@ impl ChangesetStore {
                     head_sha: tracked.head_sha,
                     labels: tracked.labels,
                     host_update_time: tracked.host_update_time,
+                    in_merge_queue: tracked.in_merge_queue,
+                    auto_merge: tracked.auto_merge,
                     create_time: m.create_time,
                 }
             })

@@ -110,15 +110,28 @@ async fn apply_changeset(
     let kept_for_later =
         matches!(effect.target, hosts::effects::Target::HeadSha(_)) && effect.check.is_some();
     if applied.is_empty() && !kept_for_later {
-        return Ok(Err(format!(
-            "no changeset of {} matches {}",
-            model.name,
-            match &effect.target {
-                hosts::effects::Target::Number(n) => format!("#{n}"),
-                hosts::effects::Target::HeadSha(sha) =>
-                    format!("head commit {}", sha.chars().take(12).collect::<String>()),
-            }
-        )));
+        use hosts::effects::Target;
+        return Ok(Err(match &effect.target {
+            Target::Number(n) => format!("no changeset of {} matches #{n}", model.name),
+            Target::HeadSha(sha) => format!(
+                "no changeset of {} matches head commit {}",
+                model.name,
+                sha.chars().take(12).collect::<String>()
+            ),
+            Target::MergeGroup {
+                head_ref,
+                number: Some(n),
+            } => format!(
+                "merge group {head_ref} is for #{n}, and no changeset of {} is #{n}",
+                model.name
+            ),
+            Target::MergeGroup {
+                head_ref,
+                number: None,
+            } => format!(
+                "merge group head ref {head_ref} names no pull request (expected refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>)"
+            ),
+        }));
     }
     Ok(Ok(()))
 }

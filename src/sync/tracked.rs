@@ -34,6 +34,10 @@ pub struct Tracked {
     pub head_sha: String,
     pub labels: Vec<String>,
     pub host_update_time: Option<Timestamp>,
+    /// Whether it is in the host's merge queue.
+    pub in_merge_queue: bool,
+    /// Whether it is set to auto-merge.
+    pub auto_merge: bool,
     /// Field name -> when the change that set it is from.
     pub field_times: BTreeMap<String, Stamp>,
     /// Reviewer -> latest vote.
@@ -54,6 +58,8 @@ impl Default for Tracked {
             head_sha: String::new(),
             labels: Vec::new(),
             host_update_time: None,
+            in_merge_queue: false,
+            auto_merge: false,
             field_times: BTreeMap::new(),
             reviews: BTreeMap::new(),
             checks: BTreeMap::new(),
@@ -92,6 +98,8 @@ impl Tracked {
         field!(base_ref);
         field!(head_sha);
         field!(labels);
+        field!(in_merge_queue);
+        field!(auto_merge);
         if let Some(state) = s.state
             && self.newer("state", at)
         {
@@ -277,6 +285,36 @@ mod tests {
             },
             ..effect()
         }
+    }
+
+    fn flags(in_merge_queue: Option<bool>, auto_merge: Option<bool>) -> ChangesetEffect {
+        ChangesetEffect {
+            snapshot: ChangesetSnapshot {
+                in_merge_queue,
+                auto_merge,
+                ..Default::default()
+            },
+            ..effect()
+        }
+    }
+
+    #[test]
+    fn merge_queue_and_auto_merge_go_to_the_later_host_time_each_on_its_own() {
+        let mut t = Tracked::default();
+        assert!(!t.in_merge_queue && !t.auto_merge);
+        // Dequeued at 1005 arrives before enqueued at 1000: still out of the queue.
+        t.apply(&flags(Some(false), None), at(1005));
+        assert!(!t.in_merge_queue);
+        t.apply(&flags(Some(true), None), at(1000));
+        assert!(!t.in_merge_queue);
+        // Auto-merge is a field of its own: an older queue time does not hold it back.
+        t.apply(&flags(None, Some(true)), at(1001));
+        assert!(t.auto_merge && !t.in_merge_queue);
+        t.apply(&flags(Some(true), Some(false)), at(1010));
+        assert!(t.in_merge_queue && !t.auto_merge);
+        // Saying nothing of a flag leaves it.
+        t.apply(&flags(None, None), at(1020));
+        assert!(t.in_merge_queue && !t.auto_merge);
     }
 
     #[test]

@@ -218,6 +218,8 @@ pub async fn changeset(
                     dt { "Labels" } dd { @for l in &c.labels { (badge(l, "muted")) " " } }
                 }
                 dt { "Updated on the host" } dd { (time(c.host_update_time.as_ref())) }
+                dt { "In the merge queue" } dd #in-merge-queue { @if c.in_merge_queue { "yes" } @else { "no" } }
+                dt { "Auto-merge" } dd #auto-merge { @if c.auto_merge { "set" } @else { "not set" } }
             }
         }
         section {
