@@ -54,6 +54,7 @@ async fn setup(engine: Engine) -> Setup {
                 code_host_kind: CodeHostKind::GitHub,
                 code_host_urn: CodeHostUrn::parse("https://github.com").unwrap(),
                 secret: ReceiverSecret::generate(),
+                signing_token: None,
                 options: ReceiverOptions::default(),
             },
             "test",

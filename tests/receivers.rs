@@ -341,6 +341,11 @@ async fn options_are_stored_and_bad_options_are_invalid(engine: Engine) {
         }),
         push_branch_filter: vec!["main".into(), "release/*".into()],
         rate_limit_per_minute: 600,
+        signature_tolerance: Some(prost_types::Duration {
+            seconds: 120,
+            nanos: 0,
+        }),
+        require_signature: Some(false),
     };
     let mut req = github("opts");
     req.options = Some(options.clone());

@@ -10,7 +10,7 @@ use super::{AdminState, actor, page_token};
 use crate::health::{Diagnosis, OutcomeCounts, ReceiverHealth};
 use crate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions, ReceiverPatch,
-    ReceiverSecret,
+    ReceiverSecret, SigningToken,
 };
 use crate::time::Timestamp;
 
@@ -21,7 +21,7 @@ const MAX_PAGE_SIZE: u64 = 500;
 const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The mask paths `UpdateReceiver` takes.
-const UPDATABLE: &str = "name, code_host_urn, options, options.ignore_unmatched, options.min_sync_interval, options.push_branch_filter, options.rate_limit_per_minute";
+const UPDATABLE: &str = "name, code_host_urn, options, options.ignore_unmatched, options.min_sync_interval, options.push_branch_filter, options.rate_limit_per_minute, options.signature_tolerance, options.require_signature";
 
 /// How long `SendTestDelivery` waits for the receiver's URL to answer.
 const TEST_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +57,8 @@ impl ReceiverAdmin {
                     .then(|| duration_to_proto(r.options.min_sync_interval)),
                 push_branch_filter: r.options.push_branch_filter,
                 rate_limit_per_minute: r.options.rate_limit_per_minute,
+                signature_tolerance: Some(duration_to_proto(r.options.signature_tolerance)),
+                require_signature: Some(r.options.require_signature),
             }),
             create_time: Some(r.create_time.to_proto()),
             update_time: Some(r.update_time.to_proto()),
@@ -64,6 +66,7 @@ impl ReceiverAdmin {
             updated_by: r.updated_by,
             last_delivery_time: r.last_delivery_time.map(Timestamp::to_proto),
             health: None,
+            has_signing_token: r.has_signing_token,
         }
     }
 }
@@ -76,19 +79,31 @@ impl ReceiverService for ReceiverAdmin {
     ) -> Result<Response<proto::CreateReceiverResponse>, Status> {
         let actor = actor(&request)?;
         let req = request.into_inner();
+        let code_host_kind = kind_from_proto(req.code_host_kind)?;
         let new = NewReceiver {
             name: ReceiverName::parse(&req.name)?,
-            code_host_kind: kind_from_proto(req.code_host_kind)?,
+            code_host_kind,
             code_host_urn: CodeHostUrn::parse(&req.code_host_urn)?,
             secret: secret_or_generated(&req.secret)?,
+            signing_token: signing_token_on_create(
+                code_host_kind,
+                &req.signing_token,
+                req.generate_signing_token,
+            )?,
             options: options_from_proto(req.options.unwrap_or_default())?,
         };
         let secret = new.secret.expose().to_owned();
+        let signing_token = new
+            .signing_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
         let receiver = self.state.receivers.create(new, &actor).await?;
         tracing::info!(receiver = %receiver.id, name = %receiver.name, kind = %receiver.code_host_kind, %actor, "receiver created");
         Ok(Response::new(proto::CreateReceiverResponse {
             receiver: Some(self.to_proto(receiver)),
             secret,
+            signing_token,
         }))
     }
 
@@ -190,17 +205,7 @@ impl ReceiverService for ReceiverAdmin {
         let req = request.into_inner();
         let id = parse_id("id", &req.id)?;
         let secret = secret_or_generated(&req.secret)?;
-        let overlap = match req.overlap {
-            None => Duration::ZERO,
-            Some(d) => duration_from_proto("overlap", d)?,
-        };
-        if overlap > MAX_OVERLAP {
-            return Err(Status::invalid_argument(format!(
-                "overlap {} is longer than the maximum of {}",
-                humantime::format_duration(overlap),
-                humantime::format_duration(MAX_OVERLAP)
-            )));
-        }
+        let overlap = overlap_from_proto(req.overlap)?;
         let rotated = self
             .state
             .receivers
@@ -212,6 +217,41 @@ impl ReceiverService for ReceiverAdmin {
             secret: secret.expose().to_owned(),
             previous_secret_expire_time: rotated
                 .previous_secret_expire_time
+                .map(Timestamp::to_proto),
+        }))
+    }
+
+    async fn rotate_receiver_signing_token(
+        &self,
+        request: Request<proto::RotateReceiverSigningTokenRequest>,
+    ) -> Result<Response<proto::RotateReceiverSigningTokenResponse>, Status> {
+        let actor = actor(&request)?;
+        let req = request.into_inner();
+        let id = parse_id("id", &req.id)?;
+        let token = if req.signing_token.is_empty() {
+            SigningToken::generate()
+        } else {
+            SigningToken::parse(&req.signing_token)?
+        };
+        let overlap = overlap_from_proto(req.overlap)?;
+        let receiver = self.state.receivers.get(id).await?;
+        if receiver.code_host_kind != CodeHostKind::GitLab {
+            return Err(Status::invalid_argument(format!(
+                "receiver {id} is a {} receiver; only GITLAB receivers hold a signing token",
+                receiver.code_host_kind
+            )));
+        }
+        let rotated = self
+            .state
+            .receivers
+            .rotate_signing_token(id, &token, overlap, &actor)
+            .await?;
+        tracing::info!(receiver = %id, %actor, overlap = %humantime::format_duration(overlap), "receiver signing token rotated");
+        Ok(Response::new(proto::RotateReceiverSigningTokenResponse {
+            receiver: Some(self.to_proto(rotated.receiver)),
+            signing_token: token.expose().to_owned(),
+            previous_signing_token_expire_time: rotated
+                .previous_signing_token_expire_time
                 .map(Timestamp::to_proto),
         }))
     }
@@ -246,9 +286,20 @@ impl ReceiverAdmin {
                 receiver.code_host_kind
             )));
         };
-        let secret = self.state.receivers.secrets(id).await?.current;
+        let secrets = self.state.receivers.secrets(id).await?;
         let key = uuid::Uuid::new_v4().to_string();
-        let test = crate::hosts::test_delivery(host, secret.expose(), &key);
+        let mut test = crate::hosts::test_delivery(host, secrets.current.expose(), &key);
+        if let Some(token) = &secrets.signing_token {
+            // Signed as GitLab signs, so it passes whatever require_signature says.
+            use crate::hosts::standard_webhooks as sw;
+            let now = Timestamp::now().micros().div_euclid(1_000_000);
+            let signature = sw::sign(&token.key(), &key, now, &test.body);
+            test.headers.extend([
+                (sw::WEBHOOK_ID, key.clone()),
+                (sw::WEBHOOK_TIMESTAMP, now.to_string()),
+                (sw::WEBHOOK_SIGNATURE, signature),
+            ]);
+        }
         let url = format!("{}/.api/webhooks/{}", self.state.public_url, id);
         let mut request = self.http.post(&url).body(test.body);
         for (name, value) in test.headers {
@@ -340,6 +391,46 @@ fn secret_or_generated(raw: &str) -> Result<ReceiverSecret, Status> {
     }
 }
 
+/// The signing token a new receiver gets: the given one, a generated one, or none. Only a GitLab
+/// receiver may hold one.
+fn signing_token_on_create(
+    kind: CodeHostKind,
+    raw: &str,
+    generate: bool,
+) -> Result<Option<SigningToken>, Status> {
+    if raw.is_empty() && !generate {
+        return Ok(None);
+    }
+    if kind != CodeHostKind::GitLab {
+        return Err(Status::invalid_argument(format!(
+            "signing_token: only GITLAB receivers hold a signing token; this is a {kind} receiver (leave signing_token empty and generate_signing_token false)"
+        )));
+    }
+    match (raw.is_empty(), generate) {
+        (false, true) => Err(Status::invalid_argument(
+            "signing_token and generate_signing_token were both given: give the token, or ask for one to be generated, not both",
+        )),
+        (true, _) => Ok(Some(SigningToken::generate())),
+        (false, false) => Ok(Some(SigningToken::parse(raw)?)),
+    }
+}
+
+/// A rotation's overlap: unset is zero; at most [`MAX_OVERLAP`].
+fn overlap_from_proto(raw: Option<prost_types::Duration>) -> Result<Duration, Status> {
+    let overlap = match raw {
+        None => Duration::ZERO,
+        Some(d) => duration_from_proto("overlap", d)?,
+    };
+    if overlap > MAX_OVERLAP {
+        return Err(Status::invalid_argument(format!(
+            "overlap {} is longer than the maximum of {}",
+            humantime::format_duration(overlap),
+            humantime::format_duration(MAX_OVERLAP)
+        )));
+    }
+    Ok(overlap)
+}
+
 fn kind_from_proto(raw: i32) -> Result<CodeHostKind, Status> {
     use proto::CodeHostKind as P;
     match P::try_from(raw) {
@@ -389,7 +480,35 @@ fn options_from_proto(o: proto::ReceiverOptions) -> Result<ReceiverOptions, Stat
         },
         push_branch_filter: ReceiverOptions::parse_branch_filter(o.push_branch_filter)?,
         rate_limit_per_minute: o.rate_limit_per_minute,
+        signature_tolerance: signature_tolerance_from_proto(o.signature_tolerance)?,
+        require_signature: o.require_signature.unwrap_or(true),
     })
+}
+
+/// `options.signature_tolerance`: unset or zero is the default (5 minutes); whole seconds, at
+/// most [`ReceiverOptions::MAX_SIGNATURE_TOLERANCE`].
+fn signature_tolerance_from_proto(raw: Option<prost_types::Duration>) -> Result<Duration, Status> {
+    const FIELD: &str = "options.signature_tolerance";
+    let tolerance = match raw {
+        None => Duration::ZERO,
+        Some(d) => duration_from_proto(FIELD, d)?,
+    };
+    if tolerance.is_zero() {
+        return Ok(ReceiverOptions::DEFAULT_SIGNATURE_TOLERANCE);
+    }
+    if tolerance.subsec_nanos() != 0 {
+        return Err(Status::invalid_argument(format!(
+            "{FIELD} must be whole seconds (webhook-timestamp is in seconds), such as \"300s\""
+        )));
+    }
+    if tolerance > ReceiverOptions::MAX_SIGNATURE_TOLERANCE {
+        return Err(Status::invalid_argument(format!(
+            "{FIELD} {} is longer than the maximum of {}",
+            humantime::format_duration(tolerance),
+            humantime::format_duration(ReceiverOptions::MAX_SIGNATURE_TOLERANCE)
+        )));
+    }
+    Ok(tolerance)
 }
 
 /// Turns an update mask and the receiver it points into into a patch, refusing paths that
@@ -414,6 +533,15 @@ fn patch_from_mask(paths: &[String], receiver: proto::Receiver) -> Result<Receiv
                 patch.min_sync_interval = Some(o.min_sync_interval);
                 patch.push_branch_filter = Some(o.push_branch_filter);
                 patch.rate_limit_per_minute = Some(o.rate_limit_per_minute);
+                patch.signature_tolerance = Some(o.signature_tolerance);
+                patch.require_signature = Some(o.require_signature);
+            }
+            "options.signature_tolerance" => {
+                patch.signature_tolerance =
+                    Some(signature_tolerance_from_proto(options.signature_tolerance)?)
+            }
+            "options.require_signature" => {
+                patch.require_signature = Some(options.require_signature.unwrap_or(true))
             }
             "options.ignore_unmatched" => patch.ignore_unmatched = Some(options.ignore_unmatched),
             "options.min_sync_interval" => {
@@ -441,8 +569,13 @@ fn patch_from_mask(paths: &[String], receiver: proto::Receiver) -> Result<Receiv
                     "the secret is changed with RotateReceiverSecret, not UpdateReceiver",
                 ));
             }
-            p @ ("url" | "has_secret" | "create_time" | "update_time" | "created_by"
-            | "updated_by" | "last_delivery_time") => {
+            "signing_token" => {
+                return Err(Status::invalid_argument(
+                    "the signing token is changed with RotateReceiverSigningToken, not UpdateReceiver",
+                ));
+            }
+            p @ ("url" | "has_secret" | "has_signing_token" | "create_time" | "update_time"
+            | "created_by" | "updated_by" | "last_delivery_time") => {
                 return Err(Status::invalid_argument(format!(
                     "{p} is output only and cannot be changed"
                 )));

@@ -38,6 +38,13 @@ pub enum ReceiverCommand {
         /// The secret: 8 to 255 characters from A-Z a-z 0-9 . _ ~ -. Default: 40 random ones.
         #[arg(long)]
         secret: Option<String>,
+        /// GitLab only: the webhook's signing token as GitLab shows it (whsec_ followed by the
+        /// base64 of 32 bytes).
+        #[arg(long, conflicts_with = "generate_signing_token")]
+        signing_token: Option<String>,
+        /// GitLab only: make a signing token and print it (shown once, like the secret).
+        #[arg(long)]
+        generate_signing_token: bool,
         #[command(flatten)]
         options: OptionFlags,
     },
@@ -90,6 +97,18 @@ pub enum ReceiverCommand {
         #[arg(long)]
         overlap: Option<humantime::Duration>,
     },
+    /// Gives a GitLab receiver a new signing token (its first, or a replacement) and prints it
+    /// (shown once). With --overlap the previous token keeps working that long.
+    RotateSigningToken {
+        /// The receiver's id.
+        id: String,
+        /// The new token (whsec_ followed by the base64 of 32 bytes). Default: a generated one.
+        #[arg(long)]
+        signing_token: Option<String>,
+        /// How long the previous token stays valid too (e.g. 1h). Default: it stops now.
+        #[arg(long)]
+        overlap: Option<humantime::Duration>,
+    },
     /// Deletes a receiver: its URL answers 404 from now on.
     Delete {
         /// The receiver's id.
@@ -120,6 +139,14 @@ pub struct OptionFlags {
     /// Deliveries accepted per minute; 0 for unlimited.
     #[arg(long)]
     rate_limit_per_minute: Option<u32>,
+    /// GitLab receivers with a signing token: how far webhook-timestamp may be from now (e.g.
+    /// 5m, the default; whole seconds).
+    #[arg(long)]
+    signature_tolerance: Option<humantime::Duration>,
+    /// GitLab receivers with a signing token: true (the default) = a delivery must carry both
+    /// the token and a valid signature; false = either is enough.
+    #[arg(long)]
+    require_signature: Option<bool>,
 }
 
 impl OptionFlags {
@@ -147,6 +174,14 @@ impl OptionFlags {
             options.rate_limit_per_minute = value;
             paths.push("options.rate_limit_per_minute".to_owned());
         }
+        if let Some(value) = self.signature_tolerance {
+            options.signature_tolerance = Some(render::proto_duration(value.into()));
+            paths.push("options.signature_tolerance".to_owned());
+        }
+        if let Some(value) = self.require_signature {
+            options.require_signature = Some(value);
+            paths.push("options.require_signature".to_owned());
+        }
         (options, paths)
     }
 }
@@ -159,6 +194,8 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
             kind,
             code_host_urn,
             secret,
+            signing_token,
+            generate_signing_token,
             options,
         } => {
             let created = client
@@ -168,10 +205,15 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                     code_host_urn,
                     secret: secret.unwrap_or_default(),
                     options: Some(options.to_proto().0),
+                    signing_token: signing_token.unwrap_or_default(),
+                    generate_signing_token,
                 })
                 .await?
                 .into_inner();
             print_with_secret(output, created.receiver.as_ref(), &created.secret, None);
+            if !created.signing_token.is_empty() {
+                print_signing_token(output, &created.signing_token, None);
+            }
         }
         ReceiverCommand::List {
             kind,
@@ -307,6 +349,28 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 Some(&rotated.previous_secret_expire_time),
             );
         }
+        ReceiverCommand::RotateSigningToken {
+            id,
+            signing_token,
+            overlap,
+        } => {
+            let rotated = client
+                .rotate_receiver_signing_token(proto::RotateReceiverSigningTokenRequest {
+                    id,
+                    signing_token: signing_token.unwrap_or_default(),
+                    overlap: overlap.map(|d| render::proto_duration(d.into())),
+                })
+                .await?
+                .into_inner();
+            if output == Output::Table {
+                print(output, &rotated.receiver.clone().unwrap_or_default());
+            }
+            print_signing_token(
+                output,
+                &rotated.signing_token,
+                Some(&rotated.previous_signing_token_expire_time),
+            );
+        }
         ReceiverCommand::Delete { id } => {
             client
                 .delete_receiver(proto::DeleteReceiverRequest { id: id.clone() })
@@ -385,6 +449,42 @@ fn print_with_secret(
     }
 }
 
+/// A signing token the API just returned (create, rotate-signing-token), and on rotation when the
+/// previous token stops working. In JSON, one object of its own.
+fn print_signing_token(
+    output: Output,
+    token: &str,
+    previous_expires: Option<&Option<prost_types::Timestamp>>,
+) {
+    match output {
+        Output::Json => {
+            let mut object = render::object([("signingToken", Value::from(token))]);
+            if let Some(time) = previous_expires.map(render::time_json)
+                && !time.is_null()
+            {
+                object["previousSigningTokenExpireTime"] = time;
+            }
+            render::print_json(&object);
+        }
+        Output::Table => {
+            let mut fields = Fields::new().add("signing token", token);
+            if let Some(expires) = previous_expires {
+                fields = fields.add(
+                    "previous signing token",
+                    match expires {
+                        Some(_) => format!("valid until {}", render::time(expires)),
+                        None => "no longer valid".to_owned(),
+                    },
+                );
+            }
+            fields.print();
+            eprintln!(
+                "The signing token is shown once: paste it into GitLab's webhook settings now (hookgate never returns it again)."
+            );
+        }
+    }
+}
+
 fn print(output: Output, receiver: &proto::Receiver) {
     match output {
         Output::Json => render::print_json(&receiver_json(receiver)),
@@ -404,6 +504,7 @@ fn fields(r: &proto::Receiver) -> Fields {
         .add("code host urn", r.code_host_urn.clone())
         .add("url", r.url.clone())
         .add("has secret", render::yes_no(r.has_secret))
+        .add("signing token", render::yes_no(r.has_signing_token))
         .add("ignore unmatched", render::yes_no(options.ignore_unmatched))
         .add(
             "min sync interval",
@@ -444,6 +545,7 @@ pub fn receiver_json(r: &proto::Receiver) -> Value {
         ("codeHostUrn", Value::from(r.code_host_urn.clone())),
         ("url", Value::from(r.url.clone())),
         ("hasSecret", Value::from(r.has_secret)),
+        ("hasSigningToken", Value::from(r.has_signing_token)),
         (
             "options",
             render::object([
@@ -459,6 +561,14 @@ pub fn receiver_json(r: &proto::Receiver) -> Value {
                 (
                     "rateLimitPerMinute",
                     Value::from(options.rate_limit_per_minute),
+                ),
+                (
+                    "signatureTolerance",
+                    render::duration_json(&options.signature_tolerance),
+                ),
+                (
+                    "requireSignature",
+                    options.require_signature.map_or(Value::Null, Value::from),
                 ),
             ]),
         ),

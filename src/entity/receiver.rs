@@ -29,6 +29,19 @@ pub struct Model {
     /// The id of the key `previous_secret` is sealed under.
     pub previous_secret_key_id: Option<String>,
     pub previous_secret_expire_time: Option<Timestamp>,
+    /// The GitLab signing token (`whsec_...`), sealed like `secret`; NULL when there is none.
+    pub signing_token: Option<String>,
+    /// The id of the key `signing_token` is sealed under.
+    pub signing_token_key_id: Option<String>,
+    /// The signing token before the last rotation, while its overlap lasts, sealed.
+    pub previous_signing_token: Option<String>,
+    /// The id of the key `previous_signing_token` is sealed under.
+    pub previous_signing_token_key_id: Option<String>,
+    pub previous_signing_token_expire_time: Option<Timestamp>,
+    /// How far a signed delivery's `webhook-timestamp` may be from now, in milliseconds.
+    pub signature_tolerance_ms: i64,
+    /// Whether a delivery to a receiver with a signing token must be signed (beside its token).
+    pub require_signature: bool,
     pub ignore_unmatched: bool,
     pub min_sync_interval_ms: i64,
     /// Glob patterns on branch names; stored as a JSON array.

@@ -317,6 +317,7 @@ mod tests {
                 ..ReceiverOptions::default()
             },
             has_secret: true,
+            has_signing_token: false,
             create_time: ago(48),
             update_time: ago(48),
             created_by: "admin".into(),

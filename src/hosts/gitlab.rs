@@ -1,6 +1,7 @@
 //! GitLab: deliveries carry the receiver's secret verbatim in `X-Gitlab-Token` (GitLab does not
 //! sign the body), are named by `X-Gitlab-Event` plus `object_attributes.action`, and keyed by
-//! `Idempotency-Key` (stable across retries, GitLab 17.4+) or else `X-Gitlab-Event-UUID`.
+//! `webhook-id` (sent with a signing token, see `super::standard_webhooks`), else
+//! `Idempotency-Key` (stable across retries, GitLab 17.4+), else `X-Gitlab-Event-UUID`.
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -16,10 +17,14 @@ use super::{
     delivery_key, event_header, json_bytes, with_action,
 };
 
-const TOKEN: &str = "X-Gitlab-Token";
+pub(super) const TOKEN: &str = "X-Gitlab-Token";
 const EVENT: &str = "X-Gitlab-Event";
 /// The delivery key headers, best first.
-const KEYS: &[&str] = &["Idempotency-Key", "X-Gitlab-Event-UUID"];
+const KEYS: &[&str] = &[
+    super::standard_webhooks::WEBHOOK_ID,
+    "Idempotency-Key",
+    "X-Gitlab-Event-UUID",
+];
 /// Where this host names the event and the delivery key.
 pub(super) const HEADERS: super::HeaderNames = super::HeaderNames {
     event: EVENT,

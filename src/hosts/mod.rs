@@ -12,6 +12,7 @@ mod github;
 mod gitlab;
 mod payload;
 mod signature;
+pub mod standard_webhooks;
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -65,6 +66,17 @@ pub enum VerifyError {
     /// A GitLab token that is none of the accepted secrets.
     #[error("token does not match")]
     TokenMismatch,
+    /// A Standard Webhooks `webhook-timestamp` (GitLab signing token) too far from now: a replay
+    /// of an old delivery, or a clock that is off.
+    #[error(
+        "webhook-timestamp is {skew_seconds}s from now; at most {tolerance_seconds}s either way is accepted (the receiver's signature_tolerance)"
+    )]
+    StaleTimestamp {
+        /// The timestamp minus now, in seconds (negative: in the past).
+        skew_seconds: i64,
+        /// The receiver's tolerance, in seconds.
+        tolerance_seconds: i64,
+    },
 }
 
 /// Checks that a delivery comes from the host, on the raw body bytes, in constant time. `secrets`
@@ -83,6 +95,28 @@ pub fn verify(
         Host::BitbucketServer => bitbucket_server::verify(headers, body, secrets),
         Host::BitbucketCloud => bitbucket_cloud::verify(headers, body, secrets),
     }
+}
+
+/// [`verify`] for a GitLab receiver that holds a signing token: the Standard Webhooks signature
+/// ([`standard_webhooks::verify`]) is checked beside the `X-Gitlab-Token` (`secrets`). With
+/// `required` (the receiver option `require_signature`, the default) a delivery must carry both
+/// and both must match. Without it, a delivery must carry at least one of them, and each one it
+/// carries must match: the token alone, the signature alone, or both.
+pub fn verify_gitlab_signed(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+    check: &standard_webhooks::SignatureCheck<'_>,
+    required: bool,
+) -> Result<Verified, VerifyError> {
+    let signed = standard_webhooks::is_signed(headers);
+    if required || !signed || headers.contains_key(gitlab::TOKEN) {
+        gitlab::verify(headers, secrets)?;
+    }
+    if required || signed {
+        standard_webhooks::verify(headers, body, check)?;
+    }
+    Ok(Verified::Signed)
 }
 
 /// What a delivery is, as far as the ingress and the log need to know before a handler runs.

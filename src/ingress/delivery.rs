@@ -56,7 +56,21 @@ pub async fn deliver(
     };
 
     let secrets = entry.secrets.accepted_at(receive_time);
-    let verified = match hosts::verify(host, &headers, &body, &secrets) {
+    let signing_keys = entry.secrets.signing_keys_at(receive_time);
+    let checked = if host == Host::GitLab && !signing_keys.is_empty() {
+        // A GitLab receiver with a signing token: the Standard Webhooks signature too.
+        let keys: Vec<&[u8]> = signing_keys.iter().map(|k| k.as_slice()).collect();
+        let check = hosts::standard_webhooks::SignatureCheck {
+            keys: &keys,
+            now: receive_time.micros().div_euclid(1_000_000),
+            tolerance: entry.receiver.options.signature_tolerance,
+        };
+        let required = entry.receiver.options.require_signature;
+        hosts::verify_gitlab_signed(&headers, &body, &secrets, &check, required)
+    } else {
+        hosts::verify(host, &headers, &body, &secrets)
+    };
+    let verified = match checked {
         Ok(verified) => verified,
         Err(why) => {
             let reason = why.to_string();

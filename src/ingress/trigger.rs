@@ -106,6 +106,7 @@ pub async fn call(
             hosts::VerifyError::Missing { .. } => "missing secret: put it in the URL (/.api/webhooks/<id>/<secret>) or in the X-Hook-Secret header".to_owned(),
             hosts::VerifyError::TokenMismatch | hosts::VerifyError::Mismatch => "secret does not match".to_owned(),
             malformed @ hosts::VerifyError::Malformed { .. } => malformed.to_string(),
+            stale @ hosts::VerifyError::StaleTimestamp { .. } => stale.to_string(),
         };
         let attempt = NewDelivery {
             delivery_key: None,

@@ -8,6 +8,7 @@ mod kind;
 mod name;
 mod options;
 mod secret;
+mod signing_token;
 mod store;
 mod urn;
 
@@ -15,9 +16,10 @@ pub use kind::CodeHostKind;
 pub use name::ReceiverName;
 pub use options::ReceiverOptions;
 pub use secret::ReceiverSecret;
+pub use signing_token::SigningToken;
 pub use store::{
     NewReceiver, Receiver, ReceiverEntry, ReceiverPage, ReceiverPatch, ReceiverSecrets,
-    ReceiverStore, RotatedSecret,
+    ReceiverStore, RotatedSecret, RotatedSigningToken,
 };
 pub use urn::CodeHostUrn;
 

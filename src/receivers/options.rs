@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::ValidationError;
 
 /// A receiver's options. Every value here has passed its checks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverOptions {
     /// Act only on repositories registered beforehand; events for others are ignored.
     pub ignore_unmatched: bool,
@@ -16,6 +16,26 @@ pub struct ReceiverOptions {
     pub push_branch_filter: Vec<String>,
     /// Deliveries accepted per minute; zero: unlimited.
     pub rate_limit_per_minute: u32,
+    /// How far a signed GitLab delivery's `webhook-timestamp` may be from now, either way (used
+    /// only when the receiver has a signing token).
+    pub signature_tolerance: Duration,
+    /// Whether a GitLab receiver with a signing token takes only signed deliveries (carrying the
+    /// `X-Gitlab-Token` too); when false, either the token or the signature is enough, and each
+    /// one a delivery carries must match.
+    pub require_signature: bool,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        Self {
+            ignore_unmatched: false,
+            min_sync_interval: Duration::ZERO,
+            push_branch_filter: Vec::new(),
+            rate_limit_per_minute: 0,
+            signature_tolerance: Self::DEFAULT_SIGNATURE_TOLERANCE,
+            require_signature: true,
+        }
+    }
 }
 
 impl ReceiverOptions {
@@ -23,6 +43,10 @@ impl ReceiverOptions {
     pub const MAX_PATTERNS: usize = 100;
     /// The longest pattern, in bytes.
     pub const MAX_PATTERN_LEN: usize = 255;
+    /// The signature tolerance when none is given (what the Standard Webhooks libraries use).
+    pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+    /// The longest signature tolerance.
+    pub const MAX_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(24 * 3600);
 
     /// Checks `push_branch_filter`: each pattern non-blank, not too long, and a valid glob.
     pub fn parse_branch_filter(patterns: Vec<String>) -> Result<Vec<String>, ValidationError> {

@@ -16,7 +16,9 @@ use sea_orm::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret};
+use super::{
+    CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret, SigningToken,
+};
 use crate::db::begin_write;
 use crate::entity::json::Json;
 use crate::entity::{Id, receiver};
@@ -36,6 +38,8 @@ pub struct Receiver {
     pub options: ReceiverOptions,
     /// Always true today: a receiver gets a generated secret when none is given.
     pub has_secret: bool,
+    /// Whether it holds a GitLab signing token (never shown but when it is made).
+    pub has_signing_token: bool,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
     /// Who made the receiver and who changed it last (the caller's `x-hookgate-actor`).
@@ -52,6 +56,8 @@ pub struct NewReceiver {
     pub code_host_kind: CodeHostKind,
     pub code_host_urn: CodeHostUrn,
     pub secret: ReceiverSecret,
+    /// A GitLab receiver's signing token; `None` for none (and for every other kind).
+    pub signing_token: Option<SigningToken>,
     pub options: ReceiverOptions,
 }
 
@@ -64,6 +70,8 @@ pub struct ReceiverPatch {
     pub min_sync_interval: Option<Duration>,
     pub push_branch_filter: Option<Vec<String>>,
     pub rate_limit_per_minute: Option<u32>,
+    pub signature_tolerance: Option<Duration>,
+    pub require_signature: Option<bool>,
 }
 
 /// One page of a listing.
@@ -84,12 +92,25 @@ pub struct RotatedSecret {
     pub previous_secret_expire_time: Option<Timestamp>,
 }
 
+/// The outcome of a signing token rotation.
+#[derive(Debug)]
+pub struct RotatedSigningToken {
+    pub receiver: Receiver,
+    /// When the previous token stops being accepted; `None` when it stopped at once (or there
+    /// was none).
+    pub previous_signing_token_expire_time: Option<Timestamp>,
+}
+
 /// The secrets a receiver's deliveries may be signed with.
 #[derive(Debug, Clone)]
 pub struct ReceiverSecrets {
     pub current: ReceiverSecret,
     /// The secret before the last rotation and when it stops being accepted.
     pub previous: Option<(ReceiverSecret, Timestamp)>,
+    /// A GitLab receiver's signing token, when it has one.
+    pub signing_token: Option<SigningToken>,
+    /// The signing token before the last rotation and when it stops being accepted.
+    pub previous_signing_token: Option<(SigningToken, Timestamp)>,
 }
 
 impl ReceiverSecrets {
@@ -103,6 +124,18 @@ impl ReceiverSecrets {
             accepted.push(previous.expose());
         }
         accepted
+    }
+
+    /// The HMAC keys of the signing tokens accepted at `now`: the current one, and the previous
+    /// one while its overlap lasts. Empty when the receiver has no signing token.
+    pub fn signing_keys_at(&self, now: Timestamp) -> Vec<zeroize::Zeroizing<Vec<u8>>> {
+        let mut keys: Vec<_> = self.signing_token.iter().map(SigningToken::key).collect();
+        if let Some((previous, expire)) = &self.previous_signing_token
+            && now < *expire
+        {
+            keys.push(previous.key());
+        }
+        keys
     }
 }
 
@@ -397,6 +430,10 @@ impl ReceiverStore {
         let sealed = self
             .secrets
             .seal(&id.to_string(), Slot::Current, new.secret.expose());
+        let token = new.signing_token.as_ref().map(|t| {
+            self.secrets
+                .seal(&id.to_string(), Slot::SigningToken, t.expose())
+        });
         let row = receiver::ActiveModel {
             id: Set(id),
             name: Set(name.clone()),
@@ -407,6 +444,13 @@ impl ReceiverStore {
             previous_secret: Set(None),
             previous_secret_key_id: Set(None),
             previous_secret_expire_time: Set(None),
+            signing_token_key_id: Set(token.as_ref().map(|t| t.key_id.clone())),
+            signing_token: Set(token.map(|t| t.value)),
+            previous_signing_token: Set(None),
+            previous_signing_token_key_id: Set(None),
+            previous_signing_token_expire_time: Set(None),
+            signature_tolerance_ms: Set(millis(new.options.signature_tolerance)),
+            require_signature: Set(new.options.require_signature),
             ignore_unmatched: Set(new.options.ignore_unmatched),
             min_sync_interval_ms: Set(millis(new.options.min_sync_interval)),
             push_branch_filter: Set(Json(new.options.push_branch_filter.clone())),
@@ -516,6 +560,12 @@ impl ReceiverStore {
         if let Some(v) = patch.rate_limit_per_minute {
             update = update.col_expr(C::RateLimitPerMinute, Expr::value(i64::from(v)));
         }
+        if let Some(v) = patch.signature_tolerance {
+            update = update.col_expr(C::SignatureToleranceMs, Expr::value(millis(v)));
+        }
+        if let Some(v) = patch.require_signature {
+            update = update.col_expr(C::RequireSignature, Expr::value(v));
+        }
         let result = update
             .filter(C::Id.eq(Id::from(id)))
             .exec(&self.db)
@@ -571,7 +621,7 @@ impl ReceiverStore {
         let expire = (!overlap.is_zero()).then(|| now.plus(overlap));
         let (previous, previous_key_id) = match expire {
             Some(_) => {
-                let current = self.open(&row, Slot::Current)?;
+                let current = self.open_secret(&row, Slot::Current)?;
                 let sealed = self.secrets.seal(&key, Slot::Previous, current.expose());
                 (Some(sealed.value), Some(sealed.key_id))
             }
@@ -594,6 +644,60 @@ impl ReceiverStore {
         Ok(RotatedSecret {
             receiver: self.get(id).await?,
             previous_secret_expire_time: expire,
+        })
+    }
+
+    /// Replaces the GitLab signing token (or gives the receiver its first), as
+    /// [`ReceiverStore::rotate_secret`] replaces the secret: with a non-zero `overlap` the
+    /// previous token (if there was one) stays accepted for that long. The caller checks the
+    /// receiver is a GitLab one.
+    pub async fn rotate_signing_token(
+        &self,
+        id: Uuid,
+        token: &SigningToken,
+        overlap: Duration,
+        actor: &str,
+    ) -> Result<RotatedSigningToken, StoreError> {
+        use receiver::Column as C;
+        let key = id.to_string();
+        let txn = begin_write(&self.db).await?;
+        self.hold_key_in_force(&txn, Id::from(id)).await?;
+        let Some(row) = receiver::Entity::find_by_id(Id::from(id))
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+        else {
+            return Err(StoreError::not_found("receiver", id));
+        };
+        let now = Timestamp::now();
+        let expire = (!overlap.is_zero() && row.signing_token.is_some()).then(|| now.plus(overlap));
+        let (previous, previous_key_id) = match expire {
+            Some(_) => {
+                let current = self.open_token(&row, Slot::SigningToken)?;
+                let sealed = self
+                    .secrets
+                    .seal(&key, Slot::PreviousSigningToken, current.expose());
+                (Some(sealed.value), Some(sealed.key_id))
+            }
+            None => (None, None),
+        };
+        let sealed = self.secrets.seal(&key, Slot::SigningToken, token.expose());
+        receiver::Entity::update_many()
+            .col_expr(C::PreviousSigningToken, Expr::value(previous))
+            .col_expr(C::PreviousSigningTokenKeyId, Expr::value(previous_key_id))
+            .col_expr(C::PreviousSigningTokenExpireTime, Expr::value(expire))
+            .col_expr(C::SigningToken, Expr::value(Some(sealed.value)))
+            .col_expr(C::SigningTokenKeyId, Expr::value(Some(sealed.key_id)))
+            .col_expr(C::UpdateTime, Expr::value(now))
+            .col_expr(C::UpdatedBy, Expr::value(actor.to_owned()))
+            .filter(C::Id.eq(Id::from(id)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.changed(id).await;
+        Ok(RotatedSigningToken {
+            receiver: self.get(id).await?,
+            previous_signing_token_expire_time: expire,
         })
     }
 }
@@ -622,36 +726,59 @@ impl ReceiverStore {
 
     /// The row's secrets, opened.
     fn to_secrets(&self, m: &receiver::Model) -> Result<ReceiverSecrets, StoreError> {
-        let current = self.open(m, Slot::Current)?;
+        let current = self.open_secret(m, Slot::Current)?;
         let previous = match m.previous_secret_expire_time {
             Some(expire) if m.previous_secret.is_some() => {
-                Some((self.open(m, Slot::Previous)?, expire))
+                Some((self.open_secret(m, Slot::Previous)?, expire))
             }
             _ => None,
         };
-        Ok(ReceiverSecrets { current, previous })
+        let signing_token = match m.signing_token {
+            Some(_) => Some(self.open_token(m, Slot::SigningToken)?),
+            None => None,
+        };
+        let previous_signing_token = match m.previous_signing_token_expire_time {
+            Some(expire) if m.previous_signing_token.is_some() => {
+                Some((self.open_token(m, Slot::PreviousSigningToken)?, expire))
+            }
+            _ => None,
+        };
+        Ok(ReceiverSecrets {
+            current,
+            previous,
+            signing_token,
+            previous_signing_token,
+        })
+    }
+
+    /// The value in `slot` of the row, opened (not yet checked).
+    fn open(
+        &self,
+        m: &receiver::Model,
+        slot: Slot,
+    ) -> Result<zeroize::Zeroizing<String>, StoreError> {
+        let (value, key_id) = slot.stored(m);
+        let id = m.id.to_string();
+        self.secrets
+            .open(&id, slot, key_id, value)
+            .map_err(|source| StoreError::SecretKey { id, source })
     }
 
     /// The secret in `slot` of the row, opened and checked.
-    fn open(&self, m: &receiver::Model, slot: Slot) -> Result<ReceiverSecret, StoreError> {
-        let (value, key_id) = match slot {
-            Slot::Current => (m.secret.as_str(), m.secret_key_id.as_deref()),
-            Slot::Previous => (
-                m.previous_secret.as_deref().unwrap_or_default(),
-                m.previous_secret_key_id.as_deref(),
-            ),
-        };
-        let id = m.id.to_string();
-        let plain = self
-            .secrets
-            .open(&id, slot, key_id, value)
-            .map_err(|source| StoreError::SecretKey {
-                id: id.clone(),
-                source,
-            })?;
+    fn open_secret(&self, m: &receiver::Model, slot: Slot) -> Result<ReceiverSecret, StoreError> {
+        let plain = self.open(m, slot)?;
         ReceiverSecret::parse(&plain).map_err(|_| StoreError::Corrupt {
-            id,
+            id: m.id.to_string(),
             why: format!("{} is not a valid secret once opened", slot.column()),
+        })
+    }
+
+    /// The signing token in `slot` of the row, opened and checked.
+    fn open_token(&self, m: &receiver::Model, slot: Slot) -> Result<SigningToken, StoreError> {
+        let plain = self.open(m, slot)?;
+        SigningToken::parse(&plain).map_err(|_| StoreError::Corrupt {
+            id: m.id.to_string(),
+            why: format!("{} is not a valid signing token once opened", slot.column()),
         })
     }
 }
@@ -673,8 +800,11 @@ fn to_receiver(m: receiver::Model) -> Result<Receiver, StoreError> {
             min_sync_interval: Duration::from_millis(m.min_sync_interval_ms.max(0) as u64),
             push_branch_filter: m.push_branch_filter.0,
             rate_limit_per_minute: u32::try_from(m.rate_limit_per_minute).unwrap_or(u32::MAX),
+            signature_tolerance: Duration::from_millis(m.signature_tolerance_ms.max(0) as u64),
+            require_signature: m.require_signature,
         },
         has_secret: !m.secret.is_empty(),
+        has_signing_token: m.signing_token.is_some(),
         create_time: m.create_time,
         update_time: m.update_time,
         created_by: m.created_by,

@@ -31,7 +31,8 @@ pub struct Rotation {
     pub origin: KeyOrigin,
     /// The file the new key was read from.
     pub new_key_file: PathBuf,
-    /// How many receivers there are, and how many secrets (current and previous) were sealed.
+    /// How many receivers there are, and how many secrets (current and previous, and GitLab signing
+    /// tokens) were sealed.
     pub receivers: usize,
     pub secrets: usize,
     /// When the old key was the data directory's: where it was moved once the new key took
@@ -39,7 +40,7 @@ pub struct Rotation {
     pub retired_key_file: Option<PathBuf>,
 }
 
-/// Re-encrypts every receiver secret under the key in `new_key_file`. The current key is the
+/// Re-encrypts every receiver secret (and GitLab signing token) under the key in `new_key_file`. The current key is the
 /// `--secret-key-file` given, else `<data-dir>/secret.key`; it must be the key in force, else
 /// nothing changes. When it was the data directory's, that file then holds the new key, and the
 /// old one is kept beside it as `secret.key.<old key id>.old`.
@@ -99,6 +100,22 @@ pub async fn rotate_key(
                 .col_expr(C::PreviousSecretKeyId, Expr::value(sealed.key_id));
             secrets += 1;
         }
+        if m.signing_token.is_some() {
+            let token = reopen(&old_box, m, Slot::SigningToken)?;
+            let sealed = new_box.seal(&id, Slot::SigningToken, &token);
+            update = update
+                .col_expr(C::SigningToken, Expr::value(sealed.value))
+                .col_expr(C::SigningTokenKeyId, Expr::value(sealed.key_id));
+            secrets += 1;
+        }
+        if m.previous_signing_token.is_some() {
+            let token = reopen(&old_box, m, Slot::PreviousSigningToken)?;
+            let sealed = new_box.seal(&id, Slot::PreviousSigningToken, &token);
+            update = update
+                .col_expr(C::PreviousSigningToken, Expr::value(sealed.value))
+                .col_expr(C::PreviousSigningTokenKeyId, Expr::value(sealed.key_id));
+            secrets += 1;
+        }
         update.filter(C::Id.eq(m.id)).exec(&txn).await?;
     }
     record_key(&txn, new.id(), true).await?;
@@ -128,13 +145,7 @@ fn reopen(
     m: &receiver::Model,
     slot: Slot,
 ) -> Result<Zeroizing<String>, SecretKeyError> {
-    let (value, key_id) = match slot {
-        Slot::Current => (m.secret.as_str(), m.secret_key_id.as_deref()),
-        Slot::Previous => (
-            m.previous_secret.as_deref().unwrap_or_default(),
-            m.previous_secret_key_id.as_deref(),
-        ),
-    };
+    let (value, key_id) = slot.stored(m);
     match key_id {
         None => Ok(Zeroizing::new(value.to_owned())),
         Some(_) => old

@@ -15,14 +15,19 @@ use super::{KeyId, SecretKey};
 /// How many bytes a nonce has (GCM's 96 bits).
 const NONCE_LEN: usize = 12;
 
-/// Which of a receiver's two secret columns a value is for. It is part of the associated data:
-/// the current secret's ciphertext does not open as the previous one, nor the other way round.
+/// Which of a receiver's sealed columns a value is for (its two secrets and its two GitLab
+/// signing tokens). It is part of the associated data: the current secret's ciphertext does not
+/// open as the previous one, nor as a signing token, nor the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
     /// `receivers.secret`.
     Current,
     /// `receivers.previous_secret`.
     Previous,
+    /// `receivers.signing_token`.
+    SigningToken,
+    /// `receivers.previous_signing_token`.
+    PreviousSigningToken,
 }
 
 impl Slot {
@@ -31,6 +36,29 @@ impl Slot {
         match self {
             Slot::Current => "secret",
             Slot::Previous => "previous_secret",
+            Slot::SigningToken => "signing_token",
+            Slot::PreviousSigningToken => "previous_signing_token",
+        }
+    }
+
+    /// What row `m` stores in the slot: the (sealed) value, empty when the column is NULL, and
+    /// the id of the key it is sealed under (`None` for a secret an older hookgate stored in
+    /// plain text, or an empty column).
+    pub fn stored(self, m: &crate::entity::receiver::Model) -> (&str, Option<&str>) {
+        match self {
+            Slot::Current => (m.secret.as_str(), m.secret_key_id.as_deref()),
+            Slot::Previous => (
+                m.previous_secret.as_deref().unwrap_or_default(),
+                m.previous_secret_key_id.as_deref(),
+            ),
+            Slot::SigningToken => (
+                m.signing_token.as_deref().unwrap_or_default(),
+                m.signing_token_key_id.as_deref(),
+            ),
+            Slot::PreviousSigningToken => (
+                m.previous_signing_token.as_deref().unwrap_or_default(),
+                m.previous_signing_token_key_id.as_deref(),
+            ),
         }
     }
 }

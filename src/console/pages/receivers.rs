@@ -239,6 +239,8 @@ pub async fn create(State(state): State<ConsoleState>, ctx: Ctx, body: Bytes) ->
             ignore_unmatched: form.ticked("ignore_unmatched"),
             ..Default::default()
         }),
+        // A signing token is given with the CLI or the API, not from the console.
+        ..Default::default()
     };
     match state.api.receivers.create_receiver(call(request)).await {
         Ok(answer) => {
