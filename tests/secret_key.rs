@@ -13,7 +13,10 @@ use std::process::Command;
 
 use common::binary::{Served, hookgate, run_to_exit};
 use common::{Engine, TestApp, TestDatabase, fixture, host_headers};
-use hookgate::admin::proto::{CodeHostKind, RotateReceiverSecretRequest, SendTestDeliveryRequest};
+use hookgate::admin::proto::{
+    CodeHostKind, CreateReceiverRequest, RotateReceiverSecretRequest,
+    RotateReceiverSigningTokenRequest, SendTestDeliveryRequest,
+};
 use hookgate::secret_key::SecretKey;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
@@ -29,6 +32,7 @@ on_both_engines!(
     a_rotate_key_that_fails_midway_leaves_every_secret_as_it_was,
     plain_text_secrets_of_an_older_hookgate_are_encrypted_at_start_up_and_still_verify,
     a_replica_left_running_through_rotate_key_writes_and_reads_no_secret_with_the_old_key,
+    rotate_key_re_encrypts_gitlab_signing_tokens_too,
 );
 
 /// A receiver's secret columns as stored.
@@ -923,5 +927,139 @@ async fn a_lost_key_is_recovered_by_recording_a_new_one_and_rotating_each_secret
         .expect("a rotation without overlap needs no old secret")
         .into_inner();
     assert_eq!(github_push(&app, &id, &rotated.secret).await, 202);
+    app.stop().await;
+}
+
+/// A receiver's signing token columns as stored: (token, its key id, previous, its key id).
+type RawTokens = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn raw_signing_tokens(url: &str) -> Vec<RawTokens> {
+    let db = Database::connect(url)
+        .await
+        .expect("the test database opens");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT signing_token, signing_token_key_id, previous_signing_token, \
+             previous_signing_token_key_id FROM receivers ORDER BY create_time, id",
+        ))
+        .await
+        .expect("the receivers are read");
+    let raw = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "signing_token").unwrap(),
+                r.try_get("", "signing_token_key_id").unwrap(),
+                r.try_get("", "previous_signing_token").unwrap(),
+                r.try_get("", "previous_signing_token_key_id").unwrap(),
+            )
+        })
+        .collect();
+    db.close().await.ok();
+    raw
+}
+
+/// Posts a GitLab push with `secret` as its token, signed with the signing token `token`.
+async fn signed_gitlab_push(app: &TestApp, id: &str, secret: &str, token: &str) -> u16 {
+    let body = fixture("gitlab/push.json");
+    let webhook_id = uuid::Uuid::new_v4().to_string();
+    let key = hookgate::receivers::SigningToken::parse(token)
+        .expect("a valid token")
+        .key();
+    let now = hookgate::time::Timestamp::now().micros() / 1_000_000;
+    let mut headers = host_headers(Gl, "Push Hook", &webhook_id, Some(secret), &body);
+    headers.extend([
+        ("webhook-id", webhook_id.clone()),
+        ("webhook-timestamp", now.to_string()),
+        (
+            "webhook-signature",
+            hookgate::hosts::standard_webhooks::sign(&key, &webhook_id, now, &body),
+        ),
+    ]);
+    app.post(id, &headers, body).await.status().as_u16()
+}
+
+async fn rotate_key_re_encrypts_gitlab_signing_tokens_too(engine: Engine) {
+    let keys = tempfile::tempdir().unwrap();
+    let (old_key, old_id) = key_file(keys.path(), "old.key");
+    let (new_key, new_id) = key_file(keys.path(), "new.key");
+    let app = TestApp::spawn_with(engine, |c| c.secret_key_file = Some(old_key.clone())).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(CreateReceiverRequest {
+            name: "gl".to_owned(),
+            code_host_kind: Gl as i32,
+            code_host_urn: "https://gitlab.example.com".to_owned(),
+            generate_signing_token: true,
+            ..Default::default()
+        }))
+        .await
+        .expect("created")
+        .into_inner();
+    let id = created.receiver.unwrap().id;
+    let old_token = created.signing_token;
+    let new_token = app
+        .receivers()
+        .await
+        .rotate_receiver_signing_token(app.req(RotateReceiverSigningTokenRequest {
+            id: id.clone(),
+            overlap: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("rotated")
+        .into_inner()
+        .signing_token;
+    let db = app.shut_down().await;
+    let before = raw_signing_tokens(&db.url).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].1.as_deref(), Some(old_id.as_str()));
+    assert_eq!(before[0].3.as_deref(), Some(old_id.as_str()));
+
+    let out = rotate_key(
+        &db,
+        &new_key,
+        &[OsStr::new("--secret-key-file"), old_key.as_os_str()],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    // The secret, the signing token and the previous signing token.
+    assert!(
+        stdout.contains(&format!(
+            "Re-encrypted 3 secrets of 1 receivers under key {new_id}"
+        )),
+        "{stdout}"
+    );
+    let after = raw_signing_tokens(&db.url).await;
+    let (token, token_key, previous, previous_key) = &after[0];
+    assert_eq!(token_key.as_deref(), Some(new_id.as_str()));
+    assert_eq!(previous_key.as_deref(), Some(new_id.as_str()));
+    assert_ne!(token, &before[0].0);
+    assert_ne!(previous, &before[0].2);
+    for plain in [&old_token, &new_token] {
+        let base64 = plain.strip_prefix("whsec_").unwrap();
+        for stored in [token, previous] {
+            assert!(!stored.as_deref().unwrap().contains(base64));
+        }
+    }
+
+    // Under the new key both tokens still verify.
+    let app = TestApp::start(db, |c| c.secret_key_file = Some(new_key.clone())).await;
+    for token in [&new_token, &old_token] {
+        assert_eq!(
+            signed_gitlab_push(&app, &id, &created.secret, token).await,
+            202
+        );
+    }
     app.stop().await;
 }
