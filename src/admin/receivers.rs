@@ -57,8 +57,11 @@ impl ReceiverAdmin {
                     .then(|| duration_to_proto(r.options.min_sync_interval)),
                 push_branch_filter: r.options.push_branch_filter,
                 rate_limit_per_minute: r.options.rate_limit_per_minute,
-                signature_tolerance: Some(duration_to_proto(r.options.signature_tolerance)),
-                require_signature: Some(r.options.require_signature),
+                // Only a GitLab receiver's signing token is checked against them.
+                signature_tolerance: (r.code_host_kind == CodeHostKind::GitLab)
+                    .then(|| duration_to_proto(r.options.signature_tolerance)),
+                require_signature: (r.code_host_kind == CodeHostKind::GitLab)
+                    .then_some(r.options.require_signature),
             }),
             create_time: Some(r.create_time.to_proto()),
             update_time: Some(r.update_time.to_proto()),
