@@ -35,6 +35,7 @@ on_both_engines!(
     the_live_stream_tells_of_arrivals_and_ends_at_shutdown,
     requests_to_unknown_receiver_ids_are_listed_with_the_receivers,
     wrong_tokens_from_one_address_stop_its_logins_for_a_minute_and_no_other,
+    a_gitlab_receivers_page_says_whether_it_has_a_signing_token_and_never_shows_it,
 );
 
 async fn console(app: &TestApp) -> ConsoleClient {
@@ -1411,5 +1412,46 @@ async fn requests_to_unknown_receiver_ids_are_listed_with_the_receivers(engine: 
     let row = &page.body[row_start..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("<td class=\"num\">2</td>"), "{row}");
+    app.stop().await;
+}
+
+async fn a_gitlab_receivers_page_says_whether_it_has_a_signing_token_and_never_shows_it(
+    engine: Engine,
+) {
+    let app = TestApp::spawn_with(engine, |c| c.admin_token = Some(TOKEN.into())).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(proto::CreateReceiverRequest {
+            name: "gl-signed".to_owned(),
+            code_host_kind: CodeHostKind::Gitlab as i32,
+            code_host_urn: "https://gitlab.example.com".to_owned(),
+            generate_signing_token: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let signed = created.receiver.unwrap().id;
+    let (plain, _) = app
+        .create_receiver(
+            "gl-plain",
+            CodeHostKind::Gitlab,
+            "https://gitlab.example.com",
+        )
+        .await;
+    let (gh, _) = github(&app, "gh", "https://github.com").await;
+    let mut browser = console(&app).await;
+    browser.log_in(TOKEN).await;
+
+    let page = browser.get(&format!("/receivers/{signed}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.text_of("signing-token").as_deref(), Some("set"));
+    let base64 = created.signing_token.strip_prefix("whsec_").unwrap();
+    assert!(!page.body.contains(base64), "the token is on the page");
+    let page = browser.get(&format!("/receivers/{plain}")).await;
+    assert_eq!(page.text_of("signing-token").as_deref(), Some("not set"));
+    let page = browser.get(&format!("/receivers/{gh}")).await;
+    assert_eq!(page.text_of("signing-token"), None, "GitHub has none");
     app.stop().await;
 }

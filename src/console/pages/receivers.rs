@@ -343,6 +343,15 @@ pub async fn show(
                     @if !options.push_branch_filter.is_empty() {
                         dt { "Push branches" } dd { code { (options.push_branch_filter.join(", ")) } }
                     }
+                    @if receiver.code_host_kind == proto::CodeHostKind::Gitlab as i32 {
+                        // Whether it has one, never the token (shown once, by the API or CLI).
+                        dt { "Signing token" } dd #signing-token {
+                            @if receiver.has_signing_token {
+                                "set"
+                                @if options.require_signature == Some(false) { " (the token alone is accepted too)" }
+                            } @else { "not set" }
+                        }
+                    }
                 }
                 div.actions {
                     a.button.secondary href=(format!("/receivers/{}/edit", receiver.id)) { "Rename" }
