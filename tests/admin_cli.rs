@@ -827,4 +827,104 @@ on_both_engines!(
     failures_exit_with_the_grpc_code_and_its_message,
     an_admin_reads_a_receivers_health_and_the_diagnosis_of_each,
     an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched,
+    an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it,
 );
+
+async fn an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let created = json(
+        &served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "gitlab",
+            "--kind",
+            "gitlab",
+            "--code-host-urn",
+            "https://gitlab.example.com",
+            "--generate-signing-token",
+            "--signature-tolerance",
+            "10m",
+        ],
+    );
+    let first = created["signingToken"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    hookgate::receivers::SigningToken::parse(&first).expect("a valid token");
+    assert_eq!(created["receiver"]["hasSigningToken"], true, "{created}");
+    assert_eq!(
+        created["receiver"]["options"]["signatureTolerance"], "600s",
+        "{created}"
+    );
+    let id = created["receiver"]["id"].as_str().unwrap().to_owned();
+
+    let shown = ok(&served, &["receiver", "show", &id]);
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
+    };
+    assert_eq!(line("signing token").as_deref(), Some("yes"), "{shown}");
+    assert_eq!(line("require signature").as_deref(), Some("yes"), "{shown}");
+    assert!(!shown.contains(&first[6..]), "the token is shown again");
+
+    let updated = json(
+        &served,
+        &["receiver", "update", &id, "--require-signature", "false"],
+    );
+    assert_eq!(updated["options"]["requireSignature"], false, "{updated}");
+
+    let rotated = json(
+        &served,
+        &["receiver", "rotate-signing-token", &id, "--overlap", "1h"],
+    );
+    let second = rotated["signingToken"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert!(
+        rotated["previousSigningTokenExpireTime"].is_string(),
+        "{rotated}"
+    );
+    let given = hookgate::receivers::SigningToken::generate();
+    let rotated = json(
+        &served,
+        &[
+            "receiver",
+            "rotate-signing-token",
+            &id,
+            "--signing-token",
+            given.expose(),
+        ],
+    );
+    assert_eq!(rotated["signingToken"], given.expose());
+    assert!(rotated.get("previousSigningTokenExpireTime").is_none());
+
+    // Not on another kind; not a malformed token.
+    let (github, _) = create_receiver(&served, "github", "github", "https://github.com");
+    let refused = run(&served, &["receiver", "rotate-signing-token", &github]);
+    assert_fails(&refused, 13, "INVALID_ARGUMENT");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only GITLAB receivers"),
+        "{refused:?}"
+    );
+    let refused = run(
+        &served,
+        &[
+            "receiver",
+            "rotate-signing-token",
+            &id,
+            "--signing-token",
+            "not-a-token",
+        ],
+    );
+    assert_fails(&refused, 13, "INVALID_ARGUMENT");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("whsec_"),
+        "{refused:?}"
+    );
+    drop(served);
+    db.drop_database().await;
+}

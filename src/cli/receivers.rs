@@ -210,10 +210,13 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 })
                 .await?
                 .into_inner();
-            print_with_secret(output, created.receiver.as_ref(), &created.secret, None);
-            if !created.signing_token.is_empty() {
-                print_signing_token(output, &created.signing_token, None);
-            }
+            print_with_secret(
+                output,
+                created.receiver.as_ref(),
+                &created.secret,
+                None,
+                Some(&created.signing_token).filter(|t| !t.is_empty()),
+            );
         }
         ReceiverCommand::List {
             kind,
@@ -347,6 +350,7 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 rotated.receiver.as_ref(),
                 &rotated.secret,
                 Some(&rotated.previous_secret_expire_time),
+                None,
             );
         }
         ReceiverCommand::RotateSigningToken {
@@ -362,13 +366,11 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
                 })
                 .await?
                 .into_inner();
-            if output == Output::Table {
-                print(output, &rotated.receiver.clone().unwrap_or_default());
-            }
             print_signing_token(
                 output,
+                rotated.receiver.as_ref(),
                 &rotated.signing_token,
-                Some(&rotated.previous_signing_token_expire_time),
+                &rotated.previous_signing_token_expire_time,
             );
         }
         ReceiverCommand::Delete { id } => {
@@ -408,13 +410,14 @@ pub async fn run(command: ReceiverCommand, api: &Api, output: Output) -> Result<
     Ok(())
 }
 
-/// A receiver with the secret the API just returned (create, rotate), and on rotate when the
-/// previous secret stops working.
+/// A receiver with the secret the API just returned (create, rotate), on rotate when the
+/// previous secret stops working, and on create its signing token when it got one.
 fn print_with_secret(
     output: Output,
     receiver: Option<&proto::Receiver>,
     secret: &str,
     previous_expires: Option<&Option<prost_types::Timestamp>>,
+    signing_token: Option<&String>,
 ) {
     let receiver = receiver.cloned().unwrap_or_default();
     match output {
@@ -428,10 +431,16 @@ fn print_with_secret(
             {
                 object["previousSecretExpireTime"] = time;
             }
+            if let Some(token) = signing_token {
+                object["signingToken"] = Value::from(token.as_str());
+            }
             render::print_json(&object);
         }
         Output::Table => {
             let mut fields = fields(&receiver).add("secret", secret);
+            if let Some(token) = signing_token {
+                fields = fields.add("new signing token", token.as_str());
+            }
             if let Some(expires) = previous_expires {
                 fields = fields.add(
                     "previous secret",
@@ -445,38 +454,42 @@ fn print_with_secret(
             eprintln!(
                 "The secret is shown once: configure it on the code host now (hookgate never returns it again)."
             );
+            if signing_token.is_some() {
+                eprintln!("So is the signing token: paste it into GitLab's webhook settings now.");
+            }
         }
     }
 }
 
-/// A signing token the API just returned (create, rotate-signing-token), and on rotation when the
-/// previous token stops working. In JSON, one object of its own.
+/// A receiver with the signing token `rotate-signing-token` just got, and when the previous token
+/// stops working.
 fn print_signing_token(
     output: Output,
+    receiver: Option<&proto::Receiver>,
     token: &str,
-    previous_expires: Option<&Option<prost_types::Timestamp>>,
+    previous_expires: &Option<prost_types::Timestamp>,
 ) {
+    let receiver = receiver.cloned().unwrap_or_default();
     match output {
         Output::Json => {
-            let mut object = render::object([("signingToken", Value::from(token))]);
-            if let Some(time) = previous_expires.map(render::time_json)
-                && !time.is_null()
-            {
+            let mut object = render::object([
+                ("receiver", receiver_json(&receiver)),
+                ("signingToken", Value::from(token)),
+            ]);
+            let time = render::time_json(previous_expires);
+            if !time.is_null() {
                 object["previousSigningTokenExpireTime"] = time;
             }
             render::print_json(&object);
         }
         Output::Table => {
-            let mut fields = Fields::new().add("signing token", token);
-            if let Some(expires) = previous_expires {
-                fields = fields.add(
-                    "previous signing token",
-                    match expires {
-                        Some(_) => format!("valid until {}", render::time(expires)),
-                        None => "no longer valid".to_owned(),
-                    },
-                );
-            }
+            let fields = fields(&receiver).add("new signing token", token).add(
+                "previous signing token",
+                match previous_expires {
+                    Some(_) => format!("valid until {}", render::time(previous_expires)),
+                    None => "no longer valid".to_owned(),
+                },
+            );
             fields.print();
             eprintln!(
                 "The signing token is shown once: paste it into GitLab's webhook settings now (hookgate never returns it again)."
@@ -494,7 +507,7 @@ fn print(output: Output, receiver: &proto::Receiver) {
 
 fn fields(r: &proto::Receiver) -> Fields {
     let options = r.options.clone().unwrap_or_default();
-    Fields::new()
+    let mut fields = Fields::new()
         .add("id", r.id.clone())
         .add("name", r.name.clone())
         .add(
@@ -504,7 +517,6 @@ fn fields(r: &proto::Receiver) -> Fields {
         .add("code host urn", r.code_host_urn.clone())
         .add("url", r.url.clone())
         .add("has secret", render::yes_no(r.has_secret))
-        .add("signing token", render::yes_no(r.has_signing_token))
         .add("ignore unmatched", render::yes_no(options.ignore_unmatched))
         .add(
             "min sync interval",
@@ -529,7 +541,21 @@ fn fields(r: &proto::Receiver) -> Fields {
             "updated",
             format!("{} by {}", render::time(&r.update_time), r.updated_by),
         )
-        .add("last delivery", render::time(&r.last_delivery_time))
+        .add("last delivery", render::time(&r.last_delivery_time));
+    if r.code_host_kind == CodeHostKind::Gitlab as i32 {
+        // Only a GitLab receiver holds a signing token; these options apply to it.
+        fields = fields
+            .add("signing token", render::yes_no(r.has_signing_token))
+            .add(
+                "signature tolerance",
+                render::duration(&options.signature_tolerance),
+            )
+            .add(
+                "require signature",
+                render::yes_no(options.require_signature.unwrap_or(true)),
+            );
+    }
+    fields
 }
 
 /// `hookgate.v1.Receiver` in proto3 JSON.
