@@ -3,7 +3,9 @@
 //! under which delivery key ([`classify`], or [`classify_outline`] when only the outline of the
 //! body is needed), and what the host's own test event looks like ([`test_delivery`]). It is pure: it takes headers and body bytes and returns a verdict, with no
 //! HTTP server, database or clock, so every real fixture is a cheap unit test. One file per host;
-//! `signature` holds the constant-time checks they share. The generic trigger is not a host.
+//! `signature` holds the constant-time checks they share, and
+//! `standard_webhooks` the Standard Webhooks signature a GitLab signing token adds. The generic
+//! trigger is not a host.
 
 mod bitbucket_cloud;
 mod bitbucket_server;
