@@ -1,7 +1,8 @@
-//! GitLab: deliveries carry the receiver's secret verbatim in `X-Gitlab-Token` (GitLab does not
-//! sign the body), are named by `X-Gitlab-Event` plus `object_attributes.action`, and keyed by
-//! `webhook-id` (sent with a signing token, see `super::standard_webhooks`), else
-//! `Idempotency-Key` (stable across retries, GitLab 17.4+), else `X-Gitlab-Event-UUID`.
+//! GitLab: deliveries carry the receiver's secret verbatim in `X-Gitlab-Token` (and are signed
+//! only when the webhook has a signing token: `super::standard_webhooks`,
+//! `super::verify_gitlab_signed`), are named by `X-Gitlab-Event` plus `object_attributes.action`,
+//! and keyed by `webhook-id` (sent with a signing token), else `Idempotency-Key` (stable across
+//! retries, GitLab 17.4+), else `X-Gitlab-Event-UUID`.
 
 use http::HeaderMap;
 use serde_json::{Value, json};
