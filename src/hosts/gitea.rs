@@ -659,11 +659,22 @@ mod tests {
         }
     }
 
+    /// (event type, fixture, number, kind, vote, state, summary).
+    type PullRequestCase = (
+        &'static str,
+        &'static str,
+        i64,
+        &'static str,
+        Option<Vote>,
+        Option<ChangesetState>,
+        &'static str,
+    );
+
     #[test]
     fn every_pull_request_fixture_gives_its_kind_vote_state_and_summary() {
         use ChangesetState::{Closed, Merged, Open};
         #[rustfmt::skip]
-        let cases: &[(&str, &str, i64, &str, Option<Vote>, Option<ChangesetState>, &str)] = &[
+        let cases: &[PullRequestCase] = &[
             ("pull_request", "pull_request.opened.json", 2, "opened", None, Some(Open), "example2 opened #2 \"update\""),
             ("pull_request", "pull_request.edited.json", 7, "edited", None, Some(Open), "a_nice_user edited #7 \"Edit pull title :D\""),
             ("pull_request", "pull_request.closed.json", 1, "closed", None, Some(Closed), "anbraten closed #1 \"Adjust file\""),
