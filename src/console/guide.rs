@@ -91,3 +91,32 @@ pub fn for_kind(kind: i32, url: &str) -> Markup {
         _ => html! { p.muted { "No guide for this kind." } },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_host_kind_has_a_guide_and_gitea_names_its_signature_and_test_push() {
+        for kind in [
+            CodeHostKind::Github,
+            CodeHostKind::Gitlab,
+            CodeHostKind::BitbucketServer,
+            CodeHostKind::BitbucketCloud,
+            CodeHostKind::Gitea,
+            CodeHostKind::Generic,
+        ] {
+            let page =
+                for_kind(kind as i32, "https://hooks.example.com/.api/webhooks/x").into_string();
+            assert!(!page.contains("No guide for this kind"), "{kind:?}");
+            assert!(
+                page.contains("https://hooks.example.com/.api/webhooks/x"),
+                "{kind:?}"
+            );
+        }
+        let gitea = for_kind(CodeHostKind::Gitea as i32, "u").into_string();
+        assert!(gitea.contains("X-Gitea-Signature"), "{gitea}");
+        assert!(gitea.contains("application/json"), "{gitea}");
+        assert!(gitea.contains("Push, Create, Delete"), "{gitea}");
+    }
+}
