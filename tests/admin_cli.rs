@@ -828,6 +828,7 @@ on_both_engines!(
     an_admin_reads_a_receivers_health_and_the_diagnosis_of_each,
     an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched,
     an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it,
+    an_admin_makes_a_gitea_receiver_with_kind_gitea,
 );
 
 async fn an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it(engine: Engine) {
@@ -927,4 +928,31 @@ async fn an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it(engine:
     );
     drop(served);
     db.drop_database().await;
+}
+
+/// `--kind gitea` makes a Gitea (and Forgejo) receiver, and lists by it.
+async fn an_admin_makes_a_gitea_receiver_with_kind_gitea(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let created = json(
+        &served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "codeberg",
+            "--kind",
+            "gitea",
+            "--code-host-urn",
+            "https://codeberg.org",
+        ],
+    );
+    assert_eq!(
+        created["receiver"]["codeHostKind"], "CODE_HOST_KIND_GITEA",
+        "{created}"
+    );
+    let gitea = json(&served, &["receiver", "list", "--kind", "gitea"]);
+    assert_eq!(gitea["totalSize"], 1, "{gitea}");
+    let github = json(&served, &["receiver", "list", "--kind", "github"]);
+    assert_eq!(github["totalSize"], 0, "{github}");
 }

@@ -1,4 +1,4 @@
-//! Batch-change sync end to end for GitLab, Bitbucket Server and Bitbucket Cloud, as
+//! Batch-change sync end to end for GitLab, Bitbucket Server, Bitbucket Cloud and Gitea, as
 //! `changesets.rs` is for GitHub: real fixture payloads posted over HTTP, processed by the worker,
 //! and the changeset read back over gRPC, on SQLite and PostgreSQL.
 //!
@@ -564,6 +564,229 @@ fn bitbucket_cloud_late_open() -> LateOpen {
     }
 }
 
+// ---- Gitea ----
+
+/// The head of anbraten/test-repo!1 on gitea.com as its captures carry it, and a new commit.
+const GITEA_OLD: &str = "d555a5dd07f4d0148a58d4686ec381502ae6a2d4";
+const GITEA_NEW: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5";
+
+/// anbraten/test-repo!1 (repository 46534) as `pull_request.closed.merged.json` carries it,
+/// at `updated_at`, with head `sha`: open and unmerged, unless the caller says otherwise.
+fn gitea_pull_request(action: &str, sha: &str, updated_at: &str) -> Value {
+    let mut payload = load("gitea/pull_request.closed.merged.json");
+    payload["action"] = json!(action);
+    let pr = &mut payload["pull_request"];
+    pr["state"] = json!("open");
+    pr["merged"] = json!(false);
+    pr["merged_at"] = Value::Null;
+    pr["merged_by"] = Value::Null;
+    pr["closed_at"] = Value::Null;
+    pr["updated_at"] = json!(updated_at);
+    pr["head"]["sha"] = json!(sha);
+    payload
+}
+
+/// A review of the story's pull request at `updated_at`, from the review fixture `file`.
+fn gitea_review(file: &str, sha: &str, updated_at: &str) -> Value {
+    let base = gitea_pull_request("reviewed", sha, updated_at);
+    let mut review = load(file);
+    review["pull_request"] = base["pull_request"].clone();
+    review["repository"] = base["repository"].clone();
+    review["number"] = json!(1);
+    review
+}
+
+/// A plain comment on the story's pull request (an issue comment payload) at `at`.
+fn gitea_comment(at: &str) -> Value {
+    let base = gitea_pull_request("created", GITEA_OLD, at);
+    let mut comment = load("gitea/pull_request_comment.created.json");
+    comment["repository"] = base["repository"].clone();
+    comment["issue"]["number"] = json!(1);
+    comment["issue"]["title"] = json!("Adjust file");
+    comment["issue"]["html_url"] = json!("https://gitea.com/anbraten/test-repo/pulls/1");
+    comment["issue"]["user"] = base["pull_request"]["user"].clone();
+    comment["issue"]["updated_at"] = json!(at);
+    comment["comment"]["created_at"] = json!(at);
+    comment["comment"]["updated_at"] = json!(at);
+    comment
+}
+
+/// Opened → approved → new commit → commented → merged, each later than the one before.
+fn gitea_steps() -> Vec<Step> {
+    let mut merged = gitea_pull_request("closed", GITEA_NEW, "2023-12-05T18:35:31Z");
+    merged["pull_request"]["state"] = json!("closed");
+    merged["pull_request"]["merged"] = json!(true);
+    merged["pull_request"]["merged_at"] = json!("2023-12-05T18:35:31Z");
+    vec![
+        step(
+            "opened",
+            "pull_request",
+            gitea_pull_request("opened", GITEA_OLD, "2023-12-05T18:00:00Z"),
+        ),
+        step(
+            "approved",
+            "pull_request_review_approved",
+            gitea_review(
+                "gitea/pull_request_review_approved.reviewed.json",
+                GITEA_OLD,
+                "2023-12-05T18:10:00Z",
+            ),
+        ),
+        step(
+            "new commit",
+            "pull_request_sync",
+            gitea_pull_request("synchronized", GITEA_NEW, "2023-12-05T18:20:00Z"),
+        ),
+        step(
+            "commented",
+            "pull_request_comment",
+            gitea_comment("2023-12-05T18:30:00Z"),
+        ),
+        step("merged", "pull_request", merged),
+    ]
+}
+
+async fn gitea_changeset(app: &TestApp) -> Changeset {
+    let list = changesets(app)
+        .await
+        .list_changesets(app.req(ListChangesetsRequest {
+            repository: "anbraten/test-repo".into(),
+            number: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.total_size, 1, "{list:?}");
+    list.changesets.into_iter().next().unwrap()
+}
+
+async fn a_gitea_pull_request_is_followed_from_opened_to_merged(engine: Engine) {
+    use ChangesetState::{Merged, Open};
+    use ReviewState::{Approved, Pending};
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("gitea", CodeHostKind::Gitea, "https://gitea.com")
+        .await;
+    let expected = [
+        (Open, Pending, GITEA_OLD),
+        (Open, Approved, GITEA_OLD),
+        (Open, Approved, GITEA_NEW),
+        (Open, Approved, GITEA_NEW),
+        (Merged, Approved, GITEA_NEW),
+    ];
+    for (step, (state, review, head)) in gitea_steps().iter().zip(expected) {
+        let d = app
+            .deliver(CodeHostKind::Gitea, &receiver, step.event, &step.body)
+            .await;
+        assert_eq!(
+            d.state,
+            DeliveryState::Processed as i32,
+            "{}: {d:?}",
+            step.name
+        );
+        let c = gitea_changeset(&app).await;
+        assert_eq!(
+            (c.state, c.review_state, c.head_sha.as_str()),
+            (state as i32, review as i32, head),
+            "after {}: {c:?}",
+            step.name
+        );
+    }
+    let c = gitea_changeset(&app).await;
+    assert_eq!(c.title, "Adjust file");
+    assert_eq!(c.url, "https://gitea.com/anbraten/test-repo/pulls/1");
+    assert_eq!(c.author, "anbraten");
+    assert_eq!(c.head_ref, "anbraten-patch-1");
+    assert_eq!(c.base_ref, "main");
+    assert_eq!(c.code_host_urn, "https://gitea.com/");
+    let events = timeline(&app, &c).await;
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["opened", "review", "synchronized", "comment", "merged"],
+        "{events:?}"
+    );
+    assert_eq!(events[1].summary, "a_nice_user approved #1");
+    app.stop().await;
+}
+
+async fn any_order_of_the_gitea_story_ends_in_the_same_state(engine: Engine) {
+    let mut ends = Vec::new();
+    let orders: [[usize; 5]; 3] = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 4, 0, 3, 1]];
+    for order in orders {
+        let app = TestApp::spawn(engine).await;
+        let receiver = app
+            .create_receiver("gitea", CodeHostKind::Gitea, "https://gitea.com")
+            .await;
+        let steps = gitea_steps();
+        for &i in &order {
+            let step = &steps[i];
+            let d = app
+                .deliver(CodeHostKind::Gitea, &receiver, step.event, &step.body)
+                .await;
+            assert_eq!(
+                d.state,
+                DeliveryState::Processed as i32,
+                "{order:?} {}: {d:?}",
+                step.name
+            );
+        }
+        let c = gitea_changeset(&app).await;
+        assert_eq!(c.state, ChangesetState::Merged as i32, "{order:?}: {c:?}");
+        assert_eq!(
+            c.review_state,
+            ReviewState::Approved as i32,
+            "{order:?}: {c:?}"
+        );
+        assert_eq!(c.head_sha, GITEA_NEW, "{order:?}");
+        assert_eq!(timeline(&app, &c).await.len(), 5, "{order:?}");
+        ends.push(as_read(&c));
+        app.stop().await;
+    }
+    assert!(ends.windows(2).all(|w| w[0] == w[1]), "{ends:#?}");
+}
+
+async fn a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_opens_it(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("gitea", CodeHostKind::Gitea, "https://gitea.com")
+        .await;
+    let mut closed = gitea_pull_request("closed", GITEA_OLD, "2023-12-05T18:06:43Z");
+    closed["pull_request"]["state"] = json!("closed");
+    let opened = gitea_pull_request("opened", GITEA_OLD, "2023-12-05T18:00:00Z");
+    for (event, body) in [("pull_request", &closed), ("pull_request", &opened)] {
+        let d = app
+            .deliver(CodeHostKind::Gitea, &receiver, event, body)
+            .await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    }
+    let c = gitea_changeset(&app).await;
+    assert_eq!(c.state, ChangesetState::Closed as i32, "{c:?}");
+    let kinds: Vec<_> = timeline(&app, &c)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["opened", "closed"]);
+
+    // The Forgejo capture's reopen, made newer than the close.
+    let mut reopened = load("gitea/pull_request.reopened.forgejo-codeberg.json");
+    reopened["pull_request"] = opened["pull_request"].clone();
+    reopened["pull_request"]["updated_at"] = json!("2023-12-05T18:09:00Z");
+    reopened["repository"] = opened["repository"].clone();
+    let d = app
+        .deliver(CodeHostKind::Gitea, &receiver, "pull_request", &reopened)
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    assert_eq!(d.event, "pull_request/reopened");
+    let c = gitea_changeset(&app).await;
+    assert_eq!(c.state, ChangesetState::Open as i32, "{c:?}");
+    app.stop().await;
+}
+
 // ---- What every host's tests share ----
 
 fn step(name: &'static str, event: &'static str, body: Value) -> Step {
@@ -839,6 +1062,9 @@ on_both_engines!(
     any_order_of_the_bitbucket_cloud_story_ends_in_the_same_state,
     a_bitbucket_cloud_creation_older_than_the_rejection_leaves_it_declined_and_the_timeline_keeps_both,
     a_duplicate_bitbucket_cloud_event_changes_nothing,
+    a_gitea_pull_request_is_followed_from_opened_to_merged,
+    any_order_of_the_gitea_story_ends_in_the_same_state,
+    a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_opens_it,
 );
 
 async fn a_gitlab_merge_request_is_followed_from_opened_to_merged(engine: Engine) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::binary::Served;
 use common::{Engine, TestDatabase, fixture, host_headers, raw_http, sha256_signature};
 use hookgate::admin::proto::CodeHostKind::{
-    BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Github as Gh, Gitlab as Gl,
+    BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Gitea as Gt, Github as Gh, Gitlab as Gl,
 };
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database};
@@ -38,6 +38,7 @@ struct Receivers {
     gitlab: (String, String),
     bitbucket_server: (String, String),
     bitbucket_cloud: (String, String),
+    gitea: (String, String),
     trigger: (String, String),
     limited: (String, String),
 }
@@ -184,6 +185,20 @@ fn attempt(i: usize, r: &Receivers) -> Attempt {
             let path = format!("/.api/webhooks/{}", r.bitbucket_server.0);
             post(
                 "wrong Bitbucket Server signature",
+                &path,
+                text_headers(headers),
+                hostile_body,
+                &[401],
+                false,
+            )
+        }
+        // Every other round, a Gitea delivery signed with a wrong secret instead, with the
+        // GitHub-compatible headers Gitea sends alongside.
+        8 if i / 24 % 2 == 1 => {
+            let headers = host_headers(Gt, "push", &key(), Some("wrong-secret"), &hostile_body);
+            let path = format!("/.api/webhooks/{}", r.gitea.0);
+            post(
+                "wrong Gitea signature",
                 &path,
                 text_headers(headers),
                 hostile_body,
@@ -526,6 +541,9 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
             .await,
         bitbucket_cloud: served
             .create_receiver("bbc", Bbc, "https://bitbucket.org", 0)
+            .await,
+        gitea: served
+            .create_receiver("gitea", Gt, "https://gitea.example.com", 0)
             .await,
         trigger: served
             .create_receiver("trigger", Generic, "https://git.example.com", 0)

@@ -40,7 +40,9 @@ const fn case(
     }
 }
 
-use CodeHostKind::{BitbucketCloud as Bbc, BitbucketServer as Bbs, Github as Gh, Gitlab as Gl};
+use CodeHostKind::{
+    BitbucketCloud as Bbc, BitbucketServer as Bbs, Gitea as Gt, Github as Gh, Gitlab as Gl,
+};
 
 /// Every fixture a handler will meet, with what the ingress must make of it.
 const CASES: &[Case] = &[
@@ -443,6 +445,108 @@ const CASES: &[Case] = &[
         "repo:push",
         202,
     ),
+    case(Gt, "gitea/create.branch.json", "create", "create", 202),
+    case(Gt, "gitea/delete.branch.json", "delete", "delete", 202),
+    case(
+        Gt,
+        "gitea/issue_comment.created.json",
+        "issue_comment",
+        "issue_comment/created",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request.closed.json",
+        "pull_request",
+        "pull_request/closed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request.closed.merged.json",
+        "pull_request",
+        "pull_request/closed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request.edited.json",
+        "pull_request",
+        "pull_request/edited",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request.opened.json",
+        "pull_request",
+        "pull_request/opened",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request.reopened.forgejo-codeberg.json",
+        "pull_request",
+        "pull_request/reopened",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_comment.created.json",
+        "pull_request_comment",
+        "pull_request_comment/created",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_comment.reviewed.json",
+        "pull_request_comment",
+        "pull_request_comment/reviewed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_review_approved.reviewed.json",
+        "pull_request_review_approved",
+        "pull_request_review_approved/reviewed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_review_comment.reviewed.json",
+        "pull_request_review_comment",
+        "pull_request_review_comment/reviewed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_review_rejected.reviewed.json",
+        "pull_request_review_rejected",
+        "pull_request_review_rejected/reviewed",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_review_request.review_requested.json",
+        "pull_request_review_request",
+        "pull_request_review_request/review_requested",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/pull_request_sync.synchronized.json",
+        "pull_request_sync",
+        "pull_request_sync/synchronized",
+        202,
+    ),
+    case(
+        Gt,
+        "gitea/push.branch-created-no-commits.json",
+        "push",
+        "push",
+        202,
+    ),
+    case(Gt, "gitea/push.branch-created.json", "push", "push", 202),
+    case(Gt, "gitea/push.branch-updated.json", "push", "push", 202),
 ];
 
 fn urn(kind: CodeHostKind) -> &'static str {
@@ -450,6 +554,7 @@ fn urn(kind: CodeHostKind) -> &'static str {
         Gh => "https://github.com",
         Gl => "https://gitlab.example.com",
         Bbs => "https://bitbucket.example.com",
+        Gt => "https://gitea.example.com",
         _ => "https://bitbucket.org",
     }
 }
@@ -476,6 +581,8 @@ on_both_engines!(
     a_processed_delivery_can_be_redelivered_but_a_rejected_one_cannot,
     send_test_delivery_proves_the_url_and_secret_for_every_host,
     deleting_a_receiver_deletes_its_deliveries,
+    gitea_and_github_deliveries_are_not_taken_for_one_another,
+    a_forgejo_delivery_is_accepted_with_x_forgejo_signature,
 );
 
 async fn every_fixture_is_accepted_signed_and_rejected_with_a_wrong_or_missing_signature(
@@ -483,7 +590,7 @@ async fn every_fixture_is_accepted_signed_and_rejected_with_a_wrong_or_missing_s
 ) {
     let app = TestApp::spawn(engine).await;
     let mut receivers = std::collections::HashMap::new();
-    for kind in [Gh, Gl, Bbs, Bbc] {
+    for kind in [Gh, Gl, Bbs, Bbc, Gt] {
         receivers.insert(
             kind as i32,
             app.create_receiver(&format!("{kind:?}"), kind, urn(kind))
@@ -1323,6 +1430,7 @@ async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Eng
         (Gl, "Push Hook"),
         (Bbs, "diagnostics:ping"),
         (Bbc, "repo:push"),
+        (Gt, "push"),
     ] {
         let (id, _) = app
             .create_receiver(&format!("{kind:?}"), kind, urn(kind))
@@ -1397,6 +1505,100 @@ fn assert_test_outcome(stored: &hookgate::admin::proto::Delivery, event: &str, k
     );
     assert_eq!(stored.last_error, "", "{kind:?}");
     assert_eq!(stored.response_status, 200, "{kind:?}");
+}
+
+/// Gitea sends GitHub's headers too (`X-GitHub-Event`, `X-Hub-Signature-256`, with the same
+/// digest): a GitHub receiver refuses such a delivery with 400 saying what it is, and a Gitea
+/// receiver reads only Gitea's headers, so GitHub's alone are 401 (no `X-Gitea-Signature`).
+async fn gitea_and_github_deliveries_are_not_taken_for_one_another(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (github, gh_secret) = app.create_receiver("gh", Gh, urn(Gh)).await;
+    let body = fixture("gitea/push.branch-created.json");
+    let as_gitea_sends = host_headers(Gt, "push", &key(), Some(&gh_secret), &body);
+    let response = app.post(&github, &as_gitea_sends, body.clone()).await;
+    assert_eq!(response.status(), 400);
+    let answer = json_body(response).await;
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Gitea") && error.contains("CODE_HOST_KIND_GITEA"),
+        "{answer}"
+    );
+
+    let (gitea, gt_secret) = app.create_receiver("gt", Gt, urn(Gt)).await;
+    let github_body = fixture("github/push.branch-updated.json");
+    let as_github_sends = host_headers(Gh, "push", &key(), Some(&gt_secret), &github_body);
+    let response = app.post(&gitea, &as_github_sends, github_body).await;
+    assert_eq!(response.status(), 401);
+    let answer = json_body(response).await;
+    assert_eq!(answer["error"], "missing X-Gitea-Signature", "{answer}");
+
+    // A wrong Gitea signature is 401 even next to a right GitHub-compatible one.
+    let mut forged = host_headers(Gt, "push", &key(), Some(&gt_secret), &body);
+    for (name, value) in &mut forged {
+        if *name == "x-gitea-signature" {
+            *value = hookgate::hosts::sign_hmac_sha256_hex("not-the-secret", &body);
+        }
+    }
+    let response = app.post(&gitea, &forged, body.clone()).await;
+    assert_eq!(response.status(), 401);
+
+    // Nothing of these was stored but the rejected attempts.
+    let listed = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .deliveries
+            .iter()
+            .all(|d| d.state == DeliveryState::Rejected as i32),
+        "{listed:?}"
+    );
+    assert_eq!(listed.total_size, 2, "{listed:?}");
+    app.stop().await;
+}
+
+/// Forgejo's capture, with the headers Forgejo sends (its own names and Gitea's, one digest).
+async fn a_forgejo_delivery_is_accepted_with_x_forgejo_signature(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app
+        .create_receiver("forgejo", Gt, "https://codeberg.org")
+        .await;
+    let body = fixture("gitea/pull_request.reopened.forgejo-codeberg.json");
+    let digits = hookgate::hosts::sign_hmac_sha256_hex(&secret, &body);
+    let k = key();
+    let forgejo_only = vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-forgejo-event", "pull_request".to_owned()),
+        ("x-forgejo-event-type", "pull_request".to_owned()),
+        ("x-forgejo-delivery", k.clone()),
+        ("x-forgejo-signature", digits.clone()),
+    ];
+    let response = app.post(&id, &forgejo_only, body.clone()).await;
+    assert_eq!(response.status(), 202);
+    let answer = json_body(response).await;
+    let stored = app
+        .wait_until_done(answer["delivery_id"].as_str().unwrap())
+        .await;
+    assert_eq!(stored.event, "pull_request/reopened");
+    assert_eq!(stored.delivery_key, k);
+    assert_eq!(stored.state, DeliveryState::Processed as i32, "{stored:?}");
+
+    let wrong = vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-forgejo-event-type", "pull_request".to_owned()),
+        ("x-forgejo-delivery", key()),
+        (
+            "x-forgejo-signature",
+            hookgate::hosts::sign_hmac_sha256_hex("not-the-secret", &body),
+        ),
+    ];
+    let response = app.post(&id, &wrong, body).await;
+    assert_eq!(response.status(), 401);
+    app.stop().await;
 }
 
 async fn deleting_a_receiver_deletes_its_deliveries(engine: Engine) {

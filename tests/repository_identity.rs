@@ -141,6 +141,26 @@ fn bitbucket_cloud() -> Rename {
     }
 }
 
+fn gitea() -> Rename {
+    Rename {
+        kind: CodeHostKind::Gitea,
+        urn: "http://localhost:3000",
+        normalized_urn: "http://localhost:3000/",
+        pull_request_event: "pull_request",
+        first: "gitea/pull_request.opened.json",
+        second: "gitea/pull_request.opened.json",
+        push_event: "push",
+        push: "gitea/push.branch-created.json",
+        push_names: None,
+        id_at: "/repository/id",
+        push_id_at: &[],
+        before: "example/example",
+        after: "example/renamed",
+        text_before: "example/example",
+        text_after: "example/renamed",
+    }
+}
+
 async fn repositories(app: &TestApp) -> RepositoryServiceClient<Channel> {
     RepositoryServiceClient::new(app.channel().await)
 }
@@ -341,6 +361,16 @@ async fn a_bitbucket_server_rename_keeps_one_repository_and_one_changeset_and_th
         bitbucket_server(),
     )
     .await
+}
+
+async fn a_gitea_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
+    engine: Engine,
+) {
+    a_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
+        engine,
+        gitea(),
+    )
+    .await;
 }
 
 async fn a_bitbucket_cloud_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
@@ -734,6 +764,7 @@ on_both_engines!(
     a_gitlab_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     a_bitbucket_server_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     a_bitbucket_cloud_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
+    a_gitea_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     github_repository_renamed_and_transferred_events_rename_the_one_repository_and_are_in_the_feed,
     a_repository_registered_by_id_is_matched_under_a_new_name_with_ignore_unmatched,
     an_event_naming_its_repository_only_by_id_is_applied_to_the_one_with_that_id_or_ignored_saying_so,

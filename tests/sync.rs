@@ -62,6 +62,7 @@ async fn sync_requests(app: &TestApp) -> Vec<hookgate::admin::proto::SyncRequest
 on_both_engines!(
     every_hosts_push_becomes_a_sync_request_with_its_refs,
     pushes_to_a_pending_request_are_coalesced,
+    a_gitea_branch_deletion_and_a_test_button_push_become_sync_requests,
     a_worker_claims_and_completes_over_grpc_and_a_push_during_the_claim_is_not_lost,
     the_branch_filter_ignores_pushes_to_other_branches_but_not_tags,
     ignore_unmatched_acts_only_on_registered_repositories,
@@ -125,6 +126,37 @@ async fn every_hosts_push_becomes_a_sync_request_with_its_refs(engine: Engine) {
             "501bf5b99365d1d870882254b9360c17172bda0e",
             "e42fac24456e4a56f1b7f9358afc3070e3b7ddec",
         ),
+        (
+            CodeHostKind::Gitea,
+            "http://127.0.0.1:3000",
+            "push",
+            "gitea/push.branch-updated.json",
+            "Test-CI/multi-line-secrets",
+            "refs/heads/main",
+            "6efcf5b7c98f3e7a491675164b7a2e7acac27941",
+            "29be01c073851cf0db0c6a466e396b725a670453",
+        ),
+        (
+            CodeHostKind::Gitea,
+            "https://codeberg.org",
+            "push",
+            "gitea/push.branch-created-no-commits.json",
+            "meisam/woodpecktester",
+            "refs/heads/fdsafdsa",
+            "0000000000000000000000000000000000000000",
+            "28c3613ae62640216bea5e7dc71aa65356e4298b",
+        ),
+        // Gitea's `create` names the branch by its short name.
+        (
+            CodeHostKind::Gitea,
+            "http://localhost:3000",
+            "create",
+            "gitea/create.branch.json",
+            "example/example",
+            "refs/heads/master",
+            "0000000000000000000000000000000000000000",
+            "67b56589a45103f891bdee7c0546e5d40bc02001",
+        ),
     ];
     for (kind, urn, event, file, repo, name, old, new) in cases {
         let r = receiver(&app, kind, urn, ReceiverOptions::default()).await;
@@ -160,6 +192,64 @@ async fn every_hosts_push_becomes_a_sync_request_with_its_refs(engine: Engine) {
         bbs.clone_urls
             .contains(&"https://server.bitbucket.local/scm/~gopher/webhook-test.git".to_owned()),
         "{bbs:?}"
+    );
+    app.stop().await;
+}
+
+/// Gitea's `delete` of a branch (which names it by its short name and says nothing of where it
+/// was) is a sync request for the deleted ref; a `push` whose before equals its after (what
+/// Gitea's Test Delivery button sends) is one too, as any push is.
+async fn a_gitea_branch_deletion_and_a_test_button_push_become_sync_requests(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let r = receiver(
+        &app,
+        CodeHostKind::Gitea,
+        "http://localhost:3000",
+        ReceiverOptions::default(),
+    )
+    .await;
+    let d = app
+        .deliver(
+            CodeHostKind::Gitea,
+            &r,
+            "delete",
+            &load("gitea/delete.branch.json"),
+        )
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    let all = sync_requests(&app).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].repository, "example/example");
+    let refs: Vec<_> = all[0]
+        .refs
+        .iter()
+        .map(|r| (r.name.as_str(), r.old_sha.as_str(), r.new_sha.as_str()))
+        .collect();
+    assert_eq!(
+        refs,
+        [(
+            "refs/heads/example3",
+            "",
+            "0000000000000000000000000000000000000000"
+        )]
+    );
+
+    let mut test_button = load("gitea/push.branch-created.json");
+    test_button["before"] = test_button["after"].clone();
+    let d = app
+        .deliver(CodeHostKind::Gitea, &r, "push", &test_button)
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    let all = sync_requests(&app).await;
+    assert_eq!(all.len(), 1, "the same repository's request: {all:?}");
+    assert_eq!(all[0].push_count, 2);
+    let sha = "67b56589a45103f891bdee7c0546e5d40bc02001";
+    assert!(
+        all[0]
+            .refs
+            .iter()
+            .any(|r| r.name == "refs/heads/master" && r.old_sha == sha && r.new_sha == sha),
+        "{all:?}"
     );
     app.stop().await;
 }

@@ -163,6 +163,28 @@ fn bitbucket_cloud() -> Comments {
     }
 }
 
+fn gitea() -> Comments {
+    Comments {
+        kind: CodeHostKind::Gitea,
+        urn: "http://localhost:3000",
+        event: "pull_request_comment",
+        repository: "example/example",
+        number: 2,
+        ids: ["6", "7", "3"],
+        same_second: "2022-03-09T16:31:34+09:00",
+        earlier: "2022-03-09T16:30:00+09:00",
+        comment: |id, body, time| {
+            comment_payload(
+                "gitea/pull_request_comment.created.json",
+                "/comment",
+                id,
+                ("/body", body),
+                (&["created_at", "updated_at"], json!(time)),
+            )
+        },
+    }
+}
+
 /// The timeline of the one changeset of `repository` #`number`, oldest first.
 async fn timeline(app: &TestApp, repository: &str, number: i64) -> Vec<ChangesetEvent> {
     let mut client = ChangesetServiceClient::new(app.channel().await);
@@ -262,6 +284,7 @@ on_both_engines!(
     two_gitlab_notes_in_one_second_are_two_entries,
     two_bitbucket_server_comments_in_one_second_are_two_entries,
     two_bitbucket_cloud_comments_in_one_second_are_two_entries,
+    two_gitea_comments_in_one_second_are_two_entries,
     an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded,
     an_entry_of_an_older_hookgate_is_kept_with_a_key_derived_from_what_it_stored,
     a_resolved_and_unresolved_review_thread_are_entries_keyed_by_the_thread,
@@ -281,6 +304,10 @@ async fn two_bitbucket_server_comments_in_one_second_are_two_entries(engine: Eng
 
 async fn two_bitbucket_cloud_comments_in_one_second_are_two_entries(engine: Engine) {
     two_comments_in_one_second_are_two_entries(engine, bitbucket_cloud()).await;
+}
+
+async fn two_gitea_comments_in_one_second_are_two_entries(engine: Engine) {
+    two_comments_in_one_second_are_two_entries(engine, gitea()).await;
 }
 
 async fn an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded(engine: Engine) {

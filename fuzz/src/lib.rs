@@ -49,6 +49,7 @@ fn hookgate_host(host: HostKind) -> Host {
         HostKind::GitLab => Host::GitLab,
         HostKind::BitbucketServer => Host::BitbucketServer,
         HostKind::BitbucketCloud => Host::BitbucketCloud,
+        HostKind::Gitea => Host::Gitea,
     }
 }
 
@@ -125,6 +126,7 @@ fn genuine_value(host: HostKind, kind: SlotKind, delivery: &Delivery, body: &[u8
         SlotKind::DeliveryKey => GENUINE_DELIVERY_KEY.to_owned(),
         SlotKind::HmacSha256 => format!("sha256={}", hosts::sign_hmac_sha256_hex(SECRET, body)),
         SlotKind::HmacSha1 => format!("sha1={}", sign_hmac_sha1_hex(body)),
+        SlotKind::HexSha256 => hosts::sign_hmac_sha256_hex(SECRET, body),
         SlotKind::Token => SECRET.to_owned(),
         SlotKind::ContentType if delivery.flags & FORM_CONTENT_TYPE != 0 => {
             "application/x-www-form-urlencoded; charset=utf-8".to_owned()
@@ -176,7 +178,7 @@ fn check_verdict(
         .filter(|(_, slot)| {
             matches!(
                 slot.kind,
-                SlotKind::HmacSha256 | SlotKind::HmacSha1 | SlotKind::Token
+                SlotKind::HmacSha256 | SlotKind::HmacSha1 | SlotKind::HexSha256 | SlotKind::Token
             )
         })
         .collect();
@@ -208,10 +210,19 @@ fn check_verdict(
         }
         None => {}
     }
-    // The header that decides: GitHub's SHA-256 one when sent, else its legacy SHA-1 one.
+    // The header that decides: GitHub's SHA-256 one when sent, else its legacy SHA-1 one;
+    // Gitea's when its first value is text that is not blank, else Forgejo's.
+    let gitea_sent = || {
+        headers
+            .get("X-Gitea-Signature")
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .is_some_and(|v| !v.trim().is_empty())
+    };
     let (index, deciding) = match host {
         HostKind::GitHub if headers.contains_key("X-Hub-Signature-256") => credentials[0],
         HostKind::GitHub => credentials[1],
+        HostKind::Gitea if gitea_sent() => credentials[0],
+        HostKind::Gitea => credentials[1],
         _ => credentials[0],
     };
     if single(deciding.name).as_deref() == Some(genuine.value(index).as_bytes()) {

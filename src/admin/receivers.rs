@@ -442,8 +442,9 @@ fn kind_from_proto(raw: i32) -> Result<CodeHostKind, Status> {
         Ok(P::BitbucketServer) => Ok(CodeHostKind::BitbucketServer),
         Ok(P::BitbucketCloud) => Ok(CodeHostKind::BitbucketCloud),
         Ok(P::Generic) => Ok(CodeHostKind::Generic),
+        Ok(P::Gitea) => Ok(CodeHostKind::Gitea),
         Ok(P::Unspecified) => Err(Status::invalid_argument(
-            "code_host_kind is required: one of CODE_HOST_KIND_GITHUB, CODE_HOST_KIND_GITLAB, CODE_HOST_KIND_BITBUCKET_SERVER, CODE_HOST_KIND_BITBUCKET_CLOUD, CODE_HOST_KIND_GENERIC",
+            "code_host_kind is required: one of CODE_HOST_KIND_GITHUB, CODE_HOST_KIND_GITLAB, CODE_HOST_KIND_BITBUCKET_SERVER, CODE_HOST_KIND_BITBUCKET_CLOUD, CODE_HOST_KIND_GITEA, CODE_HOST_KIND_GENERIC",
         )),
         Err(_) => Err(Status::invalid_argument(format!(
             "code_host_kind {raw} is not a known kind"
@@ -459,6 +460,7 @@ fn kind_to_proto(kind: CodeHostKind) -> proto::CodeHostKind {
         CodeHostKind::BitbucketServer => P::BitbucketServer,
         CodeHostKind::BitbucketCloud => P::BitbucketCloud,
         CodeHostKind::Generic => P::Generic,
+        CodeHostKind::Gitea => P::Gitea,
     }
 }
 

@@ -65,6 +65,19 @@ pub fn for_kind(kind: i32, url: &str) -> Markup {
             }
             p.muted { "Bitbucket Cloud has no test button; " b { "Send test delivery" } " above sends a signed zero-commit push." }
         },
+        Ok(CodeHostKind::Gitea) => html! {
+            p { "Repository (or organization) → " b { "Settings" } " → " b { "Webhooks" } " → " b { "Add webhook" } " → " b { "Gitea" } " (on Forgejo: " b { "Forgejo" } "). You need admin access." }
+            table {
+                tr { td { "Target URL" } td { (url_cell()) } }
+                tr { td { "HTTP method" } td { code { "POST" } } }
+                tr { td { "POST content type" } td { code { "application/json" } } }
+                tr { td { "Secret" } td { (secret_cell) ". Gitea then signs each delivery (" code { "X-Gitea-Signature" } "; Forgejo also " code { "X-Forgejo-Signature" } ")." } }
+                tr { td { "Trigger on" } td { b { "Custom events" } ", then the ones below" } }
+                tr { td { "Batch-change sync" } td { "Pull request (and its Assigned, Labeled, Milestoned, Synchronized, Reviewed, Review requested), Pull request comments, Issue comment" } }
+                tr { td { "Push sync" } td { "Push, Create, Delete" } }
+            }
+            p.muted { "Gitea's " b { "Test Delivery" } " sends a push whose before equals its after; " b { "Send test delivery" } " above sends the same." }
+        },
         Ok(CodeHostKind::Generic) => html! {
             p { "A plain \"sync now\" URL for cron or a CI step. Call it with the secret in a header:" }
             pre.body { "curl -fsS -X POST -H \"X-Hook-Secret: $SECRET\" " (url) }
@@ -76,5 +89,34 @@ pub fn for_kind(kind: i32, url: &str) -> Markup {
             }
         },
         _ => html! { p.muted { "No guide for this kind." } },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_host_kind_has_a_guide_and_gitea_names_its_signature_and_test_push() {
+        for kind in [
+            CodeHostKind::Github,
+            CodeHostKind::Gitlab,
+            CodeHostKind::BitbucketServer,
+            CodeHostKind::BitbucketCloud,
+            CodeHostKind::Gitea,
+            CodeHostKind::Generic,
+        ] {
+            let page =
+                for_kind(kind as i32, "https://hooks.example.com/.api/webhooks/x").into_string();
+            assert!(!page.contains("No guide for this kind"), "{kind:?}");
+            assert!(
+                page.contains("https://hooks.example.com/.api/webhooks/x"),
+                "{kind:?}"
+            );
+        }
+        let gitea = for_kind(CodeHostKind::Gitea as i32, "u").into_string();
+        assert!(gitea.contains("X-Gitea-Signature"), "{gitea}");
+        assert!(gitea.contains("application/json"), "{gitea}");
+        assert!(gitea.contains("Push, Create, Delete"), "{gitea}");
     }
 }

@@ -301,6 +301,7 @@ pub fn kind(raw: i32) -> &'static str {
         Ok(K::Gitlab) => "GitLab",
         Ok(K::BitbucketServer) => "Bitbucket Server",
         Ok(K::BitbucketCloud) => "Bitbucket Cloud",
+        Ok(K::Gitea) => "Gitea / Forgejo",
         Ok(K::Generic) => "Generic trigger",
         _ => "unknown",
     }

@@ -68,6 +68,9 @@ pub enum CodeHostKind {
     BitbucketServer,
     #[sea_orm(string_value = "BITBUCKET_CLOUD")]
     BitbucketCloud,
+    /// Gitea, and Forgejo.
+    #[sea_orm(string_value = "GITEA")]
+    Gitea,
     /// A plain "sync now" trigger for systems that cannot sign their requests.
     #[sea_orm(string_value = "GENERIC")]
     Generic,

@@ -51,6 +51,15 @@ const HANDLED: &[&str] = &[
     "merge_group",
 ];
 
+/// Headers only Gitea, Forgejo (and Gogs, whose names Gitea keeps) send, which mark a
+/// delivery as theirs whatever GitHub headers it also carries.
+const GITEA_EVENT_HEADERS: [&str; 4] = [
+    "X-Gitea-Event",
+    "X-Gitea-Event-Type",
+    "X-Forgejo-Event",
+    "X-Gogs-Event",
+];
+
 /// Where GitHub's merge queue puts a merge group's branch: `gh-readonly-queue/<base>/...`.
 const MERGE_QUEUE_PREFIX: &str = "gh-readonly-queue/";
 
@@ -92,6 +101,16 @@ pub(super) fn classify<P: Payload>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Classified<P>, ClassifyError> {
+    // Gitea and Forgejo send GitHub's headers too, signed the same way, with their own event
+    // names; they also send their own, which GitHub never does.
+    if let Some(header) = GITEA_EVENT_HEADERS
+        .into_iter()
+        .find(|name| headers.contains_key(*name))
+    {
+        return Err(ClassifyError::WrongHost(format!(
+            "this is a Gitea or Forgejo delivery ({header}), which a GitHub receiver does not take: create a CODE_HOST_KIND_GITEA receiver for it"
+        )));
+    }
     let event = event_header(headers, EVENT)?;
     let json = if is_form(headers) {
         form_payload(event, body)?
@@ -748,7 +767,7 @@ fn merge_group_number(head_ref: &str) -> Option<i64> {
     digits.parse().ok().filter(|n| *n > 0)
 }
 
-fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
+pub(super) fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
     // Review and review comment events leave out `merged`, but carry `merged_at`.
     let merged = match pr.get("merged") {
         Some(Value::Bool(merged)) => Some(*merged),
@@ -797,7 +816,7 @@ fn merged_from_time(merged_at: Option<&Value>) -> Option<bool> {
 /// The changeset state from GitHub's `state` (`open`/`closed`), whether it was merged, and its
 /// `draft` flag. A closed pull request whose merging the payload does not tell has no state:
 /// guessing `Closed` would undo a `Merged`.
-fn state(
+pub(super) fn state(
     state: Option<&str>,
     merged: Option<bool>,
     draft: Option<&Value>,

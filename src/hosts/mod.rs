@@ -1,5 +1,5 @@
-//! What each code host sends, and nothing else: for GitHub, GitLab, Bitbucket Server/Data Center
-//! and Bitbucket Cloud, how a delivery proves it is the host's ([`verify`]), what event it is and
+//! What each code host sends, and nothing else: for GitHub, GitLab, Bitbucket Server/Data Center,
+//! Bitbucket Cloud and Gitea (with Forgejo), how a delivery proves it is the host's ([`verify`]), what event it is and
 //! under which delivery key ([`classify`], or [`classify_outline`] when only the outline of the
 //! body is needed), and what the host's own test event looks like ([`test_delivery`]). It is pure: it takes headers and body bytes and returns a verdict, with no
 //! HTTP server, database or clock, so every real fixture is a cheap unit test. One file per host;
@@ -10,6 +10,7 @@
 mod bitbucket_cloud;
 mod bitbucket_server;
 pub mod effects;
+mod gitea;
 mod github;
 mod gitlab;
 mod payload;
@@ -32,6 +33,8 @@ pub enum Host {
     GitLab,
     BitbucketServer,
     BitbucketCloud,
+    /// Gitea, and Forgejo (which signs and names deliveries as Gitea does).
+    Gitea,
 }
 
 /// A delivery that passed [`verify`], and how.
@@ -96,6 +99,7 @@ pub fn verify(
         Host::GitLab => gitlab::verify(headers, secrets),
         Host::BitbucketServer => bitbucket_server::verify(headers, body, secrets),
         Host::BitbucketCloud => bitbucket_cloud::verify(headers, body, secrets),
+        Host::Gitea => gitea::verify(headers, body, secrets),
     }
 }
 
@@ -175,6 +179,10 @@ pub enum ClassifyError {
     /// `body of a pull_request event must be JSON: expected value at line 1 column 1`.
     #[error("{0}")]
     BadBody(String),
+    /// The delivery was signed with the receiver's secret but is another host's, as its own
+    /// headers say (a Gitea or Forgejo delivery at a GitHub receiver); holds the whole message.
+    #[error("{0}")]
+    WrongHost(String),
 }
 
 /// Names the event of a delivery, finds its delivery key and parses the whole body, for the
@@ -205,6 +213,7 @@ fn classify_into<P: Payload>(
         Host::GitLab => gitlab::classify(headers, body),
         Host::BitbucketServer => bitbucket_server::classify(headers, body),
         Host::BitbucketCloud => bitbucket_cloud::classify(headers, body),
+        Host::Gitea => gitea::classify(headers, body),
     }?;
     if headers.contains_key(TEST_DELIVERY_HEADER) {
         classified.event = test_event(&classified.event);
@@ -247,6 +256,7 @@ pub fn claimed(host: Host, headers: &HeaderMap) -> Claimed {
         Host::GitLab => gitlab::HEADERS,
         Host::BitbucketServer => bitbucket_server::HEADERS,
         Host::BitbucketCloud => bitbucket_cloud::HEADERS,
+        Host::Gitea => gitea::HEADERS,
     };
     Claimed {
         event: bounded(
@@ -267,6 +277,7 @@ pub fn effects(host: Host, event: &str, payload: &Value) -> Result<Vec<Effect>, 
         Host::GitLab => gitlab::effects(event, payload),
         Host::BitbucketServer => bitbucket_server::effects(event, payload),
         Host::BitbucketCloud => bitbucket_cloud::effects(event, payload),
+        Host::Gitea => gitea::effects(event, payload),
     }?;
     Ok(effects.into_iter().map(Effect::bounded).collect())
 }
@@ -283,7 +294,8 @@ pub struct TestDelivery {
 
 /// Builds the host's test event, signed with `secret` as the host would sign it, under
 /// `delivery_key`: a GitHub `ping`, a GitLab `Push Hook` with no commits, a Bitbucket Server
-/// `diagnostics:ping` (signed), a Bitbucket Cloud `repo:push` with no changes. It carries
+/// `diagnostics:ping` (signed), a Bitbucket Cloud `repo:push` with no changes, a Gitea `push`
+/// whose `before` equals its `after`. It carries
 /// [`TEST_DELIVERY_HEADER`], so it classifies as [`Disposition::Test`].
 pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelivery {
     let mut delivery = match host {
@@ -291,6 +303,7 @@ pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelive
         Host::GitLab => gitlab::test_delivery(secret, delivery_key),
         Host::BitbucketServer => bitbucket_server::test_delivery(secret, delivery_key),
         Host::BitbucketCloud => bitbucket_cloud::test_delivery(secret, delivery_key),
+        Host::Gitea => gitea::test_delivery(secret, delivery_key),
     };
     // Every host's test event is JSON.
     delivery.headers.extend([
@@ -411,6 +424,12 @@ pub(crate) mod testing {
                 pairs.push(("X-Request-UUID", key.to_owned()));
                 pairs.extend(signature.map(|s| ("X-Hub-Signature", s)));
             }
+            Host::Gitea => {
+                pairs.push(("X-Gitea-Event-Type", event.to_owned()));
+                pairs.push(("X-Gitea-Delivery", key.to_owned()));
+                let digits = secret.map(|s| sign_hmac_sha256_hex(s, body));
+                pairs.extend(digits.map(|d| ("X-Gitea-Signature", d)));
+            }
         }
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
         headers(&pairs)
@@ -476,6 +495,9 @@ pub(crate) mod testing {
                 (Host::GitLab, _) => Err(VerifyError::Missing {
                     header: "X-Gitlab-Token",
                 }),
+                (Host::Gitea, _) => Err(VerifyError::Missing {
+                    header: "X-Gitea-Signature",
+                }),
                 _ => Err(VerifyError::Missing {
                     header: "X-Hub-Signature",
                 }),
@@ -533,6 +555,7 @@ mod tests {
             "gitlab" => Host::GitLab,
             "bitbucket-server" => Host::BitbucketServer,
             "bitbucket-cloud" => Host::BitbucketCloud,
+            "gitea" => Host::Gitea,
             other => panic!("signature-vectors.json names an unknown host {other:?}"),
         }
     }
@@ -616,6 +639,7 @@ mod tests {
             Host::GitLab,
             Host::BitbucketServer,
             Host::BitbucketCloud,
+            Host::Gitea,
         ] {
             let delivery = test_delivery(host, "s", "k");
             let headers = testing::test_delivery_headers(&delivery);

@@ -90,7 +90,11 @@ pub async fn deliver(
     }
     let classified = match hosts::classify_outline(host, &headers, &body) {
         Ok(c) => c,
-        Err(e @ ClassifyError::MissingEventHeader(_)) | Err(e @ ClassifyError::BadBody(_)) => {
+        Err(
+            e @ (ClassifyError::MissingEventHeader(_)
+            | ClassifyError::BadBody(_)
+            | ClassifyError::WrongHost(_)),
+        ) => {
             return reply::error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };

@@ -14,6 +14,7 @@ impl CodeHostKind {
             CodeHostKind::GitLab => Some(Host::GitLab),
             CodeHostKind::BitbucketServer => Some(Host::BitbucketServer),
             CodeHostKind::BitbucketCloud => Some(Host::BitbucketCloud),
+            CodeHostKind::Gitea => Some(Host::Gitea),
             CodeHostKind::Generic => None,
         }
     }

@@ -478,6 +478,21 @@ pub fn host_headers(
                 h.push(("x-hub-signature", sha256_signature(s, body)));
             }
         }
+        // As Gitea sends it: its own headers and the GitHub-compatible copies (GitHub's names
+        // with Gitea's event), which a Gitea receiver must not read.
+        hookgate::admin::proto::CodeHostKind::Gitea => {
+            h.push(("x-gitea-event", event.to_owned()));
+            h.push(("x-gitea-event-type", event.to_owned()));
+            h.push(("x-gitea-delivery", key.to_owned()));
+            h.push(("x-github-event", event.to_owned()));
+            h.push(("x-github-delivery", key.to_owned()));
+            if let Some(s) = secret {
+                let signature = sha256_signature(s, body);
+                let digits = signature.trim_start_matches("sha256=").to_owned();
+                h.push(("x-gitea-signature", digits));
+                h.push(("x-hub-signature-256", signature));
+            }
+        }
         _ => {
             h.push(("x-event-key", event.to_owned()));
             h.push(("x-request-uuid", key.to_owned()));

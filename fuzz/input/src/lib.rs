@@ -33,6 +33,7 @@ pub enum HostKind {
     GitLab,
     BitbucketServer,
     BitbucketCloud,
+    Gitea,
 }
 
 /// What a header a host reads is for, which says what its `Genuine` value is.
@@ -46,6 +47,9 @@ pub enum SlotKind {
     HmacSha256,
     /// GitHub's legacy HMAC-SHA1 header; genuine: `sha1=<hex HMAC of the body with SECRET>`.
     HmacSha1,
+    /// Gitea's (and Forgejo's) signature header; genuine: `<hex HMAC-SHA256 of the body with
+    /// SECRET>`, no prefix.
+    HexSha256,
     /// GitLab's token header; genuine: [`SECRET`].
     Token,
     /// `Content-Type`; genuine: JSON, or a form when [`FORM_CONTENT_TYPE`] is set.
@@ -142,6 +146,15 @@ const BITBUCKET_CLOUD: &[Slot] = &[
     slot("Content-Type", SlotKind::ContentType),
 ];
 
+const GITEA: &[Slot] = &[
+    slot("X-Gitea-Event-Type", SlotKind::Event),
+    slot("X-Gitea-Delivery", SlotKind::DeliveryKey),
+    slot("X-Forgejo-Delivery", SlotKind::DeliveryKey),
+    slot("X-Gitea-Signature", SlotKind::HexSha256),
+    slot("X-Forgejo-Signature", SlotKind::HexSha256),
+    slot("Content-Type", SlotKind::ContentType),
+];
+
 /// The headers `host` reads, in the order the input describes them.
 pub fn slots(host: HostKind) -> &'static [Slot] {
     match host {
@@ -149,6 +162,7 @@ pub fn slots(host: HostKind) -> &'static [Slot] {
         HostKind::GitLab => GITLAB,
         HostKind::BitbucketServer => BITBUCKET_SERVER,
         HostKind::BitbucketCloud => BITBUCKET_CLOUD,
+        HostKind::Gitea => GITEA,
     }
 }
 
@@ -216,6 +230,20 @@ pub fn known_events(host: HostKind) -> &'static [&'static str] {
             "repo:commit_status_updated",
             "repo:push",
             "repo:fork",
+        ],
+        HostKind::Gitea => &[
+            "pull_request",
+            "pull_request_sync",
+            "pull_request_review_request",
+            "pull_request_review_approved",
+            "pull_request_review_rejected",
+            "pull_request_review_comment",
+            "pull_request_comment",
+            "issue_comment",
+            "push",
+            "create",
+            "delete",
+            "issues",
         ],
     }
 }
@@ -320,11 +348,12 @@ impl TriggerCall {
 mod tests {
     use super::*;
 
-    const HOSTS: [HostKind; 4] = [
+    const HOSTS: [HostKind; 5] = [
         HostKind::GitHub,
         HostKind::GitLab,
         HostKind::BitbucketServer,
         HostKind::BitbucketCloud,
+        HostKind::Gitea,
     ];
 
     #[test]

@@ -28,11 +28,12 @@ const RECEIVERS_PAGE: i32 = 50;
 const MAX_REDELIVER_CALLS: usize = 100;
 
 /// The kinds a receiver can be made with: form value, label.
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
     ("GITHUB", "GitHub"),
     ("GITLAB", "GitLab"),
     ("BITBUCKET_SERVER", "Bitbucket Server / Data Center"),
     ("BITBUCKET_CLOUD", "Bitbucket Cloud"),
+    ("GITEA", "Gitea / Forgejo"),
     ("GENERIC", "Generic trigger (cron, CI)"),
 ];
 
@@ -53,6 +54,7 @@ fn kind_from_form(raw: &str) -> i32 {
         "GITLAB" => K::Gitlab as i32,
         "BITBUCKET_SERVER" => K::BitbucketServer as i32,
         "BITBUCKET_CLOUD" => K::BitbucketCloud as i32,
+        "GITEA" => K::Gitea as i32,
         "GENERIC" => K::Generic as i32,
         // The admin API says what is missing.
         _ => K::Unspecified as i32,

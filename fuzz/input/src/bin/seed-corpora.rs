@@ -14,7 +14,7 @@ use hookgate_fuzz_input::{
 };
 
 /// (fuzz target, fixture folder, host).
-const TARGETS: [(&str, &str, HostKind); 4] = [
+const TARGETS: [(&str, &str, HostKind); 5] = [
     ("github", "github", HostKind::GitHub),
     ("gitlab", "gitlab", HostKind::GitLab),
     (
@@ -27,6 +27,7 @@ const TARGETS: [(&str, &str, HostKind); 4] = [
         "bitbucket-cloud",
         HostKind::BitbucketCloud,
     ),
+    ("gitea", "gitea", HostKind::Gitea),
 ];
 
 fn main() -> std::io::Result<()> {

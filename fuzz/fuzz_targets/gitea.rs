@@ -1,0 +1,8 @@
+//! A delivery to a receiver of kind Gitea (and Forgejo): verify, classify and, for a verified
+//! `Handled` event, effects (see `hookgate_fuzz::deliver`).
+#![no_main]
+
+use hookgate_fuzz_input::HostKind;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| hookgate_fuzz::deliver(HostKind::Gitea, data));
