@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 use super::effects::{
     self, ChangesetEffect, ChangesetSnapshot, ChangesetState, Effect, EffectError, HostEvent,
-    PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, ending, id_text, label_list,
-    parse_time, short_sha, str_at, string_at,
+    PushEffect, RefUpdate, RepositoryRef, ReviewVote, Target, Vote, ending, id_text, parse_time,
+    short_sha, str_at,
 };
-use super::github::{pull_request_snapshot, state};
+use super::github::{
+    issue_snapshot_merged, merged_from_time, pull_request_snapshot, repository_of,
+};
 use super::signature::{self, Algorithm, Prefix};
 use super::{
     Classified, ClassifyError, Disposition, Payload, TestDelivery, Verified, VerifyError,
@@ -210,16 +212,7 @@ type Event<'p> = effects::Event<'p, Gitea<'p>>;
 impl HostEvent for Gitea<'_> {
     /// The repository every Gitea event carries, by `full_name` and its numeric `id`.
     fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
-        RepositoryRef {
-            name: string_at(event.payload, "/repository/full_name").unwrap_or_default(),
-            external_id: id_text(event.payload.pointer("/repository/id")),
-            url: string_at(event.payload, "/repository/html_url").unwrap_or_default(),
-            clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .filter_map(|p| string_at(event.payload, p))
-                .collect(),
-        }
-        .identified(event.event, "repository.full_name")
+        repository_of(event.payload, event.event)
     }
 }
 
@@ -415,21 +408,9 @@ impl Event<'_> {
 fn issue_snapshot(issue: &Value) -> ChangesetSnapshot {
     let merged = match issue.pointer("/pull_request/merged") {
         Some(Value::Bool(merged)) => Some(*merged),
-        _ => match issue.pointer("/pull_request/merged_at") {
-            Some(Value::String(_)) => Some(true),
-            Some(Value::Null) => Some(false),
-            _ => None,
-        },
+        _ => merged_from_time(issue.pointer("/pull_request/merged_at")),
     };
-    ChangesetSnapshot {
-        title: string_at(issue, "/title"),
-        url: string_at(issue, "/html_url"),
-        author: string_at(issue, "/user/login"),
-        state: state(str_at(issue, "/state"), merged, issue.get("draft")),
-        labels: label_list(issue, "name"),
-        host_update_time: issue.get("updated_at").and_then(parse_time),
-        ..ChangesetSnapshot::default()
-    }
+    issue_snapshot_merged(issue, merged)
 }
 
 #[cfg(test)]

@@ -233,17 +233,23 @@ type Event<'p> = effects::Event<'p, GitHub<'p>>;
 impl HostEvent for GitHub<'_> {
     /// The repository every GitHub event carries, by `full_name` and `id` (one may be absent).
     fn repository(event: &effects::Event<'_, Self>) -> Result<RepositoryRef, EffectError> {
-        RepositoryRef {
-            name: string_at(event.payload, "/repository/full_name").unwrap_or_default(),
-            external_id: id_text(event.payload.pointer("/repository/id")),
-            url: string_at(event.payload, "/repository/html_url").unwrap_or_default(),
-            clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
-                .iter()
-                .filter_map(|p| string_at(event.payload, p))
-                .collect(),
-        }
-        .identified(event.event, "repository.full_name")
+        repository_of(event.payload, event.event)
     }
+}
+
+/// The `repository` object as GitHub writes it (and Gitea, which copies its shape): by
+/// `full_name` and numeric `id`, with its page and clone URLs.
+pub(super) fn repository_of(payload: &Value, event: &str) -> Result<RepositoryRef, EffectError> {
+    RepositoryRef {
+        name: string_at(payload, "/repository/full_name").unwrap_or_default(),
+        external_id: id_text(payload.pointer("/repository/id")),
+        url: string_at(payload, "/repository/html_url").unwrap_or_default(),
+        clone_urls: ["/repository/clone_url", "/repository/ssh_url"]
+            .iter()
+            .filter_map(|p| string_at(payload, p))
+            .collect(),
+    }
+    .identified(event, "repository.full_name")
 }
 
 impl<'p> Event<'p> {
@@ -791,7 +797,14 @@ pub(super) fn pull_request_snapshot(pr: &Value) -> ChangesetSnapshot {
 /// What the issue of an `issue_comment` on a pull request says about the changeset: no
 /// branches or commits, and whether it was merged only when `pull_request.merged_at` is sent.
 fn issue_snapshot(issue: &Value) -> ChangesetSnapshot {
-    let merged = merged_from_time(issue.pointer("/pull_request/merged_at"));
+    issue_snapshot_merged(
+        issue,
+        merged_from_time(issue.pointer("/pull_request/merged_at")),
+    )
+}
+
+/// What an issue-shaped pull request says about the changeset, `merged` as its host tells it.
+pub(super) fn issue_snapshot_merged(issue: &Value, merged: Option<bool>) -> ChangesetSnapshot {
     ChangesetSnapshot {
         title: string_at(issue, "/title"),
         url: string_at(issue, "/html_url"),
@@ -805,7 +818,7 @@ fn issue_snapshot(issue: &Value) -> ChangesetSnapshot {
 
 /// Whether a pull request was merged, from its `merged_at`: a time when it was, `null` when it
 /// was not, unknown when the field is absent.
-fn merged_from_time(merged_at: Option<&Value>) -> Option<bool> {
+pub(super) fn merged_from_time(merged_at: Option<&Value>) -> Option<bool> {
     match merged_at {
         Some(Value::String(_)) => Some(true),
         Some(Value::Null) => Some(false),
