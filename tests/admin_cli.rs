@@ -989,7 +989,10 @@ async fn an_admin_makes_an_azure_devops_receiver_of_an_organization_url_only(eng
     assert_eq!(azure["totalSize"], 1, "{azure}");
 
     for (urn, says) in [
-        ("https://dev.azure.com/", "must name exactly the organization"),
+        (
+            "https://dev.azure.com/",
+            "must name exactly the organization",
+        ),
         (
             "https://fabrikam.visualstudio.com/",
             "give https://dev.azure.com/fabrikam/",
@@ -1020,7 +1023,13 @@ async fn an_admin_makes_an_azure_devops_receiver_of_an_organization_url_only(eng
     let id = created["receiver"]["id"].as_str().expect("an id");
     let refused = run(
         &served,
-        &["receiver", "update", id, "--code-host-urn", "https://dev.azure.com/"],
+        &[
+            "receiver",
+            "update",
+            id,
+            "--code-host-urn",
+            "https://dev.azure.com/",
+        ],
     );
     assert_fails(&refused, 13, "INVALID_ARGUMENT");
     assert!(
@@ -1030,9 +1039,18 @@ async fn an_admin_makes_an_azure_devops_receiver_of_an_organization_url_only(eng
     );
     let moved = json(
         &served,
-        &["receiver", "update", id, "--code-host-urn", "https://dev.azure.com/contoso"],
+        &[
+            "receiver",
+            "update",
+            id,
+            "--code-host-urn",
+            "https://dev.azure.com/contoso",
+        ],
     );
-    assert_eq!(moved["codeHostUrn"], "https://dev.azure.com/contoso/", "{moved}");
+    assert_eq!(
+        moved["codeHostUrn"], "https://dev.azure.com/contoso/",
+        "{moved}"
+    );
 
     // The same URN is fine for a kind that is not Azure DevOps.
     let github = json(

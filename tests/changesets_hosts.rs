@@ -861,7 +861,12 @@ async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engi
         .create_receiver("azure", CodeHostKind::AzureDevops, AZURE_ORG)
         .await;
     let steps = [
-        ("created", azure("git.pullrequest.created.json"), Open, Pending),
+        (
+            "created",
+            azure("git.pullrequest.created.json"),
+            Open,
+            Pending,
+        ),
         // A person approves (10), a group (isContainer) is left out.
         (
             "approved",
@@ -897,7 +902,12 @@ async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engi
             Open,
             Approved,
         ),
-        ("completed", azure("git.pullrequest.updated.json"), Merged, Approved),
+        (
+            "completed",
+            azure("git.pullrequest.updated.json"),
+            Merged,
+            Approved,
+        ),
     ];
     for (name, body, state, review) in &steps {
         let event = body["eventType"].as_str().expect("an event type");
@@ -931,12 +941,15 @@ async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engi
     assert_eq!(
         kinds,
         [
-            "comment", "merged", "opened", "review", "review", "review", "review",
-            "updated", "updated", "updated"
+            "comment", "merged", "opened", "review", "review", "review", "review", "updated",
+            "updated", "updated"
         ],
         "{events:?}"
     );
-    let comment = events.iter().find(|e| e.kind == "comment").expect("a comment");
+    let comment = events
+        .iter()
+        .find(|e| e.kind == "comment")
+        .expect("a comment");
     assert_eq!(
         comment.summary,
         "Jamal Hartnett has edited a pull request comment (#1)"
@@ -955,9 +968,15 @@ async fn an_azure_devops_update_before_the_creation_leaves_it_completed(engine: 
     let receiver = app
         .create_receiver("azure", CodeHostKind::AzureDevops, AZURE_ORG)
         .await;
-    for file in ["git.pullrequest.updated.json", "git.pullrequest.created.json"] {
+    for file in [
+        "git.pullrequest.updated.json",
+        "git.pullrequest.created.json",
+    ] {
         let body = azure(file);
-        let event = body["eventType"].as_str().expect("an event type").to_owned();
+        let event = body["eventType"]
+            .as_str()
+            .expect("an event type")
+            .to_owned();
         let d = app
             .deliver(CodeHostKind::AzureDevops, &receiver, &event, &body)
             .await;
@@ -1007,7 +1026,12 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
         };
         build["resource"]["finishTime"] = json!(finish);
         let d = app
-            .deliver(CodeHostKind::AzureDevops, &receiver, "build.complete", &build)
+            .deliver(
+                CodeHostKind::AzureDevops,
+                &receiver,
+                "build.complete",
+                &build,
+            )
             .await;
         assert_eq!(d.state, DeliveryState::Processed as i32, "{result}: {d:?}");
         let c = azure_changeset(&app).await;
@@ -1017,7 +1041,12 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
     // A build of another commit matches no changeset.
     let other = azure_build_v2("0000000000000000000000000000000000000001", "failed");
     let d = app
-        .deliver(CodeHostKind::AzureDevops, &receiver, "build.complete", &other)
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &receiver,
+            "build.complete",
+            &other,
+        )
         .await;
     let c = azure_changeset(&app).await;
     assert_eq!(c.check_state, CheckState::Passed as i32, "{d:?} {c:?}");
@@ -1029,7 +1058,8 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
         .await;
     assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
     assert!(
-        d.last_error.contains("resourceVersion 1.0 names no repository")
+        d.last_error
+            .contains("resourceVersion 1.0 names no repository")
             && d.last_error.contains("sourceGetVersion"),
         "{d:?}"
     );
@@ -1048,13 +1078,15 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
     assert!(d.last_error.contains("resourceVersion 1.0"), "{d:?}");
     assert!(d.last_error.contains("not its pull request"), "{d:?}");
     let c = azure_changeset(&app).await;
-    assert_eq!(timeline(&app, &c).await.len(), 2, "opened, and the build's one entry");
+    assert_eq!(
+        timeline(&app, &c).await.len(),
+        2,
+        "opened, and the build's one entry"
+    );
     app.stop().await;
 }
 
-async fn an_azure_devops_pull_request_of_another_organization_is_ignored_saying_so(
-    engine: Engine,
-) {
+async fn an_azure_devops_pull_request_of_another_organization_is_ignored_saying_so(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let receiver = app
         .create_receiver(

@@ -2005,7 +2005,11 @@ async fn azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret(engine:
     let github = host_headers(Gh, "push", &key(), Some(&secret), &body);
     let gitea = host_headers(Gt, "push", &key(), Some(&secret), &body);
     let refused: [(&str, Vec<(&str, String)>, &str); 8] = [
-        ("neither", vec![json.clone()], "missing Authorization (Basic) or X-Hook-Secret"),
+        (
+            "neither",
+            vec![json.clone()],
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
         (
             "a wrong X-Hook-Secret",
             vec![json.clone(), ("x-hook-secret", "not-the-secret".into())],
@@ -2013,7 +2017,10 @@ async fn azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret(engine:
         ),
         (
             "a wrong Basic password",
-            vec![json.clone(), ("authorization", basic("u", "not-the-secret"))],
+            vec![
+                json.clone(),
+                ("authorization", basic("u", "not-the-secret")),
+            ],
             "the Basic authentication password does not match",
         ),
         (
@@ -2032,14 +2039,28 @@ async fn azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret(engine:
         ),
         (
             "Basic without a colon",
-            vec![json.clone(), ("authorization", {
-                use base64::Engine as _;
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&secret))
-            })],
+            vec![
+                json.clone(),
+                ("authorization", {
+                    use base64::Engine as _;
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(&secret)
+                    )
+                }),
+            ],
             "malformed Authorization: expected Basic base64(<any user name>:<the receiver's secret>)",
         ),
-        ("a GitHub signature", github, "missing Authorization (Basic) or X-Hook-Secret"),
-        ("a Gitea signature", gitea, "missing Authorization (Basic) or X-Hook-Secret"),
+        (
+            "a GitHub signature",
+            github,
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
+        (
+            "a Gitea signature",
+            gitea,
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
     ];
     for (how, headers, error) in &refused {
         let response = app.post(&id, headers, body.clone()).await;

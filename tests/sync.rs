@@ -295,8 +295,7 @@ async fn an_azure_devops_push_of_a_created_tag_and_a_deleted_branch_is_one_reque
         .await;
     assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
     assert_eq!(
-        d.delivery_key,
-        "8fd412f1-9873-4b45-8854-655b1b8a2eff.2",
+        d.delivery_key, "8fd412f1-9873-4b45-8854-655b1b8a2eff.2",
         "<subscriptionId>.<notificationId>"
     );
     let all = sync_requests(&app).await;
@@ -311,9 +310,21 @@ async fn an_azure_devops_push_of_a_created_tag_and_a_deleted_branch_is_one_reque
     assert_eq!(
         refs,
         [
-            ("refs/heads/master", "fa51eeb1e50b98293ce281e6d5492b9decae613b", "298a79aa1552799a70718a0ee914d153d5a1a76b"),
-            ("refs/heads/old", "fa51eeb1e50b98293ce281e6d5492b9decae613b", ZERO),
-            ("refs/tags/v1.0", ZERO, "298a79aa1552799a70718a0ee914d153d5a1a76b"),
+            (
+                "refs/heads/master",
+                "fa51eeb1e50b98293ce281e6d5492b9decae613b",
+                "298a79aa1552799a70718a0ee914d153d5a1a76b"
+            ),
+            (
+                "refs/heads/old",
+                "fa51eeb1e50b98293ce281e6d5492b9decae613b",
+                ZERO
+            ),
+            (
+                "refs/tags/v1.0",
+                ZERO,
+                "298a79aa1552799a70718a0ee914d153d5a1a76b"
+            ),
         ]
     );
 
@@ -334,7 +345,8 @@ async fn an_azure_devops_push_of_a_created_tag_and_a_deleted_branch_is_one_reque
         .await;
     assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
     assert!(
-        d.last_error.contains("https://dev.azure.com/alexander0053/alex-test/_git/alex-test")
+        d.last_error
+            .contains("https://dev.azure.com/alexander0053/alex-test/_git/alex-test")
             && d.last_error.contains("not on this receiver's code host"),
         "{d:?}"
     );

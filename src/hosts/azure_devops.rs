@@ -314,9 +314,12 @@ fn organization_url(payload: &Value, repository: &Value) -> Option<String> {
     .into_iter()
     .find_map(|p| str_at(payload, p).and_then(|u| organization_of(u, true)));
     base.or_else(|| {
-        ["url", "remoteUrl"]
-            .into_iter()
-            .find_map(|f| repository.get(f)?.as_str().and_then(|u| organization_of(u, false)))
+        ["url", "remoteUrl"].into_iter().find_map(|f| {
+            repository
+                .get(f)?
+                .as_str()
+                .and_then(|u| organization_of(u, false))
+        })
     })
 }
 
@@ -385,7 +388,11 @@ fn state(pr: &Value) -> Option<ChangesetState> {
 }
 
 /// A pull request as a [`ChangesetSnapshot`] as of `time`.
-fn snapshot(pr: &Value, web: Option<String>, time: Option<crate::time::Timestamp>) -> ChangesetSnapshot {
+fn snapshot(
+    pr: &Value,
+    web: Option<String>,
+    time: Option<crate::time::Timestamp>,
+) -> ChangesetSnapshot {
     let branch = |pointer: &str| {
         str_at(pr, pointer).map(|r| r.strip_prefix("refs/heads/").unwrap_or(r).to_owned())
     };
@@ -510,8 +517,15 @@ impl Event<'_> {
                 id if id.is_empty() => who.to_owned(),
                 id => id,
             };
-            let value = reviewer.get("vote").and_then(Value::as_i64).unwrap_or_default();
-            let effect = Event { actor: who, ..*self }.changeset(
+            let value = reviewer
+                .get("vote")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            let effect = Event {
+                actor: who,
+                ..*self
+            }
+            .changeset(
                 Target::Number(number),
                 time,
                 "review",
@@ -532,7 +546,12 @@ impl Event<'_> {
 
     /// The pull request's web page: `_links.web.href` when sent, else
     /// `<repository page>/pullrequest/<number>`.
-    fn pull_request_url(&self, pr: &Value, repository: &RepositoryRef, number: i64) -> Option<String> {
+    fn pull_request_url(
+        &self,
+        pr: &Value,
+        repository: &RepositoryRef,
+        number: i64,
+    ) -> Option<String> {
         string_at(pr, "/_links/web/href").or_else(|| {
             (!repository.url.is_empty()).then(|| format!("{}/pullrequest/{number}", repository.url))
         })
@@ -672,8 +691,8 @@ mod tests {
 
     use super::*;
     use crate::hosts::testing::{
-        FixtureCase, assert_every_fixture, assert_test_delivery_round_trips, fixture,
-        headers, host_headers,
+        FixtureCase, assert_every_fixture, assert_test_delivery_round_trips, fixture, headers,
+        host_headers,
     };
     use crate::hosts::{Host, classify, verify};
     use Disposition::Handled;
@@ -747,13 +766,23 @@ mod tests {
                 }),
                 false => Ok(Verified::Signed),
             };
-            assert_eq!(verify(Host::AzureDevOps, &h, &body, &[SECRET]), expected, "{user}");
+            assert_eq!(
+                verify(Host::AzureDevOps, &h, &body, &[SECRET]),
+                expected,
+                "{user}"
+            );
         }
         let h = headers(&[("X-Hook-Secret", SECRET)]);
-        assert_eq!(verify(Host::AzureDevOps, &h, &body, &["old", SECRET]), Ok(Verified::Signed));
+        assert_eq!(
+            verify(Host::AzureDevOps, &h, &body, &["old", SECRET]),
+            Ok(Verified::Signed)
+        );
         let auth = basic(&format!("u:{SECRET}"));
         let both = headers(&[("Authorization", &auth), ("X-Hook-Secret", SECRET)]);
-        assert_eq!(verify(Host::AzureDevOps, &both, &body, &[SECRET]), Ok(Verified::Signed));
+        assert_eq!(
+            verify(Host::AzureDevOps, &both, &body, &[SECRET]),
+            Ok(Verified::Signed)
+        );
     }
 
     #[test]
@@ -764,7 +793,9 @@ mod tests {
         let h = headers(&[("Authorization", &right), ("X-Hook-Secret", "not-it")]);
         assert_eq!(
             verify(Host::AzureDevOps, &h, &body, &[SECRET]),
-            Err(VerifyError::CredentialMismatch { credential: "X-Hook-Secret" })
+            Err(VerifyError::CredentialMismatch {
+                credential: "X-Hook-Secret"
+            })
         );
         let h = headers(&[("Authorization", &wrong), ("X-Hook-Secret", SECRET)]);
         assert_eq!(
@@ -773,11 +804,25 @@ mod tests {
                 credential: "the Basic authentication password"
             })
         );
-        for h in [headers(&[]), headers(&[("X-Hook-Secret", " "), ("Authorization", "")])] {
+        for h in [
+            headers(&[]),
+            headers(&[("X-Hook-Secret", " "), ("Authorization", "")]),
+        ] {
             let e = verify(Host::AzureDevOps, &h, &body, &[SECRET]).expect_err("nothing sent");
-            assert_eq!(e.to_string(), "missing Authorization (Basic) or X-Hook-Secret");
+            assert_eq!(
+                e.to_string(),
+                "missing Authorization (Basic) or X-Hook-Secret"
+            );
         }
-        assert!(verify(Host::AzureDevOps, &headers(&[("X-Hook-Secret", SECRET)]), &body, &[]).is_err());
+        assert!(
+            verify(
+                Host::AzureDevOps,
+                &headers(&[("X-Hook-Secret", SECRET)]),
+                &body,
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -785,7 +830,12 @@ mod tests {
         let body = fixture("azure-devops/git.push.json");
         let no_colon = basic(SECRET);
         let bearer = format!("Bearer {SECRET}");
-        for value in ["Basic !!!not-base64", no_colon.as_str(), bearer.as_str(), "Basic"] {
+        for value in [
+            "Basic !!!not-base64",
+            no_colon.as_str(),
+            bearer.as_str(),
+            "Basic",
+        ] {
             let h = headers(&[("Authorization", value), ("X-Hook-Secret", SECRET)]);
             let e = verify(Host::AzureDevOps, &h, &body, &[SECRET]).expect_err(value);
             assert_eq!(
@@ -799,14 +849,25 @@ mod tests {
     #[test]
     fn a_body_without_a_string_event_type_is_refused_saying_so() {
         let h = headers(&[("X-Hook-Secret", SECRET)]);
-        for body in [&br#"{"eventType": 3}"#[..], br#"{"id":"x"}"#, br#"{"eventType":" "}"#] {
+        for body in [
+            &br#"{"eventType": 3}"#[..],
+            br#"{"id":"x"}"#,
+            br#"{"eventType":" "}"#,
+        ] {
             let e = classify(Host::AzureDevOps, &h, body).expect_err("no eventType");
             assert!(e.to_string().contains("string eventType"), "{e}");
         }
         let e = classify(Host::AzureDevOps, &h, b"[1]").expect_err("not an object");
-        assert_eq!(e.to_string(), "body of a service hook event must be a JSON object");
+        assert_eq!(
+            e.to_string(),
+            "body of a service hook event must be a JSON object"
+        );
         let e = classify(Host::AzureDevOps, &h, b"no").expect_err("not JSON");
-        assert!(e.to_string().starts_with("body of a service hook event must be JSON"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("body of a service hook event must be JSON"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -814,7 +875,10 @@ mod tests {
         let h = headers(&[("X-Hook-Secret", SECRET)]);
         let body = br#"{"eventType":"workitem.created","id":"w"}"#;
         let c = classify(Host::AzureDevOps, &h, body).expect("it classifies");
-        assert_eq!((c.event.as_str(), c.disposition), ("workitem.created", Disposition::Ignored));
+        assert_eq!(
+            (c.event.as_str(), c.disposition),
+            ("workitem.created", Disposition::Ignored)
+        );
         assert_eq!(
             crate::hosts::claimed(Host::AzureDevOps, &h),
             crate::hosts::Claimed::default()
@@ -826,7 +890,10 @@ mod tests {
         assert_test_delivery_round_trips(Host::AzureDevOps, "git.push", Handled);
         let delivery = crate::hosts::test_delivery(Host::AzureDevOps, SECRET, "k");
         let h = crate::hosts::testing::test_delivery_headers(&delivery);
-        assert_eq!(h.get("X-Hook-Secret").map(|v| v.as_bytes()), Some(SECRET.as_bytes()));
+        assert_eq!(
+            h.get("X-Hook-Secret").map(|v| v.as_bytes()),
+            Some(SECRET.as_bytes())
+        );
         let mut only_basic = h.clone();
         only_basic.remove("X-Hook-Secret");
         assert_eq!(
@@ -841,12 +908,36 @@ mod tests {
     #[test]
     fn an_organization_is_read_in_its_dev_azure_com_form() {
         for (raw, base, expected) in [
-            ("https://dev.azure.com/alexander0053/", true, Some("https://dev.azure.com/alexander0053/")),
-            ("https://dev.azure.com/fabrikam/DefaultCollection/_apis/repos/git/x", false, Some("https://dev.azure.com/fabrikam/")),
-            ("https://fabrikam.visualstudio.com/DefaultCollection/_git/Fabrikam", false, Some("https://dev.azure.com/fabrikam/")),
-            ("https://ado.example.com/tfs/DefaultCollection/_apis/git/repositories/1", false, Some("https://ado.example.com/tfs/DefaultCollection/")),
-            ("https://ado.example.com/tfs/DefaultCollection", true, Some("https://ado.example.com/tfs/DefaultCollection/")),
-            ("https://ado.example.com/tfs/DefaultCollection/_git/r", false, None),
+            (
+                "https://dev.azure.com/alexander0053/",
+                true,
+                Some("https://dev.azure.com/alexander0053/"),
+            ),
+            (
+                "https://dev.azure.com/fabrikam/DefaultCollection/_apis/repos/git/x",
+                false,
+                Some("https://dev.azure.com/fabrikam/"),
+            ),
+            (
+                "https://fabrikam.visualstudio.com/DefaultCollection/_git/Fabrikam",
+                false,
+                Some("https://dev.azure.com/fabrikam/"),
+            ),
+            (
+                "https://ado.example.com/tfs/DefaultCollection/_apis/git/repositories/1",
+                false,
+                Some("https://ado.example.com/tfs/DefaultCollection/"),
+            ),
+            (
+                "https://ado.example.com/tfs/DefaultCollection",
+                true,
+                Some("https://ado.example.com/tfs/DefaultCollection/"),
+            ),
+            (
+                "https://ado.example.com/tfs/DefaultCollection/_git/r",
+                false,
+                None,
+            ),
             ("https://dev.azure.com/", true, None),
             ("not a url", true, None),
         ] {
@@ -893,11 +984,23 @@ mod tests {
         assert_eq!(s.title.as_deref(), Some("my first pull request"));
         assert_eq!(s.head_ref.as_deref(), Some("mytopic"));
         assert_eq!(s.base_ref.as_deref(), Some("master"));
-        assert_eq!(s.head_sha.as_deref(), Some("53d54ac915144006c2c9e90d2c7d3880920db49c"));
-        assert_eq!(c.occur_time, parse_time(&json!("2014-06-17T16:55:46.589889Z")));
+        assert_eq!(
+            s.head_sha.as_deref(),
+            Some("53d54ac915144006c2c9e90d2c7d3880920db49c")
+        );
+        assert_eq!(
+            c.occur_time,
+            parse_time(&json!("2014-06-17T16:55:46.589889Z"))
+        );
         assert_eq!(c.repository.name, "Fabrikam/Fabrikam");
-        assert_eq!(c.repository.external_id, "4bc14d40-c903-45e2-872e-0462c7748079");
-        assert_eq!(c.repository.url, "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam");
+        assert_eq!(
+            c.repository.external_id,
+            "4bc14d40-c903-45e2-872e-0462c7748079"
+        );
+        assert_eq!(
+            c.repository.url,
+            "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam"
+        );
         assert_eq!(
             s.url.as_deref(),
             Some("https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam/pullrequest/1")
@@ -912,34 +1015,54 @@ mod tests {
         ] {
             let effects = effects_of(&body_of(file)).expect("effects");
             let c = changeset(&effects[0]);
-            assert_eq!((c.kind.as_str(), c.snapshot.state), (kind, Some(ChangesetState::Merged)));
-            assert_eq!(c.occur_time, parse_time(&json!("2014-06-30T18:59:12.3660573Z")));
+            assert_eq!(
+                (c.kind.as_str(), c.snapshot.state),
+                (kind, Some(ChangesetState::Merged))
+            );
+            assert_eq!(
+                c.occur_time,
+                parse_time(&json!("2014-06-30T18:59:12.3660573Z"))
+            );
         }
         // Derived from git.pullrequest.updated.json: status changed by the test.
         let mut abandoned = body_of("git.pullrequest.updated.json");
         abandoned["resource"]["status"] = json!("abandoned");
         let c = changeset(&effects_of(&abandoned).expect("effects")[0]).clone();
-        assert_eq!((c.kind.as_str(), c.snapshot.state), ("closed", Some(ChangesetState::Closed)));
+        assert_eq!(
+            (c.kind.as_str(), c.snapshot.state),
+            ("closed", Some(ChangesetState::Closed))
+        );
         let mut draft = body_of("git.pullrequest.updated.json");
         draft["resource"]["status"] = json!("active");
         draft["resource"]["isDraft"] = json!(true);
         let c = changeset(&effects_of(&draft).expect("effects")[0]).clone();
-        assert_eq!((c.kind.as_str(), c.snapshot.state), ("updated", Some(ChangesetState::Draft)));
+        assert_eq!(
+            (c.kind.as_str(), c.snapshot.state),
+            ("updated", Some(ChangesetState::Draft))
+        );
         // An active pull request's update has no time of its own: the delivery's.
-        assert_eq!(c.occur_time, parse_time(&json!("2016-09-19T13:03:27.2813828Z")));
+        assert_eq!(
+            c.occur_time,
+            parse_time(&json!("2016-09-19T13:03:27.2813828Z"))
+        );
     }
 
     #[test]
     fn reviewer_votes_map_onto_approvals_and_change_requests_and_groups_are_left_out() {
         // Derived from git.pullrequest.updated.json: reviewers replaced by the test.
         let mut body = body_of("git.pullrequest.updated.json");
-        let person = |id: &str, vote: i64| {
-            json!({"id": id, "displayName": id.to_uppercase(), "uniqueName": format!("{id}@example.com"), "vote": vote})
-        };
+        let person = |id: &str, vote: i64| json!({"id": id, "displayName": id.to_uppercase(), "uniqueName": format!("{id}@example.com"), "vote": vote});
         let mut group = person("team", 10);
         group["isContainer"] = json!(true);
-        body["resource"]["reviewers"] =
-            json!([person("a", 10), person("b", 5), person("c", 0), person("d", -5), person("e", -10), group, person("f", 7)]);
+        body["resource"]["reviewers"] = json!([
+            person("a", 10),
+            person("b", 5),
+            person("c", 0),
+            person("d", -5),
+            person("e", -10),
+            group,
+            person("f", 7)
+        ]);
         let effects = effects_of(&body).expect("effects");
         let votes: Vec<(String, Vote, String, String)> = effects[1..]
             .iter()
@@ -950,11 +1073,36 @@ mod tests {
             })
             .collect();
         let expected = [
-            ("a@example.com", Vote::Approved, "A approved #1", "vote/a/10"),
-            ("b@example.com", Vote::Approved, "B approved with suggestions #1", "vote/b/5"),
-            ("c@example.com", Vote::Withdrawn, "C has no vote on #1", "vote/c/0"),
-            ("d@example.com", Vote::ChangesRequested, "D is waiting for the author on #1", "vote/d/-5"),
-            ("e@example.com", Vote::ChangesRequested, "E rejected #1", "vote/e/-10"),
+            (
+                "a@example.com",
+                Vote::Approved,
+                "A approved #1",
+                "vote/a/10",
+            ),
+            (
+                "b@example.com",
+                Vote::Approved,
+                "B approved with suggestions #1",
+                "vote/b/5",
+            ),
+            (
+                "c@example.com",
+                Vote::Withdrawn,
+                "C has no vote on #1",
+                "vote/c/0",
+            ),
+            (
+                "d@example.com",
+                Vote::ChangesRequested,
+                "D is waiting for the author on #1",
+                "vote/d/-5",
+            ),
+            (
+                "e@example.com",
+                Vote::ChangesRequested,
+                "E rejected #1",
+                "vote/e/-10",
+            ),
         ];
         let expected: Vec<_> = expected
             .iter()
@@ -966,7 +1114,10 @@ mod tests {
         created["resource"]["reviewers"] = json!([person("c", 0), person("a", 10)]);
         let effects = effects_of(&created).expect("effects");
         assert_eq!(effects.len(), 2);
-        assert_eq!(changeset(&effects[1]).review.as_ref().map(|r| r.vote), Some(Vote::Approved));
+        assert_eq!(
+            changeset(&effects[1]).review.as_ref().map(|r| r.vote),
+            Some(Vote::Approved)
+        );
     }
 
     #[test]
@@ -975,13 +1126,25 @@ mod tests {
             .expect("effects");
         let c = changeset(&effects[0]);
         assert_eq!(effects.len(), 1);
-        assert_eq!((c.kind.as_str(), c.external_id.as_str()), ("comment", "5/2"));
+        assert_eq!(
+            (c.kind.as_str(), c.external_id.as_str()),
+            ("comment", "5/2")
+        );
         assert_eq!(c.target, Target::Number(1));
         assert_eq!(c.actor, "fabrikamfiber4@hotmail.com");
-        assert_eq!(c.summary, "Jamal Hartnett has edited a pull request comment (#1)");
-        assert_eq!(c.occur_time, parse_time(&json!("2014-06-17T16:58:33.123889Z")));
+        assert_eq!(
+            c.summary,
+            "Jamal Hartnett has edited a pull request comment (#1)"
+        );
+        assert_eq!(
+            c.occur_time,
+            parse_time(&json!("2014-06-17T16:58:33.123889Z"))
+        );
         // The old visualstudio.com address is the same organization.
-        assert_eq!(c.repository.url, "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam");
+        assert_eq!(
+            c.repository.url,
+            "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam"
+        );
         let v1 = body_of("ms.vss-code.git-pullrequest-comment-event.resource-v1.json");
         assert_eq!(effects_of(&v1), Ok(vec![]));
         let why = nothing_to_sync(COMMENT_EVENT, &v1).expect("a reason");
@@ -1004,8 +1167,14 @@ mod tests {
         );
         assert_eq!(p.actor, "alexander@akuity.onmicrosoft.com");
         assert_eq!(p.repository.name, "alex-test/alex-test");
-        assert_eq!(p.repository.external_id, "ba2967cc-02c2-414c-8d10-1b99197cbaa6");
-        assert_eq!(p.repository.url, "https://dev.azure.com/alexander0053/alex-test/_git/alex-test");
+        assert_eq!(
+            p.repository.external_id,
+            "ba2967cc-02c2-414c-8d10-1b99197cbaa6"
+        );
+        assert_eq!(
+            p.repository.url,
+            "https://dev.azure.com/alexander0053/alex-test/_git/alex-test"
+        );
         // A ref update without its new id is an error naming it.
         let mut body = body_of("git.push.json");
         body["resource"]["refUpdates"][0]
@@ -1013,7 +1182,11 @@ mod tests {
             .expect("an object")
             .remove("newObjectId");
         let e = effects_of(&body).expect_err("no newObjectId");
-        assert!(e.to_string().contains("missing resource.refUpdates.0.newObjectId"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("missing resource.refUpdates.0.newObjectId"),
+            "{e}"
+        );
     }
 
     /// build.complete.json made into the resource version 2.0 shape by the test: a
@@ -1052,7 +1225,10 @@ mod tests {
                 }),
                 "{result}"
             );
-            assert_eq!(c.repository.external_id, "4bc14d40-c903-45e2-872e-0462c7748079");
+            assert_eq!(
+                c.repository.external_id,
+                "4bc14d40-c903-45e2-872e-0462c7748079"
+            );
             assert_eq!(c.repository.name, "");
             assert_eq!(c.external_id, "2");
         }

@@ -103,14 +103,26 @@ mod tests {
             Ok(())
         );
         for (urn, says) in [
-            ("https://dev.azure.com/", "must name exactly the organization"),
-            ("https://dev.azure.com/fabrikam/project/", "must name exactly the organization"),
+            (
+                "https://dev.azure.com/",
+                "must name exactly the organization",
+            ),
+            (
+                "https://dev.azure.com/fabrikam/project/",
+                "must name exactly the organization",
+            ),
             ("http://dev.azure.com/fabrikam/", "must use https"),
-            ("https://fabrikam.visualstudio.com/", "give https://dev.azure.com/fabrikam/"),
+            (
+                "https://fabrikam.visualstudio.com/",
+                "give https://dev.azure.com/fabrikam/",
+            ),
         ] {
             let e = check(AzureDevOps, urn).expect_err(urn);
             assert!(e.starts_with("code_host_urn"), "{e}");
-            assert!(e.contains(says) && e.contains("https://dev.azure.com/<organization>/"), "{e}");
+            assert!(
+                e.contains(says) && e.contains("https://dev.azure.com/<organization>/"),
+                "{e}"
+            );
         }
         assert_eq!(check(CodeHostKind::GitHub, "http://dev.azure.com/"), Ok(()));
     }
