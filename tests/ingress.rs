@@ -1945,6 +1945,9 @@ fn azure_key(body: &[u8]) -> String {
     }
 }
 
+/// A refused request: how it was sent, its headers, and the error it is answered with.
+type Refused<'a> = (&'a str, Vec<(&'static str, String)>, &'a str);
+
 /// `Basic base64(<user>:<password>)`.
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
@@ -2004,7 +2007,7 @@ async fn azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret(engine:
     let body = serde_json::to_vec(&push).expect("serialises");
     let github = host_headers(Gh, "push", &key(), Some(&secret), &body);
     let gitea = host_headers(Gt, "push", &key(), Some(&secret), &body);
-    let refused: [(&str, Vec<(&str, String)>, &str); 8] = [
+    let refused: [Refused<'_>; 8] = [
         (
             "neither",
             vec![json.clone()],

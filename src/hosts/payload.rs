@@ -176,7 +176,7 @@ impl<'de> Visitor<'de> for OutlineVisitor {
                     outline.attributes_action = map.next_value_seed(AttributesAction)?
                 }
                 Key::EventType => outline.event_type = map.next_value_seed(MaybeString)?,
-                Key::KeyField(i) => outline.key_fields[i] = map.next_value_seed(MaybeText)?,
+                Key::DeliveryField(i) => outline.key_fields[i] = map.next_value_seed(MaybeText)?,
                 Key::Other => map.next_value_seed(Skip)?,
             }
         }
@@ -196,7 +196,7 @@ enum Key {
     ObjectAttributes,
     EventType,
     /// One of [`KEY_FIELDS`], by its index.
-    KeyField(usize),
+    DeliveryField(usize),
     Other,
 }
 
@@ -224,7 +224,7 @@ impl<'de> Visitor<'de> for KeyName {
             "object_attributes" => Key::ObjectAttributes,
             "eventType" => Key::EventType,
             other => match KEY_FIELDS.iter().position(|field| *field == other) {
-                Some(i) => Key::KeyField(i),
+                Some(i) => Key::DeliveryField(i),
                 None => Key::Other,
             },
         })
