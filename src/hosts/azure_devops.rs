@@ -57,6 +57,8 @@ const HANDLED: &[&str] = &[
 /// A comment on a pull request (added, edited, deleted).
 const COMMENT_EVENT: &str = "ms.vss-code.git-pullrequest-comment-event";
 
+/// Checks the credentials a subscription sends (see the module doc): each of `Authorization:
+/// Basic` and `X-Hook-Secret` that is sent must carry one of `secrets`, and one must be sent.
 pub(super) fn verify(headers: &HeaderMap, secrets: &[&str]) -> Result<Verified, VerifyError> {
     let basic = sent(headers, AUTHORIZATION);
     let header = sent(headers, HOOK_SECRET);
@@ -328,7 +330,7 @@ fn organization_url(payload: &Value, repository: &Value) -> Option<String> {
 /// address of the same organization). On another host (Azure DevOps Server), a base URL
 /// (`is_base`) is the collection's as it is, and a repository's API URL is taken up to its
 /// `/_apis/`; anything else names no organization.
-pub(crate) fn organization_of(raw: &str, is_base: bool) -> Option<String> {
+fn organization_of(raw: &str, is_base: bool) -> Option<String> {
     let url = url::Url::parse(raw.trim()).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
