@@ -829,6 +829,7 @@ on_both_engines!(
     an_admin_redelivers_every_match_page_by_page_and_lists_by_event_and_unmatched,
     an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it,
     an_admin_makes_a_gitea_receiver_with_kind_gitea,
+    an_admin_makes_an_azure_devops_receiver_of_an_organization_url_only,
 );
 
 async fn an_admin_gives_a_gitlab_receiver_a_signing_token_and_rotates_it(engine: Engine) {
@@ -955,4 +956,117 @@ async fn an_admin_makes_a_gitea_receiver_with_kind_gitea(engine: Engine) {
     assert_eq!(gitea["totalSize"], 1, "{gitea}");
     let github = json(&served, &["receiver", "list", "--kind", "github"]);
     assert_eq!(github["totalSize"], 0, "{github}");
+}
+
+/// `--kind azure-devops` makes an Azure DevOps receiver of an organization URL; a URL that
+/// names no organization, the old visualstudio.com address or plain http is INVALID_ARGUMENT
+/// with the server's message, and so is changing the URN to one.
+async fn an_admin_makes_an_azure_devops_receiver_of_an_organization_url_only(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start(&db);
+    let created = json(
+        &served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "fabrikam",
+            "--kind",
+            "azure-devops",
+            "--code-host-urn",
+            "https://dev.azure.com/fabrikam",
+        ],
+    );
+    assert_eq!(
+        created["receiver"]["codeHostKind"], "CODE_HOST_KIND_AZURE_DEVOPS",
+        "{created}"
+    );
+    assert_eq!(
+        created["receiver"]["codeHostUrn"], "https://dev.azure.com/fabrikam/",
+        "{created}"
+    );
+    let azure = json(&served, &["receiver", "list", "--kind", "azure_devops"]);
+    assert_eq!(azure["totalSize"], 1, "{azure}");
+
+    for (urn, says) in [
+        (
+            "https://dev.azure.com/",
+            "must name exactly the organization",
+        ),
+        (
+            "https://fabrikam.visualstudio.com/",
+            "give https://dev.azure.com/fabrikam/",
+        ),
+        ("http://dev.azure.com/fabrikam/", "must use https"),
+    ] {
+        let refused = run(
+            &served,
+            &[
+                "receiver",
+                "create",
+                "--name",
+                "refused",
+                "--kind",
+                "azure-devops",
+                "--code-host-urn",
+                urn,
+            ],
+        );
+        assert_fails(&refused, 13, "INVALID_ARGUMENT");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("code_host_urn") && stderr.contains(says),
+            "{urn}: {stderr}"
+        );
+    }
+    // Nor can the receiver's URN be changed to one.
+    let id = created["receiver"]["id"].as_str().expect("an id");
+    let refused = run(
+        &served,
+        &[
+            "receiver",
+            "update",
+            id,
+            "--code-host-urn",
+            "https://dev.azure.com/",
+        ],
+    );
+    assert_fails(&refused, 13, "INVALID_ARGUMENT");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("must name exactly the organization"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let moved = json(
+        &served,
+        &[
+            "receiver",
+            "update",
+            id,
+            "--code-host-urn",
+            "https://dev.azure.com/contoso",
+        ],
+    );
+    assert_eq!(
+        moved["codeHostUrn"], "https://dev.azure.com/contoso/",
+        "{moved}"
+    );
+
+    // The same URN is fine for a kind that is not Azure DevOps.
+    let github = json(
+        &served,
+        &[
+            "receiver",
+            "create",
+            "--name",
+            "not-azure",
+            "--kind",
+            "github",
+            "--code-host-urn",
+            "https://dev.azure.com/",
+        ],
+    );
+    assert_eq!(github["receiver"]["codeHostKind"], "CODE_HOST_KIND_GITHUB");
+    drop(served);
+    db.drop_database().await;
 }

@@ -1,4 +1,5 @@
-//! Batch-change sync end to end for GitLab, Bitbucket Server, Bitbucket Cloud and Gitea, as
+//! Batch-change sync end to end for GitLab, Bitbucket Server, Bitbucket Cloud, Gitea and Azure
+//! DevOps, as
 //! `changesets.rs` is for GitHub: real fixture payloads posted over HTTP, processed by the worker,
 //! and the changeset read back over gRPC, on SQLite and PostgreSQL.
 //!
@@ -787,6 +788,331 @@ async fn a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_o
     app.stop().await;
 }
 
+// ---- Azure DevOps ----
+
+/// The head of Fabrikam/Fabrikam!1 as Microsoft's samples carry it.
+const AZURE_HEAD: &str = "53d54ac915144006c2c9e90d2c7d3880920db49c";
+/// The organization of the samples' repository.
+const AZURE_ORG: &str = "https://dev.azure.com/fabrikam/";
+
+/// The fixture `azure-devops/<file>` as a delivery of its own: Azure DevOps keys a delivery by
+/// its body, so each test delivery gets a fresh `id` and no subscription / notification ids
+/// (the only change made to the fixture).
+fn azure(file: &str) -> Value {
+    let mut body = load(&format!("azure-devops/{file}"));
+    let envelope = body.as_object_mut().expect("an object");
+    envelope.remove("subscriptionId");
+    envelope.remove("notificationId");
+    envelope.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    body
+}
+
+/// Derived from `git.pullrequest.updated.json`: the pull request still active, reviewed by
+/// `reviewers` (`(name, vote)`), the delivery made at `at`.
+fn azure_votes(reviewers: &[(&str, i64)], at: &str) -> Value {
+    let mut body = azure("git.pullrequest.updated.json");
+    body["message"]["text"] = json!("Jamal Hartnett updated the pull request");
+    body["createdDate"] = json!(at);
+    let pr = &mut body["resource"];
+    pr["status"] = json!("active");
+    pr.as_object_mut().expect("an object").remove("closedDate");
+    pr["reviewers"] = reviewers
+        .iter()
+        .map(|(name, vote)| {
+            json!({"id": format!("id-{name}"), "displayName": name, "uniqueName": format!("{name}@example.com"), "vote": vote})
+        })
+        .collect();
+    body
+}
+
+/// Derived from `build.complete.json` into the resource version 2.0 shape: a `sourceVersion`
+/// commit and a `repository {id, type}` (the samples' repository), `result`.
+fn azure_build_v2(sha: &str, result: &str) -> Value {
+    let mut body = azure("build.complete.json");
+    body["resourceVersion"] = json!("2.0");
+    body["resource"]["status"] = json!("completed");
+    body["resource"]["result"] = json!(result);
+    body["resource"]["sourceVersion"] = json!(sha);
+    body["resource"]["repository"] =
+        json!({"id": "4bc14d40-c903-45e2-872e-0462c7748079", "type": "TfsGit"});
+    body
+}
+
+async fn azure_changeset(app: &TestApp) -> Changeset {
+    let list = changesets(app)
+        .await
+        .list_changesets(app.req(ListChangesetsRequest {
+            repository: "Fabrikam/Fabrikam".into(),
+            number: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.total_size, 1, "{list:?}");
+    list.changesets.into_iter().next().unwrap()
+}
+
+async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engine: Engine) {
+    use ChangesetState::{Merged, Open};
+    use ReviewState::{Approved, ChangesRequested, Pending};
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("azure", CodeHostKind::AzureDevops, AZURE_ORG)
+        .await;
+    let steps = [
+        (
+            "created",
+            azure("git.pullrequest.created.json"),
+            Open,
+            Pending,
+        ),
+        // A person approves (10), a group (isContainer) is left out.
+        (
+            "approved",
+            {
+                let mut b = azure_votes(&[("alice", 10)], "2014-06-20T10:00:00Z");
+                b["resource"]["reviewers"]
+                    .as_array_mut()
+                    .expect("reviewers")
+                    .push(json!({"id": "team", "displayName": "Team", "uniqueName": "team", "vote": -10, "isContainer": true}));
+                b
+            },
+            Open,
+            Approved,
+        ),
+        // Waiting for the author (-5) requests changes.
+        (
+            "waiting for the author",
+            azure_votes(&[("alice", 10), ("bob", -5)], "2014-06-21T10:00:00Z"),
+            Open,
+            ChangesRequested,
+        ),
+        // Approved with suggestions (5) approves; no vote (0) withdraws.
+        (
+            "bob approves with suggestions",
+            azure_votes(&[("alice", 0), ("bob", 5)], "2014-06-22T10:00:00Z"),
+            Open,
+            Approved,
+        ),
+        // On the samples' organization under its old visualstudio.com address.
+        (
+            "commented",
+            azure("ms.vss-code.git-pullrequest-comment-event.json"),
+            Open,
+            Approved,
+        ),
+        (
+            "completed",
+            azure("git.pullrequest.updated.json"),
+            Merged,
+            Approved,
+        ),
+    ];
+    for (name, body, state, review) in &steps {
+        let event = body["eventType"].as_str().expect("an event type");
+        let d = app
+            .deliver(CodeHostKind::AzureDevops, &receiver, event, body)
+            .await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{name}: {d:?}");
+        assert_eq!(d.event, event);
+        let c = azure_changeset(&app).await;
+        assert_eq!(
+            (c.state, c.review_state, c.head_sha.as_str()),
+            (*state as i32, *review as i32, AZURE_HEAD),
+            "after {name}: {c:?}"
+        );
+    }
+    let c = azure_changeset(&app).await;
+    assert_eq!(c.title, "my first pull request");
+    assert_eq!(
+        c.url,
+        "https://dev.azure.com/fabrikam/Fabrikam/_git/Fabrikam/pullrequest/1"
+    );
+    assert_eq!(c.author, "fabrikamfiber4@hotmail.com");
+    assert_eq!(c.head_ref, "mytopic");
+    assert_eq!(c.base_ref, "master");
+    assert_eq!(c.code_host_urn, AZURE_ORG);
+    let events = timeline(&app, &c).await;
+    let mut kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"opened"), "{events:?}");
+    assert_eq!(kinds.last(), Some(&"merged"), "{events:?}");
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "comment", "merged", "opened", "review", "review", "review", "review", "updated",
+            "updated", "updated"
+        ],
+        "{events:?}"
+    );
+    let comment = events
+        .iter()
+        .find(|e| e.kind == "comment")
+        .expect("a comment");
+    assert_eq!(
+        comment.summary,
+        "Jamal Hartnett has edited a pull request comment (#1)"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.summary == "bob is waiting for the author on #1"),
+        "{events:?}"
+    );
+    app.stop().await;
+}
+
+async fn an_azure_devops_update_before_the_creation_leaves_it_completed(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("azure", CodeHostKind::AzureDevops, AZURE_ORG)
+        .await;
+    for file in [
+        "git.pullrequest.updated.json",
+        "git.pullrequest.created.json",
+    ] {
+        let body = azure(file);
+        let event = body["eventType"]
+            .as_str()
+            .expect("an event type")
+            .to_owned();
+        let d = app
+            .deliver(CodeHostKind::AzureDevops, &receiver, &event, &body)
+            .await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{file}: {d:?}");
+    }
+    let c = azure_changeset(&app).await;
+    assert_eq!(c.state, ChangesetState::Merged as i32, "{c:?}");
+    assert_eq!(c.title, "my first pull request");
+    let kinds: Vec<_> = timeline(&app, &c)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["opened", "merged"]);
+    app.stop().await;
+}
+
+async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a_v1_comment_is_ignored_saying_why(
+    engine: Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver("azure", CodeHostKind::AzureDevops, AZURE_ORG)
+        .await;
+    let created = azure("git.pullrequest.created.json");
+    let d = app
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &receiver,
+            "git.pullrequest.created",
+            &created,
+        )
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+
+    for (result, check) in [
+        ("inProgress", CheckState::Pending),
+        ("failed", CheckState::Failed),
+        ("succeeded", CheckState::Passed),
+    ] {
+        let mut build = azure_build_v2(AZURE_HEAD, result);
+        // Each result of the same build, later than the one before.
+        let finish = match result {
+            "inProgress" => "2015-04-07T18:05:00Z",
+            "failed" => "2015-04-07T18:06:00Z",
+            _ => "2015-04-07T18:07:00Z",
+        };
+        build["resource"]["finishTime"] = json!(finish);
+        let d = app
+            .deliver(
+                CodeHostKind::AzureDevops,
+                &receiver,
+                "build.complete",
+                &build,
+            )
+            .await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{result}: {d:?}");
+        let c = azure_changeset(&app).await;
+        assert_eq!(c.check_state, check as i32, "{result}: {c:?}");
+    }
+
+    // A build of another commit matches no changeset.
+    let other = azure_build_v2("0000000000000000000000000000000000000001", "failed");
+    let d = app
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &receiver,
+            "build.complete",
+            &other,
+        )
+        .await;
+    let c = azure_changeset(&app).await;
+    assert_eq!(c.check_state, CheckState::Passed as i32, "{d:?} {c:?}");
+
+    // The 1.0 sample names no repository: ignored, not guessed.
+    let v1 = azure("build.complete.json");
+    let d = app
+        .deliver(CodeHostKind::AzureDevops, &receiver, "build.complete", &v1)
+        .await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert!(
+        d.last_error
+            .contains("resourceVersion 1.0 names no repository")
+            && d.last_error.contains("sourceGetVersion"),
+        "{d:?}"
+    );
+
+    // A comment of resource version 1.0 carries no pull request.
+    let comment = azure("ms.vss-code.git-pullrequest-comment-event.resource-v1.json");
+    let d = app
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &receiver,
+            "ms.vss-code.git-pullrequest-comment-event",
+            &comment,
+        )
+        .await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert!(d.last_error.contains("resourceVersion 1.0"), "{d:?}");
+    assert!(d.last_error.contains("not its pull request"), "{d:?}");
+    let c = azure_changeset(&app).await;
+    assert_eq!(
+        timeline(&app, &c).await.len(),
+        2,
+        "opened, and the build's one entry"
+    );
+    app.stop().await;
+}
+
+async fn an_azure_devops_pull_request_of_another_organization_is_ignored_saying_so(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let receiver = app
+        .create_receiver(
+            "azure",
+            CodeHostKind::AzureDevops,
+            "https://dev.azure.com/contoso/",
+        )
+        .await;
+    let created = azure("git.pullrequest.created.json");
+    let d = app
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &receiver,
+            "git.pullrequest.created",
+            &created,
+        )
+        .await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert!(
+        d.last_error
+            .contains("is not on this receiver's code host https://dev.azure.com/contoso/"),
+        "{d:?}"
+    );
+    app.stop().await;
+}
+
 // ---- What every host's tests share ----
 
 fn step(name: &'static str, event: &'static str, body: Value) -> Step {
@@ -1065,6 +1391,10 @@ on_both_engines!(
     a_gitea_pull_request_is_followed_from_opened_to_merged,
     any_order_of_the_gitea_story_ends_in_the_same_state,
     a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_opens_it,
+    an_azure_devops_pull_request_is_followed_from_created_to_completed,
+    an_azure_devops_update_before_the_creation_leaves_it_completed,
+    an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a_v1_comment_is_ignored_saying_why,
+    an_azure_devops_pull_request_of_another_organization_is_ignored_saying_so,
 );
 
 async fn a_gitlab_merge_request_is_followed_from_opened_to_merged(engine: Engine) {

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use common::binary::Served;
 use common::{Engine, TestDatabase, fixture, host_headers, raw_http, sha256_signature};
 use hookgate::admin::proto::CodeHostKind::{
-    BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Gitea as Gt, Github as Gh, Gitlab as Gl,
+    AzureDevops as Az, BitbucketCloud as Bbc, BitbucketServer as Bbs, Generic, Gitea as Gt,
+    Github as Gh, Gitlab as Gl,
 };
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database};
@@ -39,6 +40,7 @@ struct Receivers {
     bitbucket_server: (String, String),
     bitbucket_cloud: (String, String),
     gitea: (String, String),
+    azure_devops: (String, String),
     trigger: (String, String),
     limited: (String, String),
 }
@@ -167,6 +169,20 @@ fn attempt(i: usize, r: &Receivers) -> Attempt {
             let path = format!("/.api/webhooks/{}", r.gitlab.0);
             post(
                 "wrong GitLab token",
+                &path,
+                text_headers(headers),
+                hostile_body,
+                &[401],
+                false,
+            )
+        }
+        // Every other round, an Azure DevOps delivery with a wrong secret (as Basic password and
+        // X-Hook-Secret) instead.
+        7 if i / 24 % 2 == 1 => {
+            let headers = host_headers(Az, "git.push", &key(), Some("wrong-secret"), &hostile_body);
+            let path = format!("/.api/webhooks/{}", r.azure_devops.0);
+            post(
+                "wrong Azure DevOps secret",
                 &path,
                 text_headers(headers),
                 hostile_body,
@@ -544,6 +560,9 @@ async fn a_mixed_stream_of_hostile_requests_leaves_the_service_up_bounded_and_cl
             .await,
         gitea: served
             .create_receiver("gitea", Gt, "https://gitea.example.com", 0)
+            .await,
+        azure_devops: served
+            .create_receiver("azure", Az, "https://dev.azure.com/example", 0)
             .await,
         trigger: served
             .create_receiver("trigger", Generic, "https://git.example.com", 0)

@@ -41,7 +41,8 @@ const fn case(
 }
 
 use CodeHostKind::{
-    BitbucketCloud as Bbc, BitbucketServer as Bbs, Gitea as Gt, Github as Gh, Gitlab as Gl,
+    AzureDevops as Az, BitbucketCloud as Bbc, BitbucketServer as Bbs, Gitea as Gt, Github as Gh,
+    Gitlab as Gl,
 };
 
 /// Every fixture a handler will meet, with what the ingress must make of it.
@@ -555,6 +556,7 @@ fn urn(kind: CodeHostKind) -> &'static str {
         Gl => "https://gitlab.example.com",
         Bbs => "https://bitbucket.example.com",
         Gt => "https://gitea.example.com",
+        Az => "https://dev.azure.com/fabrikam",
         _ => "https://bitbucket.org",
     }
 }
@@ -583,6 +585,7 @@ on_both_engines!(
     deleting_a_receiver_deletes_its_deliveries,
     gitea_and_github_deliveries_are_not_taken_for_one_another,
     a_forgejo_delivery_is_accepted_with_x_forgejo_signature,
+    azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret,
 );
 
 async fn every_fixture_is_accepted_signed_and_rejected_with_a_wrong_or_missing_signature(
@@ -1431,6 +1434,7 @@ async fn send_test_delivery_proves_the_url_and_secret_for_every_host(engine: Eng
         (Bbs, "diagnostics:ping"),
         (Bbc, "repo:push"),
         (Gt, "push"),
+        (Az, "git.push"),
     ] {
         let (id, _) = app
             .create_receiver(&format!("{kind:?}"), kind, urn(kind))
@@ -1924,5 +1928,186 @@ async fn a_large_body_is_stored_compressed_and_read_back_byte_for_byte(engine: E
         body.len()
     );
     db.close().await.ok();
+    app.stop().await;
+}
+
+/// The key Azure DevOps keys a body by: `<subscriptionId>.<notificationId>`, else its `id`.
+fn azure_key(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+    let text = |name: &str| match &v[name] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match (text("subscriptionId"), text("notificationId")) {
+        (Some(s), Some(n)) => format!("{s}.{n}"),
+        _ => text("id").expect("an id"),
+    }
+}
+
+/// A refused request: how it was sent, its headers, and the error it is answered with.
+type Refused<'a> = (&'a str, Vec<(&'static str, String)>, &'a str);
+
+/// `Basic base64(<user>:<password>)`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// Azure DevOps signs nothing: every fixture is accepted with the secret as the Basic password
+/// of any user, as `X-Hook-Secret`, or both; named by its `eventType` and keyed by
+/// `<subscriptionId>.<notificationId>` (else its `id`). A wrong one of them, neither, a
+/// malformed `Authorization` or another host's signature is 401 and stored only as a rejected
+/// attempt (no body, no event, no key); the same key again is a duplicate.
+async fn azure_devops_deliveries_pass_by_basic_password_or_x_hook_secret(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (id, secret) = app.create_receiver("azure", Az, urn(Az)).await;
+    let files = [
+        "azure-devops/build.complete.json",
+        "azure-devops/git.pullrequest.created.json",
+        "azure-devops/git.pullrequest.merged.json",
+        "azure-devops/git.pullrequest.updated.json",
+        "azure-devops/git.push.json",
+        "azure-devops/ms.vss-code.git-pullrequest-comment-event.json",
+        "azure-devops/ms.vss-code.git-pullrequest-comment-event.resource-v1.json",
+    ];
+    let json = ("content-type", "application/json".to_owned());
+    for (i, file) in files.iter().enumerate() {
+        let body = fixture(file);
+        let headers = match i % 3 {
+            0 => vec![json.clone(), ("authorization", basic("any-user", &secret))],
+            1 => vec![json.clone(), ("x-hook-secret", secret.clone())],
+            _ => vec![
+                json.clone(),
+                ("authorization", basic("", &secret)),
+                ("x-hook-secret", secret.clone()),
+            ],
+        };
+        let response = app.post(&id, &headers, body.clone()).await;
+        assert_eq!(response.status(), 202, "{file}");
+        let answer = json_body(response).await;
+        let stored = app
+            .get_delivery(answer["delivery_id"].as_str().expect("an id"))
+            .await;
+        let event: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(stored.event, event["eventType"].as_str().unwrap(), "{file}");
+        assert_eq!(stored.delivery_key, azure_key(&body), "{file}");
+        assert_eq!(stored.request_body, body, "{file}");
+        // The same notification again (Azure DevOps' retry) is a duplicate.
+        let again = app.post(&id, &headers, body.clone()).await;
+        assert_eq!(again.status(), 200, "{file}");
+        assert_eq!(json_body(again).await["delivery_id"], answer["delivery_id"]);
+    }
+
+    // Derived from git.push.json: a notification of its own, so nothing below is a duplicate.
+    let mut push: serde_json::Value =
+        serde_json::from_slice(&fixture("azure-devops/git.push.json")).expect("JSON");
+    push["notificationId"] = serde_json::json!(3);
+    let body = serde_json::to_vec(&push).expect("serialises");
+    let github = host_headers(Gh, "push", &key(), Some(&secret), &body);
+    let gitea = host_headers(Gt, "push", &key(), Some(&secret), &body);
+    let refused: [Refused<'_>; 8] = [
+        (
+            "neither",
+            vec![json.clone()],
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
+        (
+            "a wrong X-Hook-Secret",
+            vec![json.clone(), ("x-hook-secret", "not-the-secret".into())],
+            "X-Hook-Secret does not match",
+        ),
+        (
+            "a wrong Basic password",
+            vec![
+                json.clone(),
+                ("authorization", basic("u", "not-the-secret")),
+            ],
+            "the Basic authentication password does not match",
+        ),
+        (
+            "a right Basic password beside a wrong X-Hook-Secret",
+            vec![
+                json.clone(),
+                ("authorization", basic("u", &secret)),
+                ("x-hook-secret", "not-the-secret".into()),
+            ],
+            "X-Hook-Secret does not match",
+        ),
+        (
+            "Basic that is not base64",
+            vec![json.clone(), ("authorization", "Basic %%%".into())],
+            "malformed Authorization: expected Basic base64(<any user name>:<the receiver's secret>)",
+        ),
+        (
+            "Basic without a colon",
+            vec![
+                json.clone(),
+                ("authorization", {
+                    use base64::Engine as _;
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(&secret)
+                    )
+                }),
+            ],
+            "malformed Authorization: expected Basic base64(<any user name>:<the receiver's secret>)",
+        ),
+        (
+            "a GitHub signature",
+            github,
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
+        (
+            "a Gitea signature",
+            gitea,
+            "missing Authorization (Basic) or X-Hook-Secret",
+        ),
+    ];
+    for (how, headers, error) in &refused {
+        let response = app.post(&id, headers, body.clone()).await;
+        assert_eq!(response.status(), 401, "{how}");
+        assert_eq!(json_body(response).await["error"], *error, "{how}");
+    }
+    let rejected = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest {
+            states: vec![DeliveryState::Rejected as i32],
+            page_size: 100,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rejected.total_size as usize, refused.len());
+    for d in &rejected.deliveries {
+        let full = app.get_delivery(&d.id).await;
+        assert!(full.request_body.is_empty(), "{full:?}");
+        assert_eq!((full.event.as_str(), full.delivery_key.as_str()), ("", ""));
+    }
+    let all = app
+        .deliveries()
+        .await
+        .list_deliveries(app.req(ListDeliveriesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total_size as usize, files.len() + refused.len());
+
+    // A body without a string eventType is 400, saying so.
+    let headers = vec![json.clone(), ("x-hook-secret", secret.clone())];
+    let response = app
+        .post(&id, &headers, br#"{"id":"x","eventType":7}"#.to_vec())
+        .await;
+    assert_eq!(response.status(), 400);
+    let answer = json_body(response).await;
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("with a string eventType")),
+        "{answer}"
+    );
     app.stop().await;
 }

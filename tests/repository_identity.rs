@@ -49,6 +49,9 @@ struct Rename {
     /// The text the push fixture names its own repository by, where it is another repository
     /// than the pull request's (it is made the same one: this text becomes `text_before`).
     push_names: Option<&'static str>,
+    /// Other text of the push fixture made the pull request's (`(from, to)`, before
+    /// `push_names`): where the push fixture is of another organization, its name.
+    push_also: &'static [(&'static str, &'static str)],
     /// Where the pull request fixture holds the repository's id, and where the push fixture
     /// gets it (when they are different repositories in the fixtures).
     id_at: &'static str,
@@ -72,6 +75,7 @@ fn github() -> Rename {
         push_event: "push",
         push: "github/push.branch-created.json",
         push_names: None,
+        push_also: &[],
         id_at: "/repository/id",
         push_id_at: &[],
         before: "Codertocat/Hello-World",
@@ -92,6 +96,7 @@ fn gitlab() -> Rename {
         push_event: "Push Hook",
         push: "gitlab/push.json",
         push_names: Some("mike/diaspora"),
+        push_also: &[],
         id_at: "/project/id",
         push_id_at: &["/project/id", "/project_id"],
         before: "gitlabhq/gitlab-test",
@@ -112,6 +117,7 @@ fn bitbucket_server() -> Rename {
         push_event: "repo:refs_changed",
         push: "bitbucket-server/repo_refs_changed.json",
         push_names: None,
+        push_also: &[],
         id_at: "/pullRequest/toRef/repository/id",
         push_id_at: &[],
         before: "~gopher/webhook-test",
@@ -132,12 +138,37 @@ fn bitbucket_cloud() -> Rename {
         push_event: "repo:push",
         push: "bitbucket-cloud/repo_push.json",
         push_names: Some("cloudbeers/temp"),
+        push_also: &[],
         id_at: "/repository/uuid",
         push_id_at: &["/repository/uuid"],
         before: "amuniz/test-repos",
         after: "amuniz/renamed-repos",
         text_before: "amuniz/test-repos",
         text_after: "amuniz/renamed-repos",
+    }
+}
+
+/// A project and repository both named `Fabrikam` (Microsoft's samples), renamed; the push is
+/// the real delivery of another organization's repository, made this one.
+fn azure_devops() -> Rename {
+    Rename {
+        kind: CodeHostKind::AzureDevops,
+        urn: "https://dev.azure.com/fabrikam",
+        normalized_urn: "https://dev.azure.com/fabrikam/",
+        pull_request_event: "git.pullrequest.created",
+        first: "azure-devops/git.pullrequest.created.json",
+        // Another delivery (Azure DevOps keys a delivery by its body) of the same pull request.
+        second: "azure-devops/git.pullrequest.updated.json",
+        push_event: "git.push",
+        push: "azure-devops/git.push.json",
+        push_names: Some("alex-test"),
+        push_also: &[("alexander0053", "fabrikam")],
+        id_at: "/resource/repository/id",
+        push_id_at: &["/resource/repository/id"],
+        before: "Fabrikam/Fabrikam",
+        after: "Renamed/Renamed",
+        text_before: "Fabrikam",
+        text_after: "Renamed",
     }
 }
 
@@ -152,6 +183,7 @@ fn gitea() -> Rename {
         push_event: "push",
         push: "gitea/push.branch-created.json",
         push_names: None,
+        push_also: &[],
         id_at: "/repository/id",
         push_id_at: &[],
         before: "example/example",
@@ -266,6 +298,9 @@ async fn a_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs
 
     // A push after the rename, of the same repository (by its id) under its new name.
     let mut push = load(host.push);
+    for (from, to) in host.push_also {
+        push = replaced(push, from, to);
+    }
     if let Some(names) = host.push_names {
         push = replaced(push, names, host.text_before);
     }
@@ -369,6 +404,16 @@ async fn a_gitea_rename_keeps_one_repository_and_one_changeset_and_the_next_push
     a_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
         engine,
         gitea(),
+    )
+    .await;
+}
+
+async fn an_azure_devops_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
+    engine: Engine,
+) {
+    a_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name(
+        engine,
+        azure_devops(),
     )
     .await;
 }
@@ -765,6 +810,7 @@ on_both_engines!(
     a_bitbucket_server_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     a_bitbucket_cloud_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     a_gitea_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
+    an_azure_devops_rename_keeps_one_repository_and_one_changeset_and_the_next_push_syncs_it_by_its_new_name,
     github_repository_renamed_and_transferred_events_rename_the_one_repository_and_are_in_the_feed,
     a_repository_registered_by_id_is_matched_under_a_new_name_with_ignore_unmatched,
     an_event_naming_its_repository_only_by_id_is_applied_to_the_one_with_that_id_or_ignored_saying_so,

@@ -63,6 +63,7 @@ on_both_engines!(
     every_hosts_push_becomes_a_sync_request_with_its_refs,
     pushes_to_a_pending_request_are_coalesced,
     a_gitea_branch_deletion_and_a_test_button_push_become_sync_requests,
+    an_azure_devops_push_of_a_created_tag_and_a_deleted_branch_is_one_request_and_another_organizations_is_ignored,
     a_worker_claims_and_completes_over_grpc_and_a_push_during_the_claim_is_not_lost,
     the_branch_filter_ignores_pushes_to_other_branches_but_not_tags,
     ignore_unmatched_acts_only_on_registered_repositories,
@@ -156,6 +157,17 @@ async fn every_hosts_push_becomes_a_sync_request_with_its_refs(engine: Engine) {
             "refs/heads/master",
             "0000000000000000000000000000000000000000",
             "67b56589a45103f891bdee7c0546e5d40bc02001",
+        ),
+        // Azure DevOps: the real delivery of a push, repository `<project>/<repo>`.
+        (
+            CodeHostKind::AzureDevops,
+            "https://dev.azure.com/alexander0053",
+            "git.push",
+            "azure-devops/git.push.json",
+            "alex-test/alex-test",
+            "refs/heads/master",
+            "fa51eeb1e50b98293ce281e6d5492b9decae613b",
+            "298a79aa1552799a70718a0ee914d153d5a1a76b",
         ),
     ];
     for (kind, urn, event, file, repo, name, old, new) in cases {
@@ -251,6 +263,94 @@ async fn a_gitea_branch_deletion_and_a_test_button_push_become_sync_requests(eng
             .any(|r| r.name == "refs/heads/master" && r.old_sha == sha && r.new_sha == sha),
         "{all:?}"
     );
+    app.stop().await;
+}
+
+/// An Azure DevOps `git.push` carries every ref it changed (`resource.refUpdates`): here, derived
+/// from the real delivery by the test, a created tag and a deleted branch beside the branch
+/// update, all in one sync request. The same push at a receiver of another organization is
+/// ignored, naming it.
+async fn an_azure_devops_push_of_a_created_tag_and_a_deleted_branch_is_one_request_and_another_organizations_is_ignored(
+    engine: Engine,
+) {
+    const ZERO: &str = "0000000000000000000000000000000000000000";
+    let app = TestApp::spawn(engine).await;
+    let r = receiver(
+        &app,
+        CodeHostKind::AzureDevops,
+        "https://dev.azure.com/alexander0053/",
+        ReceiverOptions::default(),
+    )
+    .await;
+    let mut push = load("azure-devops/git.push.json");
+    push["resource"]["refUpdates"]
+        .as_array_mut()
+        .expect("refUpdates")
+        .extend([
+            json!({"name": "refs/tags/v1.0", "oldObjectId": ZERO, "newObjectId": "298a79aa1552799a70718a0ee914d153d5a1a76b"}),
+            json!({"name": "refs/heads/old", "oldObjectId": "fa51eeb1e50b98293ce281e6d5492b9decae613b", "newObjectId": ZERO}),
+        ]);
+    let d = app
+        .deliver(CodeHostKind::AzureDevops, &r, "git.push", &push)
+        .await;
+    assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    assert_eq!(
+        d.delivery_key, "8fd412f1-9873-4b45-8854-655b1b8a2eff.2",
+        "<subscriptionId>.<notificationId>"
+    );
+    let all = sync_requests(&app).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].repository, "alex-test/alex-test");
+    let mut refs: Vec<_> = all[0]
+        .refs
+        .iter()
+        .map(|r| (r.name.as_str(), r.old_sha.as_str(), r.new_sha.as_str()))
+        .collect();
+    refs.sort();
+    assert_eq!(
+        refs,
+        [
+            (
+                "refs/heads/master",
+                "fa51eeb1e50b98293ce281e6d5492b9decae613b",
+                "298a79aa1552799a70718a0ee914d153d5a1a76b"
+            ),
+            (
+                "refs/heads/old",
+                "fa51eeb1e50b98293ce281e6d5492b9decae613b",
+                ZERO
+            ),
+            (
+                "refs/tags/v1.0",
+                ZERO,
+                "298a79aa1552799a70718a0ee914d153d5a1a76b"
+            ),
+        ]
+    );
+
+    let elsewhere = receiver(
+        &app,
+        CodeHostKind::AzureDevops,
+        "https://dev.azure.com/fabrikam/",
+        ReceiverOptions::default(),
+    )
+    .await;
+    let d = app
+        .deliver(
+            CodeHostKind::AzureDevops,
+            &elsewhere,
+            "git.push",
+            &load("azure-devops/git.push.json"),
+        )
+        .await;
+    assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
+    assert!(
+        d.last_error
+            .contains("https://dev.azure.com/alexander0053/alex-test/_git/alex-test")
+            && d.last_error.contains("not on this receiver's code host"),
+        "{d:?}"
+    );
+    assert_eq!(sync_requests(&app).await.len(), 1);
     app.stop().await;
 }
 

@@ -185,6 +185,42 @@ fn gitea() -> Comments {
     }
 }
 
+fn azure_devops() -> Comments {
+    Comments {
+        kind: CodeHostKind::AzureDevops,
+        urn: "https://dev.azure.com/fabrikam/",
+        event: "ms.vss-code.git-pullrequest-comment-event",
+        repository: "Fabrikam/Fabrikam",
+        number: 1,
+        // Comment ids count within a thread: the key is `<thread>/<comment>`.
+        ids: ["5/2", "5/3", "4/1"],
+        same_second: "2014-06-17T16:58:33Z",
+        earlier: "2014-06-17T16:57:00Z",
+        comment: azure_devops_comment,
+    }
+}
+
+/// The resource version 2.0 comment fixture made comment `<thread>/<comment>` of `id`, saying
+/// `body`, last updated at `time`, as a delivery of its own (a fresh `id`, no subscription /
+/// notification ids: Azure DevOps keys a delivery by its body).
+fn azure_devops_comment(id: &str, body: &str, time: &str) -> Value {
+    let (thread, comment) = id.split_once('/').expect("<thread>/<comment>");
+    let mut payload = load("azure-devops/ms.vss-code.git-pullrequest-comment-event.json");
+    let envelope = payload.as_object_mut().expect("an object");
+    envelope.remove("subscriptionId");
+    envelope.remove("notificationId");
+    envelope.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    let c = &mut payload["resource"]["comment"];
+    c["id"] = json!(comment.parse::<i64>().expect("a numeric id"));
+    c["content"] = json!(body);
+    c["publishedDate"] = json!(time);
+    c["lastUpdatedDate"] = json!(time);
+    c["_links"]["self"]["href"] = json!(format!(
+        "https://fabrikam.visualstudio.com/DefaultCollection/_apis/git/repositories/4bc14d40-c903-45e2-872e-0462c7748079/pullRequests/1/threads/{thread}/comments/{comment}"
+    ));
+    payload
+}
+
 /// The timeline of the one changeset of `repository` #`number`, oldest first.
 async fn timeline(app: &TestApp, repository: &str, number: i64) -> Vec<ChangesetEvent> {
     let mut client = ChangesetServiceClient::new(app.channel().await);
@@ -285,6 +321,7 @@ on_both_engines!(
     two_bitbucket_server_comments_in_one_second_are_two_entries,
     two_bitbucket_cloud_comments_in_one_second_are_two_entries,
     two_gitea_comments_in_one_second_are_two_entries,
+    two_azure_devops_comments_in_one_second_are_two_entries,
     an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded,
     an_entry_of_an_older_hookgate_is_kept_with_a_key_derived_from_what_it_stored,
     a_resolved_and_unresolved_review_thread_are_entries_keyed_by_the_thread,
@@ -308,6 +345,10 @@ async fn two_bitbucket_cloud_comments_in_one_second_are_two_entries(engine: Engi
 
 async fn two_gitea_comments_in_one_second_are_two_entries(engine: Engine) {
     two_comments_in_one_second_are_two_entries(engine, gitea()).await;
+}
+
+async fn two_azure_devops_comments_in_one_second_are_two_entries(engine: Engine) {
+    two_comments_in_one_second_are_two_entries(engine, azure_devops()).await;
 }
 
 async fn an_edited_comment_updates_its_entry_and_a_deleted_one_is_recorded(engine: Engine) {

@@ -7,10 +7,12 @@
 //! is genuine always passes.
 
 use arbitrary::Unstructured;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use hookgate::hosts::{self, Disposition, Host, Verified};
 use hookgate_fuzz_input::{
-    Delivery, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY, HostKind, Mode, SECRET, SlotKind,
-    TriggerCall, slots,
+    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY, HostKind, Mode,
+    SECRET, SlotKind, TriggerCall, slots, with_event_type,
 };
 use std::cell::OnceCell;
 
@@ -21,7 +23,7 @@ pub fn deliver(host: HostKind, data: &[u8]) {
     let Ok(delivery) = Delivery::read(host, &mut Unstructured::new(data)) else {
         return;
     };
-    let body = body_of(&delivery);
+    let body = body_of(host, &delivery);
     let genuine = Genuine::new(host, &delivery, &body);
     let headers = headers_of(host, &delivery, &genuine);
     let verified = hosts::verify(hookgate_host(host), &headers, &body, &[SECRET]);
@@ -50,15 +52,23 @@ fn hookgate_host(host: HostKind) -> Host {
         HostKind::BitbucketServer => Host::BitbucketServer,
         HostKind::BitbucketCloud => Host::BitbucketCloud,
         HostKind::Gitea => Host::Gitea,
+        HostKind::AzureDevOps => Host::AzureDevOps,
     }
 }
 
-/// The body as sent: as read, or wrapped in a `payload` form field.
-fn body_of(delivery: &Delivery) -> Vec<u8> {
+/// The body as sent: as read (for Azure DevOps with [`EVENT_IN_BODY`], with the genuine event as
+/// its `eventType`), or wrapped in a `payload` form field.
+fn body_of(host: HostKind, delivery: &Delivery) -> Vec<u8> {
+    let body = match host {
+        HostKind::AzureDevOps if delivery.flags & EVENT_IN_BODY != 0 => {
+            with_event_type(&delivery.body, delivery.genuine_event(host))
+        }
+        _ => delivery.body.clone(),
+    };
     if delivery.flags & FORM_BODY == 0 {
-        return delivery.body.clone();
+        return body;
     }
-    let json = String::from_utf8_lossy(&delivery.body);
+    let json = String::from_utf8_lossy(&body);
     form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &json)
         .finish()
@@ -128,6 +138,7 @@ fn genuine_value(host: HostKind, kind: SlotKind, delivery: &Delivery, body: &[u8
         SlotKind::HmacSha1 => format!("sha1={}", sign_hmac_sha1_hex(body)),
         SlotKind::HexSha256 => hosts::sign_hmac_sha256_hex(SECRET, body),
         SlotKind::Token => SECRET.to_owned(),
+        SlotKind::BasicPassword => format!("Basic {}", STANDARD.encode(format!("fuzz:{SECRET}"))),
         SlotKind::ContentType if delivery.flags & FORM_CONTENT_TYPE != 0 => {
             "application/x-www-form-urlencoded; charset=utf-8".to_owned()
         }
@@ -156,6 +167,9 @@ fn check_verdict(
     genuine: &Genuine<'_>,
     verdict: Option<&Verified>,
 ) {
+    if host == HostKind::AzureDevOps {
+        return check_azure_devops_verdict(headers, verdict);
+    }
     // The one value of a header; `None` when it was sent no times or twice.
     let single = |name: &str| {
         let mut values = headers.get_all(name).iter();
@@ -230,6 +244,54 @@ fn check_verdict(
             verdict,
             Some(&Verified::Signed),
             "{host:?}: a genuinely signed delivery failed verify"
+        );
+    }
+}
+
+/// [`check_verdict`] for Azure DevOps, where any user name passes with the secret as the Basic
+/// password: a delivery passes only when it sent a credential (a header with a value that is not
+/// blank), and each credential it sent is the secret, once (`X-Hook-Secret` exactly, or the
+/// password of a well-formed `Basic` `Authorization`); a delivery whose credentials are all
+/// the genuine ones, each once, passes.
+fn check_azure_devops_verdict(headers: &HeaderMap, verdict: Option<&Verified>) {
+    let values = |name: &str| -> Vec<Vec<u8>> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect()
+    };
+    let sent = |values: &[Vec<u8>]| {
+        values
+            .iter()
+            .any(|v| !v.iter().all(u8::is_ascii_whitespace))
+    };
+    let password = |value: &[u8]| -> Option<String> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (scheme, encoded) = text.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        decoded.split_once(':').map(|(_, p)| p.to_owned())
+    };
+    let (auth, hook) = (values("Authorization"), values("X-Hook-Secret"));
+    let auth_ok = matches!(auth.as_slice(), [one] if password(one).as_deref() == Some(SECRET));
+    let hook_ok = matches!(hook.as_slice(), [one] if one.as_slice() == SECRET.as_bytes());
+    let (auth_sent, hook_sent) = (sent(&auth), sent(&hook));
+    if verdict.is_some() {
+        assert!(
+            (auth_sent || hook_sent) && (!auth_sent || auth_ok) && (!hook_sent || hook_ok),
+            "AzureDevOps: a delivery passed verify without the secret in each credential it sent"
+        );
+    }
+    // Each header sent (if any) once and genuine, and at least one of them sent.
+    let each_genuine = (auth.is_empty() || auth_ok) && (hook.is_empty() || hook_ok);
+    if each_genuine && (auth_ok || hook_ok) {
+        assert_eq!(
+            verdict,
+            Some(&Verified::Signed),
+            "AzureDevOps: a delivery with only genuine credentials failed verify"
         );
     }
 }

@@ -83,10 +83,12 @@ impl ReceiverService for ReceiverAdmin {
         let actor = actor(&request)?;
         let req = request.into_inner();
         let code_host_kind = kind_from_proto(req.code_host_kind)?;
+        let code_host_urn = CodeHostUrn::parse(&req.code_host_urn)?;
+        code_host_kind.check_urn(&code_host_urn)?;
         let new = NewReceiver {
             name: ReceiverName::parse(&req.name)?,
             code_host_kind,
-            code_host_urn: CodeHostUrn::parse(&req.code_host_urn)?,
+            code_host_urn,
             secret: secret_or_generated(&req.secret)?,
             signing_token: signing_token_on_create(
                 code_host_kind,
@@ -184,6 +186,11 @@ impl ReceiverService for ReceiverAdmin {
         let id = parse_id("receiver.id", &receiver.id)?;
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let patch = patch_from_mask(&paths, receiver)?;
+        if let Some(urn) = &patch.code_host_urn {
+            // What a URN may be depends on the receiver's kind, which never changes.
+            let kind = self.state.receivers.get(id).await?.code_host_kind;
+            kind.check_urn(urn)?;
+        }
         let updated = self.state.receivers.update(id, patch, &actor).await?;
         tracing::info!(receiver = %id, %actor, fields = ?paths, "receiver updated");
         Ok(Response::new(self.to_proto(updated)))
@@ -443,8 +450,9 @@ fn kind_from_proto(raw: i32) -> Result<CodeHostKind, Status> {
         Ok(P::BitbucketCloud) => Ok(CodeHostKind::BitbucketCloud),
         Ok(P::Generic) => Ok(CodeHostKind::Generic),
         Ok(P::Gitea) => Ok(CodeHostKind::Gitea),
+        Ok(P::AzureDevops) => Ok(CodeHostKind::AzureDevOps),
         Ok(P::Unspecified) => Err(Status::invalid_argument(
-            "code_host_kind is required: one of CODE_HOST_KIND_GITHUB, CODE_HOST_KIND_GITLAB, CODE_HOST_KIND_BITBUCKET_SERVER, CODE_HOST_KIND_BITBUCKET_CLOUD, CODE_HOST_KIND_GITEA, CODE_HOST_KIND_GENERIC",
+            "code_host_kind is required: one of CODE_HOST_KIND_GITHUB, CODE_HOST_KIND_GITLAB, CODE_HOST_KIND_BITBUCKET_SERVER, CODE_HOST_KIND_BITBUCKET_CLOUD, CODE_HOST_KIND_GITEA, CODE_HOST_KIND_AZURE_DEVOPS, CODE_HOST_KIND_GENERIC",
         )),
         Err(_) => Err(Status::invalid_argument(format!(
             "code_host_kind {raw} is not a known kind"
@@ -461,6 +469,7 @@ fn kind_to_proto(kind: CodeHostKind) -> proto::CodeHostKind {
         CodeHostKind::BitbucketCloud => P::BitbucketCloud,
         CodeHostKind::Generic => P::Generic,
         CodeHostKind::Gitea => P::Gitea,
+        CodeHostKind::AzureDevOps => P::AzureDevops,
     }
 }
 

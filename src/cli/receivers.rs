@@ -29,8 +29,8 @@ pub enum ReceiverCommand {
         /// 1 to 100 characters, unique.
         #[arg(long)]
         name: String,
-        /// The code host: github, gitlab, bitbucket_server, bitbucket_cloud, gitea (also Forgejo)
-        /// or generic.
+        /// The code host: github, gitlab, bitbucket_server, bitbucket_cloud, gitea (also Forgejo),
+        /// azure-devops (or azure_devops) or generic.
         #[arg(long, value_parser = parse_enum::<CodeHostKind>)]
         kind: i32,
         /// The code host's base URL (https://github.com/, https://gitlab.example.com/).

@@ -78,6 +78,19 @@ pub fn for_kind(kind: i32, url: &str) -> Markup {
             }
             p.muted { "Gitea's " b { "Test Delivery" } " sends a push whose before equals its after; " b { "Send test delivery" } " above sends the same." }
         },
+        Ok(CodeHostKind::AzureDevops) => html! {
+            p { "Project → " b { "Project settings" } " → " b { "Service hooks" } " → " b { "Create subscription" } " → " b { "Web Hooks" } ", once per event below. You need the project's administrator permission." }
+            table {
+                tr { td { "URL" } td { (url_cell()) " (https only: Basic authentication sends the secret as it is)" } }
+                tr { td { "Basic authentication" } td { "any user name; password: " (secret_cell) } }
+                tr { td { "or HTTP headers" } td { code { "X-Hook-Secret:" } " followed by the secret (each credential you set must match)" } }
+                tr { td { "Resource details to send" } td { code { "All" } } }
+                tr { td { "Resource version" } td { code { "2.0" } " where offered (comments and builds need it to name their pull request and repository)" } }
+                tr { td { "Batch-change sync" } td { "Pull request created, Pull request updated, Pull request merge attempted, Pull request commented on, Build completed" } }
+                tr { td { "Push sync" } td { "Code pushed" } }
+            }
+            p.muted { "The subscription's " b { "Test" } " sends a sample event; " b { "Send test delivery" } " above sends a push of no ref with the secret as Basic password and " code { "X-Hook-Secret" } "." }
+        },
         Ok(CodeHostKind::Generic) => html! {
             p { "A plain \"sync now\" URL for cron or a CI step. Call it with the secret in a header:" }
             pre.body { "curl -fsS -X POST -H \"X-Hook-Secret: $SECRET\" " (url) }
@@ -104,6 +117,7 @@ mod tests {
             CodeHostKind::BitbucketServer,
             CodeHostKind::BitbucketCloud,
             CodeHostKind::Gitea,
+            CodeHostKind::AzureDevops,
             CodeHostKind::Generic,
         ] {
             let page =
@@ -118,5 +132,9 @@ mod tests {
         assert!(gitea.contains("X-Gitea-Signature"), "{gitea}");
         assert!(gitea.contains("application/json"), "{gitea}");
         assert!(gitea.contains("Push, Create, Delete"), "{gitea}");
+        let azure = for_kind(CodeHostKind::AzureDevops as i32, "u").into_string();
+        assert!(azure.contains("X-Hook-Secret"), "{azure}");
+        assert!(azure.contains("Service hooks"), "{azure}");
+        assert!(azure.contains("Code pushed"), "{azure}");
     }
 }

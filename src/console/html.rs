@@ -302,6 +302,7 @@ pub fn kind(raw: i32) -> &'static str {
         Ok(K::BitbucketServer) => "Bitbucket Server",
         Ok(K::BitbucketCloud) => "Bitbucket Cloud",
         Ok(K::Gitea) => "Gitea / Forgejo",
+        Ok(K::AzureDevops) => "Azure DevOps",
         Ok(K::Generic) => "Generic trigger",
         _ => "unknown",
     }

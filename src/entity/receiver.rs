@@ -71,6 +71,9 @@ pub enum CodeHostKind {
     /// Gitea, and Forgejo.
     #[sea_orm(string_value = "GITEA")]
     Gitea,
+    /// Azure DevOps (Services and Server) service hooks.
+    #[sea_orm(string_value = "AZURE_DEVOPS")]
+    AzureDevOps,
     /// A plain "sync now" trigger for systems that cannot sign their requests.
     #[sea_orm(string_value = "GENERIC")]
     Generic,

@@ -1,5 +1,5 @@
 //! What each code host sends, and nothing else: for GitHub, GitLab, Bitbucket Server/Data Center,
-//! Bitbucket Cloud and Gitea (with Forgejo), how a delivery proves it is the host's ([`verify`]), what event it is and
+//! Bitbucket Cloud, Gitea (with Forgejo) and Azure DevOps, how a delivery proves it is the host's ([`verify`]), what event it is and
 //! under which delivery key ([`classify`], or [`classify_outline`] when only the outline of the
 //! body is needed), and what the host's own test event looks like ([`test_delivery`]). It is pure: it takes headers and body bytes and returns a verdict, with no
 //! HTTP server, database or clock, so every real fixture is a cheap unit test. One file per host;
@@ -7,6 +7,7 @@
 //! `standard_webhooks` the Standard Webhooks signature a GitLab signing token adds. The generic
 //! trigger is not a host.
 
+mod azure_devops;
 mod bitbucket_cloud;
 mod bitbucket_server;
 pub mod effects;
@@ -35,6 +36,9 @@ pub enum Host {
     BitbucketCloud,
     /// Gitea, and Forgejo (which signs and names deliveries as Gitea does).
     Gitea,
+    /// Azure DevOps service hooks (Web Hooks consumer), which sign nothing: the secret comes
+    /// as the Basic password or in `X-Hook-Secret`.
+    AzureDevOps,
 }
 
 /// A delivery that passed [`verify`], and how.
@@ -71,6 +75,13 @@ pub enum VerifyError {
     /// A GitLab token that is none of the accepted secrets.
     #[error("token does not match")]
     TokenMismatch,
+    /// A credential sent verbatim that is none of the accepted secrets, named as the host
+    /// sends it (Azure DevOps: `the Basic authentication password`, `X-Hook-Secret`).
+    #[error("{credential} does not match")]
+    CredentialMismatch {
+        /// Which credential did not match.
+        credential: &'static str,
+    },
     /// A Standard Webhooks `webhook-timestamp` (GitLab signing token) too far from now: a replay
     /// of an old delivery, or a clock that is off.
     #[error(
@@ -100,6 +111,7 @@ pub fn verify(
         Host::BitbucketServer => bitbucket_server::verify(headers, body, secrets),
         Host::BitbucketCloud => bitbucket_cloud::verify(headers, body, secrets),
         Host::Gitea => gitea::verify(headers, body, secrets),
+        Host::AzureDevOps => azure_devops::verify(headers, secrets),
     }
 }
 
@@ -131,9 +143,11 @@ pub fn verify_gitlab_signed(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classified<P = Value> {
     /// The event name: `pull_request/opened`, `push`, `Merge Request Hook/open`, `pr:opened`,
-    /// `repo:push`, `ping`, ...: the host's event header, and for GitHub and GitLab the action.
+    /// `repo:push`, `ping`, ...: the host's event header, and for GitHub and GitLab the action
+    /// (Azure DevOps: the body's `eventType`, `git.push`).
     pub event: String,
     /// The host's delivery id header, trimmed; `None` when absent or empty. Deduplication key.
+    /// Azure DevOps sends none: its key is read from the body (`azure_devops`).
     pub delivery_key: Option<String>,
     /// Whether the delivery is a ping, an event a handler takes, or one nothing takes.
     pub disposition: Disposition,
@@ -214,6 +228,7 @@ fn classify_into<P: Payload>(
         Host::BitbucketServer => bitbucket_server::classify(headers, body),
         Host::BitbucketCloud => bitbucket_cloud::classify(headers, body),
         Host::Gitea => gitea::classify(headers, body),
+        Host::AzureDevOps => azure_devops::classify(headers, body),
     }?;
     if headers.contains_key(TEST_DELIVERY_HEADER) {
         classified.event = test_event(&classified.event);
@@ -240,7 +255,8 @@ struct HeaderNames {
 
 /// What a request that was not authenticated claims to be, read from its headers alone (never
 /// from its body), each value cut to `Cap::UNAUTHENTICATED`: for the log of a `REJECTED`
-/// attempt or an unsigned ping.
+/// attempt or an unsigned ping. Azure DevOps names its event and its key only in the body, so
+/// such a request of it claims nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claimed {
     /// The host's event header as sent; empty when absent.
@@ -257,6 +273,7 @@ pub fn claimed(host: Host, headers: &HeaderMap) -> Claimed {
         Host::BitbucketServer => bitbucket_server::HEADERS,
         Host::BitbucketCloud => bitbucket_cloud::HEADERS,
         Host::Gitea => gitea::HEADERS,
+        Host::AzureDevOps => return Claimed::default(),
     };
     Claimed {
         event: bounded(
@@ -278,8 +295,23 @@ pub fn effects(host: Host, event: &str, payload: &Value) -> Result<Vec<Effect>, 
         Host::BitbucketServer => bitbucket_server::effects(event, payload),
         Host::BitbucketCloud => bitbucket_cloud::effects(event, payload),
         Host::Gitea => gitea::effects(event, payload),
+        Host::AzureDevOps => azure_devops::effects(event, payload),
     }?;
     Ok(effects.into_iter().map(Effect::bounded).collect())
+}
+
+/// Why a `Handled` event whose [`effects`] are none is not synced, for the delivery's
+/// `IGNORED` reason: what the host module knows (an Azure DevOps comment of resource version
+/// 1.0 names no pull request), else `<event> says nothing to sync`.
+pub fn nothing_to_sync(host: Host, event: &str, payload: &Value) -> String {
+    let known = match host {
+        Host::AzureDevOps => azure_devops::nothing_to_sync(event, payload),
+        _ => None,
+    };
+    bounded(
+        known.unwrap_or_else(|| format!("{event} says nothing to sync")),
+        Cap::SUMMARY,
+    )
 }
 
 /// A request that looks exactly like the host's own test event, for the admin "send test
@@ -295,7 +327,8 @@ pub struct TestDelivery {
 /// Builds the host's test event, signed with `secret` as the host would sign it, under
 /// `delivery_key`: a GitHub `ping`, a GitLab `Push Hook` with no commits, a Bitbucket Server
 /// `diagnostics:ping` (signed), a Bitbucket Cloud `repo:push` with no changes, a Gitea `push`
-/// whose `before` equals its `after`. It carries
+/// whose `before` equals its `after`, an Azure DevOps `git.push` with no ref updates (the
+/// secret as Basic password and `X-Hook-Secret`). It carries
 /// [`TEST_DELIVERY_HEADER`], so it classifies as [`Disposition::Test`].
 pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelivery {
     let mut delivery = match host {
@@ -304,6 +337,7 @@ pub fn test_delivery(host: Host, secret: &str, delivery_key: &str) -> TestDelive
         Host::BitbucketServer => bitbucket_server::test_delivery(secret, delivery_key),
         Host::BitbucketCloud => bitbucket_cloud::test_delivery(secret, delivery_key),
         Host::Gitea => gitea::test_delivery(secret, delivery_key),
+        Host::AzureDevOps => azure_devops::test_delivery(secret, delivery_key),
     };
     // Every host's test event is JSON.
     delivery.headers.extend([
@@ -430,6 +464,11 @@ pub(crate) mod testing {
                 let digits = secret.map(|s| sign_hmac_sha256_hex(s, body));
                 pairs.extend(digits.map(|d| ("X-Gitea-Signature", d)));
             }
+            // No event or key header: both are in the body.
+            Host::AzureDevOps => {
+                let _ = (event, key);
+                pairs.extend(secret.map(|s| ("X-Hook-Secret", s.to_owned())));
+            }
         }
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
         headers(&pairs)
@@ -441,7 +480,8 @@ pub(crate) mod testing {
 
     /// Checks that `cases` lists every file in `tests/fixtures/<dir>/`, and that each one
     /// classifies to its event, delivery key and disposition, verifies with the right secret,
-    /// and fails with a wrong secret and with no signature (except the unsigned ping).
+    /// and fails with a wrong secret and with no signature (except the unsigned ping). Azure
+    /// DevOps keys a delivery by its body: there, the key is only checked to be there.
     pub(crate) fn assert_every_fixture(host: Host, dir: &str, cases: &[FixtureCase]) {
         let on_disk: BTreeSet<String> = std::fs::read_dir(fixtures_dir().join(dir))
             .expect("the fixture folder exists")
@@ -468,7 +508,10 @@ pub(crate) mod testing {
                 .unwrap_or_else(|e| panic!("{dir}/{file} does not classify: {e}"));
             assert_eq!(classified.event, event, "{dir}/{file}");
             assert_eq!(classified.disposition, disposition, "{dir}/{file}");
-            assert_eq!(classified.delivery_key.as_deref(), Some(key.as_str()));
+            match host {
+                Host::AzureDevOps => assert!(classified.delivery_key.is_some(), "{dir}/{file}"),
+                _ => assert_eq!(classified.delivery_key.as_deref(), Some(key.as_str())),
+            }
 
             assert_eq!(
                 verify(host, &signed, &body, &[secret]),
@@ -478,6 +521,9 @@ pub(crate) mod testing {
             let forged = host_headers(host, header, &key, Some("not-the-secret"), &body);
             let wrong = match host {
                 Host::GitLab => VerifyError::TokenMismatch,
+                Host::AzureDevOps => VerifyError::CredentialMismatch {
+                    credential: "X-Hook-Secret",
+                },
                 _ => VerifyError::Mismatch,
             };
             assert_eq!(
@@ -497,6 +543,9 @@ pub(crate) mod testing {
                 }),
                 (Host::Gitea, _) => Err(VerifyError::Missing {
                     header: "X-Gitea-Signature",
+                }),
+                (Host::AzureDevOps, _) => Err(VerifyError::Missing {
+                    header: "Authorization (Basic) or X-Hook-Secret",
                 }),
                 _ => Err(VerifyError::Missing {
                     header: "X-Hub-Signature",
@@ -556,6 +605,7 @@ mod tests {
             "bitbucket-server" => Host::BitbucketServer,
             "bitbucket-cloud" => Host::BitbucketCloud,
             "gitea" => Host::Gitea,
+            "azure-devops" => Host::AzureDevOps,
             other => panic!("signature-vectors.json names an unknown host {other:?}"),
         }
     }
@@ -640,6 +690,7 @@ mod tests {
             Host::BitbucketServer,
             Host::BitbucketCloud,
             Host::Gitea,
+            Host::AzureDevOps,
         ] {
             let delivery = test_delivery(host, "s", "k");
             let headers = testing::test_delivery_headers(&delivery);

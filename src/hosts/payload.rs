@@ -1,8 +1,9 @@
 //! What a delivery's body is read into. The worker needs all of it ([`Value`]), to find the
 //! event's effects; the ingress needs only to know that the body is the JSON object its event
 //! must be and the action that names the event ([`Outline`]). Reading an outline checks the
-//! whole body, with the same nesting limit, but builds nothing but the action: it costs a
-//! fraction of building the value, which is what keeps intake fast.
+//! whole body, with the same nesting limit, but builds nothing but the action (and the few
+//! top-level fields Azure DevOps names its event and its delivery by): it costs a fraction of
+//! building the value, which is what keeps intake fast.
 
 use std::fmt;
 
@@ -50,7 +51,17 @@ pub trait Payload: Sized {
     fn action(&self) -> Option<&str>;
     /// The body's `object_attributes.action`, when it is a string (GitLab).
     fn attributes_action(&self) -> Option<&str>;
+    /// The body's top-level `eventType`, when it is a string (Azure DevOps, which sends no
+    /// event header).
+    fn event_type(&self) -> Option<&str>;
+    /// The body's top-level field `name`, one of [`KEY_FIELDS`], as text: a string as it is, an
+    /// integer in decimal; `None` for anything else (Azure DevOps keys a delivery by them).
+    fn key_field(&self, name: &str) -> Option<String>;
 }
+
+/// The top-level fields [`Payload::key_field`] reads: Azure DevOps' `subscriptionId`,
+/// `notificationId` and `id`.
+pub const KEY_FIELDS: [&str; 3] = ["subscriptionId", "notificationId", "id"];
 
 /// The message of a body that is not the JSON object its event must be.
 fn not_json(event: &str, e: &serde_json::Error) -> ClassifyError {
@@ -83,13 +94,32 @@ impl Payload for Value {
             .and_then(|attributes| attributes.get("action"))
             .and_then(Value::as_str)
     }
+
+    fn event_type(&self) -> Option<&str> {
+        self.get("eventType").and_then(Value::as_str)
+    }
+
+    fn key_field(&self, name: &str) -> Option<String> {
+        if !KEY_FIELDS.contains(&name) {
+            return None;
+        }
+        match self.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => None,
+        }
+    }
 }
 
-/// A body checked to be a JSON object, of which only what names the event is kept.
+/// A body checked to be a JSON object, of which only what names the event (and keys an Azure
+/// DevOps delivery) is kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outline {
     action: Option<String>,
     attributes_action: Option<String>,
+    event_type: Option<String>,
+    /// The [`KEY_FIELDS`], in that order, as [`Payload::key_field`] reads them.
+    key_fields: [Option<String>; 3],
 }
 
 impl Payload for Outline {
@@ -116,6 +146,15 @@ impl Payload for Outline {
     fn attributes_action(&self) -> Option<&str> {
         self.attributes_action.as_deref()
     }
+
+    fn event_type(&self) -> Option<&str> {
+        self.event_type.as_deref()
+    }
+
+    fn key_field(&self, name: &str) -> Option<String> {
+        let index = KEY_FIELDS.iter().position(|field| *field == name)?;
+        self.key_fields[index].clone()
+    }
 }
 
 /// Reads a top-level value: `Some(outline)` for an object, `None` for any other JSON value.
@@ -136,6 +175,8 @@ impl<'de> Visitor<'de> for OutlineVisitor {
                 Key::ObjectAttributes => {
                     outline.attributes_action = map.next_value_seed(AttributesAction)?
                 }
+                Key::EventType => outline.event_type = map.next_value_seed(MaybeString)?,
+                Key::DeliveryField(i) => outline.key_fields[i] = map.next_value_seed(MaybeText)?,
                 Key::Other => map.next_value_seed(Skip)?,
             }
         }
@@ -153,6 +194,9 @@ impl<'de> Visitor<'de> for OutlineVisitor {
 enum Key {
     Action,
     ObjectAttributes,
+    EventType,
+    /// One of [`KEY_FIELDS`], by its index.
+    DeliveryField(usize),
     Other,
 }
 
@@ -178,7 +222,11 @@ impl<'de> Visitor<'de> for KeyName {
         Ok(match key {
             "action" => Key::Action,
             "object_attributes" => Key::ObjectAttributes,
-            _ => Key::Other,
+            "eventType" => Key::EventType,
+            other => match KEY_FIELDS.iter().position(|field| *field == other) {
+                Some(i) => Key::DeliveryField(i),
+                None => Key::Other,
+            },
         })
     }
 }
@@ -270,6 +318,58 @@ impl<'de> Visitor<'de> for MaybeString {
     }
 }
 
+/// Reads any value, keeping a string as it is and an integer in decimal (as
+/// [`Payload::key_field`] of a [`Value`] does).
+struct MaybeText;
+
+impl<'de> DeserializeSeed<'de> for MaybeText {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MaybeText {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_map(map).map(|()| None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip.visit_seq(seq).map(|()| None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 /// Reads any value and keeps nothing. Unlike [`IgnoredAny`] on its own, it goes into arrays and
 /// objects through the deserializer, so serde_json's nesting limit (128) applies as it does to
 /// [`Value`]: a body the worker could not read is refused at the ingress too.
@@ -326,6 +426,14 @@ mod tests {
         ))
     }
 
+    /// The `eventType` and the [`KEY_FIELDS`] a payload reads.
+    fn azure_fields<P: Payload>(p: &P) -> (Option<String>, Vec<Option<String>>) {
+        (
+            p.event_type().map(str::to_owned),
+            KEY_FIELDS.iter().map(|f| p.key_field(f)).collect(),
+        )
+    }
+
     #[test]
     fn an_outline_says_what_the_value_says_of_every_fixture() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -338,6 +446,9 @@ mod tests {
             for file in std::fs::read_dir(&host).unwrap() {
                 let body = std::fs::read(file.unwrap().path()).unwrap();
                 assert_eq!(by_outline(&body), by_value(&body));
+                if let (Ok(o), Ok(v)) = (Outline::parse("e", &body), Value::parse("e", &body)) {
+                    assert_eq!(azure_fields(&o), azure_fields(&v));
+                }
                 seen += 1;
             }
         }
@@ -378,5 +489,21 @@ mod tests {
             by_outline(body).unwrap(),
             (Some("closed".into()), Some("merge".into()))
         );
+    }
+
+    #[test]
+    fn azure_fields_are_read_as_text_only_from_strings_and_integers() {
+        let body = br#"{"eventType": "git.push", "subscriptionId": "s-1", "notificationId": 7,
+            "id": 1.5, "x": {"eventType": "no"}}"#;
+        let expected = (
+            Some("git.push".to_owned()),
+            vec![Some("s-1".to_owned()), Some("7".to_owned()), None],
+        );
+        assert_eq!(azure_fields(&Outline::parse("e", body).unwrap()), expected);
+        assert_eq!(azure_fields(&Value::parse("e", body).unwrap()), expected);
+        let body = br#"{"eventType": 3, "subscriptionId": ["a"], "notificationId": null}"#;
+        let none = (None, vec![None, None, None]);
+        assert_eq!(azure_fields(&Outline::parse("e", body).unwrap()), none);
+        assert_eq!(azure_fields(&Value::parse("e", body).unwrap()), none);
     }
 }

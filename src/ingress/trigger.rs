@@ -104,7 +104,7 @@ pub async fn call(
     if let Err(why) = checked {
         let reason = match why {
             hosts::VerifyError::Missing { .. } => "missing secret: put it in the URL (/.api/webhooks/<id>/<secret>) or in the X-Hook-Secret header".to_owned(),
-            hosts::VerifyError::TokenMismatch | hosts::VerifyError::Mismatch => "secret does not match".to_owned(),
+            hosts::VerifyError::TokenMismatch | hosts::VerifyError::Mismatch | hosts::VerifyError::CredentialMismatch { .. } => "secret does not match".to_owned(),
             malformed @ hosts::VerifyError::Malformed { .. } => malformed.to_string(),
             stale @ hosts::VerifyError::StaleTimestamp { .. } => stale.to_string(),
         };

@@ -35,9 +35,10 @@ impl Handler for SyncHandler {
         let effects = hosts::effects(host, &event.event, &event.payload)
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
         if effects.is_empty() {
-            return Ok(Outcome::Ignored(format!(
-                "{} says nothing to sync",
-                event.event
+            return Ok(Outcome::Ignored(hosts::nothing_to_sync(
+                host,
+                &event.event,
+                &event.payload,
             )));
         }
         let mut applied = 0usize;

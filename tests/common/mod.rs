@@ -493,6 +493,17 @@ pub fn host_headers(
                 h.push(("x-hub-signature-256", signature));
             }
         }
+        // Azure DevOps sends no event or key header (both are in the body): the secret as the
+        // Basic password of a subscription and in its custom header `X-Hook-Secret`.
+        hookgate::admin::proto::CodeHostKind::AzureDevops => {
+            let _ = (event, key);
+            if let Some(s) = secret {
+                use base64::Engine as _;
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("azure:{s}"));
+                h.push(("authorization", format!("Basic {basic}")));
+                h.push(("x-hook-secret", s.to_owned()));
+            }
+        }
         _ => {
             h.push(("x-event-key", event.to_owned()));
             h.push(("x-request-uuid", key.to_owned()));

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! byte 0        event index: which of the host's known events a `Genuine` event header names
-//! byte 1        flags (FORM_CONTENT_TYPE, FORM_BODY)
+//! byte 1        flags (FORM_CONTENT_TYPE, FORM_BODY, EVENT_IN_BODY)
 //! per slot      mode byte, length byte, that many bytes of text (the host's slots, in order)
 //! the rest      the body
 //! ```
@@ -25,6 +25,9 @@ pub const GENUINE_DELIVERY_KEY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
 pub const FORM_CONTENT_TYPE: u8 = 1;
 /// Flag: the body is sent as GitHub's form hooks send it, `payload=<the body, URL-encoded>`.
 pub const FORM_BODY: u8 = 2;
+/// Flag: the known event at the event index is written into the body as its `eventType`
+/// ([`with_event_type`]): Azure DevOps names its event only there.
+pub const EVENT_IN_BODY: u8 = 4;
 
 /// The code hosts, as the fuzz targets name them (hookgate's own `Host` is mapped to these there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,7 @@ pub enum HostKind {
     BitbucketServer,
     BitbucketCloud,
     Gitea,
+    AzureDevOps,
 }
 
 /// What a header a host reads is for, which says what its `Genuine` value is.
@@ -50,8 +54,11 @@ pub enum SlotKind {
     /// Gitea's (and Forgejo's) signature header; genuine: `<hex HMAC-SHA256 of the body with
     /// SECRET>`, no prefix.
     HexSha256,
-    /// GitLab's token header; genuine: [`SECRET`].
+    /// GitLab's token header (and Azure DevOps' `X-Hook-Secret`); genuine: [`SECRET`].
     Token,
+    /// Azure DevOps' Basic authentication; genuine: `Basic base64(fuzz:<SECRET>)` (any user
+    /// name passes: the password is the credential).
+    BasicPassword,
     /// `Content-Type`; genuine: JSON, or a form when [`FORM_CONTENT_TYPE`] is set.
     ContentType,
 }
@@ -155,6 +162,13 @@ const GITEA: &[Slot] = &[
     slot("Content-Type", SlotKind::ContentType),
 ];
 
+/// Azure DevOps sends no event or key header: its event and key are in the body.
+const AZURE_DEVOPS: &[Slot] = &[
+    slot("Authorization", SlotKind::BasicPassword),
+    slot("X-Hook-Secret", SlotKind::Token),
+    slot("Content-Type", SlotKind::ContentType),
+];
+
 /// The headers `host` reads, in the order the input describes them.
 pub fn slots(host: HostKind) -> &'static [Slot] {
     match host {
@@ -163,6 +177,7 @@ pub fn slots(host: HostKind) -> &'static [Slot] {
         HostKind::BitbucketServer => BITBUCKET_SERVER,
         HostKind::BitbucketCloud => BITBUCKET_CLOUD,
         HostKind::Gitea => GITEA,
+        HostKind::AzureDevOps => AZURE_DEVOPS,
     }
 }
 
@@ -245,7 +260,39 @@ pub fn known_events(host: HostKind) -> &'static [&'static str] {
             "delete",
             "issues",
         ],
+        // The body's `eventType`, written in by [`EVENT_IN_BODY`].
+        HostKind::AzureDevOps => &[
+            "git.pullrequest.created",
+            "git.pullrequest.updated",
+            "git.pullrequest.merged",
+            "ms.vss-code.git-pullrequest-comment-event",
+            "git.push",
+            "build.complete",
+            "workitem.created",
+        ],
     }
+}
+
+/// `body` with `"eventType": event` added as its last member, when it is (by its first and
+/// last non-blank bytes) a JSON object; else `body` as it is. A JSON reader keeps the last of
+/// two members of one name, so the added one is the event.
+pub fn with_event_type(body: &[u8], event: &str) -> Vec<u8> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
+    let (Some(start), Some(end)) = (start, end) else {
+        return body.to_vec();
+    };
+    if body[start] != b'{' || body[end] != b'}' || start == end {
+        return body.to_vec();
+    }
+    let empty = body[start + 1..end].iter().all(u8::is_ascii_whitespace);
+    let mut out = body[..end].to_vec();
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(format!("\"eventType\":\"{event}\"").as_bytes());
+    out.extend_from_slice(&body[end..]);
+    out
 }
 
 impl Delivery {
@@ -348,13 +395,29 @@ impl TriggerCall {
 mod tests {
     use super::*;
 
-    const HOSTS: [HostKind; 5] = [
+    const HOSTS: [HostKind; 6] = [
         HostKind::GitHub,
         HostKind::GitLab,
         HostKind::BitbucketServer,
         HostKind::BitbucketCloud,
         HostKind::Gitea,
+        HostKind::AzureDevOps,
     ];
+
+    #[test]
+    fn the_event_type_is_added_as_the_last_member_of_an_object_only() {
+        assert_eq!(
+            with_event_type(b" {\"a\": 1}\n", "git.push"),
+            b" {\"a\": 1,\"eventType\":\"git.push\"}\n".to_vec()
+        );
+        assert_eq!(
+            with_event_type(b"{ }", "e"),
+            b"{ \"eventType\":\"e\"}".to_vec()
+        );
+        for body in [&b""[..], b"[1]", b"{", b"}", b"nope"] {
+            assert_eq!(with_event_type(body, "e"), body.to_vec());
+        }
+    }
 
     #[test]
     fn an_encoded_delivery_reads_back_as_itself() {

@@ -28,12 +28,13 @@ const RECEIVERS_PAGE: i32 = 50;
 const MAX_REDELIVER_CALLS: usize = 100;
 
 /// The kinds a receiver can be made with: form value, label.
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 7] = [
     ("GITHUB", "GitHub"),
     ("GITLAB", "GitLab"),
     ("BITBUCKET_SERVER", "Bitbucket Server / Data Center"),
     ("BITBUCKET_CLOUD", "Bitbucket Cloud"),
     ("GITEA", "Gitea / Forgejo"),
+    ("AZURE_DEVOPS", "Azure DevOps"),
     ("GENERIC", "Generic trigger (cron, CI)"),
 ];
 
@@ -55,6 +56,7 @@ fn kind_from_form(raw: &str) -> i32 {
         "BITBUCKET_SERVER" => K::BitbucketServer as i32,
         "BITBUCKET_CLOUD" => K::BitbucketCloud as i32,
         "GITEA" => K::Gitea as i32,
+        "AZURE_DEVOPS" => K::AzureDevops as i32,
         "GENERIC" => K::Generic as i32,
         // The admin API says what is missing.
         _ => K::Unspecified as i32,

@@ -10,11 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hookgate_fuzz_input::{
-    Delivery, FORM_BODY, FORM_CONTENT_TYPE, HostKind, TriggerCall, known_events,
+    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, HostKind, TriggerCall, known_events,
 };
 
 /// (fuzz target, fixture folder, host).
-const TARGETS: [(&str, &str, HostKind); 5] = [
+const TARGETS: [(&str, &str, HostKind); 6] = [
     ("github", "github", HostKind::GitHub),
     ("gitlab", "gitlab", HostKind::GitLab),
     (
@@ -28,6 +28,7 @@ const TARGETS: [(&str, &str, HostKind); 5] = [
         HostKind::BitbucketCloud,
     ),
     ("gitea", "gitea", HostKind::Gitea),
+    ("azure_devops", "azure-devops", HostKind::AzureDevOps),
 ];
 
 fn main() -> std::io::Result<()> {
@@ -45,6 +46,14 @@ fn main() -> std::io::Result<()> {
                 let index = u8::try_from(index).expect("fewer than 256 known events");
                 let mut delivery = Delivery::genuine(host, index, &body);
                 let event = delivery.genuine_event(host);
+                if host == HostKind::AzureDevOps {
+                    // The fixture's own eventType is the seed without the flag (index 0).
+                    if index == 0 {
+                        fs::write(out.join(format!("seed-{name}")), delivery.encode())?;
+                        written += 1;
+                    }
+                    delivery.flags = EVENT_IN_BODY;
+                }
                 fs::write(out.join(format!("seed-{name}-{event}")), delivery.encode())?;
                 written += 1;
                 if host == HostKind::GitHub {
