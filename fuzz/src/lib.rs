@@ -9,10 +9,12 @@
 use arbitrary::Unstructured;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hookgate::hosts::standard_webhooks::{self, SignatureCheck};
 use hookgate::hosts::{self, Disposition, Host, Verified};
 use hookgate_fuzz_input::{
-    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY, HostKind, Mode,
-    SECRET, SlotKind, TriggerCall, slots, with_event_type,
+    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, GENUINE_DELIVERY_KEY,
+    GENUINE_WEBHOOK_ID, HostKind, LEGACY_SHA256, Mode, NOW, REQUIRE_SIGNATURE, SECRET, SIGNING_KEY,
+    SIGNING_TOKEN, SlotKind, TriggerCall, slots, with_event_type,
 };
 use std::cell::OnceCell;
 
@@ -26,8 +28,22 @@ pub fn deliver(host: HostKind, data: &[u8]) {
     let body = body_of(host, &delivery);
     let genuine = Genuine::new(host, &delivery, &body);
     let headers = headers_of(host, &delivery, &genuine);
-    let verified = hosts::verify(hookgate_host(host), &headers, &body, &[SECRET]);
-    check_verdict(host, &headers, &genuine, verified.as_ref().ok());
+    let verified = if host == HostKind::GitLab && delivery.flags & SIGNING_TOKEN != 0 {
+        // A receiver that also holds a signing token, as the ingress checks it.
+        let required = delivery.flags & REQUIRE_SIGNATURE != 0;
+        let check = SignatureCheck {
+            keys: &[SIGNING_KEY],
+            now: NOW,
+            tolerance: std::time::Duration::from_secs(300),
+        };
+        let verified = hosts::verify_gitlab_signed(&headers, &body, &[SECRET], &check, required);
+        check_signed_gitlab_verdict(&headers, &body, required, verified.is_ok());
+        verified
+    } else {
+        let verified = hosts::verify(hookgate_host(host), &headers, &body, &[SECRET]);
+        check_verdict(host, &headers, &genuine, verified.as_ref().ok());
+        verified
+    };
 
     let classified = hosts::classify(hookgate_host(host), &headers, &body);
     if let (Ok(_), Ok(classified)) = (&verified, &classified)
@@ -135,6 +151,9 @@ fn genuine_value(host: HostKind, kind: SlotKind, delivery: &Delivery, body: &[u8
         SlotKind::Event => delivery.genuine_event(host).to_owned(),
         SlotKind::DeliveryKey => GENUINE_DELIVERY_KEY.to_owned(),
         SlotKind::HmacSha256 => format!("sha256={}", hosts::sign_hmac_sha256_hex(SECRET, body)),
+        SlotKind::HmacSha1 if delivery.flags & LEGACY_SHA256 != 0 => {
+            format!("sha256={}", hosts::sign_hmac_sha256_hex(SECRET, body))
+        }
         SlotKind::HmacSha1 => format!("sha1={}", sign_hmac_sha1_hex(body)),
         SlotKind::HexSha256 => hosts::sign_hmac_sha256_hex(SECRET, body),
         SlotKind::Token => SECRET.to_owned(),
@@ -143,6 +162,11 @@ fn genuine_value(host: HostKind, kind: SlotKind, delivery: &Delivery, body: &[u8
             "application/x-www-form-urlencoded; charset=utf-8".to_owned()
         }
         SlotKind::ContentType => "application/json".to_owned(),
+        SlotKind::WebhookId => GENUINE_WEBHOOK_ID.to_owned(),
+        SlotKind::WebhookTimestamp => NOW.to_string(),
+        SlotKind::WebhookSignature => {
+            standard_webhooks::sign(SIGNING_KEY, GENUINE_WEBHOOK_ID, NOW, body)
+        }
     };
     HeaderValue::from_str(&text).expect("genuine header values are visible ASCII")
 }
@@ -294,4 +318,95 @@ fn check_azure_devops_verdict(headers: &HeaderMap, verdict: Option<&Verified>) {
             "AzureDevOps: a delivery with only genuine credentials failed verify"
         );
     }
+}
+
+/// Checks the verdict of a GitLab receiver that holds a signing token. Whatever passed carried a
+/// genuine credential: with `required`, both the token and a Standard Webhooks signature made
+/// with the signing key over the `webhook-id`, `webhook-timestamp` and body as sent; without it,
+/// at least one of the two, and each one sent genuine. And a delivery whose credentials were
+/// sent once each, genuine, with the genuine timestamp, passes.
+fn check_signed_gitlab_verdict(headers: &HeaderMap, body: &[u8], required: bool, passed: bool) {
+    // The one value of a header, trimmed; `None` when sent no times, twice, or not as text.
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok().map(|v| v.trim().to_owned()),
+            _ => None,
+        }
+    };
+    let token_sent = headers.contains_key("X-Gitlab-Token");
+    let token_genuine = single("X-Gitlab-Token").is_some_and(|t| t.contains(SECRET));
+    let signature_sent = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    // The signature of the id and timestamp as sent, which no one without the key can make.
+    let signature_genuine = match (
+        single("webhook-id"),
+        single("webhook-timestamp"),
+        single("webhook-signature"),
+    ) {
+        (Some(id), Some(timestamp), Some(sent)) => {
+            let expected = standard_webhooks_signature(&id, &timestamp, body);
+            sent.contains(&expected)
+        }
+        _ => false,
+    };
+    if passed {
+        if required {
+            assert!(
+                token_genuine && signature_genuine,
+                "GitLab (signature required): passed without both a genuine token and signature"
+            );
+        } else {
+            assert!(
+                token_sent || signature_sent,
+                "GitLab (signing token): passed with no credential at all"
+            );
+            assert!(
+                !token_sent || token_genuine,
+                "GitLab (signing token): passed with a token that is not genuine"
+            );
+            assert!(
+                !signature_sent || signature_genuine,
+                "GitLab (signing token): passed with a signature that is not genuine"
+            );
+        }
+    }
+    let genuine_token = single("X-Gitlab-Token").as_deref() == Some(SECRET);
+    let genuine_signature = single("webhook-id").as_deref() == Some(GENUINE_WEBHOOK_ID)
+        && single("webhook-timestamp") == Some(NOW.to_string())
+        && single("webhook-signature")
+            == Some(standard_webhooks::sign(
+                SIGNING_KEY,
+                GENUINE_WEBHOOK_ID,
+                NOW,
+                body,
+            ));
+    let must_pass = if required {
+        genuine_token && genuine_signature
+    } else {
+        (genuine_token || !token_sent)
+            && (genuine_signature || !signature_sent)
+            && (token_sent || signature_sent)
+    };
+    if must_pass {
+        assert!(
+            passed,
+            "GitLab (signing token): a delivery with genuine credentials failed verify"
+        );
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256 with SIGNING_KEY of "id.timestamp.body">`, for any timestamp text.
+fn standard_webhooks_signature(id: &str, timestamp: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SIGNING_KEY)
+        .expect("HMAC takes a key of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    format!("v1,{}", STANDARD.encode(digest))
 }

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! byte 0        event index: which of the host's known events a `Genuine` event header names
-//! byte 1        flags (FORM_CONTENT_TYPE, FORM_BODY, EVENT_IN_BODY)
+//! byte 1        flags (FORM_CONTENT_TYPE, FORM_BODY, LEGACY_SHA256, SIGNING_TOKEN,
+//!               REQUIRE_SIGNATURE, EVENT_IN_BODY)
 //! per slot      mode byte, length byte, that many bytes of text (the host's slots, in order)
 //! the rest      the body
 //! ```
@@ -25,9 +26,27 @@ pub const GENUINE_DELIVERY_KEY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
 pub const FORM_CONTENT_TYPE: u8 = 1;
 /// Flag: the body is sent as GitHub's form hooks send it, `payload=<the body, URL-encoded>`.
 pub const FORM_BODY: u8 = 2;
-/// Flag: the known event at the event index is written into the body as its `eventType`
-/// ([`with_event_type`]): Azure DevOps names its event only there.
-pub const EVENT_IN_BODY: u8 = 4;
+/// Flag (GitHub): a `Genuine` legacy `X-Hub-Signature` is `sha256=<hex>`, as some
+/// GitHub-compatible senders put it, instead of `sha1=<hex>`.
+pub const LEGACY_SHA256: u8 = 4;
+/// Flag (GitLab): the receiver also holds a signing token ([`SIGNING_KEY`]), so the Standard
+/// Webhooks headers are checked beside `X-Gitlab-Token`.
+pub const SIGNING_TOKEN: u8 = 8;
+/// Flag (GitLab, with [`SIGNING_TOKEN`]): the receiver's `require_signature` option: both the
+/// token and the signature must be sent and match.
+pub const REQUIRE_SIGNATURE: u8 = 16;
+
+/// The HMAC key of the signing token a GitLab receiver holds under [`SIGNING_TOKEN`] (the bytes
+/// its `whsec_` base64 decodes to).
+pub const SIGNING_KEY: &[u8] = b"fuzz-signing-token-key-32-bytes!";
+/// "Now" for the Standard Webhooks timestamp check, in Unix seconds; a `Genuine`
+/// `webhook-timestamp` is this.
+pub const NOW: i64 = 1_700_000_000;
+/// What a `Genuine` `webhook-id` carries.
+pub const GENUINE_WEBHOOK_ID: &str = "msg_2fuzzDeliveryId0123456789";
+/// Flag (Azure DevOps): the known event at the event index is written into the body as its
+/// `eventType` ([`with_event_type`]): Azure DevOps names its event only there.
+pub const EVENT_IN_BODY: u8 = 32;
 
 /// The code hosts, as the fuzz targets name them (hookgate's own `Host` is mapped to these there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +68,8 @@ pub enum SlotKind {
     DeliveryKey,
     /// An HMAC-SHA256 signature header; genuine: `sha256=<hex HMAC of the body with SECRET>`.
     HmacSha256,
-    /// GitHub's legacy HMAC-SHA1 header; genuine: `sha1=<hex HMAC of the body with SECRET>`.
+    /// GitHub's legacy header; genuine: `sha1=<hex HMAC of the body with SECRET>`, or
+    /// `sha256=<hex>` under [`LEGACY_SHA256`].
     HmacSha1,
     /// Gitea's (and Forgejo's) signature header; genuine: `<hex HMAC-SHA256 of the body with
     /// SECRET>`, no prefix.
@@ -61,6 +81,13 @@ pub enum SlotKind {
     BasicPassword,
     /// `Content-Type`; genuine: JSON, or a form when [`FORM_CONTENT_TYPE`] is set.
     ContentType,
+    /// Standard Webhooks `webhook-id` (also the delivery key); genuine: [`GENUINE_WEBHOOK_ID`].
+    WebhookId,
+    /// Standard Webhooks `webhook-timestamp`; genuine: [`NOW`].
+    WebhookTimestamp,
+    /// Standard Webhooks `webhook-signature`; genuine: `v1,<base64 HMAC-SHA256 with
+    /// SIGNING_KEY of "GENUINE_WEBHOOK_ID.NOW.body">`.
+    WebhookSignature,
 }
 
 /// One header a host reads: its name and what it is for.
@@ -139,6 +166,9 @@ const GITLAB: &[Slot] = &[
     slot("X-Gitlab-Event-UUID", SlotKind::DeliveryKey),
     slot("X-Gitlab-Token", SlotKind::Token),
     slot("Content-Type", SlotKind::ContentType),
+    slot("webhook-id", SlotKind::WebhookId),
+    slot("webhook-timestamp", SlotKind::WebhookTimestamp),
+    slot("webhook-signature", SlotKind::WebhookSignature),
 ];
 const BITBUCKET_SERVER: &[Slot] = &[
     slot("X-Event-Key", SlotKind::Event),
@@ -189,6 +219,8 @@ pub fn known_events(host: HostKind) -> &'static [&'static str] {
             "pull_request",
             "pull_request_review",
             "pull_request_review_comment",
+            "pull_request_review_thread",
+            "merge_group",
             "issue_comment",
             "check_run",
             "check_suite",

@@ -10,7 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hookgate_fuzz_input::{
-    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, HostKind, TriggerCall, known_events,
+    Delivery, EVENT_IN_BODY, FORM_BODY, FORM_CONTENT_TYPE, HostKind, LEGACY_SHA256, Mode,
+    REQUIRE_SIGNATURE, SIGNING_TOKEN, SlotKind, TriggerCall, known_events, slots,
 };
 
 /// (fuzz target, fixture folder, host).
@@ -54,12 +55,38 @@ fn main() -> std::io::Result<()> {
                     }
                     delivery.flags = EVENT_IN_BODY;
                 }
-                fs::write(out.join(format!("seed-{name}-{event}")), delivery.encode())?;
+                // Without a signing token, a GitLab delivery carries no Standard Webhooks headers.
+                let plain = without_slots(&delivery, host, |kind| {
+                    matches!(
+                        kind,
+                        SlotKind::WebhookId
+                            | SlotKind::WebhookTimestamp
+                            | SlotKind::WebhookSignature
+                    )
+                });
+                fs::write(out.join(format!("seed-{name}-{event}")), plain.encode())?;
                 written += 1;
                 if host == HostKind::GitHub {
                     delivery.flags = FORM_CONTENT_TYPE | FORM_BODY;
                     fs::write(
                         out.join(format!("seed-{name}-{event}-form")),
+                        delivery.encode(),
+                    )?;
+                    // `X-Hub-Signature: sha256=...` alone, as some GitHub-compatible senders do.
+                    delivery.flags = LEGACY_SHA256;
+                    let legacy =
+                        without_slots(&delivery, host, |kind| kind == SlotKind::HmacSha256);
+                    fs::write(
+                        out.join(format!("seed-{name}-{event}-legacy-sha256")),
+                        legacy.encode(),
+                    )?;
+                    written += 2;
+                }
+                if host == HostKind::GitLab {
+                    // A receiver with a signing token that requires the signature.
+                    delivery.flags = SIGNING_TOKEN | REQUIRE_SIGNATURE;
+                    fs::write(
+                        out.join(format!("seed-{name}-{event}-signed")),
                         delivery.encode(),
                     )?;
                     written += 1;
@@ -101,6 +128,17 @@ fn main() -> std::io::Result<()> {
     }
     println!("trigger: {} seeds in {}", calls.len(), out.display());
     Ok(())
+}
+
+/// `delivery` with the slots whose kind `drop` picks not sent.
+fn without_slots(delivery: &Delivery, host: HostKind, drop: impl Fn(SlotKind) -> bool) -> Delivery {
+    let mut delivery = delivery.clone();
+    for (input, slot) in delivery.slots.iter_mut().zip(slots(host)) {
+        if drop(slot.kind) {
+            input.mode = Mode::Absent;
+        }
+    }
+    delivery
 }
 
 /// The `.json` files of `folder`, by file stem, in name order.
