@@ -2,7 +2,8 @@
 //! killed with SIGKILL mid-load, and started again on the same data. Then every delivery that got
 //! a 2xx is stored, every delivery the clients send again (those that got no 2xx) is stored once,
 //! and once the queue is empty each one's effects are there exactly once. Each kill point runs on
-//! a fresh database, on SQLite and PostgreSQL.
+//! a fresh database, on SQLite and PostgreSQL; one runs with every code host's deliveries at once,
+//! each to a receiver of its own kind.
 //!
 //! The deliveries and the checks are in `common::exactly_once`.
 
@@ -14,11 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::binary::Served;
-use common::exactly_once::{Admin, Answer, Planned, Report, check_exactly_once, make_plan, send};
+use common::exactly_once::{
+    Admin, Answer, OTHER_HOSTS, Planned, Report, check_exactly_once, make_plan, other_hosts, send,
+};
 use common::{Engine, TestDatabase};
 
-/// Deliveries per scenario, and how many clients send them at once.
+/// GitHub deliveries per scenario, and how many clients send them at once.
 const DELIVERIES: usize = 240;
+/// Pushes of each other code host in the every-host scenario.
+const PER_OTHER_HOST: usize = 12;
 const CLIENTS: usize = 8;
 /// The worker's claim on a delivery: short, so that the restarted process takes up the claims
 /// the killed one held within seconds rather than after the default minute.
@@ -28,6 +33,7 @@ on_both_engines!(
     a_process_killed_during_intake_loses_no_acknowledged_delivery_and_repeats_no_effect,
     a_process_killed_while_its_worker_processes_a_backlog_finishes_it_after_a_restart_exactly_once,
     a_process_killed_again_while_recovering_still_ends_with_every_delivery_processed_once,
+    a_process_killed_during_intake_of_every_code_hosts_deliveries_loses_none_and_repeats_none,
 );
 
 /// Killed when a third of the deliveries are answered: clients have requests in flight, and the
@@ -36,6 +42,20 @@ async fn a_process_killed_during_intake_loses_no_acknowledged_delivery_and_repea
     engine: Engine,
 ) {
     scenario(engine, &[Run::KilledAfterAnswers(1, 3), Run::ToTheEnd]).await;
+}
+
+/// As the first scenario, with every code host at once: GitHub's pull requests and pushes and
+/// the real push fixture of GitLab, Bitbucket Server, Bitbucket Cloud, Gitea and Azure DevOps,
+/// each to a receiver of its kind, killed when a third are answered.
+async fn a_process_killed_during_intake_of_every_code_hosts_deliveries_loses_none_and_repeats_none(
+    engine: Engine,
+) {
+    scenario_of(
+        engine,
+        &[Run::KilledAfterAnswers(1, 3), Run::ToTheEnd],
+        Hosts::Every,
+    )
+    .await;
 }
 
 /// Every delivery is stored first by an ingress-only process (itself killed once every client
@@ -89,11 +109,23 @@ enum Run {
     ToTheEnd,
 }
 
+/// Which code hosts a scenario's deliveries come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hosts {
+    GitHub,
+    Every,
+}
+
 async fn scenario(engine: Engine, runs: &[Run]) -> Report {
+    scenario_of(engine, runs, Hosts::GitHub).await
+}
+
+async fn scenario_of(engine: Engine, runs: &[Run], hosts: Hosts) -> Report {
     let started = Instant::now();
     let db = TestDatabase::new(engine).await;
     let lease = ["--delivery-lease", LEASE];
-    let mut receiver: Option<String> = None;
+    // The receivers' ids: GitHub's first, then the other hosts' (see `Planned::receiver`).
+    let mut receivers: Vec<String> = Vec::new();
     let mut plan: Arc<Vec<Planned>> = Arc::new(Vec::new());
     // The answer each delivery got last, by key; once acknowledged it stays so.
     let mut answers: HashMap<String, Answer> = HashMap::new();
@@ -112,23 +144,44 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
         let mut served = Served::start_with(&db, &args);
         let up = round_start.elapsed();
         let admin = Admin::new(served.channel().await);
-        let receiver_id = match &receiver {
-            Some(id) => id.clone(),
-            None => {
-                let (id, secret) = admin.create_receiver("crash").await;
-                plan = Arc::new(make_plan(&secret, DELIVERIES, "crash"));
-                receiver = Some(id.clone());
-                id
+        if receivers.is_empty() {
+            let (id, secret) = admin.create_receiver("crash").await;
+            let mut planned = make_plan(&secret, DELIVERIES, "crash");
+            receivers.push(id);
+            if hosts == Hosts::Every {
+                let mut secrets = Vec::new();
+                for (i, (kind, urn, _, _)) in OTHER_HOSTS.iter().enumerate() {
+                    let (id, secret) = admin
+                        .create_receiver_of(&format!("crash-{i}"), *kind, urn)
+                        .await;
+                    receivers.push(id);
+                    secrets.push(secret);
+                }
+                // Every fourth GitHub delivery is followed by one of another host's.
+                let mut others = other_hosts(&secrets, PER_OTHER_HOST, "crash").into_iter();
+                let github = std::mem::take(&mut planned);
+                for (i, p) in github.into_iter().enumerate() {
+                    planned.push(p);
+                    if i % 4 == 3 {
+                        planned.extend(others.next());
+                    }
+                }
+                planned.extend(others);
             }
-        };
+            plan = Arc::new(planned);
+        }
 
         // What the killed process acknowledged is stored, under the id it answered with.
-        let stored: HashMap<String, String> = admin
-            .all_deliveries(&receiver_id)
-            .await
-            .into_iter()
-            .map(|d| (d.id, d.delivery_key))
-            .collect();
+        let mut stored: HashMap<String, String> = HashMap::new();
+        for receiver_id in &receivers {
+            stored.extend(
+                admin
+                    .all_deliveries(receiver_id)
+                    .await
+                    .into_iter()
+                    .map(|d| (d.id, d.delivery_key)),
+            );
+        }
         for (key, answer) in &answers {
             if let Answer::Acknowledged { status, id } = answer {
                 assert_eq!(
@@ -146,11 +199,11 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
             .filter(|(_, p)| !matches!(answers.get(&p.key), Some(Answer::Acknowledged { .. })))
             .map(|(i, _)| i)
             .collect();
-        let clients = Clients::start(
-            plan.clone(),
-            pending.clone(),
-            format!("http://{}/.api/webhooks/{receiver_id}", served.http_addr),
-        );
+        let urls = receivers
+            .iter()
+            .map(|id| format!("http://{}/.api/webhooks/{id}", served.http_addr))
+            .collect();
+        let clients = Clients::start(plan.clone(), pending.clone(), urls);
         let sending = Instant::now();
         let killed = match *run {
             Run::IngressOnlyThenKilled => {
@@ -163,7 +216,7 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
             }
             Run::KilledAfterProcessed(n, d) => {
                 clients.wait_until_answered(pending.len()).await;
-                let seen = admin.wait_until_processed(DELIVERIES * n / d).await;
+                let seen = admin.wait_until_processed(plan.len() * n / d).await;
                 eprintln!(
                     "{engine:?} round {round}: {seen} processed, {:?} after the start",
                     round_start.elapsed()
@@ -236,7 +289,7 @@ async fn scenario(engine: Engine, runs: &[Run]) -> Report {
             }
         }
         let drained = admin.wait_until_queue_is_empty().await;
-        let report = check_exactly_once(&admin, &receiver_id, &plan, &answers, &kills).await;
+        let report = check_exactly_once(&admin, &receivers, &plan, &answers, &kills).await;
         eprintln!(
             "{engine:?}: queue empty {drained:?} after the last answer; {found_stored_on_resend} \
              resent deliveries were stored already (200); {} processed after the last kill, {} of \
@@ -262,15 +315,16 @@ struct Clients {
 }
 
 impl Clients {
-    /// [`CLIENTS`] clients share `which` deliveries of `plan`, in turn, and send them to `url`.
-    fn start(plan: Arc<Vec<Planned>>, which: Vec<usize>, url: String) -> Self {
+    /// [`CLIENTS`] clients share `which` deliveries of `plan`, in turn, and send each to the URL
+    /// of its receiver in `urls`.
+    fn start(plan: Arc<Vec<Planned>>, which: Vec<usize>, urls: Vec<String>) -> Self {
         let answered = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..CLIENTS)
             .map(|c| {
                 let mine: Vec<usize> = which.iter().copied().skip(c).step_by(CLIENTS).collect();
-                let (plan, url, answered, stop) =
-                    (plan.clone(), url.clone(), answered.clone(), stop.clone());
+                let (plan, urls, answered, stop) =
+                    (plan.clone(), urls.clone(), answered.clone(), stop.clone());
                 tokio::spawn(async move {
                     let http = reqwest::Client::builder()
                         .timeout(Duration::from_secs(30))
@@ -282,7 +336,7 @@ impl Clients {
                             seen.push((i, Answer::Unsent));
                             continue;
                         }
-                        let answer = send(&http, &url, &plan[i]).await;
+                        let answer = send(&http, &urls[plan[i].receiver], &plan[i]).await;
                         if !matches!(answer, Answer::Lost(_)) {
                             answered.fetch_add(1, Ordering::SeqCst);
                         }

@@ -3,7 +3,9 @@
 //!
 //! The deliveries are GitHub `pull_request` events, one pull request number each (each makes one
 //! changeset with one timeline entry that names its delivery), and `push` events (each counts one
-//! push in the repository's sync request: a push applied twice would count twice).
+//! push in the repository's sync request: a push applied twice would count twice). With
+//! [`other_hosts`], every other code host's real push fixture joins in, to a receiver of its own
+//! kind, each counted the same way.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -35,7 +37,44 @@ pub struct Planned {
     pub body: Vec<u8>,
     /// The pull request it opens; `None` for a push.
     pub number: Option<i64>,
+    /// Which receiver it is sent to: 0 is the GitHub one, 1 and on the [`OTHER_HOSTS`] in order.
+    pub receiver: usize,
 }
+
+/// Every code host other than GitHub, with the receiver URN its push fixture is under, the
+/// fixture, and its event header.
+pub const OTHER_HOSTS: [(CodeHostKind, &str, &str, &str); 5] = [
+    (
+        CodeHostKind::Gitlab,
+        "http://example.com",
+        "gitlab/push.json",
+        "Push Hook",
+    ),
+    (
+        CodeHostKind::BitbucketServer,
+        "https://server.bitbucket.local",
+        "bitbucket-server/repo_refs_changed.json",
+        "repo:refs_changed",
+    ),
+    (
+        CodeHostKind::BitbucketCloud,
+        "https://bitbucket.org",
+        "bitbucket-cloud/repo_push.json",
+        "repo:push",
+    ),
+    (
+        CodeHostKind::Gitea,
+        "http://127.0.0.1:3000",
+        "gitea/push.branch-updated.json",
+        "push",
+    ),
+    (
+        CodeHostKind::AzureDevops,
+        "https://dev.azure.com/alexander0053/",
+        "azure-devops/git.push.json",
+        "git.push",
+    ),
+];
 
 /// What a client saw when it sent a delivery.
 #[derive(Debug, Clone)]
@@ -63,12 +102,15 @@ pub struct Report {
 /// changeset with exactly one timeline entry, from its delivery; the pushes are counted once each.
 pub async fn check_exactly_once(
     admin: &Admin,
-    receiver_id: &str,
+    receiver_ids: &[String],
     plan: &[Planned],
     answers: &HashMap<String, Answer>,
     kills: &[SystemTime],
 ) -> Report {
-    let stored = admin.all_deliveries(receiver_id).await;
+    let mut stored = Vec::new();
+    for receiver_id in receiver_ids {
+        stored.extend(admin.all_deliveries(receiver_id).await);
+    }
     let mut by_key: HashMap<&str, Vec<&Delivery>> = HashMap::new();
     for d in &stored {
         by_key.entry(d.delivery_key.as_str()).or_default().push(d);
@@ -150,17 +192,35 @@ pub async fn check_exactly_once(
         "one changeset per pull request"
     );
 
-    let pushes = plan.iter().filter(|p| p.number.is_none()).count();
-    let counted: i32 = admin
-        .sync_requests()
-        .await
-        .iter()
-        .filter(|r| r.repository == REPOSITORY)
-        .map(|r| r.push_count)
-        .sum();
+    // Each push is counted once, in its own repository's sync request (GitHub's in
+    // `REPOSITORY`'s, every other host's in its fixture's).
+    let mut pushes: HashMap<usize, usize> = HashMap::new();
+    for p in plan.iter().filter(|p| p.number.is_none()) {
+        *pushes.entry(p.receiver).or_default() += 1;
+    }
+    let requests = admin.sync_requests().await;
+    let counted_in = |repository: &str| -> usize {
+        let sum: i32 = requests
+            .iter()
+            .filter(|r| r.repository == repository)
+            .map(|r| r.push_count)
+            .sum();
+        usize::try_from(sum).expect("a count")
+    };
     assert_eq!(
-        counted as usize, pushes,
-        "the sync requests count each push once"
+        counted_in(REPOSITORY),
+        pushes.get(&0).copied().unwrap_or_default(),
+        "the sync requests count each GitHub push once"
+    );
+    let all: i32 = requests.iter().map(|r| r.push_count).sum();
+    assert_eq!(
+        usize::try_from(all).expect("a count"),
+        pushes.values().sum::<usize>(),
+        "the sync requests of every repository count each push of every host once: {:?}",
+        requests
+            .iter()
+            .map(|r| (&r.repository, r.push_count))
+            .collect::<Vec<_>>()
     );
 
     let last_kill = kills.last().copied().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -213,9 +273,46 @@ pub fn make_plan(secret: &str, count: usize, key_prefix: &str) -> Vec<Planned> {
                 key,
                 body,
                 number,
+                receiver: 0,
             }
         })
         .collect()
+}
+
+/// `per_host` pushes of each of the [`OTHER_HOSTS`], made from its real push fixture, each with
+/// its own key (starting with `key_prefix`), signed (or carrying the token) with that host's
+/// receiver's secret in `secrets` (in [`OTHER_HOSTS`] order). Azure DevOps names a delivery in
+/// its body (`<subscriptionId>.<notificationId>`), so its pushes differ by `notificationId`.
+pub fn other_hosts(secrets: &[String], per_host: usize, key_prefix: &str) -> Vec<Planned> {
+    assert_eq!(secrets.len(), OTHER_HOSTS.len(), "a secret per host");
+    let mut plan = Vec::new();
+    for i in 0..per_host {
+        for (h, ((kind, _, file, event), secret)) in OTHER_HOSTS.iter().zip(secrets).enumerate() {
+            let mut key = format!("{key_prefix}-{h}-{i:04}-{}", uuid::Uuid::new_v4());
+            let body = if *kind == CodeHostKind::AzureDevops {
+                let mut body: Value =
+                    serde_json::from_slice(&fixture(file)).expect("the fixture is JSON");
+                let notification = 1_000_000 + plan.len();
+                body["notificationId"] = notification.into();
+                key = format!(
+                    "{}.{notification}",
+                    body["subscriptionId"].as_str().expect("a subscriptionId")
+                );
+                serde_json::to_vec(&body).expect("JSON serialises")
+            } else {
+                // The fixture's own bytes, as the host sent them.
+                fixture(file)
+            };
+            plan.push(Planned {
+                headers: host_headers(*kind, event, &key, Some(secret), &body),
+                key,
+                body,
+                number: None,
+                receiver: h + 1,
+            });
+        }
+    }
+    plan
 }
 
 /// Sends one delivery as GitHub does and tells what came back.
@@ -272,11 +369,22 @@ impl Admin {
 
     /// A GitHub receiver named `name`; returns (id, secret).
     pub async fn create_receiver(&self, name: &str) -> (String, String) {
+        self.create_receiver_of(name, CodeHostKind::Github, "https://github.com")
+            .await
+    }
+
+    /// A receiver of `kind` for the code host `urn`, named `name`; returns (id, secret).
+    pub async fn create_receiver_of(
+        &self,
+        name: &str,
+        kind: CodeHostKind,
+        urn: &str,
+    ) -> (String, String) {
         let created = ReceiverServiceClient::new(self.channel.clone())
             .create_receiver(CreateReceiverRequest {
                 name: name.into(),
-                code_host_kind: CodeHostKind::Github as i32,
-                code_host_urn: "https://github.com".into(),
+                code_host_kind: kind as i32,
+                code_host_urn: urn.into(),
                 ..Default::default()
             })
             .await
