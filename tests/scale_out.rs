@@ -177,7 +177,14 @@ async fn three_replicas_on_one_postgresql_share_the_deliveries_the_receivers_and
 
     // Stored once, processed, effects once; and claimed once: no replica's worker took a
     // delivery another had.
-    let report = check_exactly_once(&admins[1], &[receiver.clone()], &plan, &answers, &[]).await;
+    let report = check_exactly_once(
+        &admins[1],
+        std::slice::from_ref(&receiver),
+        &plan,
+        &answers,
+        &[],
+    )
+    .await;
     assert_eq!(
         report.claimed_again, 0,
         "deliveries were claimed more than once"
