@@ -1,16 +1,17 @@
-//! The handler the delivery worker calls for every verified, recognised event: it parses the
-//! event's effects (`hosts/`) and applies them in the worker's transaction, so effects and the
-//! delivery's new state commit together or not at all.
+//! The handler the delivery worker calls for every verified, recognised event: it applies the
+//! event's effects (read from the payload by `hosts/`, once, before the worker's transaction
+//! opens) in the worker's transaction, so effects and the delivery's new state commit together
+//! or not at all.
 
 use sea_orm::DatabaseTransaction;
 
 use super::requests::{self, Reason};
 use super::tracked::Stamp;
 use super::{changesets, repositories};
-use crate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
+use crate::deliveries::{ClaimedDelivery, Event, Handler, HandlerError, Outcome};
 use crate::entity::repository;
+use crate::hosts;
 use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate, RepositoryRef};
-use crate::hosts::{self, Classified};
 use crate::receivers::{CodeHostUrn, Receiver};
 use crate::time::Timestamp;
 
@@ -24,25 +25,21 @@ impl Handler for SyncHandler {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError> {
-        let Some(host) = receiver.code_host_kind.host() else {
-            return Err(HandlerError::permanent(format!(
-                "{} receivers have no event handler",
-                receiver.code_host_kind
-            )));
-        };
-        let effects = hosts::effects(host, &event.event, &event.payload)
+        let effects = event
+            .effects
+            .as_ref()
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
         if effects.is_empty() {
             return Ok(Outcome::Ignored(format!(
                 "{} says nothing to sync",
-                event.event
+                event.name
             )));
         }
         let mut applied = 0usize;
         let mut skipped = Vec::new();
-        for effect in &effects {
+        for effect in effects {
             match effect {
                 Effect::Changeset(e) => match apply_changeset(txn, receiver, e, delivery).await {
                     Ok(Ok(())) => applied += 1,
@@ -69,21 +66,25 @@ impl Handler for SyncHandler {
         }
     }
 
-    /// The repository of the event's first effect, by the host's id (else its name), then code
-    /// host: the row `handle` holds (`repositories::seen`, which finds it by that id first).
-    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
-        let host = receiver.code_host_kind.host()?;
-        let effects = hosts::effects(host, &event.event, &event.payload).ok()?;
-        let repository = effects.first()?.repository();
-        let identity = match repository.external_id.as_str() {
-            "" => format!("name\u{0}{}", repository.name),
-            id => format!("id\u{0}{id}"),
-        };
-        Some(format!(
-            "{identity}\u{0}{}",
-            receiver.code_host_urn.as_str()
-        ))
+    /// [`lock_order`] of the event's effects (none when they could not be read).
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
+        lock_order(receiver, event.effects.as_deref().ok()?)
     }
+}
+
+/// The repository of the first of `effects`, by the host's id (else its name), then code host
+/// (`receiver`'s): the row [`SyncHandler`] holds for them (`repositories::seen`, which finds it
+/// by that id first). `None` when there are no effects.
+pub fn lock_order(receiver: &Receiver, effects: &[Effect]) -> Option<String> {
+    let repository = effects.first()?.repository();
+    let identity = match repository.external_id.as_str() {
+        "" => format!("name\u{0}{}", repository.name),
+        id => format!("id\u{0}{id}"),
+    };
+    Some(format!(
+        "{identity}\u{0}{}",
+        receiver.code_host_urn.as_str()
+    ))
 }
 
 /// Applies one changeset effect; `Ok(Err(reason))` when the receiver's rules skip it.
