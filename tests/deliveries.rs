@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use common::{Engine, TestApp, TestDatabase};
 use hookgate::deliveries::{
-    ClaimedDelivery, DeliveryKey, DeliveryState, DeliveryStore, Handler, HandlerError, NewDelivery,
-    Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
+    ClaimedDelivery, DeliveryKey, DeliveryState, DeliveryStore, Event, Handler, HandlerError,
+    NewDelivery, Outcome, RETRY_BACKOFF, Stored, Worker, WorkerConfig,
 };
-use hookgate::hosts::Classified;
 use hookgate::receivers::{
     CodeHostKind, CodeHostUrn, NewReceiver, Receiver, ReceiverName, ReceiverOptions,
     ReceiverSecret, ReceiverStore,
@@ -111,7 +110,7 @@ impl Handler for NoEffects {
         _: &DatabaseTransaction,
         _: &Receiver,
         _: &ClaimedDelivery,
-        _: &Classified,
+        _: &Event,
     ) -> Result<Outcome, HandlerError> {
         Ok(Outcome::Processed)
     }
@@ -127,7 +126,7 @@ impl Handler for AlwaysFails {
         _: &DatabaseTransaction,
         _: &Receiver,
         _: &ClaimedDelivery,
-        _: &Classified,
+        _: &Event,
     ) -> Result<Outcome, HandlerError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(HandlerError::retry("the code host's API said no"))
@@ -144,7 +143,7 @@ impl Handler for WritesThenFails {
         txn: &DatabaseTransaction,
         _: &Receiver,
         _: &ClaimedDelivery,
-        _: &Classified,
+        _: &Event,
     ) -> Result<Outcome, HandlerError> {
         let seen = hookgate::hosts::effects::RepositoryRef {
             name: "half/done".into(),
@@ -179,7 +178,7 @@ impl Handler for FailsSome {
         txn: &DatabaseTransaction,
         _: &Receiver,
         delivery: &ClaimedDelivery,
-        _: &Classified,
+        _: &Event,
     ) -> Result<Outcome, HandlerError> {
         let seen = hookgate::hosts::effects::RepositoryRef {
             name: format!("repo/{}", delivery.id),

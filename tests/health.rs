@@ -15,8 +15,7 @@ use hookgate::admin::proto::{
     ListReceiversRequest, ListUnmatchedRequest, ReceiverHealth, ReceiverOptions, ReceiverView,
     RedeliverDeliveriesRequest, RedeliverDeliveriesResponse,
 };
-use hookgate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
-use hookgate::hosts::Classified;
+use hookgate::deliveries::{ClaimedDelivery, Event, Handler, HandlerError, Outcome};
 use hookgate::receivers::Receiver;
 use sea_orm::{ConnectionTrait, Database, DatabaseTransaction};
 use tonic::Code;
@@ -329,7 +328,7 @@ impl Handler for FailsWhileBroken {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(HandlerError::permanent(
@@ -339,7 +338,7 @@ impl Handler for FailsWhileBroken {
         self.real.handle(txn, receiver, delivery, event).await
     }
 
-    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
         self.real.lock_order(receiver, event)
     }
 }

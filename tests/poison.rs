@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Engine, TestApp, TestDatabase, fixture, host_headers, json_body};
 use hookgate::admin::proto::{CodeHostKind, DeliveryState};
-use hookgate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
-use hookgate::hosts::Classified;
+use hookgate::deliveries::{ClaimedDelivery, Event, Handler, HandlerError, Outcome};
 use hookgate::receivers::Receiver;
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait,
@@ -309,7 +308,7 @@ impl Handler for PanicsOn {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError> {
         if delivery
             .request_headers
@@ -322,7 +321,7 @@ impl Handler for PanicsOn {
         self.real.handle(txn, receiver, delivery, event).await
     }
 
-    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
         self.real.lock_order(receiver, event)
     }
 }
@@ -409,7 +408,7 @@ impl Handler for KillsTheWorkerOnce {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             std::panic::panic_any(PanicsWhenDropped);
@@ -417,7 +416,7 @@ impl Handler for KillsTheWorkerOnce {
         self.real.handle(txn, receiver, delivery, event).await
     }
 
-    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
         self.real.lock_order(receiver, event)
     }
 }

@@ -224,6 +224,7 @@ on_both_engines!(
     a_github_push_payload_syncs_only_its_repository_with_its_refs,
     a_gitlab_push_payload_syncs_only_its_repository_with_its_refs,
     a_push_payload_of_another_code_host_does_not_rewrite_the_repository_urls,
+    a_push_payload_of_only_branches_outside_the_branch_filter_syncs_nothing,
     a_body_that_is_not_a_push_payload_is_400_and_syncs_nothing,
     a_second_call_while_a_request_is_pending_joins_it,
     a_repeated_idempotency_key_is_200_with_the_original_delivery_id,
@@ -699,6 +700,41 @@ async fn a_push_payload_of_another_code_host_does_not_rewrite_the_repository_url
         [],
         "a push of github.com's Codertocat/Hello-World is not one of git.example.com's"
     );
+    app.stop().await;
+}
+
+async fn a_push_payload_of_only_branches_outside_the_branch_filter_syncs_nothing(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let created = app
+        .receivers()
+        .await
+        .create_receiver(app.req(CreateReceiverRequest {
+            name: "filtered".into(),
+            code_host_kind: CodeHostKind::Generic as i32,
+            code_host_urn: URN.into(),
+            options: Some(ReceiverOptions {
+                push_branch_filter: vec!["release/*".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let (id, secret) = (created.receiver.unwrap().id, created.secret);
+    register(&app, "Codertocat/Hello-World").await;
+    // The push is of `master`, which the filter leaves out: as a code host's push event would be.
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("{id}/{secret}"),
+        &[("content-type", "application/json")],
+        github_push_on_git_example_com(),
+    )
+    .await;
+    let delivery_id = accepted(r, 0).await;
+    assert_eq!(delivery(&app, &delivery_id).await.event, "trigger/push");
+    assert_eq!(sync_requests(&app).await, [], "nothing was synced");
     app.stop().await;
 }
 

@@ -19,4 +19,4 @@ pub use store::{
     PreparedDelivery, REDELIVERABLE, RedeliverError, RedeliverFilter, Redelivered, Stored,
 };
 pub use supervisor::{WorkerStatus, supervise};
-pub use worker::{Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};
+pub use worker::{Event, Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};

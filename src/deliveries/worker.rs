@@ -1,7 +1,8 @@
-//! The worker: claims pending deliveries, hands each to the handler of its receiver's code host,
-//! and writes the outcome together with the handler's effects in one transaction. A failed try
-//! is retried with backoff, then the delivery is `FAILED`. A claim is a lease: a worker that dies
-//! holding one loses it when the lease runs out, and another worker takes the delivery again.
+//! The worker: claims pending deliveries, reads each one's event and effects once (on the
+//! blocking pool, before any transaction opens), hands them to the handler, and writes the
+//! outcome together with the handler's writes in one transaction. A failed try is retried with
+//! backoff, then the delivery is `FAILED`. A claim is a lease: a worker that dies holding one
+//! loses it when the lease runs out, and another worker takes the delivery again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
-use crate::hosts::{self, Classified, Disposition};
+use crate::hosts::{self, Classified, Disposition, Effect, EffectError, Host};
 use crate::metrics::WorkerOutcome;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
@@ -113,7 +114,26 @@ impl HandlerError {
     }
 }
 
-/// Turns a verified, recognised event into effects, written on `txn`.
+/// A delivery's event as the worker hands it to its handler: what it is and what it does, read
+/// once from the body on the blocking pool before any transaction opens. The parsed body itself
+/// is not kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event name ([`Classified::event`]), made [`storable`].
+    pub name: String,
+    /// The host's delivery key ([`Classified::delivery_key`]).
+    pub delivery_key: Option<String>,
+    /// Whether a handler takes it; only a [`Disposition::Handled`] event reaches one.
+    pub disposition: Disposition,
+    /// Its effects ([`hosts::effects`], every text made [`storable`]), or why the payload has
+    /// none that can be read. Empty unless the event is [`Disposition::Handled`].
+    pub effects: Result<Vec<Effect>, EffectError>,
+    /// For a `Handled` event with no effects, why nothing is synced
+    /// ([`hosts::nothing_to_sync`], read from the payload while it is at hand); else `None`.
+    pub nothing_to_sync: Option<String>,
+}
+
+/// Applies a verified, recognised event's effects, on `txn`.
 #[tonic::async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(
@@ -121,13 +141,14 @@ pub trait Handler: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError>;
 
     /// What `handle` will hold rows of for `event` (with PostgreSQL, until the transaction
     /// ends), as a key that sorts: the worker applies each batch in this order, so that two
     /// replicas' transactions never wait for each other's rows in a circle. `None`: nothing.
-    fn lock_order(&self, _receiver: &Receiver, _event: &Classified) -> Option<String> {
+    /// It is asked once per delivery, on the blocking pool, and must not parse anything.
+    fn lock_order(&self, _receiver: &Receiver, _event: &Event) -> Option<String> {
         None
     }
 }
@@ -205,9 +226,10 @@ impl Worker {
 
     /// Claims one batch of deliveries due at `now` and processes each; returns how many.
     ///
-    /// Parsing a delivery (its whole JSON body) is the costly part, and needs no database: it
-    /// runs for the whole batch first, spread over the machine's cores. The effects are then
-    /// written [`WorkerConfig::per_transaction`] deliveries to a transaction, each delivery in a
+    /// Parsing a delivery (its whole JSON body) and reading its effects is the costly part, and
+    /// needs no database: it runs for the whole batch first, spread over the machine's cores,
+    /// and only the effects are kept, not the parsed body. They are then written
+    /// [`WorkerConfig::per_transaction`] deliveries to a transaction, each delivery in a
     /// savepoint of its own, so one that fails rolls back alone and one commit serves many.
     pub async fn process_due(&self, now: Timestamp) -> Result<usize, StoreError> {
         let claimed = self
@@ -226,7 +248,7 @@ impl Worker {
                 started: Instant::now(),
                 delivery,
                 receiver,
-                classified: None,
+                event: None,
                 order: None,
             });
         }
@@ -449,26 +471,25 @@ impl Worker {
             return Ok(None);
         };
         let receiver = &entry.receiver;
-        let classified = match &item.classified {
-            Some(Ok(classified)) => classified,
+        let event = match &item.event {
+            Some(Ok(event)) => event,
             Some(Err(e)) => return Err(e.clone()),
             None => return Err(HandlerError::permanent("the delivery was not parsed")),
         };
-        let (state, note) = match classified.disposition {
+        let (state, note) = match event.disposition {
             // hookgate's test delivery, redelivered: still only a test.
             Disposition::Ping | Disposition::Test => (DeliveryState::Processed, None),
             Disposition::Ignored => (
                 DeliveryState::Ignored,
-                Some(format!("no handler takes {} events", classified.event)),
+                Some(format!("no handler takes {} events", event.name)),
             ),
             Disposition::Handled => {
                 // A panic in the handler is this delivery's failure alone, for good (the same
                 // payload would panic again): the worker goes on with the next.
-                let handled =
-                    AssertUnwindSafe(self.handler.handle(txn, receiver, delivery, classified))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(panicked("handling", delivery, panic)));
+                let handled = AssertUnwindSafe(self.handler.handle(txn, receiver, delivery, event))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(panicked("handling", delivery, panic)));
                 match handled? {
                     Outcome::Processed => (DeliveryState::Processed, None),
                     Outcome::Ignored(why) => (DeliveryState::Ignored, Some(why)),
@@ -482,7 +503,7 @@ impl Worker {
     }
 }
 
-/// A claimed delivery on its way through the worker: its receiver and its parsed event.
+/// A claimed delivery on its way through the worker: its receiver and its event's effects.
 struct Parsed {
     /// When the worker took it up, for the processing-time metric.
     started: Instant,
@@ -490,13 +511,14 @@ struct Parsed {
     /// `Ok(None)`: the receiver is gone.
     receiver: Result<Option<Arc<ReceiverEntry>>, HandlerError>,
     /// Filled by [`classify_all`]; `None` when there was nothing to classify (no receiver).
-    classified: Option<Result<Classified, HandlerError>>,
-    /// The handler's [`Handler::lock_order`] for it, filled with `classified`.
+    event: Option<Result<Event, HandlerError>>,
+    /// The handler's [`Handler::lock_order`] for it, filled with `event`.
     order: Option<String>,
 }
 
-/// Classifies every delivery of a batch (the full parse of its body), on blocking threads, one
-/// share per core; with a `handler`, also asks it for each delivery's lock order.
+/// Classifies every delivery of a batch and reads its effects (the full parse of its body), on
+/// blocking threads, one share per core; with a `handler`, also asks it for each delivery's lock
+/// order.
 async fn classify_all(batch: Vec<Parsed>, handler: Option<Arc<dyn Handler>>) -> Vec<Parsed> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let share = batch.len().div_ceil(cores).max(1);
@@ -526,43 +548,74 @@ async fn classify_all(batch: Vec<Parsed>, handler: Option<Arc<dyn Handler>>) -> 
     out
 }
 
-/// Parses one delivery's event, as the handler will need it. A panic while doing so makes it
-/// this delivery's permanent failure, and nobody else's.
+/// Reads one delivery's event and effects, as the handler will need them. A panic while doing
+/// so makes it this delivery's permanent failure, and nobody else's.
 fn classify_one(mut item: Parsed, handler: Option<&dyn Handler>) -> Parsed {
     if let Err(panic) =
         std::panic::catch_unwind(AssertUnwindSafe(|| classify_into(&mut item, handler)))
     {
-        item.classified = Some(Err(panicked("classifying", &item.delivery, panic)));
+        item.event = Some(Err(panicked("classifying", &item.delivery, panic)));
         item.order = None;
     }
     item
 }
 
-/// Fills in `item`'s classification (and lock order, with a `handler`). Every text of the
-/// payload is made storable here ([`storable`]): it is what the handler's effects are made of.
+/// Fills in `item`'s event and effects (and lock order, with a `handler`).
 fn classify_into(item: &mut Parsed, handler: Option<&dyn Handler>) {
     let Ok(Some(entry)) = &item.receiver else {
         return;
     };
     let kind = entry.receiver.code_host_kind;
-    item.classified = Some(match kind.host() {
+    item.event = Some(match kind.host() {
         None => Err(HandlerError::permanent(format!(
             "receivers of kind {kind} have no handler yet"
         ))),
         Some(host) => {
             let headers = header_map(&item.delivery.request_headers);
             hosts::classify(host, &headers, &item.delivery.request_body)
-                .map(|mut classified| {
-                    classified.event = storable(classified.event);
-                    storable_payload(&mut classified.payload);
-                    classified
-                })
                 .map_err(|e| HandlerError::permanent(e.to_string()))
+                .and_then(|classified| event_of(host, classified, &item.delivery))
         }
     });
-    if let (Some(handler), Some(Ok(classified))) = (handler, &item.classified) {
-        item.order = handler.lock_order(&entry.receiver, classified);
+    if let (Some(handler), Some(Ok(event))) = (handler, &item.event) {
+        item.order = handler.lock_order(&entry.receiver, event);
     }
+}
+
+/// The event a handler is given for `classified`: for a `Handled` one, its effects, read from
+/// the payload once every text of it is made [`storable`] (what the effects' texts, and so the
+/// rows made of them, are made of); the payload is dropped after. A panic while reading the
+/// effects is this delivery's permanent failure, as it was when the handler read them.
+fn event_of(
+    host: Host,
+    classified: Classified,
+    delivery: &ClaimedDelivery,
+) -> Result<Event, HandlerError> {
+    let Classified {
+        event,
+        delivery_key,
+        disposition,
+        mut payload,
+    } = classified;
+    let name = storable(event);
+    let (effects, nothing_to_sync) = match disposition {
+        Disposition::Handled => std::panic::catch_unwind(AssertUnwindSafe(|| {
+            storable_payload(&mut payload);
+            let effects = hosts::effects(host, &name, &payload);
+            let nothing = matches!(&effects, Ok(e) if e.is_empty())
+                .then(|| storable(hosts::nothing_to_sync(host, &name, &payload)));
+            (effects, nothing)
+        }))
+        .map_err(|panic| panicked("handling", delivery, panic))?,
+        Disposition::Ping | Disposition::Ignored | Disposition::Test => (Ok(Vec::new()), None),
+    };
+    Ok(Event {
+        name,
+        delivery_key,
+        disposition,
+        effects,
+        nothing_to_sync,
+    })
 }
 
 /// Every string of a payload (keys too) made [`storable`].

@@ -138,8 +138,8 @@ pub fn verify_gitlab_signed(
 }
 
 /// What a delivery is, as far as the ingress and the log need to know before a handler runs.
-/// `P` is what the body was read into: all of it ([`Value`], for handlers) or its
-/// [`Outline`] (for the ingress).
+/// `P` is what the body was read into: all of it ([`Value`], which the delivery worker reads the
+/// [`effects`] from) or its [`Outline`] (for the ingress).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classified<P = Value> {
     /// The event name: `pull_request/opened`, `push`, `Merge Request Hook/open`, `pr:opened`,
@@ -200,7 +200,7 @@ pub enum ClassifyError {
 }
 
 /// Names the event of a delivery, finds its delivery key and parses the whole body, for the
-/// handlers. Call it after [`verify`]: it trusts what it reads.
+/// reading of its [`effects`]. Call it after [`verify`]: it trusts what it reads.
 pub fn classify(host: Host, headers: &HeaderMap, body: &[u8]) -> Result<Classified, ClassifyError> {
     classify_into(host, headers, body)
 }

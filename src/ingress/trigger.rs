@@ -234,7 +234,8 @@ pub fn scope(body: &[u8], repository_param: Option<&str>) -> Result<TriggerScope
 
 /// Requests the syncs `scope` asks for (by the trigger call stored as delivery `delivery_id`), on
 /// `conn`; returns how many requests were made or joined. Repositories the receiver does not act
-/// on (`ignore_unmatched`) are left out.
+/// on (`ignore_unmatched`) are left out; a push is synced as a code host's push event is
+/// ([`crate::sync::request_push_sync`]).
 pub async fn request_syncs<C: ConnectionTrait>(
     conn: &C,
     receiver: &Receiver,
@@ -244,14 +245,12 @@ pub async fn request_syncs<C: ConnectionTrait>(
     let urn = receiver.code_host_urn.as_str();
     let strict = receiver.options.ignore_unmatched;
     let now = Timestamp::now();
-    let (rows, refs, reason) = match scope {
+    let rows = match scope {
         TriggerScope::All => {
             let rows = crate::sync::repositories::all_of(conn, urn).await?;
-            let rows: Vec<_> = rows
-                .into_iter()
+            rows.into_iter()
                 .filter(|r| !strict || r.registered)
-                .collect();
-            (rows, Vec::new(), Reason::Trigger)
+                .collect::<Vec<_>>()
         }
         TriggerScope::Named(name) => {
             let seen = RepositoryRef {
@@ -264,24 +263,16 @@ pub async fn request_syncs<C: ConnectionTrait>(
             let row =
                 crate::sync::repositories::seen(conn, urn, &seen, false, Some(receiver.id), now)
                     .await?;
-            let row = row.filter(|r| !strict || r.registered);
-            (row.into_iter().collect(), Vec::new(), Reason::Trigger)
+            row.into_iter()
+                .filter(|r| !strict || r.registered)
+                .collect()
         }
         TriggerScope::Push { repository, refs } => {
-            let row = crate::sync::repositories::seen(
-                conn,
-                urn,
-                repository,
-                !strict,
-                Some(receiver.id),
-                now,
-            )
-            .await?;
-            let row = row.filter(|r| !strict || r.registered);
-            let refs = crate::sync::filter_refs(refs, &receiver.options.push_branch_filter)
-                .unwrap_or_default();
-            let row = if refs.is_empty() { None } else { row };
-            (row.into_iter().collect(), refs, Reason::Push)
+            // A push the receiver's rules skip makes no request; the answer's count says so.
+            let made =
+                crate::sync::request_push_sync(conn, receiver, repository, refs, delivery_id, now)
+                    .await?;
+            return Ok(usize::from(made.is_ok()));
         }
     };
     for row in &rows {
@@ -289,9 +280,9 @@ pub async fn request_syncs<C: ConnectionTrait>(
             conn,
             row,
             crate::sync::feed::Source::delivery(receiver.id, delivery_id),
-            &refs,
+            &[],
             receiver.options.min_sync_interval,
-            reason,
+            Reason::Trigger,
             now,
         )
         .await?;

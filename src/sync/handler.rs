@@ -1,16 +1,16 @@
-//! The handler the delivery worker calls for every verified, recognised event: it parses the
-//! event's effects (`hosts/`) and applies them in the worker's transaction, so effects and the
-//! delivery's new state commit together or not at all.
+//! The handler the delivery worker calls for every verified, recognised event: it applies the
+//! event's effects (read from the payload by `hosts/`, once, before the worker's transaction
+//! opens) in the worker's transaction, so effects and the delivery's new state commit together
+//! or not at all.
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 
-use super::requests::{self, Reason};
 use super::tracked::Stamp;
-use super::{changesets, repositories};
-use crate::deliveries::{ClaimedDelivery, Handler, HandlerError, Outcome};
+use super::{changesets, push, repositories};
+use crate::deliveries::{ClaimedDelivery, Event, Handler, HandlerError, Outcome};
 use crate::entity::repository;
-use crate::hosts::effects::{ChangesetEffect, Effect, PushEffect, RefUpdate, RepositoryRef};
-use crate::hosts::{self, Classified};
+use crate::hosts;
+use crate::hosts::effects::{ChangesetEffect, Effect, RepositoryRef};
 use crate::receivers::{CodeHostUrn, Receiver};
 use crate::time::Timestamp;
 
@@ -24,33 +24,37 @@ impl Handler for SyncHandler {
         txn: &DatabaseTransaction,
         receiver: &Receiver,
         delivery: &ClaimedDelivery,
-        event: &Classified,
+        event: &Event,
     ) -> Result<Outcome, HandlerError> {
-        let Some(host) = receiver.code_host_kind.host() else {
-            return Err(HandlerError::permanent(format!(
-                "{} receivers have no event handler",
-                receiver.code_host_kind
-            )));
-        };
-        let effects = hosts::effects(host, &event.event, &event.payload)
+        let effects = event
+            .effects
+            .as_ref()
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
         if effects.is_empty() {
-            return Ok(Outcome::Ignored(hosts::nothing_to_sync(
-                host,
-                &event.event,
-                &event.payload,
-            )));
+            let reason = event.nothing_to_sync.clone();
+            return Ok(Outcome::Ignored(reason.unwrap_or_else(|| {
+                format!("{} says nothing to sync", event.name)
+            })));
         }
         let mut applied = 0usize;
         let mut skipped = Vec::new();
-        for effect in &effects {
+        for effect in effects {
             match effect {
                 Effect::Changeset(e) => match apply_changeset(txn, receiver, e, delivery).await {
                     Ok(Ok(())) => applied += 1,
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
                 },
-                Effect::Push(p) => match request_push_sync(txn, receiver, p, delivery.id).await {
+                Effect::Push(p) => match push::request_push_sync(
+                    txn,
+                    receiver,
+                    &p.repository,
+                    &p.refs,
+                    delivery.id,
+                    Timestamp::now(),
+                )
+                .await
+                {
                     Ok(Ok(())) => applied += 1,
                     Ok(Err(reason)) => skipped.push(reason),
                     Err(db) => return Err(HandlerError::retry(format!("database: {db}"))),
@@ -70,21 +74,25 @@ impl Handler for SyncHandler {
         }
     }
 
-    /// The repository of the event's first effect, by the host's id (else its name), then code
-    /// host: the row `handle` holds (`repositories::seen`, which finds it by that id first).
-    fn lock_order(&self, receiver: &Receiver, event: &Classified) -> Option<String> {
-        let host = receiver.code_host_kind.host()?;
-        let effects = hosts::effects(host, &event.event, &event.payload).ok()?;
-        let repository = effects.first()?.repository();
-        let identity = match repository.external_id.as_str() {
-            "" => format!("name\u{0}{}", repository.name),
-            id => format!("id\u{0}{id}"),
-        };
-        Some(format!(
-            "{identity}\u{0}{}",
-            receiver.code_host_urn.as_str()
-        ))
+    /// [`lock_order`] of the event's effects (none when they could not be read).
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
+        lock_order(receiver, event.effects.as_deref().ok()?)
     }
+}
+
+/// The repository of the first of `effects`, by the host's id (else its name), then code host
+/// (`receiver`'s): the row [`SyncHandler`] holds for them (`repositories::seen`, which finds it
+/// by that id first). `None` when there are no effects.
+pub fn lock_order(receiver: &Receiver, effects: &[Effect]) -> Option<String> {
+    let repository = effects.first()?.repository();
+    let identity = match repository.external_id.as_str() {
+        "" => format!("name\u{0}{}", repository.name),
+        id => format!("id\u{0}{id}"),
+    };
+    Some(format!(
+        "{identity}\u{0}{}",
+        receiver.code_host_urn.as_str()
+    ))
 }
 
 /// Applies one changeset effect; `Ok(Err(reason))` when the receiver's rules skip it.
@@ -137,79 +145,6 @@ async fn apply_changeset(
     Ok(Ok(()))
 }
 
-/// Turns a push (of delivery `delivery_id`) into a sync request of its repository, unless the
-/// receiver's rules skip it.
-async fn request_push_sync(
-    txn: &DatabaseTransaction,
-    receiver: &Receiver,
-    push: &PushEffect,
-    delivery_id: uuid::Uuid,
-) -> Result<Result<(), String>, sea_orm::DbErr> {
-    let urn = &receiver.code_host_urn;
-    let repo = &push.repository;
-    if let Some(reason) = elsewhere(repo, urn) {
-        return Ok(Err(reason));
-    }
-    let refs = match filter_refs(&push.refs, &receiver.options.push_branch_filter) {
-        Ok(refs) => refs,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    let now = Timestamp::now();
-    let model = match matched(txn, receiver, repo, now).await? {
-        Ok(model) => model,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    requests::request(
-        txn,
-        &model,
-        super::feed::Source::delivery(receiver.id, delivery_id),
-        &refs,
-        receiver.options.min_sync_interval,
-        Reason::Push,
-        now,
-    )
-    .await?;
-    Ok(Ok(()))
-}
-
-/// The refs of a push that pass the receiver's branch filter (tags always pass); `Err` with the
-/// reason when none does. An empty filter passes everything.
-pub fn filter_refs(refs: &[RefUpdate], patterns: &[String]) -> Result<Vec<RefUpdate>, String> {
-    if patterns.is_empty() {
-        return Ok(refs.to_vec());
-    }
-    let mut builder = globset::GlobSetBuilder::new();
-    for pattern in patterns {
-        // Patterns were checked when the receiver was saved.
-        if let Ok(glob) = globset::Glob::new(pattern) {
-            builder.add(glob);
-        }
-    }
-    let set = builder
-        .build()
-        .map_err(|e| format!("push_branch_filter does not compile: {e}"))?;
-    let kept: Vec<RefUpdate> = refs
-        .iter()
-        .filter(|r| match r.name.strip_prefix("refs/heads/") {
-            Some(branch) => set.is_match(branch),
-            None => true,
-        })
-        .cloned()
-        .collect();
-    if kept.is_empty() {
-        let branches: Vec<&str> = refs
-            .iter()
-            .map(|r| r.name.trim_start_matches("refs/heads/"))
-            .collect();
-        return Err(format!(
-            "the push touches only branches outside push_branch_filter ({}): {}",
-            patterns.join(", "),
-            branches.join(", ")
-        ));
-    }
-    Ok(kept)
-}
-
 /// A rename or transfer on the host: the repository with that id takes its new name
 /// (`repositories::seen` does it). An unknown repository is not created by it.
 async fn apply_repository(
@@ -243,8 +178,8 @@ async fn apply_repository(
 
 /// The stored repository an effect is about, created if new unless the receiver acts only on
 /// registered ones; `Ok(Err(reason))` when the receiver's rules skip it.
-async fn matched(
-    txn: &DatabaseTransaction,
+pub(super) async fn matched<C: ConnectionTrait>(
+    conn: &C,
     receiver: &Receiver,
     repo: &RepositoryRef,
     now: Timestamp,
@@ -254,7 +189,8 @@ async fn matched(
         return Ok(Err(reason));
     }
     let strict = receiver.options.ignore_unmatched;
-    let seen = repositories::seen(txn, urn.as_str(), repo, !strict, Some(receiver.id), now).await?;
+    let seen =
+        repositories::seen(conn, urn.as_str(), repo, !strict, Some(receiver.id), now).await?;
     Ok(match seen {
         Some(model) if !strict || model.registered => Ok(model),
         Some(model) => Err(unmatched(&model.name)),
@@ -268,7 +204,7 @@ async fn matched(
 }
 
 /// Why a repository is skipped when its web page is on another host than the receiver's.
-fn elsewhere(repo: &RepositoryRef, urn: &CodeHostUrn) -> Option<String> {
+pub(super) fn elsewhere(repo: &RepositoryRef, urn: &CodeHostUrn) -> Option<String> {
     (!repo.url.is_empty() && !on_code_host(&repo.url, urn)).then(|| {
         format!(
             "repository {} ({}) is not on this receiver's code host {}",
@@ -300,36 +236,6 @@ pub fn on_code_host(repo_url: &str, urn: &CodeHostUrn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn push(names: &[&str]) -> Vec<RefUpdate> {
-        names
-            .iter()
-            .map(|n| RefUpdate {
-                name: n.to_string(),
-                old_sha: "a".into(),
-                new_sha: "b".into(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_branch_filter_keeps_matching_branches_and_every_tag() {
-        let refs = push(&["refs/heads/main", "refs/heads/feature/x", "refs/tags/v1"]);
-        let kept = filter_refs(&refs, &["main".into(), "release/*".into()]).unwrap();
-        let names: Vec<_> = kept.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["refs/heads/main", "refs/tags/v1"]);
-        assert_eq!(filter_refs(&refs, &[]).unwrap(), refs);
-    }
-
-    #[test]
-    fn a_push_of_only_filtered_out_branches_is_skipped_with_the_reason() {
-        let why = filter_refs(&push(&["refs/heads/wip"]), &["main".into()]).unwrap_err();
-        assert!(
-            why.contains("push_branch_filter") && why.contains("wip"),
-            "{why}"
-        );
-        assert!(filter_refs(&push(&["refs/heads/release/1.2"]), &["release/*".into()]).is_ok());
-    }
 
     fn urn(s: &str) -> CodeHostUrn {
         CodeHostUrn::parse(s).unwrap()
