@@ -185,7 +185,9 @@ async fn load(args: RunArgs) -> anyhow::Result<ExitCode> {
                 bail!("--mix realistic sends GitHub's deliveries: leave --host at github");
             }
             if args.fixture.is_some() || args.event.is_some() || args.distinct != 1 {
-                bail!("--mix realistic chooses its own fixtures: drop --fixture, --event and --distinct");
+                bail!(
+                    "--mix realistic chooses its own fixtures: drop --fixture, --event and --distinct"
+                );
             }
             Deliveries::mixed(Mix::load(&secret, args.repositories, args.pull_requests)?)
         }

@@ -515,7 +515,10 @@ fn template(kind: Kind, fixture: &[u8]) -> Result<Template, BodyError> {
             .iter()
             .any(|s| matches!(s, Segment::Hole(h) if *h == hole))
         {
-            return Err(fixture_error(&format!("nothing to rewrite for {}", hole.name())));
+            return Err(fixture_error(&format!(
+                "nothing to rewrite for {}",
+                hole.name()
+            )));
         }
     }
     let capacity = segments
@@ -637,9 +640,10 @@ fn cut(text: &str) -> Result<Vec<Segment>, String> {
     while let Some(at) = rest.find(SENTINEL) {
         let after = &rest[at + SENTINEL.len()..];
         let whole_value = after.starts_with('#');
-        let end = after
-            .find("@@")
-            .ok_or_else(|| format!("an unterminated hole at {:?}", &after[..after.len().min(40)]))?;
+        let end = after.find("@@").ok_or_else(|| {
+            let start: String = after.chars().take(40).collect();
+            format!("an unterminated hole at {start:?}")
+        })?;
         let name = &after[1..end];
         let hole = Hole::ALL
             .into_iter()
@@ -796,7 +800,11 @@ mod tests {
                     assert_eq!(pr["base"]["repo"]["id"], repository["id"], "{n}");
                     assert_eq!(
                         pr["html_url"],
-                        format!("{}/pull/{}", repository["html_url"].as_str().unwrap(), pick.number)
+                        format!(
+                            "{}/pull/{}",
+                            repository["html_url"].as_str().unwrap(),
+                            pick.number
+                        )
                     );
                     (&pr["number"], pr["head"]["sha"].as_str())
                 }
@@ -809,11 +817,18 @@ mod tests {
                 let known = heads
                     .entry((full_name.to_owned(), number))
                     .or_insert_with(|| head.to_owned());
-                assert_eq!(known, head, "{n}: {full_name}#{number} changed its head SHA");
+                assert_eq!(
+                    known, head,
+                    "{n}: {full_name}#{number} changed its head SHA"
+                );
             }
         }
         assert_eq!(kinds.len(), Kind::ALL.len(), "every kind was sent");
-        assert_eq!(repositories.len(), n_repos as usize, "every repository was named");
+        assert_eq!(
+            repositories.len(),
+            n_repos as usize,
+            "every repository was named"
+        );
         assert_eq!(heads.len(), m as usize, "every pull request was named");
         let distinct: HashSet<&String> = heads.values().collect();
         assert_eq!(distinct.len(), m as usize, "head SHAs are per pull request");
@@ -825,8 +840,14 @@ mod tests {
         let mut previous: Option<SignedBody> = None;
         for n in 0..200 {
             let signed = mix.build(n);
-            let header = signed.headers["x-hub-signature-256"].to_str().expect("ASCII");
-            assert_eq!(header, format!("sha256={}", sign(SECRET, &signed.body)), "{n}");
+            let header = signed.headers["x-hub-signature-256"]
+                .to_str()
+                .expect("ASCII");
+            assert_eq!(
+                header,
+                format!("sha256={}", sign(SECRET, &signed.body)),
+                "{n}"
+            );
             assert_ne!(header, format!("sha256={}", sign("another", &signed.body)));
             if let Some(previous) = previous {
                 assert_ne!(previous.body, signed.body, "{n}: two deliveries alike");
@@ -846,7 +867,10 @@ mod tests {
                 continue;
             };
             let body: Value = serde_json::from_slice(&mix.build(n).body).expect("JSON");
-            let id = body.pointer(pointer).and_then(Value::as_u64).expect("an id");
+            let id = body
+                .pointer(pointer)
+                .and_then(Value::as_u64)
+                .expect("an id");
             assert_eq!(id, n + 1);
             assert!(seen.insert(id));
         }
@@ -873,7 +897,10 @@ mod tests {
 
     #[test]
     fn a_number_in_a_url_is_replaced_only_when_whole() {
-        assert_eq!(replace_number("a/pull/2/files", "a/pull/", 2, "N"), "a/pull/N/files");
+        assert_eq!(
+            replace_number("a/pull/2/files", "a/pull/", 2, "N"),
+            "a/pull/N/files"
+        );
         assert_eq!(replace_number("a/pull/21", "a/pull/", 2, "N"), "a/pull/21");
         assert_eq!(replace_number("a/pull/2", "a/pull/", 2, "N"), "a/pull/N");
     }

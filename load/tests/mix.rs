@@ -52,7 +52,12 @@ fn every_delivery_of_the_mix_verifies_and_names_its_pull_request_to_hookgate() {
         let effects = hosts::effects(hosts::Host::GitHub, &classified.event, &classified.payload)
             .unwrap_or_else(|e| panic!("delivery {n} ({:?}): {e}", pick.kind));
         let repository = format!("Codertocat/Hello-World-{}", pick.repository + 1);
-        assert_eq!(effects.len(), 1, "delivery {n} ({:?}): {effects:?}", pick.kind);
+        assert_eq!(
+            effects.len(),
+            1,
+            "delivery {n} ({:?}): {effects:?}",
+            pick.kind
+        );
         match &effects[0] {
             Effect::Changeset(changeset) => {
                 assert_ne!(pick.kind, Kind::Push);
