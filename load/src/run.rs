@@ -98,7 +98,7 @@ impl Target {
 pub struct Plan {
     /// At least one; connection `i` goes to `targets[i % targets.len()]`.
     pub targets: Vec<Target>,
-    /// The pre-signed bodies, cycled in order over all connections.
+    /// The pre-signed bodies, cycled in order over all connections, or the mix.
     pub deliveries: Deliveries,
     /// Connections (at least 1).
     pub concurrency: u32,
@@ -126,7 +126,7 @@ struct Shared {
     deadline: Option<Instant>,
     /// Open loop: how many slots fall into the warmup.
     warmup_slots: u64,
-    /// Requests sent so far over all connections: picks the body variant, and in the open loop
+    /// Requests sent so far over all connections: picks the body, and in the open loop
     /// numbers the slots.
     sequence: AtomicU64,
     /// Closed loop: measured requests started so far, against `requests`.
@@ -139,15 +139,14 @@ struct Turn {
     due: Instant,
     /// Whether it falls in the measured period.
     measured: bool,
-    /// Which body variant it carries.
-    variant: usize,
+    /// The request's number in the run (warmup included): picks the body.
+    sequence: u64,
 }
 
 impl Shared {
     /// The next request this connection sends, or `None` when the run is over.
     fn next_turn(&self) -> Option<Turn> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let variant = (n % self.plan.deliveries.variants.len() as u64) as usize;
         match self.plan.rate {
             None => {
                 let now = Instant::now();
@@ -164,7 +163,7 @@ impl Shared {
                 Some(Turn {
                     due: now,
                     measured,
-                    variant,
+                    sequence: n,
                 })
             }
             Some(rate) => {
@@ -182,7 +181,7 @@ impl Shared {
                 Some(Turn {
                     due,
                     measured,
-                    variant,
+                    sequence: n,
                 })
             }
         }
@@ -258,7 +257,7 @@ async fn connection(shared: Arc<Shared>, slot: usize) -> (Recorder, Instant) {
         } else {
             turn.due
         };
-        let request = build_request(&shared.plan.deliveries, turn.variant, target, ids.next());
+        let request = build_request(&shared.plan.deliveries, turn.sequence, target, ids.next());
         let outcome =
             match tokio::time::timeout(shared.plan.timeout, send(&mut sender, target, request))
                 .await
@@ -286,19 +285,19 @@ async fn connection(shared: Arc<Shared>, slot: usize) -> (Recorder, Instant) {
     (recorder, last_answer)
 }
 
-/// The request for body `variant` to `target` under delivery id `id`.
+/// The request for the run's `sequence`-th body to `target` under delivery id `id`.
 fn build_request(
     deliveries: &Deliveries,
-    variant: usize,
+    sequence: u64,
     target: &Target,
     id: HeaderValue,
 ) -> Request<Full<Bytes>> {
-    let signed = &deliveries.variants[variant];
-    let mut request = Request::new(Full::new(signed.body.clone()));
+    let signed = deliveries.signed(sequence).into_owned();
+    let mut request = Request::new(Full::new(signed.body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = target.path.clone();
     let headers = request.headers_mut();
-    *headers = signed.headers.clone();
+    *headers = signed.headers;
     headers.insert(HOST, target.host_header.clone());
     for name in &deliveries.id_headers {
         headers.insert(name.clone(), id.clone());
