@@ -61,10 +61,38 @@ impl StoredBody {
     pub fn decode(bytes: Vec<u8>, encoding: Option<BodyEncoding>) -> Result<Vec<u8>, String> {
         match encoding {
             None => Ok(bytes),
-            Some(BodyEncoding::Zstd) => zstd::stream::decode_all(bytes.as_slice())
-                .map_err(|e| format!("zstd body does not decompress: {e}")),
+            Some(BodyEncoding::Zstd) => {
+                decompress(&bytes).map_err(|e| format!("zstd body does not decompress: {e}"))
+            }
         }
     }
+}
+
+/// The most a frame may say it holds for [`decompress`] to allocate that much up front; a
+/// larger (or unstated) size is streamed instead.
+const MAX_PREALLOCATED: u64 = 256 * 1024 * 1024;
+
+/// Decompresses one stored body. [`StoredBody::encode`] writes the body's size in the frame, so
+/// the whole body is decoded in one call into a buffer of exactly that size, with a decompression
+/// context kept per thread and reused (making one costs more than decoding a small body). A
+/// frame that does not state its size (or states an absurd one) is streamed.
+fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    }
+    let size = match zstd::zstd_safe::get_frame_content_size(bytes) {
+        Ok(Some(size)) if size <= MAX_PREALLOCATED => size,
+        _ => return zstd::stream::decode_all(bytes),
+    };
+    let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let decompressor = slot.as_mut().expect("made above");
+        decompressor.decompress(bytes, capacity)
+    })
 }
 
 #[cfg(test)]
@@ -99,6 +127,47 @@ mod tests {
         let stored = StoredBody::encode(noise.clone());
         assert_eq!(stored.encoding, None);
         assert_eq!(stored.bytes, noise);
+    }
+
+    #[test]
+    fn bodies_decode_one_after_another_on_one_thread_and_a_streamed_frame_decodes_too() {
+        // The per-thread context is reused: many bodies of different sizes in a row.
+        for n in [3usize, 40, 5, 400, 17] {
+            let raw = format!(
+                r#"{{"action":"synchronize","n":{n},"pad":"{}"}}"#,
+                "ab".repeat(n * 100)
+            )
+            .into_bytes();
+            let stored = StoredBody::encode(raw.clone());
+            assert_eq!(stored.encoding, Some(BodyEncoding::Zstd), "{n}");
+            assert_eq!(
+                StoredBody::decode(stored.bytes, stored.encoding).unwrap(),
+                raw,
+                "{n}"
+            );
+        }
+        // A frame that does not state its size (written by a streaming encoder) decodes as well.
+        let raw = b"{\"zen\":\"Keep it logically awesome.\"}".repeat(100);
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), LEVEL).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &raw).unwrap();
+        let streamed = encoder.finish().unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed)
+                .ok()
+                .flatten(),
+            None,
+            "the frame states no size"
+        );
+        assert_eq!(
+            StoredBody::decode(streamed, Some(BodyEncoding::Zstd)).unwrap(),
+            raw
+        );
+        // A body that is not what its frame says it is fails rather than coming back short.
+        let stored = StoredBody::encode(raw.clone());
+        let mut cut = stored.bytes.clone();
+        cut.truncate(cut.len() - 4);
+        assert!(StoredBody::decode(cut, Some(BodyEncoding::Zstd)).is_err());
     }
 
     #[test]
