@@ -171,12 +171,12 @@ impl<'de> Visitor<'de> for OutlineVisitor {
         let mut outline = Outline::default();
         while let Some(key) = map.next_key_seed(KeyName)? {
             match key {
-                Key::Action => outline.action = map.next_value_seed(MaybeString)?,
+                Key::Action => outline.action = map.next_value_seed(MAYBE_STRING)?,
                 Key::ObjectAttributes => {
                     outline.attributes_action = map.next_value_seed(AttributesAction)?
                 }
-                Key::EventType => outline.event_type = map.next_value_seed(MaybeString)?,
-                Key::DeliveryField(i) => outline.key_fields[i] = map.next_value_seed(MaybeText)?,
+                Key::EventType => outline.event_type = map.next_value_seed(MAYBE_STRING)?,
+                Key::DeliveryField(i) => outline.key_fields[i] = map.next_value_seed(MAYBE_TEXT)?,
                 Key::Other => map.next_value_seed(Skip)?,
             }
         }
@@ -253,7 +253,7 @@ impl<'de> Visitor<'de> for AttributesAction {
         let mut action = None;
         while let Some(key) = map.next_key_seed(KeyName)? {
             match key {
-                Key::Action => action = map.next_value_seed(MaybeString)?,
+                Key::Action => action = map.next_value_seed(MAYBE_STRING)?,
                 _ => map.next_value_seed(Skip)?,
             }
         }
@@ -267,60 +267,17 @@ impl<'de> Visitor<'de> for AttributesAction {
     scalars_are!(None);
 }
 
-/// Reads any value, keeping it only if it is a string.
-struct MaybeString;
-
-impl<'de> DeserializeSeed<'de> for MaybeString {
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
+/// Reads any value, keeping it only if it is a string, or (with `integers`) an integer, in
+/// decimal (as [`Payload::key_field`] of a [`Value`] does).
+#[derive(Clone, Copy)]
+struct MaybeText {
+    integers: bool,
 }
 
-impl<'de> Visitor<'de> for MaybeString {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_owned()))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_map(map).map(|()| None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_seq(seq).map(|()| None)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-/// Reads any value, keeping a string as it is and an integer in decimal (as
-/// [`Payload::key_field`] of a [`Value`] does).
-struct MaybeText;
+/// A string, and nothing else.
+const MAYBE_STRING: MaybeText = MaybeText { integers: false };
+/// A string as it is, or an integer in decimal.
+const MAYBE_TEXT: MaybeText = MaybeText { integers: true };
 
 impl<'de> DeserializeSeed<'de> for MaybeText {
     type Value = Option<String>;
@@ -342,11 +299,11 @@ impl<'de> Visitor<'de> for MaybeText {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
+        Ok(self.integers.then(|| v.to_string()))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
+        Ok(self.integers.then(|| v.to_string()))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
