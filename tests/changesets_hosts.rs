@@ -647,21 +647,6 @@ fn gitea_steps() -> Vec<Step> {
     ]
 }
 
-async fn gitea_changeset(app: &TestApp) -> Changeset {
-    let list = changesets(app)
-        .await
-        .list_changesets(app.req(ListChangesetsRequest {
-            repository: "anbraten/test-repo".into(),
-            number: 1,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.total_size, 1, "{list:?}");
-    list.changesets.into_iter().next().unwrap()
-}
-
 async fn a_gitea_pull_request_is_followed_from_opened_to_merged(engine: Engine) {
     use ChangesetState::{Merged, Open};
     use ReviewState::{Approved, Pending};
@@ -686,7 +671,7 @@ async fn a_gitea_pull_request_is_followed_from_opened_to_merged(engine: Engine) 
             "{}: {d:?}",
             step.name
         );
-        let c = gitea_changeset(&app).await;
+        let c = app.changeset("anbraten/test-repo", 1).await;
         assert_eq!(
             (c.state, c.review_state, c.head_sha.as_str()),
             (state as i32, review as i32, head),
@@ -694,7 +679,7 @@ async fn a_gitea_pull_request_is_followed_from_opened_to_merged(engine: Engine) 
             step.name
         );
     }
-    let c = gitea_changeset(&app).await;
+    let c = app.changeset("anbraten/test-repo", 1).await;
     assert_eq!(c.title, "Adjust file");
     assert_eq!(c.url, "https://gitea.com/anbraten/test-repo/pulls/1");
     assert_eq!(c.author, "anbraten");
@@ -733,7 +718,7 @@ async fn any_order_of_the_gitea_story_ends_in_the_same_state(engine: Engine) {
                 step.name
             );
         }
-        let c = gitea_changeset(&app).await;
+        let c = app.changeset("anbraten/test-repo", 1).await;
         assert_eq!(c.state, ChangesetState::Merged as i32, "{order:?}: {c:?}");
         assert_eq!(
             c.review_state,
@@ -764,7 +749,7 @@ async fn a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_o
             .await;
         assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
     }
-    let c = gitea_changeset(&app).await;
+    let c = app.changeset("anbraten/test-repo", 1).await;
     assert_eq!(c.state, ChangesetState::Closed as i32, "{c:?}");
     let kinds: Vec<_> = timeline(&app, &c)
         .await
@@ -783,7 +768,7 @@ async fn a_gitea_open_older_than_the_close_leaves_it_closed_and_a_newer_reopen_o
         .await;
     assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
     assert_eq!(d.event, "pull_request/reopened");
-    let c = gitea_changeset(&app).await;
+    let c = app.changeset("anbraten/test-repo", 1).await;
     assert_eq!(c.state, ChangesetState::Open as i32, "{c:?}");
     app.stop().await;
 }
@@ -836,21 +821,6 @@ fn azure_build_v2(sha: &str, result: &str) -> Value {
     body["resource"]["repository"] =
         json!({"id": "4bc14d40-c903-45e2-872e-0462c7748079", "type": "TfsGit"});
     body
-}
-
-async fn azure_changeset(app: &TestApp) -> Changeset {
-    let list = changesets(app)
-        .await
-        .list_changesets(app.req(ListChangesetsRequest {
-            repository: "Fabrikam/Fabrikam".into(),
-            number: 1,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.total_size, 1, "{list:?}");
-    list.changesets.into_iter().next().unwrap()
 }
 
 async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engine: Engine) {
@@ -916,14 +886,14 @@ async fn an_azure_devops_pull_request_is_followed_from_created_to_completed(engi
             .await;
         assert_eq!(d.state, DeliveryState::Processed as i32, "{name}: {d:?}");
         assert_eq!(d.event, event);
-        let c = azure_changeset(&app).await;
+        let c = app.changeset("Fabrikam/Fabrikam", 1).await;
         assert_eq!(
             (c.state, c.review_state, c.head_sha.as_str()),
             (*state as i32, *review as i32, AZURE_HEAD),
             "after {name}: {c:?}"
         );
     }
-    let c = azure_changeset(&app).await;
+    let c = app.changeset("Fabrikam/Fabrikam", 1).await;
     assert_eq!(c.title, "my first pull request");
     assert_eq!(
         c.url,
@@ -982,7 +952,7 @@ async fn an_azure_devops_update_before_the_creation_leaves_it_completed(engine: 
             .await;
         assert_eq!(d.state, DeliveryState::Processed as i32, "{file}: {d:?}");
     }
-    let c = azure_changeset(&app).await;
+    let c = app.changeset("Fabrikam/Fabrikam", 1).await;
     assert_eq!(c.state, ChangesetState::Merged as i32, "{c:?}");
     assert_eq!(c.title, "my first pull request");
     let kinds: Vec<_> = timeline(&app, &c)
@@ -1034,7 +1004,7 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
             )
             .await;
         assert_eq!(d.state, DeliveryState::Processed as i32, "{result}: {d:?}");
-        let c = azure_changeset(&app).await;
+        let c = app.changeset("Fabrikam/Fabrikam", 1).await;
         assert_eq!(c.check_state, check as i32, "{result}: {c:?}");
     }
 
@@ -1048,7 +1018,7 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
             &other,
         )
         .await;
-    let c = azure_changeset(&app).await;
+    let c = app.changeset("Fabrikam/Fabrikam", 1).await;
     assert_eq!(c.check_state, CheckState::Passed as i32, "{d:?} {c:?}");
 
     // The 1.0 sample names no repository: ignored, not guessed.
@@ -1077,7 +1047,7 @@ async fn an_azure_devops_build_of_version_2_is_a_check_and_one_of_version_1_or_a
     assert_eq!(d.state, DeliveryState::Ignored as i32, "{d:?}");
     assert!(d.last_error.contains("resourceVersion 1.0"), "{d:?}");
     assert!(d.last_error.contains("not its pull request"), "{d:?}");
-    let c = azure_changeset(&app).await;
+    let c = app.changeset("Fabrikam/Fabrikam", 1).await;
     assert_eq!(
         timeline(&app, &c).await.len(),
         2,
