@@ -246,8 +246,9 @@ async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
     s.test_db.drop_database().await;
 }
 
-/// The worker writes many deliveries in one transaction, each in a savepoint: the ones whose
-/// handler fails roll back alone, the others keep their effects and are processed.
+/// The worker writes many deliveries in one transaction; when a handler fails, the transaction
+/// is undone and the others applied again: the ones whose handler fails roll back alone, the
+/// others keep their effects and are processed.
 async fn a_failure_in_a_batch_undoes_only_that_deliverys_effects(engine: Engine) {
     let s = setup(engine).await;
     let t0 = 700 * SECOND;

@@ -3,6 +3,7 @@
 //! retention.
 
 pub mod body;
+pub mod chunk;
 mod intake;
 mod janitor;
 mod key;

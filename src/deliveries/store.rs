@@ -566,6 +566,48 @@ impl DeliveryStore {
         Ok(result.rows_affected == 1)
     }
 
+    /// Records the outcomes of claimed deliveries, on `conn` (the transaction their effects are
+    /// written in), one statement for those that end alike. `false` when any claim is no
+    /// longer held: the caller must roll back.
+    pub async fn finish_all<C: ConnectionTrait>(
+        conn: &C,
+        finished: &[(&ClaimedDelivery, DeliveryState, Option<&str>)],
+        now: Timestamp,
+    ) -> Result<bool, DbErr> {
+        let mut alike: Vec<(DeliveryState, Option<&str>, Vec<&ClaimedDelivery>)> = Vec::new();
+        for &(claimed, state, note) in finished {
+            match alike.iter_mut().find(|(s, n, _)| *s == state && *n == note) {
+                Some((_, _, claims)) => claims.push(claimed),
+                None => alike.push((state, note, vec![claimed])),
+            }
+        }
+        let mut held = 0;
+        for (state, note, claims) in alike {
+            for claims in claims.chunks(256) {
+                let result = delivery::Entity::update_many()
+                    .col_expr(delivery::Column::State, Expr::value(state))
+                    .col_expr(delivery::Column::ProcessTime, Expr::value(now))
+                    .col_expr(
+                        delivery::Column::LeaseExpireTime,
+                        Expr::value(None::<Timestamp>),
+                    )
+                    .col_expr(
+                        delivery::Column::LastError,
+                        Expr::value(note.map(|n| bounded(n, Cap::NOTE))),
+                    )
+                    .filter(
+                        claims
+                            .iter()
+                            .fold(Condition::any(), |any, c| any.add(claim_held(c))),
+                    )
+                    .exec(conn)
+                    .await?;
+                held += result.rows_affected;
+            }
+        }
+        Ok(held == finished.len() as u64)
+    }
+
     /// Records a failed try: back to `PENDING`, due after `retry_after`, or `FAILED` when
     /// there is no retry left (`retry_after` is `None`). Returns the new state, or `None` when
     /// the claim is no longer held.

@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use futures_util::FutureExt as _;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::chunk::ChunkWrites;
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
 use crate::hosts::{self, Classified, Disposition, Effect, EffectError, Host};
 use crate::metrics::WorkerOutcome;
@@ -229,8 +230,8 @@ impl Worker {
     /// Parsing a delivery (its whole JSON body) and reading its effects is the costly part, and
     /// needs no database: it runs for the whole batch first, spread over the machine's cores,
     /// and only the effects are kept, not the parsed body. They are then written
-    /// [`WorkerConfig::per_transaction`] deliveries to a transaction, each delivery in a
-    /// savepoint of its own, so one that fails rolls back alone and one commit serves many.
+    /// [`WorkerConfig::per_transaction`] deliveries to a transaction (see `apply_chunk`), so
+    /// one commit serves many; a chunk that fails is applied again one delivery at a time.
     pub async fn process_due(&self, now: Timestamp) -> Result<usize, StoreError> {
         let claimed = self
             .deliveries
@@ -267,8 +268,13 @@ impl Worker {
 
     /// Takes deliveries from the front of `pending` into one transaction, up to
     /// [`WorkerConfig::per_transaction`] of them and while it has been open less than
-    /// [`WorkerConfig::transaction_budget`], and writes their effects and outcomes there. When
-    /// the transaction itself fails (the database went away, a commit refused), each delivery it
+    /// [`WorkerConfig::transaction_budget`], and writes their effects and outcomes there: the
+    /// handler's reads and changes delivery by delivery, then the chunk's feed and timeline
+    /// entries ([`ChunkWrites`]), then every outcome, a statement for those that end alike.
+    /// When a handler fails, its writes so far cannot be told from its neighbours': the chunk
+    /// is rolled back, that failure recorded on its own, and the deliveries before it are
+    /// applied again with the next chunk. When a claim turns out lost or the transaction itself
+    /// fails (the database went away, a commit refused), it is rolled back and each delivery it
     /// took is tried again on its own.
     async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: Timestamp) {
         let txn = match crate::db::begin_background_write(&self.db).await {
@@ -281,87 +287,110 @@ impl Worker {
         };
         let opened = Instant::now();
         let mut chunk = Vec::with_capacity(self.config.per_transaction);
-        let mut outcomes = Vec::with_capacity(self.config.per_transaction);
-        while chunk.len() < self.config.per_transaction
-            && (chunk.is_empty() || opened.elapsed() < self.config.transaction_budget)
-        {
-            let Some(item) = pending.pop_front() else {
-                break;
-            };
-            let outcome = self.apply_in_savepoint(&txn, &item, now).await;
-            chunk.push(item);
-            match outcome {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) => {
-                    // The transaction is unusable (its connection failed): start over, one by one.
-                    tracing::warn!(error = %e, "delivery worker's transaction failed");
-                    drop(txn);
+        let (decided, writes) = ChunkWrites::keep(async {
+            let mut decided = Vec::with_capacity(self.config.per_transaction);
+            while chunk.len() < self.config.per_transaction
+                && (chunk.is_empty() || opened.elapsed() < self.config.transaction_budget)
+            {
+                let Some(item) = pending.pop_front() else {
+                    break;
+                };
+                let outcome = self.decide(&txn, &item).await;
+                chunk.push(item);
+                decided.push(outcome?);
+            }
+            Ok::<_, HandlerError>(decided)
+        })
+        .await;
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                // The failed delivery's writes cannot be undone alone: the chunk is undone, its
+                // failure recorded on its own, and the deliveries before it go back to the front
+                // of the queue, to be applied again (their handlers run again) in the next.
+                drop(txn);
+                let failed = chunk
+                    .pop()
+                    .expect("the failed delivery is the chunk's last");
+                for item in chunk.into_iter().rev() {
+                    pending.push_front(item);
+                }
+                return self.record_failure(&failed, &error, now).await;
+            }
+        };
+        match self.record_chunk(&txn, &chunk, &decided, writes, now).await {
+            Ok(Some(failed_states)) => {
+                if let Err(e) = txn.commit().await {
+                    tracing::warn!(error = %e, "delivery worker could not commit a batch");
                     return self.one_by_one(chunk, now).await;
                 }
-            }
-        }
-        // A failed try is recorded in the same transaction as its neighbours' effects.
-        let mut failed_states = Vec::with_capacity(outcomes.len());
-        for (item, outcome) in chunk.iter().zip(&outcomes) {
-            let state = match outcome {
-                Err(error) => {
-                    match DeliveryStore::fail_on(
-                        &*txn,
-                        &item.delivery,
-                        &error.message,
-                        self.retry_after(&item.delivery, error),
-                        now,
-                    )
-                    .await
-                    {
-                        Ok(state) => state,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "delivery worker's transaction failed");
-                            drop(txn);
-                            return self.one_by_one(chunk, now).await;
-                        }
+                for ((item, decided), failed) in chunk.iter().zip(decided).zip(failed_states) {
+                    match decided {
+                        Decided::Done(state, _) => self.report_done(item, Some(state)),
+                        Decided::Gone => self.report_done(item, None),
+                        Decided::FailedEarly(error) => self.report_failed(item, &error, failed),
                     }
                 }
-                Ok(_) => None,
-            };
-            failed_states.push(state);
-        }
-        if let Err(e) = txn.commit().await {
-            tracing::warn!(error = %e, "delivery worker could not commit a batch");
-            return self.one_by_one(chunk, now).await;
-        }
-        for ((item, outcome), failed) in chunk.iter().zip(outcomes).zip(failed_states) {
-            match outcome {
-                Ok(state) => self.report_done(item, state),
-                Err(error) => self.report_failed(item, &error, failed),
+            }
+            Ok(None) => {
+                // A claim was lost meanwhile: each delivery on its own finds out which.
+                drop(txn);
+                self.one_by_one(chunk, now).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "delivery worker's transaction failed");
+                drop(txn);
+                self.one_by_one(chunk, now).await
             }
         }
     }
 
-    /// Handles one delivery inside a savepoint of `txn` and records its outcome there. The
-    /// outer `Err` is the transaction failing; the inner one the handler's failure, whose
-    /// partial effects the savepoint has undone.
-    async fn apply_in_savepoint(
+    /// Writes a chunk's kept feed and timeline entries and its deliveries' outcomes on `txn`;
+    /// returns the state each failed try was recorded as (`None` for the others), or `None`
+    /// when a claim is no longer held.
+    async fn record_chunk(
         &self,
         txn: &DatabaseTransaction,
-        item: &Parsed,
+        chunk: &[Parsed],
+        decided: &[Decided],
+        writes: ChunkWrites,
         now: Timestamp,
-    ) -> Result<Result<Option<DeliveryState>, HandlerError>, DbErr> {
-        let savepoint = txn.begin().await?;
-        match self.apply(&savepoint, item, now).await {
-            Ok(Some(state)) => {
-                savepoint.commit().await?;
-                Ok(Ok(Some(state)))
-            }
-            Ok(None) => {
-                savepoint.rollback().await?;
-                Ok(Ok(None))
-            }
-            Err(e) => {
-                savepoint.rollback().await?;
-                Ok(Err(e))
-            }
+    ) -> Result<Option<Vec<Option<DeliveryState>>>, DbErr> {
+        writes.write(txn).await?;
+        let done: Vec<_> = chunk
+            .iter()
+            .zip(decided)
+            .filter_map(|(item, decided)| match decided {
+                Decided::Done(state, note) => Some((&item.delivery, *state, note.as_deref())),
+                _ => None,
+            })
+            .collect();
+        if !done.is_empty() && !DeliveryStore::finish_all(txn, &done, now).await? {
+            return Ok(None);
         }
+        let mut failed_states = Vec::with_capacity(chunk.len());
+        for (item, decided) in chunk.iter().zip(decided) {
+            let state = match decided {
+                Decided::FailedEarly(error) => {
+                    let retry_after = self.retry_after(&item.delivery, error);
+                    let state = DeliveryStore::fail_on(
+                        txn,
+                        &item.delivery,
+                        &error.message,
+                        retry_after,
+                        now,
+                    )
+                    .await?;
+                    if state.is_none() {
+                        return Ok(None);
+                    }
+                    state
+                }
+                _ => None,
+            };
+            failed_states.push(state);
+        }
+        Ok(Some(failed_states))
     }
 
     /// Processes each delivery of `chunk` in a transaction of its own.
@@ -380,20 +409,23 @@ impl Worker {
             };
             match outcome {
                 Ok(state) => self.report_done(&item, state),
-                Err(error) => {
-                    let retry_after = self.retry_after(&item.delivery, &error);
-                    match self
-                        .deliveries
-                        .fail(&item.delivery, &error.message, retry_after, now)
-                        .await
-                    {
-                        Ok(state) => self.report_failed(&item, &error, state),
-                        // The lease will run out and the delivery will be tried again.
-                        Err(e) => {
-                            tracing::warn!(delivery = %item.delivery.id, error = %e, "could not record a failed try")
-                        }
-                    }
-                }
+                Err(error) => self.record_failure(&item, &error, now).await,
+            }
+        }
+    }
+
+    /// Records a failed try of `item` in a transaction of its own, and reports it.
+    async fn record_failure(&self, item: &Parsed, error: &HandlerError, now: Timestamp) {
+        let retry_after = self.retry_after(&item.delivery, error);
+        match self
+            .deliveries
+            .fail(&item.delivery, &error.message, retry_after, now)
+            .await
+        {
+            Ok(state) => self.report_failed(item, error, state),
+            // The lease will run out and the delivery will be tried again.
+            Err(e) => {
+                tracing::warn!(delivery = %item.delivery.id, error = %e, "could not record a failed try")
             }
         }
     }
@@ -464,22 +496,46 @@ impl Worker {
         item: &Parsed,
         now: Timestamp,
     ) -> Result<Option<DeliveryState>, HandlerError> {
-        let db_error = |e: &dyn std::fmt::Display| HandlerError::retry(format!("database: {e}"));
+        match self.decide(txn, item).await? {
+            Decided::Done(state, note) => {
+                let held = DeliveryStore::finish(txn, &item.delivery, state, note.as_deref(), now)
+                    .await
+                    .map_err(|e| HandlerError::retry(format!("database: {e}")))?;
+                Ok(held.then_some(state))
+            }
+            Decided::Gone => Ok(None),
+            Decided::FailedEarly(error) => Err(error),
+        }
+    }
+
+    /// Runs the handler for one parsed delivery on `txn` and says how the delivery ends;
+    /// nothing of it is recorded yet. `Err`: the handler failed, perhaps after some writes.
+    async fn decide(
+        &self,
+        txn: &DatabaseTransaction,
+        item: &Parsed,
+    ) -> Result<Decided, HandlerError> {
         let delivery = &item.delivery;
-        let Some(entry) = item.receiver.clone()? else {
+        let entry = match &item.receiver {
+            Ok(Some(entry)) => entry,
             // The receiver was deleted, and its deliveries with it.
-            return Ok(None);
+            Ok(None) => return Ok(Decided::Gone),
+            Err(e) => return Ok(Decided::FailedEarly(e.clone())),
         };
         let receiver = &entry.receiver;
         let event = match &item.event {
             Some(Ok(event)) => event,
-            Some(Err(e)) => return Err(e.clone()),
-            None => return Err(HandlerError::permanent("the delivery was not parsed")),
+            Some(Err(e)) => return Ok(Decided::FailedEarly(e.clone())),
+            None => {
+                return Ok(Decided::FailedEarly(HandlerError::permanent(
+                    "the delivery was not parsed",
+                )));
+            }
         };
-        let (state, note) = match event.disposition {
+        Ok(match event.disposition {
             // hookgate's test delivery, redelivered: still only a test.
-            Disposition::Ping | Disposition::Test => (DeliveryState::Processed, None),
-            Disposition::Ignored => (
+            Disposition::Ping | Disposition::Test => Decided::Done(DeliveryState::Processed, None),
+            Disposition::Ignored => Decided::Done(
                 DeliveryState::Ignored,
                 Some(format!("no handler takes {} events", event.name)),
             ),
@@ -491,16 +547,24 @@ impl Worker {
                     .await
                     .unwrap_or_else(|panic| Err(panicked("handling", delivery, panic)));
                 match handled? {
-                    Outcome::Processed => (DeliveryState::Processed, None),
-                    Outcome::Ignored(why) => (DeliveryState::Ignored, Some(why)),
+                    Outcome::Processed => Decided::Done(DeliveryState::Processed, None),
+                    Outcome::Ignored(why) => Decided::Done(DeliveryState::Ignored, Some(why)),
                 }
             }
-        };
-        let held = DeliveryStore::finish(txn, delivery, state, note.as_deref(), now)
-            .await
-            .map_err(|e| db_error(&e))?;
-        Ok(held.then_some(state))
+        })
     }
+}
+
+/// How a delivery of a chunk ends, before it is recorded.
+enum Decided {
+    /// Its effects are written (on the chunk's transaction); it ends in this state, with this
+    /// note.
+    Done(DeliveryState, Option<String>),
+    /// Its receiver is gone, and it with it: nothing to record.
+    Gone,
+    /// It failed before anything was written for it (its receiver could not be read, its
+    /// payload not classified): the try is recorded with its neighbours.
+    FailedEarly(HandlerError),
 }
 
 /// A claimed delivery on its way through the worker: its receiver and its event's effects.

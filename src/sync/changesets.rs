@@ -181,10 +181,8 @@ async fn record_entry<C: ConnectionTrait>(
     at: Stamp,
     now: Timestamp,
 ) -> Result<(), DbErr> {
-    use timeline_entry::Column as E;
     let time = at.time;
-    let key = entry_key(effect, time);
-    let inserted = timeline_entry::Entity::insert(timeline_entry::ActiveModel {
+    let entry = timeline_entry::ActiveModel {
         id: Set(arrival_ordered_id(at.arrival).into()),
         changeset_id: Set(changeset_id),
         kind: Set(effect.kind.clone()),
@@ -193,38 +191,17 @@ async fn record_entry<C: ConnectionTrait>(
         delivery_id: Set(delivery_id.into()),
         summary: Set(effect.summary.clone()),
         create_time: Set(now),
-        external_id: Set(key.clone()),
+        external_id: Set(entry_key(effect, time)),
         revise_time: Set(time),
-    })
-    .on_conflict(
-        OnConflict::columns([E::ChangesetId, E::Kind, E::ExternalId])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    if inserted > 0 {
-        return Ok(());
-    }
-    let this_entry = || {
-        timeline_entry::Entity::update_many()
-            .filter(E::ChangesetId.eq(changeset_id))
-            .filter(E::Kind.eq(effect.kind.clone()))
-            .filter(E::ExternalId.eq(key.clone()))
     };
-    this_entry()
-        .col_expr(E::Summary, Expr::value(effect.summary.clone()))
-        .col_expr(E::Actor, Expr::value(effect.actor.clone()))
-        .col_expr(E::DeliveryId, Expr::value(Id::from(delivery_id)))
-        .col_expr(E::ReviseTime, Expr::value(time))
-        .filter(E::ReviseTime.lt(time))
-        .exec(conn)
-        .await?;
-    this_entry()
-        .col_expr(E::OccurTime, Expr::value(time))
-        .filter(E::OccurTime.gt(time))
-        .exec(conn)
-        .await?;
+    // Nothing reads a timeline while a chunk of deliveries is applied: in one, the entry is
+    // written with the chunk's others.
+    if let Err(entry) = crate::deliveries::chunk::defer_timeline_entry(entry) {
+        timeline_entry::Entity::insert(entry)
+            .on_conflict(crate::deliveries::chunk::timeline_upsert())
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -373,6 +350,7 @@ async fn save<C: ConnectionTrait>(
     t: &Tracked,
     now: Timestamp,
 ) -> Result<(), DbErr> {
+    let id = model.id;
     let mut row: changeset::ActiveModel = model.into();
     row.title = Set(t.title.clone());
     row.url = Set(t.url.clone());
@@ -391,7 +369,12 @@ async fn save<C: ConnectionTrait>(
     row.reviews = Set(Json(t.reviews.clone()));
     row.checks = Set(Json(t.checks.clone()));
     row.update_time = Set(now);
-    sea_orm::ActiveModelTrait::update(row, conn).await?;
+    // One statement: `ActiveModelTrait::update` reads the row back after (on SQLite, another).
+    changeset::Entity::update_many()
+        .set(row)
+        .filter(changeset::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

@@ -49,7 +49,9 @@ pub struct FeedEntry {
     pub subject_id: Uuid,
 }
 
-/// Appends an entry, on `conn` (the transaction of the change it tells of).
+/// Appends an entry, on `conn` (the transaction of the change it tells of). In a chunk of the
+/// delivery worker, `conn` is the chunk's transaction, and the entry is written with the chunk's
+/// other entries before it commits ([`crate::deliveries::chunk`]).
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
     kind: FeedEntryKind,
@@ -57,11 +59,12 @@ pub async fn append<C: ConnectionTrait>(
     subject_id: Uuid,
     now: Timestamp,
 ) -> Result<(), DbErr> {
-    feed_entry::Entity::insert(feed_entry::ActiveModel::entry(
-        kind, source, subject_id, now,
-    ))
-    .exec_without_returning(conn)
-    .await?;
+    let entry = feed_entry::ActiveModel::entry(kind, source, subject_id, now);
+    if let Err(entry) = crate::deliveries::chunk::defer_feed_entry(entry) {
+        feed_entry::Entity::insert(entry)
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,207 @@
+//! Writes of one chunk of the delivery worker (the deliveries it writes in one transaction)
+//! that nothing in the chunk reads back: feed entries and timeline entries. While the worker
+//! applies a chunk, they are kept here instead of being written one statement each, and the
+//! worker writes them all before it records the deliveries' outcomes, in the same transaction:
+//! one multi-row statement per table (a few more when one timeline entry is told twice).
+//!
+//! A write made outside a chunk (a delivery tried on its own, the generic trigger, an admin's
+//! call) is made at once, as before: [`defer_feed_entry`] and [`defer_timeline_entry`] give the
+//! row back to be written then.
+
+use std::sync::{Arc, Mutex};
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+
+use crate::entity::{feed_entry, timeline_entry};
+
+/// The most rows one statement writes: far below both engines' limits on bound values.
+const ROWS_PER_STATEMENT: usize = 256;
+
+tokio::task_local! {
+    /// The writes of the chunk the current task is applying.
+    static CHUNK: Arc<Mutex<ChunkWrites>>;
+}
+
+/// Writes kept for the end of a chunk, in the order they were asked for.
+#[derive(Debug, Default)]
+pub struct ChunkWrites {
+    feed: Vec<feed_entry::ActiveModel>,
+    timeline: Vec<timeline_entry::ActiveModel>,
+}
+
+impl ChunkWrites {
+    /// Runs `work` with its feed and timeline writes kept; returns its output and them.
+    pub async fn keep<F: Future>(work: F) -> (F::Output, ChunkWrites) {
+        let writes = Arc::new(Mutex::new(ChunkWrites::default()));
+        let output = CHUNK.scope(writes.clone(), work).await;
+        let kept = std::mem::take(&mut *lock(&writes));
+        (output, kept)
+    }
+
+    /// Writes what was kept, on `conn` (the chunk's transaction).
+    pub async fn write<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
+        for rows in self.feed.chunks(ROWS_PER_STATEMENT) {
+            feed_entry::Entity::insert_many(rows.to_vec())
+                .exec_without_returning(conn)
+                .await?;
+        }
+        for round in timeline_rounds(self.timeline) {
+            for rows in round.chunks(ROWS_PER_STATEMENT) {
+                timeline_entry::Entity::insert_many(rows.to_vec())
+                    .on_conflict(timeline_upsert())
+                    .exec_without_returning(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lock(writes: &Mutex<ChunkWrites>) -> std::sync::MutexGuard<'_, ChunkWrites> {
+    // Nothing panics while holding it; a poisoned lock still holds whole rows.
+    writes.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps `entry` for the end of the chunk this task is applying; `Err(entry)` when it is not
+/// applying one (write it now).
+pub fn defer_feed_entry(entry: feed_entry::ActiveModel) -> Result<(), feed_entry::ActiveModel> {
+    let mut entry = Some(entry);
+    let kept = CHUNK.try_with(|writes| {
+        if let Some(entry) = entry.take() {
+            lock(writes).feed.push(entry);
+        }
+    });
+    match (kept, entry) {
+        (Ok(()), None) => Ok(()),
+        (_, Some(entry)) => Err(entry),
+        (Err(_), None) => unreachable!("the entry is taken only inside the chunk"),
+    }
+}
+
+/// Like [`defer_feed_entry`], for a timeline entry written with [`timeline_upsert`].
+pub fn defer_timeline_entry(
+    entry: timeline_entry::ActiveModel,
+) -> Result<(), timeline_entry::ActiveModel> {
+    let mut entry = Some(entry);
+    let kept = CHUNK.try_with(|writes| {
+        if let Some(entry) = entry.take() {
+            lock(writes).timeline.push(entry);
+        }
+    });
+    match (kept, entry) {
+        (Ok(()), None) => Ok(()),
+        (_, Some(entry)) => Err(entry),
+        (Err(_), None) => unreachable!("the entry is taken only inside the chunk"),
+    }
+}
+
+/// How a timeline entry is written: a new (changeset, kind, key) is inserted; for one already
+/// there, a newer fact (a later `revise_time`) replaces its summary, actor and delivery, and an
+/// earlier one its time. One statement, whose every assignment reads the row as it was.
+pub fn timeline_upsert() -> OnConflict {
+    use timeline_entry::Column as E;
+    let newer = |column: &str| {
+        sea_orm::sea_query::Expr::cust(format!(
+            "CASE WHEN changeset_events.revise_time < excluded.revise_time \
+             THEN excluded.{column} ELSE changeset_events.{column} END"
+        ))
+    };
+    OnConflict::columns([E::ChangesetId, E::Kind, E::ExternalId])
+        .value(E::Summary, newer("summary"))
+        .value(E::Actor, newer("actor"))
+        .value(E::DeliveryId, newer("delivery_id"))
+        .value(E::ReviseTime, newer("revise_time"))
+        .value(
+            E::OccurTime,
+            sea_orm::sea_query::Expr::cust(
+                "CASE WHEN changeset_events.occur_time > excluded.occur_time \
+                 THEN excluded.occur_time ELSE changeset_events.occur_time END",
+            ),
+        )
+        .to_owned()
+}
+
+/// `entries` in rounds, each naming a (changeset, kind, key) at most once (PostgreSQL refuses
+/// a statement that would update one row twice), an entry told twice in a later round than the
+/// first telling: written round after round, each entry meets the ones told before it in the
+/// order they were told, as one statement each would.
+fn timeline_rounds(
+    entries: Vec<timeline_entry::ActiveModel>,
+) -> Vec<Vec<timeline_entry::ActiveModel>> {
+    let mut rounds: Vec<Vec<timeline_entry::ActiveModel>> = Vec::new();
+    let mut last_round = std::collections::HashMap::new();
+    for entry in entries {
+        let key = (
+            entry.changeset_id.clone().unwrap(),
+            entry.kind.clone().unwrap(),
+            entry.external_id.clone().unwrap(),
+        );
+        let round = last_round.get(&key).map_or(0, |r| r + 1);
+        last_round.insert(key, round);
+        if rounds.len() <= round {
+            rounds.push(Vec::new());
+        }
+        rounds[round].push(entry);
+    }
+    rounds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::Id;
+    use crate::time::Timestamp;
+    use sea_orm::Set;
+
+    fn entry(changeset: Id, key: &str, summary: &str) -> timeline_entry::ActiveModel {
+        timeline_entry::ActiveModel {
+            id: Set(Id::new_v4()),
+            changeset_id: Set(changeset),
+            kind: Set("comment".into()),
+            actor: Set("octo".into()),
+            occur_time: Set(Timestamp::EPOCH),
+            delivery_id: Set(Id::new_v4()),
+            summary: Set(summary.into()),
+            create_time: Set(Timestamp::EPOCH),
+            external_id: Set(key.into()),
+            revise_time: Set(Timestamp::EPOCH),
+        }
+    }
+
+    #[test]
+    fn an_entry_told_twice_goes_to_a_later_round_in_the_order_told() {
+        let (a, b) = (Id::new_v4(), Id::new_v4());
+        let rounds = timeline_rounds(vec![
+            entry(a, "1", "first"),
+            entry(a, "2", "other"),
+            entry(a, "1", "second"),
+            entry(b, "1", "another changeset"),
+            entry(a, "1", "third"),
+        ]);
+        let summaries: Vec<Vec<String>> = rounds
+            .iter()
+            .map(|r| r.iter().map(|e| e.summary.clone().unwrap()).collect())
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                vec!["first", "other", "another changeset"],
+                vec!["second"],
+                vec!["third"]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_kept_only_inside_a_chunk() {
+        let changeset = Id::new_v4();
+        assert!(defer_timeline_entry(entry(changeset, "1", "outside")).is_err());
+        let ((), kept) = ChunkWrites::keep(async {
+            assert!(defer_timeline_entry(entry(changeset, "1", "inside")).is_ok());
+        })
+        .await;
+        assert_eq!(kept.timeline.len(), 1);
+        assert!(defer_timeline_entry(entry(changeset, "1", "after")).is_err());
+    }
+}
