@@ -63,37 +63,31 @@ fn lock(writes: &Mutex<ChunkWrites>) -> std::sync::MutexGuard<'_, ChunkWrites> {
     writes.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Keeps `entry` for the end of the chunk this task is applying; `Err(entry)` when it is not
-/// applying one (write it now).
-pub fn defer_feed_entry(entry: feed_entry::ActiveModel) -> Result<(), feed_entry::ActiveModel> {
+/// Keeps `entry` for the end of the chunk this task is applying; gives it back when the task is
+/// not applying one (write it now).
+pub fn defer_feed_entry(entry: feed_entry::ActiveModel) -> Option<feed_entry::ActiveModel> {
     let mut entry = Some(entry);
     let kept = CHUNK.try_with(|writes| {
         if let Some(entry) = entry.take() {
             lock(writes).feed.push(entry);
         }
     });
-    match (kept, entry) {
-        (Ok(()), None) => Ok(()),
-        (_, Some(entry)) => Err(entry),
-        (Err(_), None) => unreachable!("the entry is taken only inside the chunk"),
-    }
+    debug_assert!(kept.is_ok() == entry.is_none());
+    entry
 }
 
 /// Like [`defer_feed_entry`], for a timeline entry written with [`timeline_upsert`].
 pub fn defer_timeline_entry(
     entry: timeline_entry::ActiveModel,
-) -> Result<(), timeline_entry::ActiveModel> {
+) -> Option<timeline_entry::ActiveModel> {
     let mut entry = Some(entry);
     let kept = CHUNK.try_with(|writes| {
         if let Some(entry) = entry.take() {
             lock(writes).timeline.push(entry);
         }
     });
-    match (kept, entry) {
-        (Ok(()), None) => Ok(()),
-        (_, Some(entry)) => Err(entry),
-        (Err(_), None) => unreachable!("the entry is taken only inside the chunk"),
-    }
+    debug_assert!(kept.is_ok() == entry.is_none());
+    entry
 }
 
 /// How a timeline entry is written: a new (changeset, kind, key) is inserted; for one already
@@ -196,12 +190,12 @@ mod tests {
     #[tokio::test]
     async fn writes_are_kept_only_inside_a_chunk() {
         let changeset = Id::new_v4();
-        assert!(defer_timeline_entry(entry(changeset, "1", "outside")).is_err());
+        assert!(defer_timeline_entry(entry(changeset, "1", "outside")).is_some());
         let ((), kept) = ChunkWrites::keep(async {
-            assert!(defer_timeline_entry(entry(changeset, "1", "inside")).is_ok());
+            assert!(defer_timeline_entry(entry(changeset, "1", "inside")).is_none());
         })
         .await;
         assert_eq!(kept.timeline.len(), 1);
-        assert!(defer_timeline_entry(entry(changeset, "1", "after")).is_err());
+        assert!(defer_timeline_entry(entry(changeset, "1", "after")).is_some());
     }
 }

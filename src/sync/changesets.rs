@@ -196,7 +196,7 @@ async fn record_entry<C: ConnectionTrait>(
     };
     // Nothing reads a timeline while a chunk of deliveries is applied: in one, the entry is
     // written with the chunk's others.
-    if let Err(entry) = crate::deliveries::chunk::defer_timeline_entry(entry) {
+    if let Some(entry) = crate::deliveries::chunk::defer_timeline_entry(entry) {
         timeline_entry::Entity::insert(entry)
             .on_conflict(crate::deliveries::chunk::timeline_upsert())
             .exec_without_returning(conn)

@@ -60,7 +60,7 @@ pub async fn append<C: ConnectionTrait>(
     now: Timestamp,
 ) -> Result<(), DbErr> {
     let entry = feed_entry::ActiveModel::entry(kind, source, subject_id, now);
-    if let Err(entry) = crate::deliveries::chunk::defer_feed_entry(entry) {
+    if let Some(entry) = crate::deliveries::chunk::defer_feed_entry(entry) {
         feed_entry::Entity::insert(entry)
             .exec_without_returning(conn)
             .await?;
