@@ -167,14 +167,15 @@ wait_for_port() {
 # rss_kb PID FIELD: VmRSS (now) or VmHWM (peak) of a process, in kB.
 rss_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
-# start_hookgate NAME ARGS...: starts `hookgate serve` on ports 0 with its log in $WORK/NAME.log
-# and waits until its listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC, HG_METRICS and HG_READY
+# start_hookgate NAME ARGS...: starts `hookgate serve` on ports 0 (the web console too, so that
+# replicas, and other hookgates on the machine, do not contend for its default port) with its log
+# in $WORK/NAME.log and waits until its listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC, HG_METRICS and HG_READY
 # (the time the service began serving, seconds since the epoch).
 start_hookgate() {
     local name=$1 logfile=$WORK/$1.log i
     shift
     "$HOOKGATE" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
-        "$@" >"$logfile" 2>&1 &
+        --console-addr 127.0.0.1:0 "$@" >"$logfile" 2>&1 &
     HG_PID=$!
     PIDS+=("$HG_PID")
     for i in $(seq 1 1200); do
