@@ -635,8 +635,9 @@ MIX=(--mix realistic --repositories "$MIX_REPOSITORIES" --pull-requests "$MIX_PU
 
 # sustained_attempt ENGINE N RATE: attempt N of the sustained search on the hookgate started last
 # (HG_METRICS, RECEIVER_URL): the mix at RATE deliveries/s, open loop, for
-# BENCH_SUSTAINED_DURATION, the queue's depth polled from /metrics every POLL meanwhile; then the
-# queue is drained and the processing lag read. It passes when the deepest queue polled is at most
+# BENCH_SUSTAINED_DURATION after BENCH_WARMUP at the same rate (the load tool opening its
+# connections is not hookgate's latency), the queue's depth polled from /metrics every POLL from
+# the start; then the queue is drained and the processing lag read. It passes when the deepest queue polled is at most
 # RATE (one second's worth), the p99 at most SUSTAINED_P99_MS and every request was answered
 # 2xx. Prints and records the attempt; sets ATTEMPT_PASSED (1 or 0).
 sustained_attempt() {
@@ -644,18 +645,19 @@ sustained_attempt() {
     echo "-- sustained-$engine, attempt $n: $rate deliveries/s for $SUSTAINED_DURATION" >&2
     metrics_snapshot "$HG_METRICS" "$WORK/lag-before"
     : >"$depths"
-    # One line per poll; an empty one when /metrics did not answer with the queue's depth.
+    # One line per poll, its time and the depth (none when /metrics did not answer with it).
     (
         while :; do
             depth=$(queued "$HG_METRICS" 2>/dev/null) || depth=""
-            echo "$depth" >>"$depths"
+            echo "$EPOCHREALTIME $depth" >>"$depths"
             sleep "$POLL"
         done
     ) &
     sampler=$!
     PIDS+=("$sampler")
     run_load "sustained-$engine" --url "$RECEIVER_URL" --secret="$RECEIVER_SECRET" --rate "$rate" \
-        --duration "$SUSTAINED_DURATION" --concurrency "$SUSTAINED_CONCURRENCY" "${MIX[@]}"
+        --duration "$SUSTAINED_DURATION" --warmup "$WARMUP" --concurrency "$SUSTAINED_CONCURRENCY" \
+        "${MIX[@]}"
     stop "$sampler"
     drain "$HG_METRICS" "sustained-$engine"
     metrics_snapshot "$HG_METRICS" "$WORK/lag-after"
@@ -668,8 +670,15 @@ engine, n, rate, depths, report, lag, lag_text, p99_limit, poll = sys.argv[1:]
 rate, report, lag = float(rate), json.loads(report), json.loads(lag)
 p99_limit, poll = float(p99_limit), float(poll)
 with open(depths) as f:
-    polls = [line.strip() for line in f]
-series = [int(float(d)) for d in polls if d]
+    polls = [line.split() for line in f if line.strip()]
+# (seconds since the first poll, depth) of the polls that read the depth.
+start = float(polls[0][0].replace(",", ".")) if polls else 0.0
+read = [(float(p[0].replace(",", ".")) - start, int(float(p[1]))) for p in polls if len(p) == 2]
+series = [depth for _, depth in read]
+# The deepest queue polled in each second of the run, for a person to see how it grew.
+each_second = {}
+for t, depth in read:
+    each_second[int(t)] = max(depth, each_second.get(int(t), 0))
 p99 = report["latency_ms"]["p99"]
 sent = report["requests"] + report["connection_errors"] + report["timeouts"]
 why = []
@@ -687,7 +696,8 @@ attempt = {
     "ok_rps": report["ok_rps"], "max_queue": max(series) if series else None,
     "end_queue": series[-1] if series else None, "polls": len(polls),
     "missed_polls": len(polls) - len(series), "poll_s": poll,
-    "queue_each_second": series[:: max(1, round(1 / poll))], "lag": lag, "report": report,
+    "queue_max_each_second": [each_second.get(t) for t in range(max(each_second, default=-1) + 1)],
+    "lag": lag, "report": report,
 }
 print(
     f"sustained-{engine}, attempt {n}: {rate:,.0f}/s offered, {report['ok_rps']:,.0f} 2xx/s, "
@@ -696,7 +706,10 @@ print(
     f"processing lag {lag_text}: " + ("pass" if not why else "fail (" + "; ".join(why) + ")"),
     file=sys.stderr,
 )
-print("sustained queue each second: " + " ".join(map(str, attempt["queue_each_second"])), file=sys.stderr)
+print(
+    "deepest queue in each second: " + " ".join(map(str, attempt["queue_max_each_second"])),
+    file=sys.stderr,
+)
 print(json.dumps(attempt))
 PY
     )
@@ -709,7 +722,7 @@ PY
 # BENCH_SUSTAINED_MAX), or halving while they fail (down to BENCH_SUSTAINED_MIN), then bisecting
 # between the last pass and the first failure BENCH_SUSTAINED_STEPS times. Records the result.
 sustained() {
-    local engine=$1 rate=$SUSTAINED_START passed="" failed="" n=0 step
+    local engine=$1 rate=$SUSTAINED_START passed="" failed="" n=0 step outcome
     shift
     log "sustained rate on $engine: the mix over $MIX_PULL_REQUESTS pull requests in $MIX_REPOSITORIES repositories, $SUSTAINED_DURATION per attempt, from $SUSTAINED_START/s"
     start_hookgate "sustained-$engine" "$@"
@@ -739,7 +752,9 @@ sustained() {
         done
     fi
     stop "$HG_PID"
-    echo "sustained-$engine: ${passed:-nothing}/s passed, the first failure at ${failed:-none (the maximum passed)}/s, in $n attempts" >&2
+    if [[ -n $passed ]]; then outcome="$passed/s passed"; else outcome="no rate passed"; fi
+    if [[ -n $failed ]]; then outcome+=", the first failure at $failed/s"; else outcome+=", no failure up to $SUSTAINED_MAX/s"; fi
+    echo "sustained-$engine: $outcome, in $n attempts" >&2
     record "{\"type\": \"sustained\", \"engine\": \"$engine\", \"rate\": ${passed:-null}, \"first_failure\": ${failed:-null}, \"attempts\": $n, \"duration\": \"$SUSTAINED_DURATION\", \"start\": $SUSTAINED_START, \"max\": $SUSTAINED_MAX, \"min\": $SUSTAINED_MIN, \"steps\": $SUSTAINED_STEPS, \"concurrency\": $SUSTAINED_CONCURRENCY, \"p99_limit_ms\": $SUSTAINED_P99_MS}"
 }
 
