@@ -7,20 +7,38 @@
 //! A write made outside a chunk (a delivery tried on its own, the generic trigger, an admin's
 //! call) is made at once, as before: [`defer_feed_entry`] and [`defer_timeline_entry`] give the
 //! row back to be written then.
+//!
+//! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
+//! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`]), so that each
+//! delivery need not read its own: the chunk's transaction holds the database (SQLite) or those
+//! rows (PostgreSQL), so they stay as read until the chunk itself writes them, and a write
+//! forgets them ([`forget_repositories`], [`forget_changeset`]).
 
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
-use crate::entity::{feed_entry, timeline_entry};
+use std::collections::HashMap;
+
+use crate::entity::{Id, changeset, feed_entry, repository, timeline_entry};
 
 /// The most rows one statement writes: far below both engines' limits on bound values.
 const ROWS_PER_STATEMENT: usize = 256;
 
 tokio::task_local! {
-    /// The writes of the chunk the current task is applying.
-    static CHUNK: Arc<Mutex<ChunkWrites>>;
+    /// The writes and reads of the chunk the current task is applying.
+    static CHUNK: Arc<Mutex<Chunk>>;
+}
+
+/// What a chunk keeps while it is applied.
+#[derive(Debug, Default)]
+struct Chunk {
+    writes: ChunkWrites,
+    /// Repositories read at the chunk's start, by code host and the host's id.
+    repositories: HashMap<(String, String), repository::Model>,
+    /// Changesets read at the chunk's start, by repository and number; `None`: there is none.
+    changesets: HashMap<(Id, i64), Option<changeset::Model>>,
 }
 
 /// Writes kept for the end of a chunk, in the order they were asked for.
@@ -33,9 +51,9 @@ pub struct ChunkWrites {
 impl ChunkWrites {
     /// Runs `work` with its feed and timeline writes kept; returns its output and them.
     pub async fn keep<F: Future>(work: F) -> (F::Output, ChunkWrites) {
-        let writes = Arc::new(Mutex::new(ChunkWrites::default()));
-        let output = CHUNK.scope(writes.clone(), work).await;
-        let kept = std::mem::take(&mut *lock(&writes));
+        let chunk = Arc::new(Mutex::new(Chunk::default()));
+        let output = CHUNK.scope(chunk.clone(), work).await;
+        let kept = std::mem::take(&mut lock(&chunk).writes);
         (output, kept)
     }
 
@@ -58,9 +76,74 @@ impl ChunkWrites {
     }
 }
 
-fn lock(writes: &Mutex<ChunkWrites>) -> std::sync::MutexGuard<'_, ChunkWrites> {
+fn lock(chunk: &Mutex<Chunk>) -> std::sync::MutexGuard<'_, Chunk> {
     // Nothing panics while holding it; a poisoned lock still holds whole rows.
-    writes.lock().unwrap_or_else(|p| p.into_inner())
+    chunk.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether the current task is applying a chunk.
+pub fn in_chunk() -> bool {
+    CHUNK.try_with(|_| ()).is_ok()
+}
+
+/// Keeps `models`, read in the chunk's transaction (and held there), for the chunk's deliveries.
+pub fn keep_repositories(models: impl IntoIterator<Item = repository::Model>) {
+    let _ = CHUNK.try_with(|chunk| {
+        let mut chunk = lock(chunk);
+        for m in models {
+            if !m.external_id.is_empty() {
+                chunk
+                    .repositories
+                    .insert((m.code_host_urn.clone(), m.external_id.clone()), m);
+            }
+        }
+    });
+}
+
+/// The repository of `urn` with the host's id `external_id`, if the chunk read it.
+pub fn cached_repository(urn: &str, external_id: &str) -> Option<repository::Model> {
+    CHUNK
+        .try_with(|chunk| {
+            lock(chunk)
+                .repositories
+                .get(&(urn.to_owned(), external_id.to_owned()))
+                .cloned()
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets every repository the chunk read: one of them, or the names they hold, is written.
+pub fn forget_repositories() {
+    let _ = CHUNK.try_with(|chunk| lock(chunk).repositories.clear());
+}
+
+/// Keeps what the chunk read of the changesets `wanted` (repository, number): `found` among
+/// them, and that the others do not exist.
+pub fn keep_changesets(wanted: &[(Id, i64)], found: Vec<changeset::Model>) {
+    let _ = CHUNK.try_with(|chunk| {
+        let mut chunk = lock(chunk);
+        for key in wanted {
+            chunk.changesets.entry(*key).or_insert(None);
+        }
+        for m in found {
+            chunk.changesets.insert((m.repository_id, m.number), Some(m));
+        }
+    });
+}
+
+/// What the chunk read of changeset `number` of a repository: `Some(None)` when it does not
+/// exist, `None` when the chunk did not read it.
+pub fn cached_changeset(repository_id: Id, number: i64) -> Option<Option<changeset::Model>> {
+    CHUNK
+        .try_with(|chunk| lock(chunk).changesets.get(&(repository_id, number)).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Forgets changeset `number` of a repository: it is written.
+pub fn forget_changeset(repository_id: Id, number: i64) {
+    let _ = CHUNK.try_with(|chunk| lock(chunk).changesets.remove(&(repository_id, number)));
 }
 
 /// Keeps `entry` for the end of the chunk this task is applying; gives it back when the task is
@@ -69,7 +152,7 @@ pub fn defer_feed_entry(entry: feed_entry::ActiveModel) -> Option<feed_entry::Ac
     let mut entry = Some(entry);
     let kept = CHUNK.try_with(|writes| {
         if let Some(entry) = entry.take() {
-            lock(writes).feed.push(entry);
+            lock(writes).writes.feed.push(entry);
         }
     });
     debug_assert!(kept.is_ok() == entry.is_none());
@@ -83,7 +166,7 @@ pub fn defer_timeline_entry(
     let mut entry = Some(entry);
     let kept = CHUNK.try_with(|writes| {
         if let Some(entry) = entry.take() {
-            lock(writes).timeline.push(entry);
+            lock(writes).writes.timeline.push(entry);
         }
     });
     debug_assert!(kept.is_ok() == entry.is_none());

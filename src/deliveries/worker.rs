@@ -145,6 +145,18 @@ pub trait Handler: Send + Sync + 'static {
         event: &Event,
     ) -> Result<Outcome, HandlerError>;
 
+    /// Called once per chunk of deliveries, on its transaction, before `handle` is called for
+    /// any of `events` (the chunk's candidates, in order; the last may be left to the next
+    /// chunk): a handler may read there, for them all at once, what `handle` would read for
+    /// each (see [`super::chunk`]). An error fails the transaction.
+    async fn prepare(
+        &self,
+        _txn: &DatabaseTransaction,
+        _events: &[(&Receiver, &Event)],
+    ) -> Result<(), DbErr> {
+        Ok(())
+    }
+
     /// What `handle` will hold rows of for `event` (with PostgreSQL, until the transaction
     /// ends), as a key that sorts: the worker applies each batch in this order, so that two
     /// replicas' transactions never wait for each other's rows in a circle. `None`: nothing.
@@ -288,6 +300,17 @@ impl Worker {
         let opened = Instant::now();
         let mut chunk = Vec::with_capacity(self.config.per_transaction);
         let (decided, writes) = ChunkWrites::keep(async {
+            let candidates: Vec<(&Receiver, &Event)> = pending
+                .iter()
+                .take(self.config.per_transaction)
+                .filter_map(|item| match (&item.receiver, &item.event) {
+                    (Ok(Some(entry)), Some(Ok(event))) => Some((&entry.receiver, event)),
+                    _ => None,
+                })
+                .collect();
+            if let Err(e) = self.handler.prepare(&txn, &candidates).await {
+                return Err(Err(e));
+            }
             let mut decided = Vec::with_capacity(self.config.per_transaction);
             while chunk.len() < self.config.per_transaction
                 && (chunk.is_empty() || opened.elapsed() < self.config.transaction_budget)
@@ -297,14 +320,20 @@ impl Worker {
                 };
                 let outcome = self.decide(&txn, &item).await;
                 chunk.push(item);
-                decided.push(outcome?);
+                decided.push(outcome.map_err(Ok)?);
             }
-            Ok::<_, HandlerError>(decided)
+            Ok::<_, Result<HandlerError, DbErr>>(decided)
         })
         .await;
         let decided = match decided {
             Ok(decided) => decided,
-            Err(error) => {
+            Err(Err(e)) => {
+                tracing::warn!(error = %e, "delivery worker's transaction failed");
+                drop(txn);
+                let take = pending.len().min(self.config.per_transaction);
+                return self.one_by_one(pending.drain(..take).collect(), now).await;
+            }
+            Err(Ok(error)) => {
                 // The failed delivery's writes cannot be undone alone: the chunk is undone, its
                 // failure recorded on its own, and the deliveries before it go back to the front
                 // of the queue, to be applied again (their handlers run again) in the next.

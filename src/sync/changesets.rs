@@ -283,9 +283,17 @@ async fn find_or_create<C: ConnectionTrait>(
             .filter(changeset::Column::RepositoryId.eq(repository_id))
             .filter(changeset::Column::Number.eq(number))
     };
-    if let Some(m) = find().one(conn).await? {
-        return Ok(m);
+    match crate::deliveries::chunk::cached_changeset(repository_id, number) {
+        // Read at the start of the worker's chunk, under the repository's hold.
+        Some(Some(m)) => return Ok(m),
+        Some(None) => {}
+        None => {
+            if let Some(m) = find().one(conn).await? {
+                return Ok(m);
+            }
+        }
     }
+    crate::deliveries::chunk::forget_changeset(repository_id, number);
     let now = Timestamp::now();
     let empty = Tracked::default();
     changeset::Entity::insert(changeset::ActiveModel {
@@ -351,6 +359,7 @@ async fn save<C: ConnectionTrait>(
     now: Timestamp,
 ) -> Result<(), DbErr> {
     let id = model.id;
+    crate::deliveries::chunk::forget_changeset(model.repository_id, model.number);
     let mut row: changeset::ActiveModel = model.into();
     row.title = Set(t.title.clone());
     row.url = Set(t.url.clone());

@@ -74,6 +74,85 @@ impl Handler for SyncHandler {
         }
     }
 
+    /// Reads, and holds, the repositories the chunk's effects name by their host's id, and the
+    /// changesets they name by number, two statements for the chunk (per code host), so that
+    /// applying each effect reads neither again ([`crate::deliveries::chunk`]). With
+    /// PostgreSQL the repositories are held in the order of their ids: two chunks never wait for
+    /// each other's in a circle.
+    async fn prepare(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Receiver, &Event)],
+    ) -> Result<(), sea_orm::DbErr> {
+        use std::collections::{BTreeMap, BTreeSet};
+
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+        use crate::deliveries::chunk;
+        use crate::entity::changeset;
+        use crate::hosts::effects::Target;
+
+        // The host's ids of the repositories, and the numbers of their changesets, per code host.
+        let mut wanted: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+        for (receiver, event) in events {
+            let urn = &receiver.code_host_urn;
+            for effect in event.effects.as_deref().unwrap_or_default() {
+                let repo = effect.repository();
+                if repo.external_id.is_empty() || elsewhere(repo, urn).is_some() {
+                    continue;
+                }
+                let numbers = wanted
+                    .entry(urn.as_str())
+                    .or_default()
+                    .entry(repo.external_id.as_str())
+                    .or_default();
+                if let Effect::Changeset(ChangesetEffect {
+                    target: Target::Number(n),
+                    ..
+                }) = effect
+                {
+                    numbers.insert(*n);
+                }
+            }
+        }
+        for (urn, repositories) in wanted {
+            let models = repository::Entity::find()
+                .filter(repository::Column::CodeHostUrn.eq(urn))
+                .filter(repository::Column::ExternalId.is_in(repositories.keys().copied()))
+                .order_by_asc(repository::Column::Id)
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+            let changesets: Vec<_> = models
+                .iter()
+                .flat_map(|m| {
+                    let numbers = repositories.get(m.external_id.as_str());
+                    numbers
+                        .into_iter()
+                        .flatten()
+                        .map(move |n| (m.id, *n))
+                })
+                .collect();
+            chunk::keep_repositories(models);
+            if changesets.is_empty() {
+                continue;
+            }
+            let ids: BTreeSet<_> = changesets.iter().map(|(id, _)| *id).collect();
+            let numbers: BTreeSet<_> = changesets.iter().map(|(_, n)| *n).collect();
+            let found = changeset::Entity::find()
+                .filter(changeset::Column::RepositoryId.is_in(ids))
+                .filter(changeset::Column::Number.is_in(numbers))
+                .all(txn)
+                .await?;
+            let found = found
+                .into_iter()
+                .filter(|c| changesets.contains(&(c.repository_id, c.number)))
+                .collect();
+            chunk::keep_changesets(&changesets, found);
+        }
+        Ok(())
+    }
+
     /// [`lock_order`] of the event's effects (none when they could not be read).
     fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
         lock_order(receiver, event.effects.as_deref().ok()?)

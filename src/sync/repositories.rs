@@ -315,6 +315,10 @@ async fn find_id_locked<C: ConnectionTrait>(
     urn: &str,
     external_id: &str,
 ) -> Result<Option<repository::Model>, DbErr> {
+    // Read, and held, at the start of the worker's chunk.
+    if let Some(model) = crate::deliveries::chunk::cached_repository(urn, external_id) {
+        return Ok(Some(model));
+    }
     repository::Entity::find()
         .filter(repository::Column::CodeHostUrn.eq(urn))
         .filter(repository::Column::ExternalId.eq(external_id))
@@ -368,6 +372,7 @@ async fn insert_if_absent<C: ConnectionTrait>(
         create_time: Set(now),
         update_time: Set(now),
     };
+    crate::deliveries::chunk::forget_repositories();
     // No conflict target: either unique index, (urn, name) or (urn, external_id), decides.
     repository::Entity::insert(row)
         .on_conflict(OnConflict::new().do_nothing().to_owned())
@@ -431,6 +436,7 @@ async fn release_name<C: ConnectionTrait>(
     let name = format!("{}@{id}", holder.name);
     tracing::info!(repository = %holder.id, from = %holder.name, to = %name,
         "repository gives up its name: its host gave it to another repository");
+    crate::deliveries::chunk::forget_repositories();
     let mut row: repository::ActiveModel = holder.into();
     row.name = Set(name);
     row.update_time = Set(now);
@@ -452,6 +458,7 @@ async fn rename<C: ConnectionTrait>(
     if model.name == name {
         return Ok(model);
     }
+    crate::deliveries::chunk::forget_repositories();
     let urn = model.code_host_urn.clone();
     if let Some(holder) = find_locked(conn, &urn, name).await?
         && holder.id != model.id
@@ -539,6 +546,7 @@ pub async fn seen<C: ConnectionTrait>(
     if !stale {
         return Ok(Some(model));
     }
+    crate::deliveries::chunk::forget_repositories();
     let mut row: repository::ActiveModel = model.into();
     if !seen.external_id.is_empty() {
         row.external_id = Set(seen.external_id.clone());
