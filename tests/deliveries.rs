@@ -631,3 +631,242 @@ async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engi
     assert!(err.to_string().contains("brotli"), "{err}");
     s.test_db.drop_database().await;
 }
+
+on_both_engines!(a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time);
+
+/// A GitHub event `fixture` made about pull request `number` of repository `id` (`name`).
+fn about(fixture: &str, id: i64, name: &str, number: i64) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&common::fixture(&format!("github/{fixture}.json"))).unwrap();
+    let repo = &mut body["repository"];
+    repo["id"] = id.into();
+    repo["full_name"] = name.into();
+    repo["name"] = name.split('/').next_back().unwrap().into();
+    repo["html_url"] = format!("https://github.com/{name}").into();
+    for pointer in ["/number", "/pull_request/number", "/issue/number"] {
+        if let Some(n) = body.pointer_mut(pointer) {
+            *n = number.into();
+        }
+    }
+    if let Some(prs) = body
+        .pointer_mut("/check_run/pull_requests")
+        .and_then(|p| p.as_array_mut())
+    {
+        for pr in prs {
+            pr["number"] = number.into();
+            pr["base"]["repo"]["id"] = id.into();
+        }
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// Stores a pending GitHub delivery `id` of `event` with `body`, received at `at`.
+async fn stored(s: &Setup, id: Uuid, event: &str, body: Vec<u8>, at: i64) {
+    let headers = BTreeMap::from([
+        ("x-github-event".to_owned(), event.to_owned()),
+        ("x-github-delivery".to_owned(), id.to_string()),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ]);
+    let stored = s
+        .deliveries
+        .record(NewDelivery {
+            id,
+            receiver_id: s.receiver,
+            delivery_key: DeliveryKey::parse(&id.to_string()),
+            event: event.into(),
+            state: DeliveryState::Pending,
+            receive_time: time(at),
+            method: "POST".into(),
+            path: "/".into(),
+            request_headers: headers,
+            request_body: Some(body),
+            response_status: 202,
+            response_body: Vec::new(),
+            last_error: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, Stored::New);
+}
+
+/// What the deliveries left: every changeset with its timeline (without the ids and times the
+/// database makes), the repositories, and the feed's entries by kind, in order.
+async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>) {
+    use hookgate::sync::{ChangesetFilter, ChangesetStore, RepositoryStore};
+    let store = ChangesetStore::new(s.db.clone());
+    let page = store
+        .list(&ChangesetFilter::default(), None, 1000)
+        .await
+        .unwrap();
+    let mut changesets = Vec::new();
+    for c in page.changesets {
+        let (timeline, _) = store.timeline(c.id, None, 1000).await.unwrap();
+        let timeline: Vec<String> = timeline
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {:?} {} {}",
+                    e.kind, e.actor, e.external_id, e.occur_time, e.delivery_id, e.summary
+                )
+            })
+            .collect();
+        changesets.push(format!(
+            "{}#{} {:?} {:?} {:?} {} {} {} {:?} {:?} {} {} | {}",
+            c.repository,
+            c.number,
+            c.state,
+            c.review_state,
+            c.check_state,
+            c.title,
+            c.head_ref,
+            c.head_sha,
+            c.labels,
+            c.host_update_time,
+            c.in_merge_queue,
+            c.auto_merge,
+            timeline.join(" / ")
+        ));
+    }
+    changesets.sort();
+    let mut repositories: Vec<String> = RepositoryStore::new(s.db.clone())
+        .list(None, None, 1000)
+        .await
+        .unwrap()
+        .repositories
+        .into_iter()
+        .map(|r| format!("{} {} {} {:?}", r.name, r.external_id, r.url, r.clone_urls))
+        .collect();
+    repositories.sort();
+    let feed = FeedStore::new(s.db.clone())
+        .after(0, None, &[], 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    (changesets, repositories, feed)
+}
+
+/// The worker applies many deliveries in one transaction, reading their repositories and
+/// changesets once for the chunk and writing their timeline and feed entries together at its
+/// end: pull requests opened, labeled, reviewed, commented, checked, pushed to and closed, some
+/// told twice and some out of order, over three repositories, leave the same changesets,
+/// timelines, repositories and feed as when each delivery is a transaction of its own.
+async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engine) {
+    let events = [
+        ("pull_request", "pull_request.opened"),
+        ("pull_request", "pull_request.labeled"),
+        ("pull_request_review", "pull_request_review.submitted"),
+        ("issue_comment", "issue_comment.created"),
+        ("check_run", "check_run.completed"),
+        ("pull_request", "pull_request.synchronize"),
+        ("push", "push.branch-updated"),
+        ("pull_request", "pull_request.closed"),
+    ];
+    let repositories = [(1001, "octo/one"), (1002, "octo/two"), (1003, "octo/three")];
+    let mut deliveries = Vec::new();
+    for (i, (event, fixture)) in events.iter().enumerate() {
+        for (r, (id, name)) in repositories.iter().enumerate() {
+            for number in 1..=3 {
+                deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
+                // Told twice: a redelivery under its own id, with the same facts.
+                if (i + r + number as usize) % 5 == 0 {
+                    deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
+                }
+            }
+        }
+    }
+    // Out of order: the last ten arrive first.
+    deliveries.rotate_right(10);
+
+    let one_at_a_time = setup(engine).await;
+    let chunked = setup(engine).await;
+    let now = time(901 * SECOND);
+    let alone = Worker::new(
+        one_at_a_time.db.clone(),
+        one_at_a_time.receivers.clone(),
+        Arc::new(hookgate::sync::SyncHandler),
+        WorkerConfig {
+            batch: 1,
+            per_transaction: 1,
+            ..WorkerConfig::default()
+        },
+        Default::default(),
+    );
+    let together = Worker::new(
+        chunked.db.clone(),
+        chunked.receivers.clone(),
+        Arc::new(hookgate::sync::SyncHandler),
+        WorkerConfig {
+            batch: 1000,
+            per_transaction: 1000,
+            transaction_budget: Duration::from_secs(600),
+            ..WorkerConfig::default()
+        },
+        Default::default(),
+    );
+    // In two waves, so that the second chunk finds changesets and repositories the first made.
+    let (first, second) = deliveries.split_at(deliveries.len() / 3);
+    let mut at = 900 * SECOND;
+    for wave in [first, second] {
+        for s in [&one_at_a_time, &chunked] {
+            for (i, (id, event, body)) in wave.iter().enumerate() {
+                stored(s, *id, event, body.clone(), at + i as i64).await;
+            }
+        }
+        at += wave.len() as i64;
+        while alone.process_due(now).await.unwrap() > 0 {}
+        assert_eq!(
+            together.process_due(now).await.unwrap(),
+            wave.len(),
+            "one claim, one chunk"
+        );
+        assert_eq!(together.process_due(now).await.unwrap(), 0);
+    }
+
+    let expected = left(&one_at_a_time).await;
+    let (changesets, repositories, feed) = left(&chunked).await;
+    assert_eq!(expected.0.len(), 9, "{:#?}", expected.0);
+    assert_eq!(repositories.len(), 3, "{repositories:#?}");
+    assert!(
+        expected.0.iter().all(|c| c.contains(" / ")),
+        "every changeset has a timeline: {:#?}",
+        expected.0
+    );
+    assert_eq!(changesets, expected.0);
+    assert_eq!(repositories, expected.1);
+    if engine == Engine::Postgres {
+        // On PostgreSQL a claim's deliveries are applied in the order of their repositories'
+        // holds (`Handler::lock_order`), so entries of different repositories may come in
+        // another order than one delivery at a time gives.
+        let (mut feed, mut expected) = (feed, expected.2.clone());
+        feed.sort_by_key(|k| format!("{k:?}"));
+        expected.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(feed, expected);
+    } else {
+        assert_eq!(feed, expected.2);
+    }
+    let mut states = Vec::new();
+    for s in [&one_at_a_time, &chunked] {
+        let mut of: Vec<(Uuid, DeliveryState, Option<String>)> = s
+            .deliveries
+            .list(&Default::default(), None, 1000)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .map(|d| (d.id, d.state, d.last_error))
+            .collect();
+        of.sort_by_key(|d| d.0);
+        assert_eq!(of.len(), deliveries.len());
+        assert!(
+            of.iter()
+                .all(|d| matches!(d.1, DeliveryState::Processed | DeliveryState::Ignored)),
+            "{of:#?}"
+        );
+        states.push(of);
+    }
+    assert_eq!(states[0], states[1]);
+    one_at_a_time.test_db.drop_database().await;
+    chunked.test_db.drop_database().await;
+}

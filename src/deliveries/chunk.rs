@@ -127,7 +127,9 @@ pub fn keep_changesets(wanted: &[(Id, i64)], found: Vec<changeset::Model>) {
             chunk.changesets.entry(*key).or_insert(None);
         }
         for m in found {
-            chunk.changesets.insert((m.repository_id, m.number), Some(m));
+            chunk
+                .changesets
+                .insert((m.repository_id, m.number), Some(m));
         }
     });
 }
@@ -136,7 +138,12 @@ pub fn keep_changesets(wanted: &[(Id, i64)], found: Vec<changeset::Model>) {
 /// exist, `None` when the chunk did not read it.
 pub fn cached_changeset(repository_id: Id, number: i64) -> Option<Option<changeset::Model>> {
     CHUNK
-        .try_with(|chunk| lock(chunk).changesets.get(&(repository_id, number)).cloned())
+        .try_with(|chunk| {
+            lock(chunk)
+                .changesets
+                .get(&(repository_id, number))
+                .cloned()
+        })
         .ok()
         .flatten()
 }

@@ -127,10 +127,7 @@ impl Handler for SyncHandler {
                 .iter()
                 .flat_map(|m| {
                     let numbers = repositories.get(m.external_id.as_str());
-                    numbers
-                        .into_iter()
-                        .flatten()
-                        .map(move |n| (m.id, *n))
+                    numbers.into_iter().flatten().map(move |n| (m.id, *n))
                 })
                 .collect();
             chunk::keep_repositories(models);
