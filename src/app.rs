@@ -191,10 +191,7 @@ impl Application {
                 db.clone(),
                 receivers.clone(),
                 Arc::new(SyncHandler),
-                WorkerConfig {
-                    lease: config.delivery_lease.into(),
-                    ..WorkerConfig::for_backend(db.get_database_backend())
-                },
+                WorkerConfig::for_backend(db.get_database_backend()).with(config),
                 worker_wake,
             )
         });

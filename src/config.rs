@@ -154,6 +154,44 @@ pub struct Config {
     )]
     pub delivery_lease: humantime::Duration,
 
+    /// The most deliveries the worker claims at once (it reads their events on every core
+    /// before it writes any).
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_BATCH",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u64).range(1..=10_000),
+        global = true
+    )]
+    pub worker_batch: u64,
+
+    /// The most deliveries the worker writes in one transaction (a chunk): more share one
+    /// commit and one read of their repositories and changesets. Default: 128.
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_CHUNK",
+        value_parser = clap::value_parser!(u64).range(1..=10_000),
+        global = true
+    )]
+    pub worker_chunk: Option<u64>,
+
+    /// How long the worker's transaction takes more deliveries once open (it keeps the ones it
+    /// has). Default: 50ms.
+    #[arg(long, env = "HOOKGATE_WORKER_CHUNK_TIME", global = true)]
+    pub worker_chunk_time: Option<humantime::Duration>,
+
+    /// On SQLite, once the worker's transaction has applied deliveries this long, it takes no
+    /// more while the ingress waits for the write lock: it bounds how long the worker makes an
+    /// arriving delivery wait, and is the worker's share of the lock while deliveries keep
+    /// arriving.
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_YIELD_AFTER",
+        default_value = "5ms",
+        global = true
+    )]
+    pub worker_yield_after: humantime::Duration,
+
     /// How an SQLite commit is made durable: `full` syncs the log to disk at every commit, so an
     /// acknowledged delivery survives the machine losing power; `normal` leaves that to the
     /// operating system, so it survives the process being killed but not a power loss or a

@@ -251,6 +251,8 @@ pub struct WriteTxn {
     txn: DatabaseTransaction,
     /// Held until the transaction ends; `None` on PostgreSQL.
     _gate: Option<OwnedMutexGuard<()>>,
+    /// The gate it holds, to see who waits for it; `None` on PostgreSQL.
+    gate: Option<Arc<Gate>>,
     /// For a writer that comes first: counted as one until the transaction ends.
     _first: Option<FirstWriter>,
 }
@@ -299,8 +301,11 @@ impl Drop for FirstWriter {
 
 /// How long the worker's writes wait for the writers that come first to leave the lock alone.
 /// Past it the worker takes its turn anyway (behind whoever is in the queue then), so a stream
-/// of deliveries that never lets up slows processing down but never stops it.
-pub const BACKGROUND_WRITE_MAX_DEFER: Duration = Duration::from_millis(25);
+/// of deliveries that never lets up slows processing down but never stops it. It is short: a
+/// worker's transaction itself makes way for them once it has had its share
+/// (`WorkerConfig::yield_after`), and a longer wait at every turn would leave the worker a
+/// trickle of the lock while deliveries keep arriving.
+pub const BACKGROUND_WRITE_MAX_DEFER: Duration = Duration::from_millis(1);
 /// How long the lock must have been left alone by the writers that come first.
 const BACKGROUND_WRITE_QUIET: u64 = 2;
 
@@ -338,6 +343,16 @@ impl ConnectionTrait for WriteTxn {
 }
 
 impl WriteTxn {
+    /// Whether a writer that answers someone (the ingress, an admin call) waits for this
+    /// transaction to end: always `false` on PostgreSQL, whose writers do not wait for each
+    /// other's transactions, only rows.
+    pub fn others_waiting(&self) -> bool {
+        self.gate.as_ref().is_some_and(|gate| {
+            let holding = usize::from(self._first.is_some());
+            gate.first.load(std::sync::atomic::Ordering::Acquire) > holding
+        })
+    }
+
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
     }
@@ -353,25 +368,34 @@ impl WriteTxn {
 /// transaction that reads before it writes is never refused for a stale snapshot when another
 /// connection wrote in between; elsewhere it is an ordinary transaction.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    let (guard, first) = match write_gate(db) {
+    let gate = write_gate(db);
+    let (guard, first) = match &gate {
         Some(gate) => {
             let first = FirstWriter::new(gate.clone());
             (Some(gate.lock.clone().lock_owned().await), Some(first))
         }
         None => (None, None),
     };
-    begin_on_writer(db, guard, first).await
+    begin_on_writer(db, gate, guard, first).await
 }
 
 /// Like [`begin_write`], for work nobody waits for (the delivery worker's): on SQLite it first
 /// lets every writer that comes first go ahead, until the lock has been left alone for a moment
 /// or [`BACKGROUND_WRITE_MAX_DEFER`] has passed. On PostgreSQL it is [`begin_write`].
 pub async fn begin_background_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    begin_background_write_within(db, BACKGROUND_WRITE_MAX_DEFER).await
+}
+
+/// [`begin_background_write`], waiting at most `max_defer` for the lock to be left alone.
+async fn begin_background_write_within(
+    db: &DatabaseConnection,
+    max_defer: Duration,
+) -> Result<WriteTxn, DbErr> {
     use std::sync::atomic::Ordering;
     let Some(gate) = write_gate(db) else {
-        return begin_on_writer(db, None, None).await;
+        return begin_on_writer(db, None, None, None).await;
     };
-    let deadline = tokio::time::Instant::now() + BACKGROUND_WRITE_MAX_DEFER;
+    let deadline = tokio::time::Instant::now() + max_defer;
     loop {
         let quiet = gate.first.load(Ordering::Acquire) == 0
             && clock().saturating_sub(gate.first_released_ms.load(Ordering::Acquire))
@@ -382,12 +406,13 @@ pub async fn begin_background_write(db: &DatabaseConnection) -> Result<WriteTxn,
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let guard = gate.lock.clone().lock_owned().await;
-    begin_on_writer(db, Some(guard), None).await
+    begin_on_writer(db, Some(gate), Some(guard), None).await
 }
 
 /// Begins the transaction on the pool's write connection, holding `guard` and `first`.
 async fn begin_on_writer(
     db: &DatabaseConnection,
+    gate: Option<Arc<Gate>>,
     guard: Option<OwnedMutexGuard<()>>,
     first: Option<FirstWriter>,
 ) -> Result<WriteTxn, DbErr> {
@@ -400,6 +425,7 @@ async fn begin_on_writer(
     Ok(WriteTxn {
         txn,
         _gate: guard,
+        gate,
         _first: first,
     })
 }
@@ -470,8 +496,9 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A writer that answers someone, queued behind the lock's holder after the worker's, is let
-    /// in first; the worker waits while such writers keep coming, but not past its limit.
+    /// A writer that answers someone, queued behind the lock's holder after the worker's (within
+    /// the worker's wait, here a long one), is let in first; the worker waits while such writers
+    /// keep coming, but not past its limit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_workers_writes_let_the_writers_that_answer_someone_go_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -483,7 +510,9 @@ mod tests {
         let background = tokio::spawn({
             let (db, order) = (db.clone(), order.clone());
             async move {
-                let txn = begin_background_write(&db).await.unwrap();
+                let txn = begin_background_write_within(&db, Duration::from_millis(200))
+                    .await
+                    .unwrap();
                 order.lock().unwrap().push("worker");
                 txn.commit().await.unwrap();
             }

@@ -409,6 +409,10 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--secret-key-file", "HOOKGATE_SECRET_KEY_FILE"),
         ("--sqlite-synchronous", "HOOKGATE_SQLITE_SYNCHRONOUS"),
         ("--ingress-only", "HOOKGATE_INGRESS_ONLY"),
+        ("--worker-batch", "HOOKGATE_WORKER_BATCH"),
+        ("--worker-chunk", "HOOKGATE_WORKER_CHUNK"),
+        ("--worker-chunk-time", "HOOKGATE_WORKER_CHUNK_TIME"),
+        ("--worker-yield-after", "HOOKGATE_WORKER_YIELD_AFTER"),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),

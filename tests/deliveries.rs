@@ -770,7 +770,7 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
             for number in 1..=3 {
                 deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
                 // Told twice: a redelivery under its own id, with the same facts.
-                if (i + r + number as usize) % 5 == 0 {
+                if (i + r + number as usize).is_multiple_of(5) {
                     deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
                 }
             }

@@ -46,9 +46,13 @@ pub struct WorkerConfig {
     /// one write lock (which the ingress waits for) a shorter time.
     pub per_transaction: usize,
     /// A transaction takes no more deliveries once it has been open this long (it keeps the
-    /// ones it has): on SQLite the ingress waits for the one write lock, so this bounds how long
-    /// the worker makes an arriving delivery wait.
+    /// ones it has).
     pub transaction_budget: Duration,
+    /// Once a transaction has been open this long, it takes no more deliveries when a writer
+    /// that answers someone waits for it (on SQLite, the ingress waits for the one write lock):
+    /// this bounds how long the worker makes an arriving delivery wait, and is the worker's
+    /// share of the lock while deliveries keep arriving.
+    pub yield_after: Duration,
     /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
     /// taken by another replica).
     pub poll_interval: Duration,
@@ -57,14 +61,27 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The settings for a database of `backend`: on SQLite, transactions short enough (5 ms)
-    /// that the ingress's commits never wait long behind the worker's.
-    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
-        let mut config = Self::default();
-        if backend == sea_orm::DbBackend::Sqlite {
-            config.transaction_budget = Duration::from_millis(5);
+    /// The settings for a database of `backend` (today the same for both: on PostgreSQL no
+    /// writer waits for the worker's transaction, so `yield_after` never applies).
+    pub fn for_backend(_backend: sea_orm::DbBackend) -> Self {
+        Self::default()
+    }
+}
+
+impl WorkerConfig {
+    /// These settings, with what `config` sets (the lease; the batch, chunk and chunk time
+    /// when given).
+    pub fn with(mut self, config: &crate::config::Config) -> Self {
+        self.lease = config.delivery_lease.into();
+        self.batch = config.worker_batch;
+        if let Some(chunk) = config.worker_chunk {
+            self.per_transaction = usize::try_from(chunk).unwrap_or(usize::MAX);
         }
-        config
+        if let Some(time) = config.worker_chunk_time {
+            self.transaction_budget = time.into();
+        }
+        self.yield_after = config.worker_yield_after.into();
+        self
     }
 }
 
@@ -73,8 +90,9 @@ impl Default for WorkerConfig {
         Self {
             lease: Duration::from_secs(60),
             batch: 128,
-            per_transaction: 32,
+            per_transaction: 128,
             transaction_budget: Duration::from_millis(50),
+            yield_after: Duration::from_millis(5),
             poll_interval: Duration::from_secs(1),
             backoff: RETRY_BACKOFF.to_vec(),
         }
@@ -311,9 +329,13 @@ impl Worker {
             if let Err(e) = self.handler.prepare(&txn, &candidates).await {
                 return Err(Err(e));
             }
+            // The share of the lock `yield_after` gives is counted once the chunk's reads are done.
+            let prepared = Instant::now();
             let mut decided = Vec::with_capacity(self.config.per_transaction);
             while chunk.len() < self.config.per_transaction
-                && (chunk.is_empty() || opened.elapsed() < self.config.transaction_budget)
+                && (chunk.is_empty()
+                    || (opened.elapsed() < self.config.transaction_budget
+                        && (prepared.elapsed() < self.config.yield_after || !txn.others_waiting())))
             {
                 let Some(item) = pending.pop_front() else {
                     break;
