@@ -73,30 +73,8 @@ async fn setup(engine: Engine) -> Setup {
 /// A pending `push` delivery received at `at`.
 async fn pending(s: &Setup, at: i64) -> Uuid {
     let id = Uuid::new_v4();
-    let headers = BTreeMap::from([
-        ("x-github-event".to_owned(), "push".to_owned()),
-        ("content-type".to_owned(), "application/json".to_owned()),
-    ]);
-    let stored = s
-        .deliveries
-        .record(NewDelivery {
-            id,
-            receiver_id: s.receiver,
-            delivery_key: DeliveryKey::parse(&Uuid::new_v4().to_string()),
-            event: "push".into(),
-            state: DeliveryState::Pending,
-            receive_time: time(at),
-            method: "POST".into(),
-            path: "/".into(),
-            request_headers: headers,
-            request_body: Some(common::fixture("github/push.branch-updated.json")),
-            response_status: 202,
-            response_body: Vec::new(),
-            last_error: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(stored, Stored::New);
+    let body = common::fixture("github/push.branch-updated.json");
+    stored(s, id, "push", body, at).await;
     id
 }
 

@@ -549,21 +549,7 @@ impl DeliveryStore {
         note: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, DbErr> {
-        let result = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(state))
-            .col_expr(delivery::Column::ProcessTime, Expr::value(now))
-            .col_expr(
-                delivery::Column::LeaseExpireTime,
-                Expr::value(None::<Timestamp>),
-            )
-            .col_expr(
-                delivery::Column::LastError,
-                Expr::value(note.map(|n| bounded(n, Cap::NOTE))),
-            )
-            .filter(claim_held(claimed))
-            .exec(conn)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Self::finish_all(conn, &[(claimed, state, note)], now).await
     }
 
     /// Records the outcomes of claimed deliveries, on `conn` (the transaction their effects are
