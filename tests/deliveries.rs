@@ -610,7 +610,10 @@ async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engi
     s.test_db.drop_database().await;
 }
 
-on_both_engines!(a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time);
+on_both_engines!(
+    a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time,
+    a_stopped_worker_writes_every_batch_it_claimed,
+);
 
 /// A GitHub event `fixture` made about pull request `number` of repository `id` (`name`).
 fn about(fixture: &str, id: i64, name: &str, number: i64) -> Vec<u8> {
@@ -726,8 +729,9 @@ async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>) {
 }
 
 /// The worker applies many deliveries in one transaction, reading their repositories and
-/// changesets once for the chunk and writing their timeline and feed entries together at its
-/// end: pull requests opened, labeled, reviewed, commented, checked, pushed to and closed, some
+/// changesets once for the chunk and writing their timeline and feed entries and changesets'
+/// new states together at its end: pull requests opened, labeled, reviewed, commented,
+/// checked (a commit status on a head the same chunk moved), pushed to and closed, some
 /// told twice and some out of order, over three repositories, leave the same changesets,
 /// timelines, repositories and feed as when each delivery is a transaction of its own.
 async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engine) {
@@ -738,18 +742,38 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
         ("issue_comment", "issue_comment.created"),
         ("check_run", "check_run.completed"),
         ("pull_request", "pull_request.synchronize"),
+        // A commit status names no pull request, only a commit: here the head the synchronize
+        // just moved to, which a chunk knows before the table does.
+        ("status", "status"),
         ("push", "push.branch-updated"),
         ("pull_request", "pull_request.closed"),
     ];
+    // The synchronize moves each head to a commit of its own, after every earlier fact (the
+    // fixtures all name one head); the status is about that commit.
+    let new_head = "5e1ec7ed0000000000000000000000000000c0de";
+    let body_of = |fixture: &str, id: i64, name: &str, number: i64| {
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&about(fixture, id, name, number)).unwrap();
+        match fixture {
+            "pull_request.synchronize" => {
+                body["after"] = new_head.into();
+                body["pull_request"]["head"]["sha"] = new_head.into();
+                body["pull_request"]["updated_at"] = "2019-05-15T15:21:15Z".into();
+            }
+            "status" => body["sha"] = new_head.into(),
+            _ => {}
+        }
+        serde_json::to_vec(&body).unwrap()
+    };
     let repositories = [(1001, "octo/one"), (1002, "octo/two"), (1003, "octo/three")];
     let mut deliveries = Vec::new();
     for (i, (event, fixture)) in events.iter().enumerate() {
         for (r, (id, name)) in repositories.iter().enumerate() {
             for number in 1..=3 {
-                deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
+                deliveries.push((Uuid::new_v4(), *event, body_of(fixture, *id, name, number)));
                 // Told twice: a redelivery under its own id, with the same facts.
                 if (i + r + number as usize).is_multiple_of(5) {
-                    deliveries.push((Uuid::new_v4(), *event, about(fixture, *id, name, number)));
+                    deliveries.push((Uuid::new_v4(), *event, body_of(fixture, *id, name, number)));
                 }
             }
         }
@@ -847,4 +871,100 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
     assert_eq!(states[0], states[1]);
     one_at_a_time.test_db.drop_database().await;
     chunked.test_db.drop_database().await;
+}
+
+/// A handler that takes a while over each delivery, and tells when it starts on one.
+#[derive(Default)]
+struct Slow {
+    started: tokio::sync::Notify,
+}
+
+#[tonic::async_trait]
+impl Handler for Slow {
+    async fn handle(
+        &self,
+        _: &DatabaseTransaction,
+        _: &Receiver,
+        _: &ClaimedDelivery,
+        _: &Event,
+    ) -> Result<Outcome, HandlerError> {
+        self.started.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(Outcome::Processed)
+    }
+}
+
+/// The running worker claims the next batch while it writes one (so a batch is parsed while
+/// the one before it is written); stopped, it writes every batch it claimed before it ends,
+/// and claims no more: no delivery is left held by a claim until its lease runs out.
+async fn a_stopped_worker_writes_every_batch_it_claimed(engine: Engine) {
+    let s = setup(engine).await;
+    let now = Timestamp::now().micros();
+    for i in 0..30 {
+        pending(&s, now - 1_000 + i).await;
+    }
+    let handler = Arc::new(Slow::default());
+    let w = Worker::new(
+        s.db.clone(),
+        s.receivers.clone(),
+        handler.clone(),
+        WorkerConfig {
+            batch: 5,
+            per_transaction: 5,
+            ..WorkerConfig::default()
+        },
+        Default::default(),
+    );
+    let states = |s: &Setup| {
+        let deliveries = s.deliveries.clone();
+        async move {
+            let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+            for d in deliveries
+                .list(&Default::default(), None, 100)
+                .await
+                .unwrap()
+                .deliveries
+            {
+                *by_state.entry(format!("{:?}", d.state)).or_default() += 1;
+            }
+            by_state
+        }
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(w.run(stop.clone()));
+    handler.started.notified().await;
+    // While the first batch is written (a tenth of a second), the second is claimed. On
+    // SQLite the claim waits for the write lock the first batch's transaction holds, so there it
+    // is only seen to come; on PostgreSQL both batches are held by their claims at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let by_state = states(&s).await;
+        let claimed_apart = match engine {
+            Engine::Postgres => by_state.get("Processing").copied().unwrap_or(0) >= 10,
+            Engine::Sqlite => by_state.get("Pending").copied().unwrap_or(0) <= 20,
+        };
+        if claimed_apart {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second batch was claimed while the first was written: {by_state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    let by_state = states(&s).await;
+    let processed = by_state.get("Processed").copied().unwrap_or(0);
+    assert_eq!(by_state.get("Processing"), None, "{by_state:?}");
+    assert!(processed >= 10, "{by_state:?}");
+    assert_eq!(
+        processed + by_state.get("Pending").copied().unwrap_or(0),
+        30,
+        "{by_state:?}"
+    );
+    s.test_db.drop_database().await;
 }

@@ -1,12 +1,15 @@
-//! Writes of one chunk of the delivery worker (the deliveries it writes in one transaction)
-//! that nothing in the chunk reads back: feed entries and timeline entries. While the worker
-//! applies a chunk, they are kept here instead of being written one statement each, and the
-//! worker writes them all before it records the deliveries' outcomes, in the same transaction:
-//! one multi-row statement per table (a few more when one timeline entry is told twice).
+//! Writes of one chunk of the delivery worker (the deliveries it writes in one transaction):
+//! feed entries and timeline entries, which nothing in the chunk reads back, and changesets'
+//! new states, which the chunk reads back from here ([`cached_changeset`],
+//! [`pending_changeset`]). While the worker applies a chunk, they are kept here instead of
+//! being written one statement each, and the worker writes them all before it records the
+//! deliveries' outcomes, in the same transaction: one multi-row statement per table (a few more
+//! when one timeline entry is told twice); a changeset changed by several deliveries of the
+//! chunk is written once, in its last state.
 //!
 //! A write made outside a chunk (a delivery tried on its own, the generic trigger, an admin's
-//! call) is made at once, as before: [`defer_feed_entry`] and [`defer_timeline_entry`] give the
-//! row back to be written then.
+//! call) is made at once, as before: [`defer_feed_entry`], [`defer_timeline_entry`] and
+//! [`defer_changeset`] give the row back to be written then.
 //!
 //! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
 //! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`]), so that each
@@ -46,6 +49,9 @@ struct Chunk {
 pub struct ChunkWrites {
     feed: Vec<feed_entry::ActiveModel>,
     timeline: Vec<timeline_entry::ActiveModel>,
+    /// Changesets' latest states, by id, in the order each was first changed.
+    changesets: Vec<changeset::Model>,
+    changeset_index: HashMap<Id, usize>,
 }
 
 impl ChunkWrites {
@@ -59,6 +65,17 @@ impl ChunkWrites {
 
     /// Writes what was kept, on `conn` (the chunk's transaction).
     pub async fn write<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
+        // Every changeset here exists (it was read, or created at once, in this transaction):
+        // the insert always meets its row, and sets what a delivery may change.
+        for rows in self.changesets.chunks(ROWS_PER_STATEMENT) {
+            changeset::Entity::insert_many(
+                rows.iter()
+                    .map(|m| sea_orm::IntoActiveModel::into_active_model(m.clone())),
+            )
+            .on_conflict(changeset_upsert())
+            .exec_without_returning(conn)
+            .await?;
+        }
         for rows in self.feed.chunks(ROWS_PER_STATEMENT) {
             feed_entry::Entity::insert_many(rows.to_vec())
                 .exec_without_returning(conn)
@@ -151,6 +168,76 @@ pub fn cached_changeset(repository_id: Id, number: i64) -> Option<Option<changes
 /// Forgets changeset `number` of a repository: it is written.
 pub fn forget_changeset(repository_id: Id, number: i64) {
     let _ = CHUNK.try_with(|chunk| lock(chunk).changesets.remove(&(repository_id, number)));
+}
+
+/// Keeps `model`, a changeset's new state, for the end of the chunk this task is applying (in
+/// place of any state kept for it before), and as what the chunk reads of it from now on;
+/// gives it back when the task is not applying one (write it now).
+pub fn defer_changeset(model: changeset::Model) -> Option<changeset::Model> {
+    let mut model = Some(model);
+    let kept = CHUNK.try_with(|chunk| {
+        if let Some(model) = model.take() {
+            let mut chunk = lock(chunk);
+            chunk
+                .changesets
+                .insert((model.repository_id, model.number), Some(model.clone()));
+            let writes = &mut chunk.writes;
+            match writes.changeset_index.get(&model.id) {
+                Some(&i) => writes.changesets[i] = model,
+                None => {
+                    writes
+                        .changeset_index
+                        .insert(model.id, writes.changesets.len());
+                    writes.changesets.push(model);
+                }
+            }
+        }
+    });
+    debug_assert!(kept.is_ok() == model.is_none());
+    model
+}
+
+/// The state of changeset `id` the chunk keeps to write, if it changed in this chunk: what
+/// the chunk's reads of the table must see in place of the row.
+pub fn pending_changeset(id: Id) -> Option<changeset::Model> {
+    CHUNK
+        .try_with(|chunk| {
+            let chunk = lock(chunk);
+            let writes = &chunk.writes;
+            writes
+                .changeset_index
+                .get(&id)
+                .map(|&i| writes.changesets[i].clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// How a chunk's changesets are written: each row is there already, and gets every column a
+/// delivery may change.
+fn changeset_upsert() -> OnConflict {
+    use changeset::Column as C;
+    OnConflict::column(C::Id)
+        .update_columns([
+            C::Title,
+            C::Url,
+            C::Author,
+            C::State,
+            C::ReviewState,
+            C::CheckState,
+            C::HeadRef,
+            C::BaseRef,
+            C::HeadSha,
+            C::Labels,
+            C::HostUpdateTime,
+            C::InMergeQueue,
+            C::AutoMerge,
+            C::FieldTimes,
+            C::Reviews,
+            C::Checks,
+            C::UpdateTime,
+        ])
+        .to_owned()
 }
 
 /// Keeps `entry` for the end of the chunk this task is applying; gives it back when the task is

@@ -222,36 +222,68 @@ impl Worker {
         self.handler = wrap(self.handler.clone());
     }
 
-    /// Processes due deliveries until `stop`; the batch in hand is finished first.
+    /// Processes due deliveries until `stop`; the batches in hand are finished first.
+    ///
+    /// Two loops share the task: one claims the next batch and reads its effects (the parse, on
+    /// the blocking pool) while the other writes the batch before it, so the database is not
+    /// left idle while a batch is parsed, nor the cores while one is written. At most one batch
+    /// waits between them, so no more than two are claimed and not yet written.
     pub async fn run(self, stop: CancellationToken) {
-        let mut failures = 0u32;
-        loop {
-            if stop.is_cancelled() {
-                break;
-            }
-            match self.process_due(Timestamp::now()).await {
-                Ok(n) if n as u64 == self.config.batch => {
-                    failures = 0;
-                    continue;
+        let (ready, mut batches) = tokio::sync::mpsc::channel::<Vec<Parsed>>(1);
+        let worker = &self;
+        let claiming = async move {
+            let mut failures = 0u32;
+            loop {
+                if stop.is_cancelled() {
+                    break;
                 }
-                Ok(_) => failures = 0,
-                Err(err) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %err, "delivery worker could not claim deliveries");
+                // A batch is claimed only once there is room for it: claims are not held while
+                // the writer is busy with two batches already.
+                let slot = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    slot = ready.reserve() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                };
+                match worker.claim_batch(Timestamp::now()).await {
+                    Ok(batch) => {
+                        failures = 0;
+                        let full = batch.len() as u64 == worker.config.batch;
+                        if !batch.is_empty() {
+                            slot.send(batch);
+                        }
+                        if full {
+                            continue;
+                        }
+                    }
+                    Err(err) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %err, "delivery worker could not claim deliveries");
+                    }
+                }
+                // Back off while the database is failing, up to 30 s.
+                let wait = if failures == 0 {
+                    worker.config.poll_interval
+                } else {
+                    (worker.config.poll_interval * failures.min(30)).min(Duration::from_secs(30))
+                };
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = worker.wake.notified() => {},
+                    () = tokio::time::sleep(wait) => {},
                 }
             }
-            // Back off while the database is failing, up to 30 s.
-            let wait = if failures == 0 {
-                self.config.poll_interval
-            } else {
-                (self.config.poll_interval * failures.min(30)).min(Duration::from_secs(30))
-            };
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = self.wake.notified() => {},
-                () = tokio::time::sleep(wait) => {},
+            // Dropping `ready` tells the writing loop that no batch follows.
+        };
+        let writing = async {
+            // Outcomes are stamped with when the batch is written, not when it was claimed.
+            while let Some(batch) = batches.recv().await {
+                self.apply_batch(batch, Timestamp::now()).await;
             }
-        }
+        };
+        tokio::join!(claiming, writing);
         tracing::info!("delivery worker stopped");
     }
 
@@ -263,6 +295,15 @@ impl Worker {
     /// [`WorkerConfig::per_transaction`] deliveries to a transaction (see `apply_chunk`), so
     /// one commit serves many; a chunk that fails is applied again one delivery at a time.
     pub async fn process_due(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let batch = self.claim_batch(now).await?;
+        let count = batch.len();
+        self.apply_batch(batch, now).await;
+        Ok(count)
+    }
+
+    /// Claims one batch of deliveries due at `now`, finds their receivers and reads their
+    /// effects, in the order they are to be applied.
+    async fn claim_batch(&self, now: Timestamp) -> Result<Vec<Parsed>, StoreError> {
         let claimed = self
             .deliveries
             .claim(self.config.batch, self.config.lease, now)
@@ -289,11 +330,15 @@ impl Worker {
         let mut parsed = classify_all(parsed, ordered.then(|| self.handler.clone())).await;
         // Stable: the deliveries of one repository keep the order they came in.
         parsed.sort_by(|a, b| a.order.cmp(&b.order));
-        let mut pending: VecDeque<Parsed> = parsed.into();
+        Ok(parsed)
+    }
+
+    /// Applies a claimed batch, [`WorkerConfig::per_transaction`] deliveries to a transaction.
+    async fn apply_batch(&self, batch: Vec<Parsed>, now: Timestamp) {
+        let mut pending: VecDeque<Parsed> = batch.into();
         while !pending.is_empty() {
             self.apply_chunk(&mut pending, now).await;
         }
-        Ok(count)
     }
 
     /// Takes deliveries from the front of `pending` into one transaction, up to

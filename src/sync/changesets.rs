@@ -91,18 +91,20 @@ pub async fn apply<C: ConnectionTrait>(
         Target::MergeGroup {
             number: Some(number),
             ..
-        } => {
-            changeset::Entity::find()
-                .filter(changeset::Column::RepositoryId.eq(repository.id))
-                .filter(changeset::Column::Number.eq(*number))
-                .all(conn)
-                .await?
-        }
+        } => changeset::Entity::find()
+            .filter(changeset::Column::RepositoryId.eq(repository.id))
+            .filter(changeset::Column::Number.eq(*number))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(as_changed)
+            .collect(),
         Target::HeadSha(sha) => changeset::Entity::find()
             .filter(changeset::Column::RepositoryId.eq(repository.id))
             .all(conn)
             .await?
             .into_iter()
+            .map(as_changed)
             .filter(|c| same_commit(&c.head_sha, sha))
             .collect(),
     };
@@ -139,6 +141,12 @@ pub async fn apply<C: ConnectionTrait>(
         applied.push(id);
     }
     Ok(applied)
+}
+
+/// `row` as the worker's chunk changed it, when it did (its new state is written at the chunk's
+/// end, so the table does not hold it yet).
+fn as_changed(row: changeset::Model) -> changeset::Model {
+    crate::deliveries::chunk::pending_changeset(row.id).unwrap_or(row)
 }
 
 /// The key of a timeline entry: the host's own (`effect.external_id`), else, for what the host
@@ -289,7 +297,7 @@ async fn find_or_create<C: ConnectionTrait>(
         Some(None) => {}
         None => {
             if let Some(m) = find().one(conn).await? {
-                return Ok(m);
+                return Ok(as_changed(m));
             }
         }
     }
@@ -358,29 +366,36 @@ async fn save<C: ConnectionTrait>(
     t: &Tracked,
     now: Timestamp,
 ) -> Result<(), DbErr> {
-    let id = model.id;
-    crate::deliveries::chunk::forget_changeset(model.repository_id, model.number);
-    let mut row: changeset::ActiveModel = model.into();
-    row.title = Set(t.title.clone());
-    row.url = Set(t.url.clone());
-    row.author = Set(t.author.clone());
-    row.state = Set(t.state);
-    row.review_state = Set(t.review_state());
-    row.check_state = Set(t.check_state());
-    row.head_ref = Set(t.head_ref.clone());
-    row.base_ref = Set(t.base_ref.clone());
-    row.head_sha = Set(t.head_sha.clone());
-    row.labels = Set(Json(t.labels.clone()));
-    row.host_update_time = Set(t.host_update_time);
-    row.in_merge_queue = Set(t.in_merge_queue);
-    row.auto_merge = Set(t.auto_merge);
-    row.field_times = Set(Json(t.field_times.clone()));
-    row.reviews = Set(Json(t.reviews.clone()));
-    row.checks = Set(Json(t.checks.clone()));
-    row.update_time = Set(now);
+    let saved = changeset::Model {
+        title: t.title.clone(),
+        url: t.url.clone(),
+        author: t.author.clone(),
+        state: t.state,
+        review_state: t.review_state(),
+        check_state: t.check_state(),
+        head_ref: t.head_ref.clone(),
+        base_ref: t.base_ref.clone(),
+        head_sha: t.head_sha.clone(),
+        labels: Json(t.labels.clone()),
+        host_update_time: t.host_update_time,
+        in_merge_queue: t.in_merge_queue,
+        auto_merge: t.auto_merge,
+        field_times: Json(t.field_times.clone()),
+        reviews: Json(t.reviews.clone()),
+        checks: Json(t.checks.clone()),
+        update_time: now,
+        ..model
+    };
+    // In a chunk of the worker's, written with the chunk's other changesets at its end.
+    let Some(saved) = crate::deliveries::chunk::defer_changeset(saved) else {
+        return Ok(());
+    };
+    let id = saved.id;
     // One statement: `ActiveModelTrait::update` reads the row back after (on SQLite, another).
     changeset::Entity::update_many()
-        .set(row)
+        .set(sea_orm::ActiveModelTrait::reset_all(
+            sea_orm::IntoActiveModel::<changeset::ActiveModel>::into_active_model(saved),
+        ))
         .filter(changeset::Column::Id.eq(id))
         .exec(conn)
         .await?;
