@@ -14,8 +14,10 @@
 //! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
 //! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`]), so that each
 //! delivery need not read its own: the chunk's transaction holds the database (SQLite) or those
-//! rows (PostgreSQL), so they stay as read until the chunk itself writes them, and a write
-//! forgets them ([`forget_repositories`], [`forget_changeset`]).
+//! rows (PostgreSQL), so they stay as read until the chunk itself writes them: a repository's
+//! write forgets them ([`forget_repositories`]), a changeset made meanwhile is forgotten until
+//! it is read again ([`forget_changeset`]), and a changeset's new state takes the place of what
+//! was read ([`defer_changeset`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -213,30 +215,16 @@ pub fn pending_changeset(id: Id) -> Option<changeset::Model> {
         .flatten()
 }
 
-/// How a chunk's changesets are written: each row is there already, and gets every column a
-/// delivery may change.
+/// How a chunk's changesets are written: each row is there already, and gets every column but
+/// its identity (id, repository and number) and its creation time, so a column added to the
+/// table is written here without being named.
 fn changeset_upsert() -> OnConflict {
     use changeset::Column as C;
+    use sea_orm::Iterable;
     OnConflict::column(C::Id)
-        .update_columns([
-            C::Title,
-            C::Url,
-            C::Author,
-            C::State,
-            C::ReviewState,
-            C::CheckState,
-            C::HeadRef,
-            C::BaseRef,
-            C::HeadSha,
-            C::Labels,
-            C::HostUpdateTime,
-            C::InMergeQueue,
-            C::AutoMerge,
-            C::FieldTimes,
-            C::Reviews,
-            C::Checks,
-            C::UpdateTime,
-        ])
+        .update_columns(
+            C::iter().filter(|c| !matches!(c, C::Id | C::RepositoryId | C::Number | C::CreateTime)),
+        )
         .to_owned()
 }
 
