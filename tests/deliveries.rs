@@ -202,6 +202,7 @@ on_both_engines!(
     concurrent_claimers_never_share_a_delivery,
     retention_deletes_deliveries_older_than_the_retention_period,
     rows_stored_as_text_by_earlier_versions_load_and_stay_text,
+    bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back,
 );
 
 async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
@@ -500,12 +501,17 @@ async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engi
     let t0 = 20_000 * SECOND;
     s.db.execute_unprepared(&format!(
         "INSERT INTO deliveries (id, receiver_id, delivery_key, event, state, receive_time, method, \
-         path, request_headers, request_body, response_status, response_body, attempts, \
+         path, request_headers, response_status, response_body, attempts, \
          next_attempt_time) VALUES ('{old}', '{receiver}', 'old-key', 'push', 'PENDING', {t0}, \
-         'POST', '/', '{{\"x-github-event\":\"push\"}}', {body}, 202, {answer}, 0, {t0})",
+         'POST', '/', '{{\"x-github-event\":\"push\"}}', 202, {answer}, 0, {t0})",
         receiver = s.receiver,
-        body = bytes("7b7d"),
         answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO delivery_bodies (delivery_id, body) VALUES ('{old}', {body})",
+        body = bytes("7b7d"),
     ))
     .await
     .unwrap();
@@ -596,17 +602,128 @@ async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engi
     let odd = Uuid::new_v4();
     s.db.execute_unprepared(&format!(
         "INSERT INTO deliveries (id, receiver_id, event, state, receive_time, method, path, \
-         request_headers, request_body, request_body_encoding, response_status, response_body, \
+         request_headers, response_status, response_body, \
          attempts, next_attempt_time) VALUES ('{odd}', '{receiver}', 'push', 'PROCESSED', {t0}, \
-         'POST', '/', '{{}}', {body}, 'brotli', 202, {answer}, 1, {t0})",
+         'POST', '/', '{{}}', 202, {answer}, 1, {t0})",
         receiver = s.receiver,
-        body = bytes("7b7d"),
         answer = bytes(""),
+    ))
+    .await
+    .unwrap();
+    s.db.execute_unprepared(&format!(
+        "INSERT INTO delivery_bodies (delivery_id, body, encoding) VALUES ('{odd}', {body}, 'brotli')",
+        body = bytes("7b7d"),
     ))
     .await
     .unwrap();
     let err = s.deliveries.get(odd).await.unwrap_err();
     assert!(err.to_string().contains("brotli"), "{err}");
+    s.test_db.drop_database().await;
+}
+
+/// Migration 000023 moves request bodies out of the `deliveries` row into `delivery_bodies`.
+/// Bodies stored before it (one compressed, one as received, one stored in the row by hand as
+/// an earlier version wrote it, and a rejected delivery without one) read back byte for byte
+/// after it, a claim hands them to the worker, and the retention purge takes them with their
+/// deliveries; undone, the migration puts every body back in its row.
+async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engine: Engine) {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let s = setup(engine).await;
+    let t0 = 30_000 * SECOND;
+    let big_body = common::fixture("github/pull_request.opened.json");
+    let big = Uuid::new_v4();
+    stored(&s, big, "pull_request", big_body.clone(), t0).await;
+    let small = Uuid::new_v4();
+    stored(&s, small, "push", b"{\"zen\": \"small\"}".to_vec(), t0 + 1).await;
+    assert_eq!(
+        scalar(&s.db, "SELECT COUNT(*) FROM delivery_bodies").await,
+        2
+    );
+
+    // Back to the schema before 000023: the bodies are in their rows again.
+    migration::Migrator::down(&s.db, Some(1)).await.unwrap();
+    assert_eq!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT COUNT(*) FROM deliveries WHERE id = '{big}' \
+                 AND request_body_encoding = 'zstd' AND request_body IS NOT NULL"
+            )
+        )
+        .await,
+        1
+    );
+    // Rows as that version wrote them: a body as received, and a rejected delivery's none.
+    let bytes = |hex: &str| match engine {
+        Engine::Sqlite => format!("X'{hex}'"),
+        Engine::Postgres => format!("decode('{hex}', 'hex')"),
+    };
+    let (old, rejected) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, state, body) in [
+        (old, "PENDING", bytes("7b7d")),
+        (rejected, "REJECTED", "NULL".to_owned()),
+    ] {
+        s.db.execute_unprepared(&format!(
+            "INSERT INTO deliveries (id, receiver_id, event, state, receive_time, method, path, \
+             request_headers, request_body, response_status, response_body, attempts, \
+             next_attempt_time) VALUES ('{id}', '{receiver}', 'push', '{state}', {t0}, 'POST', \
+             '/', '{{\"x-github-event\":\"push\"}}', {body}, 202, {answer}, 0, {t0})",
+            receiver = s.receiver,
+            answer = bytes(""),
+        ))
+        .await
+        .unwrap();
+    }
+
+    migration::Migrator::up(&s.db, None).await.unwrap();
+    assert_eq!(
+        scalar(&s.db, "SELECT COUNT(*) FROM delivery_bodies").await,
+        3
+    );
+    assert!(
+        s.db.execute_unprepared("SELECT request_body FROM deliveries")
+            .await
+            .is_err(),
+        "the column is gone"
+    );
+    // A new pool: the old one may hold statements prepared against the old schema.
+    let db = hookgate::db::connect(&s.test_db.url).await.unwrap();
+    let store = DeliveryStore::new(db.clone());
+    for (id, body) in [
+        (big, Some(big_body.clone())),
+        (small, Some(b"{\"zen\": \"small\"}".to_vec())),
+        (old, Some(b"{}".to_vec())),
+        (rejected, None),
+    ] {
+        assert_eq!(store.get(id).await.unwrap().request_body, body, "{id}");
+    }
+    let claimed = store
+        .claim(10, Duration::from_secs(30), time(t0 + SECOND))
+        .await
+        .unwrap();
+    let bodies: BTreeMap<Uuid, Vec<u8>> = claimed
+        .into_iter()
+        .map(|c| (c.id, c.request_body))
+        .collect();
+    assert_eq!(
+        bodies,
+        BTreeMap::from([
+            (big, big_body),
+            (small, b"{\"zen\": \"small\"}".to_vec()),
+            (old, b"{}".to_vec()),
+        ])
+    );
+
+    assert_eq!(
+        store
+            .purge_received_before(time(t0 + SECOND))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM delivery_bodies").await, 0);
+    db.close().await.ok();
     s.test_db.drop_database().await;
 }
 

@@ -1912,14 +1912,14 @@ async fn a_large_body_is_stored_compressed_and_read_back_byte_for_byte(engine: E
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
             format!(
-                "SELECT request_body, request_body_encoding FROM deliveries WHERE id = '{delivery_id}'"
+                "SELECT body, encoding FROM delivery_bodies WHERE delivery_id = '{delivery_id}'"
             ),
         ))
         .await
         .unwrap()
         .unwrap();
-    let stored: Vec<u8> = row.try_get("", "request_body").unwrap();
-    let encoding: Option<String> = row.try_get("", "request_body_encoding").unwrap();
+    let stored: Vec<u8> = row.try_get("", "body").unwrap();
+    let encoding: Option<String> = row.try_get("", "encoding").unwrap();
     assert_eq!(encoding.as_deref(), Some("zstd"));
     assert!(
         stored.len() * 4 < body.len(),

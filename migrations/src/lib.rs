@@ -24,6 +24,7 @@ mod m20261203_000019_delivery_redelivered_by;
 mod m20261203_000020_feed_entry_delivery;
 mod m20261203_000021_changeset_merge_queue_and_auto_merge;
 mod m20261203_000022_receiver_signing_tokens;
+mod m20261203_000023_delivery_bodies;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_feed_entry_delivery::Migration),
             Box::new(m20261203_000021_changeset_merge_queue_and_auto_merge::Migration),
             Box::new(m20261203_000022_receiver_signing_tokens::Migration),
+            Box::new(m20261203_000023_delivery_bodies::Migration),
         ]
     }
 }

@@ -13,11 +13,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::body::{BodyEncoding, StoredBody};
+use super::body::StoredBody;
 use super::{DeliveryKey, DeliveryState};
 use crate::entity::feed_entry::{self, FeedEntryKind};
 use crate::entity::json::Json;
-use crate::entity::{Id, delivery, receiver};
+use crate::entity::{Id, delivery, delivery_body, receiver};
 use crate::store::StoreError;
 use crate::store::paging::Sort;
 use crate::text::{Cap, bounded};
@@ -267,7 +267,11 @@ impl DeliveryStore {
             .one(&self.db)
             .await?
             .ok_or(StoreError::not_found("delivery", id))?;
-        to_delivery(m)
+        let body = delivery_body::Entity::find_by_id(m.id)
+            .one(&self.db)
+            .await?;
+        let body = decode_body(m.id, body)?;
+        Ok(to_delivery(m, body))
     }
 
     /// Deliveries matching `filter`, newest first, after the `(receive_time, id)` cursor,
@@ -338,30 +342,31 @@ impl DeliveryStore {
         let deliveries = rows
             .into_iter()
             .map(|r| {
-                to_delivery(delivery::Model {
-                    id: r.id,
-                    receiver_id: r.receiver_id,
-                    delivery_key: r.delivery_key,
-                    event: r.event,
-                    state: r.state,
-                    receive_time: r.receive_time,
-                    method: r.method,
-                    path: r.path,
-                    request_headers: r.request_headers,
-                    request_body: None,
-                    request_body_encoding: None,
-                    response_status: r.response_status,
-                    response_body: Vec::new(),
-                    attempts: r.attempts,
-                    last_error: r.last_error,
-                    process_time: r.process_time,
-                    next_attempt_time: Timestamp::EPOCH,
-                    lease_expire_time: None,
-                    redelivered_by: r.redelivered_by,
-                    redeliver_time: r.redeliver_time,
-                })
+                to_delivery(
+                    delivery::Model {
+                        id: r.id,
+                        receiver_id: r.receiver_id,
+                        delivery_key: r.delivery_key,
+                        event: r.event,
+                        state: r.state,
+                        receive_time: r.receive_time,
+                        method: r.method,
+                        path: r.path,
+                        request_headers: r.request_headers,
+                        response_status: r.response_status,
+                        response_body: Vec::new(),
+                        attempts: r.attempts,
+                        last_error: r.last_error,
+                        process_time: r.process_time,
+                        next_attempt_time: Timestamp::EPOCH,
+                        lease_expire_time: None,
+                        redelivered_by: r.redelivered_by,
+                        redeliver_time: r.redeliver_time,
+                    },
+                    None,
+                )
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
         Ok(DeliveryPage {
             deliveries,
             total_size,
@@ -521,16 +526,19 @@ impl DeliveryStore {
             );
         }
         txn.commit().await?;
+        // The bodies, read after the commit (they never change once written): the write lock
+        // is held only for the small rows the claim rewrites.
+        let mut bodies = bodies_of(&self.db, rows.iter().map(|m| m.id)).await?;
         let mut claimed: Vec<ClaimedDelivery> = rows
             .into_iter()
             .map(|m| {
+                let body = decode_body(m.id, bodies.remove(&m.id))?;
                 Ok(ClaimedDelivery {
                     id: m.id.uuid(),
                     receiver_id: m.receiver_id.uuid(),
                     event: m.event,
                     request_headers: m.request_headers.0,
-                    request_body: decode_body(m.id, m.request_body, m.request_body_encoding)?
-                        .unwrap_or_default(),
+                    request_body: body.unwrap_or_default(),
                     attempts: m.attempts,
                     receive_time: m.receive_time,
                 })
@@ -709,6 +717,8 @@ impl DeliveryStore {
 #[derive(Debug, Clone)]
 pub struct PreparedDelivery {
     row: delivery::ActiveModel,
+    /// Its body as stored, for `delivery_bodies`; `None` for a rejected delivery.
+    body: Option<StoredBody>,
     receiver_id: Uuid,
     delivery_key: Option<DeliveryKey>,
     receive_time: Timestamp,
@@ -745,6 +755,7 @@ impl PreparedDelivery {
             delivery_key: new.delivery_key.clone(),
             receive_time: new.receive_time,
             size,
+            body,
             row: delivery::ActiveModel {
                 id: Set(new.id.into()),
                 receiver_id: Set(new.receiver_id.into()),
@@ -755,8 +766,6 @@ impl PreparedDelivery {
                 method: Set(new.method),
                 path: Set(new.path),
                 request_headers: Set(Json(new.request_headers)),
-                request_body_encoding: Set(body.as_ref().and_then(|b| b.encoding)),
-                request_body: Set(body.map(|b| b.bytes)),
                 response_status: Set(i32::from(new.response_status)),
                 response_body: Set(new.response_body),
                 attempts: Set(0),
@@ -776,7 +785,7 @@ impl PreparedDelivery {
     }
 }
 
-/// The most rows one INSERT carries: well under SQLite's 32,766 bound parameters (18 a row).
+/// The most rows one INSERT carries: well under SQLite's 32,766 bound parameters (16 a row).
 const ROWS_PER_INSERT: usize = 512;
 
 /// How far behind a receiver's `last_delivery_time` may be before a delivery moves it: it is
@@ -785,8 +794,9 @@ const ROWS_PER_INSERT: usize = 512;
 const LAST_DELIVERY_RESOLUTION: Duration = Duration::from_secs(1);
 
 /// Writes `batch` on `txn`: one multi-row INSERT that skips rows whose delivery key the receiver
-/// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys), the
-/// originals of those skipped, and each receiver's last delivery time.
+/// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys), one of the
+/// bodies of the rows inserted, the originals of those skipped, and each receiver's last
+/// delivery time.
 async fn insert_all(
     txn: &crate::db::WriteTxn,
     batch: &[PreparedDelivery],
@@ -801,6 +811,23 @@ async fn insert_all(
         for row in txn.query_all(&insert).await? {
             inserted.insert(row.try_get::<Id>("", "id")?);
         }
+    }
+    let bodies: Vec<delivery_body::ActiveModel> = batch
+        .iter()
+        .filter_map(|p| {
+            let id = p.row.id.clone().unwrap();
+            let body = p.body.as_ref().filter(|_| inserted.contains(&id))?;
+            Some(delivery_body::ActiveModel {
+                delivery_id: Set(id),
+                body: Set(body.bytes.clone()),
+                encoding: Set(body.encoding),
+            })
+        })
+        .collect();
+    for chunk in bodies.chunks(ROWS_PER_INSERT) {
+        delivery_body::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(txn)
+            .await?;
     }
     let mut stored = Vec::with_capacity(batch.len());
     let mut latest: HashMap<Uuid, Timestamp> = HashMap::new();
@@ -907,23 +934,42 @@ fn claim_held(claimed: &ClaimedDelivery) -> Condition {
         .add(delivery::Column::Attempts.eq(claimed.attempts))
 }
 
-/// A stored body as it was received.
+/// The stored bodies of deliveries `ids`, by delivery (one that has none is missing).
+async fn bodies_of<C: ConnectionTrait>(
+    conn: &C,
+    ids: impl Iterator<Item = Id>,
+) -> Result<HashMap<Id, delivery_body::Model>, DbErr> {
+    let ids: Vec<Id> = ids.collect();
+    let mut bodies = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        for b in delivery_body::Entity::find()
+            .filter(delivery_body::Column::DeliveryId.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            bodies.insert(b.delivery_id, b);
+        }
+    }
+    Ok(bodies)
+}
+
+/// A stored body of delivery `id` as it was received.
 fn decode_body(
     id: Id,
-    bytes: Option<Vec<u8>>,
-    encoding: Option<BodyEncoding>,
+    stored: Option<delivery_body::Model>,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    bytes
-        .map(|b| StoredBody::decode(b, encoding))
+    stored
+        .map(|b| StoredBody::decode(b.body, b.encoding))
         .transpose()
         .map_err(|why| StoreError::Corrupt {
             id: id.to_string(),
-            why: format!("request_body: {why}"),
+            why: format!("request body: {why}"),
         })
 }
 
-fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
-    Ok(Delivery {
+/// A delivery's row, with its request body (decoded, or `None`), as the log shows it.
+fn to_delivery(m: delivery::Model, request_body: Option<Vec<u8>>) -> Delivery {
+    Delivery {
         id: m.id.uuid(),
         receiver_id: m.receiver_id.uuid(),
         request_headers: m.request_headers.0,
@@ -933,7 +979,7 @@ fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
         receive_time: m.receive_time,
         method: m.method,
         path: m.path,
-        request_body: decode_body(m.id, m.request_body, m.request_body_encoding)?,
+        request_body,
         response_status: u16::try_from(m.response_status).unwrap_or(0),
         response_body: m.response_body,
         attempts: m.attempts,
@@ -941,7 +987,7 @@ fn to_delivery(m: delivery::Model) -> Result<Delivery, StoreError> {
         process_time: m.process_time,
         redelivered_by: m.redelivered_by,
         redeliver_time: m.redeliver_time,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The `deliveries` table: the delivery log and the worker's queue. The columns with a fixed set
-//! of values are enums here ([`DeliveryState`], [`BodyEncoding`]), stored as the text they have
+//! The `deliveries` table: the delivery log and the worker's queue. A delivery's request body is
+//! not in its row but in `delivery_bodies` ([`super::delivery_body`]): the row is rewritten at
+//! each claim and outcome, the body never. The columns with a fixed set of values are enums here
+//! ([`DeliveryState`], and [`BodyEncoding`] for the body's table), stored as the text they have
 //! always been stored as.
 
 use sea_orm::entity::prelude::*;
@@ -25,10 +27,6 @@ pub struct Model {
     pub path: String,
     /// Lower-case header name to value, secrets redacted; stored as a JSON object.
     pub request_headers: Json<BTreeMap<String, String>>,
-    /// As stored: see `request_body_encoding`.
-    pub request_body: Option<Vec<u8>>,
-    /// `NULL`: the body as received; else how it is encoded (`deliveries::body`).
-    pub request_body_encoding: Option<BodyEncoding>,
     pub response_status: i32,
     pub response_body: Vec<u8>,
     pub attempts: i32,

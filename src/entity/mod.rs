@@ -5,6 +5,7 @@
 pub mod changeset;
 pub mod commit_check;
 pub mod delivery;
+pub mod delivery_body;
 pub mod feed_entry;
 pub mod id;
 pub mod json;
