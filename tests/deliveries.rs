@@ -788,8 +788,9 @@ async fn stored(s: &Setup, id: Uuid, event: &str, body: Vec<u8>, at: i64) {
 }
 
 /// What the deliveries left: every changeset with its timeline (without the ids and times the
-/// database makes), the repositories, and the feed's entries by kind, in order.
-async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>) {
+/// database makes), the repositories, the feed's entries by kind, in order, and the sync
+/// requests (repository, state, pushes, refs).
+async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>, Vec<String>) {
     use hookgate::sync::{ChangesetFilter, ChangesetStore, RepositoryStore};
     let store = ChangesetStore::new(s.db.clone());
     let page = store
@@ -842,15 +843,37 @@ async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>) {
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    (changesets, repositories, feed)
+    use sea_orm::ConnectionTrait;
+    let mut requests: Vec<String> =
+        s.db.query_all_raw(sea_orm::Statement::from_string(
+            s.db.get_database_backend(),
+            "SELECT r.name, q.state, q.push_count, q.refs, q.rerun, q.rerun_count \
+             FROM sync_requests q JOIN repositories r ON r.id = q.repository_id",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let name: String = row.try_get("", "name").unwrap();
+            let state: String = row.try_get("", "state").unwrap();
+            let pushes: i32 = row.try_get("", "push_count").unwrap();
+            let refs: String = row.try_get("", "refs").unwrap();
+            let rerun: bool = row.try_get("", "rerun").unwrap();
+            let reruns: i32 = row.try_get("", "rerun_count").unwrap();
+            format!("{name} {state} {pushes} {refs} {rerun} {reruns}")
+        })
+        .collect();
+    requests.sort();
+    (changesets, repositories, feed, requests)
 }
 
 /// The worker applies many deliveries in one transaction, reading their repositories and
 /// changesets once for the chunk and writing their timeline and feed entries and changesets'
 /// new states together at its end: pull requests opened, labeled, reviewed, commented,
-/// checked (a commit status on a head the same chunk moved), pushed to and closed, some
-/// told twice and some out of order, over three repositories, leave the same changesets,
-/// timelines, repositories and feed as when each delivery is a transaction of its own.
+/// checked (a commit status on a head the same chunk moved), pushed to (several times a
+/// repository, in each chunk) and closed, some told twice and some out of order, over three
+/// repositories, leave the same changesets, timelines, repositories, feed and sync requests as
+/// when each delivery is a transaction of its own.
 async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engine) {
     let events = [
         ("pull_request", "pull_request.opened"),
@@ -944,7 +967,15 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
     }
 
     let expected = left(&one_at_a_time).await;
-    let (changesets, repositories, feed) = left(&chunked).await;
+    let (changesets, repositories, feed, requests) = left(&chunked).await;
+    // One pending request per repository, which every push of it joined.
+    assert_eq!(expected.3.len(), 3, "{:#?}", expected.3);
+    assert!(
+        expected.3.iter().all(|r| r.contains(" PENDING ")),
+        "{:#?}",
+        expected.3
+    );
+    assert_eq!(requests, expected.3);
     assert_eq!(expected.0.len(), 9, "{:#?}", expected.0);
     assert_eq!(repositories.len(), 3, "{repositories:#?}");
     assert!(

@@ -12,21 +12,24 @@
 //! [`defer_changeset`] give the row back to be written then.
 //!
 //! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
-//! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`]), so that each
-//! delivery need not read its own: the chunk's transaction holds the database (SQLite) or those
-//! rows (PostgreSQL), so they stay as read until the chunk itself writes them: a repository's
-//! write forgets them ([`forget_repositories`]), a changeset made meanwhile is forgotten until
-//! it is read again ([`forget_changeset`]), and a changeset's new state takes the place of what
-//! was read ([`defer_changeset`]).
+//! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`], and the
+//! outstanding sync requests of the repositories its pushes name, [`keep_outstanding`]), so that
+//! each delivery need not read its own: the chunk's transaction holds the database (SQLite) or
+//! those rows (PostgreSQL), so they stay as read until the chunk itself writes them: a
+//! repository's write forgets them ([`forget_repositories`]), a changeset made meanwhile is
+//! forgotten until it is read again ([`forget_changeset`]), a changeset's new state takes the
+//! place of what was read ([`defer_changeset`]), and so does a sync request's
+//! ([`note_outstanding`]). The repositories whose rows the transaction holds are noted
+//! ([`hold_repository`]), so that holding one again asks nothing of the database.
 
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::entity::{Id, changeset, feed_entry, repository, timeline_entry};
+use crate::entity::{Id, changeset, feed_entry, repository, sync_request, timeline_entry};
 
 /// The most rows one statement writes: far below both engines' limits on bound values.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -44,6 +47,14 @@ struct Chunk {
     repositories: HashMap<(String, String), repository::Model>,
     /// Changesets read at the chunk's start, by repository and number; `None`: there is none.
     changesets: HashMap<(Id, i64), Option<changeset::Model>>,
+    /// Repositories whose rows the chunk's transaction has read to hold them (`FOR UPDATE` on
+    /// PostgreSQL): held until it ends, so a second hold need not be asked for. Unlike
+    /// `repositories`, a write does not forget them (a row written stays held).
+    held: HashSet<Id>,
+    /// The outstanding (pending or claimed) sync request of repositories the chunk's pushes
+    /// name, by repository, as read at the chunk's start and then as the chunk wrote it; `None`:
+    /// there is none.
+    outstanding: HashMap<Id, Option<sync_request::Model>>,
 }
 
 /// Writes kept for the end of a chunk, in the order they were asked for.
@@ -110,6 +121,7 @@ pub fn keep_repositories(models: impl IntoIterator<Item = repository::Model>) {
     let _ = CHUNK.try_with(|chunk| {
         let mut chunk = lock(chunk);
         for m in models {
+            chunk.held.insert(m.id);
             if !m.external_id.is_empty() {
                 chunk
                     .repositories
@@ -132,9 +144,50 @@ pub fn cached_repository(urn: &str, external_id: &str) -> Option<repository::Mod
         .flatten()
 }
 
+/// Notes that the chunk's transaction holds repository `id`'s row (it read it to hold it).
+pub fn hold_repository(id: Id) {
+    let _ = CHUNK.try_with(|chunk| lock(chunk).held.insert(id));
+}
+
+/// Whether the chunk's transaction already holds repository `id`'s row; `false` outside a chunk.
+pub fn holds_repository(id: Id) -> bool {
+    CHUNK
+        .try_with(|chunk| lock(chunk).held.contains(&id))
+        .unwrap_or(false)
+}
+
 /// Forgets every repository the chunk read: one of them, or the names they hold, is written.
 pub fn forget_repositories() {
     let _ = CHUNK.try_with(|chunk| lock(chunk).repositories.clear());
+}
+
+/// Keeps what the chunk read of the outstanding sync requests of repositories `wanted` (read
+/// after their rows were held, so no other transaction changes them meanwhile): `found`, and
+/// that the others have none.
+pub fn keep_outstanding(wanted: &[Id], found: Vec<sync_request::Model>) {
+    let _ = CHUNK.try_with(|chunk| {
+        let mut chunk = lock(chunk);
+        for id in wanted {
+            chunk.outstanding.entry(*id).or_insert(None);
+        }
+        for m in found {
+            chunk.outstanding.insert(m.repository_id, Some(m));
+        }
+    });
+}
+
+/// What the chunk knows of repository `id`'s outstanding sync request: `Some(None)` when it
+/// has none, `None` when the chunk does not know (outside a chunk, or not read).
+pub fn cached_outstanding(id: Id) -> Option<Option<sync_request::Model>> {
+    CHUNK
+        .try_with(|chunk| lock(chunk).outstanding.get(&id).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Notes repository `id`'s outstanding sync request as the chunk just wrote (or read) it.
+pub fn note_outstanding(id: Id, request: sync_request::Model) {
+    let _ = CHUNK.try_with(|chunk| lock(chunk).outstanding.insert(id, Some(request)));
 }
 
 /// Keeps what the chunk read of the changesets `wanted` (repository, number): `found` among

@@ -74,9 +74,10 @@ impl Handler for SyncHandler {
         }
     }
 
-    /// Reads, and holds, the repositories the chunk's effects name by their host's id, and the
-    /// changesets they name by number, two statements for the chunk (per code host), so that
-    /// applying each effect reads neither again ([`crate::deliveries::chunk`]). With
+    /// Reads, and holds, the repositories the chunk's effects name by their host's id, the
+    /// changesets they name by number, and the outstanding sync requests of those its pushes
+    /// name, a statement each for the chunk (per code host), so that applying each effect reads
+    /// none of them again ([`crate::deliveries::chunk`]). With
     /// PostgreSQL the repositories are held in the order of their ids: two chunks never wait for
     /// each other's in a circle.
     async fn prepare(
@@ -89,17 +90,25 @@ impl Handler for SyncHandler {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
         use crate::deliveries::chunk;
-        use crate::entity::changeset;
+        use crate::entity::{changeset, sync_request};
         use crate::hosts::effects::Target;
 
         // The host's ids of the repositories, and the numbers of their changesets, per code host.
         let mut wanted: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
+        // The host's ids of the repositories pushed to, per code host.
+        let mut pushed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (receiver, event) in events {
             let urn = &receiver.code_host_urn;
             for effect in event.effects.as_deref().unwrap_or_default() {
                 let repo = effect.repository();
                 if repo.external_id.is_empty() || elsewhere(repo, urn).is_some() {
                     continue;
+                }
+                if let Effect::Push(_) = effect {
+                    pushed
+                        .entry(urn.as_str())
+                        .or_default()
+                        .insert(repo.external_id.as_str());
                 }
                 let numbers = wanted
                     .entry(urn.as_str())
@@ -130,7 +139,27 @@ impl Handler for SyncHandler {
                     numbers.into_iter().flatten().map(move |n| (m.id, *n))
                 })
                 .collect();
+            let pushed: Vec<_> = pushed.get(urn).map_or_else(Vec::new, |ids| {
+                models
+                    .iter()
+                    .filter(|m| ids.contains(m.external_id.as_str()))
+                    .map(|m| m.id)
+                    .collect()
+            });
             chunk::keep_repositories(models);
+            if !pushed.is_empty() {
+                // After their repositories' rows, as `requests::request` reads them.
+                let found = sync_request::Entity::find()
+                    .filter(sync_request::Column::RepositoryId.is_in(pushed.iter().copied()))
+                    .filter(sync_request::Column::State.is_in([
+                        sync_request::SyncRequestState::Pending,
+                        sync_request::SyncRequestState::Claimed,
+                    ]))
+                    .lock_exclusive()
+                    .all(txn)
+                    .await?;
+                chunk::keep_outstanding(&pushed, found);
+            }
             if changesets.is_empty() {
                 continue;
             }

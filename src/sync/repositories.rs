@@ -341,12 +341,17 @@ async fn alias_of<C: ConnectionTrait>(
     )
 }
 
-/// Holds the repository `id`'s row until the transaction ends (see `find_locked`).
+/// Holds the repository `id`'s row until the transaction ends (see `find_locked`); in a
+/// worker's chunk that already holds it, nothing more is asked of the database.
 pub async fn lock<C: ConnectionTrait>(conn: &C, id: Id) -> Result<(), DbErr> {
+    if crate::deliveries::chunk::holds_repository(id) {
+        return Ok(());
+    }
     repository::Entity::find_by_id(id)
         .lock_exclusive()
         .one(conn)
         .await?;
+    crate::deliveries::chunk::hold_repository(id);
     Ok(())
 }
 
@@ -540,6 +545,9 @@ pub async fn seen<C: ConnectionTrait>(
         "" => model,
         name => rename(conn, model, name, receiver, now).await?,
     };
+    // Read to be held (`find_seen_locked`), in this transaction: a chunk's later `lock` of it
+    // asks nothing more.
+    crate::deliveries::chunk::hold_repository(model.id);
     let stale = (!seen.external_id.is_empty() && seen.external_id != model.external_id)
         || (!seen.url.is_empty() && seen.url != model.url)
         || (!seen.clone_urls.is_empty() && seen.clone_urls != model.clone_urls.0);

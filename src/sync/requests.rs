@@ -78,12 +78,19 @@ pub async fn request<C: ConnectionTrait>(
     // replica's push) waits here and then joins what this one made, and a sync worker's claim
     // or completion of the request comes wholly before this or wholly after it.
     super::repositories::lock(conn, repo.id).await?;
-    let outstanding = sync_request::Entity::find()
-        .filter(C::RepositoryId.eq(repo.id))
-        .filter(C::State.is_in([SyncRequestState::Pending, SyncRequestState::Claimed]))
-        .lock_exclusive()
-        .one(conn)
-        .await?;
+    // A worker's chunk read the outstanding requests of its pushes' repositories at its start,
+    // and keeps them as it writes them.
+    let outstanding = match crate::deliveries::chunk::cached_outstanding(repo.id) {
+        Some(known) => known,
+        None => {
+            sync_request::Entity::find()
+                .filter(C::RepositoryId.eq(repo.id))
+                .filter(C::State.is_in([SyncRequestState::Pending, SyncRequestState::Claimed]))
+                .lock_exclusive()
+                .one(conn)
+                .await?
+        }
+    };
     let id = match outstanding {
         None => {
             let id = Uuid::new_v4();
@@ -91,29 +98,31 @@ pub async fn request<C: ConnectionTrait>(
                 (Reason::Manual, _) | (_, None) => now,
                 (_, Some(last)) => now.max(last.plus(min_interval)),
             };
-            sync_request::Entity::insert(sync_request::ActiveModel {
-                id: Set(id.into()),
-                repository_id: Set(repo.id),
-                receiver_id: Set(OptionalId(receiver_id)),
-                state: Set(SyncRequestState::Pending),
-                push_count: Set(pushes),
-                refs: Set(Json(merge_refs(Vec::new(), refs))),
-                request_time: Set(now),
-                due_time: Set(due),
-                lease_expire_time: Set(None),
-                worker: Set(String::new()),
-                reason: Set(reason),
-                min_sync_interval_ms: Set(
-                    i64::try_from(min_interval.as_millis()).unwrap_or(i64::MAX)
-                ),
-                rerun: Set(false),
-                rerun_refs: Set(Json(Vec::new())),
-                rerun_count: Set(0),
-                complete_time: Set(None),
-                error: Set(None),
-            })
+            let request = sync_request::Model {
+                id: id.into(),
+                repository_id: repo.id,
+                receiver_id: OptionalId(receiver_id),
+                state: SyncRequestState::Pending,
+                push_count: pushes,
+                refs: Json(merge_refs(Vec::new(), refs)),
+                request_time: now,
+                due_time: due,
+                lease_expire_time: None,
+                worker: String::new(),
+                reason,
+                min_sync_interval_ms: i64::try_from(min_interval.as_millis()).unwrap_or(i64::MAX),
+                rerun: false,
+                rerun_refs: Json(Vec::new()),
+                rerun_count: 0,
+                complete_time: None,
+                error: None,
+            };
+            sync_request::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                request.clone(),
+            ))
             .exec_without_returning(conn)
             .await?;
+            crate::deliveries::chunk::note_outstanding(repo.id, request);
             id
         }
         Some(m) if m.state == SyncRequestState::Pending => {
@@ -125,7 +134,8 @@ pub async fn request<C: ConnectionTrait>(
                 // An admin asked for it now.
                 row.due_time = Set(m.due_time.min(now));
             }
-            sea_orm::ActiveModelTrait::update(row, conn).await?;
+            let updated = sea_orm::ActiveModelTrait::update(row, conn).await?;
+            crate::deliveries::chunk::note_outstanding(repo.id, updated);
             m.id.uuid()
         }
         Some(m) => {
@@ -135,7 +145,8 @@ pub async fn request<C: ConnectionTrait>(
             row.rerun = Set(true);
             row.rerun_count = Set(m.rerun_count.saturating_add(pushes));
             row.rerun_refs = Set(Json(merged));
-            sea_orm::ActiveModelTrait::update(row, conn).await?;
+            let updated = sea_orm::ActiveModelTrait::update(row, conn).await?;
+            crate::deliveries::chunk::note_outstanding(repo.id, updated);
             m.id.uuid()
         }
     };
