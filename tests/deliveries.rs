@@ -203,7 +203,38 @@ on_both_engines!(
     retention_deletes_deliveries_older_than_the_retention_period,
     rows_stored_as_text_by_earlier_versions_load_and_stay_text,
     bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back,
+    a_receivers_last_delivery_time_moves_once_a_second_at_most,
 );
+
+/// A receiver's `last_delivery_time` is written at most once a second (a busy receiver's row is
+/// not rewritten by every batch): a delivery within a second of the time written leaves it, one
+/// later moves it, and one that arrives with an older time never takes it back.
+async fn a_receivers_last_delivery_time_moves_once_a_second_at_most(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 40_000 * SECOND;
+    let last = || async {
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT last_delivery_time FROM receivers WHERE id = '{}'",
+                s.receiver
+            ),
+        )
+        .await
+    };
+    for (at, expected) in [
+        (t0, t0),
+        (t0 + SECOND / 2, t0),
+        (t0 + SECOND, t0),
+        (t0 + SECOND + 1, t0 + SECOND + 1),
+        (t0 - 5 * SECOND, t0 + SECOND + 1),
+        (t0 + 3 * SECOND, t0 + 3 * SECOND),
+    ] {
+        stored(&s, Uuid::new_v4(), "push", b"{}".to_vec(), at).await;
+        assert_eq!(last().await, expected, "after a delivery at {at}");
+    }
+    s.test_db.drop_database().await;
+}
 
 async fn a_handler_failure_leaves_no_partial_change(engine: Engine) {
     let s = setup(engine).await;

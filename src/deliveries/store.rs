@@ -4,6 +4,7 @@
 //! leaves out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
@@ -171,6 +172,10 @@ pub enum RedeliverError {
 #[derive(Debug, Clone)]
 pub struct DeliveryStore {
     db: DatabaseConnection,
+    /// The `last_delivery_time` this store last committed for each receiver: a batch whose
+    /// newest delivery is within [`LAST_DELIVERY_RESOLUTION`] of it would not move it (the
+    /// column only moves forward), so it is not asked to.
+    marked: Arc<Mutex<HashMap<Uuid, Timestamp>>>,
 }
 
 /// The columns of a listing: everything but the bodies.
@@ -195,7 +200,33 @@ struct ListedRow {
 
 impl DeliveryStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            marked: Arc::default(),
+        }
+    }
+
+    /// The receivers of `latest` whose last delivery time a write must move: this store has
+    /// committed none for them, or one older than the resolution allows.
+    fn to_mark(&self, latest: HashMap<Uuid, Timestamp>) -> HashMap<Uuid, Timestamp> {
+        let marked = self.marked.lock().unwrap_or_else(|p| p.into_inner());
+        latest
+            .into_iter()
+            .filter(|(receiver, time)| {
+                marked
+                    .get(receiver)
+                    .is_none_or(|m| *m < time.minus(LAST_DELIVERY_RESOLUTION))
+            })
+            .collect()
+    }
+
+    /// Notes the last delivery times a committed write set.
+    fn note_marked(&self, written: HashMap<Uuid, Timestamp>) {
+        let mut marked = self.marked.lock().unwrap_or_else(|p| p.into_inner());
+        for (receiver, time) in written {
+            let m = marked.entry(receiver).or_insert(time);
+            *m = Ord::max(*m, time);
+        }
     }
 
     /// Stores a delivery and commits it, and marks the receiver's last delivery time, in one
@@ -218,12 +249,14 @@ impl DeliveryStore {
     {
         let prepared = PreparedDelivery::new(new);
         let txn = crate::db::begin_write(&self.db).await?;
-        let stored = insert_all(&txn, std::slice::from_ref(&prepared)).await?;
+        let (stored, marked) =
+            insert_all(&txn, std::slice::from_ref(&prepared), |l| self.to_mark(l)).await?;
         let stored = stored[0];
         if stored == Stored::New {
             then(&txn).await?;
         }
         txn.commit().await?;
+        self.note_marked(marked);
         Ok(stored)
     }
 
@@ -234,8 +267,9 @@ impl DeliveryStore {
         batch: &[PreparedDelivery],
     ) -> Result<Vec<Stored>, StoreError> {
         let txn = crate::db::begin_write(&self.db).await?;
-        let stored = insert_all(&txn, batch).await?;
+        let (stored, marked) = insert_all(&txn, batch, |l| self.to_mark(l)).await?;
         txn.commit().await?;
+        self.note_marked(marked);
         Ok(stored)
     }
 
@@ -795,12 +829,14 @@ const LAST_DELIVERY_RESOLUTION: Duration = Duration::from_secs(1);
 
 /// Writes `batch` on `txn`: one multi-row INSERT that skips rows whose delivery key the receiver
 /// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys), one of the
-/// bodies of the rows inserted, the originals of those skipped, and each receiver's last
-/// delivery time.
+/// bodies of the rows inserted, the originals of those skipped, and the last delivery time of
+/// each receiver `to_mark` keeps (of the newest of its deliveries here). Returns what each
+/// delivery became, and the last delivery times written.
 async fn insert_all(
     txn: &crate::db::WriteTxn,
     batch: &[PreparedDelivery],
-) -> Result<Vec<Stored>, DbErr> {
+    to_mark: impl FnOnce(HashMap<Uuid, Timestamp>) -> HashMap<Uuid, Timestamp>,
+) -> Result<(Vec<Stored>, HashMap<Uuid, Timestamp>), DbErr> {
     let mut inserted: HashSet<Id> = HashSet::with_capacity(batch.len());
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut insert =
@@ -852,7 +888,8 @@ async fn insert_all(
         })?;
         stored.push(Stored::Duplicate(original.uuid()));
     }
-    for (receiver_id, time) in latest {
+    let marked = to_mark(latest);
+    for (&receiver_id, &time) in &marked {
         receiver::Entity::update_many()
             .col_expr(receiver::Column::LastDeliveryTime, Expr::value(time))
             .filter(receiver::Column::Id.eq(Id::from(receiver_id)))
@@ -866,7 +903,7 @@ async fn insert_all(
             .exec(txn)
             .await?;
     }
-    Ok(stored)
+    Ok((stored, marked))
 }
 
 /// The id of the accepted delivery of `receiver` with key `key`, on `conn`.
