@@ -563,21 +563,33 @@ impl DeliveryStore {
         // The bodies, read after the commit (they never change once written): the write lock
         // is held only for the small rows the claim rewrites.
         let mut bodies = bodies_of(&self.db, rows.iter().map(|m| m.id)).await?;
-        let mut claimed: Vec<ClaimedDelivery> = rows
-            .into_iter()
-            .map(|m| {
-                let body = decode_body(m.id, bodies.remove(&m.id))?;
-                Ok(ClaimedDelivery {
-                    id: m.id.uuid(),
-                    receiver_id: m.receiver_id.uuid(),
-                    event: m.event,
-                    request_headers: m.request_headers.0,
-                    request_body: body.unwrap_or_default(),
-                    attempts: m.attempts,
-                    receive_time: m.receive_time,
+        // Decompressed on the blocking pool: a batch's bodies are megabytes, and the worker's
+        // task also drives the writes of the batch before.
+        let decode = move || {
+            rows.into_iter()
+                .map(|m| {
+                    let body = decode_body(m.id, bodies.remove(&m.id))?;
+                    Ok(ClaimedDelivery {
+                        id: m.id.uuid(),
+                        receiver_id: m.receiver_id.uuid(),
+                        event: m.event,
+                        request_headers: m.request_headers.0,
+                        request_body: body.unwrap_or_default(),
+                        attempts: m.attempts,
+                        receive_time: m.receive_time,
+                    })
                 })
-            })
-            .collect::<Result<_, StoreError>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        let mut claimed = match tokio::task::spawn_blocking(decode).await {
+            Ok(claimed) => claimed?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(StoreError::Unavailable(DbErr::Custom(format!(
+                    "decoding claimed bodies: {e}"
+                ))));
+            }
+        };
         claimed.sort_by_key(|c| c.receive_time);
         Ok(claimed)
     }
