@@ -89,8 +89,8 @@ fn options(
     if url.starts_with("sqlite:") {
         options.map_sqlx_sqlite_opts(move |o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            // A new database gets 8 KiB pages, so a delivery row (a compressed body of a few
-            // KiB and its headers) fits one page instead of spilling into an overflow page.
+            // A new database gets 8 KiB pages, so a delivery's body (compressed, a few KiB, in
+            // `delivery_bodies`) fits one page instead of spilling into an overflow page.
             // An existing database keeps the page size it was made with.
             let o = o
                 .page_size(8192)

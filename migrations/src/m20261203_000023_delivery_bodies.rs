@@ -2,9 +2,9 @@
 //! that has a body: `delivery_id`, `body` as stored, `encoding` as `request_body_encoding` was),
 //! deleted with their delivery. A body is written once, at intake, and read when a delivery is
 //! claimed or shown; the `deliveries` row is rewritten at every claim and every outcome, and on
-//! SQLite an UPDATE rewrites the whole row, so a ~5 KB body in it was written to the WAL three
-//! times more than needed (and more pages read by every scan of the log). Bodies stored before
-//! are copied over, then the two columns are dropped.
+//! SQLite an UPDATE rewrites the whole row, so a ~5 KB body in it was written to the WAL again
+//! at each of those (and read by every scan of the log). Bodies stored before are copied over,
+//! then the two columns are dropped.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
