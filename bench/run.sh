@@ -26,7 +26,7 @@
 # It writes the table to BENCHMARKS.md (machine, date, commit, command) and prints every figure it
 # writes.
 #
-#   bash bench/run.sh                                         # the full run (about an hour)
+#   bash bench/run.sh                                         # the full run (about half an hour)
 #   BENCH_RUNS=1 BENCH_DURATION=3s BENCH_BACKLOG=3000 bash bench/run.sh   # a smoke run
 #   BENCH_SECTIONS=processing BENCH_ENGINES=sqlite BENCH_BACKLOGS=mix BENCH_BACKLOG=5000 \
 #       bash bench/run.sh                                     # only the mix backlog on SQLite
