@@ -151,10 +151,7 @@ impl Handler for SyncHandler {
                 // After their repositories' rows, as `requests::request` reads them.
                 let found = sync_request::Entity::find()
                     .filter(sync_request::Column::RepositoryId.is_in(pushed.iter().copied()))
-                    .filter(sync_request::Column::State.is_in([
-                        sync_request::SyncRequestState::Pending,
-                        sync_request::SyncRequestState::Claimed,
-                    ]))
+                    .filter(sync_request::Column::State.is_in(super::requests::OUTSTANDING))
                     .lock_exclusive()
                     .all(txn)
                     .await?;

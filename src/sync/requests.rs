@@ -58,6 +58,10 @@ pub enum CompleteError {
     Store(#[from] StoreError),
 }
 
+/// The states of a repository's outstanding request (at most one): the one a push joins.
+pub const OUTSTANDING: [SyncRequestState; 2] =
+    [SyncRequestState::Pending, SyncRequestState::Claimed];
+
 /// Requests a sync of `repo`, on `conn` (the caller's transaction): makes a pending request,
 /// or joins the outstanding one. Returns its id. `source` says through which receiver, and
 /// which delivery made it, if any (kept with its feed entry).
@@ -85,7 +89,7 @@ pub async fn request<C: ConnectionTrait>(
         None => {
             sync_request::Entity::find()
                 .filter(C::RepositoryId.eq(repo.id))
-                .filter(C::State.is_in([SyncRequestState::Pending, SyncRequestState::Claimed]))
+                .filter(C::State.is_in(OUTSTANDING))
                 .lock_exclusive()
                 .one(conn)
                 .await?
