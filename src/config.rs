@@ -10,6 +10,10 @@ use ipnet::IpNet;
 /// The default cap on a delivery's body (`--max-body-bytes`): 25 MiB, GitHub's own cap.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
+/// The default byte budget of one claim of the worker (`--worker-batch-bytes`): 8 MiB, well
+/// over what 128 deliveries of a typical code host bring (a pull request event is 5-30 KB).
+pub const DEFAULT_WORKER_BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
 /// hookgate: a webhook receiver for code hosts (GitHub, GitLab, Bitbucket Server/Data Center,
 /// Bitbucket Cloud). Admins register receivers over gRPC; code hosts deliver to their URLs.
 #[derive(Debug, Parser)]
@@ -164,6 +168,18 @@ pub struct Config {
         global = true
     )]
     pub worker_batch: u64,
+
+    /// The most body bytes (as received) the worker claims at once: a claim stops short of
+    /// --worker-batch deliveries when their bodies come to more, so the memory a batch holds
+    /// is bounded by bytes, not only by a count. A body larger than this is claimed alone.
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_BATCH_BYTES",
+        default_value_t = DEFAULT_WORKER_BATCH_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub worker_batch_bytes: u64,
 
     /// The most deliveries the worker writes in one transaction (a chunk): more share one
     /// commit and one read of their repositories and changesets. Default: 128.

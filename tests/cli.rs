@@ -410,6 +410,7 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--sqlite-synchronous", "HOOKGATE_SQLITE_SYNCHRONOUS"),
         ("--ingress-only", "HOOKGATE_INGRESS_ONLY"),
         ("--worker-batch", "HOOKGATE_WORKER_BATCH"),
+        ("--worker-batch-bytes", "HOOKGATE_WORKER_BATCH_BYTES"),
         ("--worker-chunk", "HOOKGATE_WORKER_CHUNK"),
         ("--worker-chunk-time", "HOOKGATE_WORKER_CHUNK_TIME"),
         ("--worker-yield-after", "HOOKGATE_WORKER_YIELD_AFTER"),

@@ -672,8 +672,9 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
         2
     );
 
-    // Back to the schema before 000023: the bodies are in their rows again.
-    migration::Migrator::down(&s.db, Some(1)).await.unwrap();
+    // Back to the schema before 000023 (and 000024, which records each body's size): the
+    // bodies are in their rows again.
+    migration::Migrator::down(&s.db, Some(2)).await.unwrap();
     assert_eq!(
         scalar(
             &s.db,
@@ -718,6 +719,31 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
             .is_err(),
         "the column is gone"
     );
+    // 000024 records the size each body is stored with (compressed for a compressed one).
+    let big_stored = scalar(
+        &s.db,
+        &format!(
+            "SELECT CAST(length(body) AS BIGINT) FROM delivery_bodies WHERE delivery_id = '{big}'"
+        ),
+    )
+    .await;
+    assert!(big_stored < big_body.len() as i64);
+    for (id, size) in [
+        (big, big_stored),
+        (small, b"{\"zen\": \"small\"}".len() as i64),
+        (old, 2),
+        (rejected, 0),
+    ] {
+        assert_eq!(
+            scalar(
+                &s.db,
+                &format!("SELECT body_size FROM deliveries WHERE id = '{id}'")
+            )
+            .await,
+            size,
+            "{id}"
+        );
+    }
     // A new pool: the old one may hold statements prepared against the old schema.
     let db = hookgate::db::connect(&s.test_db.url).await.unwrap();
     let store = DeliveryStore::new(db.clone());
@@ -761,7 +787,161 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
 on_both_engines!(
     a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time,
     a_stopped_worker_writes_every_batch_it_claimed,
+    a_claim_takes_deliveries_up_to_its_byte_budget,
+    a_worker_whose_claims_the_byte_budget_cuts_short_claims_again_at_once,
 );
+
+/// A JSON body of exactly `size` bytes (at least 11), compressible as a real one is.
+fn body_of(size: usize) -> Vec<u8> {
+    let body = format!(
+        "{{\"pad\": \"{}\"}}",
+        "ab".repeat(size).split_at(size - 11).0
+    );
+    assert_eq!(body.len(), size);
+    body.into_bytes()
+}
+
+/// Each delivery's row records its body's size as received (not as stored, compressed); a
+/// claim takes deliveries in the order they are due while their bodies fit its byte budget,
+/// says when it left due ones behind, and takes a body larger than the budget alone.
+async fn a_claim_takes_deliveries_up_to_its_byte_budget(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 50_000 * SECOND;
+    let sizes = [1_000, 2_000, 3_000, 400, 5_000];
+    let mut ids = Vec::new();
+    for (i, size) in sizes.into_iter().enumerate() {
+        let id = Uuid::new_v4();
+        stored(&s, id, "push", body_of(size), t0 + i as i64).await;
+        ids.push(id);
+    }
+    for (id, size) in ids.iter().zip(sizes) {
+        assert_eq!(
+            scalar(
+                &s.db,
+                &format!("SELECT body_size FROM deliveries WHERE id = '{id}'")
+            )
+            .await,
+            size as i64
+        );
+    }
+    // Stored compressed: the recorded size is the body's, not what the table holds.
+    assert!(
+        scalar(
+            &s.db,
+            &format!(
+                "SELECT CAST(length(body) AS BIGINT) FROM delivery_bodies WHERE delivery_id = '{}'",
+                ids[4]
+            )
+        )
+        .await
+            < 5_000
+    );
+
+    let now = time(t0 + SECOND);
+    let lease = Duration::from_secs(30);
+    let mut claims = Vec::new();
+    loop {
+        let (claimed, more) = s
+            .deliveries
+            .claim_within(10, 3_500, lease, now)
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            assert!(!more);
+            break;
+        }
+        for c in &claimed {
+            let i = ids.iter().position(|id| *id == c.id).unwrap();
+            assert_eq!(c.request_body, body_of(sizes[i]));
+        }
+        claims.push((claimed.iter().map(|c| c.id).collect::<Vec<_>>(), more));
+        assert!(claims.len() <= 5, "{claims:?}");
+    }
+    assert_eq!(
+        claims,
+        vec![
+            (vec![ids[0], ids[1]], true),
+            (vec![ids[2], ids[3]], true),
+            (vec![ids[4]], false),
+        ]
+    );
+    // The count still bounds a claim: with room for every byte, two at a time.
+    let (first, later) = (Uuid::new_v4(), Uuid::new_v4());
+    stored(&s, first, "push", body_of(100), t0 + 10).await;
+    stored(&s, later, "push", body_of(100), t0 + 11).await;
+    let claimed = s
+        .deliveries
+        .claim_within(1, u64::MAX, lease, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.0.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    assert!(!claimed.1);
+    s.test_db.drop_database().await;
+}
+
+/// A worker whose claims the byte budget cuts short claims the rest at once, not at its next
+/// poll (an hour here), and the bodies of the batch it holds are let go once read.
+async fn a_worker_whose_claims_the_byte_budget_cuts_short_claims_again_at_once(engine: Engine) {
+    let s = setup(engine).await;
+    let now = Timestamp::now().micros();
+    for i in 0..6 {
+        pending(&s, now - 1_000 + i).await;
+    }
+    // Room for two of them a claim.
+    let size = common::fixture("github/push.branch-updated.json").len() as u64;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = Worker::new(
+        s.db.clone(),
+        s.receivers.clone(),
+        Arc::new(BodiesSeen(seen.clone())),
+        WorkerConfig {
+            batch_bytes: size * 5 / 2,
+            poll_interval: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        },
+        Default::default(),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(w.run(stop.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while scalar(
+        &s.db,
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'PROCESSED'",
+    )
+    .await
+        < 6
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker left deliveries behind its first claim for its next poll"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![0; 6]);
+    s.test_db.drop_database().await;
+}
+
+/// A handler that processes every delivery and notes the size of the body it is handed.
+struct BodiesSeen(Arc<std::sync::Mutex<Vec<usize>>>);
+
+#[tonic::async_trait]
+impl Handler for BodiesSeen {
+    async fn handle(
+        &self,
+        _: &DatabaseTransaction,
+        _: &Receiver,
+        delivery: &ClaimedDelivery,
+        _: &Event,
+    ) -> Result<Outcome, HandlerError> {
+        self.0.lock().unwrap().push(delivery.request_body.len());
+        Ok(Outcome::Processed)
+    }
+}
 
 /// A GitHub event `fixture` made about pull request `number` of repository `id` (`name`).
 fn about(fixture: &str, id: i64, name: &str, number: i64) -> Vec<u8> {

@@ -84,6 +84,8 @@ pub struct ClaimedDelivery {
     pub receiver_id: Uuid,
     pub event: String,
     pub request_headers: BTreeMap<String, String>,
+    /// As received. The worker reads the event from it before any handler runs, and then lets
+    /// it go (a handler is given the [`Event`](super::Event), and finds this empty).
     pub request_body: Vec<u8>,
     /// Tries so far, this one included. With the id it names the claim: a worker whose lease
     /// ran out finds its outcome refused, because the next claim raised it.
@@ -396,6 +398,7 @@ impl DeliveryStore {
                         lease_expire_time: None,
                         redelivered_by: r.redelivered_by,
                         redeliver_time: r.redeliver_time,
+                        body_size: 0,
                     },
                     None,
                 )
@@ -506,16 +509,32 @@ impl DeliveryStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        Ok(self.claim_within(max, u64::MAX, lease, now).await?.0)
+    }
+
+    /// Like [`claim`](Self::claim), taking deliveries (in the order they are due) only while
+    /// their bodies come to at most `max_bytes` together (`body_size`, as received: what the
+    /// claim holds once they are decoded); the first is taken whatever its size, so a body
+    /// larger than the budget is claimed alone rather than never. Also says whether the budget
+    /// left due deliveries behind (so another claim need not wait).
+    pub async fn claim_within(
+        &self,
+        max: u64,
+        max_bytes: u64,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<(Vec<ClaimedDelivery>, bool), StoreError> {
         use delivery::Column as C;
-        // Two claims, each a range of the queue index (partial on PENDING and PROCESSING, by
+        // Two reads, each a range of the queue index (partial on PENDING and PROCESSING, by
         // state and next attempt) that stops at `max`: the claims of dead workers first (they
         // are the oldest), then pending deliveries in the order they are due. One query with
         // both conditions would read every queued delivery's row, and sort them, at each
-        // claim: the whole backlog, each time.
+        // claim: the whole backlog, each time. On PostgreSQL the rows read are locked (others
+        // skip them) until the claim commits.
         let due = |condition: Condition, order: bool, limit: u64| {
             let mut select = Query::select();
             select
-                .column(C::Id)
+                .columns([C::Id, C::BodySize])
                 .from(delivery::Entity)
                 .and_where(queued())
                 .cond_where(condition);
@@ -527,38 +546,54 @@ impl DeliveryStore {
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                 .to_owned()
         };
-        let claim = |subquery| {
-            delivery::Entity::update_many()
-                .col_expr(C::State, Expr::value(DeliveryState::Processing))
-                .col_expr(C::LeaseExpireTime, Expr::value(now.plus(lease)))
-                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                .filter(C::Id.in_subquery(subquery))
+        let read = |rows: Vec<sea_orm::QueryResult>| {
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<Id>("", "id")?,
+                        row.try_get::<i64>("", "body_size")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, DbErr>>()
         };
         // Nobody waits for a claim: the writers that answer someone go first.
         let txn = crate::db::begin_background_write(&self.db).await?;
-        let mut rows = claim(due(
-            Condition::all()
-                .add(C::State.eq(DeliveryState::Processing))
-                .add(C::LeaseExpireTime.lte(now)),
-            false,
-            max,
-        ))
-        .exec_with_returning(&txn)
-        .await?;
-        let left = max.saturating_sub(rows.len() as u64);
+        let mut candidates = read(
+            txn.query_all(&due(
+                Condition::all()
+                    .add(C::State.eq(DeliveryState::Processing))
+                    .add(C::LeaseExpireTime.lte(now)),
+                false,
+                max,
+            ))
+            .await?,
+        )?;
+        let left = max.saturating_sub(candidates.len() as u64);
         if left > 0 {
-            rows.extend(
-                claim(due(
+            candidates.extend(read(
+                txn.query_all(&due(
                     Condition::all()
                         .add(C::State.eq(DeliveryState::Pending))
                         .add(C::NextAttemptTime.lte(now)),
                     true,
                     left,
                 ))
-                .exec_with_returning(&txn)
                 .await?,
-            );
+            )?);
         }
+        let ids = within_budget(&candidates, max_bytes);
+        let cut_short = ids.len() < candidates.len();
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            delivery::Entity::update_many()
+                .col_expr(C::State, Expr::value(DeliveryState::Processing))
+                .col_expr(C::LeaseExpireTime, Expr::value(now.plus(lease)))
+                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+                .filter(C::Id.is_in(ids))
+                .exec_with_returning(&txn)
+                .await?
+        };
         txn.commit().await?;
         // The bodies, read after the commit (they never change once written): the write lock
         // is held only for the small rows the claim rewrites.
@@ -591,7 +626,7 @@ impl DeliveryStore {
             }
         };
         claimed.sort_by_key(|c| c.receive_time);
-        Ok(claimed)
+        Ok((claimed, cut_short))
     }
 
     /// Records the outcome of a claimed delivery, on `conn` (the transaction its effects are
@@ -758,6 +793,22 @@ impl DeliveryStore {
     }
 }
 
+/// The ids of `candidates` (id and body size, in the order they are due) a claim of at most
+/// `max_bytes` takes: those before the first that would bring the total over it, and always
+/// the first.
+fn within_budget(candidates: &[(Id, i64)], max_bytes: u64) -> Vec<Id> {
+    let mut total = 0u64;
+    let mut ids = Vec::with_capacity(candidates.len());
+    for (id, size) in candidates {
+        total = total.saturating_add(u64::try_from(*size).unwrap_or(0));
+        if total > max_bytes && !ids.is_empty() {
+            break;
+        }
+        ids.push(*id);
+    }
+    ids
+}
+
 /// A delivery ready to be written: its row, with the body already encoded for storage, so
 /// that compressing it is done by the request's own task and not by whoever writes the batch.
 #[derive(Debug, Clone)]
@@ -784,6 +835,10 @@ impl PreparedDelivery {
             last_error: new.last_error.map(|e| bounded(e, Cap::NOTE)),
             ..new
         };
+        let body_size = new
+            .request_body
+            .as_ref()
+            .map_or(0, |b| i64::try_from(b.len()).unwrap_or(i64::MAX));
         let body = new.request_body.map(StoredBody::encode);
         // The headers' stored size, near enough: each name and value, quoted and separated.
         let headers_size: usize = new
@@ -821,6 +876,7 @@ impl PreparedDelivery {
                 lease_expire_time: Set(None),
                 redelivered_by: Set(None),
                 redeliver_time: Set(None),
+                body_size: Set(body_size),
             },
         }
     }
@@ -831,7 +887,7 @@ impl PreparedDelivery {
     }
 }
 
-/// The most rows one INSERT carries: well under SQLite's 32,766 bound parameters (16 a row).
+/// The most rows one INSERT carries: well under SQLite's 32,766 bound parameters (17 a row).
 const ROWS_PER_INSERT: usize = 512;
 
 /// How far behind a receiver's `last_delivery_time` may be before a delivery moves it: it is

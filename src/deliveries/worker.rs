@@ -42,6 +42,10 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// The most deliveries claimed at once.
     pub batch: u64,
+    /// The most body bytes claimed at once (as received, what the claim holds decoded): a
+    /// batch stops short of `batch` deliveries when their bodies come to more. A body larger
+    /// than this is claimed alone.
+    pub batch_bytes: u64,
     /// The most deliveries written in one transaction: more share a commit, fewer hold SQLite's
     /// one write lock (which the ingress waits for) a shorter time.
     pub per_transaction: usize,
@@ -74,6 +78,7 @@ impl WorkerConfig {
     pub fn with(mut self, config: &crate::config::Config) -> Self {
         self.lease = config.delivery_lease.into();
         self.batch = config.worker_batch;
+        self.batch_bytes = config.worker_batch_bytes;
         if let Some(chunk) = config.worker_chunk {
             self.per_transaction = usize::try_from(chunk).unwrap_or(usize::MAX);
         }
@@ -90,6 +95,7 @@ impl Default for WorkerConfig {
         Self {
             lease: Duration::from_secs(60),
             batch: 128,
+            batch_bytes: crate::config::DEFAULT_WORKER_BATCH_BYTES,
             per_transaction: 128,
             transaction_budget: Duration::from_millis(50),
             yield_after: Duration::from_millis(5),
@@ -248,9 +254,9 @@ impl Worker {
                     },
                 };
                 match worker.claim_batch(Timestamp::now()).await {
-                    Ok(batch) => {
+                    Ok((batch, more)) => {
                         failures = 0;
-                        let full = batch.len() as u64 == worker.config.batch;
+                        let full = more || batch.len() as u64 == worker.config.batch;
                         if !batch.is_empty() {
                             slot.send(batch);
                         }
@@ -295,18 +301,25 @@ impl Worker {
     /// [`WorkerConfig::per_transaction`] deliveries to a transaction (see `apply_chunk`), so
     /// one commit serves many; a chunk that fails is applied again one delivery at a time.
     pub async fn process_due(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let batch = self.claim_batch(now).await?;
+        let (batch, _) = self.claim_batch(now).await?;
         let count = batch.len();
         self.apply_batch(batch, now).await;
         Ok(count)
     }
 
-    /// Claims one batch of deliveries due at `now`, finds their receivers and reads their
-    /// effects, in the order they are to be applied.
-    async fn claim_batch(&self, now: Timestamp) -> Result<Vec<Parsed>, StoreError> {
-        let claimed = self
+    /// Claims one batch of deliveries due at `now` (up to [`WorkerConfig::batch`] of them and
+    /// [`WorkerConfig::batch_bytes`] of bodies), finds their receivers and reads their effects,
+    /// in the order they are to be applied. Also says whether the byte budget left due
+    /// deliveries behind.
+    async fn claim_batch(&self, now: Timestamp) -> Result<(Vec<Parsed>, bool), StoreError> {
+        let (claimed, more) = self
             .deliveries
-            .claim(self.config.batch, self.config.lease, now)
+            .claim_within(
+                self.config.batch,
+                self.config.batch_bytes,
+                self.config.lease,
+                now,
+            )
             .await?;
         let count = claimed.len();
         let mut parsed = Vec::with_capacity(count);
@@ -330,7 +343,7 @@ impl Worker {
         let mut parsed = classify_all(parsed, ordered.then(|| self.handler.clone())).await;
         // Stable: the deliveries of one repository keep the order they came in.
         parsed.sort_by(|a, b| a.order.cmp(&b.order));
-        Ok(parsed)
+        Ok((parsed, more))
     }
 
     /// Applies a claimed batch, [`WorkerConfig::per_transaction`] deliveries to a transaction.
@@ -717,6 +730,9 @@ fn classify_one(mut item: Parsed, handler: Option<&dyn Handler>) -> Parsed {
         item.event = Some(Err(panicked("classifying", &item.delivery, panic)));
         item.order = None;
     }
+    // Everything is read from the body now: the batch waiting to be written holds only its
+    // effects, not every body as well.
+    item.delivery.request_body = Vec::new();
     item
 }
 
@@ -829,5 +845,32 @@ fn worker_outcome(state: DeliveryState) -> WorkerOutcome {
         DeliveryState::Failed => WorkerOutcome::Failed,
         DeliveryState::Pending => WorkerOutcome::Retry,
         _ => WorkerOutcome::Processed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker's byte budget is 8 MiB unless `--worker-batch-bytes` says otherwise, and a
+    /// budget of nothing is refused with the flag's name.
+    #[test]
+    fn the_claims_byte_budget_comes_from_its_flag() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| {
+            crate::config::Cli::try_parse_from(
+                std::iter::once("hookgate").chain(args.iter().copied()),
+            )
+        };
+        let config = |args: &[&str]| WorkerConfig::default().with(&parse(args).unwrap().config);
+        assert_eq!(config(&[]).batch_bytes, 8 * 1024 * 1024);
+        assert_eq!(
+            config(&["--worker-batch-bytes", "65536"]).batch_bytes,
+            65_536
+        );
+        let refused = parse(&["--worker-batch-bytes", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--worker-batch-bytes"), "{refused}");
     }
 }

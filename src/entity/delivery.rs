@@ -38,6 +38,9 @@ pub struct Model {
     pub redelivered_by: Option<String>,
     /// When that was.
     pub redeliver_time: Option<Timestamp>,
+    /// The size of its request body as received, in bytes (0 without one): what a claim of it
+    /// holds in memory once the body is decoded, counted against the worker's byte budget.
+    pub body_size: i64,
 }
 
 /// Where a delivery is in its life. `PENDING` → `PROCESSING` → `PROCESSED` (or back to `PENDING`
