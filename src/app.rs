@@ -412,7 +412,12 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
             config.data_dir.display()
         )
     })?;
-    let db = db::connect_with(&config.database_url(), config.sqlite_synchronous).await?;
+    let db = db::connect_with(
+        &config.database_url(),
+        config.sqlite_synchronous,
+        config.database_max_connections,
+    )
+    .await?;
     db::migrate(&db).await?;
     Ok(db)
 }

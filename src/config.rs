@@ -221,6 +221,19 @@ pub struct Config {
     )]
     pub sqlite_synchronous: crate::db::SqliteDurability,
 
+    /// The most connections hookgate's pool opens to its database. Default: 10 on PostgreSQL
+    /// (one of them kept for LISTEN, to hear of receiver changes: so at least 2), and 8 for
+    /// reads on SQLite (every SQLite write goes through one more connection of its own). With
+    /// several replicas on one PostgreSQL server, their sum must stay under its
+    /// `max_connections`.
+    #[arg(
+        long,
+        env = "HOOKGATE_DATABASE_MAX_CONNECTIONS",
+        value_parser = clap::value_parser!(u32).range(2..=10_000),
+        global = true
+    )]
+    pub database_max_connections: Option<u32>,
+
     /// Serve the ingress and the admin API, but leave stored deliveries to the workers of other
     /// replicas: for ingress-only replicas, and for building a backlog to measure processing.
     #[arg(long, env = "HOOKGATE_INGRESS_ONLY", global = true)]

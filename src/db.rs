@@ -36,23 +36,38 @@ pub enum SqliteDurability {
     Normal,
 }
 
+/// The connections a PostgreSQL pool opens at most, unless told otherwise
+/// (`--database-max-connections`).
+pub const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// The read connections an SQLite pool opens at most, unless told otherwise; its writes go
+/// through one more (see [`begin_write`]).
+pub const SQLITE_MAX_READERS: u32 = 8;
+
 /// Opens a pool on `url` (sqlite:// or postgres://), with SQLite commits synced at every commit.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
-    connect_with(url, SqliteDurability::Full).await
+    connect_with(url, SqliteDurability::Full, None).await
 }
 
-/// Opens a pool on `url`, SQLite commits made durable as `durability` says. For SQLite it also
-/// opens the connection every write transaction of this pool uses (see [`begin_write`]).
+/// Opens a pool on `url`, SQLite commits made durable as `durability` says, of at most
+/// `max_connections` connections ([`POSTGRES_MAX_CONNECTIONS`] or [`SQLITE_MAX_READERS`] when
+/// `None`). For SQLite it also opens the connection every write transaction of this pool uses
+/// (see [`begin_write`]).
 pub async fn connect_with(
     url: &str,
     durability: SqliteDurability,
+    max_connections: Option<u32>,
 ) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
     if sqlite {
         crate::data_dir::prepare_sqlite_file(url)
             .with_context(|| format!("cannot make the database file of {}", redact_url(url)))?;
     }
-    let db = Database::connect(options(url, if sqlite { 8 } else { 10 }, durability, None))
+    let connections = max_connections.unwrap_or(if sqlite {
+        SQLITE_MAX_READERS
+    } else {
+        POSTGRES_MAX_CONNECTIONS
+    });
+    let db = Database::connect(options(url, connections, durability, None))
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
     if sqlite {

@@ -408,6 +408,10 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ),
         ("--secret-key-file", "HOOKGATE_SECRET_KEY_FILE"),
         ("--sqlite-synchronous", "HOOKGATE_SQLITE_SYNCHRONOUS"),
+        (
+            "--database-max-connections",
+            "HOOKGATE_DATABASE_MAX_CONNECTIONS",
+        ),
         ("--ingress-only", "HOOKGATE_INGRESS_ONLY"),
         ("--worker-batch", "HOOKGATE_WORKER_BATCH"),
         ("--worker-batch-bytes", "HOOKGATE_WORKER_BATCH_BYTES"),

@@ -14,7 +14,59 @@ on_both_engines!(
     healthz_answers_200_when_the_database_answers,
     the_data_directory_and_database_files_it_makes_are_private,
     the_ingress_does_not_serve_metrics_by_default,
+    the_pool_opens_at_most_database_max_connections,
 );
+
+/// `--database-max-connections`: the pool opens at most that many connections however many
+/// queries wait for one, and by default 10 on PostgreSQL and 8 (readers) on SQLite; the flag
+/// takes no fewer than 2 (PostgreSQL keeps one for LISTEN).
+async fn the_pool_opens_at_most_database_max_connections(engine: Engine) {
+    use clap::Parser as _;
+    use hookgate::db::{SqliteDurability, connect_with};
+    use sea_orm::ConnectionTrait;
+    let flag = |value: &str| {
+        hookgate::config::Cli::try_parse_from(["hookgate", "--database-max-connections", value])
+            .map(|cli| cli.config.database_max_connections)
+    };
+    assert_eq!(flag("4").unwrap(), Some(4));
+    let refused = flag("1").unwrap_err().to_string();
+    assert!(refused.contains("--database-max-connections"), "{refused}");
+
+    // A query that keeps its connection busy for a while.
+    let slow = match engine {
+        Engine::Postgres => "SELECT pg_sleep(0.2)",
+        Engine::Sqlite => {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+             SELECT COUNT(*) FROM n"
+        }
+    };
+    let default = match engine {
+        Engine::Postgres => hookgate::db::POSTGRES_MAX_CONNECTIONS,
+        Engine::Sqlite => hookgate::db::SQLITE_MAX_READERS,
+    };
+    let db = TestDatabase::new(engine).await;
+    for (max, expected) in [(Some(3), 3), (None, default)] {
+        let conn = connect_with(&db.url, SqliteDurability::Full, max)
+            .await
+            .unwrap();
+        let busy: Vec<_> = (0..16)
+            .map(|_| {
+                let conn = conn.clone();
+                tokio::spawn(async move { conn.execute_unprepared(slow).await.unwrap() })
+            })
+            .collect();
+        for task in busy {
+            task.await.unwrap();
+        }
+        let opened = match engine {
+            Engine::Postgres => conn.get_postgres_connection_pool().size(),
+            Engine::Sqlite => conn.get_sqlite_connection_pool().size(),
+        };
+        assert_eq!(opened, expected, "--database-max-connections {max:?}");
+        hookgate::db::close(conn).await;
+    }
+    db.drop_database().await;
+}
 
 async fn with_an_admin_token_every_admin_call_needs_it(engine: Engine) {
     let app = TestApp::spawn_with(engine, |c| c.admin_token = Some("s3cret-admin".into())).await;
@@ -237,7 +289,7 @@ async fn sqlite_commits_are_synced_as_sqlite_synchronous_says() {
     use sea_orm::{ConnectionTrait, Statement};
     for (durability, expected) in [(SqliteDurability::Full, 2), (SqliteDurability::Normal, 1)] {
         let db = TestDatabase::new(Engine::Sqlite).await;
-        let conn = connect_with(&db.url, durability).await.unwrap();
+        let conn = connect_with(&db.url, durability, None).await.unwrap();
         let pragma = Statement::from_string(conn.get_database_backend(), "PRAGMA synchronous");
         let read: i32 = conn
             .query_one_raw(pragma.clone())
