@@ -351,9 +351,10 @@ async fn a_delivery_claimed_by_a_worker_that_died_is_processed_after_its_lease(e
     // A worker claims it with a 30 s lease and dies without an outcome.
     let dead = s
         .deliveries
-        .claim(10, Duration::from_secs(30), time(t0))
+        .claim(10, u64::MAX, Duration::from_secs(30), time(t0))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         s.deliveries.get(id).await.unwrap().state,
@@ -403,11 +404,11 @@ async fn concurrent_claimers_never_share_a_delivery(engine: Engine) {
             let mut mine = Vec::new();
             loop {
                 match store
-                    .claim(7, Duration::from_secs(60), time(t0 + SECOND))
+                    .claim(7, u64::MAX, Duration::from_secs(60), time(t0 + SECOND))
                     .await
                 {
-                    Ok(batch) if batch.is_empty() => break,
-                    Ok(batch) => mine.extend(batch.into_iter().map(|d| d.id)),
+                    Ok((batch, _)) if batch.is_empty() => break,
+                    Ok((batch, _)) => mine.extend(batch.into_iter().map(|d| d.id)),
                     // SQLite may report a busy database under contention: try again.
                     Err(hookgate::store::StoreError::Unavailable(_)) => {}
                     Err(e) => panic!("claim failed: {e}"),
@@ -582,9 +583,10 @@ async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engi
     );
     let claimed = s
         .deliveries
-        .claim(10, Duration::from_secs(30), time(t0))
+        .claim(10, u64::MAX, Duration::from_secs(30), time(t0))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![old]);
 
     // What the store wrote is the text an earlier version reads: the claim on the old row, and
@@ -756,9 +758,10 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
         assert_eq!(store.get(id).await.unwrap().request_body, body, "{id}");
     }
     let claimed = store
-        .claim(10, Duration::from_secs(30), time(t0 + SECOND))
+        .claim(10, u64::MAX, Duration::from_secs(30), time(t0 + SECOND))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let bodies: BTreeMap<Uuid, Vec<u8>> = claimed
         .into_iter()
         .map(|c| (c.id, c.request_body))
@@ -841,11 +844,7 @@ async fn a_claim_takes_deliveries_up_to_its_byte_budget(engine: Engine) {
     let lease = Duration::from_secs(30);
     let mut claims = Vec::new();
     loop {
-        let (claimed, more) = s
-            .deliveries
-            .claim_within(10, 3_500, lease, now)
-            .await
-            .unwrap();
+        let (claimed, more) = s.deliveries.claim(10, 3_500, lease, now).await.unwrap();
         if claimed.is_empty() {
             assert!(!more);
             break;
@@ -869,11 +868,7 @@ async fn a_claim_takes_deliveries_up_to_its_byte_budget(engine: Engine) {
     let (first, later) = (Uuid::new_v4(), Uuid::new_v4());
     stored(&s, first, "push", body_of(100), t0 + 10).await;
     stored(&s, later, "push", body_of(100), t0 + 11).await;
-    let claimed = s
-        .deliveries
-        .claim_within(1, u64::MAX, lease, now)
-        .await
-        .unwrap();
+    let claimed = s.deliveries.claim(1, u64::MAX, lease, now).await.unwrap();
     assert_eq!(
         claimed.0.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![first]

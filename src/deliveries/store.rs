@@ -502,22 +502,12 @@ impl DeliveryStore {
 
     /// Claims up to `max` due deliveries for `lease`: pending ones whose next try is due, and
     /// processing ones whose lease ran out (their worker died). No delivery is handed to two
-    /// claimers at once.
+    /// claimers at once. It takes them in the order they are due only while their bodies come
+    /// to at most `max_bytes` together (`body_size`, as received: what the claim holds once
+    /// they are decoded); the first is taken whatever its size, so a body larger than the
+    /// budget is claimed alone rather than never. Also says whether the budget left due
+    /// deliveries behind (so another claim need not wait).
     pub async fn claim(
-        &self,
-        max: u64,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        Ok(self.claim_within(max, u64::MAX, lease, now).await?.0)
-    }
-
-    /// Like [`claim`](Self::claim), taking deliveries (in the order they are due) only while
-    /// their bodies come to at most `max_bytes` together (`body_size`, as received: what the
-    /// claim holds once they are decoded); the first is taken whatever its size, so a body
-    /// larger than the budget is claimed alone rather than never. Also says whether the budget
-    /// left due deliveries behind (so another claim need not wait).
-    pub async fn claim_within(
         &self,
         max: u64,
         max_bytes: u64,

@@ -314,7 +314,7 @@ impl Worker {
     async fn claim_batch(&self, now: Timestamp) -> Result<(Vec<Parsed>, bool), StoreError> {
         let (claimed, more) = self
             .deliveries
-            .claim_within(
+            .claim(
                 self.config.batch,
                 self.config.batch_bytes,
                 self.config.lease,
