@@ -1,15 +1,15 @@
 //! Writes of one chunk of the delivery worker (the deliveries it writes in one transaction):
 //! feed entries and timeline entries, which nothing in the chunk reads back, and changesets'
-//! new states, which the chunk reads back from here ([`cached_changeset`],
-//! [`pending_changeset`]). While the worker applies a chunk, they are kept here instead of
-//! being written one statement each, and the worker writes them all before it records the
-//! deliveries' outcomes, in the same transaction: one multi-row statement per table (a few more
-//! when one timeline entry is told twice); a changeset changed by several deliveries of the
-//! chunk is written once, in its last state.
+//! and sync requests' new states, which the chunk reads back from here ([`cached_changeset`],
+//! [`pending_changeset`], [`cached_outstanding`]). While the worker applies a chunk, they are
+//! kept here instead of being written one statement each, and the worker writes them all
+//! before it records the deliveries' outcomes, in the same transaction: one multi-row statement
+//! per table (a few more when one timeline entry is told twice); a changeset or sync request
+//! changed by several deliveries of the chunk is written once, in its last state.
 //!
 //! A write made outside a chunk (a delivery tried on its own, the generic trigger, an admin's
-//! call) is made at once, as before: [`defer_feed_entry`], [`defer_timeline_entry`] and
-//! [`defer_changeset`] give the row back to be written then.
+//! call) is made at once, as before: [`defer_feed_entry`], [`defer_timeline_entry`],
+//! [`defer_changeset`] and [`defer_sync_request`] give the row back to be written then.
 //!
 //! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
 //! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`], and the
@@ -19,7 +19,7 @@
 //! repository's write forgets them ([`forget_repositories`]), a changeset made meanwhile is
 //! forgotten until it is read again ([`forget_changeset`]), a changeset's new state takes the
 //! place of what was read ([`defer_changeset`]), and so does a sync request's
-//! ([`note_outstanding`]). The repositories whose rows the transaction holds are noted
+//! ([`defer_sync_request`]). The repositories whose rows the transaction holds are noted
 //! ([`hold_repository`]), so that holding one again asks nothing of the database.
 
 use std::sync::{Arc, Mutex};
@@ -62,9 +62,43 @@ struct Chunk {
 pub struct ChunkWrites {
     feed: Vec<feed_entry::ActiveModel>,
     timeline: Vec<timeline_entry::ActiveModel>,
-    /// Changesets' latest states, by id, in the order each was first changed.
-    changesets: Vec<changeset::Model>,
-    changeset_index: HashMap<Id, usize>,
+    /// Changesets' latest states.
+    changesets: Latest<changeset::Model>,
+    /// Sync requests' latest states, made or joined by the chunk's pushes.
+    sync_requests: Latest<sync_request::Model>,
+}
+
+/// Rows' latest states, by id, in the order each was first written: a row written twice is
+/// written once, as it was last.
+#[derive(Debug)]
+struct Latest<M> {
+    rows: Vec<M>,
+    index: HashMap<Id, usize>,
+}
+
+impl<M> Default for Latest<M> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<M: Clone> Latest<M> {
+    fn put(&mut self, id: Id, row: M) {
+        match self.index.get(&id) {
+            Some(&i) => self.rows[i] = row,
+            None => {
+                self.index.insert(id, self.rows.len());
+                self.rows.push(row);
+            }
+        }
+    }
+
+    fn get(&self, id: &Id) -> Option<M> {
+        self.index.get(id).map(|&i| self.rows[i].clone())
+    }
 }
 
 impl ChunkWrites {
@@ -80,12 +114,23 @@ impl ChunkWrites {
     pub async fn write<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
         // Every changeset here exists (it was read, or created at once, in this transaction):
         // the insert always meets its row, and sets what a delivery may change.
-        for rows in self.changesets.chunks(ROWS_PER_STATEMENT) {
+        for rows in self.changesets.rows.chunks(ROWS_PER_STATEMENT) {
             changeset::Entity::insert_many(
                 rows.iter()
                     .map(|m| sea_orm::IntoActiveModel::into_active_model(m.clone())),
             )
             .on_conflict(changeset_upsert())
+            .exec_without_returning(conn)
+            .await?;
+        }
+        // A sync request here is new (inserted) or was read, and held, in this transaction
+        // (its new state replaces the row's).
+        for rows in self.sync_requests.rows.chunks(ROWS_PER_STATEMENT) {
+            sync_request::Entity::insert_many(
+                rows.iter()
+                    .map(|m| sea_orm::IntoActiveModel::into_active_model(m.clone())),
+            )
+            .on_conflict(sync_request_upsert())
             .exec_without_returning(conn)
             .await?;
         }
@@ -185,9 +230,24 @@ pub fn cached_outstanding(id: Id) -> Option<Option<sync_request::Model>> {
         .flatten()
 }
 
-/// Notes repository `id`'s outstanding sync request as the chunk just wrote (or read) it.
-pub fn note_outstanding(id: Id, request: sync_request::Model) {
-    let _ = CHUNK.try_with(|chunk| lock(chunk).outstanding.insert(id, Some(request)));
+/// Keeps `request`, a sync request made or changed by a push, for the end of the chunk this
+/// task is applying (in place of any state kept for it before), and as its repository's
+/// outstanding request from now on; gives it back when the task is not applying one (write it
+/// now). The chunk holds the repository's row, and the request's when it was read, so nobody
+/// else writes it meanwhile.
+pub fn defer_sync_request(request: sync_request::Model) -> Option<sync_request::Model> {
+    let mut request = Some(request);
+    let kept = CHUNK.try_with(|chunk| {
+        if let Some(request) = request.take() {
+            let mut chunk = lock(chunk);
+            chunk
+                .outstanding
+                .insert(request.repository_id, Some(request.clone()));
+            chunk.writes.sync_requests.put(request.id, request);
+        }
+    });
+    debug_assert!(kept.is_ok() == request.is_none());
+    request
 }
 
 /// Keeps what the chunk read of the changesets `wanted` (repository, number): `found` among
@@ -236,16 +296,7 @@ pub fn defer_changeset(model: changeset::Model) -> Option<changeset::Model> {
             chunk
                 .changesets
                 .insert((model.repository_id, model.number), Some(model.clone()));
-            let writes = &mut chunk.writes;
-            match writes.changeset_index.get(&model.id) {
-                Some(&i) => writes.changesets[i] = model,
-                None => {
-                    writes
-                        .changeset_index
-                        .insert(model.id, writes.changesets.len());
-                    writes.changesets.push(model);
-                }
-            }
+            chunk.writes.changesets.put(model.id, model);
         }
     });
     debug_assert!(kept.is_ok() == model.is_none());
@@ -256,14 +307,7 @@ pub fn defer_changeset(model: changeset::Model) -> Option<changeset::Model> {
 /// the chunk's reads of the table must see in place of the row.
 pub fn pending_changeset(id: Id) -> Option<changeset::Model> {
     CHUNK
-        .try_with(|chunk| {
-            let chunk = lock(chunk);
-            let writes = &chunk.writes;
-            writes
-                .changeset_index
-                .get(&id)
-                .map(|&i| writes.changesets[i].clone())
-        })
+        .try_with(|chunk| lock(chunk).writes.changesets.get(&id))
         .ok()
         .flatten()
 }
@@ -277,6 +321,18 @@ fn changeset_upsert() -> OnConflict {
     OnConflict::column(C::Id)
         .update_columns(
             C::iter().filter(|c| !matches!(c, C::Id | C::RepositoryId | C::Number | C::CreateTime)),
+        )
+        .to_owned()
+}
+
+/// How a chunk's sync requests are written: a new one is inserted, one already there gets
+/// every column but its identity (id, repository) and its request time.
+fn sync_request_upsert() -> OnConflict {
+    use sea_orm::Iterable;
+    use sync_request::Column as C;
+    OnConflict::column(C::Id)
+        .update_columns(
+            C::iter().filter(|c| !matches!(c, C::Id | C::RepositoryId | C::RequestTime)),
         )
         .to_owned()
 }
@@ -403,6 +459,54 @@ mod tests {
                 vec!["third"]
             ]
         );
+    }
+
+    fn request(repository: Id, id: Id, pushes: i32) -> sync_request::Model {
+        use crate::entity::id::OptionalId;
+        use crate::entity::json::Json;
+        use crate::entity::sync_request::{Reason, SyncRequestState};
+        sync_request::Model {
+            id,
+            repository_id: repository,
+            receiver_id: OptionalId(None),
+            state: SyncRequestState::Pending,
+            push_count: pushes,
+            refs: Json(Vec::new()),
+            request_time: Timestamp::EPOCH,
+            due_time: Timestamp::EPOCH,
+            lease_expire_time: None,
+            worker: String::new(),
+            reason: Reason::Push,
+            min_sync_interval_ms: 0,
+            rerun: false,
+            rerun_refs: Json(Vec::new()),
+            rerun_count: 0,
+            complete_time: None,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sync_request_written_twice_in_a_chunk_is_kept_once_as_it_was_last() {
+        let (a, b) = (Id::new_v4(), Id::new_v4());
+        let (first, second) = (Id::new_v4(), Id::new_v4());
+        assert!(defer_sync_request(request(a, first, 1)).is_some());
+        let ((), kept) = ChunkWrites::keep(async {
+            assert_eq!(cached_outstanding(a), None);
+            assert!(defer_sync_request(request(a, first, 1)).is_none());
+            assert!(defer_sync_request(request(b, second, 1)).is_none());
+            assert!(defer_sync_request(request(a, first, 2)).is_none());
+            // What the chunk's next push to `a` joins is its latest state.
+            assert_eq!(cached_outstanding(a), Some(Some(request(a, first, 2))));
+        })
+        .await;
+        let pushes: Vec<(Id, i32)> = kept
+            .sync_requests
+            .rows
+            .iter()
+            .map(|r| (r.id, r.push_count))
+            .collect();
+        assert_eq!(pushes, [(first, 2), (second, 1)]);
     }
 
     #[tokio::test]

@@ -95,15 +95,15 @@ pub async fn request<C: ConnectionTrait>(
                 .await?
         }
     };
-    let id = match outstanding {
+    let new = outstanding.is_none();
+    let request = match outstanding {
         None => {
-            let id = Uuid::new_v4();
             let due = match (reason, repo.last_sync_time) {
                 (Reason::Manual, _) | (_, None) => now,
                 (_, Some(last)) => now.max(last.plus(min_interval)),
             };
-            let request = sync_request::Model {
-                id: id.into(),
+            sync_request::Model {
+                id: Id::new_v4(),
                 repository_id: repo.id,
                 receiver_id: OptionalId(receiver_id),
                 state: SyncRequestState::Pending,
@@ -120,40 +120,45 @@ pub async fn request<C: ConnectionTrait>(
                 rerun_count: 0,
                 complete_time: None,
                 error: None,
-            };
-            sync_request::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
-                request.clone(),
-            ))
-            .exec_without_returning(conn)
-            .await?;
-            crate::deliveries::chunk::note_outstanding(repo.id, request);
-            id
-        }
-        Some(m) if m.state == SyncRequestState::Pending => {
-            let merged = merge_refs(m.refs.0.clone(), refs);
-            let mut row: sync_request::ActiveModel = m.clone().into();
-            row.push_count = Set(m.push_count.saturating_add(pushes));
-            row.refs = Set(Json(merged));
-            if reason == Reason::Manual {
-                // An admin asked for it now.
-                row.due_time = Set(m.due_time.min(now));
             }
-            let updated = sea_orm::ActiveModelTrait::update(row, conn).await?;
-            crate::deliveries::chunk::note_outstanding(repo.id, updated);
-            m.id.uuid()
         }
-        Some(m) => {
-            // Claimed: a worker is syncing. Whatever lands now needs another sync after it.
-            let merged = merge_refs(m.rerun_refs.0.clone(), refs);
-            let mut row: sync_request::ActiveModel = m.clone().into();
-            row.rerun = Set(true);
-            row.rerun_count = Set(m.rerun_count.saturating_add(pushes));
-            row.rerun_refs = Set(Json(merged));
-            let updated = sea_orm::ActiveModelTrait::update(row, conn).await?;
-            crate::deliveries::chunk::note_outstanding(repo.id, updated);
-            m.id.uuid()
-        }
+        Some(m) if m.state == SyncRequestState::Pending => sync_request::Model {
+            push_count: m.push_count.saturating_add(pushes),
+            refs: Json(merge_refs(m.refs.0.clone(), refs)),
+            // An admin asked for it now.
+            due_time: if reason == Reason::Manual {
+                m.due_time.min(now)
+            } else {
+                m.due_time
+            },
+            ..m
+        },
+        // Claimed: a worker is syncing. Whatever lands now needs another sync after it.
+        Some(m) => sync_request::Model {
+            rerun: true,
+            rerun_count: m.rerun_count.saturating_add(pushes),
+            rerun_refs: Json(merge_refs(m.rerun_refs.0.clone(), refs)),
+            ..m
+        },
     };
+    let id = request.id.uuid();
+    // In a worker's chunk, written with the chunk's other sync requests at its end.
+    if let Some(request) = crate::deliveries::chunk::defer_sync_request(request) {
+        let row = sea_orm::IntoActiveModel::<sync_request::ActiveModel>::into_active_model(request);
+        if new {
+            sync_request::Entity::insert(row)
+                .exec_without_returning(conn)
+                .await?;
+        } else {
+            // One statement: `ActiveModelTrait::update` reads the row back after (on SQLite,
+            // another).
+            sync_request::Entity::update_many()
+                .set(sea_orm::ActiveModelTrait::reset_all(row))
+                .filter(C::Id.eq(Id::from(id)))
+                .exec(conn)
+                .await?;
+        }
+    }
     feed::append(conn, FeedEntryKind::SyncRequested, source, id, now).await?;
     Ok(id)
 }
