@@ -789,6 +789,7 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
 
 on_both_engines!(
     a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time,
+    a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_group,
     a_stopped_worker_writes_every_batch_it_claimed,
     a_claim_takes_deliveries_up_to_its_byte_budget,
     a_worker_whose_claims_the_byte_budget_cuts_short_claims_again_at_once,
@@ -1220,6 +1221,96 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
                 .all(|d| matches!(d.1, DeliveryState::Processed | DeliveryState::Ignored)),
             "{of:#?}"
         );
+        states.push(of);
+    }
+    assert_eq!(states[0], states[1]);
+    one_at_a_time.test_db.drop_database().await;
+    chunked.test_db.drop_database().await;
+}
+
+/// A changeset a chunk makes is written at the chunk's end, with its others: until then the
+/// chunk's events that name it not by number but by its head commit (a commit status) or its
+/// merge group find it all the same, as they do when each delivery is a transaction of its own.
+async fn a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_group(engine: Engine) {
+    let fixture = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&common::fixture(&format!("github/{name}.json"))).unwrap()
+    };
+    let head = fixture("pull_request.opened")["pull_request"]["head"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (id, name) = (1001, "octo/one");
+    let mut status: serde_json::Value =
+        serde_json::from_slice(&about("status", id, name, 1)).unwrap();
+    status["sha"] = head.as_str().into();
+    let mut queued: serde_json::Value =
+        serde_json::from_slice(&about("merge_group.checks_requested", id, name, 2)).unwrap();
+    queued["merge_group"]["head_ref"] =
+        format!("refs/heads/gh-readonly-queue/main/pr-2-{head}").into();
+    let deliveries = [
+        ("pull_request", about("pull_request.opened", id, name, 1)),
+        ("pull_request", about("pull_request.opened", id, name, 2)),
+        ("status", serde_json::to_vec(&status).unwrap()),
+        ("merge_group", serde_json::to_vec(&queued).unwrap()),
+    ];
+
+    let one_at_a_time = setup(engine).await;
+    let chunked = setup(engine).await;
+    let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::new_v4()).collect();
+    for s in [&one_at_a_time, &chunked] {
+        for (i, (event, body)) in deliveries.iter().enumerate() {
+            stored(s, ids[i], event, body.clone(), 900 * SECOND + i as i64).await;
+        }
+    }
+    let now = time(901 * SECOND);
+    let worker = |s: &Setup, together: usize| {
+        Worker::new(
+            s.db.clone(),
+            s.receivers.clone(),
+            Arc::new(hookgate::sync::SyncHandler),
+            WorkerConfig {
+                batch: together as u64,
+                per_transaction: together,
+                transaction_budget: Duration::from_secs(600),
+                ..WorkerConfig::default()
+            },
+            Default::default(),
+        )
+    };
+    let alone = worker(&one_at_a_time, 1);
+    while alone.process_due(now).await.unwrap() > 0 {}
+    assert_eq!(
+        worker(&chunked, 100).process_due(now).await.unwrap(),
+        deliveries.len(),
+        "one claim, one chunk"
+    );
+
+    let expected = left(&one_at_a_time).await;
+    let (changesets, ..) = left(&chunked).await;
+    assert_eq!(expected.0.len(), 2, "{:#?}", expected.0);
+    // What the test is about: one at a time, the status found both (they have its commit for
+    // their head) and the merge group found #2.
+    let status = format!("default passed on {}", &head[..7]);
+    assert!(
+        expected.0.iter().all(|c| c.contains(&status))
+            && expected.0[1].contains("merge_group_checks_requested"),
+        "{:#?}",
+        expected.0
+    );
+    assert_eq!(changesets, expected.0);
+    let mut states = Vec::new();
+    for s in [&one_at_a_time, &chunked] {
+        let page = s
+            .deliveries
+            .list(&Default::default(), None, 100)
+            .await
+            .unwrap();
+        let mut of: Vec<_> = page
+            .deliveries
+            .into_iter()
+            .map(|d| (d.event, d.state, d.last_error))
+            .collect();
+        of.sort_by_key(|d| format!("{d:?}"));
         states.push(of);
     }
     assert_eq!(states[0], states[1]);

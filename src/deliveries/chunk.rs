@@ -16,9 +16,9 @@
 //! outstanding sync requests of the repositories its pushes name, [`keep_outstanding`]), so that
 //! each delivery need not read its own: the chunk's transaction holds the database (SQLite) or
 //! those rows (PostgreSQL), so they stay as read until the chunk itself writes them: a
-//! repository's write forgets them ([`forget_repositories`]), a changeset made meanwhile is
-//! forgotten until it is read again ([`forget_changeset`]), a changeset's new state takes the
-//! place of what was read ([`defer_changeset`]), and so does a sync request's
+//! repository's write forgets them ([`forget_repositories`]), a changeset's new state takes the
+//! place of what was read ([`defer_changeset`]), as does a changeset the chunk makes (also
+//! found among its repository's by [`pending_changesets_of`]), and a sync request's
 //! ([`defer_sync_request`]). The repositories whose rows the transaction holds are noted
 //! ([`hold_repository`]), so that holding one again asks nothing of the database.
 
@@ -112,8 +112,9 @@ impl ChunkWrites {
 
     /// Writes what was kept, on `conn` (the chunk's transaction).
     pub async fn write<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
-        // Every changeset here exists (it was read, or created at once, in this transaction):
-        // the insert always meets its row, and sets what a delivery may change.
+        // A changeset here was read in this transaction, and the insert meets its row and sets
+        // what a delivery may change; or the chunk made it, and the insert makes it (the chunk
+        // holds its repository's row, so nobody else made it meanwhile).
         for rows in self.changesets.rows.chunks(ROWS_PER_STATEMENT) {
             changeset::Entity::insert_many(
                 rows.iter()
@@ -280,11 +281,6 @@ pub fn cached_changeset(repository_id: Id, number: i64) -> Option<Option<changes
         .flatten()
 }
 
-/// Forgets changeset `number` of a repository: it is written.
-pub fn forget_changeset(repository_id: Id, number: i64) {
-    let _ = CHUNK.try_with(|chunk| lock(chunk).changesets.remove(&(repository_id, number)));
-}
-
 /// Keeps `model`, a changeset's new state, for the end of the chunk this task is applying (in
 /// place of any state kept for it before), and as what the chunk reads of it from now on;
 /// gives it back when the task is not applying one (write it now).
@@ -310,6 +306,23 @@ pub fn pending_changeset(id: Id) -> Option<changeset::Model> {
         .try_with(|chunk| lock(chunk).writes.changesets.get(&id))
         .ok()
         .flatten()
+}
+
+/// The changesets of repository `repository_id` the chunk keeps to write (changed or made in
+/// it), in their new states; none outside a chunk.
+pub fn pending_changesets_of(repository_id: Id) -> Vec<changeset::Model> {
+    CHUNK
+        .try_with(|chunk| {
+            lock(chunk)
+                .writes
+                .changesets
+                .rows
+                .iter()
+                .filter(|c| c.repository_id == repository_id)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How a chunk's changesets are written: each row is there already, and gets every column but

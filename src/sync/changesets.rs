@@ -91,22 +91,25 @@ pub async fn apply<C: ConnectionTrait>(
         Target::MergeGroup {
             number: Some(number),
             ..
-        } => changeset::Entity::find()
-            .filter(changeset::Column::RepositoryId.eq(repository.id))
-            .filter(changeset::Column::Number.eq(*number))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(as_changed)
-            .collect(),
-        Target::HeadSha(sha) => changeset::Entity::find()
-            .filter(changeset::Column::RepositoryId.eq(repository.id))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(as_changed)
-            .filter(|c| same_commit(&c.head_sha, sha))
-            .collect(),
+        } => with_new(
+            repository.id,
+            changeset::Entity::find()
+                .filter(changeset::Column::RepositoryId.eq(repository.id))
+                .filter(changeset::Column::Number.eq(*number))
+                .all(conn)
+                .await?,
+        )
+        .filter(|c| c.number == *number)
+        .collect(),
+        Target::HeadSha(sha) => with_new(
+            repository.id,
+            changeset::Entity::find()
+                .filter(changeset::Column::RepositoryId.eq(repository.id))
+                .all(conn)
+                .await?,
+        )
+        .filter(|c| same_commit(&c.head_sha, sha))
+        .collect(),
     };
     let now = Timestamp::now();
     // A result for a commit, named by no pull request, is kept for the repository: the
@@ -147,6 +150,19 @@ pub async fn apply<C: ConnectionTrait>(
 /// end, so the table does not hold it yet).
 fn as_changed(row: changeset::Model) -> changeset::Model {
     crate::deliveries::chunk::pending_changeset(row.id).unwrap_or(row)
+}
+
+/// `rows`, a repository's changesets read from the table, as the worker's chunk changed them,
+/// then those of the repository the chunk made (written at its end, so not in the table yet).
+fn with_new(
+    repository_id: Id,
+    rows: Vec<changeset::Model>,
+) -> impl Iterator<Item = changeset::Model> {
+    let read: std::collections::HashSet<Id> = rows.iter().map(|r| r.id).collect();
+    let made = crate::deliveries::chunk::pending_changesets_of(repository_id)
+        .into_iter()
+        .filter(move |c| !read.contains(&c.id));
+    rows.into_iter().map(as_changed).chain(made)
 }
 
 /// The key of a timeline entry: the host's own (`effect.external_id`), else, for what the host
@@ -301,32 +317,40 @@ async fn find_or_create<C: ConnectionTrait>(
             }
         }
     }
-    crate::deliveries::chunk::forget_changeset(repository_id, number);
     let now = Timestamp::now();
     let empty = Tracked::default();
-    changeset::Entity::insert(changeset::ActiveModel {
-        id: Set(Id::new_v4()),
-        repository_id: Set(repository_id),
-        number: Set(number),
-        title: Set(String::new()),
-        url: Set(String::new()),
-        author: Set(String::new()),
-        state: Set(empty.state),
-        review_state: Set(empty.review_state()),
-        check_state: Set(empty.check_state()),
-        head_ref: Set(String::new()),
-        base_ref: Set(String::new()),
-        head_sha: Set(String::new()),
-        labels: Set(Json(empty.labels)),
-        host_update_time: Set(None),
-        in_merge_queue: Set(false),
-        auto_merge: Set(false),
-        field_times: Set(Json(empty.field_times)),
-        reviews: Set(Json(empty.reviews)),
-        checks: Set(Json(empty.checks)),
-        create_time: Set(now),
-        update_time: Set(now),
-    })
+    let new = changeset::Model {
+        id: Id::new_v4(),
+        repository_id,
+        number,
+        title: String::new(),
+        url: String::new(),
+        author: String::new(),
+        state: empty.state,
+        review_state: empty.review_state(),
+        check_state: empty.check_state(),
+        head_ref: String::new(),
+        base_ref: String::new(),
+        head_sha: String::new(),
+        labels: Json(empty.labels),
+        host_update_time: None,
+        in_merge_queue: false,
+        auto_merge: false,
+        field_times: Json(empty.field_times),
+        reviews: Json(empty.reviews),
+        checks: Json(empty.checks),
+        create_time: now,
+        update_time: now,
+    };
+    // In a worker's chunk, which holds the repository's row (so nobody else makes it
+    // meanwhile), it is written with the chunk's other changesets at its end, and read from
+    // there until then.
+    let Some(row) = crate::deliveries::chunk::defer_changeset(new.clone()) else {
+        return Ok(new);
+    };
+    changeset::Entity::insert(
+        sea_orm::IntoActiveModel::<changeset::ActiveModel>::into_active_model(row),
+    )
     .on_conflict(
         OnConflict::columns([changeset::Column::RepositoryId, changeset::Column::Number])
             .do_nothing()
