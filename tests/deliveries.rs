@@ -789,7 +789,7 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
 
 on_both_engines!(
     a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time,
-    a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_group,
+    a_chunk_finds_the_changesets_and_commit_results_it_made,
     a_stopped_worker_writes_every_batch_it_claimed,
     a_claim_takes_deliveries_up_to_its_byte_budget,
     a_worker_whose_claims_the_byte_budget_cuts_short_claims_again_at_once,
@@ -1230,8 +1230,9 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
 
 /// A changeset a chunk makes is written at the chunk's end, with its others: until then the
 /// chunk's events that name it not by number but by its head commit (a commit status) or its
-/// merge group find it all the same, as they do when each delivery is a transaction of its own.
-async fn a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_group(engine: Engine) {
+/// merge group find it all the same, and a result kept in the chunk for a commit that one of
+/// its changesets then moves to is taken, as when each delivery is a transaction of its own.
+async fn a_chunk_finds_the_changesets_and_commit_results_it_made(engine: Engine) {
     let fixture = |name: &str| -> serde_json::Value {
         serde_json::from_slice(&common::fixture(&format!("github/{name}.json"))).unwrap()
     };
@@ -1247,20 +1248,32 @@ async fn a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_gro
         serde_json::from_slice(&about("merge_group.checks_requested", id, name, 2)).unwrap();
     queued["merge_group"]["head_ref"] =
         format!("refs/heads/gh-readonly-queue/main/pr-2-{head}").into();
+    // A result for a commit no pull request has yet, which #3 then moves to: kept in the chunk
+    // after the chunk read the kept results of its heads.
+    let later = "1a7e4000000000000000000000000000000c0de5";
+    let mut early: serde_json::Value =
+        serde_json::from_slice(&about("status", id, name, 3)).unwrap();
+    early["sha"] = later.into();
+    let mut third: serde_json::Value =
+        serde_json::from_slice(&about("pull_request.opened", id, name, 3)).unwrap();
+    third["pull_request"]["head"]["sha"] = later.into();
     let deliveries = [
+        ("status", serde_json::to_vec(&early).unwrap()),
         ("pull_request", about("pull_request.opened", id, name, 1)),
         ("pull_request", about("pull_request.opened", id, name, 2)),
         ("status", serde_json::to_vec(&status).unwrap()),
         ("merge_group", serde_json::to_vec(&queued).unwrap()),
+        ("pull_request", serde_json::to_vec(&third).unwrap()),
     ];
 
     let one_at_a_time = setup(engine).await;
     let chunked = setup(engine).await;
+    // The repository is known before the chunk (a first delivery made it), so the chunk reads
+    // its changesets and kept results at its start.
+    let first = (Uuid::new_v4(), about("pull_request.opened", id, name, 9));
     let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::new_v4()).collect();
     for s in [&one_at_a_time, &chunked] {
-        for (i, (event, body)) in deliveries.iter().enumerate() {
-            stored(s, ids[i], event, body.clone(), 900 * SECOND + i as i64).await;
-        }
+        stored(s, first.0, "pull_request", first.1.clone(), 800 * SECOND).await;
     }
     let now = time(901 * SECOND);
     let worker = |s: &Setup, together: usize| {
@@ -1278,6 +1291,12 @@ async fn a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_gro
         )
     };
     let alone = worker(&one_at_a_time, 1);
+    for s in [&one_at_a_time, &chunked] {
+        assert_eq!(worker(s, 1).process_due(now).await.unwrap(), 1);
+        for (i, (event, body)) in deliveries.iter().enumerate() {
+            stored(s, ids[i], event, body.clone(), 900 * SECOND + i as i64).await;
+        }
+    }
     while alone.process_due(now).await.unwrap() > 0 {}
     assert_eq!(
         worker(&chunked, 100).process_due(now).await.unwrap(),
@@ -1287,13 +1306,15 @@ async fn a_chunk_finds_the_changesets_it_made_by_their_head_commit_and_merge_gro
 
     let expected = left(&one_at_a_time).await;
     let (changesets, ..) = left(&chunked).await;
-    assert_eq!(expected.0.len(), 2, "{:#?}", expected.0);
-    // What the test is about: one at a time, the status found both (they have its commit for
-    // their head) and the merge group found #2.
+    assert_eq!(expected.0.len(), 4, "{:#?}", expected.0);
+    // What the test is about: one at a time, the status found #1 and #2 (they have its commit
+    // for their head), the merge group found #2, and #3 took the result kept for its head.
     let status = format!("default passed on {}", &head[..7]);
     assert!(
-        expected.0.iter().all(|c| c.contains(&status))
-            && expected.0[1].contains("merge_group_checks_requested"),
+        expected.0[..2].iter().all(|c| c.contains(&status))
+            && expected.0[1].contains("merge_group_checks_requested")
+            && expected.0[2].contains(" Passed ")
+            && expected.0[2].contains(later),
         "{:#?}",
         expected.0
     );

@@ -12,11 +12,13 @@
 //! [`defer_changeset`] and [`defer_sync_request`] give the row back to be written then.
 //!
 //! A chunk also keeps rows its handler read for the whole chunk at its start (the repositories
-//! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`], and the
-//! outstanding sync requests of the repositories its pushes name, [`keep_outstanding`]), so that
+//! and changesets its deliveries name, [`keep_repositories`], [`keep_changesets`], the kept
+//! results of the head commits they name, [`keep_commit_checks`], and the outstanding sync
+//! requests of the repositories its pushes name, [`keep_outstanding`]), so that
 //! each delivery need not read its own: the chunk's transaction holds the database (SQLite) or
 //! those rows (PostgreSQL), so they stay as read until the chunk itself writes them: a
-//! repository's write forgets them ([`forget_repositories`]), a changeset's new state takes the
+//! repository's write forgets them ([`forget_repositories`]), a commit result kept for a
+//! repository forgets its others ([`forget_commit_checks`]), a changeset's new state takes the
 //! place of what was read ([`defer_changeset`]), as does a changeset the chunk makes (also
 //! found among its repository's by [`pending_changesets_of`]), and a sync request's
 //! ([`defer_sync_request`]). The repositories whose rows the transaction holds are noted
@@ -29,7 +31,9 @@ use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
 use std::collections::{HashMap, HashSet};
 
-use crate::entity::{Id, changeset, feed_entry, repository, sync_request, timeline_entry};
+use crate::entity::{
+    Id, changeset, commit_check, feed_entry, repository, sync_request, timeline_entry,
+};
 
 /// The most rows one statement writes: far below both engines' limits on bound values.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -55,6 +59,10 @@ struct Chunk {
     /// name, by repository, as read at the chunk's start and then as the chunk wrote it; `None`:
     /// there is none.
     outstanding: HashMap<Id, Option<sync_request::Model>>,
+    /// The kept results of commits (`commit_checks`) the chunk read, by repository and the head
+    /// (lower-case, maybe abbreviated) they were read for: every kept result whose commit
+    /// starts with it.
+    commit_checks: HashMap<(Id, String), Vec<commit_check::Model>>,
 }
 
 /// Writes kept for the end of a chunk, in the order they were asked for.
@@ -249,6 +257,47 @@ pub fn defer_sync_request(request: sync_request::Model) -> Option<sync_request::
     });
     debug_assert!(kept.is_ok() == request.is_none());
     request
+}
+
+/// Keeps what the chunk read of the kept commit results of heads `wanted` (repository, head in
+/// lower case): `found`, every result of those repositories whose commit starts with one of
+/// the heads.
+pub fn keep_commit_checks(wanted: &[(Id, String)], found: &[commit_check::Model]) {
+    let _ = CHUNK.try_with(|chunk| {
+        let mut chunk = lock(chunk);
+        for (repository_id, head) in wanted {
+            let of_head = found
+                .iter()
+                .filter(|c| c.repository_id == *repository_id && c.sha.starts_with(head.as_str()))
+                .cloned()
+                .collect();
+            chunk
+                .commit_checks
+                .insert((*repository_id, head.clone()), of_head);
+        }
+    });
+}
+
+/// The kept results of commit `head` (lower case) of a repository, if the chunk read them.
+pub fn cached_commit_checks(repository_id: Id, head: &str) -> Option<Vec<commit_check::Model>> {
+    CHUNK
+        .try_with(|chunk| {
+            lock(chunk)
+                .commit_checks
+                .get(&(repository_id, head.to_owned()))
+                .cloned()
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets what the chunk read of a repository's kept commit results: one is written.
+pub fn forget_commit_checks(repository_id: Id) {
+    let _ = CHUNK.try_with(|chunk| {
+        lock(chunk)
+            .commit_checks
+            .retain(|(id, _), _| *id != repository_id)
+    });
 }
 
 /// Keeps what the chunk read of the changesets `wanted` (repository, number): `found` among

@@ -239,6 +239,8 @@ async fn keep_commit_check<C: ConnectionTrait>(
     time: Timestamp,
 ) -> Result<(), DbErr> {
     use commit_check::Column as K;
+    // What the worker's chunk read of the repository's kept results no longer holds.
+    crate::deliveries::chunk::forget_commit_checks(repository_id);
     let sha = sha.to_ascii_lowercase();
     let status = check.status;
     commit_check::Entity::insert(commit_check::ActiveModel {
@@ -277,11 +279,18 @@ async fn commit_checks_of<C: ConnectionTrait>(
     if head.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = commit_check::Entity::find()
-        .filter(commit_check::Column::RepositoryId.eq(repository_id))
-        .filter(commit_check::Column::Sha.starts_with(head.to_ascii_lowercase()))
-        .all(conn)
-        .await?;
+    let head = head.to_ascii_lowercase();
+    // Read at the start of the worker's chunk, for the heads its events name.
+    let rows = match crate::deliveries::chunk::cached_commit_checks(repository_id, &head) {
+        Some(rows) => rows,
+        None => {
+            commit_check::Entity::find()
+                .filter(commit_check::Column::RepositoryId.eq(repository_id))
+                .filter(commit_check::Column::Sha.starts_with(head))
+                .all(conn)
+                .await?
+        }
+    };
     Ok(rows
         .into_iter()
         .map(|r| StoredCheck {

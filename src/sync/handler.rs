@@ -75,9 +75,10 @@ impl Handler for SyncHandler {
     }
 
     /// Reads, and holds, the repositories the chunk's effects name by their host's id, the
-    /// changesets they name by number, and the outstanding sync requests of those its pushes
-    /// name, a statement each for the chunk (per code host), so that applying each effect reads
-    /// none of them again ([`crate::deliveries::chunk`]). With
+    /// changesets they name by number, the kept results of the head commits they name, and the
+    /// outstanding sync requests of those its pushes name, a statement each for the chunk (per
+    /// code host), so that applying each effect reads none of them again
+    /// ([`crate::deliveries::chunk`]). With
     /// PostgreSQL the repositories are held in the order of their ids: two chunks never wait for
     /// each other's in a circle.
     async fn prepare(
@@ -87,16 +88,19 @@ impl Handler for SyncHandler {
     ) -> Result<(), sea_orm::DbErr> {
         use std::collections::{BTreeMap, BTreeSet};
 
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
         use crate::deliveries::chunk;
-        use crate::entity::{changeset, sync_request};
+        use crate::entity::{changeset, commit_check, sync_request};
         use crate::hosts::effects::Target;
 
         // The host's ids of the repositories, and the numbers of their changesets, per code host.
         let mut wanted: BTreeMap<&str, BTreeMap<&str, BTreeSet<i64>>> = BTreeMap::new();
         // The host's ids of the repositories pushed to, per code host.
         let mut pushed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        // The head commits (lower case) the changeset effects name, per code host and
+        // repository: a changeset moved to one reads its kept results.
+        let mut heads: BTreeMap<&str, BTreeMap<&str, BTreeSet<String>>> = BTreeMap::new();
         for (receiver, event) in events {
             let urn = &receiver.code_host_urn;
             for effect in event.effects.as_deref().unwrap_or_default() {
@@ -122,6 +126,16 @@ impl Handler for SyncHandler {
                 {
                     numbers.insert(*n);
                 }
+                if let Effect::Changeset(c) = effect
+                    && let Some(head) = c.snapshot.head_sha.as_deref().filter(|h| !h.is_empty())
+                {
+                    heads
+                        .entry(urn.as_str())
+                        .or_default()
+                        .entry(repo.external_id.as_str())
+                        .or_default()
+                        .insert(head.to_ascii_lowercase());
+                }
             }
         }
         for (urn, repositories) in wanted {
@@ -146,7 +160,33 @@ impl Handler for SyncHandler {
                     .map(|m| m.id)
                     .collect()
             });
+            let wanted_heads: Vec<(crate::entity::Id, String)> = heads
+                .get(urn)
+                .map(|of| {
+                    models
+                        .iter()
+                        .flat_map(|m| {
+                            let heads = of.get(m.external_id.as_str());
+                            heads.into_iter().flatten().map(|h| (m.id, h.clone()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             chunk::keep_repositories(models);
+            if !wanted_heads.is_empty() {
+                use commit_check::Column as K;
+                let any = wanted_heads
+                    .iter()
+                    .fold(Condition::any(), |any, (id, head)| {
+                        any.add(
+                            Condition::all()
+                                .add(K::RepositoryId.eq(*id))
+                                .add(K::Sha.starts_with(head.as_str())),
+                        )
+                    });
+                let found = commit_check::Entity::find().filter(any).all(txn).await?;
+                chunk::keep_commit_checks(&wanted_heads, &found);
+            }
             if !pushed.is_empty() {
                 // After their repositories' rows, as `requests::request` reads them.
                 let found = sync_request::Entity::find()
