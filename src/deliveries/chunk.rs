@@ -109,6 +109,31 @@ impl<M: Clone> Latest<M> {
     }
 }
 
+impl<M> Latest<M> {
+    /// Writes every row, a multi-row insert of up to [`ROWS_PER_STATEMENT`] at a time, each
+    /// with `on_conflict`.
+    async fn upsert<A, C>(self, conn: &C, on_conflict: OnConflict) -> Result<(), DbErr>
+    where
+        M: sea_orm::IntoActiveModel<A>,
+        A: sea_orm::ActiveModelTrait + Send,
+        C: ConnectionTrait,
+    {
+        let mut rows = self.rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let statement: Vec<A> = rows
+                .by_ref()
+                .take(ROWS_PER_STATEMENT)
+                .map(sea_orm::IntoActiveModel::into_active_model)
+                .collect();
+            <A::Entity as EntityTrait>::insert_many(statement)
+                .on_conflict(on_conflict.clone())
+                .exec_without_returning(conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 impl ChunkWrites {
     /// Runs `work` with its feed and timeline writes kept; returns its output and them.
     pub async fn keep<F: Future>(work: F) -> (F::Output, ChunkWrites) {
@@ -123,26 +148,14 @@ impl ChunkWrites {
         // A changeset here was read in this transaction, and the insert meets its row and sets
         // what a delivery may change; or the chunk made it, and the insert makes it (the chunk
         // holds its repository's row, so nobody else made it meanwhile).
-        for rows in self.changesets.rows.chunks(ROWS_PER_STATEMENT) {
-            changeset::Entity::insert_many(
-                rows.iter()
-                    .map(|m| sea_orm::IntoActiveModel::into_active_model(m.clone())),
-            )
-            .on_conflict(changeset_upsert())
-            .exec_without_returning(conn)
+        self.changesets
+            .upsert::<changeset::ActiveModel, _>(conn, changeset_upsert())
             .await?;
-        }
         // A sync request here is new (inserted) or was read, and held, in this transaction
         // (its new state replaces the row's).
-        for rows in self.sync_requests.rows.chunks(ROWS_PER_STATEMENT) {
-            sync_request::Entity::insert_many(
-                rows.iter()
-                    .map(|m| sea_orm::IntoActiveModel::into_active_model(m.clone())),
-            )
-            .on_conflict(sync_request_upsert())
-            .exec_without_returning(conn)
+        self.sync_requests
+            .upsert::<sync_request::ActiveModel, _>(conn, sync_request_upsert())
             .await?;
-        }
         for rows in self.feed.chunks(ROWS_PER_STATEMENT) {
             feed_entry::Entity::insert_many(rows.to_vec())
                 .exec_without_returning(conn)
@@ -163,6 +176,18 @@ impl ChunkWrites {
 fn lock(chunk: &Mutex<Chunk>) -> std::sync::MutexGuard<'_, Chunk> {
     // Nothing panics while holding it; a poisoned lock still holds whole rows.
     chunk.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `row`, kept in the chunk the current task is applying by `keep`; or given back when the task
+/// is not applying one (the caller writes it now).
+fn defer<T>(row: T, keep: impl FnOnce(&mut Chunk, T)) -> Option<T> {
+    let mut row = Some(row);
+    let _ = CHUNK.try_with(|chunk| {
+        if let Some(row) = row.take() {
+            keep(&mut lock(chunk), row);
+        }
+    });
+    row
 }
 
 /// Whether the current task is applying a chunk.
@@ -245,18 +270,12 @@ pub fn cached_outstanding(id: Id) -> Option<Option<sync_request::Model>> {
 /// now). The chunk holds the repository's row, and the request's when it was read, so nobody
 /// else writes it meanwhile.
 pub fn defer_sync_request(request: sync_request::Model) -> Option<sync_request::Model> {
-    let mut request = Some(request);
-    let kept = CHUNK.try_with(|chunk| {
-        if let Some(request) = request.take() {
-            let mut chunk = lock(chunk);
-            chunk
-                .outstanding
-                .insert(request.repository_id, Some(request.clone()));
-            chunk.writes.sync_requests.put(request.id, request);
-        }
-    });
-    debug_assert!(kept.is_ok() == request.is_none());
-    request
+    defer(request, |chunk, request| {
+        chunk
+            .outstanding
+            .insert(request.repository_id, Some(request.clone()));
+        chunk.writes.sync_requests.put(request.id, request);
+    })
 }
 
 /// Keeps what the chunk read of the kept commit results of heads `wanted` (repository, head in
@@ -334,18 +353,12 @@ pub fn cached_changeset(repository_id: Id, number: i64) -> Option<Option<changes
 /// place of any state kept for it before), and as what the chunk reads of it from now on;
 /// gives it back when the task is not applying one (write it now).
 pub fn defer_changeset(model: changeset::Model) -> Option<changeset::Model> {
-    let mut model = Some(model);
-    let kept = CHUNK.try_with(|chunk| {
-        if let Some(model) = model.take() {
-            let mut chunk = lock(chunk);
-            chunk
-                .changesets
-                .insert((model.repository_id, model.number), Some(model.clone()));
-            chunk.writes.changesets.put(model.id, model);
-        }
-    });
-    debug_assert!(kept.is_ok() == model.is_none());
-    model
+    defer(model, |chunk, model| {
+        chunk
+            .changesets
+            .insert((model.repository_id, model.number), Some(model.clone()));
+        chunk.writes.changesets.put(model.id, model);
+    })
 }
 
 /// The state of changeset `id` the chunk keeps to write, if it changed in this chunk: what
@@ -402,28 +415,14 @@ fn sync_request_upsert() -> OnConflict {
 /// Keeps `entry` for the end of the chunk this task is applying; gives it back when the task is
 /// not applying one (write it now).
 pub fn defer_feed_entry(entry: feed_entry::ActiveModel) -> Option<feed_entry::ActiveModel> {
-    let mut entry = Some(entry);
-    let kept = CHUNK.try_with(|writes| {
-        if let Some(entry) = entry.take() {
-            lock(writes).writes.feed.push(entry);
-        }
-    });
-    debug_assert!(kept.is_ok() == entry.is_none());
-    entry
+    defer(entry, |chunk, entry| chunk.writes.feed.push(entry))
 }
 
 /// Like [`defer_feed_entry`], for a timeline entry written with [`timeline_upsert`].
 pub fn defer_timeline_entry(
     entry: timeline_entry::ActiveModel,
 ) -> Option<timeline_entry::ActiveModel> {
-    let mut entry = Some(entry);
-    let kept = CHUNK.try_with(|writes| {
-        if let Some(entry) = entry.take() {
-            lock(writes).writes.timeline.push(entry);
-        }
-    });
-    debug_assert!(kept.is_ok() == entry.is_none());
-    entry
+    defer(entry, |chunk, entry| chunk.writes.timeline.push(entry))
 }
 
 /// How a timeline entry is written: a new (changeset, kind, key) is inserted; for one already
