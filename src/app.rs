@@ -7,9 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::db::Db;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,7 @@ pub struct Application {
     retention: std::time::Duration,
     /// The base of receiver URLs in force.
     public_url: String,
-    db: DatabaseConnection,
+    db: Db,
     /// The ingress server's connection limits.
     server_limits: ingress::serve::ServerLimits,
     /// How long shutdown may wait for in-flight work.
@@ -123,10 +123,8 @@ impl Application {
         let deliveries = DeliveryStore::new(db.clone());
         let stop = CancellationToken::new();
         let worker_wake = Arc::new(Notify::new());
-        let (intake, committers) = Intake::start(
-            deliveries.clone(),
-            IntakeConfig::for_backend(db.get_database_backend()),
-        );
+        let (intake, committers) =
+            Intake::start(deliveries.clone(), IntakeConfig::for_backend(db.backend()));
         let metrics = crate::metrics::install();
         let metrics_router = crate::metrics::router(crate::metrics::MetricsState {
             handle: metrics.clone(),
@@ -191,7 +189,7 @@ impl Application {
                 db.clone(),
                 receivers.clone(),
                 Arc::new(SyncHandler),
-                WorkerConfig::for_backend(db.get_database_backend()).with(config),
+                WorkerConfig::for_backend(db.backend()).with(config),
                 worker_wake,
             )
         });
@@ -390,7 +388,7 @@ impl Application {
         };
         tokio::select! {
             result = everything => {
-                crate::db::close(self.db).await;
+                self.db.close().await.ok();
                 result.map(|_| ())
             }
             () = deadline => {
@@ -405,7 +403,7 @@ impl Application {
 }
 
 /// Creates the data directory (mode 0700), opens the database and applies migrations.
-pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     crate::data_dir::prepare(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",

@@ -3,14 +3,11 @@
 //! crash; `--sqlite-synchronous normal` trades the first for speed); PostgreSQL is used as
 //! configured.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
@@ -40,23 +37,133 @@ pub enum SqliteDurability {
 /// (`--database-max-connections`).
 pub const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 /// The read connections an SQLite pool opens at most, unless told otherwise; its writes go
-/// through one more (see [`begin_write`]).
+/// through one more (see [`Db::begin_write`]).
 pub const SQLITE_MAX_READERS: u32 = 8;
 
+/// The database hookgate works on, opened once ([`connect`]; the service opens it in
+/// `Application::build`) and handed to every store: the pool, its engine, and on SQLite the one
+/// connection every write transaction goes through and the write gate writers queue on (see
+/// [`WriteTxn`]). Cheap to clone: clones share all of it.
+///
+/// It reads as its pool does (it is a [`ConnectionTrait`], and derefs to the pool); writes go
+/// through [`Db::begin_write`] and [`Db::begin_background_write`].
+#[derive(Clone)]
+pub struct Db {
+    pool: DatabaseConnection,
+    /// SQLite's write connection and gate; `None` on PostgreSQL, whose writers need neither.
+    sqlite: Option<Arc<SqliteWrites>>,
+}
+
+/// What an SQLite database adds to its pool for writes.
+struct SqliteWrites {
+    /// The connection every write transaction runs on. SQLite has one writer at a time anyway;
+    /// giving all writes one connection also keeps its page cache, which SQLite drops whenever
+    /// another connection has written since the last transaction. `None` for a pool opened
+    /// elsewhere (`Db::from`), whose writes then take one of its connections.
+    writer: Option<DatabaseConnection>,
+    /// The gate this value's writers queue on. Another `Db` on the same file (another process,
+    /// or another [`connect`] in this one) has its own: the two then take turns through SQLite's
+    /// own lock and busy handler, as separate processes do.
+    gate: Arc<Gate>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .field(
+                "writer",
+                &self.sqlite.as_ref().is_some_and(|s| s.writer.is_some()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<DatabaseConnection> for Db {
+    /// A pool opened elsewhere (`sea_orm::Database::connect`), as a `Db`: on SQLite its writes
+    /// queue on a gate of their own and run on the pool's connections.
+    fn from(pool: DatabaseConnection) -> Self {
+        let sqlite = (pool.get_database_backend() == DbBackend::Sqlite).then(|| {
+            Arc::new(SqliteWrites {
+                writer: None,
+                gate: Arc::default(),
+            })
+        });
+        Self { pool, sqlite }
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = DatabaseConnection;
+
+    fn deref(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+}
+
+/// A `Db` reads as its pool does, so stores pass it wherever sea-orm takes a connection.
+#[tonic::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.pool.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.pool.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.pool.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.pool.query_all_raw(stmt).await
+    }
+}
+
+impl Db {
+    /// The database's engine.
+    pub fn backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    /// Whether it is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DbBackend::Postgres
+    }
+
+    /// The pool reads go through.
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// Closes the pool and, for SQLite, its write connection.
+    pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(writer) = self.sqlite.as_ref().and_then(|s| s.writer.clone()) {
+            writer.close().await?;
+        }
+        self.pool.close().await
+    }
+}
+
 /// Opens a pool on `url` (sqlite:// or postgres://), with SQLite commits synced at every commit.
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(url: &str) -> anyhow::Result<Db> {
     connect_with(url, SqliteDurability::Full, None).await
 }
 
 /// Opens a pool on `url`, SQLite commits made durable as `durability` says, of at most
 /// `max_connections` connections ([`POSTGRES_MAX_CONNECTIONS`] or [`SQLITE_MAX_READERS`] when
 /// `None`). For SQLite it also opens the connection every write transaction of this pool uses
-/// (see [`begin_write`]).
+/// (see [`Db::begin_write`]).
 pub async fn connect_with(
     url: &str,
     durability: SqliteDurability,
     max_connections: Option<u32>,
-) -> anyhow::Result<DatabaseConnection> {
+) -> anyhow::Result<Db> {
     let sqlite = url.starts_with("sqlite:");
     if sqlite {
         crate::data_dir::prepare_sqlite_file(url)
@@ -67,24 +174,27 @@ pub async fn connect_with(
     } else {
         POSTGRES_MAX_CONNECTIONS
     });
-    let db = Database::connect(options(url, connections, durability, None))
+    let pool = Database::connect(options(url, connections, durability, None))
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
-    if sqlite {
-        let mut writer = options(url, 1, durability, Some(WRITER_CACHE_KIB));
-        writer
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None);
-        let writer = Database::connect(writer)
-            .await
-            .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
-        writers().push(Writer {
-            pool: Arc::downgrade(&db.get_sqlite_connection_pool().connect_options()),
-            writer,
-        });
+    if !sqlite {
+        return Ok(Db { pool, sqlite: None });
     }
-    Ok(db)
+    let mut writer = options(url, 1, durability, Some(WRITER_CACHE_KIB));
+    writer
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None);
+    let writer = Database::connect(writer)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    Ok(Db {
+        pool,
+        sqlite: Some(Arc::new(SqliteWrites {
+            writer: Some(writer),
+            gate: Arc::default(),
+        })),
+    })
 }
 
 /// The pool settings for `url`, with at most `connections` connections (and for SQLite a page
@@ -206,58 +316,7 @@ fn for_each_tcp_socket_to(port: u16, mut f: impl FnMut(socket2::SockRef<'_>)) {
 /// write reads little from the file.
 const WRITER_CACHE_KIB: &str = "-16384";
 
-/// The write connection of an SQLite pool. SQLite has one writer at a time anyway; giving all
-/// writes one connection also keeps its page cache, which SQLite drops whenever another
-/// connection has written since the last transaction.
-struct Writer {
-    /// The pool it belongs to, by its settings (every clone of a pool shares them): weak, so the
-    /// record does not keep a closed pool's identity for another to take.
-    pool: Weak<SqliteConnectOptions>,
-    writer: DatabaseConnection,
-}
-
-fn writers() -> std::sync::MutexGuard<'static, Vec<Writer>> {
-    static WRITERS: OnceLock<std::sync::Mutex<Vec<Writer>>> = OnceLock::new();
-    WRITERS
-        .get_or_init(Default::default)
-        .lock()
-        .expect("the writer list is never left poisoned: nothing in it panics")
-}
-
-/// The connection writes on `db` go through: its SQLite write connection, or `db` itself
-/// (PostgreSQL, or an SQLite pool not opened by [`connect`]).
-fn writer_for(db: &DatabaseConnection) -> DatabaseConnection {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return db.clone();
-    }
-    let options = db.get_sqlite_connection_pool().connect_options();
-    writers()
-        .iter()
-        .find(|w| std::ptr::eq(w.pool.as_ptr(), Arc::as_ptr(&options)))
-        .map_or_else(|| db.clone(), |w| w.writer.clone())
-}
-
-/// Closes `db` and, for SQLite, its write connection.
-pub async fn close(db: DatabaseConnection) {
-    if db.get_database_backend() == DbBackend::Sqlite {
-        let options = db.get_sqlite_connection_pool().connect_options();
-        let writer = {
-            let mut writers = writers();
-            // Pools dropped without this function leave records that no longer name a pool.
-            writers.retain(|w| w.pool.strong_count() > 0);
-            writers
-                .iter()
-                .position(|w| std::ptr::eq(w.pool.as_ptr(), Arc::as_ptr(&options)))
-                .map(|i| writers.remove(i).writer)
-        };
-        if let Some(writer) = writer {
-            writer.close().await.ok();
-        }
-    }
-    db.close().await.ok();
-}
-
-/// A transaction that writes. On SQLite it also holds this process's write gate for its whole
+/// A transaction that writes. On SQLite it also holds its [`Db`]'s write gate for its whole
 /// life: SQLite takes one writer at a time, and a writer that finds the file locked waits in
 /// SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between looks. Writers queued on the
 /// gate instead start the moment the previous one ends, so a delivery's commit never waits
@@ -272,11 +331,11 @@ pub struct WriteTxn {
     _first: Option<FirstWriter>,
 }
 
-/// The write gate of one SQLite file: the lock, and who wants it first.
+/// The write gate of an SQLite [`Db`]: the lock, and who wants it first.
 ///
 /// Writers that answer someone (a delivery waiting for its 2xx, an admin call) come first; the
 /// delivery worker's batches, which nobody waits for, take the lock only when none of them has
-/// wanted it for a moment ([`begin_background_write`]).
+/// wanted it for a moment ([`Db::begin_background_write`]).
 #[derive(Default)]
 struct Gate {
     lock: Arc<Mutex<()>>,
@@ -377,91 +436,84 @@ impl WriteTxn {
     }
 }
 
-/// Begins a transaction that will write. On SQLite it waits for the write gate (see
-/// [`WriteTxn`]) and runs on the pool's write connection, which takes the file's write lock at
-/// once (`BEGIN IMMEDIATE`), so a
-/// transaction that reads before it writes is never refused for a stale snapshot when another
-/// connection wrote in between; elsewhere it is an ordinary transaction.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    let gate = write_gate(db);
-    let (guard, first) = match &gate {
-        Some(gate) => {
-            let first = FirstWriter::new(gate.clone());
-            (Some(gate.lock.clone().lock_owned().await), Some(first))
-        }
-        None => (None, None),
-    };
-    begin_on_writer(db, gate, guard, first).await
-}
-
-/// Like [`begin_write`], for work nobody waits for (the delivery worker's): on SQLite it first
-/// lets every writer that comes first go ahead, until the lock has been left alone for a moment
-/// or [`BACKGROUND_WRITE_MAX_DEFER`] has passed. On PostgreSQL it is [`begin_write`].
-pub async fn begin_background_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    begin_background_write_within(db, BACKGROUND_WRITE_MAX_DEFER).await
-}
-
-/// [`begin_background_write`], waiting at most `max_defer` for the lock to be left alone.
-async fn begin_background_write_within(
-    db: &DatabaseConnection,
-    max_defer: Duration,
-) -> Result<WriteTxn, DbErr> {
-    use std::sync::atomic::Ordering;
-    let Some(gate) = write_gate(db) else {
-        return begin_on_writer(db, None, None, None).await;
-    };
-    let deadline = tokio::time::Instant::now() + max_defer;
-    loop {
-        let quiet = gate.first.load(Ordering::Acquire) == 0
-            && clock().saturating_sub(gate.first_released_ms.load(Ordering::Acquire))
-                >= BACKGROUND_WRITE_QUIET;
-        if quiet || tokio::time::Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+impl Db {
+    /// Begins a transaction that will write. On SQLite it waits for the write gate (see
+    /// [`WriteTxn`]) and runs on the write connection, which takes the file's write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes is never refused for a
+    /// stale snapshot when another connection wrote in between; on PostgreSQL it is an ordinary
+    /// transaction.
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let gate = self.gate();
+        let (guard, first) = match &gate {
+            Some(gate) => {
+                let first = FirstWriter::new(gate.clone());
+                (Some(gate.lock.clone().lock_owned().await), Some(first))
+            }
+            None => (None, None),
+        };
+        self.begin_on_writer(gate, guard, first).await
     }
-    let guard = gate.lock.clone().lock_owned().await;
-    begin_on_writer(db, Some(gate), Some(guard), None).await
-}
 
-/// Begins the transaction on the pool's write connection, holding `guard` and `first`.
-async fn begin_on_writer(
-    db: &DatabaseConnection,
-    gate: Option<Arc<Gate>>,
-    guard: Option<OwnedMutexGuard<()>>,
-    first: Option<FirstWriter>,
-) -> Result<WriteTxn, DbErr> {
-    let txn = writer_for(db)
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
+    /// Like [`Db::begin_write`], for work nobody waits for (the delivery worker's): on SQLite it
+    /// first lets every writer that comes first go ahead, until the lock has been left alone for
+    /// a moment or [`BACKGROUND_WRITE_MAX_DEFER`] has passed. On PostgreSQL it is
+    /// [`Db::begin_write`].
+    pub async fn begin_background_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_background_write_within(BACKGROUND_WRITE_MAX_DEFER)
+            .await
+    }
+
+    /// [`Db::begin_background_write`], waiting at most `max_defer` for the lock to be left
+    /// alone.
+    async fn begin_background_write_within(&self, max_defer: Duration) -> Result<WriteTxn, DbErr> {
+        use std::sync::atomic::Ordering;
+        let Some(gate) = self.gate() else {
+            return self.begin_on_writer(None, None, None).await;
+        };
+        let deadline = tokio::time::Instant::now() + max_defer;
+        loop {
+            let quiet = gate.first.load(Ordering::Acquire) == 0
+                && clock().saturating_sub(gate.first_released_ms.load(Ordering::Acquire))
+                    >= BACKGROUND_WRITE_QUIET;
+            if quiet || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let guard = gate.lock.clone().lock_owned().await;
+        self.begin_on_writer(Some(gate), Some(guard), None).await
+    }
+
+    /// Begins the transaction on the write connection, holding `guard` and `first`.
+    async fn begin_on_writer(
+        &self,
+        gate: Option<Arc<Gate>>,
+        guard: Option<OwnedMutexGuard<()>>,
+        first: Option<FirstWriter>,
+    ) -> Result<WriteTxn, DbErr> {
+        let writer = self
+            .sqlite
+            .as_ref()
+            .and_then(|s| s.writer.as_ref())
+            .unwrap_or(&self.pool);
+        let txn = writer
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn {
+            txn,
+            _gate: guard,
+            gate,
+            _first: first,
         })
-        .await?;
-    Ok(WriteTxn {
-        txn,
-        _gate: guard,
-        gate,
-        _first: first,
-    })
-}
-
-/// The write gate of the SQLite file `db` is open on (one per file, shared by every pool this
-/// process has on it); `None` for PostgreSQL.
-fn write_gate(db: &DatabaseConnection) -> Option<Arc<Gate>> {
-    static GATES: OnceLock<std::sync::Mutex<HashMap<PathBuf, Arc<Gate>>>> = OnceLock::new();
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return None;
     }
-    let file = db
-        .get_sqlite_connection_pool()
-        .connect_options()
-        .get_filename()
-        .to_path_buf();
-    let mut gates = GATES
-        .get_or_init(Default::default)
-        .lock()
-        .expect("the gate map is never left poisoned: nothing in it panics");
-    Some(gates.entry(file).or_default().clone())
+
+    /// The write gate; `None` on PostgreSQL.
+    fn gate(&self) -> Option<Arc<Gate>> {
+        self.sqlite.as_ref().map(|s| s.gate.clone())
+    }
 }
 
 /// The PostgreSQL advisory lock replicas take turns migrating under: "hookgate" in ASCII.
@@ -471,7 +523,7 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465;
 /// once take turns: each waits for a transaction-level advisory lock, held on one connection of
 /// its pool while the migrations run on others, so the first applies them and the rest find
 /// nothing left to do (rather than failing on tables another one just made).
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+pub async fn migrate(db: &Db) -> anyhow::Result<()> {
     let turn = match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db
@@ -485,7 +537,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let migrated = Migrator::up(db, None)
+    let migrated = Migrator::up(db.pool(), None)
         .await
         .context("cannot apply database migrations");
     if let Some(txn) = turn {
@@ -520,12 +572,13 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("gate.db").display());
         let db = connect(&url).await.unwrap();
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let holder = begin_write(&db).await.unwrap();
+        let holder = db.begin_write().await.unwrap();
 
         let background = tokio::spawn({
             let (db, order) = (db.clone(), order.clone());
             async move {
-                let txn = begin_background_write_within(&db, Duration::from_millis(200))
+                let txn = db
+                    .begin_background_write_within(Duration::from_millis(200))
                     .await
                     .unwrap();
                 order.lock().unwrap().push("worker");
@@ -536,7 +589,7 @@ mod tests {
         let first = tokio::spawn({
             let (db, order) = (db.clone(), order.clone());
             async move {
-                let txn = begin_write(&db).await.unwrap();
+                let txn = db.begin_write().await.unwrap();
                 order.lock().unwrap().push("ingress");
                 txn.commit().await.unwrap();
             }
@@ -553,7 +606,7 @@ mod tests {
             let (db, stop) = (db.clone(), stop.clone());
             async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let txn = begin_write(&db).await.unwrap();
+                    let txn = db.begin_write().await.unwrap();
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     txn.commit().await.unwrap();
                 }
@@ -561,7 +614,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         let started = std::time::Instant::now();
-        let txn = tokio::time::timeout(Duration::from_secs(5), begin_background_write(&db))
+        let txn = tokio::time::timeout(Duration::from_secs(5), db.begin_background_write())
             .await
             .expect("the worker gets its turn")
             .unwrap();
@@ -572,7 +625,80 @@ mod tests {
         txn.commit().await.unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         stream.await.unwrap();
-        close(db).await;
+        db.close().await.unwrap();
+    }
+
+    /// Two `Db` values on one SQLite file (two processes, or two [`connect`]s in one) each have
+    /// their own gate: a writer of one waits for the other's transaction in SQLite's busy
+    /// handler rather than being refused, and writers of both, side by side, all commit. A pool
+    /// opened elsewhere (`Db::from`) writes on its own connections.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_dbs_on_one_sqlite_file_take_turns_through_sqlites_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("two.db").display());
+        let a = connect(&url).await.unwrap();
+        let b = connect(&url).await.unwrap();
+        let c = Db::from(Database::connect(url.as_str()).await.unwrap());
+        assert!(c.sqlite.as_ref().is_some_and(|s| s.writer.is_none()));
+        a.execute_unprepared("CREATE TABLE t (n INTEGER NOT NULL)")
+            .await
+            .unwrap();
+
+        let held = a.begin_write().await.unwrap();
+        held.execute_unprepared("INSERT INTO t VALUES (0)")
+            .await
+            .unwrap();
+        let waiting = tokio::spawn({
+            let b = b.clone();
+            async move {
+                let txn = b.begin_write().await?;
+                txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+                txn.commit().await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "b wrote while a held the lock");
+        held.commit().await.unwrap();
+        waiting
+            .await
+            .unwrap()
+            .expect("b waits for a, and is not refused");
+
+        let writers: Vec<_> = [a.clone(), b.clone(), c.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, db)| {
+                tokio::spawn(async move {
+                    for n in 0..30 {
+                        let txn = db.begin_write().await?;
+                        txn.execute_unprepared(&format!(
+                            "INSERT INTO t VALUES ({})",
+                            10 + i * 100 + n
+                        ))
+                        .await?;
+                        txn.commit().await?;
+                    }
+                    Ok::<_, DbErr>(())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().expect("every write commits");
+        }
+        let rows: i64 = a
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        assert_eq!(rows, 2 + 3 * 30);
+        for db in [a, b, c] {
+            db.close().await.unwrap();
+        }
     }
 
     /// Every connection of a PostgreSQL pool has Nagle's algorithm off (see [`no_delay_to`]).

@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = open_database(config).await?;
-    hookgate::db::close(db).await;
+    db.close().await.ok();
     tracing::info!(database = %redact_url(&config.database_url()), "migrations applied");
     Ok(())
 }
@@ -57,7 +57,7 @@ async fn rotate_key(config: &Config, new_key_file: &Path) -> anyhow::Result<()> 
         new_key_file,
     )
     .await;
-    hookgate::db::close(db).await;
+    db.close().await.ok();
     print!("{}", rotation?);
     Ok(())
 }

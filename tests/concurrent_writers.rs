@@ -10,13 +10,14 @@ mod common;
 use std::time::Duration;
 
 use common::{TestDatabase, fixture};
+use hookgate::db::Db;
 use hookgate::entity::repository;
 use hookgate::hosts::effects::{Effect, RepositoryRef};
 use hookgate::hosts::{self, Host};
 use hookgate::sync::requests::{self, Reason};
 use hookgate::sync::{SyncRequestState, SyncRequestStore, changesets, repositories};
 use hookgate::time::Timestamp;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 const SECOND: Timestamp = Timestamp::from_micros(1_000_000);
@@ -30,7 +31,7 @@ fn seconds(n: i64) -> Timestamp {
 const HELD: Duration = Duration::from_millis(300);
 
 /// A migrated PostgreSQL database with one repository.
-async fn setup() -> (TestDatabase, DatabaseConnection, repository::Model) {
+async fn setup() -> (TestDatabase, Db, repository::Model) {
     let test_db = TestDatabase::on_postgres(&common::postgres_url()).await;
     let db = hookgate::db::connect(&test_db.url).await.unwrap();
     hookgate::db::migrate(&db).await.unwrap();
@@ -54,7 +55,7 @@ async fn setup() -> (TestDatabase, DatabaseConnection, repository::Model) {
 )]
 async fn two_pushes_at_once_join_one_sync_request_and_both_are_counted() {
     let (test_db, db, repo) = setup().await;
-    let push = |db: DatabaseConnection, repo: repository::Model| async move {
+    let push = |db: Db, repo: repository::Model| async move {
         let txn = db.begin().await?;
         let id = requests::request(
             &txn,
@@ -189,9 +190,7 @@ async fn two_events_of_one_pull_request_at_once_both_count_and_the_newest_state_
     );
     // Each effect is applied as the worker does: the repository named (and held), then the
     // changeset, at the host time given.
-    let apply = |db: DatabaseConnection,
-                 effect: hosts::effects::ChangesetEffect,
-                 time: Timestamp| async move {
+    let apply = |db: Db, effect: hosts::effects::ChangesetEffect, time: Timestamp| async move {
         let txn = db.begin().await?;
         let repo = repositories::seen(&txn, URN, &effect.repository, true, None, time)
             .await?

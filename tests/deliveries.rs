@@ -31,7 +31,7 @@ fn time(micros: i64) -> Timestamp {
 }
 
 struct Setup {
-    db: DatabaseConnection,
+    db: hookgate::db::Db,
     receivers: ReceiverStore,
     deliveries: DeliveryStore,
     receiver: Uuid,
@@ -676,7 +676,9 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
 
     // Back to the schema before 000023 (and 000024, which records each body's size): the
     // bodies are in their rows again.
-    migration::Migrator::down(&s.db, Some(2)).await.unwrap();
+    migration::Migrator::down(s.db.pool(), Some(2))
+        .await
+        .unwrap();
     assert_eq!(
         scalar(
             &s.db,
@@ -710,7 +712,7 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
         .unwrap();
     }
 
-    migration::Migrator::up(&s.db, None).await.unwrap();
+    migration::Migrator::up(s.db.pool(), None).await.unwrap();
     assert_eq!(
         scalar(&s.db, "SELECT COUNT(*) FROM delivery_bodies").await,
         3

@@ -532,7 +532,7 @@ async fn cursors_given_before_the_upgrade_still_resume_and_new_events_follow_the
     let conn = hookgate::db::connect(&db.url)
         .await
         .expect("the test database accepts connections");
-    migration::Migrator::up(&conn, Some(10))
+    migration::Migrator::up(conn.pool(), Some(10))
         .await
         .expect("the schema before 000017");
     let now = hookgate::time::Timestamp::now().micros();

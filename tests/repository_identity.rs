@@ -707,7 +707,7 @@ async fn repositories_of_an_older_hookgate_are_carried_over_and_two_rows_with_on
         .position(|m| m.name() == "m20261202_000016_repository_identity")
         .expect("the repository identity migration is registered");
     migration::Migrator::up(
-        &conn,
+        conn.pool(),
         Some(u32::try_from(identity).expect("few migrations")),
     )
     .await

@@ -739,7 +739,7 @@ async fn plain_text_secrets_of_an_older_hookgate_are_encrypted_at_start_up_and_s
     let db = TestDatabase::new(engine).await;
     // The schema of the version before secrets were encrypted, with its rows.
     let conn = hookgate::db::connect(&db.url).await.unwrap();
-    migration::Migrator::up(&conn, Some(5)).await.unwrap();
+    migration::Migrator::up(conn.pool(), Some(5)).await.unwrap();
     let github = (
         uuid::Uuid::new_v4().to_string(),
         "plain-current-secret-0123456789".to_owned(),

@@ -63,7 +63,7 @@ async fn the_pool_opens_at_most_database_max_connections(engine: Engine) {
             Engine::Sqlite => conn.get_sqlite_connection_pool().size(),
         };
         assert_eq!(opened, expected, "--database-max-connections {max:?}");
-        hookgate::db::close(conn).await;
+        conn.close().await.unwrap();
     }
     db.drop_database().await;
 }
@@ -285,7 +285,7 @@ async fn a_public_url_sets_the_base_of_receiver_urls() {
 /// write connection has the pool's other settings.
 #[tokio::test]
 async fn sqlite_commits_are_synced_as_sqlite_synchronous_says() {
-    use hookgate::db::{SqliteDurability, begin_write, connect_with};
+    use hookgate::db::{SqliteDurability, connect_with};
     use sea_orm::{ConnectionTrait, Statement};
     for (durability, expected) in [(SqliteDurability::Full, 2), (SqliteDurability::Normal, 1)] {
         let db = TestDatabase::new(Engine::Sqlite).await;
@@ -298,7 +298,7 @@ async fn sqlite_commits_are_synced_as_sqlite_synchronous_says() {
             .unwrap()
             .try_get_by_index(0)
             .unwrap();
-        let txn = begin_write(&conn).await.unwrap();
+        let txn = conn.begin_write().await.unwrap();
         let written: i32 = txn
             .query_one_raw(pragma)
             .await
@@ -320,7 +320,7 @@ async fn sqlite_commits_are_synced_as_sqlite_synchronous_says() {
         txn.rollback().await.unwrap();
         assert_eq!((read, written), (expected, expected), "{durability:?}");
         assert_eq!(foreign_keys, 1);
-        hookgate::db::close(conn).await;
+        conn.close().await.unwrap();
     }
     // The default is `full`.
     let config = test_config(&TestDatabase::new(Engine::Sqlite).await);

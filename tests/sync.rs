@@ -591,7 +591,7 @@ async fn store_setup(
     engine: Engine,
 ) -> (
     TestDatabase,
-    sea_orm::DatabaseConnection,
+    hookgate::db::Db,
     SyncRequestStore,
     hookgate::entity::repository::Model,
 ) {

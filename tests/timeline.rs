@@ -457,7 +457,7 @@ async fn an_entry_of_an_older_hookgate_is_kept_with_a_key_derived_from_what_it_s
     // The schema as the first release made it (every migration up to the timeline's), with
     // the row it stored for GitHub's pull_request/opened example.
     let conn = hookgate::db::connect(&db.url).await.expect("connects");
-    migration::Migrator::up(&conn, Some(3))
+    migration::Migrator::up(conn.pool(), Some(3))
         .await
         .expect("the first release's schema");
     let opened = load("github/pull_request.opened.json");

@@ -28,6 +28,7 @@ pub mod proto {
 
 use tonic::service::Routes;
 
+use crate::db::Db;
 use crate::deliveries::DeliveryStore;
 use crate::receivers::ReceiverStore;
 use crate::sync::{ChangesetStore, RepositoryStore, SyncRequestStore};
@@ -40,7 +41,7 @@ pub struct AdminState {
     pub repositories: RepositoryStore,
     pub changesets: ChangesetStore,
     pub sync_requests: SyncRequestStore,
-    pub db: sea_orm::DatabaseConnection,
+    pub db: Db,
     /// Cancelled when the service shuts down: open streams end so shutdown is not held up.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Woken when a redelivery puts a delivery back in the queue.

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use uuid::Uuid;
 
 use super::body::StoredBody;
 use super::{DeliveryKey, DeliveryState};
+use crate::db::Db;
 use crate::entity::feed_entry::{self, FeedEntryKind};
 use crate::entity::json::Json;
 use crate::entity::{Id, delivery, delivery_body, receiver};
@@ -173,7 +174,7 @@ pub enum RedeliverError {
 /// The delivery log.
 #[derive(Debug, Clone)]
 pub struct DeliveryStore {
-    db: DatabaseConnection,
+    db: Db,
     /// The `last_delivery_time` this store last committed for each receiver: a batch whose
     /// newest delivery is within [`LAST_DELIVERY_RESOLUTION`] of it would not move it (the
     /// column only moves forward), so it is not asked to.
@@ -201,7 +202,7 @@ struct ListedRow {
 }
 
 impl DeliveryStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self {
             db,
             marked: Arc::default(),
@@ -250,7 +251,7 @@ impl DeliveryStore {
         >,
     {
         let prepared = PreparedDelivery::new(new);
-        let txn = crate::db::begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         let (stored, marked) =
             insert_all(&txn, std::slice::from_ref(&prepared), |l| self.to_mark(l)).await?;
         let stored = stored[0];
@@ -268,7 +269,7 @@ impl DeliveryStore {
         &self,
         batch: &[PreparedDelivery],
     ) -> Result<Vec<Stored>, StoreError> {
-        let txn = crate::db::begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         let (stored, marked) = insert_all(&txn, batch, |l| self.to_mark(l)).await?;
         txn.commit().await?;
         self.note_marked(marked);
@@ -479,7 +480,7 @@ impl DeliveryStore {
         candidates.truncate(limit as usize);
         let mut queued = 0u64;
         for chunk in candidates.chunks(REDELIVER_PER_TRANSACTION) {
-            let txn = crate::db::begin_write(&self.db).await?;
+            let txn = self.db.begin_write().await?;
             let result = queue_again(actor, now)
                 .filter(C::Id.is_in(chunk.iter().map(|(id, _)| *id)))
                 // Only those still as the filter found them: one queued meanwhile stays as is.
@@ -547,7 +548,7 @@ impl DeliveryStore {
                 .collect::<Result<Vec<_>, DbErr>>()
         };
         // Nobody waits for a claim: the writers that answer someone go first.
-        let txn = crate::db::begin_background_write(&self.db).await?;
+        let txn = self.db.begin_background_write().await?;
         let mut candidates = read(
             txn.query_all(&due(
                 Condition::all()
@@ -683,7 +684,7 @@ impl DeliveryStore {
         retry_after: Option<Duration>,
         now: Timestamp,
     ) -> Result<Option<DeliveryState>, StoreError> {
-        let txn = crate::db::begin_background_write(&self.db).await?;
+        let txn = self.db.begin_background_write().await?;
         let state = Self::fail_on(&txn, claimed, error, retry_after, now).await?;
         txn.commit().await?;
         Ok(state)

@@ -13,12 +13,13 @@ use std::time::Instant;
 
 use futures_util::FutureExt as _;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::ChunkWrites;
 use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
+use crate::db::Db;
 use crate::hosts::{self, Classified, Disposition, Effect, EffectError, Host};
 use crate::metrics::WorkerOutcome;
 use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
@@ -194,7 +195,7 @@ pub trait Handler: Send + Sync + 'static {
 /// supervisor ([`super::supervise`]) restarts it.
 #[derive(Clone)]
 pub struct Worker {
-    db: DatabaseConnection,
+    db: Db,
     deliveries: DeliveryStore,
     receivers: ReceiverStore,
     handler: Arc<dyn Handler>,
@@ -206,7 +207,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         receivers: ReceiverStore,
         handler: Arc<dyn Handler>,
         config: WorkerConfig,
@@ -339,7 +340,7 @@ impl Worker {
         }
         // Only PostgreSQL holds rows, and so only there does the order matter (on SQLite one
         // writer at a time never waits for another's rows).
-        let ordered = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let ordered = self.db.is_postgres();
         let mut parsed = classify_all(parsed, ordered.then(|| self.handler.clone())).await;
         // Stable: the deliveries of one repository keep the order they came in.
         parsed.sort_by(|a, b| a.order.cmp(&b.order));
@@ -365,7 +366,7 @@ impl Worker {
     /// fails (the database went away, a commit refused), it is rolled back and each delivery it
     /// took is tried again on its own.
     async fn apply_chunk(&self, pending: &mut VecDeque<Parsed>, now: Timestamp) {
-        let txn = match crate::db::begin_background_write(&self.db).await {
+        let txn = match self.db.begin_background_write().await {
             Ok(txn) => txn,
             Err(e) => {
                 tracing::warn!(error = %e, "delivery worker cannot begin a transaction");
@@ -505,7 +506,7 @@ impl Worker {
     /// Processes each delivery of `chunk` in a transaction of its own.
     async fn one_by_one(&self, chunk: Vec<Parsed>, now: Timestamp) {
         for item in chunk {
-            let outcome = match crate::db::begin_background_write(&self.db).await {
+            let outcome = match self.db.begin_background_write().await {
                 Err(e) => Err(HandlerError::retry(format!("database: {e}"))),
                 Ok(txn) => match self.apply(&txn, &item, now).await {
                     Ok(Some(state)) => match txn.commit().await {

@@ -16,14 +16,15 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    Iterable, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, QueryFilter,
+    QuerySelect,
 };
 use uuid::Uuid;
 
 use super::diagnosis::{Evidence, LastByState, Latest, diagnose};
 use super::tally::Tally;
 use super::{OutcomeCounts, ReceiverError, ReceiverHealth};
+use crate::db::Db;
 use crate::deliveries::DeliveryState;
 use crate::entity::{Id, delivery, receiver};
 use crate::receivers::Receiver;
@@ -33,7 +34,7 @@ use crate::time::Timestamp;
 /// Computes receivers' health from the delivery log and this process's tally.
 #[derive(Clone)]
 pub struct HealthStore {
-    db: DatabaseConnection,
+    db: Db,
     tally: Arc<Tally>,
     /// The base of receiver URLs, no trailing slash.
     public_url: String,
@@ -60,7 +61,7 @@ struct LatestRow {
 }
 
 impl HealthStore {
-    pub fn new(db: DatabaseConnection, tally: Arc<Tally>, public_url: String) -> Self {
+    pub fn new(db: Db, tally: Arc<Tally>, public_url: String) -> Self {
         Self {
             db,
             tally,

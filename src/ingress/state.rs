@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::rate_limit::RateLimiter;
 use super::reply;
+use crate::db::Db;
 use crate::deliveries::{
     DeliveryKey, DeliveryState, DeliveryStore, Intake, NewDelivery, Stored, WorkerStatus,
 };
@@ -35,7 +35,7 @@ const UNAUTHENTICATED_HEADERS: usize = 32;
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct IngressState {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub receivers: ReceiverStore,
     pub deliveries: DeliveryStore,
     /// Group commit: where deliveries are handed to be stored.

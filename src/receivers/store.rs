@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
+    SqlErr,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     CodeHostKind, CodeHostUrn, ReceiverName, ReceiverOptions, ReceiverSecret, SigningToken,
 };
-use crate::db::begin_write;
+use crate::db::Db;
 use crate::entity::json::Json;
 use crate::entity::{Id, receiver};
 use crate::secret_key::{self, SecretBox, Slot};
@@ -177,7 +177,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// The receivers in the database, and all of them in memory for the ingress's hot path.
 #[derive(Debug, Clone)]
 pub struct ReceiverStore {
-    db: DatabaseConnection,
+    db: Db,
     registry: Arc<Registry>,
     /// Seals and opens the secret columns, with the key in force at start-up.
     secrets: SecretBox,
@@ -185,7 +185,7 @@ pub struct ReceiverStore {
 
 impl ReceiverStore {
     /// A store over `db` whose secrets `secrets` seals and opens (see `secret_key::prepare`).
-    pub fn new(db: DatabaseConnection, secrets: SecretBox) -> Self {
+    pub fn new(db: Db, secrets: SecretBox) -> Self {
         Self {
             db,
             registry: Arc::default(),
@@ -302,7 +302,7 @@ impl ReceiverStore {
     /// reloading everything whenever the listening connection is re-established, since
     /// notifications sent meanwhile are lost), on SQLite by polling the registry's version.
     pub async fn follow(self, stop: CancellationToken) {
-        match self.db.get_database_backend() {
+        match self.db.backend() {
             DbBackend::Postgres => self.follow_notifications(stop).await,
             _ => self.follow_version(stop).await,
         }
@@ -461,7 +461,7 @@ impl ReceiverStore {
             updated_by: Set(actor.to_owned()),
             last_delivery_time: Set(None),
         };
-        let txn = begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         self.hold_key_in_force(&txn, id).await?;
         let model = row.insert(&txn).await.map_err(|e| name_clash(e, &name))?;
         txn.commit().await?;
@@ -608,7 +608,7 @@ impl ReceiverStore {
     ) -> Result<RotatedSecret, StoreError> {
         use receiver::Column as C;
         let key = id.to_string();
-        let txn = begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         self.hold_key_in_force(&txn, Id::from(id)).await?;
         let Some(row) = receiver::Entity::find_by_id(Id::from(id))
             .lock_exclusive()
@@ -660,7 +660,7 @@ impl ReceiverStore {
     ) -> Result<RotatedSigningToken, StoreError> {
         use receiver::Column as C;
         let key = id.to_string();
-        let txn = begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         self.hold_key_in_force(&txn, Id::from(id)).await?;
         let Some(row) = receiver::Entity::find_by_id(Id::from(id))
             .lock_exclusive()

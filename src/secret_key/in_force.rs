@@ -6,15 +6,15 @@ use std::path::Path;
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, Set, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, Statement,
 };
 
 use super::{
     DATA_DIR_KEY_FILE, KeyFileError, KeyId, KeyOrigin, SecretBox, SecretKey, SecretKeyError, Slot,
     find_key,
 };
-use crate::db::begin_write;
+use crate::db::Db;
 use crate::entity::{receiver, secret_key};
 use crate::time::Timestamp;
 
@@ -27,7 +27,7 @@ const NAMED_AT_MOST: usize = 10;
 /// database's, or a missing one, is an error; secrets still in plain text are encrypted, in one
 /// transaction.
 pub async fn prepare(
-    db: &DatabaseConnection,
+    db: &Db,
     key_file: Option<&Path>,
     data_dir: &Path,
 ) -> Result<SecretBox, SecretKeyError> {
@@ -117,7 +117,7 @@ pub async fn prepare(
 
 /// The key in force: the record's, else (a record lost by hand) the key any sealed secret is
 /// under, else none (a database no key has touched yet).
-async fn recorded_key(db: &DatabaseConnection) -> Result<Option<KeyId>, DbErr> {
+async fn recorded_key(db: &Db) -> Result<Option<KeyId>, DbErr> {
     if let Some(id) = key_in_force(db).await? {
         return Ok(Some(id));
     }
@@ -190,9 +190,9 @@ pub(super) async fn record_key<C: ConnectionTrait>(
 }
 
 /// Seals every secret still in plain text (key id NULL), in one transaction; returns how many.
-async fn encrypt_plaintext(db: &DatabaseConnection, sbox: &SecretBox) -> Result<u64, DbErr> {
+async fn encrypt_plaintext(db: &Db, sbox: &SecretBox) -> Result<u64, DbErr> {
     use receiver::Column as C;
-    let txn = begin_write(db).await?;
+    let txn = db.begin_write().await?;
     // Replicas starting together upgrade one at a time; the second finds nothing left.
     lock_key_in_force(&txn).await?;
     let plain = receiver::Entity::find()
@@ -232,8 +232,8 @@ async fn encrypt_plaintext(db: &DatabaseConnection, sbox: &SecretBox) -> Result<
 /// On SQLite, rewrites the database file and empties its write-ahead log, so that values just
 /// replaced (plain text, or ciphertext under a retired key) do not linger in free pages or old
 /// log frames. Best effort: a failure is logged, the service still starts.
-pub(super) async fn scrub_sqlite(db: &DatabaseConnection) {
-    if db.get_database_backend() != DbBackend::Sqlite {
+pub(super) async fn scrub_sqlite(db: &Db) {
+    if db.is_postgres() {
         return;
     }
     if let Err(e) = db.execute_unprepared("VACUUM").await {
@@ -257,7 +257,7 @@ pub(super) async fn scrub_sqlite(db: &DatabaseConnection) {
 
 /// Warns about secrets sealed under a key other than the one in force (rows copied in from
 /// another database): they cannot be read, so their receivers reject every delivery.
-async fn warn_about_other_keys(db: &DatabaseConnection, sbox: &SecretBox) -> Result<(), DbErr> {
+async fn warn_about_other_keys(db: &Db, sbox: &SecretBox) -> Result<(), DbErr> {
     use receiver::Column as C;
     let ours = sbox.key_id().as_str();
     let stray = receiver::Entity::find()

@@ -10,14 +10,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use zeroize::Zeroizing;
 
 use super::in_force::{lock_key_in_force, record_key, scrub_sqlite, sealed_under};
 use super::{
     DATA_DIR_KEY_FILE, KeyId, KeyOrigin, SecretBox, SecretKey, SecretKeyError, Slot, find_key,
 };
-use crate::db::begin_write;
+use crate::db::Db;
 use crate::entity::receiver;
 
 /// What a rotation did, and (as its `Display`) what the operator does next.
@@ -45,7 +45,7 @@ pub struct Rotation {
 /// nothing changes. When it was the data directory's, that file then holds the new key, and the
 /// old one is kept beside it as `secret.key.<old key id>.old`.
 pub async fn rotate_key(
-    db: &DatabaseConnection,
+    db: &Db,
     key_file: Option<&Path>,
     data_dir: &Path,
     new_key_file: &Path,
@@ -63,7 +63,7 @@ pub async fn rotate_key(
     }
     let (old_box, new_box) = (SecretBox::new(&current), SecretBox::new(&new));
 
-    let txn = begin_write(db).await?;
+    let txn = db.begin_write().await?;
     let recorded = match lock_key_in_force(&txn).await? {
         Some(id) => Some(id),
         None => sealed_under(&txn).await?,

@@ -2,13 +2,11 @@
 //! reading changesets and their timelines for the admin API.
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
 use super::tracked::{CheckState, ReviewState, Stamp, StoredCheck, Tracked, same_commit};
+use crate::db::Db;
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{changeset, commit_check, repository, timeline_entry};
@@ -438,11 +436,11 @@ async fn save<C: ConnectionTrait>(
 /// Changesets and timelines for the admin API.
 #[derive(Debug, Clone)]
 pub struct ChangesetStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl ChangesetStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 

@@ -21,13 +21,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionTrait,
 };
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::deliveries::KeptWithDeliveries;
 use crate::entity::feed_entry;
 pub use crate::entity::feed_entry::{FeedEntryKind, Source};
@@ -108,15 +109,15 @@ const POLL: Duration = Duration::from_millis(200);
 /// Reads and follows the feed, and deletes what is past retention.
 #[derive(Debug, Clone)]
 pub struct FeedStore {
-    db: DatabaseConnection,
+    db: Db,
     /// Whether committed entries wait for [`FeedStore::give_cursors`] to get their cursor
     /// (PostgreSQL), rather than taking it as they are written (SQLite).
     numbered_on_commit: bool,
 }
 
 impl FeedStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        let numbered_on_commit = db.get_database_backend() == DbBackend::Postgres;
+    pub fn new(db: Db) -> Self {
+        let numbered_on_commit = db.is_postgres();
         Self {
             db,
             numbered_on_commit,

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::entity::id::Id;
 use crate::entity::json::Json;
 use crate::entity::{repository, repository_alias};
@@ -72,11 +73,11 @@ pub struct RepositoryPage {
 /// The repositories in the database.
 #[derive(Debug, Clone)]
 pub struct RepositoryStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl RepositoryStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
@@ -92,7 +93,7 @@ impl RepositoryStore {
     ) -> Result<Repository, StoreError> {
         let (urn, external_id) = (urn.as_str(), external_id.trim());
         let now = Timestamp::now();
-        let txn = crate::db::begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         let model = if external_id.is_empty() {
             insert_if_absent(&*txn, urn, name, "", now).await?;
             find_locked(&*txn, urn, name).await?

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Set,
 };
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::entity::id::{Id, OptionalId};
 use crate::entity::json::Json;
 pub use crate::entity::sync_request::{Reason, StoredRef, SyncRequestState};
@@ -193,11 +194,11 @@ pub struct SyncRequestPage {
 /// Sync requests for workers and admins.
 #[derive(Debug, Clone)]
 pub struct SyncRequestStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl SyncRequestStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
@@ -273,9 +274,7 @@ impl SyncRequestStore {
         } else {
             SyncRequestState::Failed
         };
-        let txn = crate::db::begin_write(&self.db)
-            .await
-            .map_err(StoreError::from)?;
+        let txn = self.db.begin_write().await.map_err(StoreError::from)?;
         // The repository's row first, as every request for it does (`request`): a push that
         // lands now either comes before (and is in this request's rerun) or after (and makes a
         // new request).
@@ -394,7 +393,7 @@ impl SyncRequestStore {
         reason: Reason,
         now: Timestamp,
     ) -> Result<Vec<SyncRequest>, StoreError> {
-        let txn = crate::db::begin_write(&self.db).await?;
+        let txn = self.db.begin_write().await?;
         let mut ids = Vec::with_capacity(repositories.len());
         for repo in repositories {
             let source = Source::receiver(receiver_id);
