@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
@@ -164,7 +165,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HOOKGATE_WORKER_BATCH",
-        default_value_t = 128,
+        default_value_t = DEFAULT_WORKER_BATCH,
         value_parser = clap::value_parser!(u64).range(1..=10_000),
         global = true
     )]
@@ -208,6 +209,19 @@ pub struct Config {
         global = true
     )]
     pub worker_yield_after: humantime::Duration,
+
+    /// How long the worker waits before each retry of a delivery whose handling failed (the
+    /// database was away, say), comma-separated; after the last retry it is FAILED with its
+    /// error. A payload that cannot be handled at all fails at once.
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_RETRY_BACKOFF",
+        value_delimiter = ',',
+        default_value = "1s,5s,30s,2m,10m",
+        num_args = 1..,
+        global = true
+    )]
+    pub worker_retry_backoff: Vec<humantime::Duration>,
 
     /// How an SQLite commit is made durable: `full` syncs the log to disk at every commit, so an
     /// acknowledged delivery survives the machine losing power; `normal` leaves that to the
@@ -527,5 +541,207 @@ impl TrustedProxy {
     /// Whether `ip` is this proxy, or in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.contains(&ip)
+    }
+}
+
+// Tuning per database engine: every number that depends on the engine (pool sizes, batch sizes,
+// budgets, the retry backoff), with its default. `Application::build` takes its engine's values
+// (`IntakeConfig::for_backend`, `WorkerConfig::for_backend`, and the pool size in `db::connect_with`)
+// and lays the flags above over them.
+
+/// The connections a PostgreSQL pool opens at most, unless told otherwise
+/// (`--database-max-connections`).
+pub const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// The read connections an SQLite pool opens at most, unless told otherwise; its writes go
+/// through one more (see `Db::begin_write`).
+pub const SQLITE_MAX_READERS: u32 = 8;
+
+/// The default of `--worker-batch`: the most deliveries the worker claims at once.
+pub const DEFAULT_WORKER_BATCH: u64 = 128;
+
+/// How long to wait before each retry of a failed delivery, unless `--worker-retry-backoff` says
+/// otherwise; after the last, it is `FAILED`.
+pub const RETRY_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+];
+
+/// How much one batch of the intake (group commit, `deliveries/intake.rs`) may carry, and how
+/// many are written side by side.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeConfig {
+    /// Deliveries a batch takes at most.
+    pub max_batch: usize,
+    /// Encoded bytes a batch takes at most (it always takes at least one delivery).
+    pub max_batch_bytes: usize,
+    /// Committers writing batches side by side.
+    pub committers: usize,
+    /// Requests that may wait for a committer before the next one waits to be queued.
+    pub queue: usize,
+}
+
+impl IntakeConfig {
+    /// The settings for a database of `backend`. They differ in the committers: one on SQLite,
+    /// which has one writer anyway; four on PostgreSQL, so batches are built while others
+    /// commit, and a replica's intake is not held to one commit at a time.
+    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
+        Self {
+            max_batch: 256,
+            max_batch_bytes: 8 * 1024 * 1024,
+            committers: match backend {
+                sea_orm::DbBackend::Postgres => 4,
+                _ => 1,
+            },
+            queue: 4096,
+        }
+    }
+}
+
+/// How the delivery worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How long a claim lasts before another worker may take the delivery.
+    pub lease: Duration,
+    /// The most deliveries claimed at once.
+    pub batch: u64,
+    /// The most body bytes claimed at once (as received, what the claim holds decoded): a
+    /// batch stops short of `batch` deliveries when their bodies come to more. A body larger
+    /// than this is claimed alone.
+    pub batch_bytes: u64,
+    /// The most deliveries written in one transaction: more share a commit, fewer hold SQLite's
+    /// one write lock (which the ingress waits for) a shorter time.
+    pub per_transaction: usize,
+    /// A transaction takes no more deliveries once it has been open this long (it keeps the
+    /// ones it has).
+    pub transaction_budget: Duration,
+    /// Once a transaction has been open this long, it takes no more deliveries when a writer
+    /// that answers someone waits for it (on SQLite, the ingress waits for the one write lock):
+    /// this bounds how long the worker makes an arriving delivery wait, and is the worker's
+    /// share of the lock while deliveries keep arriving. Never applies on PostgreSQL, where no
+    /// writer waits for the worker's transaction, only for rows.
+    pub yield_after: Duration,
+    /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
+    /// taken by another replica).
+    pub poll_interval: Duration,
+    /// The wait before each retry; its length is the number of retries.
+    pub backoff: Vec<Duration>,
+}
+
+impl WorkerConfig {
+    /// The settings for a database of `backend`. Both engines take the same today: the chunk
+    /// (128 deliveries, 50 ms) was measured best on both (`BENCHMARKS.md`), and what differs
+    /// between them (SQLite's one write lock) is bounded by `yield_after`, which PostgreSQL
+    /// never reaches.
+    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
+        let _ = backend;
+        Self::default()
+    }
+
+    /// These settings, with what `config` sets (the lease, the batch, the retry backoff; the
+    /// chunk and chunk time when given).
+    pub fn with(mut self, config: &Config) -> Self {
+        self.lease = config.delivery_lease.into();
+        self.batch = config.worker_batch;
+        self.batch_bytes = config.worker_batch_bytes;
+        if let Some(chunk) = config.worker_chunk {
+            self.per_transaction = usize::try_from(chunk).unwrap_or(usize::MAX);
+        }
+        if let Some(time) = config.worker_chunk_time {
+            self.transaction_budget = time.into();
+        }
+        self.yield_after = config.worker_yield_after.into();
+        self.backoff = config
+            .worker_retry_backoff
+            .iter()
+            .map(|&wait| wait.into())
+            .collect();
+        self
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            batch: DEFAULT_WORKER_BATCH,
+            batch_bytes: DEFAULT_WORKER_BATCH_BYTES,
+            per_transaction: 128,
+            transaction_budget: Duration::from_millis(50),
+            yield_after: Duration::from_millis(5),
+            poll_interval: Duration::from_secs(1),
+            backoff: RETRY_BACKOFF.to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hookgate").chain(args.iter().copied()))
+    }
+
+    /// The worker's settings for `args`, on top of an engine's.
+    fn worker(args: &[&str]) -> WorkerConfig {
+        WorkerConfig::for_backend(sea_orm::DbBackend::Sqlite).with(&parse(args).unwrap().config)
+    }
+
+    /// The worker's byte budget is 8 MiB unless `--worker-batch-bytes` says otherwise, and a
+    /// budget of nothing is refused with the flag's name.
+    #[test]
+    fn the_claims_byte_budget_comes_from_its_flag() {
+        assert_eq!(worker(&[]).batch_bytes, 8 * 1024 * 1024);
+        assert_eq!(
+            worker(&["--worker-batch-bytes", "65536"]).batch_bytes,
+            65_536
+        );
+        let refused = parse(&["--worker-batch-bytes", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--worker-batch-bytes"), "{refused}");
+    }
+
+    /// The retry backoff is 1s, 5s, 30s, 2m, 10m unless `--worker-retry-backoff` says
+    /// otherwise; a wait that is not a duration is refused with the flag's name.
+    #[test]
+    fn the_retry_backoff_comes_from_its_flag() {
+        assert_eq!(worker(&[]).backoff, RETRY_BACKOFF.to_vec());
+        assert_eq!(
+            worker(&["--worker-retry-backoff", "2s,1m,1h"]).backoff,
+            [
+                Duration::from_secs(2),
+                Duration::from_secs(60),
+                Duration::from_secs(3600)
+            ]
+        );
+        assert_eq!(
+            worker(&["--worker-retry-backoff", "250ms"]).backoff,
+            [Duration::from_millis(250)]
+        );
+        let refused = parse(&["--worker-retry-backoff", "1s,soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--worker-retry-backoff"), "{refused}");
+    }
+
+    /// Each engine's defaults: one intake committer on SQLite (one writer), four on
+    /// PostgreSQL; the pool sizes `--database-max-connections` documents.
+    #[test]
+    fn each_engine_has_its_defaults() {
+        use sea_orm::DbBackend;
+        assert_eq!(IntakeConfig::for_backend(DbBackend::Sqlite).committers, 1);
+        assert_eq!(IntakeConfig::for_backend(DbBackend::Postgres).committers, 4);
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let defaults = WorkerConfig::for_backend(backend).with(&parse(&[]).unwrap().config);
+            assert_eq!(defaults.batch, DEFAULT_WORKER_BATCH);
+            assert_eq!(defaults.per_transaction, 128);
+            assert_eq!(defaults.transaction_budget, Duration::from_millis(50));
+            assert_eq!(defaults.yield_after, Duration::from_millis(5));
+        }
+        assert_eq!((POSTGRES_MAX_CONNECTIONS, SQLITE_MAX_READERS), (10, 8));
     }
 }

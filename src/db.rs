@@ -22,6 +22,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// of timing out.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+pub use crate::config::{POSTGRES_MAX_CONNECTIONS, SQLITE_MAX_READERS};
+
 /// How SQLite makes a commit durable (`PRAGMA synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SqliteDurability {
@@ -32,13 +34,6 @@ pub enum SqliteDurability {
     /// machine.
     Normal,
 }
-
-/// The connections a PostgreSQL pool opens at most, unless told otherwise
-/// (`--database-max-connections`).
-pub const POSTGRES_MAX_CONNECTIONS: u32 = 10;
-/// The read connections an SQLite pool opens at most, unless told otherwise; its writes go
-/// through one more (see [`Db::begin_write`]).
-pub const SQLITE_MAX_READERS: u32 = 8;
 
 /// The database hookgate works on, opened once ([`connect`]; the service opens it in
 /// `Application::build`) and handed to every store: the pool, its engine, and on SQLite the one

@@ -9,38 +9,8 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{DeliveryStore, NewDelivery, PreparedDelivery, Stored};
+use super::{DeliveryStore, IntakeConfig, NewDelivery, PreparedDelivery, Stored};
 use crate::store::StoreError;
-
-/// How much one batch may carry.
-#[derive(Debug, Clone, Copy)]
-pub struct IntakeConfig {
-    /// Deliveries a batch takes at most.
-    pub max_batch: usize,
-    /// Encoded bytes a batch takes at most (it always takes at least one delivery).
-    pub max_batch_bytes: usize,
-    /// Committers writing batches side by side: one on SQLite, which has one writer anyway;
-    /// a few on PostgreSQL, so one batch is built while another commits.
-    pub committers: usize,
-    /// Requests that may wait for a committer before the next one waits to be queued.
-    pub queue: usize,
-}
-
-impl IntakeConfig {
-    /// The settings for a database of `backend`.
-    pub fn for_backend(backend: sea_orm::DbBackend) -> Self {
-        Self {
-            max_batch: 256,
-            max_batch_bytes: 8 * 1024 * 1024,
-            committers: if backend == sea_orm::DbBackend::Postgres {
-                4
-            } else {
-                1
-            },
-            queue: 4096,
-        }
-    }
-}
 
 /// One request's delivery, and where its outcome goes.
 struct Job {

@@ -11,8 +11,9 @@ mod store;
 mod supervisor;
 mod worker;
 
+pub use crate::config::{IntakeConfig, RETRY_BACKOFF, WorkerConfig};
 pub use crate::entity::delivery::DeliveryState;
-pub use intake::{Intake, IntakeConfig};
+pub use intake::Intake;
 pub use janitor::{KeptWithDeliveries, run_janitor};
 pub use key::DeliveryKey;
 pub use store::{
@@ -20,4 +21,4 @@ pub use store::{
     PreparedDelivery, REDELIVERABLE, RedeliverError, RedeliverFilter, Redelivered, Stored,
 };
 pub use supervisor::{WorkerStatus, supervise};
-pub use worker::{Event, Handler, HandlerError, Outcome, RETRY_BACKOFF, Worker, WorkerConfig};
+pub use worker::{Event, Handler, HandlerError, Outcome, Worker};

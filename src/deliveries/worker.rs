@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::ChunkWrites;
-use super::{ClaimedDelivery, DeliveryState, DeliveryStore};
+use super::{ClaimedDelivery, DeliveryState, DeliveryStore, WorkerConfig};
 use crate::db::Db;
 use crate::hosts::{self, Classified, Disposition, Effect, EffectError, Host};
 use crate::metrics::WorkerOutcome;
@@ -26,85 +26,6 @@ use crate::receivers::{Receiver, ReceiverEntry, ReceiverStore};
 use crate::store::StoreError;
 use crate::text::storable;
 use crate::time::Timestamp;
-
-/// How long to wait before each retry of a failed delivery; after the last, it is `FAILED`.
-pub const RETRY_BACKOFF: [Duration; 5] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-    Duration::from_secs(120),
-    Duration::from_secs(600),
-];
-
-/// How the worker runs.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// How long a claim lasts before another worker may take the delivery.
-    pub lease: Duration,
-    /// The most deliveries claimed at once.
-    pub batch: u64,
-    /// The most body bytes claimed at once (as received, what the claim holds decoded): a
-    /// batch stops short of `batch` deliveries when their bodies come to more. A body larger
-    /// than this is claimed alone.
-    pub batch_bytes: u64,
-    /// The most deliveries written in one transaction: more share a commit, fewer hold SQLite's
-    /// one write lock (which the ingress waits for) a shorter time.
-    pub per_transaction: usize,
-    /// A transaction takes no more deliveries once it has been open this long (it keeps the
-    /// ones it has).
-    pub transaction_budget: Duration,
-    /// Once a transaction has been open this long, it takes no more deliveries when a writer
-    /// that answers someone waits for it (on SQLite, the ingress waits for the one write lock):
-    /// this bounds how long the worker makes an arriving delivery wait, and is the worker's
-    /// share of the lock while deliveries keep arriving.
-    pub yield_after: Duration,
-    /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
-    /// taken by another replica).
-    pub poll_interval: Duration,
-    /// The wait before each retry; its length is the number of retries.
-    pub backoff: Vec<Duration>,
-}
-
-impl WorkerConfig {
-    /// The settings for a database of `backend` (today the same for both: on PostgreSQL no
-    /// writer waits for the worker's transaction, so `yield_after` never applies).
-    pub fn for_backend(_backend: sea_orm::DbBackend) -> Self {
-        Self::default()
-    }
-}
-
-impl WorkerConfig {
-    /// These settings, with what `config` sets (the lease; the batch, chunk and chunk time
-    /// when given).
-    pub fn with(mut self, config: &crate::config::Config) -> Self {
-        self.lease = config.delivery_lease.into();
-        self.batch = config.worker_batch;
-        self.batch_bytes = config.worker_batch_bytes;
-        if let Some(chunk) = config.worker_chunk {
-            self.per_transaction = usize::try_from(chunk).unwrap_or(usize::MAX);
-        }
-        if let Some(time) = config.worker_chunk_time {
-            self.transaction_budget = time.into();
-        }
-        self.yield_after = config.worker_yield_after.into();
-        self
-    }
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(60),
-            batch: 128,
-            batch_bytes: crate::config::DEFAULT_WORKER_BATCH_BYTES,
-            per_transaction: 128,
-            transaction_budget: Duration::from_millis(50),
-            yield_after: Duration::from_millis(5),
-            poll_interval: Duration::from_secs(1),
-            backoff: RETRY_BACKOFF.to_vec(),
-        }
-    }
-}
 
 /// What a handler made of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -846,32 +767,5 @@ fn worker_outcome(state: DeliveryState) -> WorkerOutcome {
         DeliveryState::Failed => WorkerOutcome::Failed,
         DeliveryState::Pending => WorkerOutcome::Retry,
         _ => WorkerOutcome::Processed,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The worker's byte budget is 8 MiB unless `--worker-batch-bytes` says otherwise, and a
-    /// budget of nothing is refused with the flag's name.
-    #[test]
-    fn the_claims_byte_budget_comes_from_its_flag() {
-        use clap::Parser as _;
-        let parse = |args: &[&str]| {
-            crate::config::Cli::try_parse_from(
-                std::iter::once("hookgate").chain(args.iter().copied()),
-            )
-        };
-        let config = |args: &[&str]| WorkerConfig::default().with(&parse(args).unwrap().config);
-        assert_eq!(config(&[]).batch_bytes, 8 * 1024 * 1024);
-        assert_eq!(
-            config(&["--worker-batch-bytes", "65536"]).batch_bytes,
-            65_536
-        );
-        let refused = parse(&["--worker-batch-bytes", "0"])
-            .unwrap_err()
-            .to_string();
-        assert!(refused.contains("--worker-batch-bytes"), "{refused}");
     }
 }
