@@ -190,6 +190,36 @@ pub(super) fn test_delivery(secret: &str, key: &str) -> TestDelivery {
     }
 }
 
+/// Every object key GitHub's effects read (see `payload::Kept`): each name this module's code
+/// spells in a string (pointers split at `/`), and `labels`, which `effects::label_list` reads.
+/// Some are event and action names, not keys: keeping a key of such a name costs little.
+/// `the_vocabulary_names_every_key_this_module_spells` checks that none is missing.
+pub(super) struct Keys;
+
+impl super::payload::Vocabulary for Keys {
+    #[rustfmt::skip]
+    const KEYS: &'static [&'static str] = &[
+    "Repository", "action", "active", "after", "app", "approved", "assigned", "assignee",
+    "auto_merge_disabled", "auto_merge_enabled", "base", "base_ref", "before", "changes_requested",
+    "check", "check_run", "check_suite", "checks_requested", "clone_url", "closed", "comment",
+    "completed", "completed_at", "conclusion", "config", "content_type", "context",
+    "converted_to_draft", "created_at", "deleted", "dequeued", "destroyed", "dismissed", "draft",
+    "edited", "enqueued", "error", "events", "failure", "full_name", "head", "head_branch",
+    "head_commit", "head_ref", "head_sha", "heads", "hook", "hook_id", "html_url", "id",
+    "insecure_ssl", "issue", "issue_comment", "json", "label", "labeled", "labels", "login",
+    "merge_group", "merge_group_checks_requested", "merge_group_destroyed", "merged", "merged_at",
+    "name", "neutral", "node_id", "number", "open", "opened", "payload", "pending", "ping",
+    "pull_request", "pull_request_review", "pull_request_review_comment",
+    "pull_request_review_thread", "pull_requests", "push", "pusher", "ready_for_review", "reason",
+    "ref", "refs", "renamed", "reopened", "repo", "repository", "requested_reviewer",
+    "requested_team", "resolved", "review", "review_request_removed", "review_requested", "sender",
+    "sha", "skipped", "someone", "ssh_url", "started_at", "state", "status", "submitted",
+    "submitted_at", "success", "synchronize", "thread", "thread_resolved", "thread_unresolved",
+    "timestamp", "title", "transferred", "type", "unassigned", "unlabeled", "unresolved",
+    "updated_at", "user", "web", "zen",
+    ];
+}
+
 /// The effects of a `Handled` event (see `super::effects`): pull request events, reviews,
 /// review comments, review threads resolved or unresolved and issue comments on pull requests,
 /// check runs, check suites, commit statuses and merge groups each give one changeset effect
@@ -2210,5 +2240,126 @@ mod tests {
     fn a_handled_event_with_nothing_to_say_gives_no_effects() {
         let payload = json!({"action": "created"});
         assert_eq!(effects("star/created", &payload), Ok(vec![]));
+    }
+
+    // ---- the kept payload ----
+
+    /// Every fixture classifies to the same event, key and disposition, and gives the same
+    /// effects (or the same error), whether the whole body is read or only the keys GitHub's
+    /// effects read ([`Keys`]), as `classify` reads it; and what is kept of a pull request
+    /// event is a small part of it.
+    #[test]
+    fn a_kept_body_gives_the_effects_of_the_whole_body() {
+        for &(file, header, _, _) in CASES {
+            let body = fixture(&format!("github/{file}"));
+            let h = signed(header, &body);
+            let whole = crate::hosts::classify_into::<Value>(Host::GitHub, &h, &body)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let kept = classify(Host::GitHub, &h, &body).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                (&kept.event, &kept.delivery_key, kept.disposition),
+                (&whole.event, &whole.delivery_key, whole.disposition),
+                "{file}"
+            );
+            if whole.disposition == Handled {
+                let of = |payload: &Value| {
+                    crate::hosts::effects(Host::GitHub, &whole.event, payload)
+                        .map_err(|e| e.to_string())
+                };
+                assert_eq!(of(&kept.payload), of(&whole.payload), "{file}");
+            }
+        }
+        let body = fixture("github/pull_request.opened.json");
+        let kept = classify(Host::GitHub, &signed("pull_request", &body), &body)
+            .unwrap()
+            .payload;
+        let kept_bytes = serde_json::to_vec(&kept).unwrap().len();
+        assert!(
+            kept_bytes * 3 < body.len(),
+            "{kept_bytes} of {} bytes kept",
+            body.len()
+        );
+    }
+
+    /// What is not JSON, not an object, cut short or followed by more is refused by the kept
+    /// read as by the whole one, with the same message. What the kept read only skips (nested
+    /// deeper than serde_json reads, a lone surrogate, a number out of range, where nothing is
+    /// kept) is refused at the ingress, whose outline reads it as strictly as a `Value`: such a
+    /// body is never stored, so never reaches the kept read.
+    #[test]
+    fn a_kept_body_is_refused_where_the_whole_body_is() {
+        let read = |body: &str| {
+            let h = signed("pull_request", body.as_bytes());
+            let whole = crate::hosts::classify_into::<Value>(Host::GitHub, &h, body.as_bytes());
+            let kept = classify(Host::GitHub, &h, body.as_bytes());
+            let outline = crate::hosts::classify_outline(Host::GitHub, &h, body.as_bytes());
+            let text = |r: Result<String, ClassifyError>| r.map_err(|e| e.to_string());
+            (
+                text(whole.map(|c| c.event)),
+                text(kept.map(|c| c.event)),
+                text(outline.map(|c| c.event)),
+            )
+        };
+        for body in [
+            "[1, 2]",
+            "{\"action\": \"opened\"",
+            "{\"action\": \"opened\"} trailing",
+            "{\"action\": \"opened\", \"number\": 1e999}",
+            "{\"action\": \"opened\", \"title\": \"\\ud800 lone\"}",
+        ] {
+            let (whole, kept, outline) = read(body);
+            assert!(whole.is_err(), "{body}");
+            assert_eq!(kept, whole, "{body}");
+            assert!(outline.is_err(), "{body}");
+        }
+        let deep = format!(
+            "{{\"action\":\"opened\",\"ignored\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for body in [
+            deep.as_str(),
+            "{\"action\": \"opened\", \"ignored\": 1e999}",
+            "{\"action\": \"opened\", \"ignored\": \"\\ud800 lone\"}",
+        ] {
+            let (whole, _, outline) = read(body);
+            assert!(whole.is_err(), "{body:.60}");
+            assert_eq!(outline, whole, "{body:.60}");
+        }
+    }
+
+    /// [`Keys`] is sorted without repeats (it is searched by halves), and names every key this
+    /// module's code spells in a string (a pointer's every step): a key the effects read by a
+    /// name missing from it would never be there to read.
+    #[test]
+    fn the_vocabulary_names_every_key_this_module_spells() {
+        use crate::hosts::payload::Vocabulary;
+        let keys = <Keys as Vocabulary>::KEYS;
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "Keys is sorted, without repeats"
+        );
+        let source = include_str!("github.rs");
+        let code = &source[..source
+            .find("#[cfg(test)]\nmod tests {")
+            .expect("the tests follow the code")];
+        let spelled = |literal: &str| {
+            let steps = literal.strip_prefix('/').unwrap_or(literal);
+            steps.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && steps
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/')
+        };
+        let mut named = std::collections::BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for literal in line.split('"').skip(1).step_by(2) {
+                if spelled(literal) {
+                    named.extend(literal.split('/').filter(|step| !step.is_empty()));
+                }
+            }
+        }
+        assert!(named.len() > 50, "{} names found", named.len());
+        let missing: Vec<_> = named.iter().filter(|n| !keys.contains(n)).collect();
+        assert!(missing.is_empty(), "not in Keys: {missing:?}");
     }
 }

@@ -1,11 +1,12 @@
-//! What a delivery's body is read into. The worker needs all of it ([`Value`]), to find the
-//! event's effects; the ingress needs only to know that the body is the JSON object its event
+//! What a delivery's body is read into. The worker needs what its effects read: all of it
+//! ([`Value`]), or for GitHub only the keys its effects read ([`Kept`]); the ingress needs only to know that the body is the JSON object its event
 //! must be and the action that names the event ([`Outline`]). Reading an outline checks the
 //! whole body, with the same nesting limit, but builds nothing but the action (and the few
 //! top-level fields Azure DevOps names its event and its delivery by): it costs a fraction of
 //! building the value, which is what keeps intake fast.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -360,6 +361,211 @@ impl<'de> Visitor<'de> for Skip {
     }
 
     scalars_are!(());
+}
+
+/// The names of the object keys a host's effects read, at any depth: what a [`Kept`] body keeps.
+pub trait Vocabulary {
+    /// Sorted and without repeats (those sharing a first byte are then side by side).
+    const KEYS: &'static [&'static str];
+    /// For each first byte, where the keys of [`Vocabulary::KEYS`] that start with it are.
+    const BY_FIRST_BYTE: [(u8, u8); 256] = by_first_byte(Self::KEYS);
+
+    /// Whether `key` is one of [`Vocabulary::KEYS`]: a look at the few that share its first
+    /// byte, of its length (every key of a body is looked up, so this is kept cheap).
+    fn names(key: &str) -> bool {
+        let Some(&first) = key.as_bytes().first() else {
+            return false;
+        };
+        let (start, end) = Self::BY_FIRST_BYTE[usize::from(first)];
+        Self::KEYS[usize::from(start)..usize::from(end)]
+            .iter()
+            .any(|k| k.len() == key.len() && k.as_bytes() == key.as_bytes())
+    }
+}
+
+/// For each first byte, the range of `keys` (sorted, at most 255) that start with it.
+const fn by_first_byte(keys: &[&str]) -> [(u8, u8); 256] {
+    assert!(keys.len() < 256, "a vocabulary has fewer than 256 keys");
+    let mut ranges = [(0u8, 0u8); 256];
+    let mut i = 0;
+    while i < keys.len() {
+        let bytes = keys[i].as_bytes();
+        assert!(!bytes.is_empty(), "no key of a vocabulary is empty");
+        let first = bytes[0] as usize;
+        if ranges[first].1 == 0 {
+            ranges[first].0 = i as u8;
+        }
+        ranges[first].1 = i as u8 + 1;
+        i += 1;
+    }
+    ranges
+}
+
+/// A body read as a [`Value`] that keeps, at any depth, only the object keys its host's
+/// effects read (`V`), with all they hold but keys of other names. The rest is skipped as
+/// serde_json skips what it ignores, building nothing and checking only its syntax: a pull
+/// request event of 28 KB is mostly URLs and counts of its repositories and users that no effect
+/// reads. What is skipped was read in full when the delivery arrived (the ingress's
+/// [`Outline`], as strictly as a [`Value`]: the same nesting limit, strings of valid UTF-8 and
+/// escapes, numbers in range), so the worker does not check it again. A key is matched by name
+/// alone, wherever it is, so a host module that reads a key by a name it spells out keeps it:
+/// the host's test of its vocabulary checks that every name its source spells is in `V`.
+pub struct Kept<V> {
+    pub value: Value,
+    vocabulary: PhantomData<V>,
+}
+
+impl<V: Vocabulary> Payload for Kept<V> {
+    fn parse(event: &str, body: &[u8]) -> Result<Self, ClassifyError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = de
+            .deserialize_any(Keep::<V>(PhantomData))
+            .map_err(|e| not_json(event, &e))?;
+        // Nothing but whitespace may follow, as `serde_json::from_slice` insists.
+        de.end().map_err(|e| not_json(event, &e))?;
+        if !value.is_object() {
+            return Err(not_an_object(event));
+        }
+        Ok(Self::from(value))
+    }
+
+    fn lenient(body: &[u8]) -> Self {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = de
+            .deserialize_any(Keep::<V>(PhantomData))
+            .and_then(|value| de.end().map(|()| value));
+        Self::from(value.unwrap_or(Value::Null))
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.value.action()
+    }
+
+    fn attributes_action(&self) -> Option<&str> {
+        self.value.attributes_action()
+    }
+
+    fn event_type(&self) -> Option<&str> {
+        self.value.event_type()
+    }
+
+    fn key_field(&self, name: &str) -> Option<String> {
+        self.value.key_field(name)
+    }
+}
+
+impl<V> From<Value> for Kept<V> {
+    fn from(value: Value) -> Self {
+        Self {
+            value,
+            vocabulary: PhantomData,
+        }
+    }
+}
+
+/// Reads any value into a [`Value`], keeping only the object keys `V` names.
+struct Keep<V>(PhantomData<V>);
+
+impl<V> Clone for Keep<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Keep<V> {}
+
+impl<'de, V: Vocabulary> DeserializeSeed<'de> for Keep<V> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, V: Vocabulary> Visitor<'de> for Keep<V> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(KeptName::<V>(PhantomData))? {
+            match key {
+                Some(key) => {
+                    kept.insert(key, map.next_value_seed(self)?);
+                }
+                // Skipped at serde_json's fastest: its syntax is checked, not every rule the
+                // ingress checked it by (see `Kept`).
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // As `Value` reads one: a float JSON cannot hold is null.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// Reads an object key: `Some(key)` when `V` names it, else `None`, without making a `String`
+/// of it.
+struct KeptName<V>(PhantomData<V>);
+
+impl<'de, V: Vocabulary> DeserializeSeed<'de> for KeptName<V> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, V: Vocabulary> Visitor<'de> for KeptName<V> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(V::names(key).then(|| key.to_owned()))
+    }
 }
 
 #[cfg(test)]
