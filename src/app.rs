@@ -7,7 +7,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::db::Db;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
@@ -17,7 +16,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::admin::{self, AdminAuth, AdminState};
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, Db};
 use crate::deliveries::{
     DeliveryStore, Handler, Intake, IntakeConfig, Worker, WorkerConfig, WorkerStatus, run_janitor,
     supervise,
