@@ -199,8 +199,8 @@ pub enum ClassifyError {
     WrongHost(String),
 }
 
-/// Names the event of a delivery, finds its delivery key and parses the whole body, for the
-/// reading of its [`effects`]. Call it after [`verify`]: it trusts what it reads.
+/// Names the event of a delivery, finds its delivery key and parses its body, for the reading of
+/// its [`effects`]. Call it after [`verify`]: it trusts what it reads.
 ///
 /// For GitHub the payload keeps only the keys its effects read ([`payload::Kept`]): the
 /// effects, and so everything made of them, are those of the whole body, at a fraction of the

@@ -415,14 +415,20 @@ pub struct Kept<V> {
     vocabulary: PhantomData<V>,
 }
 
+impl<V: Vocabulary> Kept<V> {
+    /// Reads `body` keeping what `V` names; nothing but whitespace may follow the value, as
+    /// `serde_json::from_slice` insists.
+    fn read(body: &[u8]) -> Result<Value, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = de.deserialize_any(Keep::<V>(PhantomData))?;
+        de.end()?;
+        Ok(value)
+    }
+}
+
 impl<V: Vocabulary> Payload for Kept<V> {
     fn parse(event: &str, body: &[u8]) -> Result<Self, ClassifyError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let value = de
-            .deserialize_any(Keep::<V>(PhantomData))
-            .map_err(|e| not_json(event, &e))?;
-        // Nothing but whitespace may follow, as `serde_json::from_slice` insists.
-        de.end().map_err(|e| not_json(event, &e))?;
+        let value = Self::read(body).map_err(|e| not_json(event, &e))?;
         if !value.is_object() {
             return Err(not_an_object(event));
         }
@@ -430,11 +436,7 @@ impl<V: Vocabulary> Payload for Kept<V> {
     }
 
     fn lenient(body: &[u8]) -> Self {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let value = de
-            .deserialize_any(Keep::<V>(PhantomData))
-            .and_then(|value| de.end().map(|()| value));
-        Self::from(value.unwrap_or(Value::Null))
+        Self::from(Self::read(body).unwrap_or(Value::Null))
     }
 
     fn action(&self) -> Option<&str> {
