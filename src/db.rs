@@ -3,6 +3,8 @@
 //! crash; `--sqlite-synchronous normal` trades the first for speed); PostgreSQL is used as
 //! configured.
 
+pub mod sqlite_alloc;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
