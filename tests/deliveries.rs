@@ -1076,13 +1076,50 @@ async fn left(s: &Setup) -> (Vec<String>, Vec<String>, Vec<FeedEntryKind>, Vec<S
     (changesets, repositories, feed, requests)
 }
 
+/// The real handler, counting the deliveries it was given outside a chunk: a chunk whose
+/// transaction failed (a write refused, say, because its reads missed a row) is applied again
+/// one delivery at a time, with the same end state, so only this count tells.
+struct CountsOutsideChunks {
+    real: Arc<dyn Handler>,
+    outside: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl Handler for CountsOutsideChunks {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        receiver: &Receiver,
+        delivery: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<Outcome, HandlerError> {
+        if !hookgate::deliveries::chunk::in_chunk() {
+            self.outside.fetch_add(1, Ordering::SeqCst);
+        }
+        self.real.handle(txn, receiver, delivery, event).await
+    }
+
+    async fn prepare(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[(&Receiver, &Event)],
+    ) -> Result<(), sea_orm::DbErr> {
+        self.real.prepare(txn, events).await
+    }
+
+    fn lock_order(&self, receiver: &Receiver, event: &Event) -> Option<String> {
+        self.real.lock_order(receiver, event)
+    }
+}
+
 /// The worker applies many deliveries in one transaction, reading their repositories and
 /// changesets once for the chunk and writing their timeline and feed entries and changesets'
 /// new states together at its end: pull requests opened, labeled, reviewed, commented,
 /// checked (a commit status on a head the same chunk moved), pushed to (several times a
 /// repository, in each chunk) and closed, some told twice and some out of order, over three
-/// repositories, leave the same changesets, timelines, repositories, feed and sync requests as
-/// when each delivery is a transaction of its own.
+/// repositories (the third with pull requests of its own numbers), leave the same changesets,
+/// timelines, repositories, feed and sync requests as when each delivery is a transaction of
+/// its own; and the chunks commit as chunks (none is undone and applied one by one).
 async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engine) {
     let events = [
         ("pull_request", "pull_request.opened"),
@@ -1114,11 +1151,17 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
         }
         serde_json::to_vec(&body).unwrap()
     };
-    let repositories = [(1001, "octo/one"), (1002, "octo/two"), (1003, "octo/three")];
+    // The chunk reads each repository's own pull requests: octo/three's numbers are none of
+    // the others'.
+    let repositories = [
+        (1001, "octo/one", 1..=3),
+        (1002, "octo/two", 1..=3),
+        (1003, "octo/three", 7..=9),
+    ];
     let mut deliveries = Vec::new();
     for (i, (event, fixture)) in events.iter().enumerate() {
-        for (r, (id, name)) in repositories.iter().enumerate() {
-            for number in 1..=3 {
+        for (r, (id, name, numbers)) in repositories.iter().enumerate() {
+            for number in numbers.clone() {
                 deliveries.push((Uuid::new_v4(), *event, body_of(fixture, *id, name, number)));
                 // Told twice: a redelivery under its own id, with the same facts.
                 if (i + r + number as usize).is_multiple_of(5) {
@@ -1144,7 +1187,7 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
         },
         Default::default(),
     );
-    let together = Worker::new(
+    let mut together = Worker::new(
         chunked.db.clone(),
         chunked.receivers.clone(),
         Arc::new(hookgate::sync::SyncHandler),
@@ -1156,6 +1199,13 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
         },
         Default::default(),
     );
+    let outside = Arc::new(AtomicUsize::new(0));
+    together.wrap_handler(|real| {
+        Arc::new(CountsOutsideChunks {
+            real,
+            outside: outside.clone(),
+        })
+    });
     // In two waves, so that the second chunk finds changesets and repositories the first made.
     let (first, second) = deliveries.split_at(deliveries.len() / 3);
     let mut at = 900 * SECOND;
@@ -1174,6 +1224,11 @@ async fn a_chunk_of_deliveries_leaves_what_they_leave_one_at_a_time(engine: Engi
         );
         assert_eq!(together.process_due(now).await.unwrap(), 0);
     }
+    assert_eq!(
+        outside.load(Ordering::SeqCst),
+        0,
+        "every delivery was applied in its chunk, none again on its own"
+    );
 
     let expected = left(&one_at_a_time).await;
     let (changesets, repositories, feed, requests) = left(&chunked).await;

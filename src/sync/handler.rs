@@ -200,17 +200,21 @@ impl Handler for SyncHandler {
             if changesets.is_empty() {
                 continue;
             }
-            let ids: BTreeSet<_> = changesets.iter().map(|(id, _)| *id).collect();
-            let numbers: BTreeSet<_> = changesets.iter().map(|(_, n)| *n).collect();
-            let found = changeset::Entity::find()
-                .filter(changeset::Column::RepositoryId.is_in(ids))
-                .filter(changeset::Column::Number.is_in(numbers))
-                .all(txn)
-                .await?;
-            let found = found
-                .into_iter()
-                .filter(|c| changesets.contains(&(c.repository_id, c.number)))
-                .collect();
+            // Each repository's own numbers (an index range each), not every number of the chunk
+            // in every repository of it: over a hundred repositories that read twice the rows.
+            let mut numbers: BTreeMap<_, BTreeSet<i64>> = BTreeMap::new();
+            for (id, n) in &changesets {
+                numbers.entry(*id).or_default().insert(*n);
+            }
+            use changeset::Column as K;
+            let any = numbers.into_iter().fold(Condition::any(), |any, (id, ns)| {
+                any.add(
+                    Condition::all()
+                        .add(K::RepositoryId.eq(id))
+                        .add(K::Number.is_in(ns)),
+                )
+            });
+            let found = changeset::Entity::find().filter(any).all(txn).await?;
             chunk::keep_changesets(&changesets, found);
         }
         Ok(())
