@@ -94,6 +94,17 @@ pub struct ClaimedDelivery {
     pub receive_time: Timestamp,
 }
 
+/// The columns of a delivery a claim reads back as it claims it.
+#[derive(Debug, FromQueryResult)]
+struct ClaimedRow {
+    id: Id,
+    receiver_id: Id,
+    event: String,
+    request_headers: Json<BTreeMap<String, String>>,
+    attempts: i32,
+    receive_time: Timestamp,
+}
+
 /// Which deliveries a listing shows.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -577,13 +588,27 @@ impl DeliveryStore {
         let rows = if ids.is_empty() {
             Vec::new()
         } else {
-            delivery::Entity::update_many()
-                .col_expr(C::State, Expr::value(DeliveryState::Processing))
-                .col_expr(C::LeaseExpireTime, Expr::value(now.plus(lease)))
-                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                .filter(C::Id.is_in(ids))
-                .exec_with_returning(&txn)
+            // Only the columns a claim hands on come back, not the whole row.
+            let claim = Query::update()
+                .table(delivery::Entity)
+                .value(C::State, DeliveryState::Processing)
+                .value(C::LeaseExpireTime, now.plus(lease))
+                .value(C::Attempts, Expr::col(C::Attempts).add(1))
+                .and_where(C::Id.is_in(ids))
+                .returning(Query::returning().columns([
+                    C::Id,
+                    C::ReceiverId,
+                    C::Event,
+                    C::RequestHeaders,
+                    C::Attempts,
+                    C::ReceiveTime,
+                ]))
+                .to_owned();
+            txn.query_all(&claim)
                 .await?
+                .iter()
+                .map(|row| ClaimedRow::from_query_result(row, ""))
+                .collect::<Result<Vec<_>, DbErr>>()?
         };
         txn.commit().await?;
         // The bodies, read after the commit (they never change once written): the write lock
