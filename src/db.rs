@@ -3,8 +3,6 @@
 //! crash; `--sqlite-synchronous normal` trades the first for speed); PostgreSQL is used as
 //! configured.
 
-pub mod sqlite_alloc;
-
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 

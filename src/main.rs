@@ -18,13 +18,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     hookgate::logging::init(cli.config.operations.log_format);
-    // Before any database is opened: SQLite takes an allocator only before it starts.
-    if let Err(code) = hookgate::db::sqlite_alloc::use_mimalloc() {
-        tracing::warn!(
-            code,
-            "SQLite refused mimalloc and keeps the C library's allocator"
-        );
-    }
     let config = cli.config;
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         // The admin CLI reports its own failures, with exit codes scripts can test.
@@ -74,18 +67,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // listeners are up is a graceful stop, never the default kill.
     let shutdown = shutdown_signal()?;
     let app = Application::build(config).await?;
-    let url = config.database_url();
-    let database = redact_url(&url);
-    if !url.starts_with("sqlite:") {
-        tracing::info!(%database, "database ready");
-    } else {
-        // Whether SQLite took mimalloc at the start (`main`), as the profile of a drain wants.
-        let allocator = match hookgate::db::sqlite_alloc::allocations() {
-            0 => "libc",
-            _ => "mimalloc",
-        };
-        tracing::info!(%database, sqlite_allocator = %allocator, "database ready");
-    }
+    tracing::info!(database = %redact_url(&config.database_url()), "database ready");
     app.run_until(shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -278,8 +278,6 @@ async fn sigterm_stops_the_service_gracefully_with_exit_code_0() {
     let (status, log) = served.terminate();
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("stopped"), "{log}");
-    // SQLite was given mimalloc before the service opened its database.
-    assert!(log.contains("sqlite_allocator=mimalloc"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
