@@ -490,6 +490,34 @@ async fn a_status_is_matched_to_the_changeset_by_its_head_commit_even_when_it_co
         CheckState::Passed as i32,
         "the early success counts"
     );
+
+    // A head given abbreviated is the kept results of every commit that starts with it, and of
+    // no other: not those of the commit whose hash starts with the abbreviation's successor.
+    let abbreviated = "5e7b3a9c0d1f";
+    let mut success = load("github/status.json");
+    success["sha"] = json!(format!("{abbreviated}2468ace02468ace02468ace02468"));
+    success["state"] = json!("success");
+    let mut failure = load("github/status.json");
+    failure["sha"] = json!("5e7b3a9c0d202468ace02468ace02468ace02468");
+    failure["state"] = json!("failure");
+    for status in [&success, &failure] {
+        let d = app
+            .deliver(CodeHostKind::Github, &receiver, "status", status)
+            .await;
+        assert_eq!(d.state, DeliveryState::Processed as i32, "{d:?}");
+    }
+    let mut moved = load("github/pull_request.synchronize.json");
+    moved["pull_request"]["head"]["sha"] = json!(abbreviated);
+    moved["pull_request"]["updated_at"] = json!("2019-05-15T15:40:00Z");
+    app.deliver(CodeHostKind::Github, &receiver, "pull_request", &moved)
+        .await;
+    let c = hello_world_2(&app).await;
+    assert_eq!(c.head_sha, abbreviated);
+    assert_eq!(
+        c.check_state,
+        CheckState::Passed as i32,
+        "only the success on a commit starting with the abbreviated head counts: {c:?}"
+    );
     app.stop().await;
 }
 

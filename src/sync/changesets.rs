@@ -268,6 +268,43 @@ async fn keep_commit_check<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Kept results whose commit (`commit_checks.sha`, stored in lower case) starts with `head`.
+///
+/// On SQLite it is a range of the column (`head <= sha < head's successor`), which its BINARY
+/// collation orders byte by byte, as `str::starts_with` does. `LIKE` would ask the same, but
+/// SQLite plans a `LIKE` on a bound pattern again each time the pattern is bound (to see whether
+/// an index serves it), so a chunk's statement naming many heads was planned twice, and it is
+/// one statement of the write transaction. PostgreSQL orders text by the database's collation,
+/// where a range is not a prefix: it keeps `LIKE`.
+pub(crate) fn sha_starts_with(backend: sea_orm::DbBackend, head: &str) -> sea_orm::Condition {
+    use commit_check::Column as K;
+    use sea_orm::Condition;
+    if backend == sea_orm::DbBackend::Postgres {
+        return Condition::all().add(K::Sha.starts_with(head));
+    }
+    let range = Condition::all().add(K::Sha.gte(head));
+    match successor(head) {
+        Some(end) => range.add(K::Sha.lt(end)),
+        None => range,
+    }
+}
+
+/// The least string greater than every string that starts with `prefix` (in the order of code
+/// points, which is UTF-8's byte order): `prefix` with its last character that has a next one
+/// moved to that next one, and the characters after it dropped. `None` when there is none
+/// (`prefix` is empty or all `char::MAX`).
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// The kept results of the repository's commit `head` (which may be abbreviated).
 async fn commit_checks_of<C: ConnectionTrait>(
     conn: &C,
@@ -284,7 +321,7 @@ async fn commit_checks_of<C: ConnectionTrait>(
         None => {
             commit_check::Entity::find()
                 .filter(commit_check::Column::RepositoryId.eq(repository_id))
-                .filter(commit_check::Column::Sha.starts_with(head))
+                .filter(sha_starts_with(conn.get_database_backend(), &head))
                 .all(conn)
                 .await?
         }
@@ -572,5 +609,36 @@ impl ChangesetStore {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::successor;
+
+    #[test]
+    fn a_prefix_successor_is_the_least_string_after_all_that_start_with_it() {
+        assert_eq!(successor("5e7b3a9c0d1f").as_deref(), Some("5e7b3a9c0d1g"));
+        assert_eq!(successor("a9").as_deref(), Some("a:"));
+        // The last character with a next one moves; those after it go.
+        assert_eq!(successor("ab\u{10FFFF}").as_deref(), Some("ac"));
+        // Surrogates are not characters: the next after U+D7FF is U+E000.
+        assert_eq!(successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(successor(""), None);
+        assert_eq!(successor("\u{10FFFF}\u{10FFFF}"), None);
+        for prefix in ["5e7b", "a\u{10FFFF}", "\u{D7FF}"] {
+            let end = successor(prefix).unwrap();
+            for s in [
+                prefix.to_owned(),
+                format!("{prefix}\u{10FFFF}\u{10FFFF}"),
+                format!("{prefix}0"),
+            ] {
+                assert!(
+                    s.as_str() >= prefix && s < end,
+                    "{s:?} within [{prefix:?}, {end:?})"
+                );
+            }
+            assert!(!end.starts_with(prefix) && end.as_str() > prefix);
+        }
     }
 }

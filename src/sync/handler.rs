@@ -175,13 +175,14 @@ impl Handler for SyncHandler {
             chunk::keep_repositories(models);
             if !wanted_heads.is_empty() {
                 use commit_check::Column as K;
+                let backend = txn.get_database_backend();
                 let any = wanted_heads
                     .iter()
                     .fold(Condition::any(), |any, (id, head)| {
                         any.add(
                             Condition::all()
                                 .add(K::RepositoryId.eq(*id))
-                                .add(K::Sha.starts_with(head.as_str())),
+                                .add(super::changesets::sha_starts_with(backend, head)),
                         )
                     });
                 let found = commit_check::Entity::find().filter(any).all(txn).await?;
