@@ -140,6 +140,12 @@ async fn scenario_of(engine: Engine, runs: &[Run], hosts: Hosts) -> Report {
         if matches!(run, Run::IngressOnlyThenKilled) {
             args.push("--ingress-only");
         }
+        // Small batches, so that the kill finds the worker with claims in hand and most of the
+        // backlog to do: with the default batch (128), half the backlog is claimed at once and
+        // the batches parsed ahead were sometimes written between the poll and the kill.
+        if matches!(run, Run::KilledAfterProcessed(..)) {
+            args.extend(["--worker-batch", "16"]);
+        }
         let round_start = Instant::now();
         let mut served = Served::start_with(&db, &args);
         let up = round_start.elapsed();
