@@ -210,6 +210,20 @@ pub struct Config {
     )]
     pub worker_yield_after: humantime::Duration,
 
+    /// After a claim that found deliveries but fewer than a batch, how long (from that claim)
+    /// the worker waits before it claims again: under a steady stream it then claims what
+    /// arrived meanwhile in one batch (one claim, one parse on every core, shared
+    /// transactions) rather than a few deliveries at a time. A delivery after a quiet spell is
+    /// claimed at once; a full claim is followed by the next at once. 0s turns it off.
+    #[arg(
+        long,
+        env = "HOOKGATE_WORKER_LINGER",
+        default_value = "50ms",
+        value_parser = parse_linger,
+        global = true
+    )]
+    pub worker_linger: humantime::Duration,
+
     /// How long the worker waits before each retry of a delivery whose handling failed (the
     /// database was away, say), comma-separated; after the last retry it is FAILED with its
     /// error. A payload that cannot be handled at all fails at once.
@@ -559,6 +573,27 @@ pub const SQLITE_MAX_READERS: u32 = 8;
 /// The default of `--worker-batch`: the most deliveries the worker claims at once.
 pub const DEFAULT_WORKER_BATCH: u64 = 128;
 
+/// The worker's default `--worker-linger`: at most this much is added to a delivery's
+/// processing lag, and under a steady stream the worker claims what arrived in it as one batch.
+pub const DEFAULT_WORKER_LINGER: Duration = Duration::from_millis(50);
+
+/// The longest `--worker-linger` taken: past it, the wait would be a delay, not a batching.
+pub const MAX_WORKER_LINGER: Duration = Duration::from_secs(10);
+
+/// Parses `--worker-linger`: a duration of at most [`MAX_WORKER_LINGER`].
+fn parse_linger(text: &str) -> Result<humantime::Duration, String> {
+    let linger: humantime::Duration = text
+        .parse()
+        .map_err(|e| format!("{e} (a duration such as 50ms or 0s)"))?;
+    if Duration::from(linger) > MAX_WORKER_LINGER {
+        return Err(format!(
+            "{text} is longer than the most the worker waits to batch a claim ({}); the linger is added to a delivery's processing lag",
+            humantime::format_duration(MAX_WORKER_LINGER)
+        ));
+    }
+    Ok(linger)
+}
+
 /// How long to wait before each retry of a failed delivery, unless `--worker-retry-backoff` says
 /// otherwise; after the last, it is `FAILED`.
 pub const RETRY_BACKOFF: [Duration; 5] = [
@@ -623,6 +658,9 @@ pub struct WorkerConfig {
     /// share of the lock while deliveries keep arriving. Never applies on PostgreSQL, where no
     /// writer waits for the worker's transaction, only for rows.
     pub yield_after: Duration,
+    /// After a claim that found deliveries but not a full batch, the next claim waits until
+    /// this long after it began (`--worker-linger`), so a steady stream is claimed in batches.
+    pub linger: Duration,
     /// How often to look for due deliveries when nothing wakes the worker (retries, deliveries
     /// taken by another replica).
     pub poll_interval: Duration,
@@ -653,6 +691,7 @@ impl WorkerConfig {
             self.transaction_budget = time.into();
         }
         self.yield_after = config.worker_yield_after.into();
+        self.linger = config.worker_linger.into();
         self.backoff = config
             .worker_retry_backoff
             .iter()
@@ -671,6 +710,7 @@ impl Default for WorkerConfig {
             per_transaction: 128,
             transaction_budget: Duration::from_millis(50),
             yield_after: Duration::from_millis(5),
+            linger: DEFAULT_WORKER_LINGER,
             poll_interval: Duration::from_secs(1),
             backoff: RETRY_BACKOFF.to_vec(),
         }
@@ -726,6 +766,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(refused.contains("--worker-retry-backoff"), "{refused}");
+    }
+
+    /// The worker lingers 50 ms after a claim that was not full unless `--worker-linger` says
+    /// otherwise; 0s turns it off, and a wait past 10 s (a delay, not a batching) is refused
+    /// with the flag's name and why.
+    #[test]
+    fn the_claims_linger_comes_from_its_flag() {
+        assert_eq!(worker(&[]).linger, Duration::from_millis(50));
+        assert_eq!(
+            worker(&["--worker-linger", "200ms"]).linger,
+            Duration::from_millis(200)
+        );
+        assert_eq!(worker(&["--worker-linger", "0s"]).linger, Duration::ZERO);
+        for wrong in ["11s", "soon"] {
+            let refused = parse(&["--worker-linger", wrong]).unwrap_err().to_string();
+            assert!(refused.contains("--worker-linger"), "{refused}");
+        }
+        let refused = parse(&["--worker-linger", "1m"]).unwrap_err().to_string();
+        assert!(refused.contains("processing lag"), "{refused}");
     }
 
     /// Each engine's defaults: one intake committer on SQLite (one writer), four on

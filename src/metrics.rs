@@ -65,6 +65,10 @@ pub const QUEUE_OLDEST_AGE: &str = "hookgate_delivery_queue_oldest_age_seconds";
 pub const SYNC_REQUESTS_PENDING: &str = "hookgate_sync_requests_pending";
 /// Times the delivery worker's task ended while the service ran and was restarted.
 pub const WORKER_RESTARTS: &str = "hookgate_worker_restarts_total";
+/// Deliveries a claim of the worker took (claims that found none are not counted).
+pub const WORKER_CLAIM_SIZE: &str = "hookgate_worker_claim_size";
+/// Deliveries one commit of the intake (group commit) stored.
+pub const INTAKE_BATCH_SIZE: &str = "hookgate_intake_batch_size";
 /// 1 when the scrape-time reads of the database answered, else 0.
 pub const DATABASE_UP: &str = "hookgate_database_up";
 /// Always 1, labelled with the version running.
@@ -77,6 +81,10 @@ const LATENCY_BUCKETS: [f64; 15] = [
 /// Bucket bounds from receipt to outcome, which includes waiting in the queue and retries.
 const LAG_BUCKETS: [f64; 14] = [
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Bucket bounds for counts of deliveries taken together (a claim, a group commit).
+const SIZE_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 10000.0,
 ];
 /// How long a scrape waits for the database before leaving its gauges out.
 const SCRAPE_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -95,6 +103,12 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets(&LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(PROCESSING_LAG.into()), &LAG_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WORKER_CLAIM_SIZE.into()), &SIZE_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(INTAKE_BATCH_SIZE.into()), &SIZE_BUCKETS)
                 })
                 .expect("the bucket lists are not empty")
                 .build_recorder();
@@ -164,6 +178,14 @@ fn describe() {
         metrics::Unit::Seconds,
         "From a delivery's receipt to the worker's outcome for it, by outcome."
     );
+    describe_histogram!(
+        WORKER_CLAIM_SIZE,
+        "Deliveries one claim of the worker took (a claim that found none is not counted)."
+    );
+    describe_histogram!(
+        INTAKE_BATCH_SIZE,
+        "Deliveries one commit of the intake stored (requests that arrived together share one)."
+    );
     describe_counter!(
         WORKER_RESTARTS,
         "Times the delivery worker's task ended while the service ran and was restarted."
@@ -188,6 +210,8 @@ fn start_at_zero() {
         metrics::counter!(INGRESS_REQUESTS, "outcome" => outcome).increment(0);
         let _ = metrics::histogram!(INGRESS_DURATION, "outcome" => outcome);
     }
+    let _ = metrics::histogram!(WORKER_CLAIM_SIZE);
+    let _ = metrics::histogram!(INTAKE_BATCH_SIZE);
     for outcome in WorkerOutcome::ALL.map(WorkerOutcome::as_str) {
         let _ = metrics::histogram!(PROCESSING_DURATION, "outcome" => outcome);
         let _ = metrics::histogram!(PROCESSING_LAG, "outcome" => outcome);

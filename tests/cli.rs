@@ -418,6 +418,7 @@ fn help_shows_every_flag_with_its_environment_variable() {
         ("--worker-chunk", "HOOKGATE_WORKER_CHUNK"),
         ("--worker-chunk-time", "HOOKGATE_WORKER_CHUNK_TIME"),
         ("--worker-yield-after", "HOOKGATE_WORKER_YIELD_AFTER"),
+        ("--worker-linger", "HOOKGATE_WORKER_LINGER"),
         ("--worker-retry-backoff", "HOOKGATE_WORKER_RETRY_BACKOFF"),
     ] {
         assert!(

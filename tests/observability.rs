@@ -49,7 +49,77 @@ on_both_engines!(
     metrics_are_served_on_their_own_listener_and_on_the_ingress_only_when_asked,
     a_fresh_service_shows_every_series_the_readme_documents_at_zero,
     a_duplicate_deliverys_log_line_names_only_the_stored_delivery,
+    a_steady_stream_is_claimed_in_batches_after_the_linger,
 );
+
+/// Scrapes until the worker has processed `processed` deliveries and the queue is empty (up to
+/// 30 s); returns that exposition.
+async fn once_processed(served: &Served, processed: f64) -> Exposition {
+    for _ in 0..300 {
+        let metrics = prometheus::scrape(&served.metrics_addr).await;
+        let done = metrics.count(
+            "hookgate_delivery_processing_duration_seconds_count",
+            &[("outcome", "processed")],
+        );
+        if done >= processed && metrics.get("hookgate_delivery_queue_depth", &[]) == Some(0.0) {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{processed} deliveries were not processed within 30 s:\n{}",
+        served.log()
+    );
+}
+
+/// `--worker-linger`: after a claim that found deliveries but not a full batch, the worker
+/// waits until the linger since that claim has passed before it claims again, so what arrives
+/// meanwhile is claimed as one batch. The first push, after a quiet spell, is claimed alone; the
+/// ten posted once it was processed (well within the 5 s linger) are claimed together, and
+/// `hookgate_worker_claim_size` counts two claims, of 1 and 10. Without the linger the worker,
+/// woken by each commit, would claim the ten a few at a time.
+async fn a_steady_stream_is_claimed_in_batches_after_the_linger(engine: Engine) {
+    let db = TestDatabase::new(engine).await;
+    let served = Served::start_with(&db, &["--worker-linger", "5s"]);
+    let (gh, secret) = served
+        .create_receiver("github", Gh, "https://github.com", 0)
+        .await;
+    let path = format!("/.api/webhooks/{gh}");
+    let push = fixture("github/push.branch-updated.json");
+    let send = |k: String| {
+        let headers = host_headers(Gh, "push", &k, Some(&secret), &push);
+        let (served, path, body) = (&served, &path, push.clone());
+        async move { post(served, path, &headers, body).await }
+    };
+
+    assert_eq!(send(key()).await.0, 202);
+    let metrics = once_processed(&served, 1.0).await;
+    assert_eq!(
+        (
+            metrics.count("hookgate_worker_claim_size_count", &[]),
+            metrics.count("hookgate_worker_claim_size_sum", &[])
+        ),
+        (1.0, 1.0),
+        "the first push is claimed alone"
+    );
+
+    for _ in 0..10 {
+        assert_eq!(send(key()).await.0, 202);
+    }
+    let metrics = once_processed(&served, 11.0).await;
+    assert_eq!(
+        (
+            metrics.count("hookgate_worker_claim_size_count", &[]),
+            metrics.count("hookgate_worker_claim_size_sum", &[])
+        ),
+        (2.0, 11.0),
+        "the ten pushes that arrived during the linger are one claim"
+    );
+    // The ten were one group-commit or more, each of at least one delivery.
+    let commits = metrics.count("hookgate_intake_batch_size_count", &[]);
+    assert!((2.0..=11.0).contains(&commits), "{commits} intake commits");
+    assert_eq!(metrics.count("hookgate_intake_batch_size_sum", &[]), 11.0);
+}
 
 async fn metrics_count_known_deliveries_by_receiver_kind_and_outcome(engine: Engine) {
     let db = TestDatabase::new(engine).await;

@@ -84,7 +84,7 @@ async fn commit_batches(
             }
             batch
         };
-        metrics::histogram!("hookgate_intake_batch_size").record(batch.len() as f64);
+        metrics::histogram!(crate::metrics::INTAKE_BATCH_SIZE).record(batch.len() as f64);
         let (deliveries, answers): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|j| (j.delivery, j.done)).unzip();
         let outcomes = write_apart(&store, &deliveries).await;

@@ -163,13 +163,24 @@ impl Worker {
     /// the blocking pool) while the other writes the batch before it, so the database is not
     /// left idle while a batch is parsed, nor the cores while one is written. Up to
     /// [`BATCHES_AHEAD`] batches wait between them, so no more than three are claimed and not yet
-    /// written; a waiting batch holds its effects, not its bodies.
+    /// written; a waiting batch holds its effects, not its bodies. After a claim that found
+    /// deliveries but not a full batch, the next waits until [`WorkerConfig::linger`] after it,
+    /// so a steady stream is claimed in batches, not a delivery or two per commit of the ingress.
     pub async fn run(self, stop: CancellationToken) {
         let (ready, mut batches) = tokio::sync::mpsc::channel::<Vec<Parsed>>(BATCHES_AHEAD);
         let worker = &self;
         let claiming = async move {
             let mut failures = 0u32;
+            // When the last claim that found deliveries but not a full batch began: the next
+            // claim waits until `linger` after it, so what arrives meanwhile is one batch.
+            let mut lingering_since: Option<Instant> = None;
             loop {
+                if let Some(since) = lingering_since.take() {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep_until((since + worker.config.linger).into()) => {},
+                    }
+                }
                 if stop.is_cancelled() {
                     break;
                 }
@@ -183,12 +194,18 @@ impl Worker {
                         Err(_) => break,
                     },
                 };
+                let claimed_at = Instant::now();
                 match worker.claim_batch(Timestamp::now()).await {
                     Ok((batch, more)) => {
                         failures = 0;
                         let full = more || batch.len() as u64 == worker.config.batch;
                         if !batch.is_empty() {
+                            metrics::histogram!(crate::metrics::WORKER_CLAIM_SIZE)
+                                .record(batch.len() as f64);
                             slot.send(batch);
+                            if !full && !worker.config.linger.is_zero() {
+                                lingering_since = Some(claimed_at);
+                            }
                         }
                         if full {
                             continue;
