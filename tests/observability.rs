@@ -72,6 +72,14 @@ async fn once_processed(served: &Served, processed: f64) -> Exposition {
     );
 }
 
+/// The worker's claims so far and the deliveries they took, from `hookgate_worker_claim_size`.
+fn claims(metrics: &Exposition) -> (f64, f64) {
+    (
+        metrics.count("hookgate_worker_claim_size_count", &[]),
+        metrics.count("hookgate_worker_claim_size_sum", &[]),
+    )
+}
+
 /// `--worker-linger`: after a claim that found deliveries but not a full batch, the worker
 /// waits until the linger since that claim has passed before it claims again, so what arrives
 /// meanwhile is claimed as one batch. The first push, after a quiet spell, is claimed alone; the
@@ -95,10 +103,7 @@ async fn a_steady_stream_is_claimed_in_batches_after_the_linger(engine: Engine) 
     assert_eq!(send(key()).await.0, 202);
     let metrics = once_processed(&served, 1.0).await;
     assert_eq!(
-        (
-            metrics.count("hookgate_worker_claim_size_count", &[]),
-            metrics.count("hookgate_worker_claim_size_sum", &[])
-        ),
+        claims(&metrics),
         (1.0, 1.0),
         "the first push is claimed alone"
     );
@@ -108,10 +113,7 @@ async fn a_steady_stream_is_claimed_in_batches_after_the_linger(engine: Engine) 
     }
     let metrics = once_processed(&served, 11.0).await;
     assert_eq!(
-        (
-            metrics.count("hookgate_worker_claim_size_count", &[]),
-            metrics.count("hookgate_worker_claim_size_sum", &[])
-        ),
+        claims(&metrics),
         (2.0, 11.0),
         "the ten pushes that arrived during the linger are one claim"
     );
