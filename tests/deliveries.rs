@@ -521,26 +521,48 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
 /// The entities' ids, states and times are typed, but a row keeps the form the columns have
 /// always had (ids as hyphenated text, states as upper-case names, times as microseconds): a
 /// row written as an earlier hookgate wrote it loads, is claimed, lists and deduplicates, and
-/// what the store writes is found by the same text.
+/// what the store writes is found by the same text. The rows are written before migration
+/// 000025, as an earlier version wrote them: it gives the accepted one the key it is
+/// deduplicated by (`accepted_key`), and a rejected one with the same key none.
 async fn rows_stored_as_text_by_earlier_versions_load_and_stay_text(engine: Engine) {
+    use migration::MigratorTrait;
     use sea_orm::ConnectionTrait;
     let s = setup(engine).await;
     let bytes = |hex: &str| match engine {
         Engine::Sqlite => format!("X'{hex}'"),
         Engine::Postgres => format!("decode('{hex}', 'hex')"),
     };
-    let old = Uuid::new_v4();
+    migration::Migrator::down(s.db.pool(), Some(1))
+        .await
+        .unwrap();
+    let (old, forged) = (Uuid::new_v4(), Uuid::new_v4());
     let t0 = 20_000 * SECOND;
-    s.db.execute_unprepared(&format!(
-        "INSERT INTO deliveries (id, receiver_id, delivery_key, event, state, receive_time, method, \
-         path, request_headers, response_status, response_body, attempts, \
-         next_attempt_time) VALUES ('{old}', '{receiver}', 'old-key', 'push', 'PENDING', {t0}, \
-         'POST', '/', '{{\"x-github-event\":\"push\"}}', 202, {answer}, 0, {t0})",
-        receiver = s.receiver,
-        answer = bytes(""),
-    ))
-    .await
-    .unwrap();
+    for (id, state, at) in [(forged, "REJECTED", t0 - 1), (old, "PENDING", t0)] {
+        s.db.execute_unprepared(&format!(
+            "INSERT INTO deliveries (id, receiver_id, delivery_key, event, state, receive_time, \
+             method, path, request_headers, response_status, response_body, attempts, \
+             next_attempt_time) VALUES ('{id}', '{receiver}', 'old-key', 'push', '{state}', \
+             {at}, 'POST', '/', '{{\"x-github-event\":\"push\"}}', 202, {answer}, 0, {at})",
+            receiver = s.receiver,
+            answer = bytes(""),
+        ))
+        .await
+        .unwrap();
+    }
+    migration::Migrator::up(s.db.pool(), None).await.unwrap();
+    for (id, accepted) in [(old, 1), (forged, 0)] {
+        assert_eq!(
+            scalar(
+                &s.db,
+                &format!(
+                    "SELECT COUNT(*) FROM deliveries WHERE id = '{id}' AND accepted_key = 'old-key'"
+                )
+            )
+            .await,
+            accepted,
+            "{id}"
+        );
+    }
     s.db.execute_unprepared(&format!(
         "INSERT INTO delivery_bodies (delivery_id, body) VALUES ('{old}', {body})",
         body = bytes("7b7d"),
@@ -674,9 +696,9 @@ async fn bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back(engi
         2
     );
 
-    // Back to the schema before 000023 (and 000024, which records each body's size): the
-    // bodies are in their rows again.
-    migration::Migrator::down(s.db.pool(), Some(2))
+    // Back to the schema before 000023 (and 000024, which records each body's size, and 000025,
+    // which keys accepted deliveries apart): the bodies are in their rows again.
+    migration::Migrator::down(s.db.pool(), Some(3))
         .await
         .unwrap();
     assert_eq!(

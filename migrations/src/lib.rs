@@ -26,6 +26,7 @@ mod m20261203_000021_changeset_merge_queue_and_auto_merge;
 mod m20261203_000022_receiver_signing_tokens;
 mod m20261203_000023_delivery_bodies;
 mod m20261203_000024_delivery_body_size;
+mod m20261204_000025_delivery_accepted_key;
 
 /// Every migration hookgate has, oldest first.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000022_receiver_signing_tokens::Migration),
             Box::new(m20261203_000023_delivery_bodies::Migration),
             Box::new(m20261203_000024_delivery_body_size::Migration),
+            Box::new(m20261204_000025_delivery_accepted_key::Migration),
         ]
     }
 }

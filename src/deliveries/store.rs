@@ -394,6 +394,8 @@ impl DeliveryStore {
                     delivery::Model {
                         id: r.id,
                         receiver_id: r.receiver_id,
+                        // Not listed: `to_delivery` does not read it.
+                        accepted_key: None,
                         delivery_key: r.delivery_key,
                         event: r.event,
                         state: r.state,
@@ -876,6 +878,11 @@ impl PreparedDelivery {
             row: delivery::ActiveModel {
                 id: Set(new.id.into()),
                 receiver_id: Set(new.receiver_id.into()),
+                accepted_key: Set(new
+                    .delivery_key
+                    .as_ref()
+                    .filter(|_| new.state != DeliveryState::Rejected)
+                    .map(|key| key.as_str().to_owned())),
                 delivery_key: Set(new.delivery_key.map(String::from)),
                 event: Set(new.event),
                 state: Set(new.state),
@@ -1000,8 +1007,7 @@ async fn find_by_key_on<C: ConnectionTrait>(
         .select_only()
         .column(delivery::Column::Id)
         .filter(delivery::Column::ReceiverId.eq(Id::from(receiver)))
-        .filter(delivery::Column::DeliveryKey.eq(key.as_str()))
-        .filter(delivery::Column::State.ne(DeliveryState::Rejected))
+        .filter(delivery::Column::AcceptedKey.eq(key.as_str()))
         .into_tuple()
         .one(conn)
         .await

@@ -20,6 +20,11 @@ pub struct Model {
     pub receiver_id: Id,
     /// The host's delivery id (`deliveries::DeliveryKey`); `NULL` when it sent none.
     pub delivery_key: Option<String>,
+    /// The key the delivery is deduplicated by: `delivery_key` unless it was `REJECTED` (a
+    /// forged request must not block the real delivery with the same id), `NULL` when it was or
+    /// has none. Written with the row and never after, so the unique index on it is not
+    /// rewritten when the worker changes the delivery's state.
+    pub accepted_key: Option<String>,
     pub event: String,
     pub state: DeliveryState,
     pub receive_time: Timestamp,
