@@ -204,7 +204,134 @@ on_both_engines!(
     rows_stored_as_text_by_earlier_versions_load_and_stay_text,
     bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back,
     a_receivers_last_delivery_time_moves_once_a_second_at_most,
+    the_queue_gauges_read_the_queue_not_the_history_kept,
 );
+
+/// `/metrics` reads the queue's depth and the receive time of its oldest delivery at every
+/// scrape: that read must cost what the queue holds, not what history is kept. With thousands
+/// of processed deliveries kept and one queued, the database reads about that one (PostgreSQL:
+/// no plan node reads or filters out more rows than the queue's index holds; SQLite: the
+/// queue's index), and the figures are right.
+async fn the_queue_gauges_read_the_queue_not_the_history_kept(engine: Engine) {
+    use hookgate::deliveries::PreparedDelivery;
+    use sea_orm::{ConnectionTrait, QueryTrait};
+
+    let s = setup(engine).await;
+    const KEPT: usize = 3000;
+    let t0 = 50_000 * SECOND;
+    let body = common::fixture("github/push.branch-updated.json");
+    let new = |i: usize, at: i64| {
+        let id = Uuid::now_v7();
+        PreparedDelivery::new(NewDelivery {
+            id,
+            receiver_id: s.receiver,
+            delivery_key: DeliveryKey::parse(&format!("kept-{i}")),
+            event: "push".into(),
+            state: DeliveryState::Pending,
+            receive_time: time(at),
+            method: "POST".into(),
+            path: "/".into(),
+            request_headers: BTreeMap::new(),
+            request_body: Some(body.clone()),
+            response_status: 202,
+            response_body: Vec::new(),
+            last_error: None,
+        })
+    };
+    let kept: Vec<PreparedDelivery> = (0..KEPT).map(|i| new(i, t0 + i as i64)).collect();
+    let processed = || async {
+        s.db.pool()
+            .execute_unprepared("UPDATE deliveries SET state = 'PROCESSED'")
+            .await
+            .unwrap();
+    };
+    // History, then a backlog of a fiftieth of it.
+    let (history, backlog) = kept.split_at(KEPT - KEPT / 50);
+    for batch in history.chunks(500) {
+        s.deliveries.record_batch(batch).await.unwrap();
+    }
+    processed().await;
+    s.deliveries.record_batch(backlog).await.unwrap();
+    if engine == Engine::Postgres {
+        // Statistics taken during the backlog, as autovacuum takes them and keeps them until
+        // enough rows change again: the planner expects a fiftieth of the deliveries queued.
+        s.db.pool()
+            .execute_unprepared("ANALYZE deliveries")
+            .await
+            .unwrap();
+    }
+    processed().await;
+    assert_eq!(s.deliveries.queue_depth().await.unwrap(), (0, None));
+    let queued_at = t0 + 10 * SECOND;
+    s.deliveries
+        .record_batch(&[new(KEPT, queued_at)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.deliveries.queue_depth().await.unwrap(),
+        (1, Some(time(queued_at)))
+    );
+
+    let db = s.db.pool();
+    let sql = hookgate::deliveries::queue_depth_query()
+        .build(db.get_database_backend())
+        .to_string();
+    match engine {
+        Engine::Postgres => {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}"),
+                ))
+                .await
+                .unwrap()
+                .expect("a plan");
+            let plan: serde_json::Value = row.try_get_by_index(0).unwrap();
+            let mut read = Vec::new();
+            fn rows_read(node: &serde_json::Value, read: &mut Vec<(String, u64)>) {
+                let count = |key: &str| node.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+                read.push((
+                    node["Node Type"].as_str().unwrap_or("?").to_owned(),
+                    count("Actual Rows") + count("Rows Removed by Filter"),
+                ));
+                for child in node
+                    .get("Plans")
+                    .and_then(|p| p.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    rows_read(child, read);
+                }
+            }
+            rows_read(&plan[0]["Plan"], &mut read);
+            // The old plan of the oldest's read walked all 3,000 from the oldest kept.
+            assert!(
+                read.iter().all(|(_, rows)| *rows < KEPT as u64 / 10),
+                "the queue gauges read {read:?} rows for a queue of 1 among {KEPT} kept: {plan:#}"
+            );
+        }
+        Engine::Sqlite => {
+            let plan = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    format!("EXPLAIN QUERY PLAN {sql}"),
+                ))
+                .await
+                .unwrap();
+            let details: Vec<String> = plan
+                .iter()
+                .map(|row| row.try_get_by_index::<String>(3).unwrap())
+                .collect();
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d.contains("idx_deliveries_queue_open")),
+                "the queue gauges are read from the queue's index: {details:?}"
+            );
+        }
+    }
+    s.test_db.drop_database().await;
+}
 
 /// A receiver's `last_delivery_time` is written at most once a second (a busy receiver's row is
 /// not rewritten by every batch): a delivery within a second of the time written leaves it, one

@@ -19,6 +19,7 @@ pub use key::DeliveryKey;
 pub use store::{
     ClaimedDelivery, Delivery, DeliveryFilter, DeliveryPage, DeliveryStore, NewDelivery,
     PreparedDelivery, REDELIVERABLE, RedeliverError, RedeliverFilter, Redelivered, Stored,
+    queue_depth_query,
 };
 pub use supervisor::{WorkerStatus, supervise};
 pub use worker::{Event, Handler, HandlerError, Outcome, Worker};

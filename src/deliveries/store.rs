@@ -770,15 +770,10 @@ impl DeliveryStore {
 
     /// Deliveries waiting for the worker, and the receive time of the oldest.
     pub async fn queue_depth(&self) -> Result<(u64, Option<Timestamp>), StoreError> {
-        let pending = delivery::Entity::find().filter(queued());
-        let depth = pending.clone().count(&self.db).await?;
-        let oldest: Option<Option<Timestamp>> = pending
-            .select_only()
-            .column_as(delivery::Column::ReceiveTime.min(), "oldest")
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok((depth, oldest.flatten()))
+        let row: Option<(i64, Option<Timestamp>)> =
+            queue_depth_query().into_tuple().one(&self.db).await?;
+        let (depth, oldest) = row.unwrap_or((0, None));
+        Ok((u64::try_from(depth).unwrap_or(0), oldest))
     }
 
     /// The newest `limit` deliveries of `receiver` (of every receiver when `None`): each one's
@@ -1042,7 +1037,22 @@ fn redeliverable(filter: &RedeliverFilter) -> sea_orm::Select<delivery::Entity> 
     query
 }
 
-/// The condition that a claim is still held: same delivery, still processing, same try.
+/// The query of [`DeliveryStore::queue_depth`]: how many deliveries are queued and the receive
+/// time of the oldest, in one statement, so that both are read from the queue's own index and
+/// the cost follows the queue, not the history kept. Asked for alone, the oldest was planned by
+/// PostgreSQL as a walk of `idx_deliveries_time` from the oldest delivery kept, row by row until
+/// one is queued: with 40,000 processed deliveries kept and none queued, every scrape of
+/// `/metrics` read all 40,000 (93 ms), and more as history grows. With the count beside it,
+/// that shortcut does not apply.
+pub fn queue_depth_query() -> sea_orm::Select<delivery::Entity> {
+    delivery::Entity::find()
+        .filter(queued())
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "depth")
+        .column_as(delivery::Column::ReceiveTime.min(), "oldest")
+}
+
+/// The SQL of [`queued`].
 const QUEUED_SQL: &str = "state IN ('PENDING', 'PROCESSING')";
 
 /// "The delivery is queued" (`PENDING` or `PROCESSING`), written as the queue index's own
@@ -1054,6 +1064,7 @@ fn queued() -> sea_orm::sea_query::SimpleExpr {
     Expr::cust(QUEUED_SQL)
 }
 
+/// The condition that a claim is still held: same delivery, still processing, same try.
 fn claim_held(claimed: &ClaimedDelivery) -> Condition {
     Condition::all()
         .add(delivery::Column::Id.eq(Id::from(claimed.id)))
