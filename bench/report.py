@@ -79,6 +79,13 @@ def commit(report_name):
     return head + (" (with uncommitted changes)" if dirty.strip() else "")
 
 
+def per_request(seconds, count):
+    """CPU seconds over `count` requests (or deliveries), in µs each; `-` when not measured."""
+    if seconds is None or not count:
+        return "-"
+    return f"{seconds * 1e6 / count:,.0f} µs"
+
+
 def num(x, digits=0):
     """A number with thousands separators."""
     return f"{x:,.{digits}f}"
@@ -147,6 +154,8 @@ def main():
     attempts = defaultdict(list)
     scaleout = defaultdict(list)
     scaleout_cpu = {}
+    limit_fsync = limit_pg = None
+    cpu_runs = {}
     with open(args.results) as f:
         for line in f:
             record = json.loads(line)
@@ -157,6 +166,12 @@ def main():
                     lag_runs[record["target"]].append(record["lag"])
             elif kind == "rss":
                 rss[record["target"]] = record
+            elif kind == "limit_fsync":
+                limit_fsync = record["result"]
+            elif kind == "limit_pg_commits":
+                limit_pg = record
+            elif kind == "cpu":
+                cpu_runs[record["target"]] = record
             elif kind == "processing":
                 processing[record["engine"]] = record
             elif kind == "webhook_check":
@@ -352,8 +367,8 @@ def main():
         "`PROCESSING`) is 0."
     )
     out("")
-    out("| engine | backlog | stored at (2xx/s) | seconds | deliveries/s | PROCESSED | FAILED | peak RSS |")
-    out("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    out("| engine | backlog | stored at (2xx/s) | seconds | deliveries/s | PROCESSED | FAILED | peak RSS | hookgate CPU per delivery |")
+    out("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for engine, label in BACKLOG_ROWS:
         p = processing.get(engine)
         if not p:
@@ -362,7 +377,7 @@ def main():
         out(
             f"| {label} | {num(p['backlog'])} | {num(build.get('ok_rps', 0))} | {p['seconds']:.2f} | "
             f"{num(p['rate'])} | {num(p['processed'])} | {num(p['failed'])} | "
-            f"{p['peak_kb'] / 1024:.1f} MB |"
+            f"{p['peak_kb'] / 1024:.1f} MB | {per_request(p.get('cpu_s'), p['backlog'] - p['left'])} |"
         )
     out("")
     polls = {p["poll_s"] for p in processing.values()}
@@ -466,6 +481,63 @@ def main():
             out("")
 
     # Memory.
+    # The limits of this machine (issue 16: the only reasons a miss may have).
+    if limit_fsync or limit_pg or cpu_runs:
+        out("## Limits of this machine")
+        out("")
+        out(
+            "What this machine can do at most, measured in the same sitting: the disk's durable "
+            "writes (8 KiB appended and `fdatasync`ed, one at a time, on the disk SQLite writes "
+            "to), PostgreSQL's commits (`pgbench`, one `INSERT` of a 6,000-byte row kept out of "
+            "line per transaction, "
+            f"{limit_pg['clients'] if limit_pg else args.concurrency} clients), and the CPU time "
+            "of one request of the realistic mix in the closed loop of "
+            f"{args.concurrency} connections: the server's (its user and system time over the "
+            "run) and the load tool's (its own), with no warmup, so every request sent is counted."
+        )
+        out("")
+        out("| limit | measured |")
+        out("| --- | ---: |")
+        if limit_fsync:
+            out(
+                f"| durable 8 KiB writes, one at a time | {num(limit_fsync['rate'])}/s "
+                f"(mean {limit_fsync['mean_ms']:.3f} ms) |"
+            )
+        if limit_pg:
+            out(f"| PostgreSQL commits of one `INSERT` each | {num(limit_pg['tps'])}/s |")
+        labels = {
+            "ceiling": "the ceiling (HMAC check and 202)",
+            "hookgate-sqlite-ingress-only": "hookgate, SQLite, `--ingress-only`",
+        }
+        for target, label in labels.items():
+            c = cpu_runs.get(target)
+            if not c:
+                continue
+            out(
+                f"| CPU per request, {label}: server, load tool | "
+                f"{per_request(c['server_cpu_s'], c['requests'])}, "
+                f"{per_request(c['load_cpu_s'], c['requests'])} "
+                f"({num(c['report'].get('ok_rps', 0))} 2xx/s) |"
+            )
+        out("")
+        hookgate = cpu_runs.get("hookgate-sqlite-ingress-only")
+        mix = processing.get("sqlite-mix")
+        if hookgate and hookgate["requests"] and mix and mix.get("cpu_s") and mix["backlog"] > mix["left"]:
+            intake = hookgate["server_cpu_s"] / hookgate["requests"]
+            load = hookgate["load_cpu_s"] / hookgate["requests"]
+            work = mix["cpu_s"] / (mix["backlog"] - mix["left"])
+            cores = m["cores"]
+            out(
+                f"One delivery of the mix on SQLite costs hookgate {intake * 1e6:.0f} µs of CPU to "
+                f"accept and {work * 1e6:.0f} µs to process, and the load tool {load * 1e6:.0f} µs to "
+                f"send: {(intake + work + load) * 1e6:.0f} µs in all, so these {cores} cores, "
+                f"doing nothing else, would carry at most {num(cores / (intake + work + load))} "
+                "deliveries/s end to end at hookgate's present cost. That bound is hookgate's own "
+                "cost, not the work a delivery cannot do without; the ceiling's row is the floor "
+                "of receiving and checking one."
+            )
+            out("")
+
     out("## Memory (RSS)")
     out("")
     out("| process | idle (VmRSS after start and receiver creation) | peak (VmHWM after all load) |")

@@ -23,6 +23,15 @@
 #     cpu controller (cpu.cfs_quota_us), the mix in a closed loop; deliveries accepted a second,
 #     and processed a second end to end (from the start of the load until the queue is empty).
 #
+# and a section of this machine's own limits, the ones issue 16 accepts as a reason for a miss:
+#
+#   - limits: the disk's rate of 8 KiB writes each made durable (fdatasync, one at a time, on the
+#     disk SQLite writes to); PostgreSQL's commit rate on these cores (pgbench, BENCH_CONCURRENCY
+#     clients, each transaction one INSERT of a 6,000-byte row stored out of line, as a delivery's
+#     body is); and the CPU time of one request of the mix: the ceiling's, hookgate's (SQLite,
+#     --ingress-only) and the load tool's, in the closed loop, with what they imply for these
+#     cores. The processing section records hookgate's CPU time per delivery too.
+#
 # It writes the table to BENCHMARKS.md (machine, date, commit, command) and prints every figure it
 # writes.
 #
@@ -41,7 +50,7 @@
 #   BENCH_DISTINCT=1000     pull request numbers the load cycles through (changesets touched)
 #   BENCH_MIX_REPOSITORIES=100    repositories of the mix backlog
 #   BENCH_MIX_PULL_REQUESTS=1000  pull requests of the mix backlog, over those repositories
-#   BENCH_SECTIONS="closed rate processing replicas sustained scaleout"  the sections to run;
+#   BENCH_SECTIONS="closed rate processing replicas sustained scaleout limits"  the sections to run;
 #                           with fewer, the report is not written (the figures are printed, and
 #                           the results kept in results.jsonl with BENCH_KEEP=1)
 #   BENCH_ENGINES="sqlite postgres"  the engines of the processing and sustained sections
@@ -103,7 +112,7 @@ CGROUP_CPU=${BENCH_CGROUP_CPU:-/sys/fs/cgroup/cpu}
 # The scaleout section's CPU per replica: this much of every period (half a CPU).
 CPU_PERIOD_US=100000
 CPU_QUOTA_US=50000
-ALL_SECTIONS="closed rate processing replicas sustained scaleout"
+ALL_SECTIONS="closed rate processing replicas sustained scaleout limits"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ENGINES=${BENCH_ENGINES:-sqlite postgres}
 BACKLOGS=${BENCH_BACKLOGS:-single mix}
@@ -414,6 +423,10 @@ new_database() {
     PG_URL=$PG_SERVER/$name
 }
 
+# cpu_ticks PID: the CPU time a process has used so far (user and system), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
 # mb KB: kB as MB with one decimal.
 mb() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
 
@@ -530,7 +543,7 @@ fi
 # is one body over BENCH_DISTINCT pull requests (recorded as ENGINE), `mix` the realistic mix
 # (recorded as ENGINE-mix).
 processing() {
-    local engine=$1 backlog=$2 stored pending processed failed rest seconds ready done_at peak
+    local engine=$1 backlog=$2 stored pending processed failed rest seconds ready done_at peak cpu
     local bodies changesets repositories
     shift 2
     if [[ $backlog == mix ]]; then
@@ -552,6 +565,7 @@ processing() {
 
     start_hookgate "$engine-worker" "$@"
     ready=$HG_READY
+    cpu=$(cpu_ticks "$HG_PID")
     while :; do
         rest=$(queued "$HG_METRICS")
         [[ $rest == 0 ]] && break
@@ -562,6 +576,7 @@ processing() {
         sleep "$POLL"
     done
     done_at=$(date +%s.%N)
+    cpu=$(python3 -c "print(f'{($(cpu_ticks "$HG_PID") - $cpu) / $TICKS_PER_SECOND:.2f}')")
     peak=$(rss_kb "$HG_PID" VmHWM)
     processed=$(count "$HG_GRPC" PROCESSED)
     failed=$(count "$HG_GRPC" FAILED)
@@ -571,8 +586,8 @@ processing() {
     seconds=$(python3 -c "print(f'{$done_at - $ready:.3f}')")
     # Deliveries done per second; when the wait timed out, only those that were done count.
     rate=$(python3 -c "print(f'{($pending - $rest) / max($seconds, 1e-9):.1f}')")
-    echo "$engine: $((pending - rest)) of $pending deliveries processed in $seconds s: $rate deliveries/s ($processed PROCESSED, $failed FAILED; $changesets changesets in $repositories repositories); peak RSS $(mb "$peak") MB" >&2
-    record "{\"type\": \"processing\", \"engine\": \"$engine\", \"bodies\": \"$backlog\", \"backlog\": $pending, \"left\": $rest, \"accepted\": $stored, \"seconds\": $seconds, \"rate\": $rate, \"processed\": $processed, \"failed\": $failed, \"changesets\": $changesets, \"repositories\": $repositories, \"peak_kb\": $peak, \"poll_s\": $POLL}"
+    echo "$engine: $((pending - rest)) of $pending deliveries processed in $seconds s: $rate deliveries/s ($processed PROCESSED, $failed FAILED; $changesets changesets in $repositories repositories); peak RSS $(mb "$peak") MB; hookgate used $cpu s of CPU" >&2
+    record "{\"type\": \"processing\", \"engine\": \"$engine\", \"bodies\": \"$backlog\", \"backlog\": $pending, \"left\": $rest, \"accepted\": $stored, \"seconds\": $seconds, \"rate\": $rate, \"processed\": $processed, \"failed\": $failed, \"changesets\": $changesets, \"repositories\": $repositories, \"peak_kb\": $peak, \"poll_s\": $POLL, \"cpu_s\": $cpu}"
 }
 
 # total GRPC SERVICE/METHOD: the total_size a listing of the admin API reports (changesets,
@@ -874,6 +889,86 @@ for replicas in 1 3; do
     echo "scaleout-$replicas: cpu.stat ${stats[*]}; peak RSS ${peaks[*]} kB" >&2
     record "{\"type\": \"scaleout_cpu\", \"replicas\": $replicas, \"cpu_stat\": [$(IFS=,; echo "${stats[*]}")], \"peak_kb\": [$(IFS=,; echo "${peaks[*]}")]}"
 done
+fi
+
+# --- limits of this machine ----------------------------------------------------------------------
+
+# cpu_per_request TARGET PID URL SECRET: one closed-loop run of the realistic mix against the
+# server PID, with the CPU time the server and the load tool used over it; recorded as a `cpu`
+# result.
+cpu_per_request() {
+    local target=$1 pid=$2 url=$3 secret=$4 before load_cpu requests server_cpu
+    echo "-- $target" >&2
+    before=$(cpu_ticks "$pid")
+    # The load tool's own CPU time, from its rusage (warmup 0s: every request sent is counted).
+    load_cpu=$(python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    subprocess.call(sys.argv[2:], stdout=out)
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{used.ru_utime + used.ru_stime:.3f}")' "$WORK/cpu-load.json" "$LOAD" run --json \
+        --url "$url" --secret="$secret" --concurrency "$CONCURRENCY" --duration "$DURATION" \
+        --warmup 0s --mix realistic --repositories "$MIX_REPOSITORIES" --pull-requests "$MIX_PULL_REQUESTS")
+    server_cpu=$(python3 -c "print(f'{($(cpu_ticks "$pid") - $before) / $TICKS_PER_SECOND:.3f}')")
+    LAST_REPORT=$(cat "$WORK/cpu-load.json")
+    [[ -n $LAST_REPORT ]] || die "hookgate-load printed nothing for $target"
+    requests=$(json "$LAST_REPORT" 'j["requests"]')
+    echo "$target: $requests requests; server $server_cpu s of CPU ($(python3 -c "print(f'{$server_cpu * 1e6 / max($requests, 1):.0f}')") µs each), load tool $load_cpu s ($(python3 -c "print(f'{$load_cpu * 1e6 / max($requests, 1):.0f}')") µs each)" >&2
+    record "{\"type\": \"cpu\", \"target\": \"$target\", \"requests\": $requests, \"server_cpu_s\": $server_cpu, \"load_cpu_s\": $load_cpu, \"report\": $LAST_REPORT}"
+}
+
+if section limits; then
+    log "limits of this machine: durable writes, PostgreSQL commits, CPU per request"
+    # The disk: 8 KiB appended and made durable, one at a time, where SQLite's files go.
+    FSYNC=$(python3 - "$WORK/fsync-probe" <<'PY'
+import json, os, sys, time
+
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+block = os.urandom(8192)
+count, started = 0, time.monotonic()
+while time.monotonic() - started < 5:
+    os.write(fd, block)
+    os.fdatasync(fd)
+    count += 1
+seconds = time.monotonic() - started
+os.close(fd)
+os.unlink(sys.argv[1])
+print(json.dumps({"writes": count, "seconds": round(seconds, 3), "rate": round(count / seconds, 1), "mean_ms": round(seconds * 1000 / count, 3)}))
+PY
+)
+    echo "disk: $(json "$FSYNC" 'j["rate"]') durable 8 KiB writes/s (mean $(json "$FSYNC" 'j["mean_ms"]') ms)" >&2
+    record "{\"type\": \"limit_fsync\", \"result\": $FSYNC}"
+
+    # PostgreSQL: transactions of one INSERT of a 6,000-byte row kept out of line uncompressed
+    # (a delivery's compressed body is a few KB, and incompressible), over CONCURRENCY clients.
+    command -v pgbench >/dev/null || die "limits: pgbench is needed (Debian: postgresql-client)"
+    new_database
+    psql "$PG_URL" -qAtc "CREATE TABLE commits (id bigserial PRIMARY KEY, body text NOT NULL); ALTER TABLE commits ALTER body SET STORAGE EXTERNAL" >/dev/null
+    echo "INSERT INTO commits (body) VALUES (repeat('x', 6000));" >"$WORK/commit.sql"
+    # pgbench takes whole seconds: BENCH_DURATION's, at least 1.
+    pgbench_seconds=$(python3 -c 'import sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); import report; print(max(1, round(report._seconds(sys.argv[2]))))' "$ROOT/bench" "$DURATION")
+    pgbench_out=$(pgbench -n -c "$CONCURRENCY" -j 2 -T "$pgbench_seconds" \
+        -f "$WORK/commit.sql" "$PG_URL" 2>&1) || die "limits: pgbench failed: $pgbench_out"
+    PG_TPS=$(awk '/^tps = / { print $3; exit }' <<<"$pgbench_out")
+    [[ -n $PG_TPS ]] || die "limits: no tps in pgbench's output: $pgbench_out"
+    echo "PostgreSQL: $PG_TPS commits/s of one INSERT each ($CONCURRENCY clients)" >&2
+    record "{\"type\": \"limit_pg_commits\", \"tps\": $PG_TPS, \"clients\": $CONCURRENCY}"
+
+    # CPU per request: the ceiling, and hookgate on SQLite with the worker off.
+    CEILING_SECRET=bench-ceiling-secret-$RANDOM$RANDOM
+    "$LOAD" ceiling --listen 127.0.0.1:0 --secret="$CEILING_SECRET" >"$LOGS/limits-ceiling.log" 2>&1 &
+    CEILING_PID=$!
+    PIDS+=("$CEILING_PID")
+    for _ in $(seq 1 200); do grep -q 'listening on' "$LOGS/limits-ceiling.log" && break; sleep 0.05; done
+    CEILING_URL=$(grep -o 'http://[0-9.:]*' "$LOGS/limits-ceiling.log" | head -1)/.api/webhooks/00000000-0000-4000-8000-000000000000
+    [[ $CEILING_URL == http://* ]] || die "the ceiling did not start: $(cat "$LOGS/limits-ceiling.log")"
+    cpu_per_request ceiling "$CEILING_PID" "$CEILING_URL" "$CEILING_SECRET"
+    stop "$CEILING_PID"
+    mkdir -p "$WORK/limits-sqlite"
+    start_hookgate limits-sqlite --ingress-only --data-dir "$WORK/limits-sqlite"
+    create_receiver "$HG_GRPC" bench-limits
+    cpu_per_request hookgate-sqlite-ingress-only "$HG_PID" "$RECEIVER_URL" "$RECEIVER_SECRET"
+    stop "$HG_PID"
 fi
 
 # --- the report ----------------------------------------------------------------------------------
