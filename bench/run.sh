@@ -427,6 +427,19 @@ new_database() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICKS_PER_SECOND=$(getconf CLK_TCK)
 
+# start_ceiling NAME: starts `hookgate-load ceiling` with a fresh secret, its log in
+# $LOGS/NAME.log; sets CEILING_PID, CEILING_URL and CEILING_SECRET.
+start_ceiling() {
+    local logfile=$LOGS/$1.log
+    CEILING_SECRET=bench-ceiling-secret-$RANDOM$RANDOM
+    "$LOAD" ceiling --listen 127.0.0.1:0 --secret="$CEILING_SECRET" >"$logfile" 2>&1 &
+    CEILING_PID=$!
+    PIDS+=("$CEILING_PID")
+    for _ in $(seq 1 200); do grep -q 'listening on' "$logfile" && break; sleep 0.05; done
+    CEILING_URL=$(grep -o 'http://[0-9.:]*' "$logfile" | head -1)/.api/webhooks/00000000-0000-4000-8000-000000000000
+    [[ $CEILING_URL == http://* ]] || die "the ceiling did not start: $(cat "$logfile")"
+}
+
 # mb KB: kB as MB with one decimal.
 mb() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
 
@@ -436,13 +449,7 @@ if section closed || section rate; then
 # --- start every target ------------------------------------------------------------------------
 
 log "starting the targets"
-CEILING_SECRET=bench-ceiling-secret-$RANDOM$RANDOM
-"$LOAD" ceiling --listen 127.0.0.1:0 --secret="$CEILING_SECRET" >"$LOGS/ceiling.log" 2>&1 &
-CEILING_PID=$!
-PIDS+=("$CEILING_PID")
-for _ in $(seq 1 200); do grep -q 'listening on' "$LOGS/ceiling.log" && break; sleep 0.05; done
-CEILING_URL=$(grep -o 'http://[0-9.:]*' "$LOGS/ceiling.log" | head -1)/.api/webhooks/00000000-0000-4000-8000-000000000000
-[[ $CEILING_URL == http://* ]] || die "the ceiling did not start: $(cat "$LOGS/ceiling.log")"
+start_ceiling ceiling
 echo "ceiling: $CEILING_URL" >&2
 
 mkdir -p "$WORK/sqlite"
@@ -955,13 +962,7 @@ PY
     record "{\"type\": \"limit_pg_commits\", \"tps\": $PG_TPS, \"clients\": $CONCURRENCY}"
 
     # CPU per request: the ceiling, and hookgate on SQLite with the worker off.
-    CEILING_SECRET=bench-ceiling-secret-$RANDOM$RANDOM
-    "$LOAD" ceiling --listen 127.0.0.1:0 --secret="$CEILING_SECRET" >"$LOGS/limits-ceiling.log" 2>&1 &
-    CEILING_PID=$!
-    PIDS+=("$CEILING_PID")
-    for _ in $(seq 1 200); do grep -q 'listening on' "$LOGS/limits-ceiling.log" && break; sleep 0.05; done
-    CEILING_URL=$(grep -o 'http://[0-9.:]*' "$LOGS/limits-ceiling.log" | head -1)/.api/webhooks/00000000-0000-4000-8000-000000000000
-    [[ $CEILING_URL == http://* ]] || die "the ceiling did not start: $(cat "$LOGS/limits-ceiling.log")"
+    start_ceiling limits-ceiling
     cpu_per_request ceiling "$CEILING_PID" "$CEILING_URL" "$CEILING_SECRET"
     stop "$CEILING_PID"
     mkdir -p "$WORK/limits-sqlite"
