@@ -208,10 +208,10 @@ on_both_engines!(
 );
 
 /// `/metrics` reads the queue's depth and the receive time of its oldest delivery at every
-/// scrape: that read must cost what the queue holds, not what history is kept. With thousands
-/// of processed deliveries kept and one queued, the database reads about that one (PostgreSQL:
-/// no plan node reads or filters out more rows than the queue's index holds; SQLite: the
-/// queue's index), and the figures are right.
+/// scrape: that read must cost what the queue holds, not what history is kept. With 3,000
+/// deliveries kept, processed, and one queued, the figures are right, and the database reads
+/// from the queue (PostgreSQL: no plan node reads or filters out a tenth of the history or more;
+/// SQLite: the plan names the queue's index).
 async fn the_queue_gauges_read_the_queue_not_the_history_kept(engine: Engine) {
     use hookgate::deliveries::PreparedDelivery;
     use sea_orm::{ConnectionTrait, QueryTrait};
