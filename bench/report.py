@@ -480,18 +480,17 @@ def main():
             )
             out("")
 
-    # Memory.
     # The limits of this machine (issue 16: the only reasons a miss may have).
     if limit_fsync or limit_pg or cpu_runs:
         out("## Limits of this machine")
         out("")
         out(
-            "What this machine can do at most, measured in the same sitting: the disk's durable "
-            "writes (8 KiB appended and `fdatasync`ed, one at a time, on the disk SQLite writes "
-            "to), PostgreSQL's commits (`pgbench`, one `INSERT` of a 6,000-byte row kept out of "
-            "line per transaction, "
-            f"{limit_pg['clients'] if limit_pg else args.concurrency} clients), and the CPU time "
-            "of one request of the realistic mix in the closed loop of "
+            "What this machine allows, measured in the same sitting: the disk's durable writes "
+            "(8 KiB appended and `fdatasync`ed, one at a time, on the disk SQLite writes to) and "
+            "PostgreSQL's commits (`pgbench`, one `INSERT` of a 6,000-byte row kept out of line "
+            "per transaction, "
+            f"{limit_pg['clients'] if limit_pg else args.concurrency} clients); and what one "
+            "request of the realistic mix costs in CPU time in the closed loop of "
             f"{args.concurrency} connections: the server's (its user and system time over the "
             "run) and the load tool's (its own), with no warmup, so every request sent is counted."
         )
@@ -538,6 +537,7 @@ def main():
             )
             out("")
 
+    # Memory.
     out("## Memory (RSS)")
     out("")
     out("| process | idle (VmRSS after start and receiver creation) | peak (VmHWM after all load) |")
