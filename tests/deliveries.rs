@@ -1652,3 +1652,99 @@ async fn a_stopped_worker_writes_every_batch_it_claimed(engine: Engine) {
     );
     s.test_db.drop_database().await;
 }
+
+/// Intake committers on PostgreSQL mark the receivers of their batches in one order (their ids),
+/// so two of them never wait for each other's receiver row. Here a transaction takes the lower
+/// receiver's row, as a committer in that order would, while a batch for both receivers (the
+/// higher one first) is written; then it takes the higher one's. A batch that marked the higher
+/// receiver first would hold it and wait for the lower: a deadlock, which PostgreSQL breaks by
+/// aborting the batch (answered 503 to deliveries that are valid). Ten rounds, each with later
+/// deliveries, so that each batch marks both receivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
+async fn concurrent_batches_mark_their_receivers_in_one_order() {
+    use hookgate::deliveries::PreparedDelivery;
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+
+    let s = setup(Engine::Postgres).await;
+    let other = s
+        .receivers
+        .create(
+            NewReceiver {
+                name: ReceiverName::parse("gh-2").unwrap(),
+                code_host_kind: CodeHostKind::GitHub,
+                code_host_urn: CodeHostUrn::parse("https://github.com").unwrap(),
+                secret: ReceiverSecret::generate(),
+                signing_token: None,
+                options: ReceiverOptions::default(),
+            },
+            "test",
+        )
+        .await
+        .unwrap()
+        .id;
+    let (lower, higher) = if s.receiver < other {
+        (s.receiver, other)
+    } else {
+        (other, s.receiver)
+    };
+    let new = |receiver: Uuid, at: i64| {
+        PreparedDelivery::new(NewDelivery {
+            id: Uuid::now_v7(),
+            receiver_id: receiver,
+            delivery_key: None,
+            event: "push".into(),
+            state: DeliveryState::Pending,
+            receive_time: time(at),
+            method: "POST".into(),
+            path: "/".into(),
+            request_headers: BTreeMap::new(),
+            request_body: Some(b"{}".to_vec()),
+            response_status: 202,
+            response_body: Vec::new(),
+            last_error: None,
+        })
+    };
+    // The other committer: its own connection, outside hookgate's pool.
+    let holder = Database::connect(s.test_db.url.as_str()).await.unwrap();
+    let take = |receiver: Uuid| {
+        format!(
+            "UPDATE receivers SET last_delivery_time = last_delivery_time WHERE id = '{receiver}'"
+        )
+    };
+    let t0 = 60_000 * SECOND;
+    for round in 0..10i64 {
+        let at = t0 + round * 10 * SECOND;
+        let held = holder.begin().await.unwrap();
+        held.execute_unprepared(&take(lower)).await.unwrap();
+        let deliveries = s.deliveries.clone();
+        let batch = tokio::spawn(async move {
+            deliveries
+                .record_batch(&[new(higher, at), new(lower, at)])
+                .await
+        });
+        // Long enough for the batch to insert and reach the receivers' rows.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = held.execute_unprepared(&take(higher)).await;
+        held.commit().await.unwrap();
+        let written = batch.await.unwrap();
+        assert!(
+            second.is_ok() && written.is_ok(),
+            "round {round}: the holder's second row: {second:?}; the batch: {written:?}"
+        );
+    }
+    let marked = scalar(
+        &s.db,
+        &format!(
+            "SELECT COUNT(*) FROM receivers WHERE last_delivery_time = {}",
+            t0 + 90 * SECOND
+        ),
+    )
+    .await;
+    assert_eq!(marked, 2, "both receivers marked by the last round");
+    holder.close().await.ok();
+    s.test_db.drop_database().await;
+}

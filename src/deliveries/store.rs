@@ -975,7 +975,12 @@ async fn insert_all(
         stored.push(Stored::Duplicate(original.uuid()));
     }
     let marked = to_mark(latest);
-    for (&receiver_id, &time) in &marked {
+    // In one order (the receivers' ids), as every batch takes them: two committers on
+    // PostgreSQL, each marking the same receivers in its map's own order, would each hold the row
+    // the other waits for, and the database would abort one of them (a deadlock, answered 503).
+    let mut order: Vec<(&Uuid, &Timestamp)> = marked.iter().collect();
+    order.sort_unstable_by_key(|(receiver_id, _)| **receiver_id);
+    for (&receiver_id, &time) in order {
         receiver::Entity::update_many()
             .col_expr(receiver::Column::LastDeliveryTime, Expr::value(time))
             .filter(receiver::Column::Id.eq(Id::from(receiver_id)))
