@@ -46,10 +46,22 @@ async fn setup(engine: Engine) -> Setup {
         .await
         .unwrap();
     let receivers = ReceiverStore::new(db.clone(), secrets);
-    let receiver = receivers
+    let receiver = github_receiver(&receivers, "gh").await;
+    Setup {
+        deliveries: DeliveryStore::new(db.clone()),
+        db,
+        receivers,
+        receiver,
+        test_db,
+    }
+}
+
+/// A new GitHub receiver named `name`.
+async fn github_receiver(receivers: &ReceiverStore, name: &str) -> Uuid {
+    receivers
         .create(
             NewReceiver {
-                name: ReceiverName::parse("gh").unwrap(),
+                name: ReceiverName::parse(name).unwrap(),
                 code_host_kind: CodeHostKind::GitHub,
                 code_host_urn: CodeHostUrn::parse("https://github.com").unwrap(),
                 secret: ReceiverSecret::generate(),
@@ -60,14 +72,31 @@ async fn setup(engine: Engine) -> Setup {
         )
         .await
         .unwrap()
-        .id;
-    Setup {
-        deliveries: DeliveryStore::new(db.clone()),
-        db,
-        receivers,
-        receiver,
-        test_db,
-    }
+        .id
+}
+
+/// A pending `push` delivery for `receiver`, received at `at`, ready for `record_batch`.
+fn prepared_push(
+    receiver: Uuid,
+    key: Option<DeliveryKey>,
+    at: i64,
+    body: Vec<u8>,
+) -> hookgate::deliveries::PreparedDelivery {
+    hookgate::deliveries::PreparedDelivery::new(NewDelivery {
+        id: Uuid::now_v7(),
+        receiver_id: receiver,
+        delivery_key: key,
+        event: "push".into(),
+        state: DeliveryState::Pending,
+        receive_time: time(at),
+        method: "POST".into(),
+        path: "/".into(),
+        request_headers: BTreeMap::new(),
+        request_body: Some(body),
+        response_status: 202,
+        response_body: Vec::new(),
+        last_error: None,
+    })
 }
 
 /// A pending `push` delivery received at `at`.
@@ -221,22 +250,12 @@ async fn the_queue_gauges_read_the_queue_not_the_history_kept(engine: Engine) {
     let t0 = 50_000 * SECOND;
     let body = common::fixture("github/push.branch-updated.json");
     let new = |i: usize, at: i64| {
-        let id = Uuid::now_v7();
-        PreparedDelivery::new(NewDelivery {
-            id,
-            receiver_id: s.receiver,
-            delivery_key: DeliveryKey::parse(&format!("kept-{i}")),
-            event: "push".into(),
-            state: DeliveryState::Pending,
-            receive_time: time(at),
-            method: "POST".into(),
-            path: "/".into(),
-            request_headers: BTreeMap::new(),
-            request_body: Some(body.clone()),
-            response_status: 202,
-            response_body: Vec::new(),
-            last_error: None,
-        })
+        prepared_push(
+            s.receiver,
+            DeliveryKey::parse(&format!("kept-{i}")),
+            at,
+            body.clone(),
+        )
     };
     let kept: Vec<PreparedDelivery> = (0..KEPT).map(|i| new(i, t0 + i as i64)).collect();
     let processed = || async {
@@ -1666,48 +1685,16 @@ async fn a_stopped_worker_writes_every_batch_it_claimed(engine: Engine) {
     ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
 )]
 async fn concurrent_batches_mark_their_receivers_in_one_order() {
-    use hookgate::deliveries::PreparedDelivery;
     use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 
     let s = setup(Engine::Postgres).await;
-    let other = s
-        .receivers
-        .create(
-            NewReceiver {
-                name: ReceiverName::parse("gh-2").unwrap(),
-                code_host_kind: CodeHostKind::GitHub,
-                code_host_urn: CodeHostUrn::parse("https://github.com").unwrap(),
-                secret: ReceiverSecret::generate(),
-                signing_token: None,
-                options: ReceiverOptions::default(),
-            },
-            "test",
-        )
-        .await
-        .unwrap()
-        .id;
+    let other = github_receiver(&s.receivers, "gh-2").await;
     let (lower, higher) = if s.receiver < other {
         (s.receiver, other)
     } else {
         (other, s.receiver)
     };
-    let new = |receiver: Uuid, at: i64| {
-        PreparedDelivery::new(NewDelivery {
-            id: Uuid::now_v7(),
-            receiver_id: receiver,
-            delivery_key: None,
-            event: "push".into(),
-            state: DeliveryState::Pending,
-            receive_time: time(at),
-            method: "POST".into(),
-            path: "/".into(),
-            request_headers: BTreeMap::new(),
-            request_body: Some(b"{}".to_vec()),
-            response_status: 202,
-            response_body: Vec::new(),
-            last_error: None,
-        })
-    };
+    let new = |receiver: Uuid, at: i64| prepared_push(receiver, None, at, b"{}".to_vec());
     // The other committer: its own connection, outside hookgate's pool.
     let holder = Database::connect(s.test_db.url.as_str()).await.unwrap();
     let take = |receiver: Uuid| {
