@@ -1063,3 +1063,90 @@ async fn rotate_key_re_encrypts_gitlab_signing_tokens_too(engine: Engine) {
     }
     app.stop().await;
 }
+
+/// `hookgate rotate-key` takes the receivers' rows in the order an intake batch marks them (their
+/// ids), so a replica left running on PostgreSQL cannot deadlock with it. Here the receiver with
+/// the higher id was made first, and a transaction (an intake committer, marking receivers in id
+/// order) holds the lower one's row while the rotation runs; once the rotation waits for a row,
+/// the transaction takes the higher one's too. A rotation in creation order would hold the higher
+/// row and wait for the lower: a deadlock, which PostgreSQL breaks by aborting one of the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hookgate_postgres),
+    ignore = "set HOOKGATE_TEST_DATABASE_URL to run this PostgreSQL test"
+)]
+async fn rotate_key_takes_the_receivers_in_the_order_intake_marks_them() {
+    use sea_orm::TransactionTrait;
+
+    let keys = tempfile::tempdir().unwrap();
+    let (old_key, _) = key_file(keys.path(), "old.key");
+    let (new_key, new_id) = key_file(keys.path(), "new.key");
+    let app = TestApp::spawn_with(Engine::Postgres, |c| {
+        c.secret_key_file = Some(old_key.clone())
+    })
+    .await;
+    let (a, _) = app.create_receiver("a", Gh, "https://github.com").await;
+    let (b, _) = app.create_receiver("b", Gh, "https://github.com").await;
+    let db = std::sync::Arc::new(app.shut_down().await);
+    let (lower, higher) = if a < b { (a, b) } else { (b, a) };
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    conn.execute_unprepared(&format!(
+        "UPDATE receivers SET create_time = (SELECT MIN(create_time) FROM receivers) - 1 \
+         WHERE id = '{higher}'"
+    ))
+    .await
+    .unwrap();
+    let take = |id: &str| {
+        format!("UPDATE receivers SET last_delivery_time = last_delivery_time WHERE id = '{id}'")
+    };
+
+    let held = conn.begin().await.unwrap();
+    held.execute_unprepared(&take(&lower)).await.unwrap();
+    let (test_db, new) = (db.clone(), new_key.clone());
+    let rotation = tokio::task::spawn_blocking(move || {
+        rotate_key(
+            &test_db,
+            &new,
+            &[OsStr::new("--secret-key-file"), old_key.as_os_str()],
+        )
+    });
+    // Until the rotation waits for a row (the lower one, or with the higher one in hand).
+    let watcher = Database::connect(db.url.as_str()).await.unwrap();
+    let mut waiting = 0;
+    for _ in 0..300 {
+        let row = watcher
+            .query_one_raw(Statement::from_string(
+                watcher.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        waiting = row.try_get::<i64>("", "n").unwrap();
+        if waiting > 0 || rotation.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting, 1, "the rotation waits for the held receiver row");
+    let second = held.execute_unprepared(&take(&higher)).await;
+    held.commit().await.unwrap();
+    let out = rotation.await.unwrap();
+    assert!(
+        second.is_ok() && out.status.success(),
+        "the transaction's second row: {second:?}; the rotation: {}",
+        text(&out.stderr)
+    );
+    let after = raw_secrets(&db.url).await;
+    assert_eq!(after.len(), 2);
+    assert!(
+        after
+            .iter()
+            .all(|r| r.secret_key_id.as_deref() == Some(new_id.as_str())),
+        "{after:?}"
+    );
+    watcher.close().await.ok();
+    conn.close().await.ok();
+    db.drop_database().await;
+}

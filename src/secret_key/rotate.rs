@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use zeroize::Zeroizing;
 
 use super::in_force::{lock_key_in_force, record_key, scrub_sqlite, sealed_under};
@@ -78,11 +78,12 @@ pub async fn rotate_key(
         });
     }
     use receiver::Column as C;
-    let rows = receiver::Entity::find()
-        .order_by_asc(C::CreateTime)
-        .order_by_asc(C::Id)
-        .all(&txn)
-        .await?;
+    let mut rows = receiver::Entity::find().all(&txn).await?;
+    // In the order of their ids, as an intake batch marks them (`deliveries::store`): on
+    // PostgreSQL a replica left running takes receiver rows while this runs, and two
+    // transactions taking the same rows in two orders can each wait for the other's (the
+    // database then aborts one: this rotation, or a batch answered 503).
+    rows.sort_unstable_by_key(|m| m.id);
     let mut secrets = 0;
     for m in &rows {
         let id = m.id.to_string();
