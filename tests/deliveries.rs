@@ -234,7 +234,106 @@ on_both_engines!(
     bodies_stored_in_the_delivery_row_move_to_their_own_table_and_back,
     a_receivers_last_delivery_time_moves_once_a_second_at_most,
     the_queue_gauges_read_the_queue_not_the_history_kept,
+    a_batch_stores_each_key_once_and_marks_receivers_from_what_it_stored,
 );
+
+/// A batch (the intake's group commit; on SQLite one script) stores a key once per receiver,
+/// within the batch and across batches: a duplicate gets the original's id, and neither a row
+/// nor a body of its own. A receiver's last delivery time comes from its deliveries stored, so
+/// a batch of duplicates leaves it where it was.
+async fn a_batch_stores_each_key_once_and_marks_receivers_from_what_it_stored(engine: Engine) {
+    let s = setup(engine).await;
+    let other = github_receiver(&s.receivers, "gh-2").await;
+    let key = |k: &str| DeliveryKey::parse(k);
+    let new = |receiver: Uuid, k: Option<&str>, at: i64| {
+        prepared_push(receiver, k.and_then(key), at, b"{\"a\": 1}".to_vec())
+    };
+    let count = |sql: String| {
+        let db = s.db.clone();
+        async move { scalar(&db, &sql).await }
+    };
+    let last = |receiver: Uuid| {
+        count(format!(
+            "SELECT last_delivery_time FROM receivers WHERE id = '{receiver}'"
+        ))
+    };
+    let id_of = |k: &str| {
+        let db = s.db.clone();
+        let sql = format!("SELECT id FROM deliveries WHERE accepted_key = '{k}'");
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .expect("the key was stored");
+            row.try_get::<String>("", "id")
+                .unwrap()
+                .parse::<Uuid>()
+                .unwrap()
+        }
+    };
+    let t0 = 90_000 * SECOND;
+
+    let first = s
+        .deliveries
+        .record_batch(&[
+            new(s.receiver, Some("k1"), t0),
+            new(s.receiver, Some("k1"), t0 + 1),
+            new(other, Some("k2"), t0 + 2),
+            new(s.receiver, None, t0 + 3),
+        ])
+        .await
+        .unwrap();
+    let k1 = id_of("k1").await;
+    assert_eq!(
+        first,
+        [Stored::New, Stored::Duplicate(k1), Stored::New, Stored::New]
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries".into()).await, 3);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM delivery_bodies".into()).await,
+        3
+    );
+    assert_eq!(last(s.receiver).await, t0 + 3);
+    assert_eq!(last(other).await, t0 + 2);
+
+    let t1 = t0 + 10 * SECOND;
+    let again = s
+        .deliveries
+        .record_batch(&[new(other, Some("k2"), t1), new(s.receiver, Some("k1"), t1)])
+        .await
+        .unwrap();
+    let k2 = id_of("k2").await;
+    assert_eq!(again, [Stored::Duplicate(k2), Stored::Duplicate(k1)]);
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries".into()).await, 3);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM delivery_bodies".into()).await,
+        3
+    );
+    assert_eq!(last(s.receiver).await, t0 + 3, "a duplicate does not mark");
+    assert_eq!(last(other).await, t0 + 2, "a duplicate does not mark");
+
+    let t2 = t0 + 20 * SECOND;
+    let later = s
+        .deliveries
+        .record_batch(&[new(other, Some("k1"), t2), new(other, Some("k2"), t2 + 1)])
+        .await
+        .unwrap();
+    assert_eq!(later[0], Stored::New, "the same key on another receiver");
+    assert_eq!(later[1], Stored::Duplicate(k2));
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries".into()).await, 4);
+    assert_eq!(
+        last(other).await,
+        t2,
+        "marked from the delivery stored, not the duplicate"
+    );
+    assert_eq!(last(s.receiver).await, t0 + 3);
+    s.test_db.drop_database().await;
+}
 
 /// `/metrics` reads the queue's depth and the receive time of its oldest delivery at every
 /// scrape: that read must cost what the queue holds, not what history is kept. With 3,000

@@ -280,9 +280,141 @@ impl DeliveryStore {
         &self,
         batch: &[PreparedDelivery],
     ) -> Result<Vec<Stored>, StoreError> {
+        if let Some(written) = self.record_batch_in_one_call(batch).await {
+            return written;
+        }
         let txn = self.db.begin_write().await?;
         let (stored, marked) = insert_all(&txn, batch, |l| self.to_mark(l)).await?;
         txn.commit().await?;
+        self.note_marked(marked);
+        Ok(stored)
+    }
+
+    /// [`DeliveryStore::record_batch`] on SQLite, as one script ([`Db::write_script`]): what
+    /// [`insert_all`] writes, in one call to the write connection instead of a round trip for
+    /// each statement. The bodies are written only for the rows inserted (a row's id exists only
+    /// if it was), and a receiver's last delivery time only from its rows inserted. A delivery
+    /// skipped as a duplicate is looked up once the batch has committed (its original was
+    /// committed before it, or in this batch). `None` where there is no script (PostgreSQL).
+    async fn record_batch_in_one_call(
+        &self,
+        batch: &[PreparedDelivery],
+    ) -> Option<Result<Vec<Stored>, StoreError>> {
+        use sea_orm::sea_query::{SqliteQueryBuilder, Value, Values};
+
+        if self.db.is_postgres() || batch.is_empty() {
+            return None;
+        }
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        let mut values: Vec<Value> = Vec::new();
+        for chunk in batch.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                delivery::Entity::insert_many(chunk.iter().map(|p| p.row.clone())).into_query();
+            insert
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .returning_col(delivery::Column::Id);
+            let (text, Values(params)) = insert.build(SqliteQueryBuilder);
+            sql.push_str(&text);
+            sql.push_str(";\n");
+            values.extend(params);
+        }
+        let bodies: Vec<(Id, &StoredBody)> = batch
+            .iter()
+            .filter_map(|p| Some((p.row.id.clone().unwrap(), p.body.as_ref()?)))
+            .collect();
+        for chunk in bodies.chunks(ROWS_PER_INSERT) {
+            // SQLite names the columns of a `VALUES` list column1, column2, ...
+            sql.push_str(
+                "INSERT INTO delivery_bodies (delivery_id, body, encoding) \
+                 SELECT column1, column2, column3 FROM (VALUES ",
+            );
+            for (i, (id, body)) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+                values.push(Value::from(*id));
+                values.push(Value::from(body.bytes.clone()));
+                values.push(Value::from(body.encoding));
+            }
+            sql.push_str(
+                ") WHERE EXISTS (SELECT 1 FROM deliveries WHERE deliveries.id = column1);\n",
+            );
+        }
+        // Each receiver's newest delivery here, were every one inserted: which receivers to mark.
+        let mut newest: HashMap<Uuid, Timestamp> = HashMap::new();
+        let mut ids_of: BTreeMap<Uuid, Vec<Id>> = BTreeMap::new();
+        for p in batch {
+            let time = newest.entry(p.receiver_id).or_insert(p.receive_time);
+            *time = Ord::max(*time, p.receive_time);
+            ids_of
+                .entry(p.receiver_id)
+                .or_default()
+                .push(p.row.id.clone().unwrap());
+        }
+        let to_mark = self.to_mark(newest);
+        let resolution = i64::try_from(LAST_DELIVERY_RESOLUTION.as_micros()).unwrap_or(i64::MAX);
+        // In the order of their ids, as every batch takes them (see `insert_all`). The time is
+        // that of the receiver's newest delivery inserted here (none: no change).
+        for (receiver_id, ids) in ids_of.iter().filter(|(r, _)| to_mark.contains_key(r)) {
+            let newest_inserted = format!(
+                "(SELECT MAX(receive_time) FROM deliveries WHERE id IN ({}))",
+                vec!["?"; ids.len()].join(", ")
+            );
+            sql.push_str(&format!(
+                "UPDATE receivers SET last_delivery_time = {newest_inserted} WHERE id = ? AND \
+                 (last_delivery_time IS NULL OR last_delivery_time < {newest_inserted} - ?);\n"
+            ));
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            values.push(Value::from(Id::from(*receiver_id)));
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            values.push(Value::from(resolution));
+        }
+        sql.push_str("COMMIT;");
+        let script = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            sql,
+            Values(values),
+        );
+        let rows = match self.db.write_script(script).await? {
+            Ok(rows) => rows,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(self.after_script(batch, rows, &to_mark).await)
+    }
+
+    /// What each delivery of a batch written by [`DeliveryStore::record_batch_in_one_call`]
+    /// became, from the ids its inserts returned; notes the receivers it marked.
+    async fn after_script(
+        &self,
+        batch: &[PreparedDelivery],
+        rows: Vec<sea_orm::QueryResult>,
+        to_mark: &HashMap<Uuid, Timestamp>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut inserted: HashSet<Id> = HashSet::with_capacity(rows.len());
+        for row in rows {
+            inserted.insert(row.try_get::<Id>("", "id")?);
+        }
+        let mut stored = Vec::with_capacity(batch.len());
+        let mut marked: HashMap<Uuid, Timestamp> = HashMap::new();
+        for p in batch {
+            let id = p.row.id.clone().unwrap();
+            if inserted.contains(&id) {
+                stored.push(Stored::New);
+                if to_mark.contains_key(&p.receiver_id) {
+                    let time = marked.entry(p.receiver_id).or_insert(p.receive_time);
+                    *time = Ord::max(*time, p.receive_time);
+                }
+                continue;
+            }
+            let original = match &p.delivery_key {
+                Some(key) => find_by_key_on(&self.db, p.receiver_id, key).await?,
+                None => None,
+            };
+            let original = original.ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "delivery {id} was not inserted, and no accepted delivery has its key"
+                ))
+            })?;
+            stored.push(Stored::Duplicate(original.uuid()));
+        }
         self.note_marked(marked);
         Ok(stored)
     }
