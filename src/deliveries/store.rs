@@ -392,30 +392,9 @@ impl DeliveryStore {
         for row in rows {
             inserted.insert(row.try_get::<Id>("", "id")?);
         }
-        let mut stored = Vec::with_capacity(batch.len());
-        let mut marked: HashMap<Uuid, Timestamp> = HashMap::new();
-        for p in batch {
-            let id = p.row.id.clone().unwrap();
-            if inserted.contains(&id) {
-                stored.push(Stored::New);
-                if to_mark.contains_key(&p.receiver_id) {
-                    let time = marked.entry(p.receiver_id).or_insert(p.receive_time);
-                    *time = Ord::max(*time, p.receive_time);
-                }
-                continue;
-            }
-            let original = match &p.delivery_key {
-                Some(key) => find_by_key_on(&self.db, p.receiver_id, key).await?,
-                None => None,
-            };
-            let original = original.ok_or_else(|| {
-                DbErr::Custom(format!(
-                    "delivery {id} was not inserted, and no accepted delivery has its key"
-                ))
-            })?;
-            stored.push(Stored::Duplicate(original.uuid()));
-        }
-        self.note_marked(marked);
+        let (stored, mut latest) = what_each_became(&self.db, batch, &inserted).await?;
+        latest.retain(|receiver, _| to_mark.contains_key(receiver));
+        self.note_marked(latest);
         Ok(stored)
     }
 
@@ -1083,29 +1062,7 @@ async fn insert_all(
             .exec_without_returning(txn)
             .await?;
     }
-    let mut stored = Vec::with_capacity(batch.len());
-    let mut latest: HashMap<Uuid, Timestamp> = HashMap::new();
-    for p in batch {
-        let id = p.row.id.clone().unwrap();
-        if inserted.contains(&id) {
-            stored.push(Stored::New);
-            let time = latest.entry(p.receiver_id).or_insert(p.receive_time);
-            *time = Ord::max(*time, p.receive_time);
-            continue;
-        }
-        // Skipped by the unique index: the receiver has an accepted delivery with this key,
-        // written before or earlier in this very batch.
-        let original = match &p.delivery_key {
-            Some(key) => find_by_key_on(txn, p.receiver_id, key).await?,
-            None => None,
-        };
-        let original = original.ok_or_else(|| {
-            DbErr::Custom(format!(
-                "delivery {id} was not inserted, and no accepted delivery has its key"
-            ))
-        })?;
-        stored.push(Stored::Duplicate(original.uuid()));
-    }
+    let (stored, latest) = what_each_became(txn, batch, &inserted).await?;
     let marked = to_mark(latest);
     // In one order (the receivers' ids), as every batch takes them: two committers on
     // PostgreSQL, each marking the same receivers in its map's own order, would each hold the row
@@ -1127,6 +1084,39 @@ async fn insert_all(
             .await?;
     }
     Ok((stored, marked))
+}
+
+/// What each delivery of `batch` became, given the ids of those `inserted` (the others were
+/// skipped by the unique index: their receiver has an accepted delivery with their key, written
+/// before or earlier in the same batch, which is looked up on `conn`); and the newest receive
+/// time of each receiver's deliveries inserted.
+async fn what_each_became<C: ConnectionTrait>(
+    conn: &C,
+    batch: &[PreparedDelivery],
+    inserted: &HashSet<Id>,
+) -> Result<(Vec<Stored>, HashMap<Uuid, Timestamp>), DbErr> {
+    let mut stored = Vec::with_capacity(batch.len());
+    let mut latest: HashMap<Uuid, Timestamp> = HashMap::new();
+    for p in batch {
+        let id = p.row.id.clone().unwrap();
+        if inserted.contains(&id) {
+            stored.push(Stored::New);
+            let time = latest.entry(p.receiver_id).or_insert(p.receive_time);
+            *time = Ord::max(*time, p.receive_time);
+            continue;
+        }
+        let original = match &p.delivery_key {
+            Some(key) => find_by_key_on(conn, p.receiver_id, key).await?,
+            None => None,
+        };
+        let original = original.ok_or_else(|| {
+            DbErr::Custom(format!(
+                "delivery {id} was not inserted, and no accepted delivery has its key"
+            ))
+        })?;
+        stored.push(Stored::Duplicate(original.uuid()));
+    }
+    Ok((stored, latest))
 }
 
 /// The id of the accepted delivery of `receiver` with key `key`, on `conn`.
