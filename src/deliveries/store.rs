@@ -308,12 +308,7 @@ impl DeliveryStore {
         let mut sql = String::from("BEGIN IMMEDIATE;\n");
         let mut values: Vec<Value> = Vec::new();
         for chunk in batch.chunks(ROWS_PER_INSERT) {
-            let mut insert =
-                delivery::Entity::insert_many(chunk.iter().map(|p| p.row.clone())).into_query();
-            insert
-                .on_conflict(OnConflict::new().do_nothing().to_owned())
-                .returning_col(delivery::Column::Id);
-            let (text, Values(params)) = insert.build(SqliteQueryBuilder);
+            let (text, Values(params)) = insert_rows(chunk).build(SqliteQueryBuilder);
             sql.push_str(&text);
             sql.push_str(";\n");
             values.extend(params);
@@ -1036,12 +1031,7 @@ async fn insert_all(
 ) -> Result<(Vec<Stored>, HashMap<Uuid, Timestamp>), DbErr> {
     let mut inserted: HashSet<Id> = HashSet::with_capacity(batch.len());
     for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut insert =
-            delivery::Entity::insert_many(chunk.iter().map(|p| p.row.clone())).into_query();
-        insert
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .returning_col(delivery::Column::Id);
-        for row in txn.query_all(&insert).await? {
+        for row in txn.query_all(&insert_rows(chunk)).await? {
             inserted.insert(row.try_get::<Id>("", "id")?);
         }
     }
@@ -1084,6 +1074,17 @@ async fn insert_all(
             .await?;
     }
     Ok((stored, marked))
+}
+
+/// The INSERT of `rows` into `deliveries` that skips a row whose delivery key its receiver
+/// already has (`ON CONFLICT DO NOTHING`, the partial unique index on accepted keys) and returns
+/// the ids of the rows it inserted.
+fn insert_rows(rows: &[PreparedDelivery]) -> sea_orm::sea_query::InsertStatement {
+    let mut insert = delivery::Entity::insert_many(rows.iter().map(|p| p.row.clone())).into_query();
+    insert
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .returning_col(delivery::Column::Id);
+    insert
 }
 
 /// What each delivery of `batch` became, given the ids of those `inserted` (the others were
