@@ -293,9 +293,10 @@ impl DeliveryStore {
     /// [`DeliveryStore::record_batch`] on SQLite, as one script ([`Db::write_script`]): what
     /// [`insert_all`] writes, in one call to the write connection instead of a round trip for
     /// each statement. The bodies are written only for the rows inserted (a row's id exists only
-    /// if it was), and a receiver's last delivery time only from its rows inserted. A delivery
-    /// skipped as a duplicate is looked up once the batch has committed (its original was
-    /// committed before it, or in this batch). `None` where there is no script (PostgreSQL).
+    /// if it was), and a receiver's last delivery time only from its rows inserted. The script also
+    /// reads, after its inserts, the accepted delivery of each key in the batch: the original of a
+    /// delivery skipped as a duplicate (stored before it, or earlier in this batch), so nothing is
+    /// read after the commit. `None` where there is no script (PostgreSQL).
     async fn record_batch_in_one_call(
         &self,
         batch: &[PreparedDelivery],
@@ -312,6 +313,26 @@ impl DeliveryStore {
             sql.push_str(&text);
             sql.push_str(";\n");
             values.extend(params);
+        }
+        // The accepted delivery of each key here, read after the inserts: a duplicate's original
+        // (stored before, or earlier in this batch) is known before the commit, not looked up
+        // after it.
+        let keyed: Vec<(Id, &str)> = batch
+            .iter()
+            .filter_map(|p| Some((Id::from(p.receiver_id), p.delivery_key.as_ref()?.as_str())))
+            .collect();
+        for chunk in keyed.chunks(ROWS_PER_INSERT) {
+            sql.push_str(
+                "SELECT id AS original_id, receiver_id AS original_receiver, \
+                 accepted_key AS original_key FROM deliveries WHERE accepted_key IS NOT NULL \
+                 AND (receiver_id, accepted_key) IN (VALUES ",
+            );
+            for (i, (receiver, key)) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+                values.push(Value::from(*receiver));
+                values.push(Value::from(key.to_string()));
+            }
+            sql.push_str(");\n");
         }
         let bodies: Vec<(Id, &StoredBody)> = batch
             .iter()
@@ -384,10 +405,21 @@ impl DeliveryStore {
         to_mark: &HashMap<Uuid, Timestamp>,
     ) -> Result<Vec<Stored>, StoreError> {
         let mut inserted: HashSet<Id> = HashSet::with_capacity(rows.len());
+        let mut originals: HashMap<(Id, String), Id> = HashMap::new();
         for row in rows {
-            inserted.insert(row.try_get::<Id>("", "id")?);
+            match row.try_get::<Id>("", "original_id") {
+                Ok(original) => {
+                    let receiver = row.try_get::<Id>("", "original_receiver")?;
+                    let key = row.try_get::<String>("", "original_key")?;
+                    originals.insert((receiver, key), original);
+                }
+                Err(_) => {
+                    inserted.insert(row.try_get::<Id>("", "id")?);
+                }
+            }
         }
-        let (stored, mut latest) = what_each_became(&self.db, batch, &inserted).await?;
+        let (stored, mut latest) =
+            what_each_became(Originals::<Db>::Read(&originals), batch, &inserted).await?;
         latest.retain(|receiver, _| to_mark.contains_key(receiver));
         self.note_marked(latest);
         Ok(stored)
@@ -1052,7 +1084,7 @@ async fn insert_all(
             .exec_without_returning(txn)
             .await?;
     }
-    let (stored, latest) = what_each_became(txn, batch, &inserted).await?;
+    let (stored, latest) = what_each_became(Originals::On(txn), batch, &inserted).await?;
     let marked = to_mark(latest);
     // In one order (the receivers' ids), as every batch takes them: two committers on
     // PostgreSQL, each marking the same receivers in its map's own order, would each hold the row
@@ -1087,12 +1119,20 @@ fn insert_rows(rows: &[PreparedDelivery]) -> sea_orm::sea_query::InsertStatement
     insert
 }
 
+/// Where the original of a skipped delivery is found.
+enum Originals<'a, C> {
+    /// Looked up on this connection (the batch's transaction).
+    On(&'a C),
+    /// Read already, by receiver and key.
+    Read(&'a HashMap<(Id, String), Id>),
+}
+
 /// What each delivery of `batch` became, given the ids of those `inserted` (the others were
 /// skipped by the unique index: their receiver has an accepted delivery with their key, written
-/// before or earlier in the same batch, which is looked up on `conn`); and the newest receive
-/// time of each receiver's deliveries inserted.
+/// before or earlier in the same batch, found in `originals`); and the newest receive time of
+/// each receiver's deliveries inserted.
 async fn what_each_became<C: ConnectionTrait>(
-    conn: &C,
+    originals: Originals<'_, C>,
     batch: &[PreparedDelivery],
     inserted: &HashSet<Id>,
 ) -> Result<(Vec<Stored>, HashMap<Uuid, Timestamp>), DbErr> {
@@ -1106,9 +1146,12 @@ async fn what_each_became<C: ConnectionTrait>(
             *time = Ord::max(*time, p.receive_time);
             continue;
         }
-        let original = match &p.delivery_key {
-            Some(key) => find_by_key_on(conn, p.receiver_id, key).await?,
-            None => None,
+        let original = match (&p.delivery_key, &originals) {
+            (None, _) => None,
+            (Some(key), Originals::On(conn)) => find_by_key_on(*conn, p.receiver_id, key).await?,
+            (Some(key), Originals::Read(read)) => read
+                .get(&(Id::from(p.receiver_id), key.as_str().to_owned()))
+                .copied(),
         };
         let original = original.ok_or_else(|| {
             DbErr::Custom(format!(
