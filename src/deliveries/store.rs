@@ -397,7 +397,9 @@ impl DeliveryStore {
     }
 
     /// What each delivery of a batch written by [`DeliveryStore::record_batch_in_one_call`]
-    /// became, from the ids its inserts returned; notes the receivers it marked.
+    /// became, from the rows its script returned: the ids its inserts returned (`id`) and the
+    /// accepted delivery of each of its keys (`original_id`, `original_receiver`,
+    /// `original_key`), told apart by their columns; notes the receivers it marked.
     async fn after_script(
         &self,
         batch: &[PreparedDelivery],
