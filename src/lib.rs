@@ -37,6 +37,7 @@ pub mod health;
 pub mod hosts;
 pub mod ingress;
 pub mod logging;
+pub mod memory;
 mod metrics;
 pub mod receivers;
 pub mod secret_key;

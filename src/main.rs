@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    hookgate::memory::tune();
     let cli = Cli::parse();
     hookgate::logging::init(cli.config.operations.log_format);
     let config = cli.config;
