@@ -82,7 +82,12 @@ fn prepared_push(
     at: i64,
     body: Vec<u8>,
 ) -> hookgate::deliveries::PreparedDelivery {
-    hookgate::deliveries::PreparedDelivery::new(NewDelivery {
+    hookgate::deliveries::PreparedDelivery::new(new_push(receiver, key, at, body))
+}
+
+/// A pending `push` delivery for `receiver`, received at `at`, with a fresh id.
+fn new_push(receiver: Uuid, key: Option<DeliveryKey>, at: i64, body: Vec<u8>) -> NewDelivery {
+    NewDelivery {
         id: Uuid::now_v7(),
         receiver_id: receiver,
         delivery_key: key,
@@ -96,7 +101,7 @@ fn prepared_push(
         response_status: 202,
         response_body: Vec::new(),
         last_error: None,
-    })
+    }
 }
 
 /// A pending `push` delivery received at `at`.
@@ -235,6 +240,8 @@ on_both_engines!(
     a_receivers_last_delivery_time_moves_once_a_second_at_most,
     the_queue_gauges_read_the_queue_not_the_history_kept,
     a_batch_stores_each_key_once_and_marks_receivers_from_what_it_stored,
+    a_batch_that_marks_no_receiver_stores_each_key_once,
+    a_key_stored_by_another_writer_while_a_batch_waits_is_its_original,
 );
 
 /// A batch (the intake's group commit; on SQLite one script) stores a key once per receiver,
@@ -332,6 +339,144 @@ async fn a_batch_stores_each_key_once_and_marks_receivers_from_what_it_stored(en
         "marked from the delivery stored, not the duplicate"
     );
     assert_eq!(last(s.receiver).await, t0 + 3);
+    s.test_db.drop_database().await;
+}
+
+/// A batch whose receivers were marked less than a second ago marks none (on PostgreSQL it is
+/// then written as one statement, its bodies' INSERT riding on the deliveries'): a key told twice
+/// in the batch, and a key stored by an earlier batch, are stored once, their duplicates get the
+/// original's id and no body; the rows inserted get their bodies, whole.
+async fn a_batch_that_marks_no_receiver_stores_each_key_once(engine: Engine) {
+    let s = setup(engine).await;
+    let other = github_receiver(&s.receivers, "gh-2").await;
+    let new = |receiver: Uuid, k: Option<&str>, at: i64, body: &str| {
+        new_push(
+            receiver,
+            k.and_then(DeliveryKey::parse),
+            at,
+            body.as_bytes().to_vec(),
+        )
+    };
+    let prepared = |new: NewDelivery| hookgate::deliveries::PreparedDelivery::new(new);
+    let count = |sql: &str| {
+        let db = s.db.clone();
+        let sql = sql.to_owned();
+        async move { scalar(&db, &sql).await }
+    };
+    let t0 = 70_000 * SECOND;
+    let first = s
+        .deliveries
+        .record_batch(&[
+            prepared(new(s.receiver, Some("k1"), t0, "{\"n\": 1}")),
+            prepared(new(other, Some("k2"), t0, "{\"n\": 2}")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first, [Stored::New, Stored::New]);
+    let k1 = s
+        .deliveries
+        .find_by_key(s.receiver, &DeliveryKey::parse("k1").unwrap())
+        .await
+        .unwrap()
+        .expect("k1 stored");
+
+    // Within the second: no receiver to mark.
+    let t1 = t0 + SECOND / 10;
+    let batch = [
+        new(s.receiver, Some("k3"), t1, "{\"n\": 3}"),
+        new(s.receiver, Some("k3"), t1 + 1, "{\"n\": 4}"),
+        new(s.receiver, Some("k1"), t1 + 2, "{\"n\": 5}"),
+        new(other, Some("k3"), t1 + 3, "{\"n\": 6}"),
+        new(other, None, t1 + 4, "{\"n\": 7}"),
+    ];
+    let ids: Vec<Uuid> = batch.iter().map(|n| n.id).collect();
+    let batch: Vec<_> = batch.into_iter().map(prepared).collect();
+    let outcome = s.deliveries.record_batch(&batch).await.unwrap();
+    assert_eq!(
+        outcome,
+        [
+            Stored::New,
+            Stored::Duplicate(ids[0]),
+            Stored::Duplicate(k1),
+            Stored::New,
+            Stored::New,
+        ]
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries").await, 5);
+    assert_eq!(count("SELECT COUNT(*) FROM delivery_bodies").await, 5);
+    for (id, n) in [(ids[0], 3), (ids[3], 6), (ids[4], 7)] {
+        let stored = s.deliveries.get(id).await.unwrap();
+        assert_eq!(
+            stored.request_body.as_deref(),
+            Some(format!("{{\"n\": {n}}}").as_bytes()),
+            "the body of delivery {id}"
+        );
+    }
+    for id in [ids[1], ids[2]] {
+        assert!(s.deliveries.get(id).await.is_err(), "{id} was not stored");
+    }
+    assert_eq!(
+        count(&format!(
+            "SELECT last_delivery_time FROM receivers WHERE id = '{}'",
+            s.receiver
+        ))
+        .await,
+        t0,
+        "marked by the first batch only"
+    );
+    s.test_db.drop_database().await;
+}
+
+/// A key another writer stores while a batch waits for it (on PostgreSQL the batch's INSERT
+/// waits at the unique index for the other transaction, then skips the row, and its own reads
+/// began before that commit) is the duplicate's original: the batch answers with its id, and
+/// its other deliveries are stored.
+async fn a_key_stored_by_another_writer_while_a_batch_waits_is_its_original(engine: Engine) {
+    let s = setup(engine).await;
+    let t0 = 80_000 * SECOND;
+    // Marks the receiver, so the batch below (within the second) marks none.
+    s.deliveries
+        .record_batch(&[prepared_push(s.receiver, None, t0, b"{}".to_vec())])
+        .await
+        .unwrap();
+    let t1 = t0 + SECOND / 10;
+    let (holding, held) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let other_writer = {
+        let deliveries = s.deliveries.clone();
+        let new = new_push(s.receiver, DeliveryKey::parse("k9"), t1, b"{}".to_vec());
+        let id = new.id;
+        tokio::spawn(async move {
+            let stored = deliveries
+                .record_with(new, move |_txn| {
+                    Box::pin(async move {
+                        holding.send(()).unwrap();
+                        released.await.unwrap();
+                        Ok(())
+                    })
+                })
+                .await
+                .unwrap();
+            (id, stored)
+        })
+    };
+    held.await.unwrap();
+    let batch = [
+        prepared_push(s.receiver, DeliveryKey::parse("k9"), t1 + 1, b"{}".to_vec()),
+        prepared_push(s.receiver, None, t1 + 2, b"{}".to_vec()),
+    ];
+    let writing = {
+        let deliveries = s.deliveries.clone();
+        tokio::spawn(async move { deliveries.record_batch(&batch).await })
+    };
+    // Let the batch reach the database and wait there, then let the other writer commit.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    let (original, stored) = other_writer.await.unwrap();
+    assert_eq!(stored, Stored::New);
+    let outcome = writing.await.unwrap().unwrap();
+    assert_eq!(outcome, [Stored::Duplicate(original), Stored::New]);
+    assert_eq!(scalar(&s.db, "SELECT COUNT(*) FROM deliveries").await, 3);
     s.test_db.drop_database().await;
 }
 

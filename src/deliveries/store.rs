@@ -283,6 +283,9 @@ impl DeliveryStore {
         if let Some(written) = self.record_batch_in_one_call(batch).await {
             return written;
         }
+        if let Some(written) = self.record_batch_in_one_statement(batch).await {
+            return written;
+        }
         let txn = self.db.begin_write().await?;
         let (stored, marked) = insert_all(&txn, batch, |l| self.to_mark(l)).await?;
         txn.commit().await?;
@@ -394,6 +397,143 @@ impl DeliveryStore {
             Err(e) => return Some(Err(e.into())),
         };
         Some(self.after_script(batch, rows, &to_mark).await)
+    }
+
+    /// [`DeliveryStore::record_batch`] on PostgreSQL, as one statement in a transaction of its
+    /// own: one round trip to the database instead of one for each of `BEGIN`, the deliveries'
+    /// INSERT, the bodies' INSERT and `COMMIT`. The bodies' INSERT rides in the same statement
+    /// (a data-modifying `WITH`), for the rows the deliveries' INSERT returned; the statement also
+    /// returns the accepted delivery already stored for each key of the batch, and the inserted
+    /// rows' keys stand for the originals of keys told twice in the batch. `None` (the caller
+    /// writes through a [`WriteTxn`](crate::db::WriteTxn)) on SQLite, for a batch of more rows
+    /// than one INSERT carries, and for a batch that would mark a receiver's last delivery time:
+    /// those updates are taken in one order across committers (see `insert_all`), which one
+    /// statement does not promise.
+    async fn record_batch_in_one_statement(
+        &self,
+        batch: &[PreparedDelivery],
+    ) -> Option<Result<Vec<Stored>, StoreError>> {
+        use sea_orm::sea_query::{PostgresQueryBuilder, Value, Values};
+
+        if !self.db.is_postgres() || batch.is_empty() || batch.len() > ROWS_PER_INSERT {
+            return None;
+        }
+        let mut newest: HashMap<Uuid, Timestamp> = HashMap::new();
+        for p in batch {
+            let time = newest.entry(p.receiver_id).or_insert(p.receive_time);
+            *time = Ord::max(*time, p.receive_time);
+        }
+        if !self.to_mark(newest).is_empty() {
+            return None;
+        }
+        let mut insert = insert_rows(batch);
+        insert.returning(Query::returning().columns([
+            delivery::Column::Id,
+            delivery::Column::ReceiverId,
+            delivery::Column::AcceptedKey,
+        ]));
+        let (text, Values(mut values)) = insert.build(PostgresQueryBuilder);
+        let mut sql = format!("WITH ins AS ({text})");
+        let param = |values: &mut Vec<Value>, value: Value, cast: &str| {
+            values.push(value);
+            format!("${}::{cast}", values.len())
+        };
+        let bodies: Vec<(Id, &StoredBody)> = batch
+            .iter()
+            .filter_map(|p| Some((p.row.id.clone().unwrap(), p.body.as_ref()?)))
+            .collect();
+        if !bodies.is_empty() {
+            sql.push_str(
+                ", bodies AS (INSERT INTO delivery_bodies (delivery_id, body, encoding) \
+                 SELECT v.delivery_id, v.body, v.encoding FROM (VALUES ",
+            );
+            for (i, (id, body)) in bodies.iter().enumerate() {
+                let row = format!(
+                    "{}({}, {}, {})",
+                    if i == 0 { "" } else { ", " },
+                    param(&mut values, Value::from(*id), "varchar"),
+                    param(&mut values, Value::from(body.bytes.clone()), "bytea"),
+                    param(&mut values, Value::from(body.encoding), "varchar"),
+                );
+                sql.push_str(&row);
+            }
+            sql.push_str(
+                ") AS v (delivery_id, body, encoding) \
+                 WHERE v.delivery_id IN (SELECT id FROM ins))",
+            );
+        }
+        sql.push_str(" SELECT 'inserted' AS kind, id, receiver_id, accepted_key FROM ins");
+        let keyed: Vec<(Id, &str)> = batch
+            .iter()
+            .filter_map(|p| Some((Id::from(p.receiver_id), p.delivery_key.as_ref()?.as_str())))
+            .collect();
+        if !keyed.is_empty() {
+            // Rows stored before this statement; a key's original inserted by this very
+            // statement is among `ins`.
+            sql.push_str(
+                " UNION ALL SELECT 'stored', id, receiver_id, accepted_key FROM deliveries \
+                 WHERE accepted_key IS NOT NULL AND (receiver_id, accepted_key) IN (VALUES ",
+            );
+            for (i, (receiver, key)) in keyed.iter().enumerate() {
+                let row = format!(
+                    "{}({}, {})",
+                    if i == 0 { "" } else { ", " },
+                    param(&mut values, Value::from(*receiver), "varchar"),
+                    param(&mut values, Value::from(key.to_string()), "text"),
+                );
+                sql.push_str(&row);
+            }
+            sql.push(')');
+        }
+        let statement = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            Values(values),
+        );
+        let rows = match self.db.query_all_raw(statement).await {
+            Ok(rows) => rows,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(self.after_statement(batch, rows).await)
+    }
+
+    /// What each delivery of a batch written by
+    /// [`DeliveryStore::record_batch_in_one_statement`] became, from the rows its statement
+    /// returned (`kind`, `id`, `receiver_id`, `accepted_key`). The statement has committed: a
+    /// delivery skipped for a key whose original another committer stored while the statement
+    /// ran (its INSERT waited for that commit, its reads did not see it) has its original looked
+    /// up afresh. Should that look-up fail (the database went away just then), the batch is
+    /// answered as not stored although its rows are: a host that retries a keyed delivery then
+    /// hears it is a duplicate; nothing acknowledged is lost.
+    async fn after_statement(
+        &self,
+        batch: &[PreparedDelivery],
+        rows: Vec<sea_orm::QueryResult>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut inserted: HashSet<Id> = HashSet::with_capacity(rows.len());
+        let mut originals: HashMap<(Id, String), Id> = HashMap::new();
+        for row in rows {
+            let id = row.try_get::<Id>("", "id")?;
+            if row.try_get::<String>("", "kind")? == "inserted" {
+                inserted.insert(id);
+            }
+            if let Some(key) = row.try_get::<Option<String>>("", "accepted_key")? {
+                originals.insert((row.try_get::<Id>("", "receiver_id")?, key), id);
+            }
+        }
+        for p in batch {
+            let Some(key) = &p.delivery_key else { continue };
+            let wanted = (Id::from(p.receiver_id), key.as_str().to_owned());
+            if inserted.contains(&p.row.id.clone().unwrap()) || originals.contains_key(&wanted) {
+                continue;
+            }
+            if let Some(original) = find_by_key_on(&self.db, p.receiver_id, key).await? {
+                originals.insert(wanted, original);
+            }
+        }
+        let (stored, _) =
+            what_each_became(Originals::<Db>::Read(&originals), batch, &inserted).await?;
+        Ok(stored)
     }
 
     /// What each delivery of a batch written by [`DeliveryStore::record_batch_in_one_call`]
