@@ -15,6 +15,8 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::sqlite_writer::SqliteWriter;
+
 /// How long a request waits for a database connection before it is refused (503 at the ingress,
 /// `UNAVAILABLE` at the admin API, 503 at `/healthz`). While the database is unreachable every
 /// request waits this long (the pool keeps retrying a refused connection until then), so it is
@@ -56,6 +58,9 @@ struct SqliteWrites {
     /// another connection has written since the last transaction. `None` for a pool opened
     /// elsewhere (`Db::from`), whose writes then take one of its connections.
     writer: Option<DatabaseConnection>,
+    /// The connection the intake's batches are written through ([`Db::write_natively`]), on a
+    /// thread of its own; `None` for a pool opened elsewhere and for a database in memory.
+    native: Option<SqliteWriter>,
     /// The gate this value's writers queue on. Another `Db` on the same file (another process,
     /// or another [`connect`] in this one) has its own: the two then take turns through SQLite's
     /// own lock and busy handler, as separate processes do.
@@ -81,6 +86,7 @@ impl From<DatabaseConnection> for Db {
         let sqlite = (pool.get_database_backend() == DbBackend::Sqlite).then(|| {
             Arc::new(SqliteWrites {
                 writer: None,
+                native: None,
                 gate: Arc::default(),
             })
         });
@@ -136,8 +142,11 @@ impl Db {
         &self.pool
     }
 
-    /// Closes the pool and, for SQLite, its write connection.
+    /// Closes the pool and, for SQLite, its write connections.
     pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(native) = self.sqlite.as_ref().and_then(|s| s.native.as_ref()) {
+            native.close().await;
+        }
         if let Some(writer) = self.sqlite.as_ref().and_then(|s| s.writer.clone()) {
             writer.close().await?;
         }
@@ -183,13 +192,37 @@ pub async fn connect_with(
     let writer = Database::connect(writer)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    let native = match sqlite_file_to_write(url) {
+        Some(path) => Some(
+            SqliteWriter::open(path, durability, WRITER_CACHE_KIB)
+                .with_context(|| format!("cannot open the database at {}", redact_url(url)))?,
+        ),
+        None => None,
+    };
     Ok(Db {
         pool,
         sqlite: Some(Arc::new(SqliteWrites {
             writer: Some(writer),
+            native,
             gate: Arc::default(),
         })),
     })
+}
+
+/// The file of an SQLite `url` that a connection of our own can write to as the pool does:
+/// `None` for a database in memory, or one opened read-only.
+fn sqlite_file_to_write(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mode = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "mode")
+        .map(|(_, v)| v.into_owned());
+    if url.contains(":memory:") || matches!(mode.as_deref(), Some("memory" | "ro")) {
+        return None;
+    }
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.as_os_str().is_empty()).then(|| path.to_owned())
 }
 
 /// The pool settings for `url`, with at most `connections` connections (and for SQLite a page
@@ -505,31 +538,28 @@ impl Db {
         })
     }
 
-    /// On SQLite, runs `script`, a whole write transaction (`BEGIN IMMEDIATE` to `COMMIT`, its
-    /// statements separated by `;`, its parameters in order), on the write connection in one
-    /// call, as a writer that comes first (see [`Db::begin_write`]); returns the rows its
-    /// statements return. Its statements then run one after another on SQLite's thread: a
-    /// [`WriteTxn`] makes a round trip to that thread for each statement, and each costs two
-    /// thread wake-ups (about 0.2 ms on a busy machine) while the write lock is held. When a
-    /// statement fails, what the script began is rolled back.
+    /// On SQLite, runs `statements`, a whole write transaction, on the intake's own write
+    /// connection ([`SqliteWriter`]) in one call, as a writer that comes first (see
+    /// [`Db::begin_write`]); returns the rows its statements return. Through a [`WriteTxn`]
+    /// each statement is a round trip to sqlx's thread for the connection, and each costs thread
+    /// wake-ups while the write lock is held. When a statement fails, the transaction is rolled
+    /// back.
     ///
-    /// `None` on PostgreSQL (it takes no parameters in a command of several statements) and for a
-    /// pool opened elsewhere (`Db::from`), which has no write connection of its own: the caller
-    /// writes through a [`WriteTxn`] instead.
-    pub async fn write_script(&self, script: Statement) -> Option<Result<Vec<QueryResult>, DbErr>> {
+    /// `None` on PostgreSQL, for a pool opened elsewhere (`Db::from`) or in memory, which have
+    /// no such connection, and for a parameter it does not bind: the caller writes through a
+    /// [`WriteTxn`] instead.
+    pub async fn write_natively(
+        &self,
+        statements: Vec<crate::sqlite_writer::Statement>,
+    ) -> Option<Result<Vec<crate::sqlite_writer::Row>, DbErr>> {
         let sqlite = self.sqlite.as_ref()?;
-        let writer = sqlite.writer.as_ref()?;
+        let native = sqlite.native.as_ref()?;
         let first = FirstWriter::new(sqlite.gate.clone());
         let guard = sqlite.gate.lock.clone().lock_owned().await;
-        let result = writer.query_all_raw(script).await;
-        if result.is_err() {
-            // The script stops at its first failing statement, which may leave its transaction
-            // open on the connection; with none open this fails, harmlessly.
-            let _ = writer.execute_unprepared("ROLLBACK").await;
-        }
+        let result = native.write(statements).await;
         drop(guard);
         drop(first);
-        Some(result)
+        result
     }
 
     /// The write gate; `None` on PostgreSQL.
@@ -648,6 +678,128 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         stream.await.unwrap();
         db.close().await.unwrap();
+    }
+
+    /// The intake's own SQLite connection ([`Db::write_natively`]) stores each parameter as the
+    /// pool stores it (the same type in the file), returns the rows its statements return by
+    /// column, rolls a whole transaction back when one statement fails (with the error
+    /// classified as the pool's), goes on writing afterwards, and once closed answers as a
+    /// database that is away.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_intakes_connection_binds_returns_and_fails_as_the_pool_does() {
+        use sea_orm::sea_query::Value;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display());
+        let db = connect(&url).await.unwrap();
+        db.execute_unprepared(
+            "CREATE TABLE t (via TEXT NOT NULL, b, i, s, y, n, CHECK (i IS NULL OR i < 100))",
+        )
+        .await
+        .unwrap();
+        let values = || {
+            vec![
+                Value::Bool(Some(true)),
+                Value::BigInt(Some(7)),
+                Value::String(Some("x".to_owned())),
+                Value::Bytes(Some(vec![0, 1, 2])),
+                Value::String(None),
+            ]
+        };
+        let insert = |via: &str| {
+            format!(
+                "INSERT INTO t (via, b, i, s, y, n) VALUES ('{via}', ?, ?, ?, ?, ?) \
+                 RETURNING i AS got, s"
+            )
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            insert("pool"),
+            values(),
+        ))
+        .await
+        .unwrap();
+        let rows = db
+            .write_natively(vec![(insert("native"), values())])
+            .await
+            .expect("a file database has the connection")
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].get("got"),
+            Some(&rusqlite::types::Value::Integer(7))
+        );
+        assert_eq!(rows[0].text("s"), Some("x"));
+        let stored = |via: &'static str| {
+            let db = db.clone();
+            async move {
+                db.query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    format!(
+                        "SELECT typeof(b) || typeof(i) || typeof(s) || typeof(y) || typeof(n) \
+                         || ':' || b || i || s || hex(y) AS seen FROM t WHERE via = '{via}'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<String>("", "seen")
+                .unwrap()
+            }
+        };
+        assert_eq!(stored("native").await, stored("pool").await);
+        assert_eq!(
+            stored("native").await,
+            "integerintegertextblobnull:17x000102"
+        );
+
+        // The second statement breaks the CHECK: the first one's row is not kept either.
+        let mut refused = values();
+        refused[1] = Value::BigInt(Some(500));
+        let err = db
+            .write_natively(vec![
+                (insert("first"), values()),
+                (insert("second"), refused),
+            ])
+            .await
+            .unwrap()
+            .expect_err("the CHECK refuses the second row");
+        assert_eq!(crate::store::Failure::of(&err), crate::store::Failure::Data);
+        assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+        let count = |db: Db| async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+        };
+        assert_eq!(count(db.clone()).await, 2);
+        db.write_natively(vec![(insert("after"), values())])
+            .await
+            .unwrap()
+            .expect("the connection is not left in the failed transaction");
+        assert_eq!(count(db.clone()).await, 3);
+
+        let closed = db.clone();
+        db.close().await.unwrap();
+        let err = closed
+            .write_natively(vec![(insert("closed"), values())])
+            .await
+            .unwrap()
+            .expect_err("a closed connection writes nothing");
+        assert_eq!(
+            crate::store::Failure::of(&err),
+            crate::store::Failure::Transient
+        );
+
+        // In memory there is no file for a second connection to open: the caller writes another
+        // way.
+        let memory = connect("sqlite::memory:").await.unwrap();
+        assert!(memory.write_natively(vec![]).await.is_none());
     }
 
     /// Two `Db` values on one SQLite file (two processes, or two [`connect`]s in one) each have

@@ -41,6 +41,7 @@ pub mod memory;
 mod metrics;
 pub mod receivers;
 pub mod secret_key;
+pub mod sqlite_writer;
 pub mod store;
 pub mod sync;
 mod text;

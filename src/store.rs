@@ -95,9 +95,12 @@ impl Failure {
             sqlx::Error::Database(db) => {
                 if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                     Self::of_sqlstate(pg.code())
-                } else if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-                    use sqlx::error::DatabaseError as _;
-                    lite.code()
+                } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    || db
+                        .try_downcast_ref::<crate::sqlite_writer::SqliteError>()
+                        .is_some()
+                {
+                    db.code()
                         .and_then(|code| code.parse().ok())
                         .map_or(Failure::Permanent, Self::of_sqlite_code)
                 } else {

@@ -293,13 +293,13 @@ impl DeliveryStore {
         Ok(stored)
     }
 
-    /// [`DeliveryStore::record_batch`] on SQLite, as one script ([`Db::write_script`]): what
-    /// [`insert_all`] writes, in one call to the write connection instead of a round trip for
-    /// each statement. The bodies are written only for the rows inserted (a row's id exists only
+    /// [`DeliveryStore::record_batch`] on SQLite, in one call to the intake's write connection
+    /// ([`Db::write_natively`]): what [`insert_all`] writes, in one message to that connection's
+    /// thread and one answer, instead of a round trip for each statement. The bodies are written only for the rows inserted (a row's id exists only
     /// if it was), and a receiver's last delivery time only from its rows inserted. The script also
     /// reads, after its inserts, the accepted delivery of each key in the batch: the original of a
     /// delivery skipped as a duplicate (stored before it, or earlier in this batch), so nothing is
-    /// read after the commit. `None` where there is no script (PostgreSQL).
+    /// read after the commit. `None` where there is no such connection (PostgreSQL).
     async fn record_batch_in_one_call(
         &self,
         batch: &[PreparedDelivery],
@@ -309,13 +309,10 @@ impl DeliveryStore {
         if self.db.is_postgres() || batch.is_empty() {
             return None;
         }
-        let mut sql = String::from("BEGIN IMMEDIATE;\n");
-        let mut values: Vec<Value> = Vec::new();
+        let mut statements: Vec<(String, Vec<Value>)> = Vec::new();
         for chunk in batch.chunks(ROWS_PER_INSERT) {
             let (text, Values(params)) = insert_rows(chunk).build(SqliteQueryBuilder);
-            sql.push_str(&text);
-            sql.push_str(";\n");
-            values.extend(params);
+            statements.push((text, params));
         }
         // The accepted delivery of each key here, read after the inserts: a duplicate's original
         // (stored before, or earlier in this batch) is known before the commit, not looked up
@@ -325,17 +322,19 @@ impl DeliveryStore {
             .filter_map(|p| Some((Id::from(p.receiver_id), p.delivery_key.as_ref()?.as_str())))
             .collect();
         for chunk in keyed.chunks(ROWS_PER_INSERT) {
-            sql.push_str(
+            let mut sql = String::from(
                 "SELECT id AS original_id, receiver_id AS original_receiver, \
                  accepted_key AS original_key FROM deliveries WHERE accepted_key IS NOT NULL \
                  AND (receiver_id, accepted_key) IN (VALUES ",
             );
+            let mut values = Vec::with_capacity(chunk.len() * 2);
             for (i, (receiver, key)) in chunk.iter().enumerate() {
                 sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
                 values.push(Value::from(*receiver));
                 values.push(Value::from(key.to_string()));
             }
-            sql.push_str(");\n");
+            sql.push(')');
+            statements.push((sql, values));
         }
         let bodies: Vec<(Id, &StoredBody)> = batch
             .iter()
@@ -343,19 +342,19 @@ impl DeliveryStore {
             .collect();
         for chunk in bodies.chunks(ROWS_PER_INSERT) {
             // SQLite names the columns of a `VALUES` list column1, column2, ...
-            sql.push_str(
+            let mut sql = String::from(
                 "INSERT INTO delivery_bodies (delivery_id, body, encoding) \
                  SELECT column1, column2, column3 FROM (VALUES ",
             );
+            let mut values = Vec::with_capacity(chunk.len() * 3);
             for (i, (id, body)) in chunk.iter().enumerate() {
                 sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
                 values.push(Value::from(*id));
                 values.push(Value::from(body.bytes.clone()));
                 values.push(Value::from(body.encoding));
             }
-            sql.push_str(
-                ") WHERE EXISTS (SELECT 1 FROM deliveries WHERE deliveries.id = column1);\n",
-            );
+            sql.push_str(") WHERE EXISTS (SELECT 1 FROM deliveries WHERE deliveries.id = column1)");
+            statements.push((sql, values));
         }
         // Each receiver's newest delivery here, were every one inserted: which receivers to mark.
         let mut newest: HashMap<Uuid, Timestamp> = HashMap::new();
@@ -377,22 +376,18 @@ impl DeliveryStore {
                 "(SELECT MAX(receive_time) FROM deliveries WHERE id IN ({}))",
                 vec!["?"; ids.len()].join(", ")
             );
-            sql.push_str(&format!(
+            let sql = format!(
                 "UPDATE receivers SET last_delivery_time = {newest_inserted} WHERE id = ? AND \
-                 (last_delivery_time IS NULL OR last_delivery_time < {newest_inserted} - ?);\n"
-            ));
+                 (last_delivery_time IS NULL OR last_delivery_time < {newest_inserted} - ?)"
+            );
+            let mut values = Vec::with_capacity(ids.len() * 2 + 2);
             values.extend(ids.iter().map(|id| Value::from(*id)));
             values.push(Value::from(Id::from(*receiver_id)));
             values.extend(ids.iter().map(|id| Value::from(*id)));
             values.push(Value::from(resolution));
+            statements.push((sql, values));
         }
-        sql.push_str("COMMIT;");
-        let script = sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            sql,
-            Values(values),
-        );
-        let rows = match self.db.write_script(script).await? {
+        let rows = match self.db.write_natively(statements).await? {
             Ok(rows) => rows,
             Err(e) => return Some(Err(e.into())),
         };
@@ -543,21 +538,29 @@ impl DeliveryStore {
     async fn after_script(
         &self,
         batch: &[PreparedDelivery],
-        rows: Vec<sea_orm::QueryResult>,
+        rows: Vec<crate::sqlite_writer::Row>,
         to_mark: &HashMap<Uuid, Timestamp>,
     ) -> Result<Vec<Stored>, StoreError> {
+        let id = |row: &crate::sqlite_writer::Row, column: &str| -> Result<Id, DbErr> {
+            row.text(column)
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| {
+                    DbErr::Custom(format!("the intake's write returned no id in {column}"))
+                })
+        };
         let mut inserted: HashSet<Id> = HashSet::with_capacity(rows.len());
         let mut originals: HashMap<(Id, String), Id> = HashMap::new();
         for row in rows {
-            match row.try_get::<Id>("", "original_id") {
-                Ok(original) => {
-                    let receiver = row.try_get::<Id>("", "original_receiver")?;
-                    let key = row.try_get::<String>("", "original_key")?;
-                    originals.insert((receiver, key), original);
-                }
-                Err(_) => {
-                    inserted.insert(row.try_get::<Id>("", "id")?);
-                }
+            if row.get("original_id").is_some() {
+                let key = row.text("original_key").ok_or_else(|| {
+                    DbErr::Custom("the intake's write returned no key".to_owned())
+                })?;
+                originals.insert(
+                    (id(&row, "original_receiver")?, key.to_owned()),
+                    id(&row, "original_id")?,
+                );
+            } else {
+                inserted.insert(id(&row, "id")?);
             }
         }
         let (stored, mut latest) =
