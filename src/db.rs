@@ -912,6 +912,18 @@ mod tests {
         }
     }
 
+    /// The PostgreSQL server the tests use (`HOOKGATE_TEST_DATABASE_URL`); `None` when it is not
+    /// set, which CI does not allow.
+    fn postgres_test_url() -> Option<String> {
+        match std::env::var("HOOKGATE_TEST_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("HOOKGATE_TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
+            }
+            _ => None,
+        }
+    }
+
     /// The warning for a server with autovacuum off, and none when it is on; on a real server,
     /// a warning exactly when its `autovacuum` is off; none on SQLite.
     #[tokio::test]
@@ -929,12 +941,8 @@ mod tests {
                 .is_empty()
         );
 
-        let url = match std::env::var("HOOKGATE_TEST_DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("HOOKGATE_TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
-            }
-            _ => return eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set"),
+        let Some(url) = postgres_test_url() else {
+            return eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set");
         };
         let db = connect(&url).await.unwrap();
         let on = db
@@ -957,12 +965,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgresql_connections_are_made_with_tcp_nodelay() {
-        let url = match std::env::var("HOOKGATE_TEST_DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("HOOKGATE_TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
-            }
-            _ => return eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set"),
+        let Some(url) = postgres_test_url() else {
+            return eprintln!("skipped: HOOKGATE_TEST_DATABASE_URL is not set");
         };
         let Some(port) = postgres_port(&url) else {
             return eprintln!("skipped: the test database is reached over a Unix socket");
