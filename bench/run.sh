@@ -1017,8 +1017,7 @@ python3 "$ROOT/bench/report.py" "$RESULTS" "$OUTPUT" --output-name "$(basename "
     --rate "$RATE" --backlog "$BACKLOG" --distinct "$DISTINCT" \
     --sustained-duration "$SUSTAINED_DURATION" --sustained-concurrency "$SUSTAINED_CONCURRENCY" \
     --mix-repositories "$MIX_REPOSITORIES" --mix-pull-requests "$MIX_PULL_REQUESTS" \
-    --postgres "$(psql "$PG_SERVER/postgres" -qAtc \
-        "SELECT current_setting('server_version') || ', autovacuum ' || current_setting('autovacuum')" \
-        2>/dev/null || echo unknown)" \
+    --postgres "$(psql "$PG_SERVER/postgres" -qAtc "SELECT current_setting('server_version') \
+        || ', autovacuum ' || current_setting('autovacuum')" 2>/dev/null || echo unknown)" \
     --note "${BENCH_NOTE:-}"
 echo "bench: wrote $OUTPUT" >&2

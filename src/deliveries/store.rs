@@ -295,11 +295,12 @@ impl DeliveryStore {
 
     /// [`DeliveryStore::record_batch`] on SQLite, in one call to the intake's write connection
     /// ([`Db::write_natively`]): what [`insert_all`] writes, in one message to that connection's
-    /// thread and one answer, instead of a round trip for each statement. The bodies are written only for the rows inserted (a row's id exists only
-    /// if it was), and a receiver's last delivery time only from its rows inserted. The script also
-    /// reads, after its inserts, the accepted delivery of each key in the batch: the original of a
-    /// delivery skipped as a duplicate (stored before it, or earlier in this batch), so nothing is
-    /// read after the commit. `None` where there is no such connection (PostgreSQL).
+    /// thread and one answer, instead of a round trip for each statement. The bodies are written
+    /// only for the rows inserted (a row's id exists only if it was), and a receiver's last
+    /// delivery time only from its rows inserted. The write also reads, after its inserts, the
+    /// accepted delivery of each key in the batch: the original of a delivery skipped as a
+    /// duplicate (stored before it, or earlier in this batch), so nothing is read after the commit.
+    /// `None` where there is no such connection (PostgreSQL, a database in memory).
     async fn record_batch_in_one_call(
         &self,
         batch: &[PreparedDelivery],
@@ -532,7 +533,7 @@ impl DeliveryStore {
     }
 
     /// What each delivery of a batch written by [`DeliveryStore::record_batch_in_one_call`]
-    /// became, from the rows its script returned: the ids its inserts returned (`id`) and the
+    /// became, from the rows its write returned: the ids its inserts returned (`id`) and the
     /// accepted delivery of each of its keys (`original_id`, `original_receiver`,
     /// `original_key`), told apart by their columns; notes the receivers it marked.
     async fn after_script(
