@@ -514,6 +514,16 @@ async fn the_queue_gauges_read_the_queue_not_the_history_kept(engine: Engine) {
         s.deliveries.record_batch(batch).await.unwrap();
     }
     processed().await;
+    if engine == Engine::Postgres {
+        // The history's row versions from before it was processed are reclaimed, as autovacuum
+        // reclaims them long before a log holds this much: what the gauges must not read is the
+        // history kept, not fresh dead rows (which a bitmap scan of the queue index would count
+        // until a vacuum, and autovacuum may or may not have come by in this test's second).
+        s.db.pool()
+            .execute_unprepared("VACUUM deliveries")
+            .await
+            .unwrap();
+    }
     s.deliveries.record_batch(backlog).await.unwrap();
     if engine == Engine::Postgres {
         // Statistics taken during the backlog, as autovacuum takes them and keeps them until
