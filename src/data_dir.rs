@@ -54,18 +54,30 @@ pub fn prepare_sqlite_file(url: &str) -> std::io::Result<()> {
     }
 }
 
-/// The file of an SQLite URL that asks for it to be created (`sqlite://<path>?mode=rwc`), read
-/// as sqlx reads it (percent-decoded).
+/// The file of an SQLite URL that asks for it to be created (`sqlite://<path>?mode=rwc`).
 fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let (path, mode) = sqlite_file_and_mode(url)?;
+    (mode.as_deref() == Some("rwc")).then_some(path)
+}
+
+/// The file of an SQLite URL, read as sqlx reads it (percent-decoded), and its `mode`
+/// parameter (`rwc`, `rw`, `ro`) when it has one; `None` for other URLs and a database in
+/// memory.
+pub(crate) fn sqlite_file_and_mode(url: &str) -> Option<(PathBuf, Option<String>)> {
     use std::str::FromStr;
     let query = url
         .strip_prefix("sqlite:")?
         .split_once('?')
         .map_or("", |(_, q)| q);
-    let creates = form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "rwc");
+    let mode = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "mode")
+        .map(|(_, v)| v.into_owned());
+    if url.contains(":memory:") || mode.as_deref() == Some("memory") {
+        return None;
+    }
     let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     let path = options.get_filename();
-    (creates && !path.as_os_str().is_empty() && !url.contains(":memory:")).then(|| path.to_owned())
+    (!path.as_os_str().is_empty()).then(|| (path.to_owned(), mode))
 }
 
 fn warn_if_open_to_others(path: &Path, what: &str, wanted: &str) {
@@ -105,5 +117,14 @@ mod tests {
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("sqlite://:memory:?mode=rwc"), None);
         assert_eq!(sqlite_file("postgres://postgres@localhost/hookgate"), None);
+        assert_eq!(
+            sqlite_file_and_mode("sqlite:///srv/hookgate.db?mode=ro"),
+            Some((PathBuf::from("/srv/hookgate.db"), Some("ro".to_owned())))
+        );
+        assert_eq!(
+            sqlite_file_and_mode("sqlite:///srv/hookgate.db"),
+            Some((PathBuf::from("/srv/hookgate.db"), None))
+        );
+        assert_eq!(sqlite_file_and_mode("sqlite://x.db?mode=memory"), None);
     }
 }

@@ -212,17 +212,8 @@ pub async fn connect_with(
 /// The file of an SQLite `url` that a connection of our own can write to as the pool does:
 /// `None` for a database in memory, or one opened read-only.
 fn sqlite_file_to_write(url: &str) -> Option<std::path::PathBuf> {
-    use std::str::FromStr;
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let mode = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "mode")
-        .map(|(_, v)| v.into_owned());
-    if url.contains(":memory:") || matches!(mode.as_deref(), Some("memory" | "ro")) {
-        return None;
-    }
-    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let path = options.get_filename();
-    (!path.as_os_str().is_empty()).then(|| path.to_owned())
+    let (path, mode) = crate::data_dir::sqlite_file_and_mode(url)?;
+    (mode.as_deref() != Some("ro")).then_some(path)
 }
 
 /// The pool settings for `url`, with at most `connections` connections (and for SQLite a page
